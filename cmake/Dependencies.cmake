@@ -1,0 +1,21 @@
+# Third-party libraries, all from Debian packages. Cross builds (s390x,
+# aarch64) find the multiarch libraries (zstd, nettle) and use the
+# architecture-independent headers (fmt header-only, CLI11, nlohmann-json,
+# xxhash inline) so that no foreign C++ library has to be installed.
+add_library(tern_deps INTERFACE)
+add_library(tern::deps ALIAS tern_deps)
+
+if(CMAKE_CROSSCOMPILING)
+  target_compile_definitions(tern_deps INTERFACE FMT_HEADER_ONLY)
+  target_include_directories(tern_deps SYSTEM INTERFACE /usr/include)
+else()
+  find_package(fmt REQUIRED)
+  find_package(CLI11 REQUIRED)
+  find_package(nlohmann_json REQUIRED)
+  target_link_libraries(tern_deps INTERFACE fmt::fmt CLI11::CLI11 nlohmann_json::nlohmann_json)
+endif()
+
+find_library(ZSTD_LIBRARY zstd REQUIRED)
+find_library(NETTLE_LIBRARY nettle REQUIRED)
+target_link_libraries(tern_deps INTERFACE ${ZSTD_LIBRARY} ${NETTLE_LIBRARY} pthread)
+target_compile_definitions(tern_deps INTERFACE XXH_INLINE_ALL)

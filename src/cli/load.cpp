@@ -1,0 +1,25 @@
+#include "cli/load.h"
+
+#include <fmt/format.h>
+
+#include "tern/error.h"
+#include "util/file.h"
+#include "wasm/decoder.h"
+#include "wasm/validator.h"
+
+namespace tern::cli {
+
+std::shared_ptr<const wasm::Module> load_module(const std::string& path) {
+  auto bytes = util::read_file(path);
+  try {
+    auto module = std::make_shared<wasm::Module>(wasm::decode_module(std::move(bytes)));
+    wasm::validate_module(*module);
+    return module;
+  } catch (const DecodeError& e) {
+    throw Error(fmt::format("{}: malformed module at offset 0x{:x}: {}", path, e.offset(), e.what()));
+  } catch (const ValidationError& e) {
+    throw Error(fmt::format("{}: invalid module at offset 0x{:x}: {}", path, e.offset(), e.what()));
+  }
+}
+
+} // namespace tern::cli

@@ -1,0 +1,14 @@
+// Reading a module from a file for the commands.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "wasm/module.h"
+
+namespace tern::cli {
+
+// Reads, decodes and validates; errors name the file and the offset.
+std::shared_ptr<const wasm::Module> load_module(const std::string& path);
+
+} // namespace tern::cli

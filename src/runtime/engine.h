@@ -1,0 +1,45 @@
+// The execution engine interface (interpreter, AOT). The store asks its
+// engine to prepare instances and to call functions; everything an engine
+// needs lives in the instance and the thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "runtime/trap.h"
+#include "runtime/value.h"
+
+namespace tern::runtime {
+
+class ModuleInstance;
+class Thread;
+struct FunctionInstance;
+
+struct ExecOutcome {
+  enum class Kind : uint8_t {
+    Returned,  // results written
+    Trapped,   // `trap` describes it
+    Exited,    // proc_exit(exit_code)
+    Suspended, // stopped at a stable point for a checkpoint; frames are on the thread
+  } kind = Kind::Returned;
+  Trap trap;
+  int32_t exit_code = 0;
+
+  static ExecOutcome returned() { return {}; }
+  static ExecOutcome trapped(Trap t) { return {Kind::Trapped, std::move(t), 0}; }
+  static ExecOutcome exited(int32_t code) { return {Kind::Exited, {}, code}; }
+};
+
+class Engine {
+public:
+  virtual ~Engine() = default;
+  // Attach code to a new instance's functions (may compile, or reuse the
+  // module's cached code).
+  virtual void prepare(ModuleInstance& instance) = 0;
+  // Call a wasm or host function with arguments; results are written back.
+  virtual ExecOutcome call(Thread& thread, FunctionInstance* func, std::span<const Slot> args,
+                           std::span<Slot> results) = 0;
+};
+
+} // namespace tern::runtime

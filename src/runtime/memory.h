@@ -1,0 +1,79 @@
+// A linear memory. On 64-bit hosts its address range is reserved once (8 GiB
+// of PROT_NONE: any 32-bit address plus any 32-bit offset lands inside), so
+// the base never moves and out-of-range accesses from compiled code fault
+// into guard pages. Where that reservation is impossible the memory is a
+// plain resizable mapping and the base may move on grow; engines reload
+// base() after every call and memory.grow either way.
+//
+// Wasm memory is little-endian; load/store here convert on big-endian hosts.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+
+#include "wasm/types.h"
+
+namespace tern::runtime {
+
+class Memory {
+public:
+  explicit Memory(const wasm::MemoryType& type);
+  ~Memory();
+  Memory(const Memory&) = delete;
+  Memory& operator=(const Memory&) = delete;
+
+  uint8_t* base() const { return base_; }
+  uint64_t size() const { return size_; } // bytes
+  uint64_t pages() const { return size_ / wasm::kPageSize; }
+  std::optional<uint64_t> max_pages() const { return max_pages_; }
+  bool shared() const { return shared_; }
+  // Whether addresses past size() fault (guard reservation) on this host.
+  bool has_guard_region() const { return guarded_; }
+  wasm::MemoryType type() const;
+
+  // memory.grow: the old page count, or -1 when the limit forbids it.
+  int64_t grow(uint64_t delta_pages);
+
+  std::span<uint8_t> bytes() { return {base_, size_}; }
+  bool in_bounds(uint64_t addr, uint64_t len) const { return addr <= size_ && len <= size_ - addr; }
+
+  // Little-endian typed access; callers check bounds.
+  template <typename T>
+  static T load_le(const uint8_t* p) {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    if constexpr (std::endian::native == std::endian::big && sizeof(T) > 1) v = byteswap(v);
+    return v;
+  }
+  template <typename T>
+  static void store_le(uint8_t* p, T v) {
+    if constexpr (std::endian::native == std::endian::big && sizeof(T) > 1) v = byteswap(v);
+    std::memcpy(p, &v, sizeof(T));
+  }
+
+  // Address range reserved for guarded memories: 4 GiB of addresses plus
+  // 4 GiB of offsets, plus a page for the widest access.
+  static constexpr uint64_t kGuardedReservation = (8ull << 30) + wasm::kPageSize;
+
+private:
+  template <typename T>
+  static T byteswap(T v) {
+    if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
+    if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
+    if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
+    return v;
+  }
+  bool commit(uint64_t new_size);
+
+  uint8_t* base_ = nullptr;
+  uint64_t size_ = 0;
+  uint64_t reserved_ = 0;
+  std::optional<uint64_t> max_pages_;
+  bool shared_ = false;
+  bool guarded_ = false;
+};
+
+} // namespace tern::runtime

@@ -1,0 +1,152 @@
+// The decoded module: everything the binary says, plus what validation
+// learned about each function (stack heights, stable points). Immutable once
+// validated; instances share it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "wasm/instr.h"
+#include "wasm/types.h"
+
+namespace tern::wasm {
+
+struct Import {
+  std::string module;
+  std::string name;
+  ExternKind kind = ExternKind::Func;
+  uint32_t func_type = 0; // kind == Func: type index
+  TableType table;        // kind == Table
+  MemoryType memory;      // kind == Memory
+  GlobalType global;      // kind == Global
+};
+
+struct Export {
+  std::string name;
+  ExternKind kind = ExternKind::Func;
+  uint32_t index = 0;
+};
+
+// A constant expression (global initializer, segment offset, element item),
+// without its terminating `end`.
+struct ConstExpr {
+  std::vector<Instr> instrs;
+  uint32_t offset = 0; // of the first instruction
+};
+
+struct Global {
+  GlobalType type;
+  ConstExpr init;
+};
+
+enum class SegmentMode : uint8_t { Active, Passive, Declarative };
+
+struct ElemSegment {
+  SegmentMode mode = SegmentMode::Active;
+  uint32_t table = 0;        // active only
+  ConstExpr offset;          // active only
+  ValType type = ValType::FuncRef;
+  std::vector<ConstExpr> items; // function-index forms become `ref.func i`
+};
+
+struct DataSegment {
+  SegmentMode mode = SegmentMode::Active; // never Declarative
+  uint32_t memory = 0;
+  ConstExpr offset;
+  uint32_t begin = 0; // byte range of the contents in Module::bytes
+  uint32_t size = 0;
+};
+
+// What validation learned about a function, for the interpreter's
+// translator, the AOT compiler and snapshots.
+enum class StablePointKind : uint8_t {
+  FunctionEntry = 0, // before the first instruction
+  LoopHeader = 1,    // the first instruction of a loop body
+  CallSite = 2,      // a call / call_indirect in progress
+};
+
+struct StablePoint {
+  uint32_t offset = 0;       // absolute wasm offset of the instruction
+  StablePointKind kind = StablePointKind::FunctionEntry;
+  uint32_t stack_height = 0; // operands on the stack before the instruction
+                             // (for calls: including the arguments)
+  uint32_t types_begin = 0;  // index into FunctionInfo::stack_types
+};
+
+struct FunctionInfo {
+  uint32_t max_stack_height = 0; // operand stack, in values
+  std::vector<StablePoint> stable_points; // sorted by offset
+  std::vector<ValType> stack_types;       // pooled operand types per point
+
+  // The stable point at `offset`, or nullptr.
+  const StablePoint* find(uint32_t offset) const;
+  std::span<const ValType> types_at(const StablePoint& p) const {
+    return {stack_types.data() + p.types_begin, p.stack_height};
+  }
+};
+
+struct Function {
+  uint32_t type_index = 0;
+  std::vector<ValType> locals; // declared locals, after the parameters
+  uint32_t body_begin = 0;     // offset of the first instruction
+  uint32_t body_end = 0;       // one past the final `end`
+  FunctionInfo info;           // filled by the validator
+};
+
+struct Names {
+  std::string module;
+  std::map<uint32_t, std::string> functions;
+  std::map<uint32_t, std::map<uint32_t, std::string>> locals;
+};
+
+struct CustomSection {
+  std::string name;
+  uint32_t begin = 0; // contents' byte range in Module::bytes
+  uint32_t size = 0;
+};
+
+struct Module {
+  std::vector<uint8_t> bytes; // the binary, owned
+
+  std::vector<FuncType> types;
+  std::vector<Import> imports;
+
+  // Index spaces: imports first, then the module's own definitions.
+  std::vector<uint32_t> func_types; // type index of every function
+  std::vector<TableType> tables;
+  std::vector<MemoryType> memories;
+  std::vector<GlobalType> global_types;
+  uint32_t num_imported_funcs = 0;
+  uint32_t num_imported_tables = 0;
+  uint32_t num_imported_memories = 0;
+  uint32_t num_imported_globals = 0;
+
+  std::vector<Function> functions; // defined functions, in index order
+  std::vector<Global> globals;     // defined globals
+  std::vector<Export> exports;
+  std::optional<uint32_t> start;
+  std::vector<ElemSegment> elems;
+  std::vector<DataSegment> datas;
+  std::optional<uint32_t> data_count;
+  Names names;
+  std::vector<CustomSection> customs;
+
+  const FuncType& func_type(uint32_t func_index) const { return types[func_types[func_index]]; }
+  bool is_imported_func(uint32_t func_index) const { return func_index < num_imported_funcs; }
+  const Function& defined_func(uint32_t func_index) const {
+    return functions[func_index - num_imported_funcs];
+  }
+  std::span<const uint8_t> data_bytes(const DataSegment& d) const {
+    return {bytes.data() + d.begin, d.size};
+  }
+  // A name for display: from the name section, else "func[N]".
+  std::string func_name(uint32_t func_index) const;
+  const Export* find_export(std::string_view name) const;
+};
+
+} // namespace tern::wasm

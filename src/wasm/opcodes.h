@@ -1,0 +1,74 @@
+// Opcode enumeration and static facts about each instruction.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace tern::wasm {
+
+enum class Op : uint16_t {
+#define WASM_OP(name, text, prefix, code, imm, sig, bytes) name,
+#include "wasm/opcodes.def"
+#undef WASM_OP
+};
+
+inline constexpr uint16_t kOpCount = 0
+#define WASM_OP(name, text, prefix, code, imm, sig, bytes) +1
+#include "wasm/opcodes.def"
+#undef WASM_OP
+    ;
+
+// What follows an opcode in the binary.
+enum class ImmKind : uint8_t {
+  None,
+  Block,        // block type
+  Label,        // label index
+  BrTable,      // vec(label) label
+  Func,         // function index
+  CallIndirect, // type index, table index
+  Local,
+  Global,
+  Table,
+  MemArg,       // align, offset
+  Mem,          // memory index (a zero byte in 2.0)
+  I32,
+  I64,
+  F32,
+  F64,
+  RefType,
+  SelectT,      // vec(valtype)
+  Elem,
+  Data,
+  TableInit,    // elem index, table index
+  TableCopy,    // dst table, src table
+  MemInit,      // data index, memory index
+  MemCopy,      // dst memory, src memory
+};
+
+// Fixed operand/result types; Special means the validator decides.
+enum class Sig : uint8_t {
+  Special,
+  v_v, v_i, v_l, v_f, v_d,
+  i_i, i_l, i_f, i_d, l_i, l_l, l_f, l_d, f_i, f_l, f_f, f_d, d_i, d_l, d_f, d_d,
+  ii_i, ll_i, ll_l, ff_i, ff_f, dd_i, dd_d,
+  ii_v, il_v, if_v, id_v, iii_v,
+};
+
+struct OpInfo {
+  std::string_view text;
+  uint8_t prefix;
+  uint32_t code;
+  ImmKind imm;
+  Sig sig;
+  uint8_t access_bytes; // natural size of a memory access, 0 if none
+};
+
+const OpInfo& op_info(Op op);
+inline std::string_view op_name(Op op) { return op_info(op).text; }
+
+// Decoding tables: the opcode for a single byte or a 0xFC sub-opcode.
+std::optional<Op> op_from_byte(uint8_t byte);
+std::optional<Op> op_from_misc(uint32_t sub);
+
+} // namespace tern::wasm

@@ -1,0 +1,82 @@
+// Bounds-checked reading of the binary format's primitives (LEB128 integers,
+// floats, names). Every failure throws DecodeError with the absolute offset.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+
+#include "tern/error.h"
+
+namespace tern::wasm {
+
+class ByteReader {
+public:
+  // `base` is the absolute offset of data[0] in the module, for messages.
+  explicit ByteReader(std::span<const uint8_t> data, size_t base = 0) : data_(data), base_(base) {}
+
+  size_t offset() const { return base_ + pos_; } // absolute
+  size_t pos() const { return pos_; }            // relative to data[0]
+  size_t remaining() const { return data_.size() - pos_; }
+  bool at_end() const { return pos_ == data_.size(); }
+
+  [[noreturn]] void fail(const std::string& reason) const { throw DecodeError(offset(), reason); }
+  [[noreturn]] void fail_at(size_t absolute_offset, const std::string& reason) const {
+    throw DecodeError(absolute_offset, reason);
+  }
+
+  uint8_t u8() {
+    if (pos_ >= data_.size()) fail("unexpected end");
+    return data_[pos_++];
+  }
+  uint8_t peek() const {
+    if (pos_ >= data_.size()) fail("unexpected end");
+    return data_[pos_];
+  }
+
+  uint32_t u32() { return static_cast<uint32_t>(unsigned_leb(32)); }
+  uint64_t u64() { return unsigned_leb(64); }
+  int32_t s32() { return static_cast<int32_t>(signed_leb(32)); }
+  int64_t s33() { return signed_leb(33); }
+  int64_t s64() { return signed_leb(64); }
+
+  // Raw little-endian bit patterns of floats (never converted, so NaN payloads survive).
+  uint32_t f32_bits() { return static_cast<uint32_t>(fixed_le(4)); }
+  uint64_t f64_bits() { return fixed_le(8); }
+
+  std::span<const uint8_t> bytes(size_t n) {
+    if (n > remaining()) fail("unexpected end");
+    auto s = data_.subspan(pos_, n);
+    pos_ += n;
+    return s;
+  }
+
+  // A length-prefixed UTF-8 name.
+  std::string name();
+
+  // A reader over the next `n` bytes (a section or a function body).
+  ByteReader sub(size_t n) {
+    size_t start = offset();
+    auto s = bytes(n);
+    return ByteReader(s, start);
+  }
+
+private:
+  uint64_t unsigned_leb(unsigned bits);
+  int64_t signed_leb(unsigned bits);
+  uint64_t fixed_le(unsigned n) {
+    auto b = bytes(n);
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; ++i) v |= uint64_t(b[i]) << (8 * i);
+    return v;
+  }
+
+  std::span<const uint8_t> data_;
+  size_t base_;
+  size_t pos_ = 0;
+};
+
+bool is_valid_utf8(std::span<const uint8_t> s);
+
+} // namespace tern::wasm
