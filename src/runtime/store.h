@@ -13,6 +13,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/instance.h"
+#include "runtime/interrupt.h"
 #include "tern/error.h"
 
 namespace tern::runtime {
@@ -33,6 +34,8 @@ public:
   ~Store();
 
   Engine& engine() const { return *engine_; }
+  // Checkpoint requests for every thread of this store.
+  Interrupt& interrupt() { return interrupt_; }
   uint32_t intern_type(const wasm::FuncType& type);
 
   FunctionInstance* add_host_function(HostFunction fn);
@@ -52,6 +55,7 @@ public:
 
 private:
   std::unique_ptr<Engine> engine_;
+  Interrupt interrupt_;
   std::map<std::string, uint32_t> type_ids_; // keyed by the type's encoding
   std::deque<std::unique_ptr<ModuleInstance>> instances_;
   std::deque<FunctionInstance> functions_;

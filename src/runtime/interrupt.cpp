@@ -1,0 +1,35 @@
+#include "runtime/interrupt.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "tern/error.h"
+
+namespace tern::runtime {
+
+Interrupt::Interrupt() {
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (event_fd_ < 0) throw Error(fmt::format("eventfd: {}", std::strerror(errno)));
+}
+
+Interrupt::~Interrupt() { ::close(event_fd_); }
+
+void Interrupt::request() {
+  flag_.store(1, std::memory_order_relaxed);
+  uint64_t one = 1;
+  // Non-blocking; a full counter still leaves the fd readable.
+  [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
+}
+
+void Interrupt::clear() {
+  flag_.store(0, std::memory_order_relaxed);
+  uint64_t drained;
+  while (::read(event_fd_, &drained, sizeof drained) > 0) {
+  }
+}
+
+} // namespace tern::runtime
