@@ -289,7 +289,7 @@ private:
 
   std::shared_ptr<const wasm::Module> decode_and_validate(const json& cmd) const;
   runtime::ModuleInstance* instantiate(const json& cmd);
-  runtime::ModuleInstance& instance_for(const json& action) const;
+  runtime::ModuleInstance& instance_for(const json& cmd, const char* key) const;
   ActionResult perform(const json& action);
   ActionResult invoke(runtime::ModuleInstance& instance, const json& action);
 
@@ -374,8 +374,10 @@ runtime::ModuleInstance* ScriptRunner::instantiate(const json& cmd) {
   return store_.instantiate(std::move(module), imports, thread_);
 }
 
-runtime::ModuleInstance& ScriptRunner::instance_for(const json& action) const {
-  std::string name = optional_string_field(action, "module");
+// The instance named by `key` in `cmd` (an action's "module", a register's
+// "name"), or the current one when there is none.
+runtime::ModuleInstance& ScriptRunner::instance_for(const json& cmd, const char* key) const {
+  std::string name = optional_string_field(cmd, key);
   if (name.empty()) {
     if (!current_) throw Error("no module is instantiated");
     return *current_;
@@ -397,13 +399,13 @@ Verdict ScriptRunner::module_command(const json& cmd) {
 }
 
 Verdict ScriptRunner::register_command(const json& cmd) {
-  linker_.define_instance(string_field(cmd, "as"), instance_for(cmd));
+  linker_.define_instance(string_field(cmd, "as"), instance_for(cmd, "name"));
   return Verdict::pass();
 }
 
 ActionResult ScriptRunner::perform(const json& action) {
   std::string type = string_field(action, "type");
-  runtime::ModuleInstance& instance = instance_for(action);
+  runtime::ModuleInstance& instance = instance_for(action, "module");
   if (type == "invoke") return invoke(instance, action);
   if (type != "get") throw Error(fmt::format("unknown action \"{}\"", type));
   std::string field = string_field(action, "field");
