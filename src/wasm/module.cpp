@@ -11,6 +11,13 @@ const StablePoint* FunctionInfo::find(uint32_t offset) const {
   return &*it;
 }
 
+const StablePoint* FunctionInfo::find(uint32_t offset, StablePointKind kind) const {
+  auto first = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
+  for (auto it = first; it != stable_points.end() && it->offset == offset; ++it)
+    if (it->kind == kind) return &*it;
+  return nullptr;
+}
+
 std::string Module::func_name(uint32_t func_index) const {
   if (auto it = names.functions.find(func_index); it != names.functions.end()) return it->second;
   if (is_imported_func(func_index)) {
