@@ -95,6 +95,15 @@ inline uint64_t f64_copysign(uint64_t a, uint64_t b) {
   return (a & 0x7FFFFFFFFFFFFFFFull) | (b & 0x8000000000000000ull);
 }
 
+// The slow path of a stable point: counts it in counting mode; true when
+// the thread must stop here.
+bool stop_here(runtime::Thread& thread, uint32_t flag) {
+  if (flag & runtime::Interrupt::kCounting) {
+    if (++thread.stable_points == thread.stop_at) return true;
+  }
+  return (flag & runtime::Interrupt::kRequested) != 0;
+}
+
 const CompiledFunction* code_of(const FunctionInstance* f) {
   return static_cast<const CompiledFunction*>(f->code);
 }
@@ -494,13 +503,15 @@ L_Entry: {
   uint64_t w = ip[1].u64;
   if (fp + ip[2].u64 > stack_end) TRAP(TrapKind::CallStackExhausted);
   for (uint32_t i = 0, n = HI(w); i < n; ++i) SLOT(LO(w) + 8 * i) = 0;
-  if (poll->load(std::memory_order_relaxed)) [[unlikely]]
-    goto suspend;
+  if (uint32_t flag = poll->load(std::memory_order_relaxed)) [[unlikely]] {
+    if (stop_here(thread, flag)) goto suspend;
+  }
   DISPATCH(3);
 }
 L_Poll:
-  if (poll->load(std::memory_order_relaxed)) [[unlikely]]
-    goto suspend;
+  if (uint32_t flag = poll->load(std::memory_order_relaxed)) [[unlikely]] {
+    if (stop_here(thread, flag)) goto suspend;
+  }
   DISPATCH(1);
 L_Unreachable:
   TRAP(TrapKind::Unreachable);
@@ -748,6 +759,7 @@ suspend:
   // base+1 .. frame_top, and resume() continues from the innermost.
   *fsp++ = Frame{ip, reinterpret_cast<Slot*>(fp), self};
   thread.frame_top = fsp;
+  thread.suspended_base = base;
   {
     ExecOutcome out;
     out.kind = ExecOutcome::Kind::Suspended;
