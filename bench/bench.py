@@ -145,7 +145,8 @@ def run_once(argv, timeout):
     return elapsed, result.stdout, ""
 
 
-def measure(column, values, reps, timeout):
+def prepare_cell(column, values, timeout):
+    """An empty Cell ready to be timed, or one that says why it cannot run."""
     needed = (Path(template.format(**values)) for template in column.needs)
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
@@ -154,17 +155,30 @@ def measure(column, values, reps, timeout):
         _, _, problem = run_once(expand(column.prepare, values), timeout)
         if problem:
             return Cell(problem=f"prepare: {problem}")
-    argv = expand(column.command, values)
-    cell = Cell()
-    for rep in range(reps):
-        seconds, output, problem = run_once(argv, timeout)
-        if problem:
-            return Cell(problem=problem, output=output)
-        if rep > 0 and output != cell.output:
-            return Cell(problem="output differs between repetitions", output=output)
+    return Cell()
+
+
+def record(cell, seconds, output, problem):
+    if problem:
+        cell.seconds, cell.output, cell.problem = None, output, problem
+    elif cell.seconds is not None and output != cell.output:
+        cell.seconds, cell.problem = None, "output differs between repetitions"
+    else:
         cell.output = output
         cell.seconds = seconds if cell.seconds is None else min(cell.seconds, seconds)
-    return cell
+
+
+def measure_row(columns, values, reps, timeout):
+    """Times every column on one program. The repetitions go round the
+    columns rather than one column at a time, so a burst of load from
+    elsewhere on the machine hits all columns alike instead of one."""
+    cells = {c.name: prepare_cell(c, values, timeout) for c in columns}
+    for _ in range(reps):
+        for c in columns:
+            cell = cells[c.name]
+            if not cell.problem:
+                record(cell, *run_once(expand(c.command, values), timeout))
+    return cells
 
 
 def check_against_baseline(kernel, name, cell, baseline):
@@ -229,9 +243,13 @@ def startup_text(name, cell, notes):
 def print_table(columns, rows, startup, notes):
     header = ["kernel"] + [c.name for c in columns]
     body = []
+    mismatches = []
     for kernel, row in rows.items():
         baseline = row[BASELINE]
-        body.append([kernel] + [cell_text(c.name, row[c.name], baseline, notes) for c in columns])
+        bad = [c.name for c in columns if row[c.name].mismatch]
+        mismatches += [f"{kernel} under {name}" for name in bad]
+        label = f"{kernel} !" if bad else kernel
+        body.append([label] + [cell_text(c.name, row[c.name], baseline, notes) for c in columns])
     body.append(["geomean"] + [geomean_text(c.name, rows, len(rows)) for c in columns])
     body.append(["(startup)"] + [startup_text(c.name, startup[c.name], notes) for c in columns])
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
@@ -240,6 +258,8 @@ def print_table(columns, rows, startup, notes):
         print("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip())
     for i, reason in enumerate(notes.reasons, 1):
         print(f"[{i}] {reason}")
+    if mismatches:
+        print(f"! CHECKSUM MISMATCH (output differs from native): {', '.join(mismatches)}")
 
 
 def machine_facts():
@@ -289,10 +309,8 @@ def run_program(source, columns, build_dir, out_dir, reps, timeout):
     for error in errors:
         print(f"\n*** BUILD FAILED: {error}\n", file=sys.stderr)
     values = placeholders(build_dir, out_dir, source.stem)
-    row = {}
-    for c in columns:
-        print(f"bench: {source.stem} / {c.name}", file=sys.stderr, flush=True)
-        row[c.name] = measure(c, values, reps, timeout)
+    print(f"bench: {source.stem}", file=sys.stderr, flush=True)
+    row = measure_row(columns, values, reps, timeout)
     for c in columns:
         check_against_baseline(source.stem, c.name, row[c.name], row[BASELINE])
     return row, not errors and not any(cell.mismatch for cell in row.values())
@@ -314,6 +332,7 @@ def main(argv):
     if not kernels:
         sys.exit("bench: no kernel matches BENCH_FILTER")
 
+    load_before = os.getloadavg()[0]
     rows, ok = {}, True
     for kernel in kernels:
         rows[kernel], kernel_ok = run_program(
@@ -323,8 +342,10 @@ def main(argv):
     startup, startup_ok = run_program(
         BENCH_DIR / "startup.c", columns, build_dir, out_dir, reps, timeout
     )
+    load_after = os.getloadavg()[0]
     print(f"# {machine_facts()}")
     print(f"# {' '.join(OPT_FLAGS)}; min of {reps} runs; {CLOCK} time incl. process start")
+    print(f"# load average {load_before:.2f} at start, {load_after:.2f} at end")
     print_table(columns, rows, startup, Notes())
     return 0 if ok and startup_ok else 1
 
