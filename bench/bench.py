@@ -26,6 +26,7 @@ import re
 import resource
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -118,9 +119,13 @@ class Cell:
     mismatch: bool = False
 
 
-def last_line(text):
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:160] if lines else ""
+def reason_line(text):
+    """The line of a failed run's output that best says why: the first one
+    mentioning an error (node's "RuntimeError: ...", "tern: error: ..."),
+    else the first one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors + lines + [""])[0][:160]
 
 
 def run_once(argv, timeout):
@@ -138,7 +143,9 @@ def run_once(argv, timeout):
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
-        why = last_line(result.stderr) or last_line(result.stdout)
+        why = reason_line(result.stderr) or reason_line(result.stdout)
+        if result.returncode < 0:
+            return None, result.stdout, f"killed by {signal.Signals(-result.returncode).name}"
         return None, result.stdout, f"exit {result.returncode}: {why}"
     if CLOCK == "cpu":
         elapsed = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
