@@ -77,6 +77,13 @@ I trunc_sat(F x) {
   return static_cast<I>(x);
 }
 
+// Rounding and sqrt must turn a signalling NaN into a quiet one; libm's
+// floor & co. may hand the operand back unchanged.
+template <typename F>
+F quiet(F x) {
+  return std::isnan(x) ? x + x : x;
+}
+
 inline uint32_t f32_abs(uint64_t s) { return static_cast<uint32_t>(s) & 0x7FFFFFFFu; }
 inline uint32_t f32_neg(uint64_t s) { return static_cast<uint32_t>(s) ^ 0x80000000u; }
 inline uint32_t f32_copysign(uint64_t a, uint64_t b) {
@@ -340,18 +347,18 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   UNARY(I64Popcnt, I64, I64, NO_CHECK, std::popcount(a))
   UNARY(F32Abs, RAW, RAW, NO_CHECK, f32_abs(a))
   UNARY(F32Neg, RAW, RAW, NO_CHECK, f32_neg(a))
-  UNARY(F32Ceil, F32, F32, NO_CHECK, std::ceil(a))
-  UNARY(F32Floor, F32, F32, NO_CHECK, std::floor(a))
-  UNARY(F32Trunc, F32, F32, NO_CHECK, std::trunc(a))
-  UNARY(F32Nearest, F32, F32, NO_CHECK, std::nearbyint(a))
-  UNARY(F32Sqrt, F32, F32, NO_CHECK, std::sqrt(a))
+  UNARY(F32Ceil, F32, F32, NO_CHECK, quiet(std::ceil(a)))
+  UNARY(F32Floor, F32, F32, NO_CHECK, quiet(std::floor(a)))
+  UNARY(F32Trunc, F32, F32, NO_CHECK, quiet(std::trunc(a)))
+  UNARY(F32Nearest, F32, F32, NO_CHECK, quiet(std::nearbyint(a)))
+  UNARY(F32Sqrt, F32, F32, NO_CHECK, quiet(std::sqrt(a)))
   UNARY(F64Abs, RAW, RAW, NO_CHECK, f64_abs(a))
   UNARY(F64Neg, RAW, RAW, NO_CHECK, f64_neg(a))
-  UNARY(F64Ceil, F64, F64, NO_CHECK, std::ceil(a))
-  UNARY(F64Floor, F64, F64, NO_CHECK, std::floor(a))
-  UNARY(F64Trunc, F64, F64, NO_CHECK, std::trunc(a))
-  UNARY(F64Nearest, F64, F64, NO_CHECK, std::nearbyint(a))
-  UNARY(F64Sqrt, F64, F64, NO_CHECK, std::sqrt(a))
+  UNARY(F64Ceil, F64, F64, NO_CHECK, quiet(std::ceil(a)))
+  UNARY(F64Floor, F64, F64, NO_CHECK, quiet(std::floor(a)))
+  UNARY(F64Trunc, F64, F64, NO_CHECK, quiet(std::trunc(a)))
+  UNARY(F64Nearest, F64, F64, NO_CHECK, quiet(std::nearbyint(a)))
+  UNARY(F64Sqrt, F64, F64, NO_CHECK, quiet(std::sqrt(a)))
   UNARY(I32WrapI64, I64, I32, NO_CHECK, a)
 #define TRUNC_CHECK(I)                                                                             \
   if (std::isnan(a)) TRAP(TrapKind::InvalidConversion);                                            \
@@ -546,9 +553,15 @@ L_CallIndirect: {
   uint64_t w2 = ip[2].u64;
   runtime::Table* table = inst->tables[HI(w1)];
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w2)));
-  if (i >= table->size()) TRAP(TrapKind::IndirectCallOutOfRange);
+  if (i >= table->size()) {
+    trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallOutOfRange), i);
+    TRAP(TrapKind::IndirectCallOutOfRange);
+  }
   callee = runtime::slot_funcref(table->get(i));
-  if (!callee) TRAP(TrapKind::IndirectCallNull);
+  if (!callee) {
+    trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallNull), i);
+    TRAP(TrapKind::IndirectCallNull);
+  }
   if (callee->type_id != LO(w1)) TRAP(TrapKind::IndirectCallTypeMismatch);
   call_args = fp + HI(w2);
   call_next = ip + 3;

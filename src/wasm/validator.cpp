@@ -851,19 +851,6 @@ void check_bodies_well_formed(const Module& m) {
 } // namespace
 
 // FunctionInfo is what validation produces, so its lookups live here too.
-const StablePoint* FunctionInfo::find(uint32_t offset) const {
-  auto after = std::ranges::upper_bound(stable_points, offset, {}, &StablePoint::offset);
-  if (after == stable_points.begin() || std::prev(after)->offset != offset) return nullptr;
-  return &*std::prev(after);
-}
-
-const StablePoint* FunctionInfo::find(uint32_t offset, StablePointKind kind) const {
-  auto first = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
-  for (auto it = first; it != stable_points.end() && it->offset == offset; ++it)
-    if (it->kind == kind) return &*it;
-  return nullptr;
-}
-
 void validate_module(Module& module) {
   try {
     ModuleValidator(module).validate();
