@@ -19,41 +19,14 @@ using runtime::FunctionInstance;
 using runtime::ModuleInstance;
 using runtime::Slot;
 using runtime::ViewValue;
+using runtime::from_view;
+using runtime::local_types;
+using runtime::to_view;
 using wasm::StablePointKind;
 using wasm::ValType;
 
 const CompiledFunction& code_of(const FunctionInstance* f) {
   return *static_cast<const CompiledFunction*>(f->code);
-}
-
-std::vector<ValType> local_types(const wasm::Module& m, uint32_t func_index) {
-  std::vector<ValType> types = m.func_type(func_index).params;
-  const auto& locals = m.defined_func(func_index).locals;
-  types.insert(types.end(), locals.begin(), locals.end());
-  return types;
-}
-
-ViewValue to_view(const ModuleInstance& inst, ValType type, Slot bits) {
-  if (type == ValType::FuncRef) {
-    if (bits == runtime::kNullRef) return {type, 0};
-    auto index = inst.func_index_of(runtime::slot_funcref(bits));
-    if (!index) throw Error("a function reference from another instance cannot be saved");
-    return {type, uint64_t(*index) + 1};
-  }
-  if (type == ValType::ExternRef && bits != runtime::kNullRef)
-    throw Error("a host (extern) reference cannot be saved");
-  return {type, bits};
-}
-
-Slot from_view(const ModuleInstance& inst, const ViewValue& v) {
-  if (v.type == ValType::FuncRef && v.bits != 0) {
-    if (v.bits > inst.funcs.size())
-      throw Error(fmt::format("function reference {} out of range", v.bits - 1));
-    return runtime::funcref_slot(inst.funcs[v.bits - 1]);
-  }
-  if (v.type == ValType::ExternRef && v.bits != 0)
-    throw Error("snapshot holds a non-null extern reference");
-  return v.bits;
 }
 
 // The validator's record of the operand types at a point.

@@ -1,13 +1,12 @@
 #include "runtime/interrupt.h"
 
+#include "tern/error.h"
+
 #include <cerrno>
 #include <cstring>
+#include <fmt/format.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-
-#include "tern/error.h"
 
 namespace tern::runtime {
 
@@ -16,7 +15,9 @@ Interrupt::Interrupt() {
   if (event_fd_ < 0) throw Error(fmt::format("eventfd: {}", std::strerror(errno)));
 }
 
-Interrupt::~Interrupt() { ::close(event_fd_); }
+Interrupt::~Interrupt() {
+  ::close(event_fd_);
+}
 
 void Interrupt::request() {
   flag_.fetch_or(kRequested, std::memory_order_relaxed);
@@ -30,6 +31,16 @@ void Interrupt::set_counting(bool on) {
     flag_.fetch_or(kCounting, std::memory_order_relaxed);
   else
     flag_.fetch_and(~kCounting, std::memory_order_relaxed);
+}
+
+void Interrupt::begin_rewind() {
+  std::lock_guard lock(rewind_mutex_);
+  if (rewinders_++ == 0) flag_.fetch_or(kRewinding, std::memory_order_relaxed);
+}
+
+void Interrupt::end_rewind() {
+  std::lock_guard lock(rewind_mutex_);
+  if (--rewinders_ == 0) flag_.fetch_and(~kRewinding, std::memory_order_relaxed);
 }
 
 void Interrupt::clear() {

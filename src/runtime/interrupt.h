@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace tern::runtime {
 
@@ -19,12 +20,19 @@ public:
   // Flag bits.
   static constexpr uint32_t kRequested = 1; // stop at the next stable point
   static constexpr uint32_t kCounting = 2;  // count stable points (Thread::stop_at)
+  // Some thread is rebuilding its frames in compiled code, which finds its
+  // way back through the slow paths of its polls (aot/abi.h); other
+  // threads and engines just run on.
+  static constexpr uint32_t kRewinding = 4;
 
   void request();
   void clear(); // drops a request, keeps counting mode
   bool requested() const { return (flag_.load(std::memory_order_relaxed) & kRequested) != 0; }
   // Counting mode makes every stable point take the slow path to count it.
   void set_counting(bool on);
+  // Rewinding threads, counted: kRewinding is set while there is one.
+  void begin_rewind();
+  void end_rewind();
   // Readable while a request is pending.
   int fd() const { return event_fd_; }
   // The word engines poll; non-zero means "take the slow path".
@@ -33,6 +41,8 @@ public:
 private:
   std::atomic<uint32_t> flag_{0};
   int event_fd_ = -1;
+  std::mutex rewind_mutex_;
+  uint32_t rewinders_ = 0;
 };
 
 } // namespace tern::runtime

@@ -1,12 +1,11 @@
 #include "runtime/memory.h"
 
+#include "tern/error.h"
+
 #include <cerrno>
 #include <cstring>
-#include <sys/mman.h>
-
 #include <fmt/format.h>
-
-#include "tern/error.h"
+#include <sys/mman.h>
 
 namespace tern::runtime {
 namespace {
@@ -23,7 +22,7 @@ Memory::Memory(const wasm::MemoryType& type)
   if constexpr (sizeof(void*) == 8) {
     void* p = map_anonymous(kGuardedReservation, PROT_NONE);
     if (p != MAP_FAILED) {
-      base_ = static_cast<uint8_t*>(p);
+      bounds_.base = static_cast<uint8_t*>(p);
       reserved_ = kGuardedReservation;
       guarded_ = true;
     }
@@ -36,14 +35,14 @@ Memory::Memory(const wasm::MemoryType& type)
     if (p == MAP_FAILED)
       throw Error(fmt::format("cannot reserve {} bytes of linear memory: {}", reserved_,
                               std::strerror(errno)));
-    base_ = static_cast<uint8_t*>(p);
+    bounds_.base = static_cast<uint8_t*>(p);
   }
   if (!commit(initial))
     throw Error(fmt::format("cannot allocate {} bytes of linear memory", initial));
 }
 
 Memory::~Memory() {
-  if (base_) ::munmap(base_, reserved_);
+  if (bounds_.base) ::munmap(bounds_.base, reserved_);
 }
 
 wasm::MemoryType Memory::type() const {
@@ -55,16 +54,17 @@ wasm::MemoryType Memory::type() const {
 }
 
 bool Memory::commit(uint64_t new_size) {
-  if (new_size <= size_) return true;
+  if (new_size <= bounds_.size) return true;
   if (new_size > reserved_) {
     if (shared_) return false;
-    void* p = ::mremap(base_, reserved_, new_size, MREMAP_MAYMOVE);
+    void* p = ::mremap(bounds_.base, reserved_, new_size, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) return false;
-    base_ = static_cast<uint8_t*>(p);
+    bounds_.base = static_cast<uint8_t*>(p);
     reserved_ = new_size;
   }
-  if (::mprotect(base_ + size_, new_size - size_, PROT_READ | PROT_WRITE) != 0) return false;
-  size_ = new_size;
+  uint8_t* end = bounds_.base + bounds_.size;
+  if (::mprotect(end, new_size - bounds_.size, PROT_READ | PROT_WRITE) != 0) return false;
+  bounds_.size = new_size;
   return true;
 }
 

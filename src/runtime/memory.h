@@ -8,13 +8,13 @@
 // Wasm memory is little-endian; load/store here convert on big-endian hosts.
 #pragma once
 
+#include "wasm/types.h"
+
 #include <bit>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <span>
-
-#include "wasm/types.h"
 
 namespace tern::runtime {
 
@@ -25,9 +25,17 @@ public:
   Memory(const Memory&) = delete;
   Memory& operator=(const Memory&) = delete;
 
-  uint8_t* base() const { return base_; }
-  uint64_t size() const { return size_; } // bytes
-  uint64_t pages() const { return size_ / wasm::kPageSize; }
+  // Where the memory is and how big, in one place that compiled code reads
+  // directly (aot/abi.h): base and size change together on grow.
+  struct Bounds {
+    uint8_t* base = nullptr;
+    uint64_t size = 0; // bytes
+  };
+  const Bounds* bounds() const { return &bounds_; }
+
+  uint8_t* base() const { return bounds_.base; }
+  uint64_t size() const { return bounds_.size; } // bytes
+  uint64_t pages() const { return bounds_.size / wasm::kPageSize; }
   std::optional<uint64_t> max_pages() const { return max_pages_; }
   bool shared() const { return shared_; }
   // Whether addresses past size() fault (guard reservation) on this host.
@@ -37,8 +45,12 @@ public:
   // memory.grow: the old page count, or -1 when the limit forbids it.
   int64_t grow(uint64_t delta_pages);
 
-  std::span<uint8_t> bytes() { return {base_, size_}; }
-  bool in_bounds(uint64_t addr, uint64_t len) const { return addr <= size_ && len <= size_ - addr; }
+  std::span<uint8_t> bytes() { return {bounds_.base, bounds_.size}; }
+  bool in_bounds(uint64_t addr, uint64_t len) const {
+    return addr <= bounds_.size && len <= bounds_.size - addr;
+  }
+  // The reserved address range (guard pages included).
+  uint64_t reserved() const { return reserved_; }
 
   // Little-endian typed access; callers check bounds.
   template <typename T>
@@ -61,15 +73,17 @@ public:
 private:
   template <typename T>
   static T byteswap(T v) {
-    if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
-    if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
-    if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
+    if constexpr (sizeof(T) == 2)
+      return static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
+    if constexpr (sizeof(T) == 4)
+      return static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
+    if constexpr (sizeof(T) == 8)
+      return static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
     return v;
   }
   bool commit(uint64_t new_size);
 
-  uint8_t* base_ = nullptr;
-  uint64_t size_ = 0;
+  Bounds bounds_;
   uint64_t reserved_ = 0;
   std::optional<uint64_t> max_pages_;
   bool shared_ = false;

@@ -4,12 +4,16 @@
 // indices in the instance's function space, values carry their wasm type.
 #pragma once
 
+#include "runtime/value.h"
+#include "wasm/module.h"
+#include "wasm/types.h"
+
 #include <cstdint>
 #include <vector>
 
-#include "wasm/types.h"
-
 namespace tern::runtime {
+
+class ModuleInstance;
 
 // A typed value. References: funcref bits = function index + 1 in the
 // instance's function index space (0 = null); externref bits must be 0
@@ -48,5 +52,15 @@ struct ViewThread {
   uint64_t stable_points = 0;
   bool operator==(const ViewThread&) const = default;
 };
+
+// Engine values ↔ view values, the same in every engine. to_view throws
+// tern::Error for references that cannot leave the process (a host
+// reference, a function of another instance); from_view for references
+// that do not fit `instance`.
+ViewValue to_view(const ModuleInstance& instance, wasm::ValType type, Slot bits);
+Slot from_view(const ModuleInstance& instance, const ViewValue& value);
+
+// The types of a defined function's locals, parameters first.
+std::vector<wasm::ValType> local_types(const wasm::Module& module, uint32_t func_index);
 
 } // namespace tern::runtime

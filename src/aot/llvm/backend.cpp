@@ -1,0 +1,224 @@
+#include "aot/llvm/backend.h"
+
+#include "aot/llvm/codegen.h"
+#include "util/file.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <lld/Common/Driver.h>
+#include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
+#include <mutex>
+#include <unistd.h>
+
+extern "C" {
+void LLVMInitializeX86TargetInfo();
+void LLVMInitializeX86Target();
+void LLVMInitializeX86TargetMC();
+void LLVMInitializeX86AsmPrinter();
+void LLVMInitializeAArch64TargetInfo();
+void LLVMInitializeAArch64Target();
+void LLVMInitializeAArch64TargetMC();
+void LLVMInitializeAArch64AsmPrinter();
+void LLVMInitializeSystemZTargetInfo();
+void LLVMInitializeSystemZTarget();
+void LLVMInitializeSystemZTargetMC();
+void LLVMInitializeSystemZAsmPrinter();
+}
+
+LLD_HAS_DRIVER(elf)
+
+namespace tern::aot::llvmc {
+namespace {
+
+std::string triple_of(Arch arch) {
+  switch (arch) {
+  case Arch::X86_64:
+    return "x86_64-unknown-linux-gnu";
+  case Arch::AArch64:
+    return "aarch64-unknown-linux-gnu";
+  case Arch::S390x:
+    return "s390x-unknown-linux-gnu";
+  }
+  return {};
+}
+
+llvm::OptimizationLevel pass_level(unsigned opt_level) {
+  switch (opt_level) {
+  case 0:
+    return llvm::OptimizationLevel::O0;
+  case 1:
+    return llvm::OptimizationLevel::O1;
+  case 2:
+    return llvm::OptimizationLevel::O2;
+  default:
+    return llvm::OptimizationLevel::O3;
+  }
+}
+
+llvm::CodeGenOptLevel codegen_level(unsigned opt_level) {
+  switch (opt_level) {
+  case 0:
+    return llvm::CodeGenOptLevel::None;
+  case 1:
+    return llvm::CodeGenOptLevel::Less;
+  case 2:
+    return llvm::CodeGenOptLevel::Default;
+  default:
+    return llvm::CodeGenOptLevel::Aggressive;
+  }
+}
+
+// A C library that provides nothing: no call to memset, memcpy or libm may
+// be invented by the optimizer.
+llvm::TargetLibraryInfoImpl no_libc(const llvm::Triple& triple) {
+  llvm::TargetLibraryInfoImpl tlii(triple);
+  tlii.disableAllFunctions();
+  return tlii;
+}
+
+// A scratch directory removed with everything in it.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/tern-link-XXXXXX";
+    if (::mkdtemp(pattern.data())) path = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+} // namespace
+
+void initialize_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeX86TargetInfo();
+    LLVMInitializeX86Target();
+    LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
+    LLVMInitializeSystemZTargetInfo();
+    LLVMInitializeSystemZTarget();
+    LLVMInitializeSystemZTargetMC();
+    LLVMInitializeSystemZAsmPrinter();
+  });
+}
+
+Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target& target,
+                                                                   unsigned opt_level) {
+  initialize_llvm();
+  const std::string triple = triple_of(target.arch);
+  std::string error;
+  const llvm::Target* t = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!t) return {{}, fmt::format("no LLVM target for {}: {}", triple, error)};
+  std::string cpu = target.cpu_or_default();
+  std::string features;
+  if (cpu == "native") {
+    if (target.arch != host_target().arch)
+      return {{}, "--cpu native needs the host's architecture"};
+    cpu = llvm::sys::getHostCPUName().str();
+    for (const auto& [name, on] : llvm::sys::getHostCPUFeatures())
+      features += fmt::format("{}{},", on ? '+' : '-', name.str());
+  }
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> tm(
+      t->createTargetMachine(triple, cpu, features, options, llvm::Reloc::PIC_,
+                             llvm::CodeModel::Small, codegen_level(opt_level)));
+  if (!tm) return {{}, fmt::format("LLVM cannot compile for {} (cpu {})", triple, cpu)};
+  return {std::move(tm), {}};
+}
+
+void optimize(llvm::Module& module, llvm::TargetMachine& machine, unsigned opt_level) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&machine);
+  llvm::TargetLibraryInfoImpl tlii = no_libc(machine.getTargetTriple());
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = opt_level == 0
+                                    ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
+                                    : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));
+  mpm.run(module, mam);
+}
+
+Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,
+                                           const CompileOptions& options) {
+  auto tm = make_target_machine(options.target, options.opt_level);
+  if (!tm.ok()) return {{}, tm.error};
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module;
+  try {
+    ModuleCodegen codegen(context, wasm, hash, options, tm.value->createDataLayout(),
+                          tm.value->getTargetTriple().str());
+    module = codegen.run();
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+  std::string verify_errors;
+  llvm::raw_string_ostream verify_stream(verify_errors);
+  if (llvm::verifyModule(*module, &verify_stream))
+    return {{}, "internal error: invalid IR generated: " + verify_errors.substr(0, 2000)};
+  optimize(*module, *tm.value, options.opt_level);
+
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream out(buffer);
+  llvm::legacy::PassManager pm;
+  llvm::TargetLibraryInfoImpl tlii = no_libc(tm.value->getTargetTriple());
+  pm.add(new llvm::TargetLibraryInfoWrapperPass(tlii));
+  if (tm.value->addPassesToEmitFile(pm, out, nullptr, llvm::CodeGenFileType::ObjectFile))
+    return {{}, "LLVM cannot emit an object file for this target"};
+  pm.run(*module);
+  return {std::vector<char>(buffer.begin(), buffer.end()), {}};
+}
+
+Compiled<std::vector<uint8_t>> link_shared_object(std::span<const char> object) {
+  // lld keeps global state: one link at a time.
+  static std::mutex lld_mutex;
+  std::lock_guard lock(lld_mutex);
+  ScratchDir dir;
+  if (dir.path.empty()) return {{}, "cannot create a scratch directory for linking"};
+  const std::string in = dir.path + "/module.o";
+  const std::string out = dir.path + "/module.so";
+  try {
+    util::write_file_atomic(
+        in, std::span(reinterpret_cast<const uint8_t*>(object.data()), object.size()));
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+  const std::string entry = std::string("--entry=") + kModuleInfoSymbol;
+  const char* args[] = {"ld.lld",          "-shared", "--no-undefined", "-Bsymbolic",
+                        "--build-id=none", "-z",      "noexecstack",    "--hash-style=gnu",
+                        entry.c_str(),     "-o",      out.c_str(),      in.c_str()};
+  std::string messages;
+  llvm::raw_string_ostream diag(messages);
+  lld::Result r = lld::lldMain(args, diag, diag, {{lld::Gnu, &lld::elf::link}});
+  diag.flush();
+  if (r.retCode != 0) return {{}, "linking the compiled module failed: " + messages};
+  try {
+    return {util::read_file(out), {}};
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+}
+
+} // namespace tern::aot::llvmc
