@@ -6,9 +6,16 @@
 namespace tern::wasm {
 
 const StablePoint* FunctionInfo::find(uint32_t offset) const {
-  auto it = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
-  if (it == stable_points.end() || it->offset != offset) return nullptr;
-  return &*it;
+  auto after = std::ranges::upper_bound(stable_points, offset, {}, &StablePoint::offset);
+  if (after == stable_points.begin() || std::prev(after)->offset != offset) return nullptr;
+  return &*std::prev(after);
+}
+
+const StablePoint* FunctionInfo::find(uint32_t offset, StablePointKind kind) const {
+  auto first = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
+  for (auto it = first; it != stable_points.end() && it->offset == offset; ++it)
+    if (it->kind == kind) return &*it;
+  return nullptr;
 }
 
 std::string Module::func_name(uint32_t func_index) const {

@@ -425,6 +425,7 @@ TEST(ValidatorBodies, MalformedBodiesAreDecodeErrors) {
   auto error = [](std::vector<uint8_t> body) {
     TestModule t;
     t.memory(1);
+    t.m.datas.push_back({SegmentMode::Passive, 0, {}, 0, 0}); // but no data count section
     t.func(t.type({}, {}), std::move(body));
     return decode_error(t);
   };
@@ -436,6 +437,14 @@ TEST(ValidatorBodies, MalformedBodiesAreDecodeErrors) {
   EXPECT_EQ(error({kI32Const, 0, kI32Load, 32, 0, kDrop, kEnd}), "malformed memop flags");
   // Decoding precedes validation: a later malformed byte wins over an earlier type error.
   EXPECT_EQ(error({kI32Add, 0xFF, kEnd}), "illegal opcode 0xff");
+}
+
+TEST(ValidatorBodies, DataIndexOutOfRangeWithoutDataCountIsInvalid) {
+  // As the spec's text-format tests expect (wabt converts them without a
+  // data count section).
+  TestModule t;
+  t.func(t.type({}, {}), {kMiscPrefix, kDataDrop, 0, kEnd});
+  EXPECT_EQ(validation_error(t), "unknown data segment 0");
 }
 
 TEST(ValidatorBodies, DataDropWithDataCount) {
