@@ -97,10 +97,12 @@ TypeList single(ValType t) {
   return {};
 }
 
-// A cap on the pooled stable-point stack types of one function. They grow
-// with (stack height × number of calls), which a hostile body could make
-// quadratic in its size; real code stays far below.
-constexpr size_t kMaxPooledStackTypes = size_t(1) << 26;
+// The stable-point stack types of a module grow with (stack height × number
+// of calls), which hostile code could make quadratic in its size. Real code
+// records a few values per point; the budget allows an average of 16 per
+// code byte (a point takes at least 2 bytes) plus a fixed allowance.
+constexpr size_t kStackTypesPerCodeByte = 16;
+constexpr size_t kStackTypesAllowance = size_t(1) << 22;
 
 [[noreturn]] void invalid(uint32_t offset, const std::string& message) {
   throw ValidationError(offset, message);
@@ -158,11 +160,12 @@ struct CtrlFrame {
 // What function bodies may refer to beyond the Module itself.
 struct BodyContext {
   std::vector<uint8_t> declared_refs; // C.refs, indexed by function index
+  size_t stack_types_budget = 0;      // left for stable-point records
 };
 
 class FunctionValidator {
 public:
-  FunctionValidator(const Module& m, const BodyContext& ctx) : m_(m), ctx_(ctx) {}
+  FunctionValidator(const Module& m, BodyContext& ctx) : m_(m), ctx_(ctx) {}
 
   void validate(uint32_t func_index, Function& f);
 
@@ -207,7 +210,7 @@ private:
   [[noreturn]] void mismatch() const { invalid(offset_, "type mismatch"); }
 
   const Module& m_;
-  const BodyContext& ctx_;
+  BodyContext& ctx_;
   // Per function; the vectors keep their capacity across functions.
   std::vector<ValType> vals_;
   std::vector<CtrlFrame> ctrls_;
@@ -596,8 +599,9 @@ void FunctionValidator::record(StablePointKind kind) {
   const CtrlFrame& frame = ctrls_.back();
   if (frame.unreachable || frame.dead) return;
   std::vector<ValType>& pool = info_->stack_types;
-  if (pool.size() + vals_.size() > kMaxPooledStackTypes)
-    invalid(offset_, "function too complex: too many stable-point stack values");
+  if (vals_.size() > ctx_.stack_types_budget)
+    invalid(offset_, "code too complex: operand stacks at stable points exceed the limit");
+  ctx_.stack_types_budget -= vals_.size();
   info_->stable_points.push_back(
       {offset_, kind, static_cast<uint32_t>(vals_.size()), static_cast<uint32_t>(pool.size())});
   pool.insert(pool.end(), vals_.begin(), vals_.end());
@@ -810,6 +814,9 @@ void ModuleValidator::const_expr(const ConstExpr& e, ValType expect) {
 }
 
 void ModuleValidator::functions() {
+  size_t code_bytes = 0;
+  for (const Function& f : m_.functions) code_bytes += f.body_end - f.body_begin;
+  ctx_.stack_types_budget = kStackTypesAllowance + kStackTypesPerCodeByte * code_bytes;
   FunctionValidator fv(m_, ctx_);
   for (size_t i = 0; i < m_.functions.size(); ++i) {
     uint32_t func_index = m_.num_imported_funcs + static_cast<uint32_t>(i);

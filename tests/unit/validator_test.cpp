@@ -377,6 +377,22 @@ TEST(ValidatorBodies, ErrorsCarryTheOffsetOfTheInstruction) {
   }
 }
 
+TEST(ValidatorBodies, StablePointRecordsAreBoundedByCodeSize) {
+  // Deep stacks under many calls would make the records quadratic in the
+  // code size; that is refused instead of allocating gigabytes.
+  TestModule t;
+  uint32_t void_type = t.type({}, {});
+  uint32_t callee = t.import_func(void_type);
+  const size_t depth = 3000;
+  std::vector<uint8_t> body;
+  for (size_t i = 0; i < depth; ++i) body.insert(body.end(), {kI32Const, 0});
+  for (size_t i = 0; i < depth; ++i) body.insert(body.end(), {kCall, uint8_t(callee)});
+  for (size_t i = 0; i < depth; ++i) body.push_back(kDrop);
+  body.push_back(kEnd);
+  t.func(void_type, body);
+  EXPECT_EQ(validation_error(t).rfind("code too complex", 0), 0u);
+}
+
 TEST(ValidatorBodies, SimdIsRejected) {
   EXPECT_NE(body_error({}, {}, {kEnd}, {V128}), "");
   EXPECT_NE(body_error({}, {}, {kBlock, 0x7B, kUnreachable, kEnd, kDrop, kEnd}), "");
