@@ -6,19 +6,21 @@
 // Decoding, then validation. To fuzz a later stage (instantiation), add it
 // to run_pipeline: every stage may throw tern::Error, and each can add its
 // own invariant checks next to check_decoded and check_validated.
-#include <cstdint>
-#include <cstdlib>
-#include <vector>
-
 #include "tern/error.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
 
 namespace {
 
 using tern::wasm::Module;
 
-[[noreturn]] void invariant_broken() { std::abort(); }
+[[noreturn]] void invariant_broken() {
+  std::abort();
+}
 
 bool in_bounds(const Module& m, uint64_t begin, uint64_t size) {
   return begin <= m.bytes.size() && size <= m.bytes.size() - begin;

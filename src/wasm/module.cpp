@@ -5,6 +5,8 @@
 
 namespace tern::wasm {
 
+// A function whose body starts with `loop` has two points at one offset,
+// entry first; the innermost (the later one) is the one meant.
 const StablePoint* FunctionInfo::find(uint32_t offset) const {
   auto after = std::ranges::upper_bound(stable_points, offset, {}, &StablePoint::offset);
   if (after == stable_points.begin() || std::prev(after)->offset != offset) return nullptr;
