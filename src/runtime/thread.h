@@ -24,8 +24,8 @@ struct Frame {
 };
 
 struct ThreadLimits {
-  size_t value_stack_slots = size_t(1) << 21; // 16 MiB
-  size_t max_frames = 100000;
+  size_t value_stack_slots = size_t(1) << 22; // 32 MiB of address space, committed as used
+  size_t max_frames = 200000;
 };
 
 class Thread {
@@ -40,12 +40,20 @@ public:
   Slot* stack_end() const { return stack_ + limits_.value_stack_slots; }
   const ThreadLimits& limits() const { return limits_; }
 
-  std::vector<Frame> frames; // caller frames of the running activation
+  // Frame records of suspended activations (callers of the running one),
+  // a fixed array so engines can push and pop with a pointer.
+  Frame* frames_begin() const { return frames_.get(); }
+  Frame* frames_end() const { return frames_.get() + limits_.max_frames; }
+  // Engines publish how far they have used the stacks whenever they leave
+  // their loop (host calls, suspension), so nested calls and snapshots know.
+  Frame* frame_top = nullptr; // one past the innermost saved frame
+  Slot* slot_top = nullptr;   // one past the innermost used slot
 
 private:
   Store* store_;
   ThreadLimits limits_;
   Slot* stack_ = nullptr; // mmap'd, committed as touched
+  std::unique_ptr<Frame[]> frames_;
 };
 
 } // namespace tern::runtime

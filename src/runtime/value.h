@@ -48,7 +48,7 @@ struct Value {
   bool is_null() const { return bits == kNullRef; }
 };
 
-// "i32:42", "f64:1.5", "funcref:null", ... for messages and `tern run --invoke`.
+// "42", "1.5", "ref.null func", ... as `tern run --invoke` prints results.
 std::string to_string(const Value& v);
 
 // Zero value of a type (locals, table fill defaults).

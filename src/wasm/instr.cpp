@@ -73,7 +73,7 @@ void InstrReader::next(Instr& in) {
     break;
   case ImmKind::BrTable: {
     uint32_t n = r_.u32();
-    if (n > r_.remaining()) r_.fail("unexpected end"); // each label takes >= 1 byte
+    if (n > r_.remaining()) r_.fail(kUnexpectedEnd); // each label takes >= 1 byte
     in.targets.clear();
     in.targets.reserve(n + 1);
     for (uint32_t i = 0; i <= n; ++i) in.targets.push_back(r_.u32());
@@ -108,7 +108,7 @@ void InstrReader::next(Instr& in) {
     break;
   case ImmKind::SelectT: {
     in.select_arity = r_.u32();
-    if (in.select_arity > r_.remaining()) r_.fail("unexpected end");
+    if (in.select_arity > r_.remaining()) r_.fail(kUnexpectedEnd);
     for (uint32_t i = 0; i < in.select_arity; ++i) in.type = value_type(r_);
     break;
   }

@@ -83,8 +83,11 @@ struct FunctionInfo {
   std::vector<StablePoint> stable_points; // sorted by offset
   std::vector<ValType> stack_types;       // pooled operand types per point
 
-  // The stable point at `offset`, or nullptr.
+  // The stable point at `offset`, or nullptr. The function entry shares its
+  // offset with the first instruction, which may itself be a loop or a call:
+  // then that instruction's point is returned; ask by kind to get the entry.
   const StablePoint* find(uint32_t offset) const;
+  const StablePoint* find(uint32_t offset, StablePointKind kind) const;
   std::span<const ValType> types_at(const StablePoint& p) const {
     return {stack_types.data() + p.types_begin, p.stack_height};
   }

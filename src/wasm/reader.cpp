@@ -7,7 +7,7 @@ uint64_t ByteReader::unsigned_leb(unsigned bits) {
   unsigned shift = 0;
   const unsigned max_bytes = (bits + 6) / 7;
   for (unsigned i = 0;; ++i) {
-    if (pos_ >= data_.size()) fail("unexpected end");
+    if (pos_ >= data_.size()) fail(kUnexpectedEnd);
     uint8_t byte = data_[pos_++];
     if (i == max_bytes - 1) {
       // Last permitted byte: no continuation, and unused bits must be zero.
@@ -27,7 +27,7 @@ int64_t ByteReader::signed_leb(unsigned bits) {
   unsigned shift = 0;
   const unsigned max_bytes = (bits + 6) / 7;
   for (unsigned i = 0;; ++i) {
-    if (pos_ >= data_.size()) fail("unexpected end");
+    if (pos_ >= data_.size()) fail(kUnexpectedEnd);
     uint8_t byte = data_[pos_++];
     if (i == max_bytes - 1) {
       if (byte & 0x80) fail("integer representation too long");

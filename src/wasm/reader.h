@@ -11,6 +11,11 @@
 
 namespace tern::wasm {
 
+// What running out of bytes is called, in a section, a function body or the
+// module itself: the spec reference interpreter's text, which its tests
+// match by prefix ("unexpected end").
+inline constexpr const char* kUnexpectedEnd = "unexpected end of section or function";
+
 class ByteReader {
 public:
   // `base` is the absolute offset of data[0] in the module, for messages.
@@ -27,11 +32,11 @@ public:
   }
 
   uint8_t u8() {
-    if (pos_ >= data_.size()) fail("unexpected end");
+    if (pos_ >= data_.size()) fail(kUnexpectedEnd);
     return data_[pos_++];
   }
   uint8_t peek() const {
-    if (pos_ >= data_.size()) fail("unexpected end");
+    if (pos_ >= data_.size()) fail(kUnexpectedEnd);
     return data_[pos_];
   }
 
@@ -46,7 +51,7 @@ public:
   uint64_t f64_bits() { return fixed_le(8); }
 
   std::span<const uint8_t> bytes(size_t n) {
-    if (n > remaining()) fail("unexpected end");
+    if (n > remaining()) fail(kUnexpectedEnd);
     auto s = data_.subspan(pos_, n);
     pos_ += n;
     return s;

@@ -1,0 +1,58 @@
+// libFuzzer target: arbitrary bytes through the module pipeline. Bad input
+// must end in a tern::Error; anything else that escapes (another exception,
+// a sanitizer report, a broken invariant) is a bug. Built and run by
+// scripts/fuzz.sh.
+//
+// To fuzz a later stage (validation, instantiation), add it to run_pipeline
+// after decoding: every stage may throw tern::Error, and each can add its
+// own invariant checks next to check_decoded.
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include "tern/error.h"
+#include "wasm/decoder.h"
+
+namespace {
+
+using tern::wasm::Module;
+
+[[noreturn]] void invariant_broken() { std::abort(); }
+
+bool in_bounds(const Module& m, uint64_t begin, uint64_t size) {
+  return begin <= m.bytes.size() && size <= m.bytes.size() - begin;
+}
+
+// What the decoder promises about a module it accepted.
+void check_decoded(const Module& m) {
+  if (m.func_types.size() != m.num_imported_funcs + m.functions.size()) invariant_broken();
+  if (m.global_types.size() != m.num_imported_globals + m.globals.size()) invariant_broken();
+  if (m.tables.size() < m.num_imported_tables) invariant_broken();
+  if (m.memories.size() < m.num_imported_memories) invariant_broken();
+  for (const auto& f : m.functions) {
+    if (f.body_begin >= f.body_end || !in_bounds(m, f.body_begin, f.body_end - f.body_begin))
+      invariant_broken();
+    if (m.bytes[f.body_end - 1] != 0x0B) invariant_broken(); // the final `end`
+  }
+  for (const auto& d : m.datas)
+    if (!in_bounds(m, d.begin, d.size)) invariant_broken();
+  for (const auto& c : m.customs)
+    if (!in_bounds(m, c.begin, c.size)) invariant_broken();
+  if (m.data_count && *m.data_count != m.datas.size()) invariant_broken();
+}
+
+void run_pipeline(const uint8_t* data, size_t size) {
+  Module module = tern::wasm::decode_module(std::vector<uint8_t>(data, data + size));
+  check_decoded(module);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    run_pipeline(data, size);
+  } catch (const tern::Error&) {
+    // Rejected input: the expected outcome for most of it.
+  }
+  return 0;
+}

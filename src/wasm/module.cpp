@@ -1,0 +1,32 @@
+#include "wasm/module.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace tern::wasm {
+
+const StablePoint* FunctionInfo::find(uint32_t offset) const {
+  auto it = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
+  if (it == stable_points.end() || it->offset != offset) return nullptr;
+  return &*it;
+}
+
+std::string Module::func_name(uint32_t func_index) const {
+  if (auto it = names.functions.find(func_index); it != names.functions.end()) return it->second;
+  if (is_imported_func(func_index)) {
+    // Imported functions are the n-th function import, not the n-th import.
+    uint32_t seen = 0;
+    for (const Import& im : imports) {
+      if (im.kind != ExternKind::Func) continue;
+      if (seen++ == func_index) return im.module + "." + im.name;
+    }
+  }
+  return fmt::format("func[{}]", func_index);
+}
+
+const Export* Module::find_export(std::string_view name) const {
+  auto it = std::ranges::find(exports, name, &Export::name);
+  return it == exports.end() ? nullptr : &*it;
+}
+
+} // namespace tern::wasm
