@@ -5,12 +5,6 @@
 
 namespace tern::wasm {
 
-const StablePoint* FunctionInfo::find(uint32_t offset) const {
-  auto it = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
-  if (it == stable_points.end() || it->offset != offset) return nullptr;
-  return &*it;
-}
-
 std::string Module::func_name(uint32_t func_index) const {
   if (auto it = names.functions.find(func_index); it != names.functions.end()) return it->second;
   if (is_imported_func(func_index)) {
