@@ -186,23 +186,30 @@ int run(const RunOptions& o) {
 void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Run a WebAssembly program (wasm32-wasi command)");
   auto o = std::make_shared<RunOptions>();
-  auto repeatable = [&](const char* name, std::vector<std::string>& into, const char* help) {
-    cmd->add_option(name, into, help)->allow_extra_args(false)->type_size(1);
+  auto repeatable = [&](const char* name, std::vector<std::string>& into, const char* type,
+                        const char* help) {
+    cmd->add_option(name, into, help)->allow_extra_args(false)->type_size(1)->type_name(type);
   };
-  repeatable("--dir", o->dirs,
-             "Preopen host directory HOST as GUEST (default: HOST) [HOST[::GUEST]]");
-  repeatable("--env", o->env, "Set K=V in the program's environment; K alone copies tern's");
+  repeatable("--dir", o->dirs, "HOST[::GUEST]",
+             "Preopen host directory HOST; the program sees it as GUEST (default: HOST)");
+  repeatable("--env", o->env, "K=V", "Set K=V in the program's environment; K alone copies tern's");
   cmd->add_flag("--env-inherit", o->env_inherit, "Give the program tern's whole environment");
-  repeatable("--listen", o->listen, "Preopen a listening TCP socket on ADDR:PORT");
+  repeatable("--listen", o->listen, "ADDR:PORT",
+             "Preopen a listening TCP socket on ADDR:PORT (fds after the --dir ones)");
   cmd->add_option("--invoke", o->invoke,
-                  "Call exported function FUNC with ARGS as its arguments and print its results");
-  cmd->add_option("--stdin", o->stdin_path, "Read the program's stdin from FILE");
-  cmd->add_option("--stdout", o->stdout_path, "Write the program's stdout to FILE");
-  cmd->add_option("--stderr", o->stderr_path, "Write the program's stderr to FILE");
+                  "Call exported function FUNC with ARGS as its arguments and print its results")
+      ->type_name("FUNC");
+  cmd->add_option("--stdin", o->stdin_path, "Read the program's stdin from FILE")
+      ->type_name("FILE");
+  cmd->add_option("--stdout", o->stdout_path, "Write the program's stdout to FILE")
+      ->type_name("FILE");
+  cmd->add_option("--stderr", o->stderr_path, "Write the program's stderr to FILE")
+      ->type_name("FILE");
   cmd->add_option("--path-resolver", o->path_resolver,
-                  "Sandbox path resolution: auto, openat2 or walk (default: auto)");
-  cmd->add_option("MODULE", o->module, "WebAssembly binary (.wasm)")->required();
-  cmd->add_option("ARGS", o->args, "Arguments for the program (argv[1...])");
+                  "How paths are kept inside --dir directories: auto, openat2 or walk")
+      ->type_name("MODE");
+  cmd->add_option("MODULE", o->module, "WebAssembly binary (.wasm)")->required()->type_name("");
+  cmd->add_option("ARGS", o->args, "Arguments for the program (argv[1...])")->type_name("");
   cmd->positionals_at_end();
   cmd->callback([o] { guarded([&] { return run(*o); }); });
 }

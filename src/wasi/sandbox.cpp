@@ -71,7 +71,8 @@ bool is_absolute(std::string_view path) {
 long raw_openat2(int dir, const char* path, int flags, mode_t mode) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-  if (flags & (O_CREAT | O_TMPFILE)) how.mode = mode;
+  // O_TMPFILE includes O_DIRECTORY's bit: test it whole.
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) how.mode = mode;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   return ::syscall(SYS_openat2, dir, path, &how, sizeof how);
 }
