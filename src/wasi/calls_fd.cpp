@@ -79,6 +79,25 @@ Errno seek_rights(uint64_t offset, uint32_t whence, Rights& needed) {
   return Errno::success;
 }
 
+FileType file_type_of_dirent(unsigned char d_type) {
+  switch (d_type) {
+  case DT_REG:
+    return FileType::regular_file;
+  case DT_DIR:
+    return FileType::directory;
+  case DT_LNK:
+    return FileType::symbolic_link;
+  case DT_CHR:
+    return FileType::character_device;
+  case DT_BLK:
+    return FileType::block_device;
+  case DT_SOCK:
+    return FileType::socket_stream;
+  default:
+    return FileType::unknown;
+  }
+}
+
 Errno load_listing(FdEntry& dir) {
   util::UniqueFd fd(::openat(dir.host.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return last_errno();
@@ -88,9 +107,10 @@ Errno load_listing(FdEntry& dir) {
   auto listing = std::make_unique<DirListing>();
   errno = 0;
   while (const dirent* d = ::readdir(stream)) {
-    DirListing::Entry entry{d->d_name, d->d_ino, FileType::unknown};
+    DirListing::Entry entry{d->d_name, d->d_ino, file_type_of_dirent(d->d_type)};
     struct stat st;
-    if (::fstatat(::dirfd(stream), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    if (d->d_type == DT_UNKNOWN &&
+        ::fstatat(::dirfd(stream), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
       entry.type = file_type_of(st);
     listing->entries.push_back(std::move(entry));
   }

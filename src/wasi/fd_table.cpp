@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace tern::wasi {
 
@@ -104,6 +105,18 @@ bool FdEntry::is_stream() const {
   default:
     return false;
   }
+}
+
+std::optional<uint64_t> FdEntry::position() const {
+  if (kind != FdKind::File) return std::nullopt;
+  off_t pos = ::lseek(host.get(), 0, SEEK_CUR);
+  if (pos < 0) return std::nullopt;
+  return uint64_t(pos);
+}
+
+void FdEntry::refresh_identity() {
+  struct stat st;
+  if (::fstat(host.get(), &st) == 0) identity = FileIdentity::of(st);
 }
 
 FdEntry* FdTable::find(uint32_t fd) {

@@ -98,6 +98,12 @@ struct FdEntry {
 
   bool is_stream() const; // reads may block: pipes, terminals, sockets
   bool nonblocking() const { return (fdflags & fdflag::nonblock) != 0; }
+  // The file position, which the kernel keeps for us (files only): what a
+  // checkpoint records and a restore seeks back to.
+  std::optional<uint64_t> position() const;
+  // Size and mtime change as the program writes: re-read them (a checkpoint
+  // records the identity as of the checkpoint).
+  void refresh_identity();
 };
 
 class FdTable {

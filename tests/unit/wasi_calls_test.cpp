@@ -355,6 +355,12 @@ TEST_F(WasiTest, FdTableKeepsTheRestoreRecord) {
   ::stat((dir_ / "sandbox/sub/file.txt").c_str(), &st);
   EXPECT_EQ(e->identity.inode, uint64_t(st.st_ino));
   EXPECT_EQ(e->identity.device, uint64_t(st.st_dev));
+  // The position and the identity as of now, for a checkpoint.
+  ASSERT_EQ(write(fd, "12345"), Errno::success);
+  EXPECT_EQ(ctx_->fds().find(fd)->position(), 5u);
+  ctx_->fds().find(fd)->refresh_identity();
+  EXPECT_EQ(ctx_->fds().find(fd)->identity.size, 5u);
+  EXPECT_EQ(ctx_->fds().find(sub)->position(), std::nullopt);
   EXPECT_EQ(ctx_->fds().find(sub)->kind, wasi::FdKind::Directory);
   EXPECT_FALSE(ctx_->fds().find(sub)->is_preopen);
 }
