@@ -3,21 +3,24 @@
 // a sanitizer report, a broken invariant) is a bug. Built and run by
 // scripts/fuzz.sh.
 //
-// To fuzz a later stage (validation, instantiation), add it to run_pipeline
-// after decoding: every stage may throw tern::Error, and each can add its
-// own invariant checks next to check_decoded.
+// Decoding, then validation. To fuzz a later stage (instantiation), add it
+// to run_pipeline: every stage may throw tern::Error, and each can add its
+// own invariant checks next to check_decoded and check_validated.
+#include "tern/error.h"
+#include "wasm/decoder.h"
+#include "wasm/validator.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
-
-#include "tern/error.h"
-#include "wasm/decoder.h"
 
 namespace {
 
 using tern::wasm::Module;
 
-[[noreturn]] void invariant_broken() { std::abort(); }
+[[noreturn]] void invariant_broken() {
+  std::abort();
+}
 
 bool in_bounds(const Module& m, uint64_t begin, uint64_t size) {
   return begin <= m.bytes.size() && size <= m.bytes.size() - begin;
@@ -41,9 +44,40 @@ void check_decoded(const Module& m) {
   if (m.data_count && *m.data_count != m.datas.size()) invariant_broken();
 }
 
+bool is_value_type(tern::wasm::ValType t) {
+  using enum tern::wasm::ValType;
+  return t == I32 || t == I64 || t == F32 || t == F64 || t == FuncRef || t == ExternRef;
+}
+
+// What the validator promises about each function of a module it accepted:
+// stable points sorted inside the body, starting with the function entry,
+// each with a slice of exactly known types no higher than the maximum.
+void check_validated(const Module& m) {
+  using tern::wasm::StablePointKind;
+  for (const auto& f : m.functions) {
+    const auto& info = f.info;
+    if (info.stable_points.empty()) invariant_broken();
+    const auto& entry = info.stable_points.front();
+    if (entry.kind != StablePointKind::FunctionEntry || entry.offset != f.body_begin ||
+        entry.stack_height != 0)
+      invariant_broken();
+    uint32_t last = f.body_begin;
+    for (const auto& p : info.stable_points) {
+      if (p.offset < last || p.offset >= f.body_end) invariant_broken();
+      last = p.offset;
+      if (p.stack_height > info.max_stack_height) invariant_broken();
+      if (uint64_t(p.types_begin) + p.stack_height > info.stack_types.size()) invariant_broken();
+      for (auto t : info.types_at(p))
+        if (!is_value_type(t)) invariant_broken();
+    }
+  }
+}
+
 void run_pipeline(const uint8_t* data, size_t size) {
   Module module = tern::wasm::decode_module(std::vector<uint8_t>(data, data + size));
   check_decoded(module);
+  tern::wasm::validate_module(module);
+  check_validated(module);
 }
 
 } // namespace

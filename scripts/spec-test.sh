@@ -28,6 +28,7 @@ if [ ! -d "$spec_dir" ]; then
   echo "spec-test: no spec suite at $spec_dir (set TERN_SPEC_DIR)" >&2
   exit 2
 fi
+spec_dir=$(cd "$spec_dir" && pwd)
 command -v wast2json >/dev/null || {
   echo "spec-test: wast2json not found (Debian package wabt, scripts/install-deps.sh)" >&2
   exit 2

@@ -1,4 +1,4 @@
-# Cross build of tern for aarch64 Linux, run under qemu-aarch64 -L /usr/aarch64-linux-gnu.
+# Cross build of tern for aarch64 Linux, run under qemu-user (qemu-aarch64 BIN).
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
@@ -8,4 +8,8 @@ set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)
+# Linked statically: the cross toolchain's glibc and Debian's multiarch glibc
+# (pulled in by the -dev:ARCH libraries) differ in version, and a dynamic
+# binary would load a mix of the two under qemu.
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")

@@ -59,7 +59,7 @@ struct CompiledFunction {
   uint32_t wasm_offset_at(uint32_t code_index) const;
   const CodePoint* point_at_code(uint32_t code_index) const;
   const CodePoint* point_resuming_at(uint32_t resume_index) const;
-  const CodePoint* point_at_wasm(uint32_t wasm_offset) const;
+  const CodePoint* point_at_wasm(uint32_t wasm_offset, wasm::StablePointKind kind) const;
 };
 
 // The translated code of a module's defined functions.

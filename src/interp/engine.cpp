@@ -44,11 +44,24 @@ public:
     ExecOutcome out = execute(&thread, act);
     if (out.kind == ExecOutcome::Kind::Returned)
       std::memcpy(results.data(), fp, results.size_bytes());
-    if (out.kind != ExecOutcome::Kind::Suspended) {
+    if (out.kind == ExecOutcome::Kind::Suspended) {
+      thread.suspended_fp = fp;
+    } else {
       thread.frame_top = base;
       thread.slot_top = fp;
     }
     return out;
+  }
+
+  runtime::ViewThread capture(const runtime::Thread& thread) const override {
+    return capture_thread(thread);
+  }
+  void restore(runtime::Thread& thread, runtime::ModuleInstance& instance,
+               const runtime::ViewThread& view) override {
+    restore_thread(thread, instance, view);
+  }
+  ExecOutcome resume(runtime::Thread& thread, std::span<Slot> results) override {
+    return resume_thread(thread, results);
   }
 
 private:

@@ -24,4 +24,12 @@ struct Activation {
 // suspension (frames then stay on the thread, innermost last).
 runtime::ExecOutcome execute(runtime::Thread* thread, const Activation& act);
 
+// The wasm view of a suspended thread's frames, and back (frames.cpp).
+runtime::ViewThread capture_thread(const runtime::Thread& thread);
+void restore_thread(runtime::Thread& thread, runtime::ModuleInstance& instance,
+                    const runtime::ViewThread& view);
+// Continues the innermost suspended frame (past its loop-header or entry
+// poll, or re-issuing its host call).
+runtime::ExecOutcome resume_thread(runtime::Thread& thread, std::span<runtime::Slot> results);
+
 } // namespace tern::interp

@@ -77,6 +77,13 @@ I trunc_sat(F x) {
   return static_cast<I>(x);
 }
 
+// Rounding and sqrt must turn a signalling NaN into a quiet one; libm's
+// floor & co. may hand the operand back unchanged.
+template <typename F>
+F quiet(F x) {
+  return std::isnan(x) ? x + x : x;
+}
+
 inline uint32_t f32_abs(uint64_t s) { return static_cast<uint32_t>(s) & 0x7FFFFFFFu; }
 inline uint32_t f32_neg(uint64_t s) { return static_cast<uint32_t>(s) ^ 0x80000000u; }
 inline uint32_t f32_copysign(uint64_t a, uint64_t b) {
@@ -86,6 +93,15 @@ inline uint64_t f64_abs(uint64_t s) { return s & 0x7FFFFFFFFFFFFFFFull; }
 inline uint64_t f64_neg(uint64_t s) { return s ^ 0x8000000000000000ull; }
 inline uint64_t f64_copysign(uint64_t a, uint64_t b) {
   return (a & 0x7FFFFFFFFFFFFFFFull) | (b & 0x8000000000000000ull);
+}
+
+// The slow path of a stable point: counts it in counting mode; true when
+// the thread must stop here.
+bool stop_here(runtime::Thread& thread, uint32_t flag) {
+  if (flag & runtime::Interrupt::kCounting) {
+    if (++thread.stable_points == thread.stop_at) return true;
+  }
+  return (flag & runtime::Interrupt::kRequested) != 0;
 }
 
 const CompiledFunction* code_of(const FunctionInstance* f) {
@@ -340,18 +356,18 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   UNARY(I64Popcnt, I64, I64, NO_CHECK, std::popcount(a))
   UNARY(F32Abs, RAW, RAW, NO_CHECK, f32_abs(a))
   UNARY(F32Neg, RAW, RAW, NO_CHECK, f32_neg(a))
-  UNARY(F32Ceil, F32, F32, NO_CHECK, std::ceil(a))
-  UNARY(F32Floor, F32, F32, NO_CHECK, std::floor(a))
-  UNARY(F32Trunc, F32, F32, NO_CHECK, std::trunc(a))
-  UNARY(F32Nearest, F32, F32, NO_CHECK, std::nearbyint(a))
-  UNARY(F32Sqrt, F32, F32, NO_CHECK, std::sqrt(a))
+  UNARY(F32Ceil, F32, F32, NO_CHECK, quiet(std::ceil(a)))
+  UNARY(F32Floor, F32, F32, NO_CHECK, quiet(std::floor(a)))
+  UNARY(F32Trunc, F32, F32, NO_CHECK, quiet(std::trunc(a)))
+  UNARY(F32Nearest, F32, F32, NO_CHECK, quiet(std::nearbyint(a)))
+  UNARY(F32Sqrt, F32, F32, NO_CHECK, quiet(std::sqrt(a)))
   UNARY(F64Abs, RAW, RAW, NO_CHECK, f64_abs(a))
   UNARY(F64Neg, RAW, RAW, NO_CHECK, f64_neg(a))
-  UNARY(F64Ceil, F64, F64, NO_CHECK, std::ceil(a))
-  UNARY(F64Floor, F64, F64, NO_CHECK, std::floor(a))
-  UNARY(F64Trunc, F64, F64, NO_CHECK, std::trunc(a))
-  UNARY(F64Nearest, F64, F64, NO_CHECK, std::nearbyint(a))
-  UNARY(F64Sqrt, F64, F64, NO_CHECK, std::sqrt(a))
+  UNARY(F64Ceil, F64, F64, NO_CHECK, quiet(std::ceil(a)))
+  UNARY(F64Floor, F64, F64, NO_CHECK, quiet(std::floor(a)))
+  UNARY(F64Trunc, F64, F64, NO_CHECK, quiet(std::trunc(a)))
+  UNARY(F64Nearest, F64, F64, NO_CHECK, quiet(std::nearbyint(a)))
+  UNARY(F64Sqrt, F64, F64, NO_CHECK, quiet(std::sqrt(a)))
   UNARY(I32WrapI64, I64, I32, NO_CHECK, a)
 #define TRUNC_CHECK(I)                                                                             \
   if (std::isnan(a)) TRAP(TrapKind::InvalidConversion);                                            \
@@ -487,13 +503,15 @@ L_Entry: {
   uint64_t w = ip[1].u64;
   if (fp + ip[2].u64 > stack_end) TRAP(TrapKind::CallStackExhausted);
   for (uint32_t i = 0, n = HI(w); i < n; ++i) SLOT(LO(w) + 8 * i) = 0;
-  if (poll->load(std::memory_order_relaxed)) [[unlikely]]
-    goto suspend;
+  if (uint32_t flag = poll->load(std::memory_order_relaxed)) [[unlikely]] {
+    if (stop_here(thread, flag)) goto suspend;
+  }
   DISPATCH(3);
 }
 L_Poll:
-  if (poll->load(std::memory_order_relaxed)) [[unlikely]]
-    goto suspend;
+  if (uint32_t flag = poll->load(std::memory_order_relaxed)) [[unlikely]] {
+    if (stop_here(thread, flag)) goto suspend;
+  }
   DISPATCH(1);
 L_Unreachable:
   TRAP(TrapKind::Unreachable);
@@ -546,9 +564,15 @@ L_CallIndirect: {
   uint64_t w2 = ip[2].u64;
   runtime::Table* table = inst->tables[HI(w1)];
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w2)));
-  if (i >= table->size()) TRAP(TrapKind::IndirectCallOutOfRange);
+  if (i >= table->size()) {
+    trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallOutOfRange), i);
+    TRAP(TrapKind::IndirectCallOutOfRange);
+  }
   callee = runtime::slot_funcref(table->get(i));
-  if (!callee) TRAP(TrapKind::IndirectCallNull);
+  if (!callee) {
+    trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallNull), i);
+    TRAP(TrapKind::IndirectCallNull);
+  }
   if (callee->type_id != LO(w1)) TRAP(TrapKind::IndirectCallTypeMismatch);
   call_args = fp + HI(w2);
   call_next = ip + 3;
@@ -735,6 +759,7 @@ suspend:
   // base+1 .. frame_top, and resume() continues from the innermost.
   *fsp++ = Frame{ip, reinterpret_cast<Slot*>(fp), self};
   thread.frame_top = fsp;
+  thread.suspended_base = base;
   {
     ExecOutcome out;
     out.kind = ExecOutcome::Kind::Suspended;

@@ -914,9 +914,10 @@ const CodePoint* CompiledFunction::point_resuming_at(uint32_t resume_index) cons
   return nullptr;
 }
 
-const CodePoint* CompiledFunction::point_at_wasm(uint32_t wasm_offset) const {
+const CodePoint* CompiledFunction::point_at_wasm(uint32_t wasm_offset,
+                                                 wasm::StablePointKind kind) const {
   for (const CodePoint& p : points)
-    if (p.wasm_offset == wasm_offset) return &p;
+    if (p.wasm_offset == wasm_offset && p.kind == kind) return &p;
   return nullptr;
 }
 

@@ -9,6 +9,7 @@
 
 #include "runtime/trap.h"
 #include "runtime/value.h"
+#include "runtime/wasm_view.h"
 
 namespace tern::runtime {
 
@@ -38,8 +39,20 @@ public:
   // module's cached code).
   virtual void prepare(ModuleInstance& instance) = 0;
   // Call a wasm or host function with arguments; results are written back.
+  // A Suspended outcome leaves the thread stopped at stable points.
   virtual ExecOutcome call(Thread& thread, FunctionInstance* func, std::span<const Slot> args,
                            std::span<Slot> results) = 0;
+
+  // The suspended thread in the wasm view (frames, outermost first).
+  virtual ViewThread capture(const Thread& thread) const = 0;
+  // Rebuilds a thread's frames from the wasm view, in `instance`, so that
+  // resume() continues it. Throws tern::Error if the view does not fit the
+  // module (unknown function, no stable point at an offset, wrong types).
+  virtual void restore(Thread& thread, ModuleInstance& instance, const ViewThread& view) = 0;
+  // Continues a suspended (or restored) thread until the outermost function
+  // returns (its results are written to `results`), traps, exits or
+  // suspends again.
+  virtual ExecOutcome resume(Thread& thread, std::span<Slot> results) = 0;
 };
 
 } // namespace tern::runtime

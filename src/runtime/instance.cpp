@@ -21,6 +21,13 @@ std::optional<Extern> ModuleInstance::find_export(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<uint32_t> ModuleInstance::func_index_of(const FunctionInstance* f) const {
+  if (f->instance == this) return f->index;
+  for (uint32_t i = 0; i < module_->num_imported_funcs; ++i)
+    if (funcs[i] == f) return i;
+  return std::nullopt;
+}
+
 FunctionInstance* ModuleInstance::find_func_export(std::string_view name) const {
   auto e = find_export(name);
   return e && e->kind == wasm::ExternKind::Func ? e->func : nullptr;

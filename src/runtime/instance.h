@@ -52,6 +52,8 @@ public:
   std::shared_ptr<const void> engine_code;
 
   Memory* memory0() const { return memories.empty() ? nullptr : memories[0]; }
+  // `f`'s index in this instance's function space, if it has one.
+  std::optional<uint32_t> func_index_of(const FunctionInstance* f) const;
   std::optional<Extern> find_export(std::string_view name) const;
   FunctionInstance* find_func_export(std::string_view name) const;
 

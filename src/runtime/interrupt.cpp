@@ -19,14 +19,21 @@ Interrupt::Interrupt() {
 Interrupt::~Interrupt() { ::close(event_fd_); }
 
 void Interrupt::request() {
-  flag_.store(1, std::memory_order_relaxed);
+  flag_.fetch_or(kRequested, std::memory_order_relaxed);
   uint64_t one = 1;
   // Non-blocking; a full counter still leaves the fd readable.
   [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
 }
 
+void Interrupt::set_counting(bool on) {
+  if (on)
+    flag_.fetch_or(kCounting, std::memory_order_relaxed);
+  else
+    flag_.fetch_and(~kCounting, std::memory_order_relaxed);
+}
+
 void Interrupt::clear() {
-  flag_.store(0, std::memory_order_relaxed);
+  flag_.fetch_and(~kRequested, std::memory_order_relaxed);
   uint64_t drained;
   while (::read(event_fd_, &drained, sizeof drained) > 0) {
   }

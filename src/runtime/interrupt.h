@@ -16,12 +16,18 @@ public:
   Interrupt(const Interrupt&) = delete;
   Interrupt& operator=(const Interrupt&) = delete;
 
+  // Flag bits.
+  static constexpr uint32_t kRequested = 1; // stop at the next stable point
+  static constexpr uint32_t kCounting = 2;  // count stable points (Thread::stop_at)
+
   void request();
-  void clear();
-  bool requested() const { return flag_.load(std::memory_order_relaxed) != 0; }
+  void clear(); // drops a request, keeps counting mode
+  bool requested() const { return (flag_.load(std::memory_order_relaxed) & kRequested) != 0; }
+  // Counting mode makes every stable point take the slow path to count it.
+  void set_counting(bool on);
   // Readable while a request is pending.
   int fd() const { return event_fd_; }
-  // The word engines poll; non-zero means "stop at the next stable point".
+  // The word engines poll; non-zero means "take the slow path".
   const std::atomic<uint32_t>* flag() const { return &flag_; }
 
 private:

@@ -49,6 +49,16 @@ public:
   Frame* frame_top = nullptr; // one past the innermost saved frame
   Slot* slot_top = nullptr;   // one past the innermost used slot
 
+  // While suspended: the sentinel frame below the outermost activation and
+  // that activation's frame (where its results will be).
+  Frame* suspended_base = nullptr;
+  Slot* suspended_fp = nullptr;
+
+  // Stable points executed (loop headers, function entries), counted while
+  // the store's interrupt is in counting mode; stop when it reaches stop_at.
+  uint64_t stable_points = 0;
+  uint64_t stop_at = 0;
+
 private:
   Store* store_;
   ThreadLimits limits_;

@@ -5,6 +5,21 @@
 
 namespace tern::wasm {
 
+// A function whose body starts with `loop` has two points at one offset,
+// entry first; the innermost (the later one) is the one meant.
+const StablePoint* FunctionInfo::find(uint32_t offset) const {
+  auto after = std::ranges::upper_bound(stable_points, offset, {}, &StablePoint::offset);
+  if (after == stable_points.begin() || std::prev(after)->offset != offset) return nullptr;
+  return &*std::prev(after);
+}
+
+const StablePoint* FunctionInfo::find(uint32_t offset, StablePointKind kind) const {
+  auto first = std::ranges::lower_bound(stable_points, offset, {}, &StablePoint::offset);
+  for (auto it = first; it != stable_points.end() && it->offset == offset; ++it)
+    if (it->kind == kind) return &*it;
+  return nullptr;
+}
+
 std::string Module::func_name(uint32_t func_index) const {
   if (auto it = names.functions.find(func_index); it != names.functions.end()) return it->second;
   if (is_imported_func(func_index)) {

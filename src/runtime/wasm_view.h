@@ -1,0 +1,52 @@
+// The wasm view of a suspended thread (DESIGN.md §1): what every engine
+// produces when it stops at stable points and consumes when it resumes.
+// Nothing here is a native address or host-endian word: functions are
+// indices in the instance's function space, values carry their wasm type.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "wasm/types.h"
+
+namespace tern::runtime {
+
+// A typed value. References: funcref bits = function index + 1 in the
+// instance's function index space (0 = null); externref bits must be 0
+// (null) since host references cannot leave the process.
+struct ViewValue {
+  wasm::ValType type = wasm::ValType::I32;
+  uint64_t bits = 0;
+  bool operator==(const ViewValue&) const = default;
+};
+
+enum class FrameKind : uint8_t {
+  FunctionEntry = 0, // before the first instruction; locals are the arguments and zeros
+  LoopHeader = 1,    // at a loop header; the header's own poll has already been counted
+  CallSite = 2,      // a wasm call in progress; the next frame is the callee
+  HostCall = 3,      // a call to an import that is issued again on resume
+};
+
+// One activation. `wasm_offset` is the absolute module offset of the
+// instruction (for FunctionEntry, of the body's first instruction).
+// `stack` holds the operand stack at that point: for CallSite without the
+// call's arguments (they are the callee's first locals), for HostCall with
+// them (and, for call_indirect, with the table index on top).
+struct ViewFrame {
+  uint32_t func_index = 0;
+  uint32_t wasm_offset = 0;
+  FrameKind kind = FrameKind::FunctionEntry;
+  std::vector<ViewValue> locals; // parameters first
+  std::vector<ViewValue> stack;
+  bool operator==(const ViewFrame&) const = default;
+};
+
+struct ViewThread {
+  std::vector<ViewFrame> frames; // outermost first
+  // Stable points (loop headers and function entries) executed so far, the
+  // clock of `--checkpoint-at N`; every engine counts the same events.
+  uint64_t stable_points = 0;
+  bool operator==(const ViewThread&) const = default;
+};
+
+} // namespace tern::runtime
