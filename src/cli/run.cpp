@@ -122,8 +122,12 @@ void print_trap(const runtime::Trap& trap, const wasm::Module& module) {
 
 // Runs `func` and turns its outcome into tern's exit code.
 int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInstance* func,
-           std::span<const runtime::Slot> args, bool print_results, const wasm::Module& module) {
-  std::vector<runtime::Slot> results(func->type->results.size());
+           std::vector<runtime::Slot> args, bool print_results, const wasm::Module& module) {
+  // Never a null data() even when empty: engines may memcpy from and to them.
+  args.reserve(1);
+  std::vector<runtime::Slot> results;
+  results.reserve(1);
+  results.resize(func->type->results.size());
   runtime::ExecOutcome out = store.engine().call(thread, func, args, results);
   switch (out.kind) {
   case runtime::ExecOutcome::Kind::Returned:
@@ -178,7 +182,7 @@ int run(const RunOptions& o) {
                             o.args.size()));
   std::vector<runtime::Slot> args;
   for (size_t i = 0; i < params.size(); ++i) args.push_back(parse_arg(o.args[i], params[i]));
-  return finish(store, thread, func, args, true, *module);
+  return finish(store, thread, func, std::move(args), true, *module);
 }
 
 } // namespace

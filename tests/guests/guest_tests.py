@@ -456,7 +456,19 @@ def bad_input(env):
     not_wasm = os.path.join(d, "text.wasm")
     with open(not_wasm, "w") as f:
         f.write("hello")
+    def wat(name, text):
+        path = os.path.join(d, name)
+        with open(path + ".wat", "w") as f:
+            f.write(text)
+        subprocess.run(["wat2wasm", path + ".wat", "-o", path], check=True)
+        return path
+    unknown_import = wat("unknown.wasm", '(module (import "wasi_snapshot_preview1" "fd_nope" '
+                         '(func)) (func (export "_start")))')
+    wrong_type = wat("wrong.wasm", '(module (import "wasi_snapshot_preview1" "fd_write" '
+                     '(func (param i32) (result i32))) (func (export "_start")))')
     attempts = {
+        "unknown WASI import": (["run", unknown_import], "fd_nope"),
+        "WASI import of the wrong type": (["run", wrong_type], "fd_write"),
         "missing module": (["run", os.path.join(d, "missing.wasm")], "missing.wasm"),
         "malformed module": (["run", malformed], "malformed module"),
         "not a module": (["run", not_wasm], "text.wasm"),
