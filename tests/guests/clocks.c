@@ -75,9 +75,9 @@ static void poll_clocks(void) {
   __wasi_event_t events[3];
   __wasi_size_t n = 0;
   uint64_t start = now(__WASI_CLOCKID_MONOTONIC);
-  subs[0] = clock_sub(1, __WASI_CLOCKID_MONOTONIC, 10000000, 0);         // 10 ms
-  subs[1] = clock_sub(2, __WASI_CLOCKID_MONOTONIC, 60000000000ull, 0);   // a minute
-  subs[2] = clock_sub(3, __WASI_CLOCKID_REALTIME, 120000000000ull, 0);   // two
+  subs[0] = clock_sub(1, __WASI_CLOCKID_MONOTONIC, 10000000, 0);       // 10 ms
+  subs[1] = clock_sub(2, __WASI_CLOCKID_MONOTONIC, 60000000000ull, 0); // a minute
+  subs[2] = clock_sub(3, __WASI_CLOCKID_REALTIME, 120000000000ull, 0); // two
   check("poll three clocks", __wasi_poll_oneoff(subs, events, 3, &n) == 0);
   check("only the 10ms clock fired", n == 1 && events[0].userdata == 1 && events[0].error == 0 &&
                                          events[0].type == __WASI_EVENTTYPE_CLOCK);
@@ -85,10 +85,11 @@ static void poll_clocks(void) {
 
   uint64_t deadline = now(__WASI_CLOCKID_MONOTONIC) + 5000000;
   subs[0] = clock_sub(7, __WASI_CLOCKID_MONOTONIC, deadline, 1);
-  check("poll absolute deadline", __wasi_poll_oneoff(subs, events, 1, &n) == 0 && n == 1 &&
-                                      events[0].userdata == 7);
+  check("poll absolute deadline",
+        __wasi_poll_oneoff(subs, events, 1, &n) == 0 && n == 1 && events[0].userdata == 7);
   check("deadline reached", now(__WASI_CLOCKID_MONOTONIC) >= deadline);
-  check("no subscriptions is EINVAL", __wasi_poll_oneoff(subs, events, 0, &n) == __WASI_ERRNO_INVAL);
+  check("no subscriptions is EINVAL",
+        __wasi_poll_oneoff(subs, events, 0, &n) == __WASI_ERRNO_INVAL);
 }
 
 static void poll_fds(const char* path) {

@@ -14,21 +14,34 @@ static __wasi_fd_t sandbox = 0;
 
 static const char* errno_name(__wasi_errno_t e) {
   switch (e) {
-  case __WASI_ERRNO_SUCCESS: return "success";
-  case __WASI_ERRNO_NOTCAPABLE: return "ENOTCAPABLE";
-  case __WASI_ERRNO_PERM: return "EPERM";
-  case __WASI_ERRNO_LOOP: return "ELOOP";
-  case __WASI_ERRNO_NOENT: return "ENOENT";
-  case __WASI_ERRNO_NOTDIR: return "ENOTDIR";
-  case __WASI_ERRNO_EXIST: return "EEXIST";
-  case __WASI_ERRNO_INVAL: return "EINVAL";
-  case __WASI_ERRNO_XDEV: return "EXDEV";
-  case __WASI_ERRNO_ACCES: return "EACCES";
-  default: return "other";
+  case __WASI_ERRNO_SUCCESS:
+    return "success";
+  case __WASI_ERRNO_NOTCAPABLE:
+    return "ENOTCAPABLE";
+  case __WASI_ERRNO_PERM:
+    return "EPERM";
+  case __WASI_ERRNO_LOOP:
+    return "ELOOP";
+  case __WASI_ERRNO_NOENT:
+    return "ENOENT";
+  case __WASI_ERRNO_NOTDIR:
+    return "ENOTDIR";
+  case __WASI_ERRNO_EXIST:
+    return "EEXIST";
+  case __WASI_ERRNO_INVAL:
+    return "EINVAL";
+  case __WASI_ERRNO_XDEV:
+    return "EXDEV";
+  case __WASI_ERRNO_ACCES:
+    return "EACCES";
+  default:
+    return "other";
   }
 }
 
-static void report(const char* what, __wasi_errno_t e) { printf("%s: %s\n", what, errno_name(e)); }
+static void report(const char* what, __wasi_errno_t e) {
+  printf("%s: %s\n", what, errno_name(e));
+}
 
 static __wasi_fd_t find_preopen(const char* name) {
   for (__wasi_fd_t fd = 3; fd < 64; ++fd) {
@@ -104,12 +117,16 @@ static void path_calls(void) {
   __wasi_filestat_t st;
   report("mkdir ../outside/newdir", __wasi_path_create_directory(sandbox, "../outside/newdir"));
   report("mkdir through dir symlink", __wasi_path_create_directory(sandbox, "link_rel/newdir"));
-  report("rename into outside", __wasi_path_rename(sandbox, "inside.txt", sandbox, "../outside/moved"));
+  report("rename into outside",
+         __wasi_path_rename(sandbox, "inside.txt", sandbox, "../outside/moved"));
   report("rename through dir symlink",
          __wasi_path_rename(sandbox, "inside.txt", sandbox, "link_abs/moved"));
-  report("rename outside file in", __wasi_path_rename(sandbox, "../outside/secret", sandbox, "got"));
-  report("link into outside", __wasi_path_link(sandbox, 0, "inside.txt", sandbox, "../outside/hard"));
-  report("link outside file in", __wasi_path_link(sandbox, 0, "../outside/secret", sandbox, "stolen"));
+  report("rename outside file in",
+         __wasi_path_rename(sandbox, "../outside/secret", sandbox, "got"));
+  report("link into outside",
+         __wasi_path_link(sandbox, 0, "inside.txt", sandbox, "../outside/hard"));
+  report("link outside file in",
+         __wasi_path_link(sandbox, 0, "../outside/secret", sandbox, "stolen"));
   report("link through file symlink",
          __wasi_path_link(sandbox, FOLLOW, "link_file", sandbox, "stolen2"));
   report("symlink to absolute path", __wasi_path_symlink("/etc/passwd", sandbox, "evil_abs"));
@@ -119,9 +136,12 @@ static void path_calls(void) {
   report("unlink ../outside/secret", __wasi_path_unlink_file(sandbox, "../outside/secret"));
   report("unlink through dir symlink", __wasi_path_unlink_file(sandbox, "link_rel/secret"));
   report("rmdir ../outside/dir", __wasi_path_remove_directory(sandbox, "../outside/dir"));
-  report("stat ../outside/secret", __wasi_path_filestat_get(sandbox, FOLLOW, "../outside/secret", &st));
-  report("stat through dir symlink", __wasi_path_filestat_get(sandbox, FOLLOW, "link_abs/secret", &st));
-  report("stat following file symlink", __wasi_path_filestat_get(sandbox, FOLLOW, "link_file", &st));
+  report("stat ../outside/secret",
+         __wasi_path_filestat_get(sandbox, FOLLOW, "../outside/secret", &st));
+  report("stat through dir symlink",
+         __wasi_path_filestat_get(sandbox, FOLLOW, "link_abs/secret", &st));
+  report("stat following file symlink",
+         __wasi_path_filestat_get(sandbox, FOLLOW, "link_file", &st));
   report("utimes following file symlink",
          __wasi_path_filestat_set_times(sandbox, FOLLOW, "link_file", 0, 0,
                                         __WASI_FSTFLAGS_ATIM_NOW | __WASI_FSTFLAGS_MTIM_NOW));
@@ -144,9 +164,11 @@ static void allowed(void) {
   e = read_file("link_in", buf, sizeof buf);
   printf("open link_in: %s %s\n", errno_name(e), e == 0 ? buf : "");
   __wasi_filestat_t st;
-  report("lstat link_file (the link itself)", __wasi_path_filestat_get(sandbox, 0, "link_file", &st));
+  report("lstat link_file (the link itself)",
+         __wasi_path_filestat_get(sandbox, 0, "link_file", &st));
   __wasi_size_t n;
-  report("readlink link_abs", __wasi_path_readlink(sandbox, "link_abs", (uint8_t*)buf, sizeof buf, &n));
+  report("readlink link_abs",
+         __wasi_path_readlink(sandbox, "link_abs", (uint8_t*)buf, sizeof buf, &n));
   report("symlink staying inside", __wasi_path_symlink("../inside.txt", sandbox, "sub/ok_link"));
 }
 

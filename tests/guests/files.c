@@ -90,7 +90,8 @@ static void append_and_rename(void) {
 static void links_and_times(void) {
   char buf[64] = {0};
   check("symlink", symlink("b.txt", "/data/sub/link") == 0);
-  check("readlink", readlink("/data/sub/link", buf, sizeof buf) == 5 && memcmp(buf, "b.txt", 5) == 0);
+  check("readlink",
+        readlink("/data/sub/link", buf, sizeof buf) == 5 && memcmp(buf, "b.txt", 5) == 0);
   struct stat st;
   check("stat through link", stat("/data/sub/link", &st) == 0 && st.st_size == 8);
   check("lstat sees link", lstat("/data/sub/link", &st) == 0 && S_ISLNK(st.st_mode));
@@ -138,8 +139,10 @@ static void large_directory(void) {
   int seen = 0, dots = 0;
   struct dirent* e;
   while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') ++dots;
-    else if (strncmp(e->d_name, "entry_", 6) == 0 && e->d_type == DT_REG) ++seen;
+    if (e->d_name[0] == '.')
+      ++dots;
+    else if (strncmp(e->d_name, "entry_", 6) == 0 && e->d_type == DT_REG)
+      ++seen;
   }
   closedir(d);
   printf("many: %d entries, %d dot entries\n", seen, dots);

@@ -9,7 +9,9 @@ __attribute__((noinline)) static void deliberately_trap(int depth) {
   printf("never printed %d\n", depth);
 }
 
-__attribute__((noinline)) static void call_the_trap(void) { deliberately_trap(0); }
+__attribute__((noinline)) static void call_the_trap(void) {
+  deliberately_trap(0);
+}
 
 int main(int argc, char** argv) {
   printf("about to trap\n");
