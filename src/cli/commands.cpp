@@ -25,6 +25,7 @@ void register_commands(CLI::App& app) {
   add_validate_command(app);
   add_wast_command(app);
   add_disasm_command(app);
+  add_run_command(app);
 }
 
 } // namespace tern::cli

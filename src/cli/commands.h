@@ -22,5 +22,6 @@ void guarded(const std::function<int()>& body);
 void add_validate_command(CLI::App& app);
 void add_wast_command(CLI::App& app);
 void add_disasm_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 
 } // namespace tern::cli
