@@ -24,6 +24,8 @@ void guarded(const std::function<int()>& body) {
 void register_commands(CLI::App& app) {
   add_validate_command(app);
   add_wast_command(app);
+  add_disasm_command(app);
+  add_run_command(app);
   add_compile_command(app);
 }
 

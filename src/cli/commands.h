@@ -21,6 +21,8 @@ void guarded(const std::function<int()>& body);
 // One per subcommand file.
 void add_validate_command(CLI::App& app);
 void add_wast_command(CLI::App& app);
+void add_disasm_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 void add_compile_command(CLI::App& app);
 
 } // namespace tern::cli

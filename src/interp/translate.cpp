@@ -27,10 +27,22 @@ using wasm::ValType;
 
 // wasm op → handler, for the families derived from the opcode table.
 struct HandlerMaps {
-  std::array<Handler, wasm::kOpCount> ss{}, si{}, one{};
-  std::array<bool, wasm::kOpCount> binary{}, unary{};
+  std::array<Handler, wasm::kOpCount> ss{}, si{}, one{}, load_add_ss{}, load_add_si{};
+  std::array<bool, wasm::kOpCount> binary{}, unary{}, load{};
+  std::array<Handler, size_t(Handler::Count)> back_edge{}; // branch → its ...Loop twin
 
   HandlerMaps() {
+    back_edge[size_t(Handler::Br)] = Handler::BrLoop;
+    back_edge[size_t(Handler::BrIfNz)] = Handler::BrIfNzLoop;
+    back_edge[size_t(Handler::BrIfZ)] = Handler::BrIfZLoop;
+#define TERN_CMP(n)                                                                                \
+  back_edge[size_t(Handler::BrIf##n##_ss)] = Handler::BrIf##n##_ssLoop;                            \
+  back_edge[size_t(Handler::BrIf##n##_si)] = Handler::BrIf##n##_siLoop;
+    TERN_CMP(I32Eq) TERN_CMP(I32Ne) TERN_CMP(I32LtS) TERN_CMP(I32LtU) TERN_CMP(I32GtS)
+    TERN_CMP(I32GtU) TERN_CMP(I32LeS) TERN_CMP(I32LeU) TERN_CMP(I32GeS) TERN_CMP(I32GeU)
+    TERN_CMP(I64Eq) TERN_CMP(I64Ne) TERN_CMP(I64LtS) TERN_CMP(I64LtU) TERN_CMP(I64GtS)
+    TERN_CMP(I64GtU) TERN_CMP(I64LeS) TERN_CMP(I64LeU) TERN_CMP(I64GeS) TERN_CMP(I64GeU)
+#undef TERN_CMP
 #define TERN_BINARY(n)                                                                             \
   ss[size_t(Op::n)] = Handler::n##_ss;                                                             \
   si[size_t(Op::n)] = Handler::n##_si;                                                             \
@@ -38,9 +50,17 @@ struct HandlerMaps {
 #define TERN_UNARY(n)                                                                              \
   one[size_t(Op::n)] = Handler::n;                                                                 \
   unary[size_t(Op::n)] = true;
+#define TERN_LOAD(n)                                                                               \
+  TERN_UNARY(n)                                                                                    \
+  load_add_ss[size_t(Op::n)] = Handler::n##_add_ss;                                                \
+  load_add_si[size_t(Op::n)] = Handler::n##_add_si;                                                \
+  load[size_t(Op::n)] = true;
+#define TERN_STORE(n) one[size_t(Op::n)] = Handler::n;
 #include "interp/families.def"
 #undef TERN_BINARY
 #undef TERN_UNARY
+#undef TERN_LOAD
+#undef TERN_STORE
   }
 };
 
@@ -116,15 +136,18 @@ private:
     uint32_t slot = 0;
     uint64_t k = 0;
   };
-  // The held-back producer of the stack top: [handler][d|a][w2?].
+  // The held-back producer of the stack top: [handler][d|a][w2?][w3?].
   struct Pending {
     Handler handler;
     uint32_t a = 0;
     bool has_w2 = false;
     uint64_t w2 = 0;
+    bool has_w3 = false;
+    uint64_t w3 = 0;
     uint32_t wasm_offset = 0;
     const CompareFacts* compare = nullptr; // fusable integer compare
     bool rhs_is_imm = false;
+    Op op = Op::Nop; // the wasm instruction it came from
   };
   struct Ctrl {
     Op kind = Op::Block; // Block (also the function body), Loop or If
@@ -185,7 +208,11 @@ private:
   // Control.
   void block_arity(const wasm::BlockType& bt, uint32_t& params, uint32_t& results) const;
   Ctrl& label(uint32_t depth) { return ctrl_[ctrl_.size() - 1 - depth]; }
-  void emit_label_target(Ctrl& target);
+  // A branch handler, or its back-edge twin when `target` is a loop (the
+  // twin polls the checkpoint flag itself; emit_label_target then aims past
+  // the loop's Poll).
+  void emit_branch(Handler h, const Ctrl* target);
+  void emit_label_target(Ctrl& target, bool branch_polls = true);
   bool needs_copy(const Ctrl& target) const {
     uint32_t n = target.label_arity();
     return n > 0 && height() - n != target.base;
@@ -219,6 +246,8 @@ private:
   void on_local_set(uint32_t index, bool tee);
   void on_binary(const wasm::Instr& in);
   void on_unary(const wasm::Instr& in);
+  void on_load_of_sum(const wasm::Instr& in);
+  bool pending_is_sum() const { return pending_ && pending_->op == Op::I32Add; }
   void on_misc(const wasm::Instr& in);
 
   const wasm::Module& module_;
@@ -279,6 +308,7 @@ void Translator::emit_pending(const Pending& p, uint32_t dst) {
   emit(p.handler);
   emit_u64(pack(dst, p.a));
   if (p.has_w2) emit_u64(p.w2);
+  if (p.has_w3) emit_u64(p.w3);
   mark(current_offset_);
 }
 
@@ -310,6 +340,7 @@ void Translator::materialize_local_refs(uint32_t local_slot) {
 }
 
 bool Translator::consumes_pending(const wasm::Instr& in) const {
+  if (maps().load[size_t(in.op)]) return pending_is_sum();
   switch (in.op) {
   case Op::LocalSet:
   case Op::LocalTee:
@@ -346,9 +377,13 @@ void Translator::block_arity(const wasm::BlockType& bt, uint32_t& params,
   }
 }
 
-void Translator::emit_label_target(Ctrl& target) {
+void Translator::emit_branch(Handler h, const Ctrl* target) {
+  emit(target && target->kind == Op::Loop ? maps().back_edge[size_t(h)] : h);
+}
+
+void Translator::emit_label_target(Ctrl& target, bool branch_polls) {
   if (target.kind == Op::Loop)
-    emit_target(target.loop_start);
+    emit_target(branch_polls ? target.loop_start + 1 : target.loop_start);
   else
     emit_fixup(target.end_fixups);
 }
@@ -383,7 +418,7 @@ void Translator::emit_cond_branch(const Cond& c, bool negate, Ctrl* target,
     const Pending& p = *c.compare;
     const CompareFacts* f = negate ? compare_facts(p.compare->inverted) : p.compare;
     mark(p.wasm_offset);
-    emit(p.rhs_is_imm ? f->branch_si : f->branch_ss);
+    emit_branch(p.rhs_is_imm ? f->branch_si : f->branch_ss, target);
     if (p.rhs_is_imm) {
       emit_u64(p.a);
       emit_u64(p.w2);
@@ -397,11 +432,11 @@ void Translator::emit_cond_branch(const Cond& c, bool negate, Ctrl* target,
   if (c.value.is_const) {
     bool taken = (static_cast<uint32_t>(c.value.k) != 0) != negate;
     if (!taken) return;
-    emit(Handler::Br);
+    emit_branch(Handler::Br, target);
     emit_dest();
     return;
   }
-  emit(negate ? Handler::BrIfZ : Handler::BrIfNz);
+  emit_branch(negate ? Handler::BrIfZ : Handler::BrIfNz, target);
   emit_u64(c.value.slot);
   emit_dest();
 }
@@ -523,7 +558,7 @@ void Translator::on_br(uint32_t depth) {
   materialize_all();
   Ctrl& target = label(depth);
   emit_copies(target);
-  emit(Handler::Br);
+  emit_branch(Handler::Br, &target);
   emit_label_target(target);
   dead_ = true;
 }
@@ -539,7 +574,7 @@ void Translator::on_br_if(uint32_t depth) {
   std::vector<uint32_t> skip;
   emit_cond_branch(cond, /*negate=*/true, nullptr, &skip);
   emit_copies(target);
-  emit(Handler::Br);
+  emit_branch(Handler::Br, &target);
   emit_label_target(target);
   for (uint32_t w : skip) bind(w, here());
 }
@@ -557,14 +592,14 @@ void Translator::on_br_table(const wasm::Instr& in) {
       stubs.emplace_back(here(), depth);
       emit_u64(0);
     } else {
-      emit_label_target(target);
+      emit_label_target(target, /*branch_polls=*/false); // a loop's own Poll runs
     }
   }
   for (auto [word, depth] : stubs) {
     bind(word, here());
     Ctrl& target = label(depth);
     emit_copies(target);
-    emit(Handler::Br);
+    emit_branch(Handler::Br, &target);
     emit_label_target(target);
   }
   dead_ = true;
@@ -648,6 +683,7 @@ void Translator::on_binary(const wasm::Instr& in) {
   p.w2 = b.is_const ? b.k : b.slot;
   p.handler = b.is_const ? maps().si[size_t(op)] : maps().ss[size_t(op)];
   p.compare = compare_facts(op);
+  p.op = op;
   push_pending(p);
 }
 
@@ -660,6 +696,7 @@ void Translator::on_unary(const wasm::Instr& in) {
     return;
   }
   Pending p;
+  p.op = in.op;
   p.handler = maps().one[size_t(in.op)];
   p.a = pop_slot();
   const wasm::OpInfo& info = wasm::op_info(in.op);
@@ -667,6 +704,22 @@ void Translator::on_unary(const wasm::Instr& in) {
     p.has_w2 = true;
     p.w2 = in.imm;
   }
+  push_pending(p);
+}
+
+// A load whose address is the i32.add just translated: one handler does the
+// (wrapping) add and the access.
+void Translator::on_load_of_sum(const wasm::Instr& in) {
+  Pending sum = *pending_;
+  pending_.reset();
+  stack_.pop_back();
+  Pending p;
+  p.op = in.op;
+  p.handler = sum.rhs_is_imm ? maps().load_add_si[size_t(in.op)] : maps().load_add_ss[size_t(in.op)];
+  p.a = sum.a;
+  p.has_w2 = p.has_w3 = true;
+  p.w2 = sum.w2;
+  p.w3 = in.imm;
   push_pending(p);
 }
 
@@ -707,6 +760,7 @@ void Translator::translate(const wasm::Instr& in) {
     return;
   }
   if (maps().binary[size_t(in.op)]) return on_binary(in);
+  if (maps().load[size_t(in.op)] && pending_is_sum()) return on_load_of_sum(in);
   if (maps().unary[size_t(in.op)]) return on_unary(in);
   switch (in.op) {
   case Op::Nop:
