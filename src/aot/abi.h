@@ -29,35 +29,41 @@
 
 namespace tern::aot {
 
-inline constexpr uint32_t kAbiVersion = 1;
+inline constexpr uint32_t kAbiVersion = 3;
 
 // --- Per thread --------------------------------------------------------------
 
 // The head of the engine's per-thread state, passed as `t`.
 struct VmThread {
-  // The word polled at stable points: the store's interrupt flag (with
-  // runtime::Interrupt::kRewinding set while frames are being rebuilt).
-  const std::atomic<uint32_t>* poll = nullptr;
+  // Polled at stable points: the thread's mirror of the store's interrupt
+  // flag (runtime::Interrupt::add_mirror), plus kRewindingBit while this
+  // thread's frames are being rebuilt.
+  std::atomic<uint32_t> flag{0};
   // Non-zero while the stack unwinds for a checkpoint (read after calls).
   uint32_t unwinding = 0;
   // While rewinding: the point to reach in the current function, as
   // (stable-point index << 1) | (1 for a host call re-issued), and its saved
   // values (locals, then operands).
   uint32_t rewind_point = 0;
+  uint32_t reserved = 0;
   const uint64_t* rewind_values = nullptr;
   // The lowest native stack address a function may start at.
   uintptr_t stack_limit = 0;
   void* owner = nullptr; // the engine's thread record (runtime only)
 };
 
+// Set in VmThread::flag while rewinding: every poll takes its slow path,
+// which leads the way to the saved point (function_codegen.cpp).
+inline constexpr uint32_t kRewindingBit = 1u << 31;
+
 namespace offsets {
-inline constexpr uint32_t kThreadPoll = 0;
-inline constexpr uint32_t kThreadUnwinding = 8;
-inline constexpr uint32_t kThreadRewindPoint = 12;
+inline constexpr uint32_t kThreadFlag = 0;
+inline constexpr uint32_t kThreadUnwinding = 4;
+inline constexpr uint32_t kThreadRewindPoint = 8;
 inline constexpr uint32_t kThreadRewindValues = 16;
 inline constexpr uint32_t kThreadStackLimit = 24;
 } // namespace offsets
-static_assert(offsetof(VmThread, poll) == offsets::kThreadPoll);
+static_assert(offsetof(VmThread, flag) == offsets::kThreadFlag);
 static_assert(offsetof(VmThread, unwinding) == offsets::kThreadUnwinding);
 static_assert(offsetof(VmThread, rewind_point) == offsets::kThreadRewindPoint);
 static_assert(offsetof(VmThread, rewind_values) == offsets::kThreadRewindValues);
@@ -123,7 +129,7 @@ enum class Helper : uint32_t {
   Trap,         // void(t, u32 kind, u32 func_index, u32 wasm_offset, u32 detail), noreturn
   EntrySlow,    // u32(t, ctx, u32 func_index): a PollAction
   LoopSlow,     // u32(t, u32 point): a PollAction
-  RewindFinish, // void(t): the innermost saved point is reached
+  RewindFinish, // void(t, u32 skip_next_count): the innermost saved point is reached
   RewindCallee, // const VmFunc*(t): the callee of a call_indirect being rewound
   SaveFrame,    // u64*(t, ctx, u32 func_index, u32 point, u32 count): where to store values
   CallHost,     // void(t, HostImport*, u64* slots): args in, results out
@@ -148,7 +154,6 @@ enum class PollAction : uint32_t {
   Continue = 0, // run on
   Unwind = 1,   // save this frame and return (checkpoint)
   Rewind = 2,   // go towards VmThread::rewind_point
-  Resume = 3,   // this loop header is the point being rewound to: reload and run on
 };
 
 // The context of a host stub: which host function, called from where.
@@ -164,6 +169,7 @@ inline constexpr uint64_t kModuleInfoMagic = 0x31544f4e52455454ull; // "TTERNOT1
 enum ModuleFlags : uint32_t {
   kStablePoints = 1, // polls, unwind and rewind paths are compiled in
   kBoundsChecks = 2, // memory accesses are checked explicitly (no guard pages needed)
+  kExactPoints = 4,  // every stable point polls: counting mode gives the interpreter's counts
 };
 
 // Exported by every compiled module (the ELF entry point of an artifact,

@@ -21,6 +21,7 @@ uint32_t module_flags(const CompileOptions& options) {
   uint32_t flags = 0;
   if (options.stable_points) flags |= kStablePoints;
   if (options.bounds_checks) flags |= kBoundsChecks;
+  if (options.exact_points) flags |= kExactPoints;
   return flags;
 }
 

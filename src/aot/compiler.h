@@ -20,6 +20,10 @@ struct CompileOptions {
   unsigned opt_level = 2;     // 0..3, as -O
   bool stable_points = true;  // checkpointable code (polls, unwind, rewind)
   bool bounds_checks = false; // explicit memory bounds checks instead of guard pages
+  // Every loop header and function entry polls, so that stable points can
+  // be counted (--checkpoint-at) exactly as the interpreter counts them.
+  // Without, tight inner loops poll once before they start, and vectorize.
+  bool exact_points = false;
 };
 
 // The compiler's answer: a value, or the reason there is none.

@@ -111,7 +111,7 @@ ThreadState& AotEngine::state(runtime::Thread& thread) {
     p = std::make_unique<ThreadState>();
     p->thread = &thread;
     p->vm.owner = p.get();
-    p->vm.poll = thread.store().interrupt().flag();
+    thread.store().interrupt().add_mirror(&p->vm.flag);
   }
   return *p;
 }
@@ -221,8 +221,9 @@ ExecOutcome AotEngine::resume(runtime::Thread& thread, std::span<Slot> results) 
   runtime::FunctionInstance* func = outermost.inst->instance->funcs[outermost.func_index];
   std::vector<uint64_t> slots(std::max({func->type->params.size(), results.size(), size_t(1)}));
   ts.rewind_next = 0;
+  ts.skip_next_count = false;
   ts.rewinding = true;
-  thread.store().interrupt().begin_rewind();
+  ts.vm.flag.fetch_or(kRewindingBit);
   ExecOutcome out = enter(ts, func, slots.data());
   if (ts.rewinding) finish_rewind(ts); // stopped before the innermost point (a trap)
   ts.rewind.clear();
@@ -258,7 +259,7 @@ void raise_trap(ThreadState& ts, runtime::TrapKind kind, uint32_t func_index, ui
 
 void finish_rewind(ThreadState& ts) {
   ts.rewinding = false;
-  ts.thread->store().interrupt().end_rewind();
+  ts.vm.flag.fetch_and(~kRewindingBit);
 }
 
 wasm::StablePointKind point_kind(const wasm::Module& m, uint32_t func_index, uint32_t point) {

@@ -69,6 +69,9 @@ struct ThreadState {
   std::vector<SavedFrame> rewind;
   std::vector<uint64_t> rewind_values;
   size_t rewind_next = 0;
+  // The next counted poll is the loop header just rewound to: the
+  // interpreter counted it before the stop.
+  bool skip_next_count = false;
 
   static ThreadState& of(VmThread* t) { return *static_cast<ThreadState*>(t->owner); }
 };

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <fmt/format.h>
 
 namespace tern::aot {
@@ -39,8 +40,9 @@ constexpr uint32_t kOk = ~0u;
 // stop_here of the interpreter: counts in counting mode; stop on a count
 // reached or a request.
 bool should_stop(ThreadState& ts) {
-  uint32_t flag = ts.vm.poll->load(std::memory_order_relaxed);
-  if (flag & runtime::Interrupt::kCounting) {
+  uint32_t flag = ts.thread->store().interrupt().flag()->load(std::memory_order_relaxed);
+  const bool skip = std::exchange(ts.skip_next_count, false);
+  if ((flag & runtime::Interrupt::kCounting) && !skip) {
     if (++ts.thread->stable_points == ts.thread->stop_at) return true;
   }
   return (flag & runtime::Interrupt::kRequested) != 0;
@@ -66,18 +68,15 @@ uint32_t entry_slow(VmThread* t, VmInstance* /*ctx*/, uint32_t /*func_index*/) {
   return uint32_t(PollAction::Rewind);
 }
 
-uint32_t loop_slow(VmThread* t, uint32_t point) {
+uint32_t loop_slow(VmThread* t, uint32_t /*point*/) {
   ThreadState& ts = ts_of(t);
-  if (!ts.rewinding) return poll_result(ts);
-  if (t->rewind_point == point << 1 && ts.rewind_next == ts.rewind.size()) {
-    finish_rewind(ts);
-    return uint32_t(PollAction::Resume);
-  }
-  return uint32_t(PollAction::Rewind);
+  return ts.rewinding ? uint32_t(PollAction::Rewind) : poll_result(ts);
 }
 
-void rewind_finish(VmThread* t) {
-  finish_rewind(ts_of(t));
+void rewind_finish(VmThread* t, uint32_t skip_next_count) {
+  ThreadState& ts = ts_of(t);
+  finish_rewind(ts);
+  ts.skip_next_count = skip_next_count != 0;
 }
 
 const VmFunc* rewind_callee(VmThread* t) {

@@ -4,6 +4,7 @@
 // is async-signal-safe, so a signal handler may call it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -20,29 +21,32 @@ public:
   // Flag bits.
   static constexpr uint32_t kRequested = 1; // stop at the next stable point
   static constexpr uint32_t kCounting = 2;  // count stable points (Thread::stop_at)
-  // Some thread is rebuilding its frames in compiled code, which finds its
-  // way back through the slow paths of its polls (aot/abi.h); other
-  // threads and engines just run on.
-  static constexpr uint32_t kRewinding = 4;
 
   void request();
   void clear(); // drops a request, keeps counting mode
   bool requested() const { return (flag_.load(std::memory_order_relaxed) & kRequested) != 0; }
   // Counting mode makes every stable point take the slow path to count it.
   void set_counting(bool on);
-  // Rewinding threads, counted: kRewinding is set while there is one.
-  void begin_rewind();
-  void end_rewind();
   // Readable while a request is pending.
   int fd() const { return event_fd_; }
   // The word engines poll; non-zero means "take the slow path".
   const std::atomic<uint32_t>* flag() const { return &flag_; }
+  // A word that from now on follows the flag's bits (request, clear,
+  // counting), so that compiled code can poll a word inside its own thread
+  // record; other bits in it are the owner's. Mirrors must outlive this
+  // Interrupt. Throws tern::Error beyond kMaxMirrors.
+  void add_mirror(std::atomic<uint32_t>* word);
+  static constexpr size_t kMaxMirrors = 1024;
 
 private:
+  void set_bits(uint32_t bits);
+  void clear_bits(uint32_t bits);
+
   std::atomic<uint32_t> flag_{0};
   int event_fd_ = -1;
-  std::mutex rewind_mutex_;
-  uint32_t rewinders_ = 0;
+  std::array<std::atomic<std::atomic<uint32_t>*>, kMaxMirrors> mirrors_{};
+  std::atomic<size_t> mirror_count_{0};
+  std::mutex mirror_mutex_;
 };
 
 } // namespace tern::runtime

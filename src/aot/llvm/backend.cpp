@@ -7,11 +7,16 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <lld/Common/Driver.h>
+#include <llvm/Analysis/LoopInfo.h>
+#include <llvm/Analysis/ScalarEvolution.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/Transforms/Utils/Local.h>
 #include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/FileSystem.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
@@ -98,6 +103,69 @@ struct ScratchDir {
   }
 };
 
+// Drops the polls inside innermost loops whose trip count is known when
+// they start (scalar evolution can compute it), in code without exact
+// points: such a loop runs a bounded number of iterations, and the poll
+// before it (function_codegen.cpp, enter_loop) keeps checkpoints close; the
+// loop, free of the poll's slow path, can be vectorized. Loops holding a
+// rewind target keep their polls: rewinding finds its way through them.
+struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
+  // The optimizer may have swapped the branch's successors (and weights):
+  // the slow path is the unlikely one.
+  static llvm::BasicBlock* slow_successor(llvm::BranchInst* br) {
+    uint64_t first = 0, second = 0;
+    if (llvm::extractBranchWeights(*br, first, second) && first > second) return br->getSuccessor(1);
+    return br->getSuccessor(0);
+  }
+
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
+    auto& loops = fam.getResult<llvm::LoopAnalysis>(f);
+    auto& scev = fam.getResult<llvm::ScalarEvolutionAnalysis>(f);
+    const unsigned poll_kind = f.getContext().getMDKindID(kElidablePoll);
+    const unsigned target_kind = f.getContext().getMDKindID(kRewindTarget);
+    std::vector<llvm::BranchInst*> polls;
+    for (llvm::Loop* loop : loops.getLoopsInPreorder()) {
+      if (!loop->isInnermost()) continue;
+      std::vector<llvm::BranchInst*> found;
+      bool keep = false;
+      for (llvm::BasicBlock* bb : loop->blocks()) {
+        for (llvm::Instruction& inst : *bb) {
+          if (inst.getMetadata(target_kind)) keep = true;
+          if (auto* br = llvm::dyn_cast<llvm::BranchInst>(&inst); br && br->getMetadata(poll_kind)) {
+            found.push_back(br);
+          }
+        }
+      }
+      if (keep || found.empty()) continue;
+      // Bounded if some exit has a computable count, assuming (as the
+      // vectorizer does, checking at run time) that its induction
+      // variable does not wrap: the poll's own exits have none.
+      llvm::SmallVector<const llvm::SCEVPredicate*, 4> assumptions;
+      const bool bounded = !llvm::isa<llvm::SCEVCouldNotCompute>(
+          scev.getPredicatedSymbolicMaxBackedgeTakenCount(loop, assumptions));
+      if (bounded) polls.insert(polls.end(), found.begin(), found.end());
+    }
+    if (polls.empty()) return llvm::PreservedAnalyses::all();
+    for (llvm::BranchInst* br : polls) {
+      llvm::BasicBlock* from = br->getParent();
+      llvm::BasicBlock* slow = slow_successor(br);
+      llvm::BasicBlock* on = br->getSuccessor(br->getSuccessor(0) == slow ? 1 : 0);
+      slow->removePredecessor(from);
+      llvm::BranchInst::Create(on, br);
+      auto* cond = llvm::dyn_cast<llvm::Instruction>(br->getCondition());
+      br->eraseFromParent();
+      // The flag's load is atomic, which dead-code elimination keeps.
+      if (cond && cond->use_empty()) {
+        auto* flag = llvm::dyn_cast<llvm::Instruction>(cond->getOperand(0));
+        cond->eraseFromParent();
+        if (flag && flag->use_empty()) flag->eraseFromParent();
+      }
+    }
+    llvm::removeUnreachableBlocks(f);
+    return llvm::PreservedAnalyses::none();
+  }
+};
+
 } // namespace
 
 void initialize_llvm() {
@@ -142,7 +210,8 @@ Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target&
   return {std::move(tm), {}};
 }
 
-void optimize(llvm::Module& module, llvm::TargetMachine& machine, unsigned opt_level) {
+void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options) {
+  const unsigned opt_level = options.opt_level;
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
@@ -155,6 +224,9 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, unsigned opt_l
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
+  if (options.stable_points && !options.exact_points)
+    pb.registerVectorizerStartEPCallback(
+        [](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) { fpm.addPass(ElidePolls()); });
   llvm::ModulePassManager mpm = opt_level == 0
                                     ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
                                     : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));
@@ -174,11 +246,21 @@ Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util:
   } catch (const std::exception& e) {
     return {{}, e.what()};
   }
+  // For studying the generated code: TERN_AOT_DUMP_IR=PREFIX writes
+  // PREFIX.ll (as generated) and PREFIX.opt.ll (optimized).
+  const char* dump = std::getenv("TERN_AOT_DUMP_IR");
+  auto write_ir = [&](const char* suffix) {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(std::string(dump) + suffix, ec);
+    if (!ec) module->print(out, nullptr);
+  };
+  if (dump) write_ir(".ll");
   std::string verify_errors;
   llvm::raw_string_ostream verify_stream(verify_errors);
   if (llvm::verifyModule(*module, &verify_stream))
     return {{}, "internal error: invalid IR generated: " + verify_errors.substr(0, 2000)};
-  optimize(*module, *tm.value, options.opt_level);
+  optimize(*module, *tm.value, options);
+  if (dump) write_ir(".opt.ll");
 
   llvm::SmallVector<char, 0> buffer;
   llvm::raw_svector_ostream out(buffer);

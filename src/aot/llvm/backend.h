@@ -23,7 +23,7 @@ Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target&
 
 // Runs LLVM's standard -O pipeline, with no C library assumed (compiled
 // code must not call memset & co.: it references no external symbol).
-void optimize(llvm::Module& module, llvm::TargetMachine& machine, unsigned opt_level);
+void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options);
 
 // Generates IR for `wasm`, optimizes it and emits a relocatable object.
 Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,

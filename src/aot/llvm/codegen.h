@@ -16,6 +16,13 @@
 
 namespace tern::aot::llvmc {
 
+// Metadata kinds on generated instructions, for the passes in backend.cpp:
+// a poll's branch that may be dropped, and the first load of a block that
+// rewinding jumps to (a loop holding one must keep its polls, which lead
+// the way there).
+inline constexpr const char* kElidablePoll = "tern.poll";
+inline constexpr const char* kRewindTarget = "tern.rewind_target";
+
 // What the generated code's memory accesses are about, for alias analysis:
 // linear memory never aliases the runtime's structures.
 struct AliasTags {

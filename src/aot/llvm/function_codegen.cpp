@@ -16,10 +16,16 @@
 // - rewind: the entry's slow path, when rebuilding a thread, dispatches on
 //   the saved point. To keep loops reducible it never jumps into a loop
 //   body: it goes to the outermost enclosing loop's header, whose poll
-//   (taken, since the interrupt word has kRewinding set) goes on to the next
+//   (taken, since VmThread::flag has kRewindingBit set) goes on to the next
 //   inner header, until the block of the point itself, which reloads the
 //   values from VmThread::rewind_values and continues into the call (which
-//   rewinds its callee) or into the loop body.
+//   rewinds its callee), or enters the loop (for a loop header: its block
+//   is just before the loop).
+//
+// Code compiled without exact points (the default; exact ones are for
+// counting, --checkpoint-at) also polls before each loop, and may lose the
+// polls inside innermost loops whose trip count is known on entry
+// (backend.cpp, ElidePolls): such loops vectorize.
 #include "aot/llvm/codegen.h"
 #include "runtime/trap.h"
 #include "tern/error.h"
@@ -52,7 +58,13 @@ private:
     size_t base = 0; // stack height below the parameters
     std::vector<llvm::Type*> params, results;
     llvm::BasicBlock* end = nullptr; // Block, If, Body: the continuation
+    // Phis at `end` for the stack from `phi_base` (0 with stable points:
+    // the entries below the block may be rebound inside it, by a loop
+    // header that rewinding enters or a loop's restore clone) up to the
+    // results.
+    size_t phi_base = 0;
     std::vector<llvm::PHINode*> end_phis;
+    std::vector<llvm::Value*> entry_stack; // If: the stack below, for `else`
     int loop = -1;                          // Loop: index in loops_
     llvm::BasicBlock* else_block = nullptr; // If: the false edge, until `else`
     std::vector<llvm::Value*> if_params;
@@ -71,7 +83,7 @@ private:
   // A place rewinding can reach: `restore` reloads and continues there.
   struct Point {
     uint32_t key = 0;                    // VmThread::rewind_point
-    llvm::BasicBlock* restore = nullptr; // nullptr for loop headers (the poll restores)
+    llvm::BasicBlock* restore = nullptr; // reloads the values, goes on from the point
     std::vector<int> loops;              // enclosing loops, outermost first
   };
 
@@ -113,6 +125,7 @@ private:
   void skip(const wasm::Instr& in);
   bool numeric(const wasm::Instr& in);
   bool memory_access(const wasm::Instr& in);
+  void make_end_phis(Ctrl& c, const char* name);
   void on_block(const wasm::Instr& in);
   void on_loop(const wasm::Instr& in);
   void on_if(const wasm::Instr& in);
@@ -143,7 +156,14 @@ private:
   uint32_t point_index(uint32_t offset, StablePointKind kind) const;
   llvm::Value* poll_pending();
   void emit_entry_poll(llvm::BasicBlock* body);
-  void emit_loop_poll(Loop& loop, const wasm::Instr& in);
+  void enter_loop(uint32_t point, bool restorable);
+  void open_loop(const wasm::Instr& in, bool restorable);
+  void emit_loop_with_restore_clone(const wasm::Instr& in, size_t end);
+  void step();
+  size_t matching_end(size_t begin) const;
+  bool innermost_without_calls(size_t begin, size_t end) const;
+  void emit_header_poll(Loop& loop);
+  void mark(llvm::Instruction* inst, const char* kind);
   // Stores the live locals and `values` into a new saved frame and returns.
   void emit_unwind(uint32_t point, const std::vector<llvm::Value*>& values);
   // Loads the live locals into their allocas, and `types.size()` operands.
@@ -166,11 +186,13 @@ private:
   std::vector<llvm::AllocaInst*> locals_;
   std::vector<llvm::Type*> local_types_;
   llvm::BasicBlock* prologue_ = nullptr;
-  llvm::Value* poll_word_ = nullptr;
   llvm::Value* mem_base_ = nullptr;
   std::vector<llvm::Value*> instance_fields_ = std::vector<llvm::Value*>(8, nullptr);
   std::vector<llvm::Value*> global_cells_;
 
+  std::vector<wasm::Instr> instrs_;
+  size_t pc_ = 0;          // index of the instruction being translated
+  bool in_clone_ = false;  // translating a loop's restore clone
   std::vector<llvm::Value*> stack_;
   std::vector<Ctrl> ctrls_;
   bool dead_ = false;       // the rest of the current arm cannot run
@@ -238,7 +260,6 @@ void FunctionCodegen::build_prologue() {
   for (size_t i = type_.params.size(); i < locals_.size(); ++i)
     b_.CreateStore(llvm::Constant::getNullValue(local_types_[i]), locals_[i]);
   b_.CreateBr(check);
-  if (sp_) poll_word_ = prologue_load(b_.getPtrTy(), thread(), offsets::kThreadPoll);
   if (!wasm_.memories.empty() && !mc_.options().bounds_checks)
     mem_base_ = instance_field(offsets::kInstMemBase);
 
@@ -284,12 +305,11 @@ void FunctionCodegen::trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* det
 // --- Function structure --------------------------------------------------------
 
 void FunctionCodegen::run() {
-  std::vector<wasm::Instr> instrs;
   wasm::ByteReader bytes(
       std::span<const uint8_t>(wasm_.bytes).subspan(fn_.body_begin, fn_.body_end - fn_.body_begin),
       fn_.body_begin);
   wasm::InstrReader reader(bytes);
-  while (!reader.at_end()) reader.next(instrs.emplace_back());
+  while (!reader.at_end()) reader.next(instrs_.emplace_back());
 
   build_prologue();
   llvm::BasicBlock* body = block("body");
@@ -307,15 +327,44 @@ void FunctionCodegen::run() {
   for (llvm::Type* t : fc.results) fc.end_phis.push_back(pb.CreatePHI(t, 2));
   ctrls_.push_back(std::move(fc));
 
-  for (size_t i = 0; i < instrs.size() && !ctrls_.empty(); ++i) {
-    current_ = &instrs[i];
-    next_ = i + 1 < instrs.size() ? &instrs[i + 1] : nullptr;
-    if (dead_)
-      skip(instrs[i]);
-    else
-      translate(instrs[i]);
-  }
+  for (pc_ = 0; pc_ < instrs_.size() && !ctrls_.empty(); ++pc_) step();
   if (sp_) build_dispatch();
+}
+
+void FunctionCodegen::step() {
+  current_ = &instrs_[pc_];
+  next_ = pc_ + 1 < instrs_.size() ? &instrs_[pc_ + 1] : nullptr;
+  if (dead_)
+    skip(*current_);
+  else
+    translate(*current_);
+}
+
+size_t FunctionCodegen::matching_end(size_t begin) const {
+  size_t depth = 0;
+  for (size_t i = begin + 1; i < instrs_.size(); ++i) {
+    switch (instrs_[i].op) {
+    case Op::Block:
+    case Op::Loop:
+    case Op::If:
+      ++depth;
+      break;
+    case Op::End:
+      if (depth-- == 0) return i;
+      break;
+    default:
+      break;
+    }
+  }
+  return instrs_.size() - 1;
+}
+
+bool FunctionCodegen::innermost_without_calls(size_t begin, size_t end) const {
+  for (size_t i = begin + 1; i < end; ++i) {
+    Op op = instrs_[i].op;
+    if (op == Op::Loop || op == Op::Call || op == Op::CallIndirect) return false;
+  }
+  return true;
 }
 
 void FunctionCodegen::finish_return_block() {
@@ -341,8 +390,11 @@ llvm::BasicBlock* FunctionCodegen::edge_to(Ctrl& target) {
     return loop.header;
   }
   size_t n = target.results.size();
+  size_t below = target.base - target.phi_base;
+  for (size_t i = 0; i < below; ++i)
+    target.end_phis[i]->addIncoming(stack_[target.phi_base + i], from);
   for (size_t i = 0; i < n; ++i)
-    target.end_phis[i]->addIncoming(stack_[stack_.size() - n + i], from);
+    target.end_phis[below + i]->addIncoming(stack_[stack_.size() - n + i], from);
   return target.end;
 }
 
@@ -367,23 +419,107 @@ void FunctionCodegen::skip(const wasm::Instr& in) {
   }
 }
 
+void FunctionCodegen::make_end_phis(Ctrl& c, const char* name) {
+  c.end = block(name);
+  c.phi_base = sp_ ? 0 : c.base;
+  llvm::IRBuilder<> pb(c.end);
+  for (size_t h = c.phi_base; h < c.base; ++h) c.end_phis.push_back(pb.CreatePHI(stack_[h]->getType(), 2));
+  for (llvm::Type* t : c.results) c.end_phis.push_back(pb.CreatePHI(t, 2));
+}
+
 void FunctionCodegen::on_block(const wasm::Instr& in) {
   Ctrl c;
   c.kind = CtrlKind::Block;
   block_signature(in.block, c.params, c.results);
   c.base = stack_.size() - c.params.size();
-  c.end = block("block_end");
-  llvm::IRBuilder<> pb(c.end);
-  for (llvm::Type* t : c.results) c.end_phis.push_back(pb.CreatePHI(t, 2));
+  make_end_phis(c, "block_end");
   ctrls_.push_back(std::move(c));
 }
 
 void FunctionCodegen::on_loop(const wasm::Instr& in) {
+  if (sp_ && !in_clone_) {
+    const size_t end = matching_end(pc_);
+    if (innermost_without_calls(pc_, end)) return emit_loop_with_restore_clone(in, end);
+  }
+  open_loop(in, /*restorable=*/sp_);
+}
+
+// An innermost loop without calls is emitted twice: the loop itself, which
+// nothing but its preheader enters, so that its induction variables start
+// from known values (trip counts, vectorization); and a clone that only
+// rewinding to the loop's header enters, with the reloaded values. Both go
+// on to the same code after the loop.
+void FunctionCodegen::emit_loop_with_restore_clone(const wasm::Instr& in, size_t end) {
+  const size_t begin = pc_;
+  const std::vector<llvm::Value*> entry_stack = stack_;
+  const std::vector<int> chain = loop_chain_;
+  const uint32_t point = point_index(in.offset, StablePointKind::LoopHeader);
+
+  open_loop(in, /*restorable=*/false);
+  for (++pc_; pc_ <= end; ++pc_) step();
+  struct Exit {
+    bool live;
+    llvm::BasicBlock* block;
+    std::vector<llvm::Value*> stack;
+  };
+  Exit original{!dead_, b_.GetInsertBlock(), stack_};
+
+  Point p;
+  p.key = point << 1;
+  p.restore = block("restore_loop");
+  p.loops = chain;
+  b_.SetInsertPoint(p.restore);
+  std::vector<llvm::Type*> types;
+  for (llvm::Value* v : entry_stack) types.push_back(v->getType());
+  stack_ = emit_reload(point, types);
+  call_helper(Helper::RewindFinish, {thread(), u32(1)}); // the clone's header poll is next
+  points_.push_back(p);
+  dead_ = false;
+  in_clone_ = true;
+  pc_ = begin;
+  open_loop(in, /*restorable=*/false);
+  for (++pc_; pc_ <= end; ++pc_) step();
+  in_clone_ = false;
+  Exit clone{!dead_, b_.GetInsertBlock(), stack_};
+  pc_ = end; // the caller's loop steps past the end
+
+  if (!original.live && !clone.live) {
+    dead_ = true;
+    return;
+  }
+  if (!original.live || !clone.live) {
+    const Exit& only = original.live ? original : clone;
+    b_.SetInsertPoint(only.block);
+    stack_ = only.stack;
+    dead_ = false;
+    return;
+  }
+  llvm::BasicBlock* join = block("loop_join");
+  b_.SetInsertPoint(original.block);
+  b_.CreateBr(join);
+  b_.SetInsertPoint(clone.block);
+  b_.CreateBr(join);
+  b_.SetInsertPoint(join);
+  stack_.clear();
+  for (size_t i = 0; i < original.stack.size(); ++i) {
+    llvm::PHINode* phi = b_.CreatePHI(original.stack[i]->getType(), 2);
+    phi->addIncoming(original.stack[i], original.block);
+    phi->addIncoming(clone.stack[i], clone.block);
+    stack_.push_back(phi);
+  }
+  dead_ = false;
+}
+
+void FunctionCodegen::open_loop(const wasm::Instr& in, bool restorable) {
   Ctrl c;
   c.kind = CtrlKind::Loop;
   block_signature(in.block, c.params, c.results);
   c.base = stack_.size() - c.params.size();
   Loop loop;
+  if (sp_) {
+    loop.point = point_index(in.offset, StablePointKind::LoopHeader);
+    enter_loop(loop.point, restorable);
+  }
   loop.header = block("loop");
   loop.phi_base = sp_ ? 0 : c.base;
   llvm::IRBuilder<> pb(loop.header);
@@ -401,7 +537,7 @@ void FunctionCodegen::on_loop(const wasm::Instr& in) {
   ctrls_.push_back(std::move(c));
   if (sp_) {
     loop_chain_.push_back(ctrls_.back().loop);
-    emit_loop_poll(loops_[size_t(ctrls_.back().loop)], in);
+    emit_header_poll(loops_[size_t(ctrls_.back().loop)]);
   }
 }
 
@@ -412,9 +548,8 @@ void FunctionCodegen::on_if(const wasm::Instr& in) {
   block_signature(in.block, c.params, c.results);
   c.base = stack_.size() - c.params.size();
   c.if_params.assign(stack_.begin() + c.base, stack_.end());
-  c.end = block("if_end");
-  llvm::IRBuilder<> pb(c.end);
-  for (llvm::Type* t : c.results) c.end_phis.push_back(pb.CreatePHI(t, 2));
+  c.entry_stack.assign(stack_.begin(), stack_.begin() + c.base);
+  make_end_phis(c, "if_end");
   llvm::BasicBlock* then_block = block("then");
   c.else_block = block("else");
   b_.CreateCondBr(cond, then_block, c.else_block);
@@ -427,7 +562,7 @@ void FunctionCodegen::on_else() {
   if (!dead_) b_.CreateBr(edge_to(c));
   b_.SetInsertPoint(c.else_block);
   c.else_block = nullptr;
-  stack_.resize(c.base);
+  stack_ = c.entry_stack;
   stack_.insert(stack_.end(), c.if_params.begin(), c.if_params.end());
   dead_ = false;
 }
@@ -443,13 +578,13 @@ void FunctionCodegen::on_end() {
   if (!dead_) b_.CreateBr(edge_to(c));
   if (c.else_block) { // `if` without `else`: the parameters pass through
     b_.SetInsertPoint(c.else_block);
-    stack_.resize(c.base);
+    stack_ = c.entry_stack;
     stack_.insert(stack_.end(), c.if_params.begin(), c.if_params.end());
     b_.CreateBr(edge_to(c));
   }
   llvm::BasicBlock* end = c.end;
   std::vector<llvm::PHINode*> phis = c.end_phis;
-  size_t base = c.base;
+  size_t base = c.phi_base;
   bool body = c.kind == CtrlKind::Body;
   ctrls_.pop_back();
   stack_.resize(base);
@@ -1200,7 +1335,7 @@ void FunctionCodegen::on_call(const wasm::Instr& in) {
     std::vector<llvm::Type*> types;
     for (llvm::Value* v : merged) types.push_back(v->getType());
     std::vector<llvm::Value*> values = emit_reload(point, types);
-    call_helper(Helper::RewindFinish, {thread()});
+    call_helper(Helper::RewindFinish, {thread(), u32(0)});
     for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], p.restore);
     b_.CreateBr(call_block);
     points_.push_back(p);
@@ -1332,7 +1467,7 @@ void FunctionCodegen::on_call_indirect(const wasm::Instr& in) {
     std::vector<llvm::Type*> types;
     for (llvm::PHINode* phi : start_phis) types.push_back(phi->getType());
     std::vector<llvm::Value*> values = emit_reload(point, types);
-    call_helper(Helper::RewindFinish, {thread()});
+    call_helper(Helper::RewindFinish, {thread(), u32(0)});
     for (size_t i = 0; i < start_phis.size(); ++i) start_phis[i]->addIncoming(values[i], p.restore);
     b_.CreateBr(start);
     points_.push_back(p);
@@ -1354,7 +1489,7 @@ uint32_t FunctionCodegen::point_index(uint32_t offset, StablePointKind kind) con
 }
 
 llvm::Value* FunctionCodegen::poll_pending() {
-  llvm::LoadInst* flag = b_.CreateLoad(b_.getInt32Ty(), poll_word_);
+  llvm::LoadInst* flag = b_.CreateLoad(b_.getInt32Ty(), thread()); // VmThread::flag
   flag->setAtomic(llvm::AtomicOrdering::Monotonic);
   flag->setAlignment(llvm::Align(4));
   flag->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().runtime);
@@ -1386,8 +1521,9 @@ void FunctionCodegen::emit_unwind(uint32_t point, const std::vector<llvm::Value*
 
 std::vector<llvm::Value*> FunctionCodegen::emit_reload(uint32_t /*point*/,
                                                        const std::vector<llvm::Type*>& types) {
-  llvm::Value* frame =
+  llvm::LoadInst* frame =
       mc_.load_runtime(b_, b_.getPtrTy(), thread(), offsets::kThreadRewindValues, false);
+  mark(frame, kRewindTarget);
   auto load = [&](size_t i, llvm::Type* t) {
     llvm::LoadInst* s =
         b_.CreateLoad(b_.getInt64Ty(), b_.CreateConstInBoundsGEP1_64(b_.getInt64Ty(), frame, i));
@@ -1403,7 +1539,9 @@ std::vector<llvm::Value*> FunctionCodegen::emit_reload(uint32_t /*point*/,
 
 void FunctionCodegen::emit_entry_poll(llvm::BasicBlock* body) {
   llvm::BasicBlock* slow = block("entry_slow");
-  set_unlikely(b_.CreateCondBr(poll_pending(), slow, body));
+  llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, body);
+  set_unlikely(br);
+  if (!mc_.options().exact_points) mark(br, kElidablePoll);
   b_.SetInsertPoint(slow);
   llvm::Value* action = call_helper(Helper::EntrySlow, {thread(), instance(), u32(func_index_)});
   llvm::BasicBlock* unwind = block("entry_unwind");
@@ -1423,45 +1561,78 @@ void FunctionCodegen::emit_entry_poll(llvm::BasicBlock* body) {
   points_.push_back(p);
 }
 
-void FunctionCodegen::emit_loop_poll(Loop& loop, const wasm::Instr& in) {
-  loop.point = point_index(in.offset, StablePointKind::LoopHeader);
-  llvm::BasicBlock* header = b_.GetInsertBlock();
+void FunctionCodegen::mark(llvm::Instruction* inst, const char* kind) {
+  inst->setMetadata(kind, llvm::MDNode::get(ctx_, {}));
+}
+
+// Before a loop: in code without exact points, a poll that the header's
+// may be dropped for (backend.cpp, ElidePolls); in all code, the block that
+// rewinding to the loop header lands in. Both enter the loop from outside,
+// so the loop keeps a single entry.
+void FunctionCodegen::enter_loop(uint32_t point, bool restorable) {
+  llvm::BasicBlock* entry = block("loop_entry");
+  llvm::BasicBlock* from = b_.GetInsertBlock();
+  std::vector<llvm::BasicBlock*> preds = {from};
+  if (!mc_.options().exact_points) {
+    llvm::BasicBlock* slow = block("preloop_slow");
+    llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, entry);
+    set_unlikely(br);
+    b_.SetInsertPoint(slow);
+    llvm::Value* action = call_helper(Helper::LoopSlow, {thread(), u32(point)});
+    llvm::BasicBlock* unwind = block("preloop_unwind");
+    llvm::SwitchInst* sw = b_.CreateSwitch(action, entry, 1);
+    sw->addCase(b_.getInt32(uint32_t(PollAction::Unwind)), unwind);
+    b_.SetInsertPoint(unwind);
+    emit_unwind(point, stack_);
+    preds.push_back(slow);
+  } else {
+    b_.CreateBr(entry);
+  }
+  if (!restorable) {
+    b_.SetInsertPoint(entry);
+    return;
+  }
+
+  Point p;
+  p.key = point << 1;
+  p.restore = block("restore_loop");
+  p.loops = loop_chain_;
+  b_.SetInsertPoint(p.restore);
+  std::vector<llvm::Type*> types;
+  for (llvm::Value* v : stack_) types.push_back(v->getType());
+  std::vector<llvm::Value*> restored = emit_reload(point, types);
+  // The header's poll comes next: it must not count this point again.
+  call_helper(Helper::RewindFinish, {thread(), u32(1)});
+  b_.CreateBr(entry);
+  points_.push_back(p);
+
+  b_.SetInsertPoint(entry);
+  for (size_t i = 0; i < stack_.size(); ++i) {
+    llvm::PHINode* phi = b_.CreatePHI(stack_[i]->getType(), unsigned(preds.size() + 1));
+    for (llvm::BasicBlock* pred : preds) phi->addIncoming(stack_[i], pred);
+    phi->addIncoming(restored[i], p.restore);
+    stack_[i] = phi;
+  }
+}
+
+void FunctionCodegen::emit_header_poll(Loop& loop) {
   llvm::BasicBlock* slow = block("loop_slow");
   llvm::BasicBlock* cont = block("loop_body");
-  set_unlikely(b_.CreateCondBr(poll_pending(), slow, cont));
+  llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, cont);
+  set_unlikely(br);
+  if (!mc_.options().exact_points) mark(br, kElidablePoll);
 
   b_.SetInsertPoint(slow);
   llvm::Value* action = call_helper(Helper::LoopSlow, {thread(), u32(loop.point)});
   llvm::BasicBlock* unwind = block("loop_unwind");
-  llvm::BasicBlock* resume = block("loop_resume");
   loop.hop = block("loop_rewind");
-  llvm::SwitchInst* sw = b_.CreateSwitch(action, cont, 3);
+  llvm::SwitchInst* sw = b_.CreateSwitch(action, cont, 2);
   sw->addCase(b_.getInt32(uint32_t(PollAction::Unwind)), unwind);
   sw->addCase(b_.getInt32(uint32_t(PollAction::Rewind)), loop.hop);
-  sw->addCase(b_.getInt32(uint32_t(PollAction::Resume)), resume);
 
   b_.SetInsertPoint(unwind);
   emit_unwind(loop.point, stack_);
-
-  b_.SetInsertPoint(resume);
-  std::vector<llvm::Type*> types;
-  for (llvm::Value* v : stack_) types.push_back(v->getType());
-  std::vector<llvm::Value*> restored = emit_reload(loop.point, types);
-  b_.CreateBr(cont);
-
-  // The body sees each operand from the header or from the reload.
   b_.SetInsertPoint(cont);
-  for (size_t i = 0; i < stack_.size(); ++i) {
-    llvm::PHINode* phi = b_.CreatePHI(stack_[i]->getType(), 3);
-    phi->addIncoming(stack_[i], header);
-    phi->addIncoming(stack_[i], slow);
-    phi->addIncoming(restored[i], resume);
-    stack_[i] = phi;
-  }
-  Point p;
-  p.key = loop.point << 1;
-  p.loops = loop_chain_; // ends with this loop: its own poll restores
-  points_.push_back(p);
 }
 
 llvm::SwitchInst* FunctionCodegen::dispatch_switch(llvm::BasicBlock* at) {
@@ -1501,10 +1672,8 @@ void FunctionCodegen::build_dispatch() {
       return p.restore;
     };
     add_case(entry, p.key, target_after(0));
-    for (size_t k = 0; k < p.loops.size(); ++k) {
-      llvm::BasicBlock* next = target_after(k + 1);
-      if (next) add_case(hops[size_t(p.loops[k])], p.key, next);
-    }
+    for (size_t k = 0; k < p.loops.size(); ++k)
+      add_case(hops[size_t(p.loops[k])], p.key, target_after(k + 1));
   }
 }
 

@@ -97,7 +97,7 @@ void ModuleCodegen::declare_helpers() {
   set(Helper::Trap, fn(v, {ptr, u32, u32, u32, u32}));
   set(Helper::EntrySlow, fn(u32, {ptr, ptr, u32}));
   set(Helper::LoopSlow, fn(u32, {ptr, u32}));
-  set(Helper::RewindFinish, fn(v, {ptr}));
+  set(Helper::RewindFinish, fn(v, {ptr, u32}));
   set(Helper::RewindCallee, fn(ptr, {ptr}));
   set(Helper::SaveFrame, fn(ptr, {ptr, ptr, u32, u32, u32}));
   set(Helper::CallHost, fn(v, {ptr, ptr, ptr}));
@@ -124,10 +124,11 @@ llvm::Value* ModuleCodegen::helper(llvm::IRBuilder<>& b, Helper id) const {
   llvm::Type* ptr = b.getPtrTy();
   llvm::Value* slot = b.CreateConstInBoundsGEP2_32(helper_table_->getValueType(), helper_table_, 0,
                                                    static_cast<unsigned>(id));
+  // Written once by the loader, but not marked invariant: helpers are
+  // called on cold paths, and a hoisted address would hold a register on
+  // the hot one.
   llvm::LoadInst* load = b.CreateLoad(ptr, slot);
   load->setMetadata(llvm::LLVMContext::MD_tbaa, tags_.runtime);
-  // Written once by the loader before any code runs.
-  load->setMetadata(llvm::LLVMContext::MD_invariant_load, llvm::MDNode::get(context_, {}));
   return load;
 }
 
