@@ -29,41 +29,50 @@
 
 namespace tern::aot {
 
-inline constexpr uint32_t kAbiVersion = 3;
+inline constexpr uint32_t kAbiVersion = 6;
 
 // --- Per thread --------------------------------------------------------------
 
 // The head of the engine's per-thread state, passed as `t`.
 struct VmThread {
-  // Polled at stable points: the thread's mirror of the store's interrupt
-  // flag (runtime::Interrupt::add_mirror), plus kRewindingBit while this
-  // thread's frames are being rebuilt.
-  std::atomic<uint32_t> flag{0};
+  // One word for the two things a function entry checks: below bit 56, the
+  // lowest native stack address a function may start at; in the top byte,
+  // the thread's mirror of the store's interrupt flag
+  // (runtime::Interrupt::add_mirror, shifted by kFlagShift) and
+  // kRewindingBit. An entry compares the stack pointer with the whole word
+  // (any flag makes it larger than every address); polls elsewhere test the
+  // top byte alone.
+  std::atomic<uint64_t> limit_and_flags{0};
   // Non-zero while the stack unwinds for a checkpoint (read after calls).
   uint32_t unwinding = 0;
   // While rewinding: the point to reach in the current function, as
   // (stable-point index << 1) | (1 for a host call re-issued), and its saved
   // values (locals, then operands).
   uint32_t rewind_point = 0;
-  uint32_t reserved = 0;
   const uint64_t* rewind_values = nullptr;
-  // The lowest native stack address a function may start at.
+  // The stack limit alone (code compiled without stable points).
   uintptr_t stack_limit = 0;
   void* owner = nullptr; // the engine's thread record (runtime only)
 };
 
-// Set in VmThread::flag while rewinding: every poll takes its slow path,
-// which leads the way to the saved point (function_codegen.cpp).
-inline constexpr uint32_t kRewindingBit = 1u << 31;
+inline constexpr unsigned kFlagShift = 56;
+inline constexpr uint64_t kFlagMask = ~uint64_t(0) << kFlagShift;
+// Set while rewinding: every poll takes its slow path, which leads the way
+// to the saved point (function_codegen.cpp).
+inline constexpr uint64_t kRewindingBit = uint64_t(1) << 63;
 
 namespace offsets {
-inline constexpr uint32_t kThreadFlag = 0;
-inline constexpr uint32_t kThreadUnwinding = 4;
-inline constexpr uint32_t kThreadRewindPoint = 8;
+inline constexpr uint32_t kThreadLimitAndFlags = 0;
+inline constexpr uint32_t kThreadUnwinding = 8;
+inline constexpr uint32_t kThreadRewindPoint = 12;
 inline constexpr uint32_t kThreadRewindValues = 16;
 inline constexpr uint32_t kThreadStackLimit = 24;
+// The byte holding the flags, by the target's byte order.
+inline constexpr uint32_t flag_byte(bool big_endian) {
+  return big_endian ? 0 : 7;
+}
 } // namespace offsets
-static_assert(offsetof(VmThread, flag) == offsets::kThreadFlag);
+static_assert(offsetof(VmThread, limit_and_flags) == offsets::kThreadLimitAndFlags);
 static_assert(offsetof(VmThread, unwinding) == offsets::kThreadUnwinding);
 static_assert(offsetof(VmThread, rewind_point) == offsets::kThreadRewindPoint);
 static_assert(offsetof(VmThread, rewind_values) == offsets::kThreadRewindValues);
@@ -87,6 +96,7 @@ struct VmInstance {
   runtime::FunctionInstance* const* func_refs = nullptr; // by function index (ref.func)
   const uint32_t* type_ids = nullptr;                    // store-wide ids, by type index
   void* runtime = nullptr;                               // the engine's instance record
+  uint8_t* mem_mirror = nullptr; // memory 0's mirror views (wide addresses; runtime/memory.h)
 };
 
 namespace offsets {
@@ -97,6 +107,7 @@ inline constexpr uint32_t kInstTables = 24;
 inline constexpr uint32_t kInstFuncs = 32;
 inline constexpr uint32_t kInstFuncRefs = 40;
 inline constexpr uint32_t kInstTypeIds = 48;
+inline constexpr uint32_t kInstMemMirror = 64;
 inline constexpr uint32_t kVmFuncSize = 16;
 inline constexpr uint32_t kBoundsBase = 0; // Memory::Bounds and Table::Bounds
 inline constexpr uint32_t kBoundsSize = 8;
@@ -111,6 +122,7 @@ static_assert(offsetof(VmInstance, tables) == offsets::kInstTables);
 static_assert(offsetof(VmInstance, funcs) == offsets::kInstFuncs);
 static_assert(offsetof(VmInstance, func_refs) == offsets::kInstFuncRefs);
 static_assert(offsetof(VmInstance, type_ids) == offsets::kInstTypeIds);
+static_assert(offsetof(VmInstance, mem_mirror) == offsets::kInstMemMirror);
 static_assert(sizeof(VmFunc) == offsets::kVmFuncSize);
 static_assert(offsetof(runtime::Memory::Bounds, base) == offsets::kBoundsBase);
 static_assert(offsetof(runtime::Memory::Bounds, size) == offsets::kBoundsSize);
@@ -127,7 +139,7 @@ static_assert(offsetof(runtime::GlobalCell, value) == offsets::kGlobalValue);
 // ctx = VmInstance*, u32 = uint32_t, u64 = uint64_t).
 enum class Helper : uint32_t {
   Trap,         // void(t, u32 kind, u32 func_index, u32 wasm_offset, u32 detail), noreturn
-  EntrySlow,    // u32(t, ctx, u32 func_index): a PollAction
+  EntrySlow,    // u32(t, ctx, u32 func_index, u64 sp): a PollAction (traps if sp is too low)
   LoopSlow,     // u32(t, u32 point): a PollAction
   RewindFinish, // void(t, u32 skip_next_count): the innermost saved point is reached
   RewindCallee, // const VmFunc*(t): the callee of a call_indirect being rewound
@@ -167,9 +179,10 @@ struct HostImport {
 inline constexpr uint64_t kModuleInfoMagic = 0x31544f4e52455454ull; // "TTERNOT1" little-endian
 
 enum ModuleFlags : uint32_t {
-  kStablePoints = 1, // polls, unwind and rewind paths are compiled in
-  kBoundsChecks = 2, // memory accesses are checked explicitly (no guard pages needed)
-  kExactPoints = 4,  // every stable point polls: counting mode gives the interpreter's counts
+  kStablePoints = 1,  // polls, unwind and rewind paths are compiled in
+  kBoundsChecks = 2,  // memory accesses are checked explicitly (no guard pages needed)
+  kExactPoints = 4,   // every stable point polls: counting mode gives the interpreter's counts
+  kWideAddresses = 8, // i32.add feeding an address is summed in 64 bits: needs mirrored memory
 };
 
 // Exported by every compiled module (the ELF entry point of an artifact,

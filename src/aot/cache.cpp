@@ -22,6 +22,7 @@ uint32_t module_flags(const CompileOptions& options) {
   if (options.stable_points) flags |= kStablePoints;
   if (options.bounds_checks) flags |= kBoundsChecks;
   if (options.exact_points) flags |= kExactPoints;
+  if (options.wide_addresses && !options.bounds_checks) flags |= kWideAddresses;
   return flags;
 }
 

@@ -24,6 +24,11 @@ struct CompileOptions {
   // be counted (--checkpoint-at) exactly as the interpreter counts them.
   // Without, tight inner loops poll once before they start, and vectorize.
   bool exact_points = false;
+  // An address computed by i32.add is summed in 64 bits from its zero-
+  // extended operands (LLVM can then reason about strides and adjacency);
+  // the engine gives such code mirrored memories (runtime/memory.h), where
+  // that reads what the wrapped sum would. Not with bounds_checks.
+  bool wide_addresses = true;
 };
 
 // The compiler's answer: a value, or the reason there is none.

@@ -23,6 +23,7 @@ public:
   }
 
   void prepare(runtime::ModuleInstance& inst) override;
+  bool wants_mirrored_memories() const override { return true; }
   ExecOutcome call(runtime::Thread& thread, runtime::FunctionInstance* func,
                    std::span<const Slot> args, std::span<Slot> results) override;
   runtime::ViewThread capture(const runtime::Thread& thread) const override;
@@ -72,6 +73,9 @@ void AotEngine::prepare(runtime::ModuleInstance& inst) {
   if (mem && !(info.flags & kBoundsChecks) && !mem->has_guard_region())
     throw Error("the compiled code relies on guard pages, but this host could not reserve "
                 "them for the memory (address-space limit?); use --mode interp");
+  if (mem && (info.flags & kWideAddresses) && !mem->mirrored())
+    throw Error("the compiled code needs a mirrored memory, which this host could not map "
+                "(memfd, address space); use --mode interp");
 
   InstanceRecord& rec = instances_.emplace_back();
   rec.instance = &inst;
@@ -95,6 +99,7 @@ void AotEngine::prepare(runtime::ModuleInstance& inst) {
   }
   rec.vm.mem_base = mem ? mem->base() : nullptr;
   rec.vm.mem = mem ? mem->bounds() : nullptr;
+  rec.vm.mem_mirror = mem ? mem->mirror_base() : nullptr;
   rec.vm.globals = inst.globals.data();
   rec.vm.tables = rec.tables.data();
   rec.vm.funcs = rec.funcs.data();
@@ -111,7 +116,7 @@ ThreadState& AotEngine::state(runtime::Thread& thread) {
     p = std::make_unique<ThreadState>();
     p->thread = &thread;
     p->vm.owner = p.get();
-    thread.store().interrupt().add_mirror(&p->vm.flag);
+    thread.store().interrupt().add_mirror(&p->vm.limit_and_flags, kFlagShift);
   }
   return *p;
 }
@@ -223,7 +228,7 @@ ExecOutcome AotEngine::resume(runtime::Thread& thread, std::span<Slot> results) 
   ts.rewind_next = 0;
   ts.skip_next_count = false;
   ts.rewinding = true;
-  ts.vm.flag.fetch_or(kRewindingBit);
+  ts.vm.limit_and_flags.fetch_or(kRewindingBit);
   ExecOutcome out = enter(ts, func, slots.data());
   if (ts.rewinding) finish_rewind(ts); // stopped before the innermost point (a trap)
   ts.rewind.clear();
@@ -259,7 +264,7 @@ void raise_trap(ThreadState& ts, runtime::TrapKind kind, uint32_t func_index, ui
 
 void finish_rewind(ThreadState& ts) {
   ts.rewinding = false;
-  ts.vm.flag.fetch_and(~kRewindingBit);
+  ts.vm.limit_and_flags.fetch_and(~kRewindingBit);
 }
 
 wasm::StablePointKind point_kind(const wasm::Module& m, uint32_t func_index, uint32_t point) {

@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <utility>
 #include <fmt/format.h>
+#include <utility>
 
 namespace tern::aot {
 namespace {
@@ -54,8 +54,12 @@ uint32_t poll_result(ThreadState& ts) {
   return uint32_t(PollAction::Unwind);
 }
 
-uint32_t entry_slow(VmThread* t, VmInstance* /*ctx*/, uint32_t /*func_index*/) {
+uint32_t entry_slow(VmThread* t, VmInstance* ctx, uint32_t func_index, uint64_t sp) {
   ThreadState& ts = ts_of(t);
+  if (sp < t->stack_limit) {
+    const uint32_t at = rec_of(ctx).module().defined_func(func_index).body_begin;
+    raise_trap(ts, TrapKind::CallStackExhausted, func_index, at, 0);
+  }
   if (!ts.rewinding) return poll_result(ts);
   // The frames were checked against the code when restored: this call is
   // the next one's function.

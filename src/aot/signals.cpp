@@ -110,7 +110,11 @@ void prepare_os_thread(ThreadState& ts) {
       os.alt_stack = alt; // kept for the thread's life
     }
   }
+  // The limit under the flags, which other threads may be setting.
   ts.vm.stack_limit = os.stack_limit;
+  uint64_t word = ts.vm.limit_and_flags.load();
+  while (!ts.vm.limit_and_flags.compare_exchange_weak(word, (word & kFlagMask) | os.stack_limit)) {
+  }
 }
 
 void register_guard_region(const uint8_t* begin, uint64_t size) {

@@ -4,26 +4,26 @@
 // slot num_locals + h at every stable point, so capture reads slots and
 // restore writes them; the side table of stable points (CodePoint) gives
 // the resume position and where a callee's frame starts.
-#include <algorithm>
-
-#include <fmt/format.h>
-
 #include "interp/exec.h"
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+#include "wasm/liveness.h"
+
+#include <algorithm>
+#include <fmt/format.h>
 
 namespace tern::interp {
 namespace {
 
 using runtime::FrameKind;
+using runtime::from_view;
 using runtime::FunctionInstance;
+using runtime::local_types;
 using runtime::ModuleInstance;
 using runtime::Slot;
-using runtime::ViewValue;
-using runtime::from_view;
-using runtime::local_types;
 using runtime::to_view;
+using runtime::ViewValue;
 using wasm::StablePointKind;
 using wasm::ValType;
 
@@ -73,8 +73,12 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     vf.func_index = f->func->index;
     vf.wasm_offset = point->wasm_offset;
     switch (point->kind) {
-    case StablePointKind::FunctionEntry: vf.kind = FrameKind::FunctionEntry; break;
-    case StablePointKind::LoopHeader: vf.kind = FrameKind::LoopHeader; break;
+    case StablePointKind::FunctionEntry:
+      vf.kind = FrameKind::FunctionEntry;
+      break;
+    case StablePointKind::LoopHeader:
+      vf.kind = FrameKind::LoopHeader;
+      break;
     case StablePointKind::CallSite:
       vf.kind = innermost ? FrameKind::HostCall : FrameKind::CallSite;
       break;
@@ -82,8 +86,15 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     const ModuleInstance& inst = *f->func->instance;
     const wasm::Module& m = inst.module();
     const auto locals = local_types(m, vf.func_index);
-    for (size_t i = 0; i < locals.size(); ++i)
-      vf.locals.push_back(to_view(inst, locals[i], f->fp[i]));
+    // Dead locals are zero in the view (wasm/liveness.h), as in every engine.
+    const wasm::FunctionInfo& info = m.defined_func(vf.func_index).info;
+    const wasm::StablePoint* sp = info.find(point->wasm_offset, point->kind);
+    const wasm::LocalLiveness liveness(m, vf.func_index);
+    for (size_t i = 0; i < locals.size(); ++i) {
+      const bool live = sp && liveness.live(uint32_t(sp - info.stable_points.data()), uint32_t(i));
+      vf.locals.push_back(live ? to_view(inst, locals[i], f->fp[i])
+                               : runtime::ViewValue{locals[i], 0});
+    }
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
     if (height > types.size())
@@ -95,7 +106,8 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
   return view;
 }
 
-void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime::ViewThread& view) {
+void restore_thread(runtime::Thread& thread, ModuleInstance& inst,
+                    const runtime::ViewThread& view) {
   if (view.frames.empty()) throw Error("the snapshot's thread has no frames");
   const wasm::Module& m = inst.module();
   runtime::Frame* const base = thread.frame_top;
@@ -105,7 +117,8 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime
     const runtime::ViewFrame& vf = view.frames[i];
     const bool innermost = i + 1 == view.frames.size();
     if (vf.func_index < m.num_imported_funcs || vf.func_index >= inst.funcs.size())
-      throw Error(fmt::format("frame {}: function {} is not defined by the module", i, vf.func_index));
+      throw Error(
+          fmt::format("frame {}: function {} is not defined by the module", i, vf.func_index));
     if (innermost == (vf.kind == FrameKind::CallSite))
       throw Error(fmt::format("frame {}: a {} frame cannot be {}", i,
                               vf.kind == FrameKind::CallSite ? "call-site" : "stopped",
@@ -123,18 +136,20 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
     if (height > types.size())
-      throw Error(fmt::format("frame {}: no operand types recorded at offset 0x{:x}", i,
-                              vf.wasm_offset));
+      throw Error(
+          fmt::format("frame {}: no operand types recorded at offset 0x{:x}", i, vf.wasm_offset));
     if (vf.locals.size() != locals.size() || vf.stack.size() != height)
       throw Error(fmt::format("frame {} ({}): {} locals and {} operands saved, {} and {} expected",
                               i, m.func_name(vf.func_index), vf.locals.size(), vf.stack.size(),
                               locals.size(), height));
     for (size_t k = 0; k < locals.size(); ++k) {
-      if (vf.locals[k].type != locals[k]) throw Error(fmt::format("frame {}: local {} has the wrong type", i, k));
+      if (vf.locals[k].type != locals[k])
+        throw Error(fmt::format("frame {}: local {} has the wrong type", i, k));
       fp[k] = from_view(inst, vf.locals[k]);
     }
     for (uint32_t k = 0; k < height; ++k) {
-      if (vf.stack[k].type != types[k]) throw Error(fmt::format("frame {}: operand {} has the wrong type", i, k));
+      if (vf.stack[k].type != types[k])
+        throw Error(fmt::format("frame {}: operand {} has the wrong type", i, k));
       fp[code.num_locals + k] = from_view(inst, vf.stack[k]);
     }
     const uint32_t pc_index = innermost ? point->code_index : point->resume_index;

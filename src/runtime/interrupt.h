@@ -32,10 +32,11 @@ public:
   // The word engines poll; non-zero means "take the slow path".
   const std::atomic<uint32_t>* flag() const { return &flag_; }
   // A word that from now on follows the flag's bits (request, clear,
-  // counting), so that compiled code can poll a word inside its own thread
-  // record; other bits in it are the owner's. Mirrors must outlive this
-  // Interrupt. Throws tern::Error beyond kMaxMirrors.
-  void add_mirror(std::atomic<uint32_t>* word);
+  // counting), shifted left by `shift`, so that compiled code can poll a
+  // word inside its own thread record; other bits in it are the owner's.
+  // Mirrors must outlive this Interrupt. Throws tern::Error beyond
+  // kMaxMirrors.
+  void add_mirror(std::atomic<uint64_t>* word, unsigned shift);
   static constexpr size_t kMaxMirrors = 1024;
 
 private:
@@ -44,7 +45,11 @@ private:
 
   std::atomic<uint32_t> flag_{0};
   int event_fd_ = -1;
-  std::array<std::atomic<std::atomic<uint32_t>*>, kMaxMirrors> mirrors_{};
+  struct Mirror {
+    std::atomic<std::atomic<uint64_t>*> word{nullptr};
+    std::atomic<unsigned> shift{0};
+  };
+  std::array<Mirror, kMaxMirrors> mirrors_{};
   std::atomic<size_t> mirror_count_{0};
   std::mutex mirror_mutex_;
 };

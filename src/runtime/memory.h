@@ -5,6 +5,16 @@
 // plain resizable mapping and the base may move on grow; engines reload
 // base() after every call and memory.grow either way.
 //
+// A mirrored memory (engines that compile code ask for it) is a memfd
+// mapped at base() as usual, and again kMirrorViews times at
+// mirror_base() + k * 4 GiB: an address that is a sum of up to
+// kMirrorViews 32-bit terms, computed without 32-bit wrap-around (compiled
+// code sums the zero-extended operands of nested i32.adds in 64 bits, which
+// lets LLVM analyze address arithmetic), reads at mirror_base() the same
+// bytes as the wrapped sum would at base(), and traps where that would.
+// The views are apart from base()'s guard region, which addresses with a
+// memarg offset need as it is.
+//
 // Wasm memory is little-endian; load/store here convert on big-endian hosts.
 #pragma once
 
@@ -20,7 +30,7 @@ namespace tern::runtime {
 
 class Memory {
 public:
-  explicit Memory(const wasm::MemoryType& type);
+  explicit Memory(const wasm::MemoryType& type, bool mirrored = false);
   ~Memory();
   Memory(const Memory&) = delete;
   Memory& operator=(const Memory&) = delete;
@@ -40,6 +50,9 @@ public:
   bool shared() const { return shared_; }
   // Whether addresses past size() fault (guard reservation) on this host.
   bool has_guard_region() const { return guarded_; }
+  // Whether base() + 4 GiB + a is another view of base() + a (see above).
+  bool mirrored() const { return mirror_fd_ >= 0; }
+  uint8_t* mirror_base() const { return mirrored() ? bounds_.base + kGuardedReservation : nullptr; }
   wasm::MemoryType type() const;
 
   // memory.grow: the old page count, or -1 when the limit forbids it.
@@ -69,6 +82,11 @@ public:
   // Address range reserved for guarded memories: 4 GiB of addresses plus
   // 4 GiB of offsets, plus a page for the widest access.
   static constexpr uint64_t kGuardedReservation = (8ull << 30) + wasm::kPageSize;
+  // Mirrored: kMirrorViews views of the memory, 4 GiB apart.
+  static constexpr uint64_t kMirrorStride = 4ull << 30;
+  static constexpr uint32_t kMirrorViews = 4;
+  static constexpr uint64_t kMirroredReservation =
+      kGuardedReservation + kMirrorViews * kMirrorStride + wasm::kPageSize;
 
 private:
   template <typename T>
@@ -82,12 +100,15 @@ private:
     return v;
   }
   bool commit(uint64_t new_size);
+  bool reserve_mirrored();
+  bool map_views(uint64_t from, uint64_t to);
 
   Bounds bounds_;
   uint64_t reserved_ = 0;
   std::optional<uint64_t> max_pages_;
   bool shared_ = false;
   bool guarded_ = false;
+  int mirror_fd_ = -1;
 };
 
 } // namespace tern::runtime

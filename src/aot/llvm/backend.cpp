@@ -10,7 +10,6 @@
 #include <llvm/Analysis/LoopInfo.h>
 #include <llvm/Analysis/ScalarEvolution.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
-#include <llvm/Transforms/Utils/Local.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/Verifier.h>
@@ -20,6 +19,8 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
+#include <llvm/Transforms/Utils/Local.h>
+#include <llvm/Transforms/Utils/Mem2Reg.h>
 #include <mutex>
 #include <unistd.h>
 
@@ -114,7 +115,8 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
   // the slow path is the unlikely one.
   static llvm::BasicBlock* slow_successor(llvm::BranchInst* br) {
     uint64_t first = 0, second = 0;
-    if (llvm::extractBranchWeights(*br, first, second) && first > second) return br->getSuccessor(1);
+    if (llvm::extractBranchWeights(*br, first, second) && first > second)
+      return br->getSuccessor(1);
     return br->getSuccessor(0);
   }
 
@@ -131,7 +133,8 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
       for (llvm::BasicBlock* bb : loop->blocks()) {
         for (llvm::Instruction& inst : *bb) {
           if (inst.getMetadata(target_kind)) keep = true;
-          if (auto* br = llvm::dyn_cast<llvm::BranchInst>(&inst); br && br->getMetadata(poll_kind)) {
+          if (auto* br = llvm::dyn_cast<llvm::BranchInst>(&inst);
+              br && br->getMetadata(poll_kind)) {
             found.push_back(br);
           }
         }
@@ -163,6 +166,59 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
     }
     llvm::removeUnreachableBlocks(f);
     return llvm::PreservedAnalyses::none();
+  }
+};
+
+// Sums the address of an access without offset in 64 bits over its tree of
+// i32.adds, at the memory's mirror views (runtime/memory.h): exact, and
+// LLVM can then see strides and adjacent accesses (the vectorizers need
+// both). Runs after mem2reg, when locals are values and an address's adds
+// are visible. The mirror base is loaded on its own from the instance
+// record: LLVM must not learn that it is base() plus a constant, or it
+// would take accesses through the two for disjoint.
+struct WidenAddresses : llvm::PassInfoMixin<WidenAddresses> {
+  static llvm::Value* widen(llvm::IRBuilder<>& b, llvm::Value* v, int& budget) {
+    auto* sum = llvm::dyn_cast<llvm::BinaryOperator>(v);
+    if (budget >= 2 && sum && sum->getOpcode() == llvm::Instruction::Add &&
+        sum->getType()->isIntegerTy(32)) {
+      budget -= 1; // one term becomes two
+      llvm::Value* lhs = widen(b, sum->getOperand(0), budget);
+      llvm::Value* rhs = widen(b, sum->getOperand(1), budget);
+      return b.CreateAdd(lhs, rhs, "", /*HasNUW=*/true, /*HasNSW=*/true);
+    }
+    return b.CreateZExt(v, b.getInt64Ty());
+  }
+
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager&) {
+    const unsigned kind = f.getContext().getMDKindID(kWideAddress);
+    std::vector<llvm::ZExtInst*> candidates;
+    for (llvm::BasicBlock& bb : f)
+      for (llvm::Instruction& inst : bb)
+        if (auto* z = llvm::dyn_cast<llvm::ZExtInst>(&inst); z && z->getMetadata(kind))
+          candidates.push_back(z);
+    bool changed = false;
+    for (llvm::ZExtInst* z : candidates) {
+      auto* sum = llvm::dyn_cast<llvm::BinaryOperator>(z->getOperand(0));
+      if (!sum || sum->getOpcode() != llvm::Instruction::Add) continue;
+      for (llvm::User* user : llvm::make_early_inc_range(z->users())) {
+        auto* gep = llvm::dyn_cast<llvm::GetElementPtrInst>(user);
+        if (!gep || gep->getNumIndices() != 1 || gep->getOperand(1) != z) continue;
+        auto* base = llvm::dyn_cast<llvm::LoadInst>(gep->getPointerOperand());
+        if (!base) continue;
+        llvm::IRBuilder<> at_base(base->getNextNode());
+        llvm::Value* slot = at_base.CreateConstInBoundsGEP1_64(
+            at_base.getInt8Ty(), base->getPointerOperand(), offsets::kInstMemMirror);
+        llvm::LoadInst* mirror = at_base.CreateLoad(at_base.getPtrTy(), slot);
+        mirror->copyMetadata(*base);
+        llvm::IRBuilder<> b(gep);
+        int budget = int(runtime::Memory::kMirrorViews);
+        llvm::Value* wide = widen(b, sum, budget);
+        gep->replaceAllUsesWith(b.CreateGEP(b.getInt8Ty(), mirror, wide));
+        gep->eraseFromParent();
+        changed = true;
+      }
+    }
+    return changed ? llvm::PreservedAnalyses::none() : llvm::PreservedAnalyses::all();
   }
 };
 
@@ -224,6 +280,13 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
+  if (options.wide_addresses && !options.bounds_checks)
+    pb.registerPipelineStartEPCallback([](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
+      llvm::FunctionPassManager fpm;
+      fpm.addPass(llvm::PromotePass());
+      fpm.addPass(WidenAddresses());
+      mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
+    });
   if (options.stable_points && !options.exact_points)
     pb.registerVectorizerStartEPCallback(
         [](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) { fpm.addPass(ElidePolls()); });

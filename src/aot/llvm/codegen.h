@@ -22,6 +22,9 @@ namespace tern::aot::llvmc {
 // the way there).
 inline constexpr const char* kElidablePoll = "tern.poll";
 inline constexpr const char* kRewindTarget = "tern.rewind_target";
+// The zero-extension of a memory access's address (no offset), which
+// WidenAddresses may sum in 64 bits over the memory's mirror views.
+inline constexpr const char* kWideAddress = "tern.wide_address";
 
 // What the generated code's memory accesses are about, for alias analysis:
 // linear memory never aliases the runtime's structures.
@@ -82,6 +85,7 @@ private:
   llvm::GlobalVariable* helper_table_ = nullptr;
   std::vector<llvm::FunctionType*> helper_types_;
   std::vector<llvm::Function*> functions_; // defined functions
+  std::string tune_cpu_;
 };
 
 // Translates one defined function into its (already declared) LLVM function.

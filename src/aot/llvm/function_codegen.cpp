@@ -29,6 +29,7 @@
 #include "aot/llvm/codegen.h"
 #include "runtime/trap.h"
 #include "tern/error.h"
+#include "wasm/liveness.h"
 
 #include <fmt/format.h>
 #include <llvm/IR/InlineAsm.h>
@@ -64,7 +65,7 @@ private:
     // results.
     size_t phi_base = 0;
     std::vector<llvm::PHINode*> end_phis;
-    std::vector<llvm::Value*> entry_stack; // If: the stack below, for `else`
+    std::vector<llvm::Value*> entry_stack;  // If: the stack below, for `else`
     int loop = -1;                          // Loop: index in loops_
     llvm::BasicBlock* else_block = nullptr; // If: the false edge, until `else`
     std::vector<llvm::Value*> if_params;
@@ -182,17 +183,22 @@ private:
   llvm::Function* f_;
   llvm::IRBuilder<> b_;
   const bool sp_; // stable points compiled in
+  const bool wide_addresses_ = mc_.options().wide_addresses && !mc_.options().bounds_checks;
+  // Which locals a frame saves at each point (the others are zero in the
+  // view and need not stay alive for it).
+  std::unique_ptr<wasm::LocalLiveness> liveness_;
 
   std::vector<llvm::AllocaInst*> locals_;
   std::vector<llvm::Type*> local_types_;
   llvm::BasicBlock* prologue_ = nullptr;
+  llvm::Value* entry_sp_ = nullptr; // the native stack pointer at entry
   llvm::Value* mem_base_ = nullptr;
   std::vector<llvm::Value*> instance_fields_ = std::vector<llvm::Value*>(8, nullptr);
   std::vector<llvm::Value*> global_cells_;
 
   std::vector<wasm::Instr> instrs_;
-  size_t pc_ = 0;          // index of the instruction being translated
-  bool in_clone_ = false;  // translating a loop's restore clone
+  size_t pc_ = 0;         // index of the instruction being translated
+  bool in_clone_ = false; // translating a loop's restore clone
   std::vector<llvm::Value*> stack_;
   std::vector<Ctrl> ctrls_;
   bool dead_ = false;       // the rest of the current arm cannot run
@@ -269,12 +275,12 @@ void FunctionCodegen::build_prologue() {
   if (mc_.options().target.arch == Arch::AArch64) sp_name = "sp";
   if (mc_.options().target.arch == Arch::S390x) sp_name = "r15";
   llvm::Metadata* reg = llvm::MDString::get(ctx_, sp_name);
-  llvm::Value* sp =
-      b_.CreateIntrinsic(llvm::Intrinsic::read_register, {b_.getInt64Ty()},
-                         {llvm::MetadataAsValue::get(ctx_, llvm::MDNode::get(ctx_, reg))});
+  entry_sp_ = b_.CreateIntrinsic(llvm::Intrinsic::read_register, {b_.getInt64Ty()},
+                                 {llvm::MetadataAsValue::get(ctx_, llvm::MDNode::get(ctx_, reg))});
+  if (sp_) return; // the entry poll compares with the limit and the flags at once
   llvm::Value* limit =
       mc_.load_runtime(b_, b_.getInt64Ty(), thread(), offsets::kThreadStackLimit, false);
-  trap_if(b_.CreateICmpULT(sp, limit), TrapKind::CallStackExhausted);
+  trap_if(b_.CreateICmpULT(entry_sp_, limit), TrapKind::CallStackExhausted);
 }
 
 // --- Traps and helpers --------------------------------------------------------
@@ -305,6 +311,7 @@ void FunctionCodegen::trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* det
 // --- Function structure --------------------------------------------------------
 
 void FunctionCodegen::run() {
+  if (sp_) liveness_ = std::make_unique<wasm::LocalLiveness>(wasm_, func_index_);
   wasm::ByteReader bytes(
       std::span<const uint8_t>(wasm_.bytes).subspan(fn_.body_begin, fn_.body_end - fn_.body_begin),
       fn_.body_begin);
@@ -423,7 +430,8 @@ void FunctionCodegen::make_end_phis(Ctrl& c, const char* name) {
   c.end = block(name);
   c.phi_base = sp_ ? 0 : c.base;
   llvm::IRBuilder<> pb(c.end);
-  for (size_t h = c.phi_base; h < c.base; ++h) c.end_phis.push_back(pb.CreatePHI(stack_[h]->getType(), 2));
+  for (size_t h = c.phi_base; h < c.base; ++h)
+    c.end_phis.push_back(pb.CreatePHI(stack_[h]->getType(), 2));
   for (llvm::Type* t : c.results) c.end_phis.push_back(pb.CreatePHI(t, 2));
 }
 
@@ -799,8 +807,16 @@ void FunctionCodegen::on_misc(const wasm::Instr& in) {
 // --- Memory ----------------------------------------------------------------------
 
 llvm::Value* FunctionCodegen::effective_pointer(llvm::Value* addr, uint64_t offset, unsigned size) {
-  // At most 2^33 - 2: no wrap, and inside the guard reservation.
+  // At most 2^33 - 2: no wrap, and inside the guard reservation. With wide
+  // addresses and no offset, an address that is a tree of i32.adds is
+  // summed in 64 bits from its zero-extended terms: the mirrored memory's
+  // views make that exact (runtime/memory.h). With an offset it would not
+  // be: an out-of-bounds pointer plus the offset could land in a view.
+  // With wide addresses, an access without offset is a candidate for
+  // WidenAddresses (backend.cpp), once locals are values.
   llvm::Value* ea = b_.CreateZExt(addr, b_.getInt64Ty());
+  if (wide_addresses_ && offset == 0 && llvm::isa<llvm::Instruction>(ea))
+    mark(llvm::cast<llvm::Instruction>(ea), kWideAddress);
   if (offset) ea = b_.CreateAdd(ea, b_.getInt64(offset), "", /*HasNUW=*/true, /*HasNSW=*/true);
   llvm::Value* base = mem_base_;
   if (mc_.options().bounds_checks) {
@@ -1489,11 +1505,15 @@ uint32_t FunctionCodegen::point_index(uint32_t offset, StablePointKind kind) con
 }
 
 llvm::Value* FunctionCodegen::poll_pending() {
-  llvm::LoadInst* flag = b_.CreateLoad(b_.getInt32Ty(), thread()); // VmThread::flag
-  flag->setAtomic(llvm::AtomicOrdering::Monotonic);
-  flag->setAlignment(llvm::Align(4));
+  // The flags byte of VmThread::limit_and_flags. Volatile rather than
+  // atomic: every poll reads it afresh, and x86 folds the load into the
+  // compare (byte loads are atomic everywhere).
+  const uint32_t at = offsets::flag_byte(mc_.options().target.big_endian());
+  llvm::LoadInst* flag =
+      b_.CreateLoad(b_.getInt8Ty(), b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), thread(), at));
+  flag->setVolatile(true);
   flag->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().runtime);
-  return b_.CreateICmpNE(flag, u32(0));
+  return b_.CreateICmpNE(flag, b_.getInt8(0));
 }
 
 void FunctionCodegen::emit_return_undef() {
@@ -1514,12 +1534,13 @@ void FunctionCodegen::emit_unwind(uint32_t point, const std::vector<llvm::Value*
                                         b_.CreateConstInBoundsGEP1_64(b_.getInt64Ty(), frame, i));
     s->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().runtime);
   };
-  for (size_t i = 0; i < n_locals; ++i) store(i, b_.CreateLoad(local_types_[i], locals_[i]));
+  for (size_t i = 0; i < n_locals; ++i)
+    if (liveness_->live(point, uint32_t(i))) store(i, b_.CreateLoad(local_types_[i], locals_[i]));
   for (size_t i = 0; i < values.size(); ++i) store(n_locals + i, values[i]);
   emit_return_undef();
 }
 
-std::vector<llvm::Value*> FunctionCodegen::emit_reload(uint32_t /*point*/,
+std::vector<llvm::Value*> FunctionCodegen::emit_reload(uint32_t point,
                                                        const std::vector<llvm::Type*>& types) {
   llvm::LoadInst* frame =
       mc_.load_runtime(b_, b_.getPtrTy(), thread(), offsets::kThreadRewindValues, false);
@@ -1531,19 +1552,27 @@ std::vector<llvm::Value*> FunctionCodegen::emit_reload(uint32_t /*point*/,
     return mc_.from_slot(b_, s, t);
   };
   const size_t n_locals = locals_.size();
-  for (size_t i = 0; i < n_locals; ++i) b_.CreateStore(load(i, local_types_[i]), locals_[i]);
+  for (size_t i = 0; i < n_locals; ++i)
+    if (liveness_->live(point, uint32_t(i))) b_.CreateStore(load(i, local_types_[i]), locals_[i]);
   std::vector<llvm::Value*> out;
   for (size_t i = 0; i < types.size(); ++i) out.push_back(load(n_locals + i, types[i]));
   return out;
 }
 
+// One compare for the stack limit and the flags (VmThread::limit_and_flags):
+// the slow path tells deep recursion (a trap) from a poll.
 void FunctionCodegen::emit_entry_poll(llvm::BasicBlock* body) {
   llvm::BasicBlock* slow = block("entry_slow");
-  llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, body);
+  llvm::LoadInst* word = b_.CreateLoad(b_.getInt64Ty(), thread());
+  word->setVolatile(true);
+  word->setAlignment(llvm::Align(8));
+  word->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().runtime);
+  llvm::BranchInst* br = b_.CreateCondBr(b_.CreateICmpULT(entry_sp_, word), slow, body);
   set_unlikely(br);
   if (!mc_.options().exact_points) mark(br, kElidablePoll);
   b_.SetInsertPoint(slow);
-  llvm::Value* action = call_helper(Helper::EntrySlow, {thread(), instance(), u32(func_index_)});
+  llvm::Value* action =
+      call_helper(Helper::EntrySlow, {thread(), instance(), u32(func_index_), entry_sp_});
   llvm::BasicBlock* unwind = block("entry_unwind");
   entry_dispatch_ = block("entry_rewind");
   llvm::SwitchInst* sw = b_.CreateSwitch(action, body, 2);

@@ -27,6 +27,10 @@ ModuleCodegen::ModuleCodegen(llvm::LLVMContext& context, const wasm::Module& mod
   tags_.runtime = tag("runtime");
   tags_.global = tag("global");
   tags_.table = tag("table");
+  // A baseline CPU names an instruction set, not a machine to tune for:
+  // x86-64-v2 alone would tune for Sandy Bridge (rotates as SHLD, slow
+  // elsewhere). A named CPU (or native) tunes for itself.
+  if (options.target.cpu.empty() && options.target.arch == Arch::X86_64) tune_cpu_ = "generic";
 }
 
 llvm::Type* ModuleCodegen::ir_type(ValType t) const {
@@ -95,7 +99,7 @@ void ModuleCodegen::declare_helpers() {
   helper_types_.resize(kNumHelpers);
   auto set = [&](Helper h, llvm::FunctionType* t) { helper_types_[size_t(h)] = t; };
   set(Helper::Trap, fn(v, {ptr, u32, u32, u32, u32}));
-  set(Helper::EntrySlow, fn(u32, {ptr, ptr, u32}));
+  set(Helper::EntrySlow, fn(u32, {ptr, ptr, u32, u64}));
   set(Helper::LoopSlow, fn(u32, {ptr, u32}));
   set(Helper::RewindFinish, fn(v, {ptr, u32}));
   set(Helper::RewindCallee, fn(ptr, {ptr}));
@@ -139,6 +143,7 @@ void ModuleCodegen::declare_functions() {
                                                fmt::format("wasm_f{}", i), *module_);
     f->addFnAttr(llvm::Attribute::NoUnwind);
     f->addFnAttr("frame-pointer", "none");
+    if (!tune_cpu_.empty()) f->addFnAttr("tune-cpu", tune_cpu_);
     functions_.push_back(f);
   }
 }
