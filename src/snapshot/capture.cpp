@@ -88,29 +88,38 @@ TableImage capture_table(const ModuleInstance& inst, const runtime::Table& t, si
   return image;
 }
 
-void apply_memory(const MemoryImage& image, runtime::Memory& m, size_t index) {
+void check_limits(const MemoryImage& image, const runtime::Memory& m, size_t index) {
   if (image.shared != m.shared() || image.max_pages != m.max_pages())
     throw Error(fmt::format("memory {}: its limits differ from the snapshot's", index));
-  if (image.pages < m.pages())
+}
+
+// Grows `m` to `pages` and clears it, touching only pages that are not zero.
+std::span<uint8_t> grow_and_clear(runtime::Memory& m, uint64_t pages, size_t index) {
+  if (pages < m.pages())
     throw Error(fmt::format("memory {}: the snapshot has {} pages, the fresh instance already {}",
-                            index, image.pages, m.pages()));
+                            index, pages, m.pages()));
+  if (pages > m.pages() && m.grow(pages - m.pages()) < 0)
+    throw Error(fmt::format("memory {}: cannot grow to {} pages", index, pages));
+  const std::span<uint8_t> bytes{m.base(), m.size()};
+  const std::vector<bool> nonzero = find_nonzero_pages(bytes);
+  for (uint64_t p = 0; p < pages; ++p)
+    if (nonzero[p]) std::memset(bytes.data() + p * kPageSize, 0, kPageSize);
+  return bytes;
+}
+
+void apply_memory(const MemoryImage& image, runtime::Memory& m, size_t index) {
+  check_limits(image, m, index);
   if (image.contents.data.size() != image.pages * kPageSize)
     throw Error(fmt::format("memory {}: the snapshot's contents were not loaded", index));
-  if (image.pages > m.pages() && m.grow(image.pages - m.pages()) < 0)
-    throw Error(fmt::format("memory {}: cannot grow to {} pages", index, image.pages));
-  // Copy the snapshot's non-zero pages, clear what instantiation wrote
-  // elsewhere; untouched pages are zero on both sides and are skipped.
+  // Decoded in place (prepare_memory_for_restore): nothing left to do.
+  if (image.contents.data.data() == m.base() && image.pages == m.pages()) return;
+  const std::span<uint8_t> dst = grow_and_clear(m, image.pages, index);
+  // Copy the non-zero pages; pages the page map shows untouched are skipped.
   const auto src = image.contents.data;
-  const std::span<uint8_t> dst{m.base(), m.size()};
   const std::vector<bool> src_nonzero = find_nonzero_pages(src);
-  const std::vector<bool> dst_nonzero = find_nonzero_pages(dst);
-  for (uint64_t p = 0; p < image.pages; ++p) {
-    uint8_t* page = dst.data() + p * kPageSize;
+  for (uint64_t p = 0; p < image.pages; ++p)
     if (src_nonzero[p])
-      std::memcpy(page, src.data() + p * kPageSize, kPageSize);
-    else if (dst_nonzero[p])
-      std::memset(page, 0, kPageSize);
-  }
+      std::memcpy(dst.data() + p * kPageSize, src.data() + p * kPageSize, kPageSize);
 }
 
 void apply_global(const ModuleInstance& inst, const GlobalImage& image, runtime::GlobalCell& cell,
@@ -215,6 +224,14 @@ void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_bina
     throw Error(fmt::format("the snapshot is of another module: it was taken of the module with "
                             "sha256 {}, this module's sha256 is {}",
                             util::to_hex(expected), util::to_hex(actual)));
+}
+
+std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t index,
+                                              uint64_t pages) {
+  if (index >= inst.memories.size())
+    throw Error(fmt::format("the snapshot has memory {}, the instance {} memories", index,
+                            inst.memories.size()));
+  return grow_and_clear(*inst.memories[index], pages, index);
 }
 
 void apply_snapshot(const Snapshot& s, ModuleInstance& inst) {

@@ -43,6 +43,13 @@ Snapshot capture_instance(const runtime::ModuleInstance& instance, std::vector<T
 // the snapshot was taken of.
 void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_binary);
 
+// For ReadOptions::memory_target: grows memory `index` of a fresh instance
+// to `pages`, clears what instantiation wrote into it and returns its bytes,
+// so the reader decodes the snapshot's pages in place (apply_snapshot then
+// leaves them as they are). Throws tern::Error if it cannot have that size.
+std::span<uint8_t> prepare_memory_for_restore(runtime::ModuleInstance& instance, uint32_t index,
+                                              uint64_t pages);
+
 // Puts memories (size and contents), globals, tables and segment state of
 // the snapshot into `instance`, a fresh instance of the snapshot's module
 // (checked first). Threads are restored by the engine.

@@ -496,7 +496,13 @@ private:
     }
     if (m.shared && !has_max) r.fail("a shared memory without a maximum");
     std::span<uint8_t> target;
-    if (options_.keep_memory) {
+    if (options_.keep_memory && options_.memory_target) {
+      target = options_.memory_target(index, m, snap_);
+      if (target.size() != m.pages * kPageSize)
+        r.fail(fmt::format("the restore target of memory {} holds {} bytes, not {}", index,
+                           target.size(), m.pages * kPageSize));
+      m.contents = {target, nullptr};
+    } else if (options_.keep_memory) {
       auto buffer = std::make_shared<PageBuffer>(m.pages * kPageSize);
       target = buffer->bytes();
       m.contents = {target, buffer};

@@ -44,6 +44,14 @@ struct ReadOptions {
   // false: memory chunks are verified and counted but their contents are not
   // kept (MemoryImage::contents stays empty), for inspecting big snapshots.
   bool keep_memory = true;
+  // Where memory `index` is decoded, asked when its MEMD section arrives
+  // (`so_far` holds every section before it, the module identity included):
+  // zero-filled, header.pages * 64 KiB. Restore returns the fresh instance's
+  // own memory (prepare_memory_for_restore, capture.h) so pages are decoded
+  // in place, with no copy. Unset: a buffer owned by the snapshot.
+  std::function<std::span<uint8_t>(uint32_t index, const MemoryImage& header,
+                                   const Snapshot& so_far)>
+      memory_target;
 };
 
 void write_snapshot(const Snapshot& snapshot, util::ByteSink& sink,

@@ -175,6 +175,39 @@ TEST(SnapshotCapture, InstanceStateRoundTripsIntoAFreshInstance) {
   EXPECT_EQ(rb, ra);
 }
 
+TEST(SnapshotCapture, MemoryDecodesInPlaceIntoTheFreshInstance) {
+  auto module = load(kStateModule);
+  Running original(module);
+  ASSERT_EQ(original.call("fill").kind, ExecOutcome::Kind::Returned);
+  util::VectorSink sink;
+  snapshot::write_snapshot(snapshot::capture_instance(*original.instance, {}), sink);
+
+  Running restored(load(kStateModule));
+  ASSERT_EQ(restored.instance->memory0()->base()[16], 'i'); // the data segment
+  snapshot::ReadOptions options;
+  int asked = 0;
+  options.memory_target = [&](uint32_t index, const snapshot::MemoryImage& header,
+                              const snapshot::Snapshot& so_far) {
+    ++asked;
+    EXPECT_TRUE(so_far.module.sha256.has_value());
+    EXPECT_EQ(so_far.globals.size(), 6u); // sections before the memories are there
+    return snapshot::prepare_memory_for_restore(*restored.instance, index, header.pages);
+  };
+  util::SpanSource source(sink.bytes());
+  const snapshot::Snapshot read = snapshot::read_snapshot(source, options);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(read.memories[0].contents.data.data(), restored.instance->memory0()->base());
+  snapshot::apply_snapshot(read, *restored.instance);
+  const runtime::Memory& a = *original.instance->memory0();
+  const runtime::Memory& b = *restored.instance->memory0();
+  ASSERT_EQ(b.pages(), 4u);
+  EXPECT_TRUE(std::equal(a.base(), a.base() + a.size(), b.base()));
+  Slot ra = 0, rb = 0;
+  ASSERT_EQ(original.call("check", {}, {&ra, 1}).kind, ExecOutcome::Kind::Returned);
+  ASSERT_EQ(restored.call("check", {}, {&rb, 1}).kind, ExecOutcome::Kind::Returned);
+  EXPECT_EQ(rb, ra);
+}
+
 TEST(SnapshotCapture, SuspendedThreadResumesInAFreshInstance) {
   const Slot n = 50;
   // The uninterrupted result.
