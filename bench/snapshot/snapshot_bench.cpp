@@ -5,6 +5,16 @@
 // snapshot and raw size, and memcpy of the same bytes for reference.
 //
 //   tern_snapshot_bench [--sizes 16,256,1024] [--threads N] [--level L] [--dir DIR]
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include <fmt/format.h>
+
 #include "interp/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
@@ -14,15 +24,6 @@
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
-
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <fmt/format.h>
-#include <string>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <vector>
 
 namespace {
 

@@ -1,11 +1,12 @@
 #include "runtime/memory.h"
 
-#include "tern/error.h"
-
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <sys/mman.h>
+
+#include <fmt/format.h>
+
+#include "tern/error.h"
 
 namespace tern::runtime {
 namespace {

@@ -1,13 +1,14 @@
 #include "snapshot/capture.h"
 
-#include "snapshot/pages.h"
-#include "tern/error.h"
-#include "tern/version.h"
-
 #include <bit>
 #include <chrono>
 #include <cstring>
+
 #include <fmt/format.h>
+
+#include "snapshot/pages.h"
+#include "tern/error.h"
+#include "tern/version.h"
 
 namespace tern::snapshot {
 namespace {

@@ -15,12 +15,12 @@
 // engine.restore() each thread.
 #pragma once
 
-#include "runtime/instance.h"
-#include "snapshot/model.h"
-
 #include <span>
 #include <string>
 #include <vector>
+
+#include "runtime/instance.h"
+#include "snapshot/model.h"
 
 namespace tern::snapshot {
 

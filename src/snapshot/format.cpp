@@ -1,17 +1,18 @@
 #include "snapshot/format.h"
 
+#include <algorithm>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
 #include "snapshot/pages.h"
 #include "snapshot/payload.h"
 #include "tern/error.h"
 #include "util/file.h"
-
-#include <algorithm>
-#include <cstring>
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <set>
-#include <unistd.h>
-#include <xxhash.h>
 
 namespace tern::snapshot {
 namespace {

@@ -4,10 +4,6 @@
 // address or a host-endian word.
 #pragma once
 
-#include "runtime/wasm_view.h"
-#include "util/sha256.h"
-#include "wasm/types.h"
-
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -16,6 +12,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "runtime/wasm_view.h"
+#include "util/sha256.h"
+#include "wasm/types.h"
 
 namespace tern::snapshot {
 

@@ -1,17 +1,18 @@
 #include "snapshot/pages.h"
 
-#include "snapshot/payload.h"
-#include "tern/error.h"
-#include "util/pagemap.h"
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <sys/mman.h>
 #include <thread>
+
+#include <fmt/format.h>
 #include <zstd.h>
+
+#include "snapshot/payload.h"
+#include "tern/error.h"
+#include "util/pagemap.h"
 
 namespace tern::snapshot {
 namespace {

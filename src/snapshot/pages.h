@@ -4,12 +4,12 @@
 // chunk straight into its place.
 #pragma once
 
-#include "wasm/types.h"
-
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <vector>
+
+#include "wasm/types.h"
 
 namespace tern::snapshot {
 

@@ -1,12 +1,13 @@
 #include "util/byte_stream.h"
 
-#include "tern/error.h"
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "tern/error.h"
 
 namespace tern::util {
 namespace {

@@ -1,13 +1,14 @@
 #include "util/file.h"
 
-#include "tern/error.h"
-
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "tern/error.h"
 
 namespace tern::util {
 namespace {

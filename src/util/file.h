@@ -1,13 +1,13 @@
 // Whole-file reads and atomic whole-file writes.
 #pragma once
 
-#include "util/byte_stream.h"
-
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "util/byte_stream.h"
 
 namespace tern::util {
 

@@ -1,18 +1,19 @@
 // Writing snapshot files: a writer killed with SIGKILL in the middle leaves
 // the previous snapshot intact, and a forked background writer saves the
 // state as of the fork even while the parent keeps changing it.
+#include <csignal>
+#include <random>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
 #include "snapshot/background.h"
 #include "snapshot/format.h"
 #include "snapshot_test_util.h"
 #include "tern/error.h"
 #include "util/file.h"
-
-#include <csignal>
-#include <gtest/gtest.h>
-#include <random>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace tern::test {
 namespace {

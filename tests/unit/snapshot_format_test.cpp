@@ -2,16 +2,17 @@
 // memory page patterns, the exact layout of the header and sections, and
 // malformed input of every kind (truncation at every byte, every single-bit
 // flip, wrong magic and version, inconsistent counts, absurd sizes).
+#include <algorithm>
+#include <random>
+
+#include <gtest/gtest.h>
+
 #include "snapshot/format.h"
 #include "snapshot/pages.h"
 #include "snapshot_test_util.h"
 #include "tern/error.h"
 #include "util/file.h"
 #include "util/sha256.h"
-
-#include <algorithm>
-#include <gtest/gtest.h>
-#include <random>
 
 namespace tern::test {
 namespace {
