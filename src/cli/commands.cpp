@@ -24,6 +24,7 @@ void guarded(const std::function<int()>& body) {
 void register_commands(CLI::App& app) {
   add_validate_command(app);
   add_wast_command(app);
+  add_inspect_command(app);
 }
 
 } // namespace tern::cli

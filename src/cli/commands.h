@@ -21,5 +21,6 @@ void guarded(const std::function<int()>& body);
 // One per subcommand file.
 void add_validate_command(CLI::App& app);
 void add_wast_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 } // namespace tern::cli

@@ -27,6 +27,11 @@ constexpr Tag make_tag(const char (&s)[5]) {
 inline std::string_view to_string_view(const Tag& t) {
   return {t.data(), t.size()};
 }
+// The tag spelled by `s`, which must have four characters.
+inline std::optional<Tag> tag_from(std::string_view s) {
+  if (s.size() != 4) return std::nullopt;
+  return Tag{s[0], s[1], s[2], s[3]};
+}
 
 // Where the snapshot was taken. Informative only: restore never depends on it.
 struct HostInfo {
