@@ -5,6 +5,9 @@
 // snapshot and raw size, and memcpy of the same bytes for reference.
 //
 //   tern_snapshot_bench [--sizes 16,256,1024] [--threads N] [--level L] [--dir DIR]
+//                       [--quick 1] [--keep 1]
+// --quick 1 measures the pause once instead of the best of 3; --keep 1
+// leaves the snapshot files in DIR.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -66,6 +69,7 @@ struct Options {
   int level = 1;
   std::string dir = "/tmp";
   bool quick = false;
+  bool keep = false; // leave the snapshot files (e.g. for tern inspect)
 };
 
 Options parse(int argc, char** argv) {
@@ -83,6 +87,8 @@ Options parse(int argc, char** argv) {
       o.threads = static_cast<unsigned>(std::stoul(value));
     } else if (flag == "--level") {
       o.level = std::stoi(value);
+    } else if (flag == "--keep") {
+      o.keep = value == "1";
     } else if (flag == "--quick") {
       o.quick = value == "1";
     } else if (flag == "--dir") {
@@ -110,6 +116,8 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   Row row{};
   row.raw_bytes = uint64_t(pages) * 65536;
   const std::string path = fmt::format("{}/tern-bench-{}-{}.snap", o.dir, ::getpid(), mib);
+  snapshot::CaptureOptions capture_options;
+  capture_options.engine = "interp";
   snapshot::WriteOptions write_options;
   write_options.threads = o.threads;
   write_options.zstd_level = o.level;
@@ -132,7 +140,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   for (int rep = 0; rep < 3; ++rep) {
     auto t0 = Clock::now();
     std::vector<snapshot::ThreadImage> threads = {{0, store.engine().capture(thread)}};
-    snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads));
+    snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads), capture_options);
     snapshot::BackgroundWrite writer = snapshot::start_background_write(path, snap, write_options);
     row.pause_ms = std::min(row.pause_ms, ms_since(t0));
     if (!writer.forked()) throw std::runtime_error("fork failed");
@@ -143,7 +151,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   {
     auto t0 = Clock::now();
     std::vector<snapshot::ThreadImage> threads = {{0, store.engine().capture(thread)}};
-    snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads));
+    snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads), capture_options);
     snapshot::write_snapshot_file(path, snap, write_options);
     row.sync_write_ms = ms_since(t0);
   }
@@ -174,7 +182,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
     if (std::memcmp(inst2->memory0()->base(), inst->memory0()->base(), row.raw_bytes) != 0)
       throw std::runtime_error("restored memory differs");
   }
-  ::unlink(path.c_str());
+  if (!o.keep) ::unlink(path.c_str());
   return row;
 }
 
