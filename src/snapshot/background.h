@@ -5,6 +5,11 @@
 // (page tables, not memory, are copied). This is how Redis writes its RDB
 // files.
 //
+// The child dies with the thread that forked it (PR_SET_PDEATHSIG): a
+// writer must not outlive a killed tern and replace the previous snapshot
+// behind its back. So start a background write from a thread that lives
+// until the write is done (e.g. the main thread).
+//
 // Where fork() fails (no memory for the page tables, a strict overcommit
 // policy) the write runs synchronously in the caller instead; forked()
 // tells which happened. Either way wait() reports the outcome.

@@ -28,6 +28,7 @@ bool ByteSource::read_exact(std::span<uint8_t> out) {
 
 size_t SpanSource::read_some(std::span<uint8_t> out) {
   size_t n = std::min(out.size(), bytes_.size() - pos_);
+  if (n == 0) return 0;
   std::memcpy(out.data(), bytes_.data() + pos_, n);
   pos_ += n;
   return n;
