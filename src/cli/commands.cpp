@@ -26,6 +26,7 @@ void register_commands(CLI::App& app) {
   add_wast_command(app);
   add_disasm_command(app);
   add_run_command(app);
+  add_inspect_command(app);
 }
 
 } // namespace tern::cli

@@ -23,5 +23,6 @@ void add_validate_command(CLI::App& app);
 void add_wast_command(CLI::App& app);
 void add_disasm_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 } // namespace tern::cli
