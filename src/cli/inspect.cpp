@@ -16,6 +16,7 @@
 #include "snapshot/format.h"
 #include "tern/error.h"
 #include "util/file.h"
+#include "wasi/state.h"
 #include "wasm/decoder.h"
 
 namespace tern::cli {
@@ -29,9 +30,10 @@ struct InspectOptions {
   bool json = false;
 };
 
-// Renderers of extension sections; each owner adds its registration here
-// (e.g. the WASI fd table and sockets).
-void register_section_renderers() {}
+// Renderers of extension sections; each owner adds its registration here.
+void register_section_renderers() {
+  snapshot::register_extension_renderer(wasi::kStateTag, wasi::state_renderer());
+}
 
 std::unique_ptr<wasm::Module> decode_for_names(std::vector<uint8_t> bytes,
                                                const std::string& from) {

@@ -33,6 +33,11 @@ struct Ret {
   static Ret suspend() { return runtime::HostResult::suspend(); }
 };
 
+// open(2) flags for path_open with these oflags, rights and fdflags
+// (O_NONBLOCK excepted: non-blocking is the guest's view only). A restore
+// reopens files with the same.
+int host_open_flags(uint32_t oflags, Rights base, uint32_t fdflags, bool follow);
+
 namespace calls {
 
 // args, environment, clocks, randomness, process

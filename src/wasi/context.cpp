@@ -30,8 +30,8 @@ Rights rights_of(FdKind kind) {
 constexpr Rights kWriteRights = right::fd_write | right::fd_allocate | right::fd_datasync |
                                 right::fd_filestat_set_size | right::fd_filestat_set_times;
 
-// One of fds 0-2: tern's own stream (duplicated, so the guest closing it
-// does not close tern's), or the redirection file.
+} // namespace
+
 FdEntry stdio_entry(int which, const std::string& redirect) {
   static constexpr const char* kNames[] = {"<stdin>", "<stdout>", "<stderr>"};
   static constexpr const char* kOptions[] = {"--stdin", "--stdout", "--stderr"};
@@ -53,11 +53,24 @@ FdEntry stdio_entry(int which, const std::string& redirect) {
   entry.identity = FileIdentity::of(st);
   Rights rights = rights_of(entry.kind);
   entry.rights_base = which == 0 ? rights & ~kWriteRights : rights & ~right::fd_read;
+  entry.stdio = static_cast<uint8_t>(which);
   if (::fcntl(entry.host.get(), F_GETFL) & O_APPEND) entry.fdflags |= fdflag::append;
   return entry;
 }
 
-} // namespace
+FdEntry preopen_entry(util::UniqueFd dir, uint32_t index) {
+  struct stat st {};
+  ::fstat(dir.get(), &st);
+  FdEntry entry;
+  entry.kind = FdKind::Directory;
+  entry.host = std::move(dir);
+  entry.preopen = index;
+  entry.is_preopen = true;
+  entry.rights_base = right::directory;
+  entry.rights_inheriting = right::directory | right::regular_file;
+  entry.identity = FileIdentity::of(st);
+  return entry;
+}
 
 Preopen parse_dir_option(std::string_view spec) {
   size_t sep = spec.find("::");
@@ -71,6 +84,9 @@ WasiContext::WasiContext(WasiOptions options)
   open_preopens();
   open_listeners();
 }
+
+WasiContext::WasiContext(WasiOptions options, EmptyFdTable)
+    : options_(std::move(options)), resolver_(options_.resolve_mode) {}
 
 void WasiContext::open_stdio() {
   const std::string* redirects[] = {&options_.stdin_path, &options_.stdout_path,
@@ -88,17 +104,7 @@ void WasiContext::open_preopens() {
       throw Error(fmt::format("--dir {}::{}: empty path", p.host_path, p.guest_path));
     util::UniqueFd fd(::open(p.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) throw Error(fmt::format("--dir {}: {}", p.host_path, std::strerror(errno)));
-    struct stat st {};
-    ::fstat(fd.get(), &st);
-    FdEntry entry;
-    entry.kind = FdKind::Directory;
-    entry.host = std::move(fd);
-    entry.preopen = i;
-    entry.is_preopen = true;
-    entry.rights_base = right::directory;
-    entry.rights_inheriting = right::directory | right::regular_file;
-    entry.identity = FileIdentity::of(st);
-    fds_.insert_at(3 + i, std::move(entry));
+    fds_.insert_at(3 + i, preopen_entry(std::move(fd), i));
   }
 }
 

@@ -36,6 +36,14 @@ struct WasiOptions {
 // "HOST[::GUEST]" as --dir takes it; GUEST defaults to HOST.
 Preopen parse_dir_option(std::string_view spec);
 
+// Standard stream `which` (0-2) as the guest gets it: tern's own
+// (duplicated, so the guest closing it does not close tern's), or the file
+// `redirect` (stdin read, stdout/stderr created or truncated). No host fd
+// when tern's own stream is closed. Throws tern::Error naming the option.
+FdEntry stdio_entry(int which, const std::string& redirect);
+// The fd entry of preopen number `index`, whose directory is open as `dir`.
+FdEntry preopen_entry(util::UniqueFd dir, uint32_t index);
+
 // A poll_oneoff that returned "suspend": when the same call is issued again
 // (after a restore) its clocks keep their original deadlines instead of
 // starting over.
@@ -50,6 +58,10 @@ public:
   // Opens the preopened directories, the standard streams and the listening
   // sockets. Throws tern::Error naming the option that cannot be honoured.
   explicit WasiContext(WasiOptions options);
+  // A context whose fd table starts empty: restore_state (wasi/state.h)
+  // fills it from a snapshot instead of opening what the options name.
+  struct EmptyFdTable {};
+  WasiContext(WasiOptions options, EmptyFdTable);
   WasiContext(const WasiContext&) = delete;
   WasiContext& operator=(const WasiContext&) = delete;
 

@@ -86,9 +86,13 @@ struct FdEntry {
   std::string guest_path;
   std::optional<uint32_t> preopen; // index into WasiContext::preopens()
   bool is_preopen = false;         // this fd *is* the preopen (fd_prestat_get)
-  uint16_t oflags = 0;             // as opened (path_open)
-  uint32_t lookupflags = 0;        // as opened (path_open)
-  uint16_t fdflags = 0;            // current (fd_fdstat_set_flags)
+  // One of tern's standard streams (0 stdin, 1 stdout, 2 stderr), whatever
+  // fd number the guest moved it to: a restore opens it from the restore's
+  // own options, not from the checkpoint's.
+  std::optional<uint8_t> stdio;
+  uint16_t oflags = 0;      // as opened (path_open)
+  uint32_t lookupflags = 0; // as opened (path_open)
+  uint16_t fdflags = 0;     // current (fd_fdstat_set_flags)
   Rights rights_base = 0;
   Rights rights_inheriting = 0;
   FileIdentity identity; // files and directories

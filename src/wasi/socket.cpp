@@ -50,6 +50,25 @@ SocketAddress socket_address_of(const sockaddr* addr, socklen_t len) {
   return out;
 }
 
+socklen_t to_sockaddr(const SocketAddress& addr, sockaddr_storage& out) {
+  out = {};
+  if (addr.family == 4) {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&out);
+    in4->sin_family = AF_INET;
+    std::memcpy(&in4->sin_addr, addr.ip.data(), 4);
+    in4->sin_port = htons(addr.port);
+    return sizeof(sockaddr_in);
+  }
+  if (addr.family == 6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&out);
+    in6->sin6_family = AF_INET6;
+    std::memcpy(&in6->sin6_addr, addr.ip.data(), 16);
+    in6->sin6_port = htons(addr.port);
+    return sizeof(sockaddr_in6);
+  }
+  return 0;
+}
+
 SocketAddress local_address(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -10,6 +10,8 @@
 namespace tern::wasi {
 
 SocketAddress socket_address_of(const sockaddr* addr, socklen_t len);
+// The host form of `addr` in `out`; its length (0 for an unknown family).
+socklen_t to_sockaddr(const SocketAddress& addr, sockaddr_storage& out);
 SocketAddress local_address(int fd);
 SocketAddress peer_address(int fd);
 

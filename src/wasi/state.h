@@ -1,5 +1,5 @@
 // A WASI program's host state in a snapshot: the "WASI" extension section
-// (docs/snapshot-format.md, "WASI state"). Saving writes the context down as
+// (docs/snapshot-format.md §10.1). Saving writes the context down as
 // semantic records (args, env, preopens by guest name, every fd with its
 // kind, guest path, preopen, flags, rights, offset and file identity,
 // sockets, clock readings); restoring builds a new context on this host
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "snapshot/describe.h"
 #include "snapshot/model.h"
 #include "wasi/context.h"
 
@@ -51,8 +52,12 @@ struct RestoreOptions {
 std::unique_ptr<WasiContext> restore_state(const snapshot::ExtensionSection& section,
                                            const RestoreOptions& options);
 
-// For `tern inspect`: the saved state as text lines and as JSON.
+// For `tern inspect`: the saved state as text lines and as JSON. Both
+// throw tern::Error for a malformed payload.
 std::vector<std::string> describe_state(const snapshot::ExtensionSection& section);
 std::string describe_state_json(const snapshot::ExtensionSection& section);
+// The same as a renderer for snapshot::describe_snapshot (register it under
+// kStateTag).
+snapshot::ExtensionRenderer state_renderer();
 
 } // namespace tern::wasi
