@@ -1,7 +1,8 @@
 // libFuzzer target: arbitrary bytes through the snapshot reader. Bad input
 // must end in a tern::Error; anything else that escapes (another exception,
 // a sanitizer report, a broken invariant) is a bug. What the reader accepts
-// must survive a write and a second read unchanged. Built and run by
+// must survive a write and a second read unchanged; a WASI section is
+// decoded and rendered too. Built and run by
 // scripts/fuzz.sh snapshot.
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +10,8 @@
 
 #include "snapshot/format.h"
 #include "tern/error.h"
+#include "wasi/state.h"
+#include "wasi/state_records.h"
 
 namespace {
 
@@ -30,6 +33,20 @@ void check_read(const Snapshot& s) {
     for (size_t i = 0; i + 1 < t.view.frames.size(); ++i)
       if (t.view.frames[i].kind != tern::runtime::FrameKind::CallSite) invariant_broken();
   }
+}
+
+// A WASI section through its decoder and renderer: what decodes must
+// encode to a payload that decodes and encodes to the same bytes again.
+void check_wasi_state(const ExtensionSection& e) {
+  if (e.tag != tern::wasi::kStateTag) return;
+  try {
+    tern::wasi::describe_state(e);
+  } catch (const tern::Error&) {
+    return; // rejected: the snapshot's own round trip still runs
+  }
+  const auto once = tern::wasi::state::encode(tern::wasi::state::decode(e.payload));
+  const auto twice = tern::wasi::state::encode(tern::wasi::state::decode(once));
+  if (once != twice) invariant_broken();
 }
 
 bool same(const Snapshot& a, const Snapshot& b) {
@@ -75,6 +92,7 @@ void run(const uint8_t* data, size_t size) {
   tern::util::SpanSource source({data, size});
   const Snapshot first = read_snapshot(source);
   check_read(first);
+  for (const ExtensionSection& e : first.extensions) check_wasi_state(e);
   tern::util::VectorSink sink;
   write_snapshot(first, sink);
   tern::util::SpanSource again(sink.bytes());

@@ -6,13 +6,13 @@
 // from them, reopening files by guest path under the matching preopen.
 #pragma once
 
-#include <memory>
-#include <string>
-#include <vector>
-
 #include "snapshot/describe.h"
 #include "snapshot/model.h"
 #include "wasi/context.h"
+
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace tern::wasi {
 

@@ -125,10 +125,6 @@ std::string seconds(uint64_t ns) {
   return fmt::format("{}.{:09} s", ns / 1000000000, ns % 1000000000);
 }
 
-std::string mtime_text(int64_t ns) {
-  return ns < 0 ? "-" + seconds(uint64_t(-(ns + 1)) + 1) : seconds(uint64_t(ns));
-}
-
 std::string joined(const json& list, const char* separator, const char* empty = "-") {
   if (list.empty()) return empty;
   std::string out;
@@ -182,8 +178,9 @@ std::string fd_text(const json& fd) {
                         fd["preopen"].get<uint32_t>());
   }
   if (fd.contains("offset"))
-    text += fmt::format(", offset {}, size {}, mtime {}", fd["offset"].get<uint64_t>(),
-                        fd["size"].get<uint64_t>(), mtime_text(fd["mtime_ns"].get<int64_t>()));
+    text +=
+        fmt::format(", offset {}, size {}, mtime {}", fd["offset"].get<uint64_t>(),
+                    fd["size"].get<uint64_t>(), state::mtime_text(fd["mtime_ns"].get<int64_t>()));
   if (fd.contains("oflags") && !fd["oflags"].empty())
     text += ", oflags " + joined(fd["oflags"], "|");
   if (fd.contains("listing_entries"))
@@ -215,7 +212,7 @@ std::vector<std::string> state_lines(const json& d) {
     lines.push_back(fmt::format("bundled file {}: {} bytes ({} stored), mode {}, mtime {}",
                                 f["path"].get<std::string>(), f["size"].get<uint64_t>(),
                                 f["stored_bytes"].get<uint64_t>(), f["mode"].get<std::string>(),
-                                mtime_text(f["mtime_ns"].get<int64_t>())));
+                                state::mtime_text(f["mtime_ns"].get<int64_t>())));
   return lines;
 }
 

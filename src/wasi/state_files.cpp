@@ -86,10 +86,6 @@ void decompress_to(const BundledFile& file, util::ByteSink& sink) {
   if (total != file.size) throw Error(fmt::format("{} bytes instead of {}", total, file.size));
 }
 
-std::string time_of(int64_t ns) {
-  return fmt::format("{}.{:09}", ns / 1000000000, ns % 1000000000);
-}
-
 [[noreturn]] void fail_reopen(const SavedFd& saved, const RestoreRoot& root, std::string_view why) {
   throw Error(fmt::format("fd {} ({}): {} (host path {})", saved.fd,
                           guest_name_of(root.guest_path, saved.path), why,
@@ -102,7 +98,8 @@ void check_identity(const SavedFd& saved, const RestoreRoot& root, const struct 
   fail_reopen(saved, root,
               fmt::format("changed since the checkpoint: size {} then, {} now; mtime {} then, {} "
                           "now",
-                          saved.size, now.size, time_of(saved.mtime_ns), time_of(now.mtime_ns)));
+                          saved.size, now.size, mtime_text(saved.mtime_ns),
+                          mtime_text(now.mtime_ns)));
 }
 
 } // namespace

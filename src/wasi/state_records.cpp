@@ -4,6 +4,7 @@
 #include "tern/error.h"
 #include "wasi/state_sockets.h"
 
+#include <ctime>
 #include <fmt/format.h>
 
 namespace tern::wasi::state {
@@ -257,6 +258,16 @@ std::string guest_name_of(const std::string& root, const std::string& path) {
   if (path.empty()) return root;
   if (root.ends_with('/')) return root + path;
   return root + "/" + path;
+}
+
+std::string mtime_text(int64_t ns) {
+  const std::time_t secs = static_cast<std::time_t>(ns / 1000000000 - (ns % 1000000000 < 0));
+  const int64_t frac = ((ns % 1000000000) + 1000000000) % 1000000000;
+  std::tm tm{};
+  if (!::gmtime_r(&secs, &tm)) return fmt::format("{} ns", ns);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:09}Z", date, frac);
 }
 
 std::vector<uint8_t> encode(const SavedState& s) {

@@ -91,4 +91,7 @@ std::string_view to_string(Origin origin);
 // "/data" and "out.txt" make "/data/out.txt".
 std::string guest_name_of(const std::string& root, const std::string& path);
 
+// A modification time for people: "2024-05-01T12:00:00.123456789Z".
+std::string mtime_text(int64_t ns);
+
 } // namespace tern::wasi::state

@@ -3,6 +3,7 @@
 // with exit status 1 for truncated, bit-flipped, wrong-version and
 // wrong-module snapshots.
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <sys/wait.h>
@@ -20,6 +21,8 @@
 #include "tern/error.h"
 #include "util/file.h"
 #include "util/sha256.h"
+#include "wasi/context.h"
+#include "wasi/state.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
@@ -195,6 +198,37 @@ TEST_F(SnapshotInspect, BadSnapshotsGiveOneClearError) {
   EXPECT_NE(r.err.find(util::to_hex(util::sha256(other_bytes))), std::string::npos) << r.err;
 
   expect_one_error(run_tern("inspect " + bad + ".missing"), "cannot open");
+}
+
+TEST_F(SnapshotInspect, ShowsTheWasiState) {
+  const std::string dir = ::testing::TempDir() + "/inspect-wasi";
+  std::filesystem::create_directories(dir);
+  wasi::WasiOptions options;
+  options.args = {"prog", "--flag"};
+  options.preopens = {{dir, "/data"}};
+  wasi::WasiContext ctx(options);
+  snapshot_.extensions = {wasi::save_state(ctx)};
+  snapshot::write_snapshot_file(path_, snapshot_);
+
+  RunResult r = run_tern("inspect " + path_);
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const std::string& line : std::vector<std::string>{
+           "section WASI (required, ", "  args: prog --flag",
+           "  preopen 0: /data (host " + dir + ")", "  fd 3: directory /data (preopen 0)"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+
+  r = run_tern("inspect --json " + path_);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json d = json::parse(r.out);
+  EXPECT_EQ(d["sections"][0]["tag"], "WASI");
+  EXPECT_EQ(d["sections"][0]["content"]["preopens"][0]["guest"], "/data");
+
+  // A WASI payload that does not decode is one clear error.
+  snapshot_.extensions = {{wasi::kStateTag, false, {1, 2, 3}}};
+  snapshot::write_snapshot_file(path_, snapshot_);
+  r = run_tern("inspect " + path_);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("section WASI"), std::string::npos) << r.err;
 }
 
 TEST(SnapshotDescribe, ExtensionRenderersDescribeTheirSections) {
