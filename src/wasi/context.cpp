@@ -22,6 +22,10 @@ Rights rights_of(FdKind kind) {
     return right::socket_stream;
   case FdKind::TcpListener:
     return right::socket_listener;
+  case FdKind::TcpSocket:
+    return right::socket_tcp;
+  case FdKind::UdpSocket:
+    return right::socket_udp;
   default:
     return right::stream;
   }
@@ -66,7 +70,8 @@ Preopen parse_dir_option(std::string_view spec) {
 }
 
 WasiContext::WasiContext(WasiOptions options)
-    : options_(std::move(options)), resolver_(options_.resolve_mode) {
+    : options_(std::move(options)), resolver_(options_.resolve_mode),
+      net_policy_(options_.allow_connect, options_.allow_bind, options_.allow_resolve) {
   open_stdio();
   open_preopens();
   open_listeners();
