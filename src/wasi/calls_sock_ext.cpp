@@ -61,8 +61,10 @@ Errno write_wasi_addr(GuestMemory& mem, uint32_t addr, const SocketAddress& valu
 }
 
 Errno get_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out) {
-  if (Errno e = c.ctx.fds().get(fd, needed, out); e != Errno::success) return e;
-  return out->is_socket() ? Errno::success : Errno::notsock;
+  // Not a socket at all says more than "lacks a socket right".
+  const FdEntry* entry = c.ctx.fds().find(fd);
+  if (entry && !entry->is_socket()) return Errno::notsock;
+  return c.ctx.fds().get(fd, needed, out);
 }
 
 namespace {

@@ -27,19 +27,21 @@ std::optional<unsigned> number(std::string_view text, unsigned max) {
   return value;
 }
 
-// Splits "ADDR[/PREFIX][:PORT]" into the address and what follows it.
-void split_address(std::string_view spec, std::string_view& addr, std::string_view& rest) {
+// Splits "ADDR[/PREFIX][:PORT]" into the address and what follows it;
+// false for an unclosed '['.
+bool split_address(std::string_view spec, std::string_view& addr, std::string_view& rest) {
   if (!spec.empty() && spec.front() == '[') {
     size_t close = spec.find(']');
-    if (close == std::string_view::npos) close = spec.size();
+    if (close == std::string_view::npos) return false;
     addr = spec.substr(1, close - 1);
-    rest = close < spec.size() ? spec.substr(close + 1) : std::string_view();
-    return;
+    rest = spec.substr(close + 1);
+    return true;
   }
   bool bare_ipv6 = std::count(spec.begin(), spec.end(), ':') > 1; // no port possible
   size_t end = spec.find_first_of(bare_ipv6 ? "/" : "/:");
   addr = spec.substr(0, end);
   rest = end == std::string_view::npos ? std::string_view() : spec.substr(end);
+  return true;
 }
 
 } // namespace
@@ -51,7 +53,7 @@ AddressPattern AddressPattern::parse(std::string_view spec, std::string_view opt
                              option, spec));
   };
   std::string_view addr, rest;
-  split_address(spec, addr, rest);
+  if (!split_address(spec, addr, rest)) throw fail();
   AddressPattern p;
   std::string text(addr);
   if (::inet_pton(AF_INET, text.c_str(), p.ip.data()) == 1) {
