@@ -202,6 +202,7 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
   SocketAddress target;
   if (Errno err = read_wasi_addr(c.mem, addr, target); err != Errno::success) return err;
   if (!c.ctx.net_policy().may_connect(target)) return Errno::acces;
+  if (e->kind == FdKind::TcpStream) return Errno::isconn;
   SocketState& s = *e->socket;
   // The same connect issued again (after a suspend, or polling a
   // non-blocking one) waits for the attempt already under way.
