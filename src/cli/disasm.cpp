@@ -38,4 +38,6 @@ void add_disasm_command(CLI::App& app) {
   });
 }
 
+TERN_COMMAND("disasm", add_disasm_command);
+
 } // namespace tern::cli

@@ -228,4 +228,6 @@ void add_run_command(CLI::App& app) {
   cmd->callback([o] { guarded([&] { return run(*o); }); });
 }
 
+TERN_COMMAND("run", add_run_command);
+
 } // namespace tern::cli
