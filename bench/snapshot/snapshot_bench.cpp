@@ -152,8 +152,9 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
     auto t0 = Clock::now();
     std::vector<snapshot::ThreadImage> threads = {{0, store.engine().capture(thread)}};
     snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads), capture_options);
-    snapshot::write_snapshot_file(path, snap, write_options);
+    snapshot::write_snapshot_file(path + ".sync", snap, write_options);
     row.sync_write_ms = ms_since(t0);
+    ::unlink((path + ".sync").c_str());
   }
   {
     std::vector<uint8_t> copy(row.raw_bytes, 1); // faulted in before timing
@@ -161,6 +162,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
     std::memcpy(copy.data(), inst->memory0()->base(), row.raw_bytes);
     row.memcpy_ms = ms_since(t0);
   }
+  // Size and restore of what the forked child wrote.
   struct stat st;
   if (::stat(path.c_str(), &st) == 0) row.snapshot_bytes = static_cast<uint64_t>(st.st_size);
   {

@@ -1,5 +1,6 @@
 #include "interp/engine.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -34,7 +35,7 @@ public:
     runtime::Frame* base = thread.frame_top;
     if (base == thread.frames_end()) return exhausted();
     Slot* fp = thread.slot_top;
-    std::memcpy(fp, args.data(), args.size_bytes());
+    std::copy(args.begin(), args.end(), fp); // no memcpy: args.data() may be null
     Activation act;
     act.ip = static_cast<const CompiledFunction*>(func->code)->entry();
     act.fp = fp;
@@ -43,7 +44,7 @@ public:
     act.frame_top = base + 1;
     ExecOutcome out = execute(&thread, act);
     if (out.kind == ExecOutcome::Kind::Returned)
-      std::memcpy(results.data(), fp, results.size_bytes());
+      std::copy_n(fp, results.size(), results.begin());
     if (out.kind == ExecOutcome::Kind::Suspended) {
       thread.suspended_fp = fp;
     } else {

@@ -4,6 +4,8 @@
 // slot num_locals + h at every stable point, so capture reads slots and
 // restore writes them; the side table of stable points (CodePoint) gives
 // the resume position and where a callee's frame starts.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "interp/exec.h"
@@ -193,7 +195,7 @@ runtime::ExecOutcome resume_thread(runtime::Thread& thread, std::span<Slot> resu
   Slot* entry_fp = thread.suspended_fp;
   runtime::ExecOutcome out = execute(&thread, act);
   if (out.kind == runtime::ExecOutcome::Kind::Returned)
-    std::memcpy(results.data(), entry_fp, results.size_bytes());
+    std::copy_n(entry_fp, results.size(), results.begin()); // results.data() may be null
   if (out.kind != runtime::ExecOutcome::Kind::Suspended) {
     thread.frame_top = act.base;
     thread.slot_top = entry_fp;
