@@ -3,11 +3,16 @@
 // a sanitizer report, a broken invariant) is a bug. Built and run by
 // scripts/fuzz.sh.
 //
-// To fuzz a later stage (validation, instantiation), add it to run_pipeline
-// after decoding: every stage may throw tern::Error, and each can add its
-// own invariant checks next to check_decoded.
+// Decoding, validation, then instantiation and a bounded run of every
+// exported function in the interpreter (imports are satisfied by stubs).
+// Every stage may throw tern::Error, and each adds its own invariant checks
+// next to check_decoded and check_validated.
+#include "interp/engine.h"
+#include "runtime/store.h"
+#include "runtime/thread.h"
 #include "tern/error.h"
 #include "wasm/decoder.h"
+#include "wasm/validator.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -43,9 +48,102 @@ void check_decoded(const Module& m) {
   if (m.data_count && *m.data_count != m.datas.size()) invariant_broken();
 }
 
+bool is_value_type(tern::wasm::ValType t) {
+  using enum tern::wasm::ValType;
+  return t == I32 || t == I64 || t == F32 || t == F64 || t == FuncRef || t == ExternRef;
+}
+
+// What the validator promises about each function of a module it accepted:
+// stable points sorted inside the body, starting with the function entry,
+// each with a slice of exactly known types no higher than the maximum.
+void check_validated(const Module& m) {
+  using tern::wasm::StablePointKind;
+  for (const auto& f : m.functions) {
+    const auto& info = f.info;
+    if (info.stable_points.empty()) invariant_broken();
+    const auto& entry = info.stable_points.front();
+    if (entry.kind != StablePointKind::FunctionEntry || entry.offset != f.body_begin ||
+        entry.stack_height != 0)
+      invariant_broken();
+    uint32_t last = f.body_begin;
+    for (const auto& p : info.stable_points) {
+      if (p.offset < last || p.offset >= f.body_end) invariant_broken();
+      last = p.offset;
+      if (p.stack_height > info.max_stack_height) invariant_broken();
+      if (uint64_t(p.types_begin) + p.stack_height > info.stack_types.size()) invariant_broken();
+      for (auto t : info.types_at(p))
+        if (!is_value_type(t)) invariant_broken();
+    }
+  }
+}
+
+// Imports are satisfied with fresh objects of the declared types; host
+// functions return zeros.
+std::vector<tern::runtime::Extern> stub_imports(tern::runtime::Store& store, const Module& m) {
+  using namespace tern::runtime;
+  std::vector<Extern> out;
+  for (const auto& imp : m.imports) {
+    switch (imp.kind) {
+    case tern::wasm::ExternKind::Func:
+      out.push_back(Extern::of(store.add_host_function(
+          {m.types[imp.func_type],
+           [](CallContext&, std::span<const Slot>, std::span<Slot> results) {
+             for (auto& r : results) r = 0;
+             return HostResult::ok();
+           },
+           imp.module, imp.name})));
+      break;
+    case tern::wasm::ExternKind::Table:
+      out.push_back(Extern::of(store.add_table(imp.table, kNullRef)));
+      break;
+    case tern::wasm::ExternKind::Memory:
+      out.push_back(Extern::of(store.add_memory(imp.memory)));
+      break;
+    case tern::wasm::ExternKind::Global:
+      out.push_back(Extern::of(store.add_global(imp.global, 0)));
+      break;
+    }
+  }
+  return out;
+}
+
+// Runs every exported function with zero arguments; counting mode bounds
+// each run to a number of stable points, so loops cannot hang the fuzzer.
+void run_exports(const std::shared_ptr<Module>& module) {
+  using namespace tern::runtime;
+  for (const auto& mem : module->memories)
+    if (mem.limits.min > 1024) return; // keep the fuzzer's memory use small
+  Store store(tern::interp::make_engine());
+  Thread thread(store, ThreadLimits{size_t(1) << 16, 2000});
+  store.interrupt().set_counting(true);
+  thread.stop_at = 20000;
+  ModuleInstance* inst = nullptr;
+  try {
+    inst = store.instantiate(module, stub_imports(store, *module), thread);
+  } catch (const InstantiationTrap&) {
+    return;
+  }
+  for (const auto& e : module->exports) {
+    if (e.kind != tern::wasm::ExternKind::Func) continue;
+    FunctionInstance* f = inst->funcs[e.index];
+    std::vector<Slot> args(f->type->params.size(), 0), results(f->type->results.size(), 0);
+    thread.stable_points = 0;
+    ExecOutcome out = store.engine().call(thread, f, args, results);
+    if (out.kind == ExecOutcome::Kind::Suspended) {
+      // Stopped by the bound: the wasm view must be capturable.
+      store.engine().capture(thread);
+      return; // the thread stays suspended; do not reuse it
+    }
+  }
+}
+
 void run_pipeline(const uint8_t* data, size_t size) {
-  Module module = tern::wasm::decode_module(std::vector<uint8_t>(data, data + size));
-  check_decoded(module);
+  auto module = std::make_shared<Module>(
+      tern::wasm::decode_module(std::vector<uint8_t>(data, data + size)));
+  check_decoded(*module);
+  tern::wasm::validate_module(*module);
+  check_validated(*module);
+  run_exports(module);
 }
 
 } // namespace

@@ -9,7 +9,7 @@ native_packages=(
   libzstd-dev libxxhash-dev nettle-dev
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  wabt clang lld wasi-libc libclang-rt-14-dev-wasm32
+  wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32
   qemu-user g++-s390x-linux-gnu g++-aarch64-linux-gnu
   iproute2 procps hyperfine nodejs
 )

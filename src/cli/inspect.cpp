@@ -171,4 +171,6 @@ void add_inspect_command(CLI::App& app) {
   cmd->callback([o] { guarded([&] { return run_inspect(*o); }); });
 }
 
+TERN_COMMAND("inspect", add_inspect_command);
+
 } // namespace tern::cli

@@ -19,4 +19,6 @@ void add_validate_command(CLI::App& app) {
   });
 }
 
+TERN_COMMAND("validate", add_validate_command);
+
 } // namespace tern::cli

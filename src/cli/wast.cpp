@@ -91,4 +91,6 @@ void add_wast_command(CLI::App& app) {
   cmd->callback([options] { guarded([&] { return run_all(*options); }); });
 }
 
+TERN_COMMAND("wast", add_wast_command);
+
 } // namespace tern::cli

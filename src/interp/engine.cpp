@@ -35,7 +35,7 @@ public:
     runtime::Frame* base = thread.frame_top;
     if (base == thread.frames_end()) return exhausted();
     Slot* fp = thread.slot_top;
-    std::copy(args.begin(), args.end(), fp); // no memcpy: args.data() may be null
+    std::copy(args.begin(), args.end(), fp);
     Activation act;
     act.ip = static_cast<const CompiledFunction*>(func->code)->entry();
     act.fp = fp;

@@ -113,6 +113,8 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
       vf.locals.push_back(to_view(inst, locals[i], f->fp[i]));
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
+    if (height > types.size())
+      throw Error("internal error: the validator has no types for a suspended frame");
     for (uint32_t i = 0; i < height; ++i)
       vf.stack.push_back(to_view(inst, types[i], f->fp[code.num_locals + i]));
     view.frames.push_back(std::move(vf));
@@ -147,6 +149,9 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime
     const auto locals = local_types(m, vf.func_index);
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
+    if (height > types.size())
+      throw Error(fmt::format("frame {}: no operand types recorded at offset 0x{:x}", i,
+                              vf.wasm_offset));
     if (vf.locals.size() != locals.size() || vf.stack.size() != height)
       throw Error(fmt::format("frame {} ({}): {} locals and {} operands saved, {} and {} expected",
                               i, m.func_name(vf.func_index), vf.locals.size(), vf.stack.size(),
@@ -195,7 +200,7 @@ runtime::ExecOutcome resume_thread(runtime::Thread& thread, std::span<Slot> resu
   Slot* entry_fp = thread.suspended_fp;
   runtime::ExecOutcome out = execute(&thread, act);
   if (out.kind == runtime::ExecOutcome::Kind::Returned)
-    std::copy_n(entry_fp, results.size(), results.begin()); // results.data() may be null
+    std::copy_n(entry_fp, results.size(), results.begin());
   if (out.kind != runtime::ExecOutcome::Kind::Suspended) {
     thread.frame_top = act.base;
     thread.slot_top = entry_fp;

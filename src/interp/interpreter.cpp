@@ -7,6 +7,7 @@
 // Memory is accessed little-endian on every host (runtime::Memory::load_le).
 #include <bit>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -122,7 +123,7 @@ runtime::HostStatus call_host(runtime::Thread& thread, ModuleInstance* caller,
     heap_args.resize(type.params.size());
     copy = heap_args.data();
   }
-  std::memcpy(copy, args, type.params.size() * sizeof(Slot));
+  std::copy_n(reinterpret_cast<const Slot*>(args), type.params.size(), copy);
   thread.frame_top = fsp;
   thread.slot_top = reinterpret_cast<Slot*>(fp) + frame_code->frame_slots;
   runtime::CallContext ctx{thread, caller};
@@ -163,28 +164,41 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   }
   runtime::Thread& thread = *thread_ptr;
 
-  // Machine state of the running activation.
+  // Machine state. Only what nearly every handler touches is kept in locals
+  // (the compiler can then give them registers); the rest lives in `s`,
+  // whose address escapes so it stays in memory instead of competing for
+  // registers across the slow paths' calls.
   const Word* ip = act.ip;
   char* fp = reinterpret_cast<char*>(act.fp);
-  FunctionInstance* self = act.func;
-  Frame* fsp = act.frame_top;
-  Frame* const base = act.base;
-  Frame* const frame_limit = thread.frames_end();
-  char* const stack_end = reinterpret_cast<char*>(thread.stack_end());
-  const std::atomic<uint32_t>* const poll = thread.store().interrupt().flag();
-
-  ModuleInstance* inst;
-  FunctionInstance* const* funcs;
-  runtime::GlobalCell* const* globals;
-  Memory* mem;
   uint8_t* mem_base;
   uint64_t mem_size;
-  TrapKind trap_kind = TrapKind::Unreachable;
-  std::string trap_message;
-  runtime::HostResult host_result;
-  FunctionInstance* callee;   // the call sequence shared by call and call_indirect
-  char* call_args;
-  const Word* call_next;
+  struct State {
+    FunctionInstance* self;
+    Frame* fsp;
+    Frame* base;
+    Frame* frame_limit;
+    char* stack_end;
+    const std::atomic<uint32_t>* poll;
+    ModuleInstance* inst;
+    FunctionInstance* const* funcs;
+    runtime::GlobalCell* const* globals;
+    Memory* mem;
+    FunctionInstance* callee; // the call sequence shared by call and call_indirect
+    char* call_args;
+    const Word* call_next;
+    TrapKind trap_kind;
+    std::string trap_message;
+    runtime::HostResult host_result;
+  } state;
+  State& s = state;
+  s.self = act.func;
+  s.fsp = act.frame_top;
+  s.base = act.base;
+  s.frame_limit = thread.frames_end();
+  s.stack_end = reinterpret_cast<char*>(thread.stack_end());
+  s.poll = thread.store().interrupt().flag();
+  s.trap_kind = TrapKind::Unreachable;
+  thread.engine_scratch = &state;
 
 #define SLOT(off) (*reinterpret_cast<Slot*>(fp + (off)))
 #define LO(w) static_cast<uint32_t>(w)
@@ -197,20 +211,20 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   } while (0)
 #define TRAP(kind)                                                                                 \
   do {                                                                                             \
-    trap_kind = (kind);                                                                            \
+    s.trap_kind = (kind);                                                                            \
     goto trap;                                                                                     \
   } while (0)
 #define RELOAD_MEMORY()                                                                            \
   do {                                                                                             \
-    mem_base = mem ? mem->base() : nullptr;                                                        \
-    mem_size = mem ? mem->size() : 0;                                                              \
+    mem_base = s.mem ? s.mem->base() : nullptr;                                                        \
+    mem_size = s.mem ? s.mem->size() : 0;                                                              \
   } while (0)
 #define RELOAD_INSTANCE()                                                                          \
   do {                                                                                             \
-    inst = self->instance;                                                                         \
-    funcs = inst->funcs.data();                                                                    \
-    globals = inst->globals.data();                                                                \
-    mem = inst->memory0();                                                                         \
+    s.inst = s.self->instance;                                                                         \
+    s.funcs = s.inst->funcs.data();                                                                    \
+    s.globals = s.inst->globals.data();                                                                \
+    s.mem = s.inst->memory0();                                                                         \
     RELOAD_MEMORY();                                                                               \
   } while (0)
 
@@ -421,12 +435,40 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
     EFFECTIVE(HI(w), sizeof(T));                                                                   \
     SLOT(LO(w)) = CONV(Memory::load_le<T>(mem_base + ea));                                         \
     DISPATCH(3);                                                                                   \
+  }                                                                                                \
+  L_##NAME##_add_ss : {                                                                            \
+    uint64_t w = ip[1].u64;                                                                        \
+    uint32_t addr = static_cast<uint32_t>(SLOT(HI(w))) + static_cast<uint32_t>(SLOT(ip[2].u64));   \
+    uint64_t ea = uint64_t(addr) + ip[3].u64;                                                      \
+    if (ea + sizeof(T) > mem_size) TRAP(TrapKind::MemoryOutOfBounds);                              \
+    SLOT(LO(w)) = CONV(Memory::load_le<T>(mem_base + ea));                                         \
+    DISPATCH(4);                                                                                   \
+  }                                                                                                \
+  L_##NAME##_abs : {                                                                               \
+    uint64_t ea = ip[2].u64;                                                                       \
+    if (ea + sizeof(T) > mem_size) TRAP(TrapKind::MemoryOutOfBounds);                              \
+    SLOT(ip[1].u64) = CONV(Memory::load_le<T>(mem_base + ea));                                     \
+    DISPATCH(3);                                                                                   \
+  }                                                                                                \
+  L_##NAME##_add_si : {                                                                            \
+    uint64_t w = ip[1].u64;                                                                        \
+    uint32_t addr = static_cast<uint32_t>(SLOT(HI(w))) + static_cast<uint32_t>(ip[2].u64);         \
+    uint64_t ea = uint64_t(addr) + ip[3].u64;                                                      \
+    if (ea + sizeof(T) > mem_size) TRAP(TrapKind::MemoryOutOfBounds);                              \
+    SLOT(LO(w)) = CONV(Memory::load_le<T>(mem_base + ea));                                         \
+    DISPATCH(4);                                                                                   \
   }
 #define STORE(NAME, T)                                                                             \
   L_##NAME : {                                                                                     \
     uint64_t w = ip[1].u64;                                                                        \
     EFFECTIVE(LO(w), sizeof(T));                                                                   \
     Memory::store_le<T>(mem_base + ea, static_cast<T>(SLOT(HI(w))));                               \
+    DISPATCH(3);                                                                                   \
+  }                                                                                                \
+  L_##NAME##_abs : {                                                                               \
+    uint64_t ea = ip[2].u64;                                                                       \
+    if (ea + sizeof(T) > mem_size) TRAP(TrapKind::MemoryOutOfBounds);                              \
+    Memory::store_le<T>(mem_base + ea, static_cast<T>(SLOT(ip[1].u64)));                           \
     DISPATCH(3);                                                                                   \
   }
 #define ZX(v) static_cast<uint64_t>(v)
@@ -456,27 +498,43 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   STORE(I64Store16, uint16_t)
   STORE(I64Store32, uint32_t)
 
+  // A back edge lands just past the loop header's Poll and does its work:
+  // a stop is taken at the Poll (ip - 1), exactly as if it had run.
+#define BACK_EDGE(target)                                                                          \
+  do {                                                                                             \
+    ip = (target);                                                                                 \
+    if (uint32_t flag = s.poll->load(std::memory_order_relaxed)) [[unlikely]] {                    \
+      if (stop_here(thread, flag)) {                                                               \
+        ip -= 1;                                                                                   \
+        goto suspend;                                                                              \
+      }                                                                                            \
+    }                                                                                              \
+    NEXT();                                                                                        \
+  } while (0)
+#define FORWARD(target)                                                                            \
+  do {                                                                                             \
+    ip = (target);                                                                                 \
+    NEXT();                                                                                        \
+  } while (0)
+
   // Fused compare-and-branch: _ss [a|b][target], _si [a][imm][target].
-#define CMP_BRANCH(NAME, IN, EXPR)                                                                 \
-  L_BrIf##NAME##_ss : {                                                                            \
+#define CMP_BRANCH_AS(NAME, SUFFIX, JUMP, IN, EXPR)                                                       \
+  L_BrIf##NAME##_ss##SUFFIX : {                                                                           \
     uint64_t w = ip[1].u64;                                                                        \
     auto a = RD_##IN(SLOT(LO(w)));                                                                 \
     auto b = RD_##IN(SLOT(HI(w)));                                                                 \
-    if (EXPR) {                                                                                    \
-      ip = ip[2].target;                                                                           \
-      NEXT();                                                                                      \
-    }                                                                                              \
+    if (EXPR) JUMP(ip[2].target);                                                                  \
     DISPATCH(3);                                                                                   \
   }                                                                                                \
-  L_BrIf##NAME##_si : {                                                                            \
+  L_BrIf##NAME##_si##SUFFIX : {                                                                           \
     auto a = RD_##IN(SLOT(ip[1].u64));                                                             \
     auto b = RD_##IN(ip[2].u64);                                                                   \
-    if (EXPR) {                                                                                    \
-      ip = ip[3].target;                                                                           \
-      NEXT();                                                                                      \
-    }                                                                                              \
+    if (EXPR) JUMP(ip[3].target);                                                                  \
     DISPATCH(4);                                                                                   \
   }
+#define CMP_BRANCH(NAME, IN, EXPR)                                                                 \
+  CMP_BRANCH_AS(NAME, , FORWARD, IN, EXPR)                                                         \
+  CMP_BRANCH_AS(NAME, Loop, BACK_EDGE, IN, EXPR)
   CMP_BRANCH(I32Eq, I32, a == b)
   CMP_BRANCH(I32Ne, I32, a != b)
   CMP_BRANCH(I32LtS, I32, S32(a) < S32(b))
@@ -501,34 +559,35 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   // --- Control ----------------------------------------------------------------
 L_Entry: {
   uint64_t w = ip[1].u64;
-  if (fp + ip[2].u64 > stack_end) TRAP(TrapKind::CallStackExhausted);
+  if (fp + ip[2].u64 > s.stack_end) TRAP(TrapKind::CallStackExhausted);
   for (uint32_t i = 0, n = HI(w); i < n; ++i) SLOT(LO(w) + 8 * i) = 0;
-  if (uint32_t flag = poll->load(std::memory_order_relaxed)) [[unlikely]] {
+  if (uint32_t flag = s.poll->load(std::memory_order_relaxed)) [[unlikely]] {
     if (stop_here(thread, flag)) goto suspend;
   }
   DISPATCH(3);
 }
 L_Poll:
-  if (uint32_t flag = poll->load(std::memory_order_relaxed)) [[unlikely]] {
+  if (uint32_t flag = s.poll->load(std::memory_order_relaxed)) [[unlikely]] {
     if (stop_here(thread, flag)) goto suspend;
   }
   DISPATCH(1);
 L_Unreachable:
   TRAP(TrapKind::Unreachable);
 L_Br:
-  ip = ip[1].target;
-  NEXT();
+  FORWARD(ip[1].target);
 L_BrIfNz:
-  if (static_cast<uint32_t>(SLOT(ip[1].u64)) != 0) {
-    ip = ip[2].target;
-    NEXT();
-  }
+  if (static_cast<uint32_t>(SLOT(ip[1].u64)) != 0) FORWARD(ip[2].target);
   DISPATCH(3);
 L_BrIfZ:
-  if (static_cast<uint32_t>(SLOT(ip[1].u64)) == 0) {
-    ip = ip[2].target;
-    NEXT();
-  }
+  if (static_cast<uint32_t>(SLOT(ip[1].u64)) == 0) FORWARD(ip[2].target);
+  DISPATCH(3);
+L_BrLoop:
+  BACK_EDGE(ip[1].target);
+L_BrIfNzLoop:
+  if (static_cast<uint32_t>(SLOT(ip[1].u64)) != 0) BACK_EDGE(ip[2].target);
+  DISPATCH(3);
+L_BrIfZLoop:
+  if (static_cast<uint32_t>(SLOT(ip[1].u64)) == 0) BACK_EDGE(ip[2].target);
   DISPATCH(3);
 L_BrTable: {
   uint64_t w = ip[1].u64;
@@ -538,74 +597,81 @@ L_BrTable: {
   NEXT();
 }
 L_Ret: {
-  --fsp;
-  if (fsp == base) goto returned;
-  ip = static_cast<const Word*>(fsp->pc);
-  fp = reinterpret_cast<char*>(fsp->fp);
-  FunctionInstance* caller = fsp->func;
-  if (caller->instance != inst) {
-    self = caller;
+  --s.fsp;
+  if (s.fsp == s.base) goto returned;
+  ip = static_cast<const Word*>(s.fsp->pc);
+  fp = reinterpret_cast<char*>(s.fsp->fp);
+  FunctionInstance* caller = s.fsp->func;
+  if (caller->instance != s.inst) {
+    s.self = caller;
     RELOAD_INSTANCE();
   } else {
-    self = caller;
-    RELOAD_MEMORY(); // the callee may have grown memory
+    s.self = caller;
+    RELOAD_MEMORY(); // the s.callee may have grown memory
   }
   NEXT();
 }
 L_Call: {
   uint64_t w = ip[1].u64;
-  callee = funcs[LO(w)];
-  call_args = fp + HI(w);
-  call_next = ip + 2;
+  s.callee = s.funcs[LO(w)];
+  s.call_args = fp + HI(w);
+  s.call_next = ip + 2;
   goto do_call;
 }
 L_CallIndirect: {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
-  runtime::Table* table = inst->tables[HI(w1)];
+  runtime::Table* table = s.inst->tables[HI(w1)];
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w2)));
   if (i >= table->size()) {
-    trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallOutOfRange), i);
+    s.trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallOutOfRange), i);
     TRAP(TrapKind::IndirectCallOutOfRange);
   }
-  callee = runtime::slot_funcref(table->get(i));
-  if (!callee) {
-    trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallNull), i);
+  s.callee = runtime::slot_funcref(table->get(i));
+  if (!s.callee) {
+    s.trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallNull), i);
     TRAP(TrapKind::IndirectCallNull);
   }
-  if (callee->type_id != LO(w1)) TRAP(TrapKind::IndirectCallTypeMismatch);
-  call_args = fp + HI(w2);
-  call_next = ip + 3;
+  if (s.callee->type_id != LO(w1)) TRAP(TrapKind::IndirectCallTypeMismatch);
+  s.call_args = fp + HI(w2);
+  s.call_next = ip + 3;
   goto do_call;
 }
 do_call:
-  if (callee->is_host()) {
-    switch (call_host(thread, inst, callee, fp, code_of(self), fsp, call_args, host_result)) {
+  if (s.callee->is_host()) {
+    switch (call_host(thread, s.inst, s.callee, fp, code_of(s.self), s.fsp, s.call_args, s.host_result)) {
     case runtime::HostStatus::Ok:
       RELOAD_MEMORY();
-      ip = call_next;
+      ip = s.call_next;
       NEXT();
     case runtime::HostStatus::Trap:
-      trap_message = std::move(host_result.message);
+      s.trap_message = std::move(s.host_result.message);
       TRAP(TrapKind::Host);
     case runtime::HostStatus::Exit:
-      thread.frame_top = base;
-      return ExecOutcome::exited(host_result.exit_code);
+      thread.frame_top = s.base;
+      return ExecOutcome::exited(s.host_result.exit_code);
     case runtime::HostStatus::Suspend:
       goto suspend; // ip is still at the call: it is issued again on resume
     }
   }
-  if (fsp == frame_limit) TRAP(TrapKind::CallStackExhausted);
-  *fsp++ = Frame{call_next, reinterpret_cast<Slot*>(fp), self};
-  fp = call_args;
-  ip = code_of(callee)->entry();
-  self = callee;
-  if (callee->instance != inst) RELOAD_INSTANCE();
+  if (s.fsp == s.frame_limit) TRAP(TrapKind::CallStackExhausted);
+  *s.fsp++ = Frame{s.call_next, reinterpret_cast<Slot*>(fp), s.self};
+  fp = s.call_args;
+  ip = code_of(s.callee)->entry();
+  s.self = s.callee;
+  if (s.callee->instance != s.inst) RELOAD_INSTANCE();
   NEXT();
 L_Mov: {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = SLOT(HI(w));
   DISPATCH(2);
+}
+L_Mov2: {
+  uint64_t w = ip[1].u64;
+  SLOT(LO(w)) = SLOT(HI(w));
+  w = ip[2].u64;
+  SLOT(LO(w)) = SLOT(HI(w));
+  DISPATCH(3);
 }
 L_Const:
   SLOT(ip[1].u64) = ip[2].u64;
@@ -618,12 +684,12 @@ L_Select: {
 }
 L_GlobalGet: {
   uint64_t w = ip[1].u64;
-  SLOT(LO(w)) = globals[HI(w)]->value;
+  SLOT(LO(w)) = s.globals[HI(w)]->value;
   DISPATCH(2);
 }
 L_GlobalSet: {
   uint64_t w = ip[1].u64;
-  globals[LO(w)]->value = SLOT(HI(w));
+  s.globals[LO(w)]->value = SLOT(HI(w));
   DISPATCH(2);
 }
 
@@ -633,7 +699,7 @@ L_MemorySize:
   DISPATCH(2);
 L_MemoryGrow: {
   uint64_t w = ip[1].u64;
-  int64_t old = mem->grow(static_cast<uint32_t>(SLOT(HI(w))));
+  int64_t old = s.mem->grow(static_cast<uint32_t>(SLOT(HI(w))));
   RELOAD_MEMORY();
   SLOT(LO(w)) = static_cast<uint32_t>(old);
   DISPATCH(2);
@@ -661,21 +727,21 @@ L_MemoryInit: {
   uint64_t dst = static_cast<uint32_t>(SLOT(LO(w1)));
   uint64_t src = static_cast<uint32_t>(SLOT(HI(w1)));
   uint64_t n = static_cast<uint32_t>(SLOT(LO(w2)));
-  const wasm::Module& m = inst->module();
+  const wasm::Module& m = s.inst->module();
   const wasm::DataSegment& seg = m.datas[HI(w2)];
-  uint64_t seg_size = inst->data_dropped[HI(w2)] ? 0 : seg.size;
+  uint64_t seg_size = s.inst->data_dropped[HI(w2)] ? 0 : seg.size;
   if (src + n > seg_size || dst + n > mem_size) TRAP(TrapKind::MemoryOutOfBounds);
   if (n) std::memcpy(mem_base + dst, m.bytes.data() + seg.begin + src, n);
   DISPATCH(3);
 }
 L_DataDrop:
-  inst->data_dropped[ip[1].u64] = true;
+  s.inst->data_dropped[ip[1].u64] = true;
   DISPATCH(2);
 
   // --- Tables and references -------------------------------------------------
 L_TableGet: {
   uint64_t w = ip[1].u64;
-  runtime::Table* t = inst->tables[ip[2].u64];
+  runtime::Table* t = s.inst->tables[ip[2].u64];
   uint32_t i = static_cast<uint32_t>(SLOT(HI(w)));
   if (i >= t->size()) TRAP(TrapKind::TableOutOfBounds);
   SLOT(LO(w)) = t->get(i);
@@ -683,7 +749,7 @@ L_TableGet: {
 }
 L_TableSet: {
   uint64_t w = ip[1].u64;
-  runtime::Table* t = inst->tables[ip[2].u64];
+  runtime::Table* t = s.inst->tables[ip[2].u64];
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w)));
   if (i >= t->size()) TRAP(TrapKind::TableOutOfBounds);
   t->set(i, SLOT(HI(w)));
@@ -691,20 +757,20 @@ L_TableSet: {
 }
 L_TableSize: {
   uint64_t w = ip[1].u64;
-  SLOT(LO(w)) = inst->tables[HI(w)]->size();
+  SLOT(LO(w)) = s.inst->tables[HI(w)]->size();
   DISPATCH(2);
 }
 L_TableGrow: {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
-  int64_t old = inst->tables[HI(w2)]->grow(static_cast<uint32_t>(SLOT(LO(w2))), SLOT(HI(w1)));
+  int64_t old = s.inst->tables[HI(w2)]->grow(static_cast<uint32_t>(SLOT(LO(w2))), SLOT(HI(w1)));
   SLOT(LO(w1)) = static_cast<uint32_t>(old);
   DISPATCH(3);
 }
 L_TableFill: {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
-  runtime::Table* t = inst->tables[HI(w2)];
+  runtime::Table* t = s.inst->tables[HI(w2)];
   uint64_t i = static_cast<uint32_t>(SLOT(LO(w1)));
   uint64_t n = static_cast<uint32_t>(SLOT(LO(w2)));
   if (i + n > t->size()) TRAP(TrapKind::TableOutOfBounds);
@@ -714,8 +780,8 @@ L_TableFill: {
 L_TableCopy: {
   uint64_t w1 = ip[1].u64;
   uint64_t w3 = ip[3].u64;
-  runtime::Table* dt = inst->tables[LO(w3)];
-  runtime::Table* st = inst->tables[HI(w3)];
+  runtime::Table* dt = s.inst->tables[LO(w3)];
+  runtime::Table* st = s.inst->tables[HI(w3)];
   uint64_t dst = static_cast<uint32_t>(SLOT(LO(w1)));
   uint64_t src = static_cast<uint32_t>(SLOT(HI(w1)));
   uint64_t n = static_cast<uint32_t>(SLOT(ip[2].u64));
@@ -726,8 +792,8 @@ L_TableCopy: {
 L_TableInit: {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
-  runtime::Table* t = inst->tables[ip[3].u64];
-  const auto& seg = inst->elem_segments[HI(w2)];
+  runtime::Table* t = s.inst->tables[ip[3].u64];
+  const auto& seg = s.inst->elem_segments[HI(w2)];
   uint64_t dst = static_cast<uint32_t>(SLOT(LO(w1)));
   uint64_t src = static_cast<uint32_t>(SLOT(HI(w1)));
   uint64_t n = static_cast<uint32_t>(SLOT(LO(w2)));
@@ -736,7 +802,7 @@ L_TableInit: {
   DISPATCH(4);
 }
 L_ElemDrop:
-  inst->elem_segments[ip[1].u64].clear();
+  s.inst->elem_segments[ip[1].u64].clear();
   DISPATCH(2);
 L_RefIsNull: {
   uint64_t w = ip[1].u64;
@@ -745,21 +811,21 @@ L_RefIsNull: {
 }
 L_RefFunc: {
   uint64_t w = ip[1].u64;
-  SLOT(LO(w)) = runtime::funcref_slot(funcs[HI(w)]);
+  SLOT(LO(w)) = runtime::funcref_slot(s.funcs[HI(w)]);
   DISPATCH(2);
 }
 
   // --- Leaving the loop ------------------------------------------------------
 returned:
-  thread.frame_top = base;
+  thread.frame_top = s.base;
   return ExecOutcome::returned();
 
 suspend:
   // The running activation becomes a frame record too; snapshot code walks
   // base+1 .. frame_top, and resume() continues from the innermost.
-  *fsp++ = Frame{ip, reinterpret_cast<Slot*>(fp), self};
-  thread.frame_top = fsp;
-  thread.suspended_base = base;
+  *s.fsp++ = Frame{ip, reinterpret_cast<Slot*>(fp), s.self};
+  thread.frame_top = s.fsp;
+  thread.suspended_base = s.base;
   {
     ExecOutcome out;
     out.kind = ExecOutcome::Kind::Suspended;
@@ -767,8 +833,8 @@ suspend:
   }
 
 trap: {
-  runtime::Trap t = make_trap(trap_kind, std::move(trap_message), self, ip, fsp, base);
-  thread.frame_top = base;
+  runtime::Trap t = make_trap(s.trap_kind, std::move(s.trap_message), s.self, ip, s.fsp, s.base);
+  thread.frame_top = s.base;
   return ExecOutcome::trapped(std::move(t));
 }
 

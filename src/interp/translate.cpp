@@ -27,10 +27,22 @@ using wasm::ValType;
 
 // wasm op → handler, for the families derived from the opcode table.
 struct HandlerMaps {
-  std::array<Handler, wasm::kOpCount> ss{}, si{}, one{};
-  std::array<bool, wasm::kOpCount> binary{}, unary{};
+  std::array<Handler, wasm::kOpCount> ss{}, si{}, one{}, load_add_ss{}, load_add_si{}, absolute{};
+  std::array<bool, wasm::kOpCount> binary{}, unary{}, load{};
+  std::array<Handler, size_t(Handler::Count)> back_edge{}; // branch → its ...Loop twin
 
   HandlerMaps() {
+    back_edge[size_t(Handler::Br)] = Handler::BrLoop;
+    back_edge[size_t(Handler::BrIfNz)] = Handler::BrIfNzLoop;
+    back_edge[size_t(Handler::BrIfZ)] = Handler::BrIfZLoop;
+#define TERN_CMP(n)                                                                                \
+  back_edge[size_t(Handler::BrIf##n##_ss)] = Handler::BrIf##n##_ssLoop;                            \
+  back_edge[size_t(Handler::BrIf##n##_si)] = Handler::BrIf##n##_siLoop;
+    TERN_CMP(I32Eq) TERN_CMP(I32Ne) TERN_CMP(I32LtS) TERN_CMP(I32LtU) TERN_CMP(I32GtS)
+    TERN_CMP(I32GtU) TERN_CMP(I32LeS) TERN_CMP(I32LeU) TERN_CMP(I32GeS) TERN_CMP(I32GeU)
+    TERN_CMP(I64Eq) TERN_CMP(I64Ne) TERN_CMP(I64LtS) TERN_CMP(I64LtU) TERN_CMP(I64GtS)
+    TERN_CMP(I64GtU) TERN_CMP(I64LeS) TERN_CMP(I64LeU) TERN_CMP(I64GeS) TERN_CMP(I64GeU)
+#undef TERN_CMP
 #define TERN_BINARY(n)                                                                             \
   ss[size_t(Op::n)] = Handler::n##_ss;                                                             \
   si[size_t(Op::n)] = Handler::n##_si;                                                             \
@@ -38,9 +50,20 @@ struct HandlerMaps {
 #define TERN_UNARY(n)                                                                              \
   one[size_t(Op::n)] = Handler::n;                                                                 \
   unary[size_t(Op::n)] = true;
+#define TERN_LOAD(n)                                                                               \
+  TERN_UNARY(n)                                                                                    \
+  load_add_ss[size_t(Op::n)] = Handler::n##_add_ss;                                                \
+  load_add_si[size_t(Op::n)] = Handler::n##_add_si;                                                \
+  load[size_t(Op::n)] = true;                                                                      \
+  absolute[size_t(Op::n)] = Handler::n##_abs;
+#define TERN_STORE(n)                                                                              \
+  one[size_t(Op::n)] = Handler::n;                                                                 \
+  absolute[size_t(Op::n)] = Handler::n##_abs;
 #include "interp/families.def"
 #undef TERN_BINARY
 #undef TERN_UNARY
+#undef TERN_LOAD
+#undef TERN_STORE
   }
 };
 
@@ -116,15 +139,18 @@ private:
     uint32_t slot = 0;
     uint64_t k = 0;
   };
-  // The held-back producer of the stack top: [handler][d|a][w2?].
+  // The held-back producer of the stack top: [handler][d|a][w2?][w3?].
   struct Pending {
     Handler handler;
     uint32_t a = 0;
     bool has_w2 = false;
     uint64_t w2 = 0;
+    bool has_w3 = false;
+    uint64_t w3 = 0;
     uint32_t wasm_offset = 0;
     const CompareFacts* compare = nullptr; // fusable integer compare
     bool rhs_is_imm = false;
+    Op op = Op::Nop; // the wasm instruction it came from
   };
   struct Ctrl {
     Op kind = Op::Block; // Block (also the function body), Loop or If
@@ -139,7 +165,10 @@ private:
 
   // Emission.
   uint32_t here() const { return static_cast<uint32_t>(out_.code.size()); }
-  void emit(Handler h) { out_.code.push_back(Word{.handler = handlers_[size_t(h)]}); }
+  void emit(Handler h) {
+    last_mov_ = kNone;
+    out_.code.push_back(Word{.handler = handlers_[size_t(h)]});
+  }
   void emit_u64(uint64_t v) { out_.code.push_back(Word{.u64 = v}); }
   void emit_target(uint32_t code_index) {
     relocs_.push_back(here());
@@ -152,11 +181,21 @@ private:
   void bind(uint32_t word, uint32_t code_index) {
     out_.code[word].u64 = code_index;
     relocs_.push_back(word);
+    if (code_index == here()) last_mov_ = kNone; // a label: no fusion across it
   }
+  // Two moves in a row (values rotating through locals, branch copies)
+  // become one Mov2.
   void emit_mov(uint32_t dst, uint32_t src) {
     if (dst == src) return;
+    if (last_mov_ != kNone && last_mov_ + 2 == here()) {
+      out_.code[last_mov_].handler = handlers_[size_t(Handler::Mov2)];
+      emit_u64(pack(dst, src));
+      last_mov_ = kNone;
+      return;
+    }
     emit(Handler::Mov);
     emit_u64(pack(dst, src));
+    last_mov_ = here() - 2;
   }
   void emit_const(uint32_t dst, uint64_t k) {
     emit(Handler::Const);
@@ -185,7 +224,11 @@ private:
   // Control.
   void block_arity(const wasm::BlockType& bt, uint32_t& params, uint32_t& results) const;
   Ctrl& label(uint32_t depth) { return ctrl_[ctrl_.size() - 1 - depth]; }
-  void emit_label_target(Ctrl& target);
+  // A branch handler, or its back-edge twin when `target` is a loop (the
+  // twin polls the checkpoint flag itself; emit_label_target then aims past
+  // the loop's Poll).
+  void emit_branch(Handler h, const Ctrl* target);
+  void emit_label_target(Ctrl& target, bool branch_polls = true);
   bool needs_copy(const Ctrl& target) const {
     uint32_t n = target.label_arity();
     return n > 0 && height() - n != target.base;
@@ -219,6 +262,8 @@ private:
   void on_local_set(uint32_t index, bool tee);
   void on_binary(const wasm::Instr& in);
   void on_unary(const wasm::Instr& in);
+  void on_load_of_sum(const wasm::Instr& in);
+  bool pending_is_sum() const { return pending_ && pending_->op == Op::I32Add; }
   void on_misc(const wasm::Instr& in);
 
   const wasm::Module& module_;
@@ -233,6 +278,8 @@ private:
   std::optional<Pending> pending_;
   std::vector<uint32_t> relocs_; // words holding code indices of targets
   uint32_t max_height_ = 0;
+  static constexpr uint32_t kNone = ~0u;
+  uint32_t last_mov_ = kNone; // code index of a Mov that may still become Mov2
   uint32_t current_offset_ = 0;
   bool dead_ = false;       // the rest of the current block is unreachable
   uint32_t dead_depth_ = 0; // blocks opened inside dead code
@@ -279,6 +326,7 @@ void Translator::emit_pending(const Pending& p, uint32_t dst) {
   emit(p.handler);
   emit_u64(pack(dst, p.a));
   if (p.has_w2) emit_u64(p.w2);
+  if (p.has_w3) emit_u64(p.w3);
   mark(current_offset_);
 }
 
@@ -310,6 +358,7 @@ void Translator::materialize_local_refs(uint32_t local_slot) {
 }
 
 bool Translator::consumes_pending(const wasm::Instr& in) const {
+  if (maps().load[size_t(in.op)]) return pending_is_sum();
   switch (in.op) {
   case Op::LocalSet:
   case Op::LocalTee:
@@ -346,9 +395,13 @@ void Translator::block_arity(const wasm::BlockType& bt, uint32_t& params,
   }
 }
 
-void Translator::emit_label_target(Ctrl& target) {
+void Translator::emit_branch(Handler h, const Ctrl* target) {
+  emit(target && target->kind == Op::Loop ? maps().back_edge[size_t(h)] : h);
+}
+
+void Translator::emit_label_target(Ctrl& target, bool branch_polls) {
   if (target.kind == Op::Loop)
-    emit_target(target.loop_start);
+    emit_target(branch_polls ? target.loop_start + 1 : target.loop_start);
   else
     emit_fixup(target.end_fixups);
 }
@@ -383,7 +436,7 @@ void Translator::emit_cond_branch(const Cond& c, bool negate, Ctrl* target,
     const Pending& p = *c.compare;
     const CompareFacts* f = negate ? compare_facts(p.compare->inverted) : p.compare;
     mark(p.wasm_offset);
-    emit(p.rhs_is_imm ? f->branch_si : f->branch_ss);
+    emit_branch(p.rhs_is_imm ? f->branch_si : f->branch_ss, target);
     if (p.rhs_is_imm) {
       emit_u64(p.a);
       emit_u64(p.w2);
@@ -397,11 +450,11 @@ void Translator::emit_cond_branch(const Cond& c, bool negate, Ctrl* target,
   if (c.value.is_const) {
     bool taken = (static_cast<uint32_t>(c.value.k) != 0) != negate;
     if (!taken) return;
-    emit(Handler::Br);
+    emit_branch(Handler::Br, target);
     emit_dest();
     return;
   }
-  emit(negate ? Handler::BrIfZ : Handler::BrIfNz);
+  emit_branch(negate ? Handler::BrIfZ : Handler::BrIfNz, target);
   emit_u64(c.value.slot);
   emit_dest();
 }
@@ -523,7 +576,7 @@ void Translator::on_br(uint32_t depth) {
   materialize_all();
   Ctrl& target = label(depth);
   emit_copies(target);
-  emit(Handler::Br);
+  emit_branch(Handler::Br, &target);
   emit_label_target(target);
   dead_ = true;
 }
@@ -539,7 +592,7 @@ void Translator::on_br_if(uint32_t depth) {
   std::vector<uint32_t> skip;
   emit_cond_branch(cond, /*negate=*/true, nullptr, &skip);
   emit_copies(target);
-  emit(Handler::Br);
+  emit_branch(Handler::Br, &target);
   emit_label_target(target);
   for (uint32_t w : skip) bind(w, here());
 }
@@ -557,14 +610,14 @@ void Translator::on_br_table(const wasm::Instr& in) {
       stubs.emplace_back(here(), depth);
       emit_u64(0);
     } else {
-      emit_label_target(target);
+      emit_label_target(target, /*branch_polls=*/false); // a loop's own Poll runs
     }
   }
   for (auto [word, depth] : stubs) {
     bind(word, here());
     Ctrl& target = label(depth);
     emit_copies(target);
-    emit(Handler::Br);
+    emit_branch(Handler::Br, &target);
     emit_label_target(target);
   }
   dead_ = true;
@@ -648,6 +701,7 @@ void Translator::on_binary(const wasm::Instr& in) {
   p.w2 = b.is_const ? b.k : b.slot;
   p.handler = b.is_const ? maps().si[size_t(op)] : maps().ss[size_t(op)];
   p.compare = compare_facts(op);
+  p.op = op;
   push_pending(p);
 }
 
@@ -660,13 +714,40 @@ void Translator::on_unary(const wasm::Instr& in) {
     return;
   }
   Pending p;
+  p.op = in.op;
+  const wasm::OpInfo& info = wasm::op_info(in.op);
+  if (info.imm == wasm::ImmKind::MemArg && stack_.back().kind == Entry::Kind::Const) {
+    // A load from a constant address: [d] [address].
+    p.handler = maps().absolute[size_t(in.op)];
+    p.a = 0;
+    p.has_w2 = true;
+    p.w2 = uint64_t(static_cast<uint32_t>(stack_.back().k)) + in.imm;
+    stack_.pop_back();
+    push_pending(p);
+    return;
+  }
   p.handler = maps().one[size_t(in.op)];
   p.a = pop_slot();
-  const wasm::OpInfo& info = wasm::op_info(in.op);
   if (info.imm == wasm::ImmKind::MemArg) { // a load: [d|addr] [offset]
     p.has_w2 = true;
     p.w2 = in.imm;
   }
+  push_pending(p);
+}
+
+// A load whose address is the i32.add just translated: one handler does the
+// (wrapping) add and the access.
+void Translator::on_load_of_sum(const wasm::Instr& in) {
+  Pending sum = *pending_;
+  pending_.reset();
+  stack_.pop_back();
+  Pending p;
+  p.op = in.op;
+  p.handler = sum.rhs_is_imm ? maps().load_add_si[size_t(in.op)] : maps().load_add_ss[size_t(in.op)];
+  p.a = sum.a;
+  p.has_w2 = p.has_w3 = true;
+  p.w2 = sum.w2;
+  p.w3 = in.imm;
   push_pending(p);
 }
 
@@ -700,6 +781,14 @@ void Translator::translate(const wasm::Instr& in) {
   const wasm::OpInfo& info = wasm::op_info(in.op);
   if (info.imm == wasm::ImmKind::MemArg && info.sig >= wasm::Sig::ii_v) { // store
     uint32_t value = pop_slot();
+    if (stack_.back().kind == Entry::Kind::Const) { // [value] [address]
+      uint64_t address = uint64_t(static_cast<uint32_t>(stack_.back().k)) + in.imm;
+      stack_.pop_back();
+      emit(maps().absolute[size_t(in.op)]);
+      emit_u64(value);
+      emit_u64(address);
+      return;
+    }
     uint32_t addr = pop_slot();
     emit(maps().one[size_t(in.op)]);
     emit_u64(pack(addr, value));
@@ -707,6 +796,7 @@ void Translator::translate(const wasm::Instr& in) {
     return;
   }
   if (maps().binary[size_t(in.op)]) return on_binary(in);
+  if (maps().load[size_t(in.op)] && pending_is_sum()) return on_load_of_sum(in);
   if (maps().unary[size_t(in.op)]) return on_unary(in);
   switch (in.op) {
   case Op::Nop:

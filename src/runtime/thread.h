@@ -59,6 +59,9 @@ public:
   uint64_t stable_points = 0;
   uint64_t stop_at = 0;
 
+  // Where the running engine keeps its loop state (opaque; engines only).
+  void* engine_scratch = nullptr;
+
 private:
   Store* store_;
   ThreadLimits limits_;

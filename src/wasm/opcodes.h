@@ -1,6 +1,7 @@
 // Opcode enumeration and static facts about each instruction.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -30,29 +31,58 @@ enum class ImmKind : uint8_t {
   Local,
   Global,
   Table,
-  MemArg,       // align, offset
-  Mem,          // memory index (a zero byte in 2.0)
+  MemArg, // align, offset
+  Mem,    // memory index (a zero byte in 2.0)
   I32,
   I64,
   F32,
   F64,
   RefType,
-  SelectT,      // vec(valtype)
+  SelectT, // vec(valtype)
   Elem,
   Data,
-  TableInit,    // elem index, table index
-  TableCopy,    // dst table, src table
-  MemInit,      // data index, memory index
-  MemCopy,      // dst memory, src memory
+  TableInit, // elem index, table index
+  TableCopy, // dst table, src table
+  MemInit,   // data index, memory index
+  MemCopy,   // dst memory, src memory
 };
 
 // Fixed operand/result types; Special means the validator decides.
 enum class Sig : uint8_t {
   Special,
-  v_v, v_i, v_l, v_f, v_d,
-  i_i, i_l, i_f, i_d, l_i, l_l, l_f, l_d, f_i, f_l, f_f, f_d, d_i, d_l, d_f, d_d,
-  ii_i, ll_i, ll_l, ff_i, ff_f, dd_i, dd_d,
-  ii_v, il_v, if_v, id_v, iii_v,
+  v_v,
+  v_i,
+  v_l,
+  v_f,
+  v_d,
+  i_i,
+  i_l,
+  i_f,
+  i_d,
+  l_i,
+  l_l,
+  l_f,
+  l_d,
+  f_i,
+  f_l,
+  f_f,
+  f_d,
+  d_i,
+  d_l,
+  d_f,
+  d_d,
+  ii_i,
+  ll_i,
+  ll_l,
+  ff_i,
+  ff_f,
+  dd_i,
+  dd_d,
+  ii_v,
+  il_v,
+  if_v,
+  id_v,
+  iii_v,
 };
 
 struct OpInfo {
@@ -64,11 +94,32 @@ struct OpInfo {
   uint8_t access_bytes; // natural size of a memory access, 0 if none
 };
 
-const OpInfo& op_info(Op op);
-inline std::string_view op_name(Op op) { return op_info(op).text; }
+// The tables behind the lookups below, defined in opcodes.cpp. The lookups
+// are inline because every decoded instruction goes through them.
+namespace detail {
+inline constexpr uint16_t kNoOp = 0xFFFF;
+extern const std::array<OpInfo, kOpCount> kOpInfo;
+extern const std::array<uint16_t, 256> kOpByByte;
+extern const std::array<uint16_t, 32> kOpByMisc;
+} // namespace detail
+
+inline const OpInfo& op_info(Op op) {
+  return detail::kOpInfo[static_cast<uint16_t>(op)];
+}
+inline std::string_view op_name(Op op) {
+  return op_info(op).text;
+}
 
 // Decoding tables: the opcode for a single byte or a 0xFC sub-opcode.
-std::optional<Op> op_from_byte(uint8_t byte);
-std::optional<Op> op_from_misc(uint32_t sub);
+inline std::optional<Op> op_from_byte(uint8_t byte) {
+  uint16_t i = detail::kOpByByte[byte];
+  if (i == detail::kNoOp) return std::nullopt;
+  return static_cast<Op>(i);
+}
+inline std::optional<Op> op_from_misc(uint32_t sub) {
+  if (sub >= detail::kOpByMisc.size() || detail::kOpByMisc[sub] == detail::kNoOp)
+    return std::nullopt;
+  return static_cast<Op>(detail::kOpByMisc[sub]);
+}
 
 } // namespace tern::wasm

@@ -1,7 +1,9 @@
 // Validator: what it accepts and rejects, and the stable points it records.
 // Bodies are hand-assembled so every offset in the expectations is known.
 #include "tern/error.h"
+#include "wasm/decoder.h"
 #include "wasm/validator.h"
+#include "wat.h"
 
 #include <gtest/gtest.h>
 #include <initializer_list>
@@ -377,6 +379,22 @@ TEST(ValidatorBodies, ErrorsCarryTheOffsetOfTheInstruction) {
   }
 }
 
+TEST(ValidatorBodies, StablePointRecordsAreBoundedByCodeSize) {
+  // Deep stacks under many calls would make the records quadratic in the
+  // code size; that is refused instead of allocating gigabytes.
+  TestModule t;
+  uint32_t void_type = t.type({}, {});
+  uint32_t callee = t.import_func(void_type);
+  const size_t depth = 3000;
+  std::vector<uint8_t> body;
+  for (size_t i = 0; i < depth; ++i) body.insert(body.end(), {kI32Const, 0});
+  for (size_t i = 0; i < depth; ++i) body.insert(body.end(), {kCall, uint8_t(callee)});
+  for (size_t i = 0; i < depth; ++i) body.push_back(kDrop);
+  body.push_back(kEnd);
+  t.func(void_type, body);
+  EXPECT_EQ(validation_error(t).rfind("code too complex", 0), 0u);
+}
+
 TEST(ValidatorBodies, SimdIsRejected) {
   EXPECT_NE(body_error({}, {}, {kEnd}, {V128}), "");
   EXPECT_NE(body_error({}, {}, {kBlock, 0x7B, kUnreachable, kEnd, kDrop, kEnd}), "");
@@ -425,6 +443,7 @@ TEST(ValidatorBodies, MalformedBodiesAreDecodeErrors) {
   auto error = [](std::vector<uint8_t> body) {
     TestModule t;
     t.memory(1);
+    t.m.datas.push_back({SegmentMode::Passive, 0, {}, 0, 0}); // but no data count section
     t.func(t.type({}, {}), std::move(body));
     return decode_error(t);
   };
@@ -436,6 +455,14 @@ TEST(ValidatorBodies, MalformedBodiesAreDecodeErrors) {
   EXPECT_EQ(error({kI32Const, 0, kI32Load, 32, 0, kDrop, kEnd}), "malformed memop flags");
   // Decoding precedes validation: a later malformed byte wins over an earlier type error.
   EXPECT_EQ(error({kI32Add, 0xFF, kEnd}), "illegal opcode 0xff");
+}
+
+TEST(ValidatorBodies, DataIndexOutOfRangeWithoutDataCountIsInvalid) {
+  // As the spec's text-format tests expect (wabt converts them without a
+  // data count section).
+  TestModule t;
+  t.func(t.type({}, {}), {kMiscPrefix, kDataDrop, 0, kEnd});
+  EXPECT_EQ(validation_error(t), "unknown data segment 0");
 }
 
 TEST(ValidatorBodies, DataDropWithDataCount) {
@@ -555,6 +582,95 @@ TEST(ValidatorModule, ImportedFunctionTypeMustExist) {
   TestModule t;
   t.import_func(4);
   EXPECT_EQ(validation_error(t), "unknown type 4");
+}
+
+// ---------------------------------------------------------------------------
+// Whole modules from WAT, through the decoder
+
+// The ValidationError message for `wat` assembled without wabt's checks.
+std::string wat_error(const std::string& wat) {
+  Module m = decode_module(test::wat_to_wasm(wat, "--no-check"));
+  try {
+    validate_module(m);
+  } catch (const ValidationError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ValidatorWat, RepresentativeInvalidModules) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"(module (func (result i32) (i64.const 0)))", "type mismatch"},
+      {"(module (func (local i32) (drop (local.get 2))))", "unknown local 2"},
+      {"(module (func (br 3)))", "unknown label 3"},
+      {"(module (memory 1) (func (drop (i32.load align=8 (i32.const 0)))))",
+       "alignment must not be larger than natural"},
+      {"(module (func (drop (memory.size))))", "unknown memory 0"},
+      {"(module (global i32 (i32.const 0)) (func (global.set 0 (i32.const 1))))",
+       "global is immutable"},
+      {"(module (func $f (drop (ref.func $f))))", "undeclared function reference"},
+      {"(module (func) (export \"a\" (func 0)) (export \"a\" (func 0)))", "duplicate export name"},
+      {"(module (memory 65537))", "memory size must be at most 65536 pages (4GiB)"},
+      {"(module (memory 2 1))", "size minimum must not be greater than maximum"},
+      {"(module (global i32 (i32.const 0)) (global i32 (global.get 0)))", "unknown global 0"},
+      {"(module (global i32 (i32.ctz (i32.const 0))))", "constant expression required"},
+      {"(module (func $f (param i32)) (start $f))",
+       "start function must not have parameters or results"},
+      {"(module (table 1 externref) (func (call_indirect (i32.const 0))))", "type mismatch"},
+      {"(module (table 1 funcref) (func (table.init 1 0 (i32.const 0) (i32.const 0) "
+       "(i32.const 0))) (elem func))",
+       "unknown table 1"},
+      {"(module (func (elem.drop 2)))", "unknown elem segment 2"},
+      {"(module (func (result i32) (select (ref.null func) (ref.null func) (i32.const 1)) "
+       "(drop) (i32.const 0)))",
+       "type mismatch"},
+  };
+  for (const auto& [wat, message] : cases) EXPECT_EQ(wat_error(wat), message) << wat;
+}
+
+TEST(ValidatorWat, ValidModules) {
+  const char* cases[] = {
+      // ref.func of a function declared in an element segment or an export.
+      "(module (table 1 funcref) (func $f (drop (ref.func $f))) (elem (i32.const 0) $f))",
+      "(module (func $f (export \"f\") (drop (ref.func $f))))",
+      // memory.init with the data count section wabt emits for it.
+      "(module (memory 1) (data \"x\") (func (memory.init 0 (i32.const 0) (i32.const 0) "
+      "(i32.const 1)) (data.drop 0)))",
+      // Multi-value blocks and branches carrying values.
+      "(module (func (result i32 i64) (block (result i32 i64) (i32.const 1) (i64.const 2) "
+      "(br 0))))",
+      "(module (func (param i32) (result i32) (block (result i32) (i32.const 5) (local.get 0) "
+      "(br_table 0 0))))",
+      // Imported immutable globals in constant expressions.
+      "(module (import \"m\" \"g\" (global i32)) (global i32 (global.get 0)) (memory 1) "
+      "(data (global.get 0) \"a\"))",
+  };
+  for (const char* wat : cases) EXPECT_EQ(wat_error(wat), "") << wat;
+}
+
+TEST(ValidatorWat, StablePointsOfADecodedFunction) {
+  Module m = decode_module(test::wat_to_wasm(R"(
+    (module
+      (func $g (param i32 i64) (result i32) (local.get 0))
+      (func (param i32) (result i32)
+        (i64.const 9)     ;; +0
+        (local.get 0)     ;; +2
+        (i64.const 1)     ;; +4
+        (call $g)         ;; +6   [i64 i32 i64]
+        (drop) (drop)     ;; +8
+        (local.get 0)     ;; +10
+        (loop (param i32) (result i32)  ;; +12  [i32]
+          (i32.const 1) (i32.add))))
+  )"));
+  validate_module(m);
+  const Function& f = m.functions[1];
+  uint32_t begin = f.body_begin;
+  expect_points(f.info, {{begin, Kind::FunctionEntry, {}},
+                         {begin + 6, Kind::CallSite, {I64, I32, I64}},
+                         {begin + 12, Kind::LoopHeader, {I32}}});
+  EXPECT_EQ(f.info.max_stack_height, 3u);
+  expect_points(m.functions[0].info, {{m.functions[0].body_begin, Kind::FunctionEntry, {}}});
+  EXPECT_EQ(m.functions[0].info.max_stack_height, 1u);
 }
 
 } // namespace

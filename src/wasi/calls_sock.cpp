@@ -1,0 +1,86 @@
+// The preview1 socket calls: accept on a listening socket (--listen), and
+// recv / send / shutdown on connected ones. Blocking ones wait with poll so
+// that a checkpoint request interrupts them before any byte is consumed.
+#include "wasi/blocking.h"
+#include "wasi/calls.h"
+#include "wasi/posix_errno.h"
+#include "wasi/socket.h"
+
+#include <cerrno>
+#include <sys/socket.h>
+
+namespace tern::wasi::calls {
+namespace {
+
+Errno stream_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out) {
+  if (Errno e = c.ctx.fds().get(fd, needed, out); e != Errno::success) return e;
+  return out->kind == FdKind::TcpStream ? Errno::success : Errno::notsock;
+}
+
+} // namespace
+
+Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
+  FdEntry* listener;
+  if (Errno e = c.ctx.fds().get(fd, right::sock_accept, listener); e != Errno::success) return e;
+  if (listener->kind != FdKind::TcpListener) return Errno::notsock;
+  if (flags & ~uint32_t(fdflag::nonblock)) return Errno::inval;
+  if (!c.mem.in_bounds(fd_out, 4)) return Errno::fault;
+  for (;;) {
+    int conn = ::accept4(listener->host.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (conn >= 0) {
+      uint32_t new_fd;
+      Errno e = c.ctx.fds().insert(stream_entry(util::UniqueFd(conn), uint16_t(flags)), new_fd);
+      if (e != Errno::success) return e;
+      return c.mem.store<uint32_t>(fd_out, new_fd);
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN) return last_errno();
+    Wait w = wait_ready(listener->host.get(), POLLIN, listener->nonblocking(), c.interrupt);
+    if (w == Wait::Interrupted) return Ret::suspend();
+    if (w == Wait::NotReady) return Errno::again;
+  }
+}
+
+Ret sock_recv(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint32_t ri_flags,
+              uint32_t ro_datalen_out, uint32_t ro_flags_out) {
+  FdEntry* e;
+  if (Errno err = stream_socket(c, fd, right::fd_read, e); err != Errno::success) return err;
+  if (ri_flags & ~uint32_t(riflag::recv_peek | riflag::recv_waitall)) return Errno::inval;
+  auto& iov = c.ctx.iov_scratch();
+  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov); err != Errno::success) return err;
+  if (!c.mem.in_bounds(ro_datalen_out, 4) || !c.mem.in_bounds(ro_flags_out, 2)) return Errno::fault;
+  int flags = 0;
+  if (ri_flags & riflag::recv_peek) flags |= MSG_PEEK;
+  if (ri_flags & riflag::recv_waitall) flags |= MSG_WAITALL;
+  size_t n = 0;
+  if (Ret r = stream_read(c, *e, iov, flags, n); !r.ok()) return r;
+  c.mem.store<uint32_t>(ro_datalen_out, uint32_t(n));
+  return c.mem.store<uint16_t>(ro_flags_out, 0);
+}
+
+Ret sock_send(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint32_t si_flags,
+              uint32_t so_datalen_out) {
+  FdEntry* e;
+  if (Errno err = stream_socket(c, fd, right::fd_write, e); err != Errno::success) return err;
+  if (si_flags != 0) return Errno::inval; // preview1 defines no send flags
+  auto& iov = c.ctx.iov_scratch();
+  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov); err != Errno::success) return err;
+  if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
+  size_t n = 0;
+  if (Ret r = stream_write(c, *e, iov, n); !r.ok()) return r;
+  return c.mem.store<uint32_t>(so_datalen_out, uint32_t(n));
+}
+
+Ret sock_shutdown(Call& c, uint32_t fd, uint32_t how) {
+  FdEntry* e;
+  if (Errno err = stream_socket(c, fd, right::sock_shutdown, e); err != Errno::success) return err;
+  bool rd = how & sdflag::rd, wr = how & sdflag::wr;
+  if (how == 0 || (how & ~uint32_t(sdflag::rd | sdflag::wr))) return Errno::inval;
+  int host_how = rd && wr ? SHUT_RDWR : rd ? SHUT_RD : SHUT_WR;
+  if (::shutdown(e->host.get(), host_how) != 0) return last_errno();
+  e->socket->shut_read |= rd;
+  e->socket->shut_write |= wr;
+  return Errno::success;
+}
+
+} // namespace tern::wasi::calls

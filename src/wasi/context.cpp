@@ -1,0 +1,110 @@
+#include "wasi/context.h"
+
+#include "tern/error.h"
+#include "wasi/socket.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+namespace tern::wasi {
+namespace {
+
+Rights rights_of(FdKind kind) {
+  switch (kind) {
+  case FdKind::File:
+    return right::regular_file;
+  case FdKind::Directory:
+    return right::directory;
+  case FdKind::TcpStream:
+    return right::socket_stream;
+  case FdKind::TcpListener:
+    return right::socket_listener;
+  default:
+    return right::stream;
+  }
+}
+
+constexpr Rights kWriteRights = right::fd_write | right::fd_allocate | right::fd_datasync |
+                                right::fd_filestat_set_size | right::fd_filestat_set_times;
+
+// One of fds 0-2: tern's own stream (duplicated, so the guest closing it
+// does not close tern's), or the redirection file.
+FdEntry stdio_entry(int which, const std::string& redirect) {
+  static constexpr const char* kNames[] = {"<stdin>", "<stdout>", "<stderr>"};
+  static constexpr const char* kOptions[] = {"--stdin", "--stdout", "--stderr"};
+  FdEntry entry;
+  if (redirect.empty()) {
+    entry.host.reset(::fcntl(which, F_DUPFD_CLOEXEC, 3));
+    entry.guest_path = kNames[which];
+  } else {
+    int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
+    entry.host.reset(::open(redirect.c_str(), flags | O_CLOEXEC, 0666));
+    if (!entry.host)
+      throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(errno)));
+    entry.guest_path = redirect;
+  }
+  if (!entry.host) return entry; // tern was started with this stream closed
+  struct stat st {};
+  ::fstat(entry.host.get(), &st);
+  entry.kind = kind_of(entry.host.get(), st);
+  entry.identity = FileIdentity::of(st);
+  Rights rights = rights_of(entry.kind);
+  entry.rights_base = which == 0 ? rights & ~kWriteRights : rights & ~right::fd_read;
+  if (::fcntl(entry.host.get(), F_GETFL) & O_APPEND) entry.fdflags |= fdflag::append;
+  return entry;
+}
+
+} // namespace
+
+Preopen parse_dir_option(std::string_view spec) {
+  size_t sep = spec.find("::");
+  if (sep == std::string_view::npos) return {std::string(spec), std::string(spec)};
+  return {std::string(spec.substr(0, sep)), std::string(spec.substr(sep + 2))};
+}
+
+WasiContext::WasiContext(WasiOptions options)
+    : options_(std::move(options)), resolver_(options_.resolve_mode) {
+  open_stdio();
+  open_preopens();
+  open_listeners();
+}
+
+void WasiContext::open_stdio() {
+  const std::string* redirects[] = {&options_.stdin_path, &options_.stdout_path,
+                                    &options_.stderr_path};
+  for (int which = 0; which < 3; ++which) {
+    FdEntry entry = stdio_entry(which, *redirects[which]);
+    if (entry.host) fds_.insert_at(which, std::move(entry));
+  }
+}
+
+void WasiContext::open_preopens() {
+  for (uint32_t i = 0; i < options_.preopens.size(); ++i) {
+    const Preopen& p = options_.preopens[i];
+    if (p.host_path.empty() || p.guest_path.empty())
+      throw Error(fmt::format("--dir {}::{}: empty path", p.host_path, p.guest_path));
+    util::UniqueFd fd(::open(p.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw Error(fmt::format("--dir {}: {}", p.host_path, std::strerror(errno)));
+    struct stat st {};
+    ::fstat(fd.get(), &st);
+    FdEntry entry;
+    entry.kind = FdKind::Directory;
+    entry.host = std::move(fd);
+    entry.preopen = i;
+    entry.is_preopen = true;
+    entry.rights_base = right::directory;
+    entry.rights_inheriting = right::directory | right::regular_file;
+    entry.identity = FileIdentity::of(st);
+    fds_.insert_at(3 + i, std::move(entry));
+  }
+}
+
+void WasiContext::open_listeners() {
+  uint32_t fd = 3 + static_cast<uint32_t>(options_.preopens.size());
+  for (const auto& spec : options_.listen) fds_.insert_at(fd++, open_listener(spec));
+}
+
+} // namespace tern::wasi

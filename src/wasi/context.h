@@ -1,0 +1,78 @@
+// All of a WASI program's host state, reachable from one object: the
+// options it was started with, the fd table, the clocks' offsets, and a
+// suspended poll_oneoff's deadlines. No globals, so a checkpoint can write a
+// context down and a restore can build one.
+#pragma once
+
+#include "wasi/clocks.h"
+#include "wasi/fd_table.h"
+#include "wasi/sandbox.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/uio.h>
+#include <vector>
+
+namespace tern::wasi {
+
+struct Preopen {
+  std::string host_path;  // as given on the command line
+  std::string guest_path; // the name the guest sees (fd_prestat_dir_name)
+};
+
+// `tern run` fills this; the checkpoint issue serializes it with the fd table.
+struct WasiOptions {
+  std::vector<std::string> args;   // argv, argv[0] included
+  std::vector<std::string> env;    // "KEY=VALUE"
+  std::vector<Preopen> preopens;   // fds 3, 4, ... in this order
+  std::vector<std::string> listen; // "ADDR:PORT": listening sockets after the preopens
+  // Host files for the standard streams; empty inherits tern's own.
+  std::string stdin_path, stdout_path, stderr_path;
+  ResolveMode resolve_mode = ResolveMode::Auto;
+};
+
+// "HOST[::GUEST]" as --dir takes it; GUEST defaults to HOST.
+Preopen parse_dir_option(std::string_view spec);
+
+// A poll_oneoff that returned "suspend": when the same call is issued again
+// (after a restore) its clocks keep their original deadlines instead of
+// starting over.
+struct PendingPoll {
+  uint32_t in = 0;                    // guest address of the subscriptions
+  std::vector<uint8_t> subscriptions; // their bytes, to recognise the call
+  std::vector<uint64_t> deadlines;    // per subscription, in the clock's own time
+};
+
+class WasiContext {
+public:
+  // Opens the preopened directories, the standard streams and the listening
+  // sockets. Throws tern::Error naming the option that cannot be honoured.
+  explicit WasiContext(WasiOptions options);
+  WasiContext(const WasiContext&) = delete;
+  WasiContext& operator=(const WasiContext&) = delete;
+
+  const WasiOptions& options() const { return options_; }
+  const std::vector<Preopen>& preopens() const { return options_.preopens; }
+  FdTable& fds() { return fds_; }
+  Clocks& clocks() { return clocks_; }
+  PathResolver& resolver() { return resolver_; }
+  std::optional<PendingPoll>& pending_poll() { return pending_poll_; }
+  // Reused by every read/write so that no call allocates.
+  std::vector<iovec>& iov_scratch() { return iov_scratch_; }
+
+private:
+  void open_stdio();
+  void open_preopens();
+  void open_listeners();
+
+  WasiOptions options_;
+  FdTable fds_;
+  Clocks clocks_;
+  PathResolver resolver_;
+  std::optional<PendingPoll> pending_poll_;
+  std::vector<iovec> iov_scratch_;
+};
+
+} // namespace tern::wasi

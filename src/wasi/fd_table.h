@@ -1,0 +1,135 @@
+// The WASI fd table: the one owner of every guest file descriptor and of
+// everything a restore needs to rebuild it (DESIGN.md §4). Guest fd numbers
+// are virtual; each entry owns its host fd. The record is semantic (kind,
+// guest path, preopen, flags, rights, file identity, socket addresses), so
+// the checkpoint code can write it down without looking at host structures.
+#pragma once
+
+#include "util/unique_fd.h"
+#include "wasi/abi.h"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+namespace tern::wasi {
+
+enum class FdKind : uint8_t {
+  Unknown,
+  File,
+  Directory,
+  CharDevice,
+  BlockDevice,
+  Fifo,
+  TcpListener, // a listening TCP socket (--listen, or bound by the guest)
+  TcpStream,   // a connected TCP socket (accepted or connected)
+};
+
+std::string_view to_string(FdKind kind);
+FileType file_type_of(FdKind kind);
+// The kind of an open host fd, from fstat (and the socket's state).
+FdKind kind_of(int host_fd, const struct stat& st);
+FileType file_type_of(const struct stat& st);
+
+// What identifies a file's contents at the time it was opened (or last
+// refreshed): a restore checks it so that a changed file is an error.
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  static FileIdentity of(const struct stat& st);
+};
+
+// A socket address in a host-neutral form.
+struct SocketAddress {
+  uint8_t family = 0;            // 4 or 6; 0 when unknown
+  std::array<uint8_t, 16> ip{};  // network byte order; IPv4 in the first 4 bytes
+  uint16_t port = 0;             // host number (not network order)
+  std::string to_string() const; // "127.0.0.1:8080", "[::1]:8080"
+};
+
+// Socket state a restore re-creates: addresses, how it was set up, and what
+// the guest has shut down. The socket extension adds its options here.
+struct SocketState {
+  SocketAddress local;
+  SocketAddress peer; // TcpStream only
+  int backlog = 0;    // TcpListener only
+  bool reuse_addr = false;
+  bool no_delay = false;
+  bool keep_alive = false;
+  bool shut_read = false;
+  bool shut_write = false;
+};
+
+// One readdir snapshot of a directory: fd_readdir cookies are indexes into
+// it, so they stay meaningful on any filesystem (and after a restore).
+struct DirListing {
+  struct Entry {
+    std::string name;
+    uint64_t inode = 0;
+    FileType type = FileType::unknown;
+  };
+  std::vector<Entry> entries;
+};
+
+struct FdEntry {
+  FdKind kind = FdKind::Unknown;
+  util::UniqueFd host;
+  // For fds opened under a preopen: the path the guest opened, relative to
+  // the preopen's root ("" for the preopen itself). For stdio: "<stdin>",
+  // "<stdout>", "<stderr>", or the redirection's host path.
+  std::string guest_path;
+  std::optional<uint32_t> preopen; // index into WasiContext::preopens()
+  bool is_preopen = false;         // this fd *is* the preopen (fd_prestat_get)
+  uint16_t oflags = 0;             // as opened (path_open)
+  uint32_t lookupflags = 0;        // as opened (path_open)
+  uint16_t fdflags = 0;            // current (fd_fdstat_set_flags)
+  Rights rights_base = 0;
+  Rights rights_inheriting = 0;
+  FileIdentity identity; // files and directories
+  std::optional<SocketState> socket;
+  // Not state: a cache for fd_readdir, rebuilt from the directory on demand.
+  std::unique_ptr<DirListing> listing;
+
+  bool is_stream() const; // reads may block: pipes, terminals, sockets
+  bool nonblocking() const { return (fdflags & fdflag::nonblock) != 0; }
+  // The file position, which the kernel keeps for us (files only): what a
+  // checkpoint records and a restore seeks back to.
+  std::optional<uint64_t> position() const;
+  // Size and mtime change as the program writes: re-read them (a checkpoint
+  // records the identity as of the checkpoint).
+  void refresh_identity();
+};
+
+class FdTable {
+public:
+  static constexpr uint32_t kMaxFds = 1u << 16;
+
+  // The entry for `fd` if it exists and holds every right in `needed`:
+  // Errno::badf when there is no such fd, Errno::notcapable when a right is
+  // missing.
+  Errno get(uint32_t fd, Rights needed, FdEntry*& out);
+  FdEntry* find(uint32_t fd);
+
+  // Installs `entry` at the lowest free number.
+  Errno insert(FdEntry entry, uint32_t& fd_out);
+  // Installs `entry` at `fd` (setup and restore); replaces what was there.
+  void insert_at(uint32_t fd, FdEntry entry);
+  Errno close(uint32_t fd);
+  // fd_renumber: `to` must be open; it is closed and `from` takes its number.
+  Errno renumber(uint32_t from, uint32_t to);
+
+  // Every open fd, in increasing order (for checkpoints and tests).
+  std::vector<uint32_t> open_fds() const;
+
+private:
+  std::vector<std::unique_ptr<FdEntry>> slots_;
+  uint32_t first_free_hint_ = 0;
+};
+
+} // namespace tern::wasi

@@ -1,0 +1,128 @@
+#include "wasi/wasi.h"
+
+#include "runtime/thread.h"
+#include "wasi/calls.h"
+
+#include <type_traits>
+#include <utility>
+
+namespace tern::wasi {
+namespace {
+
+using runtime::HostResult;
+using runtime::Slot;
+
+template <typename T>
+constexpr wasm::ValType val_type() {
+  static_assert(std::is_same_v<T, uint32_t> || std::is_same_v<T, uint64_t>);
+  return sizeof(T) == 8 ? wasm::ValType::I64 : wasm::ValType::I32;
+}
+
+// Derives a host function's wasm type and argument unpacking from the C++
+// signature of its implementation: uint32_t parameters are i32, uint64_t
+// are i64; a Ret result is the i32 errno, a HostResult means no result.
+template <typename F>
+struct Adapter;
+
+template <typename R, typename... A>
+struct Adapter<R (*)(Call&, A...)> {
+  static wasm::FuncType type() {
+    wasm::FuncType t{{val_type<A>()...}, {}};
+    if constexpr (std::is_same_v<R, Ret>) t.results = {wasm::ValType::I32};
+    return t;
+  }
+
+  template <R (*Fn)(Call&, A...)>
+  static HostResult invoke(Call& c, std::span<const Slot> args, std::span<Slot> results) {
+    return invoke<Fn>(c, args, results, std::index_sequence_for<A...>{});
+  }
+
+  template <R (*Fn)(Call&, A...), size_t... I>
+  static HostResult invoke(Call& c, std::span<const Slot> args, std::span<Slot> results,
+                           std::index_sequence<I...>) {
+    if constexpr (std::is_same_v<R, Ret>) {
+      Ret r = Fn(c, static_cast<A>(args[I])...);
+      if (r.stop) return std::move(*r.stop);
+      results[0] = static_cast<uint16_t>(r.err);
+      return HostResult::ok();
+    } else {
+      return Fn(c, static_cast<A>(args[I])...);
+    }
+  }
+};
+
+template <auto Fn>
+runtime::HostFunction make(WasiContext& ctx, const char* name) {
+  using A = Adapter<decltype(Fn)>;
+  auto callback = [&ctx](runtime::CallContext& cc, std::span<const Slot> args,
+                         std::span<Slot> results) {
+    Call call{ctx, GuestMemory(cc.memory()), cc.thread.store().interrupt()};
+    return A::template invoke<Fn>(call, args, results);
+  };
+  return {A::type(), std::move(callback), kModuleName, name};
+}
+
+} // namespace
+
+std::vector<runtime::HostFunction> host_functions(WasiContext& ctx) {
+#define TERN_WASI(name) make<&calls::name>(ctx, #name)
+  return {
+      TERN_WASI(args_get),
+      TERN_WASI(args_sizes_get),
+      TERN_WASI(environ_get),
+      TERN_WASI(environ_sizes_get),
+      TERN_WASI(clock_res_get),
+      TERN_WASI(clock_time_get),
+      TERN_WASI(fd_advise),
+      TERN_WASI(fd_allocate),
+      TERN_WASI(fd_close),
+      TERN_WASI(fd_datasync),
+      TERN_WASI(fd_fdstat_get),
+      TERN_WASI(fd_fdstat_set_flags),
+      TERN_WASI(fd_fdstat_set_rights),
+      TERN_WASI(fd_filestat_get),
+      TERN_WASI(fd_filestat_set_size),
+      TERN_WASI(fd_filestat_set_times),
+      TERN_WASI(fd_pread),
+      TERN_WASI(fd_prestat_get),
+      TERN_WASI(fd_prestat_dir_name),
+      TERN_WASI(fd_pwrite),
+      TERN_WASI(fd_read),
+      TERN_WASI(fd_readdir),
+      TERN_WASI(fd_renumber),
+      TERN_WASI(fd_seek),
+      TERN_WASI(fd_sync),
+      TERN_WASI(fd_tell),
+      TERN_WASI(fd_write),
+      TERN_WASI(path_create_directory),
+      TERN_WASI(path_filestat_get),
+      TERN_WASI(path_filestat_set_times),
+      TERN_WASI(path_link),
+      TERN_WASI(path_open),
+      TERN_WASI(path_readlink),
+      TERN_WASI(path_remove_directory),
+      TERN_WASI(path_rename),
+      TERN_WASI(path_symlink),
+      TERN_WASI(path_unlink_file),
+      TERN_WASI(poll_oneoff),
+      TERN_WASI(proc_exit),
+      TERN_WASI(proc_raise),
+      TERN_WASI(sched_yield),
+      TERN_WASI(random_get),
+      TERN_WASI(sock_accept),
+      TERN_WASI(sock_recv),
+      TERN_WASI(sock_send),
+      TERN_WASI(sock_shutdown),
+  };
+#undef TERN_WASI
+}
+
+void register_wasi(WasiContext& ctx, runtime::Store& store, runtime::Linker& linker) {
+  for (auto& fn : host_functions(ctx)) {
+    std::string name = fn.name;
+    runtime::FunctionInstance* instance = store.add_host_function(std::move(fn));
+    linker.define(kModuleName, name, runtime::Extern::of(instance));
+  }
+}
+
+} // namespace tern::wasi

@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""Runs the wasm32-wasi guest programs under `tern run` and checks what they
+print, their exit codes and the files they leave, against expectations
+written here (never against tern's earlier output).
+
+    guest_tests.py --tern build/tern --guests build/tests/guests CASE...
+    guest_tests.py --list
+"""
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TIMEOUT = 120  # seconds for one `tern run`
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def expect_equal(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"{what}:\n--- expected ---\n{expected!r}\n--- actual ---\n{actual!r}")
+
+
+class Env:
+    def __init__(self, tern, guests, docs, tmp):
+        self.tern = tern
+        self.guests = guests
+        self.docs = docs
+        self.tmp = tmp
+
+    def wasm(self, name):
+        return os.path.join(self.guests, name + ".wasm")
+
+    def run(self, args, stdin=b"", env=None, timeout=TIMEOUT):
+        """Runs `tern ARGS`, returns (exit code, stdout bytes, stderr text)."""
+        p = subprocess.run([self.tern] + args, input=stdin, capture_output=True,
+                           timeout=timeout, env=env)
+        return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+    def fresh_dir(self, name):
+        path = os.path.join(self.tmp, name)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+        return path
+
+
+# --- exit codes and traps ---------------------------------------------------
+
+@case
+def exit_code(env):
+    for code in (0, 3, 42, 255):
+        rc, out, err = env.run(["run", env.wasm("exit_code"), str(code)])
+        expect_equal(rc, code, f"exit code returning {code} from main")
+        expect_equal(out, b"", "stdout")
+    rc, _, _ = env.run(["run", env.wasm("exit_code"), "7", "proc_exit"])
+    expect_equal(rc, 7, "exit code through proc_exit(7)")
+
+
+@case
+def trap(env):
+    rc, out, err = env.run(["run", env.wasm("trap")])
+    expect_equal(rc, 134, "exit code of a trap")
+    expect_equal(out, b"about to trap\n", "stdout before the trap")
+    lines = err.splitlines()
+    expect(lines and lines[0] == "tern: trap: unreachable", f"first stderr line: {err!r}")
+    expect("wasm backtrace:" in err, f"no backtrace in {err!r}")
+    # Innermost first, with names from the name section.
+    order = [err.find(name) for name in ("deliberately_trap", "call_the_trap", "main")]
+    expect(all(i >= 0 for i in order) and order == sorted(order),
+           f"backtrace frames missing or out of order: {err!r}")
+    rc, out, err = env.run(["run", env.wasm("trap"), "abort"])
+    expect_equal(rc, 134, "exit code of abort()")
+    expect(err.startswith("tern: trap: "), f"abort stderr: {err!r}")
+
+
+# --- arguments and environment -----------------------------------------------
+
+@case
+def args_env(env):
+    rc, out, err = env.run(["run", "--env", "A=1", "--env", "B=two words", "--env", "A=3",
+                            env.wasm("args_env"), "x", "y z", "--flag", "-e"])
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+    expect_equal(out.decode(), "argc=5\n"
+                 "argv[0] ends with .wasm: yes\n"
+                 "argv[1]=x\n"
+                 "argv[2]=y z\n"
+                 "argv[3]=--flag\n"
+                 "argv[4]=-e\n"
+                 "env A=3\n"
+                 "env B=two words\n", "stdout")
+
+
+@case
+def env_inherit(env):
+    host_env = {"PATH": os.environ.get("PATH", "/usr/bin"), "TERN_GUEST_VAR": "inherited",
+                "TERN_COPIED": "copied"}
+    rc, out, _ = env.run(["run", "--env-inherit", "--env", "TERN_GUEST_VAR=overridden",
+                          env.wasm("args_env")], env=host_env)
+    expect_equal(rc, 0, "exit code")
+    lines = out.decode().splitlines()
+    expect("env TERN_GUEST_VAR=overridden" in lines, f"--env overrides inherited: {lines}")
+    expect("env TERN_COPIED=copied" in lines, f"inherited variable missing: {lines}")
+    rc, out, _ = env.run(["run", "--env", "TERN_COPIED", env.wasm("args_env")], env=host_env)
+    expect_equal(out.decode().splitlines()[2:], ["env TERN_COPIED=copied"],
+                 "--env K copies only K")
+
+
+# --- stdin / stdout ----------------------------------------------------------
+
+def payload(size):
+    rnd = random.Random(1234)
+    return bytes(rnd.randrange(256) for _ in range(size))
+
+
+@case
+def echo(env):
+    data = payload(300_000)
+    rc, out, err = env.run(["run", env.wasm("echo")], stdin=data)
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+    expect(out == data, f"stdout differs from stdin ({len(out)} vs {len(data)} bytes)")
+    expect_equal(err, "echoed 300000 bytes\n", "stderr")
+
+
+@case
+def echo_redirected(env):
+    d = env.fresh_dir("echo")
+    data = payload(70_000)
+    with open(os.path.join(d, "in.bin"), "wb") as f:
+        f.write(data)
+    rc, out, err = env.run(["run", "--stdin", os.path.join(d, "in.bin"),
+                            "--stdout", os.path.join(d, "out.bin"),
+                            "--stderr", os.path.join(d, "err.txt"), env.wasm("echo")])
+    expect_equal(rc, 0, "exit code")
+    expect_equal(out, b"", "tern's own stdout")
+    expect_equal(err, "", "tern's own stderr")
+    with open(os.path.join(d, "out.bin"), "rb") as f:
+        expect(f.read() == data, "--stdout file differs from --stdin file")
+    with open(os.path.join(d, "err.txt")) as f:
+        expect_equal(f.read(), "echoed 70000 bytes\n", "--stderr file")
+
+
+# --- files and directories ---------------------------------------------------
+
+FILES_CHECKS = [
+    "mkdir sub", "open a.txt", "write 10 bytes", "seek set 2", "read 234", "seek end -2",
+    "read 89", "tell 10", "pwrite AB at 4", "pread all", "position unchanged by pread/pwrite",
+    "ftruncate 6", "fstat size 6", "fsync", "fdatasync", "close", "read closed fd is EBADF",
+    "open append", "append xy", "stat size 8", "rename a.txt b.txt", "a.txt is gone",
+    "open missing is ENOENT", "exclusive create of existing is EEXIST", "symlink", "readlink",
+    "stat through link", "lstat sees link", "hard link", "nlink 2", "utimensat", "mtime set",
+    "mkdir list",
+]
+
+
+@case
+def files(env):
+    d = env.fresh_dir("files")
+    rc, out, err = env.run(["run", "--dir", f"{d}::/data", env.wasm("files")])
+    expected = "".join(f"{c}: ok\n" for c in FILES_CHECKS)
+    expected += "list: a b c\nunlink b: ok\nlist: a c\n"
+    expected += ("rmdir non-empty is ENOTEMPTY: ok\nmkdir existing is EEXIST: ok\n"
+                 "unlink dir is refused: ok\nmkdir many: ok\n"
+                 "many: 300 entries, 2 dot entries\nrmdir many: ok\nfailures: 0\n")
+    expect_equal(out.decode(), expected, "stdout")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+
+    def read(rel):
+        with open(os.path.join(d, rel), "rb") as f:
+            return f.read()
+    # Times first: reading the file below may update its atime.
+    b = os.stat(os.path.join(d, "sub/b.txt"))
+    expect_equal(sorted(os.listdir(d)), ["list", "out.txt", "sub"], "files left in /data")
+    expect_equal(sorted(os.listdir(os.path.join(d, "sub"))), ["b.txt", "hard", "link"],
+                 "files left in /data/sub")
+    expect_equal(read("sub/b.txt"), b"0123ABxy", "sub/b.txt")
+    expect_equal(os.stat(os.path.join(d, "sub/hard")).st_ino, b.st_ino, "hard link inode")
+    expect_equal(b.st_mtime_ns, 1234567890 * 10**9 + 500, "mtime set by utimensat")
+    expect_equal(b.st_atime_ns, 1000000000 * 10**9, "atime set by utimensat")
+    expect_equal(os.readlink(os.path.join(d, "sub/link")), "b.txt", "symlink target")
+    expect_equal(sorted(os.listdir(os.path.join(d, "list"))), ["a", "c"], "files in list")
+    expect_equal(read("list/a") + read("list/c"), b"a\nc\n", "contents of list/a, list/c")
+    expect_equal(read("out.txt"), b"done with 0 failures\n", "out.txt")
+
+
+@case
+def clocks(env):
+    d = env.fresh_dir("clocks")
+    with open(os.path.join(d, "known.txt"), "wb") as f:
+        f.write(b"0123456789abcdefghij")  # 20 bytes
+    checks = [
+        "monotonic resolution > 0", "realtime after 2020", "monotonic does not go back",
+        "process cputime", "thread cputime", "unknown clock is EINVAL", "clock_gettime",
+        "nanosleep 30ms", "slept at least 30ms", "usleep 20ms", "slept at least 20ms",
+        "sched_yield", "poll three clocks", "only the 10ms clock fired", "after at least 10ms",
+        "poll absolute deadline", "deadline reached", "no subscriptions is EINVAL",
+        "open known file", "poll file, stdout, clock, bad fd",
+        "file readable with its size in nbytes", "stdout writable", "closed fd reports EBADF",
+        "the minute-long clock did not fire",
+    ]
+    expected = "".join(f"{c}: ok\n" for c in checks) + "file size: 20\nfailures: 0\n"
+    rc, out, err = env.run(["run", "--dir", f"{d}::/data", env.wasm("clocks"), "/data/known.txt"])
+    expect_equal(out.decode(), expected, "stdout")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+
+
+@case
+def wordfreq(env):
+    d = env.fresh_dir("wordfreq")
+    with open(os.path.join(d, "in.txt"), "w") as f:
+        f.write("The quick fox; the lazy dog.\nA fox, THE end -- a fox!\n")
+    rc, out, err = env.run(["run", "--dir", f"{d}::/w", env.wasm("wordfreq"),
+                            "/w/in.txt", "/w/top.txt"])
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+    expect_equal(out.decode(), "7 distinct words\nfox 3\nthe 3\na 2\n", "stdout")
+    with open(os.path.join(d, "top.txt")) as f:
+        expect_equal(f.read(), "fox 3\nthe 3\na 2\n", "top.txt")
+
+
+# --- sockets -----------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connect(port, deadline):
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def echo_exchange(port, data):
+    """Sends `data` while reading the echo (so neither side's buffers fill)."""
+    s = connect(port, time.time() + 30)
+    errors = []
+
+    def send():
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append(e)
+    sender = threading.Thread(target=send)
+    sender.start()
+    received = bytearray()
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    sender.join()
+    s.close()
+    expect(not errors, f"client send failed: {errors}")
+    return bytes(received)
+
+
+@case
+def tcp_echo(env):
+    port = free_port()
+    proc = subprocess.Popen([env.tern, "run", "--listen", f"127.0.0.1:{port}",
+                             env.wasm("tcp_echo"), "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        sizes = [5, 2_000_000, 0]
+        for size in sizes:
+            data = payload(size) if size < 100_000 else os.urandom(size)
+            got = echo_exchange(port, data)
+            expect(got == data, f"echo of {size} bytes came back as {len(got)} bytes")
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
+    expect_equal(out.decode(), "listening on fd 3\n"
+                 "connection 1: echoed 5 bytes\n"
+                 "connection 2: echoed 2000000 bytes\n"
+                 "connection 3: echoed 0 bytes\n", "stdout")
+
+
+# --- sandbox escapes ---------------------------------------------------------
+
+ESCAPES_REFUSED = [
+    "open ../outside/secret", "open absolute outside path", "open /etc/passwd",
+    "open sub/../../outside/secret", "open .. ", "open through absolute dir symlink",
+    "open through relative dir symlink", "open absolute file symlink",
+    "open relative file symlink", "open symlink chain out", "open dir symlink out as directory",
+]
+ESCAPES_CREATE = ["create ../outside/created", "create through dir symlink",
+                  "create through dangling symlink out"]
+ESCAPES_PATH = [
+    "mkdir ../outside/newdir", "mkdir through dir symlink", "rename into outside",
+    "rename through dir symlink", "rename outside file in", "link into outside",
+    "link outside file in", "link through file symlink", "symlink to absolute path",
+    "symlink to ../outside", "symlink climbing out from sub", "unlink ../outside/secret",
+    "unlink through dir symlink", "rmdir ../outside/dir", "stat ../outside/secret",
+    "stat through dir symlink", "stat following file symlink", "utimes following file symlink",
+    "utimes ../outside/secret", "readlink ../outside/alink",
+]
+
+
+def make_sandbox(env):
+    """root/sandbox is preopened; root/outside must stay untouched."""
+    root = env.fresh_dir("escape")
+    sandbox = os.path.join(root, "sandbox")
+    outside = os.path.join(root, "outside")
+    for d in ("sandbox/sub", "sandbox/swap_real", "outside/dir"):
+        os.makedirs(os.path.join(root, d))
+    files = {"sandbox/inside.txt": "inside", "outside/secret": "outside-secret",
+             "sandbox/swap_real/secret": "inside-swap"}
+    for rel, text in files.items():
+        with open(os.path.join(root, rel), "w") as f:
+            f.write(text)
+    links = {"link_abs": outside, "link_rel": "../outside",
+             "link_file": os.path.join(outside, "secret"), "link_file_rel": "../outside/secret",
+             "link_chain": "link_rel/secret", "loop1": "loop2", "loop2": "loop1",
+             "link_in": "sub/../inside.txt", "link_dangling": "../outside/dangling",
+             "swap_evil_abs": outside, "swap_evil_rel": "../outside"}
+    for name, target in links.items():
+        os.symlink(target, os.path.join(sandbox, name))
+    os.symlink("secret", os.path.join(outside, "alink"))
+    return root, sandbox, outside
+
+
+def snapshot_tree(path):
+    """Everything observable about a tree: names, types, contents, times."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            content = None
+            if os.path.islink(p):
+                content = os.readlink(p)
+            elif os.path.isfile(p):
+                with open(p, "rb") as f:
+                    content = f.read()
+            state[os.path.relpath(p, path)] = (st.st_mode, st.st_size, st.st_mtime_ns,
+                                               st.st_nlink, content)
+    return state
+
+
+def run_escapes(env, resolver):
+    root, sandbox, outside = make_sandbox(env)
+    before = snapshot_tree(outside)
+    rc, out, err = env.run(["run", "--path-resolver", resolver, "--dir", f"{sandbox}::/sandbox",
+                            env.wasm("escape"), outside])
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+    text = out.decode()
+    expect("outside-secret" not in text, f"an outside file was read:\n{text}")
+    expected = "".join(f"{name}: ENOTCAPABLE\n" for name in ESCAPES_REFUSED)
+    expected += "open symlink loop: ELOOP\n"
+    expected += "".join(f"{name}: ENOTCAPABLE\n" for name in ESCAPES_CREATE + ESCAPES_PATH)
+    expected += ("open inside.txt: success inside\n"
+                 "open sub/../inside.txt: success inside\n"
+                 "open link_in: success inside\n"
+                 "lstat link_file (the link itself): success\n"
+                 "readlink link_abs: success\n"
+                 "symlink staying inside: success\n")
+    expect_equal(text, expected, "stdout")
+    expect_equal(snapshot_tree(outside), before, "the tree outside the preopen")
+    expect_equal(sorted(os.listdir(sandbox)),
+                 sorted(["inside.txt", "sub", "swap_real", "link_abs", "link_rel", "link_file",
+                         "link_file_rel", "link_chain", "loop1", "loop2", "link_in",
+                         "link_dangling", "swap_evil_abs", "swap_evil_rel"]),
+                 "entries in the sandbox (nothing moved or linked in)")
+    expect_equal(os.listdir(os.path.join(sandbox, "sub")), ["ok_link"], "entries in sandbox/sub")
+
+
+@case
+def escape_openat2(env):
+    run_escapes(env, "openat2")
+
+
+@case
+def escape_walk(env):
+    run_escapes(env, "walk")
+
+
+def run_escape_race(env, resolver):
+    """Swaps sandbox/swap between a real directory and symlinks pointing out
+    while the guest keeps opening swap/secret."""
+    root, sandbox, outside = make_sandbox(env)
+    before = snapshot_tree(outside)
+    stop = threading.Event()
+    swaps = [0]
+
+    def swapper():
+        p = lambda name: os.path.join(sandbox, name)
+        while not stop.is_set():
+            for aside in ("swap_real", "swap_evil_abs", "swap_real", "swap_evil_rel"):
+                os.rename(p(aside), p("swap"))
+                os.rename(p("swap"), p(aside))
+                swaps[0] += 1
+    t = threading.Thread(target=swapper)
+    t.start()
+    try:
+        rc, out, err = env.run(["run", "--path-resolver", resolver, "--dir",
+                                f"{sandbox}::/sandbox", env.wasm("escape"), "race", "3000"])
+    finally:
+        stop.set()
+        t.join()
+    text = out.decode()
+    expect("ESCAPED" not in text and "outside-secret" not in text,
+           f"an outside file was read during the race:\n{text}")
+    expect(text.endswith("0 escaped\n"), f"stdout: {text!r}")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+    expect(swaps[0] > 0, "the swapper never ran")
+    expect_equal(snapshot_tree(outside), before, "the tree outside the preopen")
+
+
+@case
+def escape_race_openat2(env):
+    run_escape_race(env, "openat2")
+
+
+@case
+def escape_race_walk(env):
+    run_escape_race(env, "walk")
+
+
+# --- the command line itself -------------------------------------------------
+
+@case
+def bad_input(env):
+    d = env.fresh_dir("bad")
+    malformed = os.path.join(d, "bad.wasm")
+    with open(malformed, "wb") as f:
+        f.write(b"\0asm\x01\0\0\0\x01\xff")
+    not_wasm = os.path.join(d, "text.wasm")
+    with open(not_wasm, "w") as f:
+        f.write("hello")
+    def wat(name, text):
+        path = os.path.join(d, name)
+        with open(path + ".wat", "w") as f:
+            f.write(text)
+        subprocess.run(["wat2wasm", path + ".wat", "-o", path], check=True)
+        return path
+    unknown_import = wat("unknown.wasm", '(module (import "wasi_snapshot_preview1" "fd_nope" '
+                         '(func)) (func (export "_start")))')
+    wrong_type = wat("wrong.wasm", '(module (import "wasi_snapshot_preview1" "fd_write" '
+                     '(func (param i32) (result i32))) (func (export "_start")))')
+    attempts = {
+        "unknown WASI import": (["run", unknown_import], "fd_nope"),
+        "WASI import of the wrong type": (["run", wrong_type], "fd_write"),
+        "missing module": (["run", os.path.join(d, "missing.wasm")], "missing.wasm"),
+        "malformed module": (["run", malformed], "malformed module"),
+        "not a module": (["run", not_wasm], "text.wasm"),
+        "missing --dir": (["run", "--dir", os.path.join(d, "nope"), env.wasm("exit_code")],
+                          "--dir"),
+        "--dir is a file": (["run", "--dir", not_wasm, env.wasm("exit_code")], "--dir"),
+        "bad --listen": (["run", "--listen", "nonsense", env.wasm("exit_code")], "--listen"),
+        "missing --stdin": (["run", "--stdin", os.path.join(d, "none"), env.wasm("exit_code")],
+                            "--stdin"),
+        "no such --invoke": (["run", "--invoke", "nope", env.wasm("exit_code")], "nope"),
+    }
+    for what, (args, mention) in attempts.items():
+        rc, out, err = env.run(args)
+        expect(rc != 0, f"{what}: exit code 0")
+        lines = err.splitlines()
+        expect(len(lines) == 1 and lines[0].startswith("tern: error: ") and mention in lines[0],
+               f"{what}: expected one 'tern: error:' line mentioning {mention!r}, got {err!r}")
+        expect_equal(out, b"", f"{what}: stdout")
+
+
+@case
+def help(env):
+    rc, out, _ = env.run(["run", "--help"])
+    expect_equal(rc, 0, "exit code of --help")
+    with open(os.path.join(env.docs, "cli.md")) as f:
+        doc = f.read()
+    expect(out.decode().strip() in doc,
+           "docs/cli.md does not contain the output of `tern run --help`:\n" + out.decode())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tern")
+    parser.add_argument("--guests")
+    parser.add_argument("--docs")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("cases", nargs="*")
+    args = parser.parse_args()
+    if args.list:
+        print("\n".join(CASES))
+        return 0
+    names = args.cases or list(CASES)
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="tern-guests-") as tmp:
+        env = Env(os.path.abspath(args.tern), os.path.abspath(args.guests),
+                  os.path.abspath(args.docs or "docs"), tmp)
+        for name in names:
+            try:
+                CASES[name](env)
+                print(f"PASS {name}")
+            except (Failure, subprocess.TimeoutExpired) as e:
+                failed += 1
+                print(f"FAIL {name}: {e}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
