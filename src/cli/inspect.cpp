@@ -166,11 +166,12 @@ void add_inspect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "inspect", "Show a snapshot: header, memory, globals, tables, threads' frames, host state");
   auto o = std::make_shared<InspectOptions>();
-  cmd->add_option("SNAPSHOT", o->snapshot, "Snapshot file")->required();
+  cmd->add_option("SNAPSHOT", o->snapshot, "Snapshot file")->required()->type_name("");
   cmd->add_flag("--json", o->json, "Print the same as JSON");
   cmd->add_option("--module", o->module,
-                  "The snapshot's module (.wasm), for function and local names when the snapshot "
-                  "does not include it");
+                  "The snapshot's module, for function and local names when the snapshot does "
+                  "not include it (must have the snapshot's sha256)")
+      ->type_name("FILE");
   cmd->callback([o] { guarded([&] { return run_inspect(*o); }); });
 }
 
