@@ -6,11 +6,13 @@
 //
 //   tern_snapshot_bench [--sizes 16,256,1024] [--threads N] [--level L] [--dir DIR]
 //                       [--quick 1] [--keep 1]
-// --quick 1 measures the pause once instead of the best of 3; --keep 1
+// --quick 1 measures the pause once instead of 5 times; --keep 1
 // leaves the snapshot files in DIR.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +49,12 @@ const char* const kGuest = R"(
       (br_if $touch (i32.lt_u (local.get $at) (i32.mul (local.get $pages) (i32.const 65536)))))
     (loop $spin (br $spin))))
 )";
+
+double thread_cpu_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -107,7 +115,8 @@ std::shared_ptr<const wasm::Module> guest_module() {
 }
 
 struct Row {
-  double pause_ms, sync_write_ms, background_ms, restore_ms, memcpy_ms;
+  double pause_best_ms, pause_median_ms, pause_cpu_ms;
+  double sync_write_ms, background_ms, restore_ms, memcpy_ms;
   uint64_t snapshot_bytes, raw_bytes;
 };
 
@@ -134,26 +143,38 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   fill(inst->memory0()->base(), row.raw_bytes);
 
   // The pause first, in a process that has not written a snapshot itself
-  // (a background writer's buffers live in the child): the best of a few,
-  // since a burst of load elsewhere on the machine lands on single runs.
-  row.pause_ms = 1e9;
-  for (int rep = 0; rep < 3; ++rep) {
+  // (a background writer's buffers live in the child). Wall time is at the
+  // mercy of other load on the machine (a preemption costs milliseconds),
+  // so report the best and the median of a few, and the median CPU time of
+  // the pausing thread (user + system, the fork included).
+  std::vector<double> wall, cpu;
+  const int reps = o.quick ? 1 : 5;
+  for (int rep = 0; rep < reps; ++rep) {
     auto t0 = Clock::now();
+    const double cpu0 = thread_cpu_ms();
     std::vector<snapshot::ThreadImage> threads = {{0, store.engine().capture(thread)}};
-    snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads), capture_options);
+    snapshot::Snapshot snap =
+        snapshot::capture_instance(*inst, std::move(threads), capture_options);
     snapshot::BackgroundWrite writer = snapshot::start_background_write(path, snap, write_options);
-    row.pause_ms = std::min(row.pause_ms, ms_since(t0));
+    wall.push_back(ms_since(t0));
+    cpu.push_back(thread_cpu_ms() - cpu0);
     if (!writer.forked()) throw std::runtime_error("fork failed");
     writer.wait();
     row.background_ms = ms_since(t0);
-    if (rep == 0 && o.quick) break;
   }
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  row.pause_best_ms = wall.front();
+  row.pause_median_ms = wall[wall.size() / 2];
+  row.pause_cpu_ms = cpu[cpu.size() / 2];
   {
     auto t0 = Clock::now();
     std::vector<snapshot::ThreadImage> threads = {{0, store.engine().capture(thread)}};
-    snapshot::Snapshot snap = snapshot::capture_instance(*inst, std::move(threads), capture_options);
-    snapshot::write_snapshot_file(path, snap, write_options);
+    snapshot::Snapshot snap =
+        snapshot::capture_instance(*inst, std::move(threads), capture_options);
+    snapshot::write_snapshot_file(path + ".sync", snap, write_options);
     row.sync_write_ms = ms_since(t0);
+    ::unlink((path + ".sync").c_str());
   }
   {
     std::vector<uint8_t> copy(row.raw_bytes, 1); // faulted in before timing
@@ -161,6 +182,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
     std::memcpy(copy.data(), inst->memory0()->base(), row.raw_bytes);
     row.memcpy_ms = ms_since(t0);
   }
+  // Size and restore of what the forked child wrote.
   struct stat st;
   if (::stat(path.c_str(), &st) == 0) row.snapshot_bytes = static_cast<uint64_t>(st.st_size);
   {
@@ -186,10 +208,6 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   return row;
 }
 
-std::string mib(uint64_t bytes) {
-  return fmt::format("{:.1f} MiB", bytes / 1048576.0);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -198,14 +216,18 @@ int main(int argc, char** argv) {
     const auto module = guest_module();
     fmt::print("compression: zstd level {}, {} thread(s); files in {}\n", o.level, o.threads,
                o.dir);
-    fmt::print("{:>9} {:>11} {:>11} {:>12} {:>11} {:>12} {:>11} {:>11}\n", "touched", "pause",
-               "sync write", "background", "restore", "snapshot", "raw", "memcpy");
+    fmt::print("{:>9} {:>23} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10}\n", "", "pause ms",
+               "pause ms", "sync write", "background", "restore", "snapshot", "raw", "memcpy");
+    fmt::print("{:>9} {:>23} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10}\n", "touched",
+               "best / median (wall)", "(cpu)", "ms", "write ms", "ms", "MiB", "MiB", "ms");
     for (uint64_t size : o.sizes_mib) {
       const Row r = measure(module, size, o);
       fmt::print(
-          "{:>9} {:>8.3f} ms {:>8.1f} ms {:>9.1f} ms {:>8.1f} ms {:>12} {:>11} {:>8.1f} ms\n",
-          fmt::format("{} MiB", size), r.pause_ms, r.sync_write_ms, r.background_ms, r.restore_ms,
-          mib(r.snapshot_bytes), mib(r.raw_bytes), r.memcpy_ms);
+          "{:>9} {:>23} {:>10.3f} {:>11.1f} {:>11.1f} {:>10.1f} {:>10.1f} {:>10.1f} {:>10.1f}\n",
+          fmt::format("{} MiB", size),
+          fmt::format("{:.3f} / {:.3f}", r.pause_best_ms, r.pause_median_ms), r.pause_cpu_ms,
+          r.sync_write_ms, r.background_ms, r.restore_ms, r.snapshot_bytes / 1048576.0,
+          r.raw_bytes / 1048576.0, r.memcpy_ms);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

@@ -32,7 +32,10 @@ struct InspectOptions {
 
 // Renderers of extension sections; each owner adds its registration here.
 void register_section_renderers() {
-  snapshot::register_extension_renderer(wasi::kStateTag, wasi::state_renderer());
+  snapshot::register_extension_renderer(
+      wasi::kStateTag,
+      {[](const snapshot::ExtensionSection& s) { return json::parse(wasi::describe_state_json(s)); },
+       [](const snapshot::ExtensionSection& s) { return wasi::describe_state(s); }});
 }
 
 std::unique_ptr<wasm::Module> decode_for_names(std::vector<uint8_t> bytes,
@@ -114,17 +117,17 @@ void print_threads(const json& d) {
   }
 }
 
-void print_sections(const json& d) {
-  for (const json& s : d["sections"]) {
-    const std::string tag = s["tag"].get<std::string>();
-    fmt::print("section {} ({}, {})\n", tag, s["optional"].get<bool>() ? "optional" : "required",
-               size_text(s["bytes"].get<uint64_t>()));
-    if (!s.contains("content")) continue;
-    const auto* renderer = snapshot::find_extension_renderer(*snapshot::tag_from(tag));
+void print_sections(const json& d, const snapshot::Snapshot& s) {
+  for (size_t i = 0; i < s.extensions.size(); ++i) {
+    const snapshot::ExtensionSection& e = s.extensions[i];
+    const json& described = d["sections"][i];
+    fmt::print("section {} ({}, {})\n", snapshot::to_string_view(e.tag),
+               e.optional ? "optional" : "required", size_text(e.payload.size()));
+    const auto* renderer = snapshot::find_extension_renderer(e.tag);
     if (renderer && renderer->to_text) {
-      for (const std::string& line : renderer->to_text(s["content"])) fmt::print("  {}\n", line);
-    } else {
-      fmt::print("  {}\n", s["content"].dump());
+      for (const std::string& line : renderer->to_text(e)) fmt::print("  {}\n", line);
+    } else if (described.contains("content")) {
+      fmt::print("  {}\n", described["content"].dump());
     }
   }
 }
@@ -155,7 +158,7 @@ int run_inspect(const InspectOptions& o) {
   print_header(d, o.snapshot);
   print_state(d);
   print_threads(d);
-  print_sections(d);
+  print_sections(d, s);
   return 0;
 }
 
@@ -165,11 +168,12 @@ void add_inspect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "inspect", "Show a snapshot: header, memory, globals, tables, threads' frames, host state");
   auto o = std::make_shared<InspectOptions>();
-  cmd->add_option("SNAPSHOT", o->snapshot, "Snapshot file")->required();
+  cmd->add_option("SNAPSHOT", o->snapshot, "Snapshot file")->required()->type_name("");
   cmd->add_flag("--json", o->json, "Print the same as JSON");
   cmd->add_option("--module", o->module,
-                  "The snapshot's module (.wasm), for function and local names when the snapshot "
-                  "does not include it");
+                  "The snapshot's module, for function and local names when the snapshot does "
+                  "not include it (must have the snapshot's sha256)")
+      ->type_name("FILE");
   cmd->callback([o] { guarded([&] { return run_inspect(*o); }); });
 }
 

@@ -30,6 +30,7 @@ struct RunOptions {
   std::vector<std::string> env;
   bool env_inherit = false;
   std::vector<std::string> listen;
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
   std::string invoke;
   std::string stdin_path, stdout_path, stderr_path;
   std::string path_resolver = "auto";
@@ -75,6 +76,9 @@ wasi::WasiOptions wasi_options(const RunOptions& o) {
   w.env = guest_environment(o);
   for (const auto& d : o.dirs) w.preopens.push_back(wasi::parse_dir_option(d));
   w.listen = o.listen;
+  w.allow_connect = o.allow_connect;
+  w.allow_bind = o.allow_bind;
+  w.allow_resolve = o.allow_resolve;
   w.stdin_path = o.stdin_path;
   w.stdout_path = o.stdout_path;
   w.stderr_path = o.stderr_path;
@@ -200,6 +204,12 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--env-inherit", o->env_inherit, "Give the program tern's whole environment");
   repeatable("--listen", o->listen, "ADDR:PORT",
              "Preopen a listening TCP socket on ADDR:PORT (fds after the --dir ones)");
+  repeatable("--allow-connect", o->allow_connect, "ADDR[/PREFIX][:PORT]",
+             "Let the program connect and send to matching addresses (socket extension)");
+  repeatable("--allow-bind", o->allow_bind, "ADDR[/PREFIX][:PORT]",
+             "Let the program bind sockets to matching addresses (socket extension)");
+  repeatable("--allow-resolve", o->allow_resolve, "HOST",
+             "Let the program resolve host name HOST (*.SUFFIX, or * for any)");
   cmd->add_option("--invoke", o->invoke,
                   "Call exported function FUNC with ARGS as its arguments and print its results")
       ->type_name("FUNC");

@@ -4,14 +4,13 @@
 // slot num_locals + h at every stable point, so capture reads slots and
 // restore writes them; the side table of stable points (CodePoint) gives
 // the resume position and where a callee's frame starts.
-#include <algorithm>
-
-#include <fmt/format.h>
-
 #include "interp/exec.h"
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+
+#include <algorithm>
+#include <fmt/format.h>
 
 namespace tern::interp {
 namespace {
@@ -33,29 +32,6 @@ std::vector<ValType> local_types(const wasm::Module& m, uint32_t func_index) {
   const auto& locals = m.defined_func(func_index).locals;
   types.insert(types.end(), locals.begin(), locals.end());
   return types;
-}
-
-ViewValue to_view(const ModuleInstance& inst, ValType type, Slot bits) {
-  if (type == ValType::FuncRef) {
-    if (bits == runtime::kNullRef) return {type, 0};
-    auto index = inst.func_index_of(runtime::slot_funcref(bits));
-    if (!index) throw Error("a function reference from another instance cannot be saved");
-    return {type, uint64_t(*index) + 1};
-  }
-  if (type == ValType::ExternRef && bits != runtime::kNullRef)
-    throw Error("a host (extern) reference cannot be saved");
-  return {type, bits};
-}
-
-Slot from_view(const ModuleInstance& inst, const ViewValue& v) {
-  if (v.type == ValType::FuncRef && v.bits != 0) {
-    if (v.bits > inst.funcs.size())
-      throw Error(fmt::format("function reference {} out of range", v.bits - 1));
-    return runtime::funcref_slot(inst.funcs[v.bits - 1]);
-  }
-  if (v.type == ValType::ExternRef && v.bits != 0)
-    throw Error("snapshot holds a non-null extern reference");
-  return v.bits;
 }
 
 // The validator's record of the operand types at a point.
@@ -100,8 +76,12 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     vf.func_index = f->func->index;
     vf.wasm_offset = point->wasm_offset;
     switch (point->kind) {
-    case StablePointKind::FunctionEntry: vf.kind = FrameKind::FunctionEntry; break;
-    case StablePointKind::LoopHeader: vf.kind = FrameKind::LoopHeader; break;
+    case StablePointKind::FunctionEntry:
+      vf.kind = FrameKind::FunctionEntry;
+      break;
+    case StablePointKind::LoopHeader:
+      vf.kind = FrameKind::LoopHeader;
+      break;
     case StablePointKind::CallSite:
       vf.kind = innermost ? FrameKind::HostCall : FrameKind::CallSite;
       break;
@@ -110,19 +90,21 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     const wasm::Module& m = inst.module();
     const auto locals = local_types(m, vf.func_index);
     for (size_t i = 0; i < locals.size(); ++i)
-      vf.locals.push_back(to_view(inst, locals[i], f->fp[i]));
+      vf.locals.push_back(runtime::to_view(inst, locals[i], f->fp[i], "a local"));
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
     if (height > types.size())
       throw Error("internal error: the validator has no types for a suspended frame");
     for (uint32_t i = 0; i < height; ++i)
-      vf.stack.push_back(to_view(inst, types[i], f->fp[code.num_locals + i]));
+      vf.stack.push_back(
+          runtime::to_view(inst, types[i], f->fp[code.num_locals + i], "an operand"));
     view.frames.push_back(std::move(vf));
   }
   return view;
 }
 
-void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime::ViewThread& view) {
+void restore_thread(runtime::Thread& thread, ModuleInstance& inst,
+                    const runtime::ViewThread& view) {
   if (view.frames.empty()) throw Error("the snapshot's thread has no frames");
   const wasm::Module& m = inst.module();
   runtime::Frame* const base = thread.frame_top;
@@ -132,7 +114,8 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime
     const runtime::ViewFrame& vf = view.frames[i];
     const bool innermost = i + 1 == view.frames.size();
     if (vf.func_index < m.num_imported_funcs || vf.func_index >= inst.funcs.size())
-      throw Error(fmt::format("frame {}: function {} is not defined by the module", i, vf.func_index));
+      throw Error(
+          fmt::format("frame {}: function {} is not defined by the module", i, vf.func_index));
     if (innermost == (vf.kind == FrameKind::CallSite))
       throw Error(fmt::format("frame {}: a {} frame cannot be {}", i,
                               vf.kind == FrameKind::CallSite ? "call-site" : "stopped",
@@ -150,19 +133,22 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst, const runtime
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
     if (height > types.size())
-      throw Error(fmt::format("frame {}: no operand types recorded at offset 0x{:x}", i,
-                              vf.wasm_offset));
+      throw Error(
+          fmt::format("frame {}: no operand types recorded at offset 0x{:x}", i, vf.wasm_offset));
     if (vf.locals.size() != locals.size() || vf.stack.size() != height)
       throw Error(fmt::format("frame {} ({}): {} locals and {} operands saved, {} and {} expected",
                               i, m.func_name(vf.func_index), vf.locals.size(), vf.stack.size(),
                               locals.size(), height));
     for (size_t k = 0; k < locals.size(); ++k) {
-      if (vf.locals[k].type != locals[k]) throw Error(fmt::format("frame {}: local {} has the wrong type", i, k));
-      fp[k] = from_view(inst, vf.locals[k]);
+      if (vf.locals[k].type != locals[k])
+        throw Error(fmt::format("frame {}: local {} has the wrong type", i, k));
+      fp[k] = runtime::from_view(inst, vf.locals[k], fmt::format("frame {} local {}", i, k));
     }
     for (uint32_t k = 0; k < height; ++k) {
-      if (vf.stack[k].type != types[k]) throw Error(fmt::format("frame {}: operand {} has the wrong type", i, k));
-      fp[code.num_locals + k] = from_view(inst, vf.stack[k]);
+      if (vf.stack[k].type != types[k])
+        throw Error(fmt::format("frame {}: operand {} has the wrong type", i, k));
+      fp[code.num_locals + k] =
+          runtime::from_view(inst, vf.stack[k], fmt::format("frame {} operand {}", i, k));
     }
     const uint32_t pc_index = innermost ? point->code_index : point->resume_index;
     *fsp++ = runtime::Frame{code.entry() + pc_index, fp, func};

@@ -4,12 +4,16 @@
 // indices in the instance's function space, values carry their wasm type.
 #pragma once
 
-#include <cstdint>
-#include <vector>
-
+#include "runtime/value.h"
 #include "wasm/types.h"
 
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
 namespace tern::runtime {
+
+class ModuleInstance;
 
 // A typed value. References: funcref bits = function index + 1 in the
 // instance's function index space (0 = null); externref bits must be 0
@@ -48,5 +52,17 @@ struct ViewThread {
   uint64_t stable_points = 0;
   bool operator==(const ViewThread&) const = default;
 };
+
+// Conversions between engine slots and the wasm view, in the index space of
+// `inst`. `where` names the value in error messages ("global 3", "frame 2
+// local 1"). Host (extern) references and functions of other instances
+// cannot be saved and throw tern::Error, as do out-of-range indices.
+uint32_t ref_to_index(const ModuleInstance& inst, wasm::ValType type, Slot bits,
+                      std::string_view where);
+Slot index_to_ref(const ModuleInstance& inst, wasm::ValType type, uint64_t ref,
+                  std::string_view where);
+ViewValue to_view(const ModuleInstance& inst, wasm::ValType type, Slot bits,
+                  std::string_view where);
+Slot from_view(const ModuleInstance& inst, const ViewValue& v, std::string_view where);
 
 } // namespace tern::runtime

@@ -122,7 +122,7 @@ json extension_json(const ExtensionSection& e) {
               {"optional", e.optional},
               {"bytes", e.payload.size()}};
   if (const ExtensionRenderer* r = find_extension_renderer(e.tag); r && r->to_json)
-    out["content"] = r->to_json(e.payload);
+    out["content"] = r->to_json(e);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -15,12 +16,14 @@
 
 namespace tern::snapshot {
 
+// Both take the whole section; wasi/state.h's describe_state_json and
+// describe_state fit them as they are.
 struct ExtensionRenderer {
   // The section's contents as JSON (shown under "content"); throws
   // tern::Error for a payload it cannot decode.
-  std::function<nlohmann::json(std::span<const uint8_t> payload)> to_json;
+  std::function<nlohmann::json(const ExtensionSection& section)> to_json;
   // Lines for the text output (indented by the caller); unset: the JSON.
-  std::function<std::vector<std::string>(const nlohmann::json& content)> to_text;
+  std::function<std::vector<std::string>(const ExtensionSection& section)> to_text;
 };
 
 // Owners register once, before inspecting (cli/inspect.cpp lists them).

@@ -22,6 +22,10 @@ Rights rights_of(FdKind kind) {
     return right::socket_stream;
   case FdKind::TcpListener:
     return right::socket_listener;
+  case FdKind::TcpSocket:
+    return right::socket_tcp;
+  case FdKind::UdpSocket:
+    return right::socket_udp;
   default:
     return right::stream;
   }
@@ -78,15 +82,15 @@ Preopen parse_dir_option(std::string_view spec) {
   return {std::string(spec.substr(0, sep)), std::string(spec.substr(sep + 2))};
 }
 
-WasiContext::WasiContext(WasiOptions options)
-    : options_(std::move(options)), resolver_(options_.resolve_mode) {
+WasiContext::WasiContext(WasiOptions options) : WasiContext(std::move(options), EmptyFdTable{}) {
   open_stdio();
   open_preopens();
   open_listeners();
 }
 
 WasiContext::WasiContext(WasiOptions options, EmptyFdTable)
-    : options_(std::move(options)), resolver_(options_.resolve_mode) {}
+    : options_(std::move(options)), resolver_(options_.resolve_mode),
+      net_policy_(options_.allow_connect, options_.allow_bind, options_.allow_resolve) {}
 
 void WasiContext::open_stdio() {
   const std::string* redirects[] = {&options_.stdin_path, &options_.stdout_path,

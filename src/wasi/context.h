@@ -6,6 +6,7 @@
 
 #include "wasi/clocks.h"
 #include "wasi/fd_table.h"
+#include "wasi/net_policy.h"
 #include "wasi/sandbox.h"
 
 #include <cstdint>
@@ -28,6 +29,9 @@ struct WasiOptions {
   std::vector<std::string> env;    // "KEY=VALUE"
   std::vector<Preopen> preopens;   // fds 3, 4, ... in this order
   std::vector<std::string> listen; // "ADDR:PORT": listening sockets after the preopens
+  // The socket extension's sandbox (NetPolicy): "ADDR[/PREFIX][:PORT]"
+  // patterns and host names.
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
   // Host files for the standard streams; empty inherits tern's own.
   std::string stdin_path, stdout_path, stderr_path;
   ResolveMode resolve_mode = ResolveMode::Auto;
@@ -70,6 +74,7 @@ public:
   FdTable& fds() { return fds_; }
   Clocks& clocks() { return clocks_; }
   PathResolver& resolver() { return resolver_; }
+  const NetPolicy& net_policy() const { return net_policy_; }
   std::optional<PendingPoll>& pending_poll() { return pending_poll_; }
   // Reused by every read/write so that no call allocates.
   std::vector<iovec>& iov_scratch() { return iov_scratch_; }
@@ -83,6 +88,7 @@ private:
   FdTable fds_;
   Clocks clocks_;
   PathResolver resolver_;
+  NetPolicy net_policy_;
   std::optional<PendingPoll> pending_poll_;
   std::vector<iovec> iov_scratch_;
 };

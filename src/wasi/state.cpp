@@ -219,6 +219,9 @@ std::unique_ptr<WasiContext> restore_state(const snapshot::ExtensionSection& sec
   o.stdout_path = options.stdout_path;
   o.stderr_path = options.stderr_path;
   o.resolve_mode = options.resolve_mode;
+  o.allow_connect = options.allow_connect;
+  o.allow_bind = options.allow_bind;
+  o.allow_resolve = options.allow_resolve;
   auto ctx = std::make_unique<WasiContext>(std::move(o), WasiContext::EmptyFdTable{});
 
   Restorer restorer(*ctx, options);

@@ -6,13 +6,12 @@
 // from them, reopening files by guest path under the matching preopen.
 #pragma once
 
-#include "snapshot/describe.h"
-#include "snapshot/model.h"
-#include "wasi/context.h"
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "snapshot/model.h"
+#include "wasi/context.h"
 
 namespace tern::wasi {
 
@@ -40,6 +39,10 @@ struct RestoreOptions {
   // instead of refusing to restore.
   bool allow_changed_files = false;
   ResolveMode resolve_mode = ResolveMode::Auto;
+  // The socket extension's sandbox for the restored program (--allow-connect,
+  // --allow-bind, --allow-resolve as `tern run` takes them): the restore's
+  // own, not the checkpoint's, like its standard streams.
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
 };
 
 // Builds the context of a restored program: same args and env, same fd
@@ -56,8 +59,5 @@ std::unique_ptr<WasiContext> restore_state(const snapshot::ExtensionSection& sec
 // throw tern::Error for a malformed payload.
 std::vector<std::string> describe_state(const snapshot::ExtensionSection& section);
 std::string describe_state_json(const snapshot::ExtensionSection& section);
-// The same as a renderer for snapshot::describe_snapshot (register it under
-// kStateTag).
-snapshot::ExtensionRenderer state_renderer();
 
 } // namespace tern::wasi

@@ -147,18 +147,28 @@ std::string quoted_words(const json& list) {
   return out;
 }
 
+// What a restore does with each kind of socket.
+std::string socket_fate(const std::string& kind) {
+  if (kind == "tcp-listener") return "bound again on restore";
+  if (kind == "tcp-stream") return "comes back reset by the peer";
+  return "opened again on restore";
+}
+
 std::string socket_text(const json& fd) {
   const json& s = fd["socket"];
-  std::string text = s["local"].get<std::string>();
-  if (s.contains("peer")) text += " <-> " + s["peer"].get<std::string>();
+  std::string text = s.contains("local") ? s["local"].get<std::string>() : "unbound";
+  if (s.contains("peer"))
+    text += (s.contains("connecting") ? " -> " : " <-> ") + s["peer"].get<std::string>();
   std::vector<std::string> notes;
   if (s.contains("backlog")) notes.push_back(fmt::format("backlog {}", s["backlog"].get<int>()));
-  for (const json& o : s["options"]) notes.push_back(o.get<std::string>());
+  if (s.contains("connecting")) notes.push_back("connecting");
+  for (const auto& [name, value] : s["options"].items())
+    notes.push_back(value == 1 ? name : fmt::format("{}={}", name, value.get<uint64_t>()));
+  if (s.contains("memberships")) notes.push_back("member of " + joined(s["memberships"], " "));
   if (s.contains("shut_read")) notes.push_back("shut down for reading");
   if (s.contains("shut_write")) notes.push_back("shut down for writing");
-  if (!notes.empty()) text += " (" + joined(notes, ", ") + ")";
-  const bool listener = fd["kind"] == "tcp-listener";
-  return text + (listener ? ", bound again on restore" : ", comes back reset by the peer");
+  if (!notes.empty()) text += " (" + joined(json(notes), ", ") + ")";
+  return text + ", " + socket_fate(fd["kind"].get<std::string>());
 }
 
 std::string fd_text(const json& fd) {
@@ -217,10 +227,6 @@ std::vector<std::string> state_lines(const json& d) {
 }
 
 } // namespace
-
-snapshot::ExtensionRenderer state_renderer() {
-  return {state_json, state_lines};
-}
 
 std::vector<std::string> describe_state(const snapshot::ExtensionSection& section) {
   return state_lines(state_json(section.payload));

@@ -15,6 +15,9 @@ using snapshot::PayloadWriter;
 
 constexpr uint32_t kSubscriptionBytes = layout::subscription::size;
 constexpr uint32_t kMaxFileMode = 07777;
+// preview1's rights and tern's socket extension's.
+constexpr Rights kKnownRights =
+    right::all | right::sock_connect | right::sock_listen | right::sock_bind;
 
 void write_strings(PayloadWriter& w, const std::vector<std::string>& list) {
   w.u32(static_cast<uint32_t>(list.size()));
@@ -108,7 +111,8 @@ void write_fd(PayloadWriter& w, const SavedFd& f) {
 
 // The kinds each origin may have.
 bool kind_fits(Origin origin, FdKind kind) {
-  const bool socket = kind == FdKind::TcpListener || kind == FdKind::TcpStream;
+  const bool socket = kind == FdKind::TcpListener || kind == FdKind::TcpStream ||
+                      kind == FdKind::TcpSocket || kind == FdKind::UdpSocket;
   switch (origin) {
   case Origin::Stdio:
     return true; // tern's own streams can be anything, sockets included
@@ -157,7 +161,7 @@ SavedFd read_fd(PayloadReader& r, size_t preopen_count) {
   f.fdflags = static_cast<uint16_t>(read_flags(r, fdflag::all, "fdflags"));
   f.rights_base = r.u64();
   f.rights_inheriting = r.u64();
-  if ((f.rights_base | f.rights_inheriting) & ~right::all)
+  if ((f.rights_base | f.rights_inheriting) & ~kKnownRights)
     r.fail(fmt::format("fd {}: unknown rights bits", f.fd));
   f.path = r.string();
   switch (f.origin) {
@@ -228,6 +232,10 @@ uint8_t kind_code(FdKind kind) {
     return 6;
   case FdKind::TcpStream:
     return 7;
+  case FdKind::TcpSocket:
+    return 8;
+  case FdKind::UdpSocket:
+    return 9;
   }
   return 0;
 }
@@ -235,7 +243,8 @@ uint8_t kind_code(FdKind kind) {
 std::optional<FdKind> kind_from_code(uint8_t code) {
   static constexpr FdKind kKinds[] = {FdKind::Unknown,     FdKind::File,        FdKind::Directory,
                                       FdKind::CharDevice,  FdKind::BlockDevice, FdKind::Fifo,
-                                      FdKind::TcpListener, FdKind::TcpStream};
+                                      FdKind::TcpListener, FdKind::TcpStream,   FdKind::TcpSocket,
+                                      FdKind::UdpSocket};
   if (code >= std::size(kKinds)) return std::nullopt;
   return kKinds[code];
 }

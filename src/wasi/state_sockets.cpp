@@ -1,6 +1,7 @@
 #include "wasi/state_sockets.h"
 
 #include "tern/error.h"
+#include "wasi/posix_errno.h"
 #include "wasi/socket.h"
 #include "wasi/state_records.h"
 
@@ -23,22 +24,65 @@ using snapshot::PayloadWriter;
 namespace sockflag {
 constexpr uint32_t shut_read = 1 << 0;
 constexpr uint32_t shut_write = 1 << 1;
-constexpr uint32_t all = shut_read | shut_write;
+constexpr uint32_t connecting = 1 << 2;
+constexpr uint32_t all = shut_read | shut_write | connecting;
 } // namespace sockflag
 
-// Socket options the guest set, as (id, value) pairs: options left at the
-// system's default are not written, and new options take new ids.
-enum class OptionId : uint32_t { reuse_addr = 1, keep_alive = 2, no_delay = 3 };
-
-struct BoolOption {
-  OptionId id;
+// Socket options the guest set (SocketOptions), as (id, value) pairs:
+// options left at the system's default are not written, and a new option
+// takes a new id (docs/snapshot-format.md §10.1 lists them).
+struct OptionCodec {
+  uint32_t id;
   const char* name;
-  bool SocketState::*field;
+  uint64_t max;
+  std::optional<uint64_t> (*get)(const SocketOptions&);
+  void (*set)(SocketOptions&, uint64_t);
 };
-constexpr BoolOption kBoolOptions[] = {
-    {OptionId::reuse_addr, "reuse_addr", &SocketState::reuse_addr},
-    {OptionId::keep_alive, "keep_alive", &SocketState::keep_alive},
-    {OptionId::no_delay, "no_delay", &SocketState::no_delay},
+
+template <bool SocketOptions::*F>
+constexpr OptionCodec flag(uint32_t id, const char* name) {
+  return {id, name, 1,
+          [](const SocketOptions& o) { return o.*F ? std::optional<uint64_t>(1) : std::nullopt; },
+          [](SocketOptions& o, uint64_t v) { o.*F = v == 1; }};
+}
+
+template <typename T, std::optional<T> SocketOptions::*F>
+constexpr OptionCodec value(uint32_t id, const char* name, uint64_t max) {
+  return {id, name, max,
+          [](const SocketOptions& o) {
+            return o.*F ? std::optional<uint64_t>(uint64_t(*(o.*F))) : std::nullopt;
+          },
+          [](SocketOptions& o, uint64_t v) { o.*F = static_cast<T>(v); }};
+}
+
+template <uint64_t SocketOptions::*F>
+constexpr OptionCodec timeout(uint32_t id, const char* name) {
+  return {
+      id, name, UINT64_MAX,
+      [](const SocketOptions& o) { return o.*F ? std::optional<uint64_t>(o.*F) : std::nullopt; },
+      [](SocketOptions& o, uint64_t v) { o.*F = v; }};
+}
+
+constexpr uint64_t kIntMax = 0x7FFFFFFF;
+const OptionCodec kOptions[] = {
+    flag<&SocketOptions::reuse_addr>(1, "reuse_addr"),
+    flag<&SocketOptions::keep_alive>(2, "keep_alive"),
+    flag<&SocketOptions::no_delay>(3, "no_delay"),
+    flag<&SocketOptions::reuse_port>(4, "reuse_port"),
+    flag<&SocketOptions::broadcast>(5, "broadcast"),
+    flag<&SocketOptions::quick_ack>(6, "quick_ack"),
+    flag<&SocketOptions::fastopen_connect>(7, "fastopen_connect"),
+    flag<&SocketOptions::ipv6_only>(8, "ipv6_only"),
+    value<bool, &SocketOptions::multicast_loop>(9, "multicast_loop", 1),
+    value<uint32_t, &SocketOptions::linger_s>(10, "linger_s", kIntMax),
+    value<uint32_t, &SocketOptions::send_buf>(11, "send_buf", kIntMax),
+    value<uint32_t, &SocketOptions::recv_buf>(12, "recv_buf", kIntMax),
+    value<uint32_t, &SocketOptions::keep_idle_s>(13, "keep_idle_s", kIntMax),
+    value<uint32_t, &SocketOptions::keep_intvl_s>(14, "keep_intvl_s", kIntMax),
+    value<uint8_t, &SocketOptions::ttl>(15, "ttl", 255),
+    value<uint8_t, &SocketOptions::multicast_ttl>(16, "multicast_ttl", 255),
+    timeout<&SocketOptions::recv_timeout_us>(17, "recv_timeout_us"),
+    timeout<&SocketOptions::send_timeout_us>(18, "send_timeout_us"),
 };
 
 // How long a restore waits for the loopback reset to arrive (it normally
@@ -69,55 +113,63 @@ SocketAddress read_address(PayloadReader& r) {
   return a;
 }
 
-uint8_t family_of(const SocketState& s) {
-  return s.local.family != 0 ? s.local.family : s.peer.family;
-}
-
-// Call right after the failed syscall: reads errno first.
-[[noreturn]] void fail_socket(const SavedFd& f, const char* what) {
-  const int err = errno;
+[[noreturn]] void fail_socket(const SavedFd& f, const char* what, const std::string& reason) {
+  const SocketAddress& at = f.socket.local;
   throw Error(fmt::format("fd {} ({} {}): {}: {}", f.fd, to_string(f.kind),
-                          f.socket.local.to_string(), what, std::strerror(err)));
+                          at.family != 0 ? at.to_string() : "unbound", what, reason));
 }
 
-void set_option(int fd, int level, int name, bool on) {
-  int value = on ? 1 : 0;
-  ::setsockopt(fd, level, name, &value, sizeof value);
-}
-
-void apply_options(int fd, const SocketState& s) {
-  if (s.reuse_addr) set_option(fd, SOL_SOCKET, SO_REUSEADDR, true);
-  if (s.keep_alive) set_option(fd, SOL_SOCKET, SO_KEEPALIVE, true);
-  if (s.no_delay) set_option(fd, IPPROTO_TCP, TCP_NODELAY, true);
-}
-
-FdEntry socket_entry(const SavedFd& f, util::UniqueFd host) {
-  FdEntry entry;
-  entry.kind = f.kind;
-  entry.host = std::move(host);
-  entry.guest_path = f.path;
-  entry.fdflags = f.fdflags;
-  entry.rights_base = f.rights_base;
-  entry.rights_inheriting = f.rights_inheriting;
-  entry.socket = f.socket;
-  return entry;
+// A new socket of the saved family with the saved options, bound to the
+// saved address if it had one: what every kind but a stream starts from.
+FdEntry reopen_socket(const SavedFd& f) {
+  const SocketState& s = f.socket;
+  FdEntry e;
+  if (Errno err = open_socket(s.family, f.kind == FdKind::UdpSocket, e); err != Errno::success)
+    fail_socket(f, "cannot create the socket again", errno_text(err));
+  e.kind = f.kind;
+  e.guest_path = f.path;
+  e.fdflags = f.fdflags;
+  e.rights_base = f.rights_base;
+  e.rights_inheriting = f.rights_inheriting;
+  e.socket = s;
+  if (Errno err = apply_socket_options(e); err != Errno::success)
+    fail_socket(f, "cannot set its options again", errno_text(err));
+  if (s.local.family == 0) return e;
+  sockaddr_storage address{};
+  const socklen_t length = to_sockaddr(s.local, address);
+  if (::bind(e.host.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0)
+    fail_socket(f, "cannot bind its address again", std::strerror(errno));
+  return e;
 }
 
 FdEntry listen_again(const SavedFd& f) {
-  const SocketState& s = f.socket;
+  if (f.socket.local.family == 0)
+    throw Error(fmt::format("fd {}: a listening socket without an address", f.fd));
+  FdEntry e = reopen_socket(f);
+  if (::listen(e.host.get(), f.socket.backlog > 0 ? f.socket.backlog : SOMAXCONN) != 0)
+    fail_socket(f, "cannot listen again", std::strerror(errno));
+  return e;
+}
+
+// A connected datagram socket is connected again: that only sets where its
+// datagrams go.
+FdEntry datagram_again(const SavedFd& f) {
+  FdEntry e = reopen_socket(f);
+  if (f.socket.peer.family == 0) return e;
   sockaddr_storage address{};
-  const socklen_t length = to_sockaddr(s.local, address);
-  if (length == 0)
-    throw Error(
-        fmt::format("fd {}: a listening socket without an address cannot be restored", f.fd));
-  util::UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) fail_socket(f, "cannot create the socket again");
-  apply_options(fd.get(), s);
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0)
-    fail_socket(f, "cannot bind its address again");
-  if (::listen(fd.get(), s.backlog > 0 ? s.backlog : SOMAXCONN) != 0)
-    fail_socket(f, "cannot listen again");
-  return socket_entry(f, std::move(fd));
+  const socklen_t length = to_sockaddr(f.socket.peer, address);
+  if (::connect(e.host.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0)
+    fail_socket(f, "cannot connect it again", std::strerror(errno));
+  return e;
+}
+
+// A TCP socket neither listening nor connected. A connect in progress
+// cannot move; the guest issues it again (the host call is re-issued on
+// resume, or it polls and retries) and it starts over from this host.
+FdEntry tcp_socket_again(const SavedFd& f) {
+  FdEntry e = reopen_socket(f);
+  e.socket->connecting = false;
+  return e;
 }
 
 // Waits up to kResetWaitMs for `fd` to show `events`.
@@ -177,64 +229,93 @@ util::UniqueFd local_reset_connection() {
 FdEntry reset_stream(const SavedFd& f) {
   util::UniqueFd fd = loopback_reset_connection();
   if (!fd) fd = local_reset_connection();
-  if (!fd) fail_socket(f, "cannot create a reset connection");
+  if (!fd) fail_socket(f, "cannot create a reset connection", std::strerror(errno));
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-  return socket_entry(f, std::move(fd));
+  FdEntry e;
+  e.kind = f.kind;
+  e.host = std::move(fd);
+  e.guest_path = f.path;
+  e.fdflags = f.fdflags;
+  e.rights_base = f.rights_base;
+  e.rights_inheriting = f.rights_inheriting;
+  e.socket = f.socket; // the addresses the program was talking between
+  return e;
 }
 
 } // namespace
 
 void write_socket(PayloadWriter& w, const SocketState& s) {
-  w.u8(family_of(s));
+  w.u8(s.family);
   write_address(w, s.local);
   write_address(w, s.peer);
   w.u32(static_cast<uint32_t>(s.backlog));
-  w.u32((s.shut_read ? sockflag::shut_read : 0) | (s.shut_write ? sockflag::shut_write : 0));
+  w.u32((s.shut_read ? sockflag::shut_read : 0) | (s.shut_write ? sockflag::shut_write : 0) |
+        (s.connecting ? sockflag::connecting : 0));
   uint32_t count = 0;
-  for (const BoolOption& o : kBoolOptions) count += s.*o.field ? 1 : 0;
+  for (const OptionCodec& o : kOptions) count += o.get(s.options) ? 1 : 0;
   w.u32(count);
-  for (const BoolOption& o : kBoolOptions) {
-    if (!(s.*o.field)) continue;
-    w.u32(static_cast<uint32_t>(o.id));
-    w.u64(1);
+  for (const OptionCodec& o : kOptions) {
+    if (auto v = o.get(s.options)) {
+      w.u32(o.id);
+      w.u64(*v);
+    }
+  }
+  w.u32(static_cast<uint32_t>(s.options.memberships.size()));
+  for (const auto& m : s.options.memberships) {
+    write_address(w, m.group);
+    w.u32(m.interface);
   }
 }
 
 SocketState read_socket(PayloadReader& r, uint32_t fd) {
   SocketState s;
-  read_family(r); // the local or peer address's; sockets that have neither are not saved yet
+  s.family = read_family(r);
   s.local = read_address(r);
   s.peer = read_address(r);
   const uint32_t backlog = r.u32();
-  if (backlog > 0x7FFFFFFF) r.fail(fmt::format("fd {}: backlog {} is too large", fd, backlog));
+  if (backlog > kIntMax) r.fail(fmt::format("fd {}: backlog {} is too large", fd, backlog));
   s.backlog = static_cast<int>(backlog);
   const uint32_t flags = r.u32();
   if (flags & ~sockflag::all) r.fail(fmt::format("fd {}: unknown socket flags 0x{:x}", fd, flags));
   s.shut_read = flags & sockflag::shut_read;
   s.shut_write = flags & sockflag::shut_write;
+  s.connecting = flags & sockflag::connecting;
   const uint32_t count = r.count(12, "socket options");
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t id = r.u32();
     const uint64_t value = r.u64();
-    auto known = std::find_if(std::begin(kBoolOptions), std::end(kBoolOptions),
-                              [&](const BoolOption& o) { return uint32_t(o.id) == id; });
-    if (known == std::end(kBoolOptions))
-      r.fail(fmt::format("fd {}: unknown socket option {}", fd, id));
-    if (value > 1) r.fail(fmt::format("fd {}: socket option {} = {}", fd, known->name, value));
-    s.*known->field = value == 1;
+    auto known = std::find_if(std::begin(kOptions), std::end(kOptions),
+                              [&](const OptionCodec& o) { return o.id == id; });
+    if (known == std::end(kOptions)) r.fail(fmt::format("fd {}: unknown socket option {}", fd, id));
+    if (value > known->max)
+      r.fail(fmt::format("fd {}: socket option {} = {} is above {}", fd, known->name, value,
+                         known->max));
+    known->set(s.options, value);
+  }
+  s.options.memberships.resize(r.count(25, "multicast memberships"));
+  for (auto& m : s.options.memberships) {
+    m.group = read_address(r);
+    m.interface = r.u32();
   }
   return s;
 }
 
 nlohmann::json socket_json(const SocketState& s) {
-  nlohmann::json options = nlohmann::json::array();
-  for (const BoolOption& o : kBoolOptions)
-    if (s.*o.field) options.push_back(o.name);
-  nlohmann::json out = {{"local", s.local.to_string()}, {"options", std::move(options)}};
+  nlohmann::json options = nlohmann::json::object();
+  for (const OptionCodec& o : kOptions)
+    if (auto v = o.get(s.options)) options[o.name] = *v;
+  nlohmann::json out = {{"family", s.family}, {"options", std::move(options)}};
+  if (s.local.family != 0) out["local"] = s.local.to_string();
   if (s.peer.family != 0) out["peer"] = s.peer.to_string();
   if (s.backlog != 0) out["backlog"] = s.backlog;
+  if (s.connecting) out["connecting"] = true;
   if (s.shut_read) out["shut_read"] = true;
   if (s.shut_write) out["shut_write"] = true;
+  if (!s.options.memberships.empty()) {
+    nlohmann::json groups = nlohmann::json::array();
+    for (const auto& m : s.options.memberships) groups.push_back(m.group.to_string());
+    out["memberships"] = std::move(groups);
+  }
   return out;
 }
 
@@ -244,6 +325,10 @@ FdEntry restore_socket(const SavedFd& saved) {
     return listen_again(saved);
   case FdKind::TcpStream:
     return reset_stream(saved);
+  case FdKind::TcpSocket:
+    return tcp_socket_again(saved);
+  case FdKind::UdpSocket:
+    return datagram_again(saved);
   default:
     throw Error(
         fmt::format("fd {}: a {} socket cannot be restored", saved.fd, to_string(saved.kind)));

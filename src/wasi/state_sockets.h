@@ -20,7 +20,9 @@ nlohmann::json socket_json(const SocketState& s);
 // The socket of `saved` on this host: a listener bound again at its address
 // (a taken port is a tern::Error naming the fd and the address); a
 // connected stream as a socket whose peer has reset the connection, so the
-// guest's next recv or send reports ECONNRESET.
+// guest's next recv or send reports ECONNRESET; a socket the guest opened
+// (TCP not yet connected, UDP) made again with its options, bound where it
+// was, a UDP socket connected to the same peer.
 FdEntry restore_socket(const SavedFd& saved);
 
 } // namespace tern::wasi::state

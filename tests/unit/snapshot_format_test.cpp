@@ -314,8 +314,8 @@ TEST(SnapshotFormat, StructuralErrors) {
       [&] { from_bytes(SpecStream().section("MODL", modl).section("MODL", modl).finish()); },
       "repeated");
   // A stream that stops exactly after a section, with no TAIL.
-  auto no_tail = SpecStream().minimal_instance().finish();
-  no_tail.resize(no_tail.size() - (16 + 20 + 8));
+  const auto with_tail = SpecStream().minimal_instance().finish();
+  const std::vector<uint8_t> no_tail(with_tail.begin(), with_tail.end() - (16 + 20 + 8));
   expect_error([&] { from_bytes(no_tail); }, "before the TAIL section");
   // A TAIL that does not match the stream (a whole section was removed).
   {

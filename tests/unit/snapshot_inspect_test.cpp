@@ -233,8 +233,8 @@ TEST_F(SnapshotInspect, ShowsTheWasiState) {
 
 TEST(SnapshotDescribe, ExtensionRenderersDescribeTheirSections) {
   snapshot::register_extension_renderer(snapshot::make_tag("WASI"),
-                                        {[](std::span<const uint8_t> payload) {
-                                           return json{{"fds", payload.size()}};
+                                        {[](const snapshot::ExtensionSection& e) {
+                                           return json{{"fds", e.payload.size()}};
                                          },
                                          nullptr});
   const json d = snapshot::describe_snapshot(sample_snapshot(), nullptr, "");

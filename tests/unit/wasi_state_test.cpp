@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <map>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nlohmann/json.hpp>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -504,6 +505,77 @@ TEST_F(WasiStateTest, ConnectedSocketsComeBackResetByThePeer) {
   ::close(peer2);
 }
 
+TEST_F(WasiStateTest, SocketsTheProgramOpenedComeBackWithTheirOptions) {
+  // A UDP socket bound to a port and connected to a peer, and a TCP socket
+  // bound but not connected, as the socket extension leaves them.
+  wasi::FdEntry udp;
+  ASSERT_EQ(wasi::open_socket(4, true, udp), Errno::success);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(udp.host.get(), reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  udp.socket->local = wasi::local_address(udp.host.get());
+  udp.socket->peer = udp.socket->local; // talking to itself
+  udp.socket->options.broadcast = true;
+  udp.socket->options.recv_buf = 65536;
+  udp.socket->options.recv_timeout_us = 1500;
+  wasi::FdEntry tcp;
+  ASSERT_EQ(wasi::open_socket(4, false, tcp), Errno::success);
+  ASSERT_EQ(::bind(tcp.host.get(), reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  tcp.socket->local = wasi::local_address(tcp.host.get());
+  tcp.socket->options.keep_alive = true;
+  tcp.socket->options.keep_idle_s = 77;
+  tcp.socket->connecting = true;
+  tcp.socket->peer = tcp.socket->local;
+  const wasi::SocketAddress udp_at = udp.socket->local, tcp_at = tcp.socket->local;
+  ctx_->fds().insert_at(10, std::move(udp));
+  ctx_->fds().insert_at(11, std::move(tcp));
+  restore(save());
+
+  auto option = [](int fd, int level, int name) {
+    int value = 0;
+    socklen_t len = sizeof value;
+    EXPECT_EQ(::getsockopt(fd, level, name, &value, &len), 0);
+    return value;
+  };
+  const wasi::FdEntry* u = ctx_->fds().find(10);
+  ASSERT_NE(u, nullptr);
+  EXPECT_EQ(u->kind, wasi::FdKind::UdpSocket);
+  EXPECT_EQ(wasi::local_address(u->host.get()), udp_at) << "bound where it was";
+  EXPECT_EQ(wasi::peer_address(u->host.get()), udp_at) << "connected to the same peer";
+  EXPECT_EQ(option(u->host.get(), SOL_SOCKET, SO_BROADCAST), 1);
+  EXPECT_GE(option(u->host.get(), SOL_SOCKET, SO_RCVBUF), 65536);
+  EXPECT_EQ(u->recv_timeout_us(), 1500u);
+  EXPECT_EQ(send(10, "self"), Errno::success);
+  EXPECT_EQ(recv(10), Errno::success);
+  EXPECT_EQ(get(kBuf, load<uint32_t>(kOut)), "self");
+
+  const wasi::FdEntry* t = ctx_->fds().find(11);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->kind, wasi::FdKind::TcpSocket);
+  EXPECT_EQ(wasi::local_address(t->host.get()), tcp_at);
+  EXPECT_EQ(option(t->host.get(), SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(option(t->host.get(), IPPROTO_TCP, TCP_KEEPIDLE), 77);
+  EXPECT_FALSE(t->socket->connecting) << "a connect in progress starts over when re-issued";
+}
+
+TEST_F(WasiStateTest, NetworkSandboxIsTheRestoresOwn) {
+  wasi::WasiOptions options;
+  options.allow_connect = {"127.0.0.1"};
+  start(options);
+  auto section = save();
+  wasi::SocketAddress local;
+  local.family = 4;
+  local.ip = {127, 0, 0, 1};
+  local.port = 80;
+  restore(section);
+  EXPECT_FALSE(ctx_->net_policy().may_connect(local)) << "nothing allowed unless the restore says";
+  wasi::RestoreOptions o;
+  o.allow_connect = {"127.0.0.1"};
+  restore(section, o);
+  EXPECT_TRUE(ctx_->net_policy().may_connect(local));
+}
+
 TEST_F(WasiStateTest, DescribeNamesEveryFd) {
   wasi::WasiOptions options;
   options.args = {"prog", "two words"};
@@ -595,8 +667,11 @@ TEST(WasiStatePayload, EveryTruncationIsAnError) {
   sock.fd = 5;
   sock.kind = wasi::FdKind::TcpListener;
   sock.origin = wasi::state::Origin::Socket;
+  sock.socket.family = 4;
   sock.socket.local.family = 4;
-  sock.socket.reuse_addr = true;
+  sock.socket.options.reuse_addr = true;
+  sock.socket.options.ttl = 9;
+  sock.socket.options.memberships = {{sock.socket.local, 7}};
   s.fds = {file, sock};
   s.files = {{0, "f", 0644, 3, 0, {1, 2, 3}}};
   const auto payload = wasi::state::encode(s);
