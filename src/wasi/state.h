@@ -1,5 +1,5 @@
 // A WASI program's host state in a snapshot: the "WASI" extension section
-// (docs/snapshot-format.md §10.1). Saving writes the context down as
+// (docs/snapshot-format.md, "WASI state"). Saving writes the context down as
 // semantic records (args, env, preopens by guest name, every fd with its
 // kind, guest path, preopen, flags, rights, offset and file identity,
 // sockets, clock readings); restoring builds a new context on this host
