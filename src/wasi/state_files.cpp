@@ -165,7 +165,8 @@ FdEntry reopen_path(const SavedFd& saved, const RestoreRoot& root, PathResolver&
   if (Errno e = resolver.open(root.fd, path, flags | O_CLOEXEC, 0, host); e != Errno::success)
     fail_reopen(saved, root,
                 e == Errno::noent ? "missing on restore" : "cannot reopen it: " + errno_text(e));
-  if (saved.kind == FdKind::Fifo) ::fcntl(host.get(), F_SETFL, flags & ~O_NONBLOCK);
+  if (saved.kind == FdKind::Fifo)
+    ::fcntl(host.get(), F_SETFL, ::fcntl(host.get(), F_GETFL) & ~O_NONBLOCK);
   struct stat st;
   if (::fstat(host.get(), &st) != 0) fail_reopen(saved, root, std::strerror(errno));
   const FdKind kind = kind_of(host.get(), st);

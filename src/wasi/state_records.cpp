@@ -33,6 +33,10 @@ std::vector<std::string> read_strings(PayloadReader& r, std::string_view what) {
 void write_pending_poll(PayloadWriter& w, const std::optional<PendingPoll>& poll) {
   w.boolean(poll.has_value());
   if (!poll) return;
+  if (poll->subscriptions.size() != poll->deadlines.size() * kSubscriptionBytes)
+    throw Error(fmt::format("internal error: a pending poll with {} subscription bytes and {} "
+                            "deadlines",
+                            poll->subscriptions.size(), poll->deadlines.size()));
   w.u32(poll->in);
   w.u32(static_cast<uint32_t>(poll->deadlines.size()));
   w.bytes(poll->subscriptions);

@@ -122,7 +122,8 @@ TEST_F(WasiStateTest, RecordsArgsEnvPreopensAndEveryFdKind) {
   uint32_t conn;
   ASSERT_EQ(accept(5, conn), Errno::success);
 
-  const std::vector<uint8_t> payload = save().payload;
+  const auto section = save();
+  const std::vector<uint8_t>& payload = section.payload;
   const wasi::state::SavedState s = wasi::state::decode(payload);
   EXPECT_EQ(s.args, (std::vector<std::string>{"prog", "a b"}));
   EXPECT_EQ(s.env, (std::vector<std::string>{"K=V"}));
@@ -158,6 +159,19 @@ TEST_F(WasiStateTest, RecordsArgsEnvPreopensAndEveryFdKind) {
 
   // Encoding what was decoded gives the same bytes.
   EXPECT_EQ(wasi::state::encode(s), payload);
+
+  // Every fd comes back at its number as the same kind.
+  restore(section);
+  EXPECT_EQ(ctx_->fds().open_fds().size(), s.fds.size());
+  for (const auto& f : s.fds) {
+    const wasi::FdEntry* e = ctx_->fds().find(f.fd);
+    ASSERT_NE(e, nullptr) << "fd " << f.fd;
+    EXPECT_EQ(e->kind, f.kind) << "fd " << f.fd;
+    EXPECT_EQ(e->rights_base & ~f.rights_base, 0u) << "fd " << f.fd << ": no new rights";
+  }
+  EXPECT_EQ(read(file, 3), "456");
+  ASSERT_EQ(::write(fifo_writer, "via fifo", 8), 8);
+  EXPECT_EQ(read(fifo, 8), "via fifo") << "the same named pipe";
   ::close(peer);
   ::close(fifo_writer);
 }
