@@ -123,8 +123,11 @@ SocketAddress read_address(PayloadReader& r) {
 // saved address if it had one: what every kind but a stream starts from.
 FdEntry reopen_socket(const SavedFd& f) {
   const SocketState& s = f.socket;
+  const uint8_t family = s.family != 0 ? s.family : s.local.family;
+  if (family != 4 && family != 6)
+    throw Error(fmt::format("fd {}: a {} of unknown address family", f.fd, to_string(f.kind)));
   FdEntry e;
-  if (Errno err = open_socket(s.family, f.kind == FdKind::UdpSocket, e); err != Errno::success)
+  if (Errno err = open_socket(family, f.kind == FdKind::UdpSocket, e); err != Errno::success)
     fail_socket(f, "cannot create the socket again", errno_text(err));
   e.kind = f.kind;
   e.guest_path = f.path;
@@ -132,6 +135,7 @@ FdEntry reopen_socket(const SavedFd& f) {
   e.rights_base = f.rights_base;
   e.rights_inheriting = f.rights_inheriting;
   e.socket = s;
+  e.socket->family = family;
   if (Errno err = apply_socket_options(e); err != Errno::success)
     fail_socket(f, "cannot set its options again", errno_text(err));
   if (s.local.family == 0) return e;
