@@ -184,10 +184,11 @@ bool read_line(int fd, std::string& line) {
   return true;
 }
 
+// On a socket; a peer that went away is not a SIGPIPE.
 void write_all(int fd, const std::string& text) {
   size_t done = 0;
   while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    ssize_t n = ::send(fd, text.data() + done, text.size() - done, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     done += static_cast<size_t>(n);
@@ -291,9 +292,10 @@ private:
 
 // --- Writing -------------------------------------------------------------------
 
-// Background writes still running; their control replies are answered when
-// they finish. At most one runs at a time: a new checkpoint waits for the
-// previous one, so snapshots land in order.
+// Writes snapshots. A background write is watched by its own thread, which
+// answers the control requests waiting for it as soon as the child is done
+// (the program goes on meanwhile). At most one runs at a time: a new
+// checkpoint waits for the previous one, so snapshots land in order.
 class Writer {
 public:
   explicit Writer(Status& status) : status_(status) {}
@@ -303,45 +305,40 @@ public:
   std::string write_now(const std::string& path, const snapshot::Snapshot& s,
                         const snapshot::WriteOptions& options) {
     wait();
+    std::string error;
     try {
       snapshot::write_snapshot_file(path, s, options);
     } catch (const std::exception& e) {
-      return e.what();
+      error = e.what();
     }
-    return "";
+    report(path, error);
+    return error;
   }
 
   void write_in_background(const std::string& path, const snapshot::Snapshot& s,
                            const snapshot::WriteOptions& options,
                            std::vector<std::shared_ptr<std::promise<std::string>>> replies) {
     wait();
-    pending_.emplace(snapshot::start_background_write(path, s, options));
-    pending_path_ = path;
-    pending_replies_ = std::move(replies);
+    auto write = std::make_shared<snapshot::BackgroundWrite>(
+        snapshot::start_background_write(path, s, options));
+    watcher_ = std::thread([this, write, path, replies = std::move(replies)] {
+      std::string error;
+      try {
+        write->wait();
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      report(path, error);
+      for (auto& r : replies) r->set_value(error.empty() ? "ok " + path : "error " + error);
+    });
   }
 
-  // Waits for the background write, if any; returns its error ("" if none).
-  std::string wait() {
-    if (!pending_) return "";
-    std::string error;
-    try {
-      pending_->wait();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    report(pending_path_, error);
-    for (auto& r : pending_replies_)
-      r->set_value(error.empty() ? "ok " + pending_path_ : "error " + error);
-    pending_.reset();
-    pending_replies_.clear();
-    return error;
+  // Waits for the background write, if one is running.
+  void wait() {
+    if (watcher_.joinable()) watcher_.join();
   }
 
-  // Finishes a background write that is done, without blocking.
-  void poll() {
-    if (pending_ && pending_->finished()) wait();
-  }
-
+private:
   void report(const std::string& path, const std::string& error) {
     std::lock_guard lock(status_.mutex);
     if (error.empty()) {
@@ -354,11 +351,8 @@ public:
     }
   }
 
-private:
   Status& status_;
-  std::optional<snapshot::BackgroundWrite> pending_;
-  std::string pending_path_;
-  std::vector<std::shared_ptr<std::promise<std::string>>> pending_replies_;
+  std::thread watcher_;
 };
 
 // Folds signal bits, queued requests and a reached --checkpoint-at into the
@@ -406,7 +400,6 @@ SupervisedOutcome supervise(Program& program, const CheckpointPolicy& policy) {
     result.exec = program.run();
     if (result.exec.kind != runtime::ExecOutcome::Kind::Suspended) break;
     const auto paused = Clock::now();
-    writer.poll();
     std::vector<Request> requests =
         collect_requests(program, policy, queue, guest_asked, count_taken);
     program.interrupt().clear();
@@ -441,7 +434,6 @@ SupervisedOutcome supervise(Program& program, const CheckpointPolicy& policy) {
       }
       if (stop) { // synchronous: the program ends only once the snapshot is safe
         std::string error = writer.write_now(path, snap, policy.write);
-        writer.report(path, error);
         for (auto& reply : replies)
           reply->set_value(error.empty() ? "ok " + path : "error " + error);
         if (!error.empty())
