@@ -99,6 +99,19 @@ def read_until(proc, text):
             return "".join(lines)
 
 
+def wait_blocked(proc):
+    """Waits until tern's main thread (the program's) sleeps in poll: the
+    program is then inside a blocking host call, so a checkpoint requested
+    now must land there, however loaded the machine is."""
+    def blocked():
+        try:
+            with open(f"/proc/{proc.pid}/wchan") as f:
+                return "poll" in f.read()
+        except OSError:
+            return False
+    wait_for(blocked, "the program to block in a host call")
+
+
 def finish(proc):
     out, err = proc.communicate(timeout=TIMEOUT)
     return proc.returncode, out.decode(), err.decode()
@@ -126,6 +139,7 @@ def signal_(env):
     snap = env.path("signal.snap")
     proc = env.start(["run", "--checkpoint-to", snap, env.wasm("sleeper"), "16", "60"])
     head = read_until(proc, "tick 4 ")
+    wait_blocked(proc)
     proc.send_signal(signal.SIGUSR1)
     rc, rest, err = finish(proc)
     expect_equal(rc, 0, f"exit status after a continuing checkpoint ({err})")
@@ -240,6 +254,7 @@ def blocked_sleep(env):
     sock = env.path("sleep.sock")
     proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "3", "400"])
     head = read_until(proc, "tick 1 ")
+    wait_blocked(proc)
     rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
     expect_equal(rc, 0, f"client ({err})")
     rc, rest, err = finish(proc)
@@ -259,6 +274,7 @@ def blocked_read(env):
     proc.stdin.write("".join(lines[:3]).encode())
     proc.stdin.flush()
     head = read_until(proc, "3: ")
+    wait_blocked(proc)
     rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
     expect_equal(rc, 0, f"client ({err})")
     proc.stdin.close()
@@ -307,6 +323,7 @@ def blocked_accept(env):
         head = read_until(proc, "listening on fd")
         expect_equal(echo(port, b"first"), b"first", "echo before the checkpoint")
         head += read_until(proc, "connection 1")
+        wait_blocked(proc)
         rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
         expect_equal(rc, 0, f"client ({err})")
         rc, rest, err = finish(proc)
