@@ -2,9 +2,13 @@
 // `_start`), or one exported function with --invoke, under WASI preview1
 // with wasmtime-like options. The exit code is the program's; a trap prints
 // its message and a wasm backtrace and exits with 134 (as wasmtime does).
+#include "cli/checkpoint_options.h"
 #include "cli/commands.h"
+#include "cli/engine_mode.h"
 #include "cli/load.h"
-#include "interp/engine.h"
+#include "cli/stats.h"
+#include "program/program.h"
+#include "program/supervisor.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "tern/error.h"
@@ -21,8 +25,6 @@ extern char** environ;
 namespace tern::cli {
 namespace {
 
-constexpr int kTrapExitCode = 134;
-
 struct RunOptions {
   std::string module;
   std::vector<std::string> args;
@@ -34,6 +36,9 @@ struct RunOptions {
   std::string invoke;
   std::string stdin_path, stdout_path, stderr_path;
   std::string path_resolver = "auto";
+  std::string mode = "interp";
+  CheckpointCliOptions checkpoint;
+  std::string stats_out;
 };
 
 // --env K=V sets, --env K copies tern's own K; later settings win.
@@ -113,17 +118,6 @@ runtime::Slot parse_arg(const std::string& text, wasm::ValType type) {
       fmt::format("--invoke: parameters of type {} are not supported", wasm::to_string(type)));
 }
 
-void print_trap(const runtime::Trap& trap, const wasm::Module& module) {
-  fmt::print(stderr, "tern: trap: {}\n", trap.message);
-  if (trap.backtrace.empty()) return;
-  fmt::print(stderr, "wasm backtrace:\n");
-  for (size_t i = 0; i < trap.backtrace.size(); ++i) {
-    const auto& f = trap.backtrace[i];
-    std::string name = f.func_name.empty() ? module.func_name(f.func_index) : f.func_name;
-    fmt::print(stderr, "  {:>3}: {:#08x} - {}\n", i, f.wasm_offset, name);
-  }
-}
-
 // Runs `func` and turns its outcome into tern's exit code.
 int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInstance* func,
            std::vector<runtime::Slot> args, bool print_results, const wasm::Module& module) {
@@ -151,10 +145,31 @@ int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInst
   return 1;
 }
 
+// A WASI command under the supervisor, which takes its checkpoints.
+int run_command(const RunOptions& o, std::shared_ptr<const wasm::Module> module) {
+  program::CheckpointPolicy policy = checkpoint_policy(o.checkpoint);
+  program::EngineSpec engine{o.mode, [&] { return make_engine_for_mode(o.mode); }};
+  std::unique_ptr<program::Program> prog;
+  try {
+    prog = program::Program::create(module, wasi_options(o), engine);
+  } catch (const runtime::InstantiationTrap& t) {
+    print_trap(t.trap(), *module);
+    return kTrapExitCode;
+  }
+  if (!module->find_export("_start"))
+    throw Error(fmt::format("{}: no `_start` export (use --invoke FUNC)", o.module));
+  if (!o.stats_out.empty()) prog->stop_at_stable_point(policy.at.value_or(0));
+  program::SupervisedOutcome outcome = program::supervise(*prog, policy);
+  int status = exit_status(outcome, *module);
+  if (!o.stats_out.empty()) write_stats(o.stats_out, *prog, outcome, status);
+  return status;
+}
+
 int run(const RunOptions& o) {
   auto module = load_module(o.module);
+  if (o.invoke.empty()) return run_command(o, module);
   wasi::WasiContext ctx(wasi_options(o));
-  runtime::Store store(interp::make_engine());
+  runtime::Store store(make_engine_for_mode(o.mode));
   runtime::Linker linker;
   wasi::register_wasi(ctx, store, linker);
   runtime::Thread thread(store);
@@ -169,11 +184,6 @@ int run(const RunOptions& o) {
     return kTrapExitCode;
   }
 
-  if (o.invoke.empty()) {
-    runtime::FunctionInstance* start = instance->find_func_export("_start");
-    if (!start) throw Error(fmt::format("{}: no `_start` export (use --invoke FUNC)", o.module));
-    return finish(store, thread, start, {}, false, *module);
-  }
   // A reactor initializes itself before any other export is called.
   if (auto* init = instance->find_func_export("_initialize")) {
     if (int code = finish(store, thread, init, {}, false, *module); code != 0) return code;
@@ -222,6 +232,14 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--path-resolver", o->path_resolver,
                   "How paths are kept inside --dir directories: auto, openat2 or walk")
       ->type_name("MODE");
+  cmd->add_option("--mode", o->mode, "Execution engine: interp (default)")
+      ->type_name("MODE")
+      ->check(CLI::IsMember(engine_modes()));
+  add_checkpoint_options(*cmd, o->checkpoint);
+  cmd->add_option("--stats-out", o->stats_out,
+                  "At the end, write JSON to FILE: stable points executed, memory sha256, "
+                  "exit status (for tests)")
+      ->type_name("FILE");
   cmd->add_option("MODULE", o->module, "WebAssembly binary (.wasm)")->required()->type_name("");
   cmd->add_option("ARGS", o->args, "Arguments for the program (argv[1...])")->type_name("");
   cmd->positionals_at_end();
