@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fmt/format.h>
 #include <map>
 #include <set>
@@ -196,6 +197,9 @@ snapshot::ExtensionSection save_state(WasiContext& ctx, const SaveOptions& optio
   s.args = ctx.options().args;
   s.env = ctx.options().env;
   s.preopens = ctx.preopens();
+  // As given on the command line, a relative path means nothing to a
+  // restore started elsewhere: record where it was.
+  for (Preopen& p : s.preopens) p.host_path = std::filesystem::absolute(p.host_path).string();
   s.monotonic_ns = ctx.clocks().monotonic_now();
   s.process_cputime_ns = clock_reading(ctx.clocks(), ClockId::process_cputime);
   s.thread_cputime_ns = clock_reading(ctx.clocks(), ClockId::thread_cputime);

@@ -176,6 +176,19 @@ TEST_F(WasiStateTest, RecordsArgsEnvPreopensAndEveryFdKind) {
   ::close(fifo_writer);
 }
 
+TEST_F(WasiStateTest, PreopenHostPathsAreRecordedAbsolute) {
+  wasi::WasiOptions options;
+  const auto relative = std::filesystem::relative(dir_ / "outside");
+  ASSERT_TRUE(relative.is_relative());
+  options.preopens = {{relative.string(), "/rel"}};
+  start(options);
+  const auto saved = wasi::state::decode(save().payload);
+  ASSERT_EQ(saved.preopens.size(), 2u);
+  EXPECT_EQ(saved.preopens[1].guest_path, "/rel");
+  EXPECT_TRUE(saved.preopens[1].host_path.starts_with('/')) << saved.preopens[1].host_path;
+  EXPECT_TRUE(std::filesystem::equivalent(saved.preopens[1].host_path, dir_ / "outside"));
+}
+
 TEST_F(WasiStateTest, RestoreKeepsFdNumbersKindsFlagsAndRights) {
   dir_.write("sandbox/in.txt", "0123456789");
   dir_.mkdir("sandbox/sub");
