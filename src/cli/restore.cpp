@@ -12,6 +12,7 @@
 #include "tern/error.h"
 
 #include <fmt/format.h>
+#include <tuple>
 
 namespace tern::cli {
 namespace {
@@ -22,6 +23,7 @@ struct RestoreCliOptions {
   std::vector<std::string> dirs;
   std::string stdin_path, stdout_path, stderr_path;
   bool allow_changed_files = false;
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
   std::string path_resolver = "auto";
   std::string mode = "interp";
   CheckpointCliOptions checkpoint;
@@ -44,6 +46,9 @@ int restore(const RestoreCliOptions& o) {
   options.wasi.stdout_path = o.stdout_path;
   options.wasi.stderr_path = o.stderr_path;
   options.wasi.allow_changed_files = o.allow_changed_files;
+  options.wasi.allow_connect = o.allow_connect;
+  options.wasi.allow_bind = o.allow_bind;
+  options.wasi.allow_resolve = o.allow_resolve;
   options.wasi.resolve_mode = resolve_mode(o.path_resolver);
   program::EngineSpec engine{o.mode, [&] { return make_engine_for_mode(o.mode); }};
   auto prog = program::Program::restore(o.snapshot, options, engine);
@@ -74,6 +79,15 @@ void add_restore_command(CLI::App& app) {
       ->type_name("FILE");
   cmd->add_flag("--allow-changed-files", o->allow_changed_files,
                 "Reopen files that changed since the checkpoint instead of refusing");
+  // The network sandbox is the restore's own, as for `tern run`.
+  for (auto [name, into, type, help] :
+       {std::tuple{"--allow-connect", &o->allow_connect, "ADDR[/PREFIX][:PORT]",
+                   "Let the program connect and send to matching addresses (socket extension)"},
+        std::tuple{"--allow-bind", &o->allow_bind, "ADDR[/PREFIX][:PORT]",
+                   "Let the program bind sockets to matching addresses (socket extension)"},
+        std::tuple{"--allow-resolve", &o->allow_resolve, "HOST",
+                   "Let the program resolve host name HOST (*.SUFFIX, or * for any)"}})
+    cmd->add_option(name, *into, help)->allow_extra_args(false)->type_size(1)->type_name(type);
   cmd->add_option("--path-resolver", o->path_resolver,
                   "How paths are kept inside --dir directories: auto, openat2 or walk")
       ->type_name("MODE");
