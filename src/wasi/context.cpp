@@ -39,17 +39,18 @@ constexpr Rights kWriteRights = right::fd_write | right::fd_allocate | right::fd
 FdEntry stdio_entry(int which, const std::string& redirect) {
   static constexpr const char* kNames[] = {"<stdin>", "<stdout>", "<stderr>"};
   static constexpr const char* kOptions[] = {"--stdin", "--stdout", "--stderr"};
+  if (redirect.empty())
+    return stdio_entry(which, util::UniqueFd(::fcntl(which, F_DUPFD_CLOEXEC, 3)), kNames[which]);
+  int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
+  util::UniqueFd host(::open(redirect.c_str(), flags | O_CLOEXEC, 0666));
+  if (!host) throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(errno)));
+  return stdio_entry(which, std::move(host), redirect);
+}
+
+FdEntry stdio_entry(int which, util::UniqueFd host, std::string name) {
   FdEntry entry;
-  if (redirect.empty()) {
-    entry.host.reset(::fcntl(which, F_DUPFD_CLOEXEC, 3));
-    entry.guest_path = kNames[which];
-  } else {
-    int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
-    entry.host.reset(::open(redirect.c_str(), flags | O_CLOEXEC, 0666));
-    if (!entry.host)
-      throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(errno)));
-    entry.guest_path = redirect;
-  }
+  entry.host = std::move(host);
+  entry.guest_path = std::move(name);
   if (!entry.host) return entry; // tern was started with this stream closed
   struct stat st {};
   ::fstat(entry.host.get(), &st);

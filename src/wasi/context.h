@@ -45,6 +45,9 @@ Preopen parse_dir_option(std::string_view spec);
 // `redirect` (stdin read, stdout/stderr created or truncated). No host fd
 // when tern's own stream is closed. Throws tern::Error naming the option.
 FdEntry stdio_entry(int which, const std::string& redirect);
+// The same for a stream already open as `host` (a restore reopening the
+// checkpoint's redirection), called `name`.
+FdEntry stdio_entry(int which, util::UniqueFd host, std::string name);
 // The fd entry of preopen number `index`, whose directory is open as `dir`.
 FdEntry preopen_entry(util::UniqueFd dir, uint32_t index);
 

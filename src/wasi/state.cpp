@@ -21,7 +21,8 @@ using state::Origin;
 using state::SavedFd;
 using state::SavedState;
 
-const std::string& stdio_redirect(const WasiOptions& o, uint8_t stream) {
+template <typename Options>
+const std::string& stdio_redirect(const Options& o, uint8_t stream) {
   const std::string* paths[] = {&o.stdin_path, &o.stdout_path, &o.stderr_path};
   return *paths[stream];
 }
@@ -67,6 +68,8 @@ SavedFd save_fd(WasiContext& ctx, uint32_t fd, FdEntry& e) {
     f.origin = Origin::Stdio;
     f.stream = *e.stdio;
     f.redirected = !stdio_redirect(ctx.options(), f.stream).empty();
+    if (f.redirected) f.path = std::filesystem::absolute(f.path).string();
+    f.position = e.position().value_or(0);
   } else if (e.socket) {
     f.origin = Origin::Socket;
     f.socket = *e.socket;
@@ -159,13 +162,34 @@ private:
     return r;
   }
 
+  // A stream the restore redirects is opened as `tern run` opens it; one
+  // the restore leaves alone is tern's own, or, if the program's was
+  // redirected to a file, that file again at the same offset.
   FdEntry restore_stdio(const SavedFd& f) {
-    FdEntry e = stdio_entry(f.stream, stdio_redirect(ctx_.options(), f.stream));
+    const bool continues = f.redirected && stdio_redirect(options_, f.stream).empty();
+    FdEntry e = continues ? reopen_redirect(f)
+                          : stdio_entry(f.stream, stdio_redirect(ctx_.options(), f.stream));
     // What the guest had dropped stays dropped; what the new stream cannot
     // do (seek on a terminal) is not given.
     e.rights_base &= f.rights_base;
     e.rights_inheriting &= f.rights_inheriting;
     e.fdflags |= f.fdflags & fdflag::nonblock;
+    return e;
+  }
+
+  FdEntry reopen_redirect(const SavedFd& f) {
+    static constexpr const char* kStreams[] = {"stdin", "stdout", "stderr"};
+    int flags = (f.stream == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC; // never truncated
+    if (f.fdflags & fdflag::append) flags |= O_APPEND;
+    util::UniqueFd host(::open(f.path.c_str(), flags));
+    const std::string what =
+        fmt::format("fd {} ({} redirected to {})", f.fd, kStreams[f.stream], f.path);
+    if (!host)
+      throw Error(fmt::format("{}: cannot reopen it: {} (redirect it with --{} FILE)", what,
+                              std::strerror(errno), kStreams[f.stream]));
+    FdEntry e = stdio_entry(f.stream, std::move(host), f.path);
+    if (e.kind == FdKind::File && ::lseek(e.host.get(), off_t(f.position), SEEK_SET) < 0)
+      throw Error(fmt::format("{}: cannot seek to {}: {}", what, f.position, std::strerror(errno)));
     return e;
   }
 
@@ -219,9 +243,14 @@ std::unique_ptr<WasiContext> restore_state(const snapshot::ExtensionSection& sec
   o.args = std::move(s.args);
   o.env = std::move(s.env);
   o.preopens = map_preopens(s.preopens, options.dirs);
-  o.stdin_path = options.stdin_path;
-  o.stdout_path = options.stdout_path;
-  o.stderr_path = options.stderr_path;
+  // The streams' redirections as the restored program has them: the
+  // restore's own, else the checkpoint's (a later checkpoint records them).
+  std::string* paths[] = {&o.stdin_path, &o.stdout_path, &o.stderr_path};
+  for (const SavedFd& f : s.fds)
+    if (f.origin == Origin::Stdio && f.redirected) *paths[f.stream] = f.path;
+  for (uint8_t stream = 0; stream < 3; ++stream)
+    if (const std::string& own = stdio_redirect(options, stream); !own.empty())
+      *paths[stream] = own;
   o.resolve_mode = options.resolve_mode;
   o.allow_connect = options.allow_connect;
   o.allow_bind = options.allow_bind;

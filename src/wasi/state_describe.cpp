@@ -70,6 +70,7 @@ json fd_json(const SavedFd& f, const SavedState& s) {
     out["stream"] = kStreamNames[f.stream];
     out["redirected"] = f.redirected;
     out["path"] = f.path;
+    if (f.redirected) out["stream_offset"] = f.position;
     break;
   case Origin::Preopen:
     out["preopen"] = f.preopen;
@@ -181,6 +182,8 @@ std::string fd_text(const json& fd) {
                     fd["redirected"].get<bool>() ? "redirected to " + fd["path"].get<std::string>()
                                                  : std::string("inherited"),
                     kind);
+    if (fd.contains("stream_offset"))
+      text += fmt::format(", offset {}", fd["stream_offset"].get<uint64_t>());
   } else if (origin == "socket") {
     text += kind + " " + socket_text(fd);
   } else {

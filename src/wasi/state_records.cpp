@@ -94,6 +94,7 @@ void write_fd(PayloadWriter& w, const SavedFd& f) {
   case Origin::Stdio:
     w.u8(f.stream);
     w.boolean(f.redirected);
+    w.u64(f.position);
     break;
   case Origin::Preopen:
     w.u32(f.preopen);
@@ -174,6 +175,7 @@ SavedFd read_fd(PayloadReader& r, size_t preopen_count) {
     if (f.stream > 2)
       r.fail(fmt::format("fd {}: standard stream {} is not 0, 1 or 2", f.fd, f.stream));
     f.redirected = r.boolean();
+    f.position = r.u64();
     break;
   case Origin::Preopen:
   case Origin::Path:
@@ -317,9 +319,9 @@ SavedState decode(std::span<const uint8_t> payload) {
   s.process_cputime_ns = r.u64();
   s.thread_cputime_ns = r.u64();
   s.pending_poll = read_pending_poll(r);
-  // The smallest fd record is a standard stream's: u32, 2 × u8, u32,
-  // 2 × u64, an empty string, u8, bool.
-  s.fds.resize(r.count(4 + 2 + 4 + 16 + 4 + 2, "fds"));
+  // The smallest fd record is a preopen's: u32, 2 × u8, u32, 2 × u64, an
+  // empty string, u32.
+  s.fds.resize(r.count(4 + 2 + 4 + 16 + 4 + 4, "fds"));
   for (size_t i = 0; i < s.fds.size(); ++i) {
     s.fds[i] = read_fd(r, s.preopens.size());
     if (i > 0 && s.fds[i].fd <= s.fds[i - 1].fd)

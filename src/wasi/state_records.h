@@ -35,8 +35,8 @@ struct SavedFd {
   std::string path;
 
   // Stdio
-  uint8_t stream = 0; // 0 stdin, 1 stdout, 2 stderr
-  bool redirected = false;
+  uint8_t stream = 0;      // 0 stdin, 1 stdout, 2 stderr
+  bool redirected = false; // to the host file `path` (absolute)
 
   // Preopen, Path
   uint32_t preopen = 0;
@@ -44,7 +44,7 @@ struct SavedFd {
   // Path
   uint16_t oflags = 0;
   uint32_t lookupflags = 0;
-  uint64_t position = 0;             // regular files; 0 otherwise
+  uint64_t position = 0;             // regular files (Path, Stdio); 0 otherwise
   uint64_t size = 0;                 // regular files: at the checkpoint
   int64_t mtime_ns = 0;              // regular files: at the checkpoint
   std::optional<DirListing> listing; // a directory being read (fd_readdir cookies)

@@ -417,6 +417,37 @@ TEST_F(WasiStateTest, StdioFollowsTheRestoresOwnOptions) {
   EXPECT_EQ(load<uint64_t>(kOut + 8), right::fd_write) << "dropped rights stay dropped";
 }
 
+TEST_F(WasiStateTest, RedirectedStreamsContinueInTheirFiles) {
+  dir_.write("in.txt", "0123456789");
+  wasi::WasiOptions options;
+  options.stdin_path = dir_ / "in.txt";
+  options.stdout_path = dir_ / "out.txt";
+  start(options);
+  EXPECT_EQ(read(0, 3), "012");
+  ASSERT_EQ(write(1, "before"), Errno::success);
+  auto section = save();
+  ASSERT_EQ(write(1, "-the run went on"), Errno::success);
+
+  // The restore names no stream: the program's files, where it was in them.
+  restore(section);
+  EXPECT_EQ(read(0, 3), "345");
+  ASSERT_EQ(write(1, "+after"), Errno::success);
+  EXPECT_EQ(dir_.read("out.txt"), "before+afterun went on")
+      << "not truncated: the restored program writes over what the run wrote after the "
+         "checkpoint, from the checkpoint's offset";
+  EXPECT_EQ(ctx_->options().stdout_path, dir_ / "out.txt");
+
+  // And again from the restored program: still the same files.
+  restore(save());
+  EXPECT_EQ(read(0, 2), "67");
+
+  ::unlink((dir_ / "in.txt").c_str());
+  std::string message = error_of([&] { restore(save()); });
+  EXPECT_NE(message.find("fd 0 (stdin redirected to " + dir_ / "in.txt" + ")"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("--stdin FILE"), std::string::npos) << message;
+}
+
 TEST_F(WasiStateTest, RenumberedStdioKeepsItsStream) {
   wasi::WasiOptions options;
   options.stderr_path = dir_ / "err.txt";
@@ -673,8 +704,8 @@ std::string decode_error(const std::vector<uint8_t>& payload) {
 
 TEST(WasiStatePayload, WellFormedBaseline) {
   auto payload = one_stdio_fd();
-  ASSERT_EQ(payload.size(), kStreamAt + 2 + 4);
-  EXPECT_EQ(payload[kKindAt], 3); // char-device
+  ASSERT_EQ(payload.size(), kStreamAt + 2 + 8 + 4); // stream, redirected, position; no files
+  EXPECT_EQ(payload[kKindAt], 3);                   // char-device
   EXPECT_EQ(payload[kStreamAt], 1);
   EXPECT_EQ(decode_error(payload), "");
 }
