@@ -93,9 +93,11 @@ protected:
     options.embed_module = true;
     snapshot_ = snapshot::capture_instance(*inst, {{0, store.engine().capture(thread)}}, options);
     snapshot_.extensions.push_back({snapshot::make_tag("TEST"), true, {4, 5}});
-    path_ = ::testing::TempDir() + "/inspect.snap";
+    // Per test: ctest runs the cases of this fixture in parallel processes.
+    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    path_ = ::testing::TempDir() + "/inspect-" + test + ".snap";
     snapshot::write_snapshot_file(path_, snapshot_);
-    module_path_ = ::testing::TempDir() + "/inspect.wasm";
+    module_path_ = ::testing::TempDir() + "/inspect-" + test + ".wasm";
     util::write_file_atomic(module_path_, wasm_bytes_);
   }
 
@@ -201,7 +203,7 @@ TEST_F(SnapshotInspect, BadSnapshotsGiveOneClearError) {
 }
 
 TEST_F(SnapshotInspect, ShowsTheWasiState) {
-  const std::string dir = ::testing::TempDir() + "/inspect-wasi";
+  const std::string dir = ::testing::TempDir() + "/inspect-wasi-dir";
   std::filesystem::create_directories(dir);
   wasi::WasiOptions options;
   options.args = {"prog", "--flag"};
