@@ -13,12 +13,17 @@
 #   asan      ASan+UBSan build: unit tests and the spec suite
 #   s390x     static cross build for big-endian s390x, spec suite under qemu
 #   aarch64   static cross build for aarch64, spec suite under qemu
-#   fuzz      the malformed-module fuzz target for a bounded time
+#   checkpoint  differential checkpoint suite: every program stopped at
+#             K >= 50 stable points, restored in a fresh process, compared
+#             with an uninterrupted run; chained restores
+#   checkpoint-cross  the same with snapshots taken on x86-64 and restored
+#             by the s390x and aarch64 builds under qemu, and back (small K)
+#   fuzz      the fuzz targets (modules, snapshots) for a bounded time
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-stages=${TERN_STAGES:-"unit spec asan s390x aarch64 fuzz"}
+stages=${TERN_STAGES:-"unit spec asan s390x aarch64 checkpoint checkpoint-cross fuzz"}
 jobs=$(nproc)
 fuzz_seconds=${TERN_FUZZ_SECONDS:-60}
 
@@ -57,8 +62,23 @@ cross() {
   TERN_RUNNER="qemu-$arch" scripts/spec-test.sh "build-$arch/tern"
 }
 
+programs="$build/tests/guests:$build/tests/checkpoint"
+
+checkpoint() {
+  python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" -k 50
+}
+
+checkpoint_cross() {
+  local arch
+  for arch in s390x aarch64; do
+    python3 tests/checkpoint/differential.py --tern "$build/tern" \
+      --restore-tern "qemu-$arch build-$arch/tern" --programs "$programs" -k 6
+  done
+}
+
 fuzz() {
-  scripts/fuzz.sh "$fuzz_seconds"
+  scripts/fuzz.sh "$fuzz_seconds" decode
+  scripts/fuzz.sh "$((fuzz_seconds / 2))" snapshot
 }
 
 stage unit unit
@@ -66,5 +86,7 @@ stage spec spec
 stage asan asan
 stage s390x cross s390x
 stage aarch64 cross aarch64
+stage checkpoint checkpoint
+stage checkpoint-cross checkpoint_cross
 stage fuzz fuzz
 echo "=== all test stages passed"

@@ -11,6 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* BENCH_SIZE(full, small): the benchmark's size, or a small one when built
+ * with -DTERN_BENCH_SMALL (the differential checkpoint tests run each
+ * kernel dozens of times under the interpreter). */
+#ifdef TERN_BENCH_SMALL
+#define BENCH_SIZE(full, small) (small)
+#else
+#define BENCH_SIZE(full, small) (full)
+#endif
+
 /* xorshift64*: small, fast and identical on every target. */
 typedef struct {
   uint64_t state;

@@ -4,7 +4,7 @@
  * wasm module from wasi-libc, glibc natively) plus pointer chasing. */
 #include "bench_util.h"
 
-enum { MIN_DEPTH = 4, MAX_DEPTH = 14 };
+enum { MIN_DEPTH = 4, MAX_DEPTH = BENCH_SIZE(14, 8) };
 
 typedef struct Node {
   struct Node* left;

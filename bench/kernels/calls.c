@@ -19,12 +19,12 @@ __attribute__((noinline)) static uint32_t ack(uint32_t m, uint32_t n) {
 
 int main(void) {
   /* volatile: keep the compilers from folding the calls into constants. */
-  volatile uint32_t fib_n = 35, ack_m = 2, ack_n = 1000;
-  volatile int32_t tx = 22, ty = 14, tz = 6;
+  volatile uint32_t fib_n = BENCH_SIZE(35, 16), ack_m = 2, ack_n = BENCH_SIZE(1000, 60);
+  volatile int32_t tx = BENCH_SIZE(22, 12), ty = BENCH_SIZE(14, 8), tz = 6;
   uint32_t f = fib(fib_n);
   int32_t t = tak(tx, ty, tz);
   uint32_t a = 0;
-  for (int i = 0; i < 40; i++) a += ack(ack_m, ack_n + (uint32_t)i);
+  for (int i = 0; i < BENCH_SIZE(40, 3); i++) a += ack(ack_m, ack_n + (uint32_t)i);
   printf("calls fib(%u)=%u tak(%d,%d,%d)=%d ack_sum=%u\n", (unsigned)fib_n, f, (int)tx, (int)ty,
          (int)tz, t, a);
   return 0;

@@ -3,7 +3,7 @@
  * Table lookups, shifts and xors on a dependent chain. */
 #include "bench_util.h"
 
-enum { BUF_SIZE = 1 << 20, ROUNDS = 64 };
+enum { BUF_SIZE = BENCH_SIZE(1 << 20, 1 << 14), ROUNDS = BENCH_SIZE(64, 4) };
 
 static uint32_t table[4][256];
 

@@ -4,7 +4,7 @@
 #include "bench_util.h"
 
 enum {
-  INPUT_SIZE = 5 << 20,
+  INPUT_SIZE = BENCH_SIZE(5 << 20, 1 << 15),
   WINDOW = 1 << 16,
   HASH_BITS = 15,
   MIN_MATCH = 4,

@@ -2,7 +2,7 @@
  * i-k-j loop order), repeated. Floating point, cache-friendly streaming. */
 #include "bench_util.h"
 
-enum { N = 256, ROUNDS = 24 };
+enum { N = BENCH_SIZE(256, 24), ROUNDS = BENCH_SIZE(24, 3) };
 
 static void gemm(int n, const double* a, const double* b, double* c) {
   for (int i = 0; i < n; i++) {

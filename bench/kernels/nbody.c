@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-enum { BODIES = 5, STEPS = 1500000 };
+enum { BODIES = 5, STEPS = BENCH_SIZE(1500000, 3000) };
 
 static const double PI = 3.141592653589793;
 static const double DAYS_PER_YEAR = 365.24;

@@ -3,7 +3,7 @@
  * rotates, adds and logic ops; the compression function dominates. */
 #include "bench_util.h"
 
-enum { BUF_SIZE = 1 << 20, ROUNDS = 48 };
+enum { BUF_SIZE = BENCH_SIZE(1 << 20, 1 << 13), ROUNDS = BENCH_SIZE(48, 3) };
 
 typedef struct {
   uint32_t h[8];

@@ -2,7 +2,7 @@
  * primes. Strided stores across a buffer larger than the caches. */
 #include "bench_util.h"
 
-enum { LIMIT = 8000000, ROUNDS = 6 };
+enum { LIMIT = BENCH_SIZE(8000000, 60000), ROUNDS = BENCH_SIZE(6, 2) };
 
 static uint32_t sieve(uint8_t* composite, uint32_t limit, uint32_t* twins) {
   memset(composite, 0, limit + 1);

@@ -3,7 +3,7 @@
  * bound once the array leaves the caches. */
 #include "bench_util.h"
 
-enum { N = 1 << 20, ROUNDS = 1, SMALL = 16 };
+enum { N = BENCH_SIZE(1 << 20, 1 << 12), ROUNDS = 1, SMALL = 16 };
 
 static void insertion_sort(int32_t* v, int32_t lo, int32_t hi) {
   for (int32_t i = lo + 1; i <= hi; i++) {

@@ -4,7 +4,12 @@
  * data-dependent branches. */
 #include "bench_util.h"
 
-enum { EDIT_LEN = 1500, EDIT_PAIRS = 24, TEXT_LEN = 1 << 20, PATTERNS = 48 };
+enum {
+  EDIT_LEN = BENCH_SIZE(1500, 120),
+  EDIT_PAIRS = BENCH_SIZE(24, 2),
+  TEXT_LEN = BENCH_SIZE(1 << 20, 1 << 13),
+  PATTERNS = BENCH_SIZE(48, 4)
+};
 
 static uint32_t min3(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t m = a < b ? a : b;

@@ -4,7 +4,7 @@
  * flow, the shape of CoreMark's state machine and of real script engines. */
 #include "bench_util.h"
 
-enum { PRIME_LIMIT = 150000, FIB_N = 29 };
+enum { PRIME_LIMIT = BENCH_SIZE(150000, 1500), FIB_N = BENCH_SIZE(29, 12) };
 
 typedef enum {
   OP_HALT,

@@ -112,9 +112,9 @@ runtime::ViewThread capture_frames(const ThreadState& ts) {
       throw Error("internal error: a saved frame is shorter than its point needs");
     const uint64_t* values = ts.saved_values.data() + f.first;
     for (size_t i = 0; i < locals.size(); ++i)
-      vf.locals.push_back(runtime::to_view(inst, locals[i], values[i]));
+      vf.locals.push_back(runtime::to_view(inst, locals[i], values[i], "a local"));
     for (uint32_t i = 0; i < height; ++i)
-      vf.stack.push_back(runtime::to_view(inst, types[i], values[locals.size() + i]));
+      vf.stack.push_back(runtime::to_view(inst, types[i], values[locals.size() + i], "an operand"));
     view.frames.push_back(std::move(vf));
   }
   return view;
@@ -159,12 +159,14 @@ void restore_frames(ThreadState& ts, InstanceRecord& rec, const runtime::ViewThr
     for (size_t k = 0; k < locals.size(); ++k) {
       if (vf.locals[k].type != locals[k])
         throw Error(fmt::format("frame {}: local {} has the wrong type", i, k));
-      values.push_back(runtime::from_view(inst, vf.locals[k]));
+      values.push_back(
+          runtime::from_view(inst, vf.locals[k], fmt::format("frame {} local {}", i, k)));
     }
     for (uint32_t k = 0; k < height; ++k) {
       if (vf.stack[k].type != types[k])
         throw Error(fmt::format("frame {}: operand {} has the wrong type", i, k));
-      values.push_back(runtime::from_view(inst, vf.stack[k]));
+      values.push_back(
+          runtime::from_view(inst, vf.stack[k], fmt::format("frame {} operand {}", i, k)));
     }
     frames.push_back(f);
   }

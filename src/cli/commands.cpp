@@ -1,8 +1,8 @@
 #include "cli/commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
-
 #include <fmt/format.h>
 
 namespace tern::cli {
@@ -10,7 +10,9 @@ namespace {
 int g_exit_code = 0;
 }
 
-int exit_code() { return g_exit_code; }
+int exit_code() {
+  return g_exit_code;
+}
 
 void guarded(const std::function<int()>& body) {
   try {
@@ -21,12 +23,23 @@ void guarded(const std::function<int()>& body) {
   }
 }
 
+namespace {
+// Filled by static initializers of the subcommand files (all linked into the
+// executable); sorted by name so `tern --help` lists them alphabetically.
+std::vector<std::pair<std::string, CommandAdder>>& registry() {
+  static std::vector<std::pair<std::string, CommandAdder>> commands;
+  return commands;
+}
+} // namespace
+
+CommandRegistration::CommandRegistration(const char* name, CommandAdder add) {
+  registry().emplace_back(name, add);
+}
+
 void register_commands(CLI::App& app) {
-  add_validate_command(app);
-  add_wast_command(app);
-  add_disasm_command(app);
-  add_run_command(app);
-  add_compile_command(app);
+  auto commands = registry();
+  std::sort(commands.begin(), commands.end());
+  for (const auto& [name, add] : commands) add(app);
 }
 
 } // namespace tern::cli

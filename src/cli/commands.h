@@ -1,10 +1,9 @@
 // Subcommands of `tern`. Each lives in its own file and registers itself
-// from register_commands(); all report errors the same way (guarded()).
+// with TERN_COMMAND; all report errors the same way (guarded()).
 #pragma once
 
-#include <functional>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace tern::cli {
 
@@ -18,11 +17,13 @@ int exit_code();
 // and exits with 1 (bad input never crashes).
 void guarded(const std::function<int()>& body);
 
-// One per subcommand file.
-void add_validate_command(CLI::App& app);
-void add_wast_command(CLI::App& app);
-void add_disasm_command(CLI::App& app);
-void add_run_command(CLI::App& app);
-void add_compile_command(CLI::App& app);
+// Adds a subcommand to `app`; one per subcommand file, registered with
+// TERN_COMMAND("name", function) at namespace scope in that file.
+using CommandAdder = void (*)(CLI::App& app);
+struct CommandRegistration {
+  CommandRegistration(const char* name, CommandAdder add);
+};
+#define TERN_COMMAND(name, add)                                                                    \
+  static const ::tern::cli::CommandRegistration kCommand_##add(name, add)
 
 } // namespace tern::cli

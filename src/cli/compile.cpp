@@ -55,8 +55,6 @@ int compile(const CompileCommand& c) {
   return 0;
 }
 
-} // namespace
-
 void add_compile_command(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("compile", "Compile a module ahead of time into a native artifact");
@@ -82,5 +80,9 @@ void add_compile_command(CLI::App& app) {
                 "Check memory accesses explicitly instead of relying on guard pages");
   cmd->callback([c] { guarded([&] { return compile(*c); }); });
 }
+
+} // namespace
+
+TERN_COMMAND("compile", add_compile_command);
 
 } // namespace tern::cli

@@ -3,8 +3,9 @@
 // with wasmtime-like options. The exit code is the program's; a trap prints
 // its message and a wasm backtrace and exits with 134 (as wasmtime does).
 #include "cli/commands.h"
-#include "cli/engine_mode.h"
+#include "cli/host_options.h"
 #include "cli/load.h"
+#include "program/program.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "tern/error.h"
@@ -21,10 +22,7 @@ extern char** environ;
 namespace tern::cli {
 namespace {
 
-constexpr int kTrapExitCode = 134;
-
 struct RunOptions {
-  EngineOptions engine;
   std::string module;
   std::vector<std::string> args;
   std::vector<std::string> dirs;
@@ -32,8 +30,7 @@ struct RunOptions {
   bool env_inherit = false;
   std::vector<std::string> listen;
   std::string invoke;
-  std::string stdin_path, stdout_path, stderr_path;
-  std::string path_resolver = "auto";
+  HostCliOptions host;
 };
 
 // --env K=V sets, --env K copies tern's own K; later settings win.
@@ -62,13 +59,6 @@ std::vector<std::string> guest_environment(const RunOptions& o) {
   return env;
 }
 
-wasi::ResolveMode resolve_mode(const std::string& name) {
-  if (name == "auto") return wasi::ResolveMode::Auto;
-  if (name == "openat2") return wasi::ResolveMode::Openat2;
-  if (name == "walk") return wasi::ResolveMode::Walk;
-  throw Error(fmt::format("--path-resolver {}: expected auto, openat2 or walk", name));
-}
-
 wasi::WasiOptions wasi_options(const RunOptions& o) {
   wasi::WasiOptions w;
   w.args.push_back(o.module);
@@ -76,10 +66,7 @@ wasi::WasiOptions wasi_options(const RunOptions& o) {
   w.env = guest_environment(o);
   for (const auto& d : o.dirs) w.preopens.push_back(wasi::parse_dir_option(d));
   w.listen = o.listen;
-  w.stdin_path = o.stdin_path;
-  w.stdout_path = o.stdout_path;
-  w.stderr_path = o.stderr_path;
-  w.resolve_mode = resolve_mode(o.path_resolver);
+  apply_host_options(o.host, w);
   return w;
 }
 
@@ -110,17 +97,6 @@ runtime::Slot parse_arg(const std::string& text, wasm::ValType type) {
       fmt::format("--invoke: parameters of type {} are not supported", wasm::to_string(type)));
 }
 
-void print_trap(const runtime::Trap& trap, const wasm::Module& module) {
-  fmt::print(stderr, "tern: trap: {}\n", trap.message);
-  if (trap.backtrace.empty()) return;
-  fmt::print(stderr, "wasm backtrace:\n");
-  for (size_t i = 0; i < trap.backtrace.size(); ++i) {
-    const auto& f = trap.backtrace[i];
-    std::string name = f.func_name.empty() ? module.func_name(f.func_index) : f.func_name;
-    fmt::print(stderr, "  {:>3}: {:#08x} - {}\n", i, f.wasm_offset, name);
-  }
-}
-
 // Runs `func` and turns its outcome into tern's exit code.
 int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInstance* func,
            std::vector<runtime::Slot> args, bool print_results, const wasm::Module& module) {
@@ -148,10 +124,26 @@ int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInst
   return 1;
 }
 
+// A WASI command under the supervisor, which takes its checkpoints.
+int run_command(const RunOptions& o, std::shared_ptr<const wasm::Module> module) {
+  program::CheckpointPolicy policy = checkpoint_policy(o.host.checkpoint);
+  std::unique_ptr<program::Program> prog;
+  try {
+    prog = program::Program::create(module, wasi_options(o), engine_spec(o.host));
+  } catch (const runtime::InstantiationTrap& t) {
+    print_trap(t.trap(), *module);
+    return kTrapExitCode;
+  }
+  if (!module->find_export("_start"))
+    throw Error(fmt::format("{}: no `_start` export (use --invoke FUNC)", o.module));
+  return supervise_and_report(*prog, policy, o.host);
+}
+
 int run(const RunOptions& o) {
   auto module = load_module(o.module);
+  if (o.invoke.empty()) return run_command(o, module);
   wasi::WasiContext ctx(wasi_options(o));
-  runtime::Store store(make_engine_for_mode(o.engine));
+  runtime::Store store(make_engine_for_mode(o.host.engine));
   runtime::Linker linker;
   wasi::register_wasi(ctx, store, linker);
   runtime::Thread thread(store);
@@ -166,11 +158,6 @@ int run(const RunOptions& o) {
     return kTrapExitCode;
   }
 
-  if (o.invoke.empty()) {
-    runtime::FunctionInstance* start = instance->find_func_export("_start");
-    if (!start) throw Error(fmt::format("{}: no `_start` export (use --invoke FUNC)", o.module));
-    return finish(store, thread, start, {}, false, *module);
-  }
   // A reactor initializes itself before any other export is called.
   if (auto* init = instance->find_func_export("_initialize")) {
     if (int code = finish(store, thread, init, {}, false, *module); code != 0) return code;
@@ -195,29 +182,24 @@ void add_run_command(CLI::App& app) {
                         const char* help) {
     cmd->add_option(name, into, help)->allow_extra_args(false)->type_size(1)->type_name(type);
   };
-  add_engine_options(*cmd, o->engine);
+  add_engine_and_stream_options(*cmd, o->host);
   repeatable("--dir", o->dirs, "HOST[::GUEST]",
              "Preopen host directory HOST; the program sees it as GUEST (default: HOST)");
   repeatable("--env", o->env, "K=V", "Set K=V in the program's environment; K alone copies tern's");
   cmd->add_flag("--env-inherit", o->env_inherit, "Give the program tern's whole environment");
   repeatable("--listen", o->listen, "ADDR:PORT",
              "Preopen a listening TCP socket on ADDR:PORT (fds after the --dir ones)");
+  add_sandbox_options(*cmd, o->host);
   cmd->add_option("--invoke", o->invoke,
                   "Call exported function FUNC with ARGS as its arguments and print its results")
       ->type_name("FUNC");
-  cmd->add_option("--stdin", o->stdin_path, "Read the program's stdin from FILE")
-      ->type_name("FILE");
-  cmd->add_option("--stdout", o->stdout_path, "Write the program's stdout to FILE")
-      ->type_name("FILE");
-  cmd->add_option("--stderr", o->stderr_path, "Write the program's stderr to FILE")
-      ->type_name("FILE");
-  cmd->add_option("--path-resolver", o->path_resolver,
-                  "How paths are kept inside --dir directories: auto, openat2 or walk")
-      ->type_name("MODE");
+  add_checkpoint_and_stats_options(*cmd, o->host);
   cmd->add_option("MODULE", o->module, "WebAssembly binary (.wasm)")->required()->type_name("");
   cmd->add_option("ARGS", o->args, "Arguments for the program (argv[1...])")->type_name("");
   cmd->positionals_at_end();
   cmd->callback([o] { guarded([&] { return run(*o); }); });
 }
+
+TERN_COMMAND("run", add_run_command);
 
 } // namespace tern::cli

@@ -1,8 +1,8 @@
 // `tern validate MODULE`: decode and validate, report the first problem.
-#include <fmt/format.h>
-
 #include "cli/commands.h"
 #include "cli/load.h"
+
+#include <fmt/format.h>
 
 namespace tern::cli {
 
@@ -18,5 +18,7 @@ void add_validate_command(CLI::App& app) {
     });
   });
 }
+
+TERN_COMMAND("validate", add_validate_command);
 
 } // namespace tern::cli

@@ -68,7 +68,8 @@ int run_all(const WastOptions& options) {
       ++unreadable;
     }
   };
-  for (const auto& path : options.wast_files) run_one([&] { return run_wast(path, options.engine); });
+  for (const auto& path : options.wast_files)
+    run_one([&] { return run_wast(path, options.engine); });
   for (const auto& path : options.json_files)
     run_one([&] { return run_json(path, path, options.engine); });
   fmt::print("{}\n", format_tally(total));
@@ -90,5 +91,7 @@ void add_wast_command(CLI::App& app) {
   add_engine_options(*cmd, options->engine);
   cmd->callback([options] { guarded([&] { return run_all(*options); }); });
 }
+
+TERN_COMMAND("wast", add_wast_command);
 
 } // namespace tern::cli

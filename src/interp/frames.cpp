@@ -92,7 +92,7 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     const wasm::LocalLiveness liveness(m, vf.func_index);
     for (size_t i = 0; i < locals.size(); ++i) {
       const bool live = sp && liveness.live(uint32_t(sp - info.stable_points.data()), uint32_t(i));
-      vf.locals.push_back(live ? to_view(inst, locals[i], f->fp[i])
+      vf.locals.push_back(live ? runtime::to_view(inst, locals[i], f->fp[i], "a local")
                                : runtime::ViewValue{locals[i], 0});
     }
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
@@ -100,7 +100,8 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     if (height > types.size())
       throw Error("internal error: the validator has no types for a suspended frame");
     for (uint32_t i = 0; i < height; ++i)
-      vf.stack.push_back(to_view(inst, types[i], f->fp[code.num_locals + i]));
+      vf.stack.push_back(
+          runtime::to_view(inst, types[i], f->fp[code.num_locals + i], "an operand"));
     view.frames.push_back(std::move(vf));
   }
   return view;
@@ -145,12 +146,13 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst,
     for (size_t k = 0; k < locals.size(); ++k) {
       if (vf.locals[k].type != locals[k])
         throw Error(fmt::format("frame {}: local {} has the wrong type", i, k));
-      fp[k] = from_view(inst, vf.locals[k]);
+      fp[k] = runtime::from_view(inst, vf.locals[k], fmt::format("frame {} local {}", i, k));
     }
     for (uint32_t k = 0; k < height; ++k) {
       if (vf.stack[k].type != types[k])
         throw Error(fmt::format("frame {}: operand {} has the wrong type", i, k));
-      fp[code.num_locals + k] = from_view(inst, vf.stack[k]);
+      fp[code.num_locals + k] =
+          runtime::from_view(inst, vf.stack[k], fmt::format("frame {} operand {}", i, k));
     }
     const uint32_t pc_index = innermost ? point->code_index : point->resume_index;
     *fsp++ = runtime::Frame{code.entry() + pc_index, fp, func};

@@ -444,6 +444,12 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
     SLOT(LO(w)) = CONV(Memory::load_le<T>(mem_base + ea));                                         \
     DISPATCH(4);                                                                                   \
   }                                                                                                \
+  L_##NAME##_abs : {                                                                               \
+    uint64_t ea = ip[2].u64;                                                                       \
+    if (ea + sizeof(T) > mem_size) TRAP(TrapKind::MemoryOutOfBounds);                              \
+    SLOT(ip[1].u64) = CONV(Memory::load_le<T>(mem_base + ea));                                     \
+    DISPATCH(3);                                                                                   \
+  }                                                                                                \
   L_##NAME##_add_si : {                                                                            \
     uint64_t w = ip[1].u64;                                                                        \
     uint32_t addr = static_cast<uint32_t>(SLOT(HI(w))) + static_cast<uint32_t>(ip[2].u64);         \
@@ -457,6 +463,12 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
     uint64_t w = ip[1].u64;                                                                        \
     EFFECTIVE(LO(w), sizeof(T));                                                                   \
     Memory::store_le<T>(mem_base + ea, static_cast<T>(SLOT(HI(w))));                               \
+    DISPATCH(3);                                                                                   \
+  }                                                                                                \
+  L_##NAME##_abs : {                                                                               \
+    uint64_t ea = ip[2].u64;                                                                       \
+    if (ea + sizeof(T) > mem_size) TRAP(TrapKind::MemoryOutOfBounds);                              \
+    Memory::store_le<T>(mem_base + ea, static_cast<T>(SLOT(ip[1].u64)));                           \
     DISPATCH(3);                                                                                   \
   }
 #define ZX(v) static_cast<uint64_t>(v)
@@ -653,6 +665,13 @@ L_Mov: {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = SLOT(HI(w));
   DISPATCH(2);
+}
+L_Mov2: {
+  uint64_t w = ip[1].u64;
+  SLOT(LO(w)) = SLOT(HI(w));
+  w = ip[2].u64;
+  SLOT(LO(w)) = SLOT(HI(w));
+  DISPATCH(3);
 }
 L_Const:
   SLOT(ip[1].u64) = ip[2].u64;

@@ -27,7 +27,7 @@ using wasm::ValType;
 
 // wasm op → handler, for the families derived from the opcode table.
 struct HandlerMaps {
-  std::array<Handler, wasm::kOpCount> ss{}, si{}, one{}, load_add_ss{}, load_add_si{};
+  std::array<Handler, wasm::kOpCount> ss{}, si{}, one{}, load_add_ss{}, load_add_si{}, absolute{};
   std::array<bool, wasm::kOpCount> binary{}, unary{}, load{};
   std::array<Handler, size_t(Handler::Count)> back_edge{}; // branch → its ...Loop twin
 
@@ -54,8 +54,11 @@ struct HandlerMaps {
   TERN_UNARY(n)                                                                                    \
   load_add_ss[size_t(Op::n)] = Handler::n##_add_ss;                                                \
   load_add_si[size_t(Op::n)] = Handler::n##_add_si;                                                \
-  load[size_t(Op::n)] = true;
-#define TERN_STORE(n) one[size_t(Op::n)] = Handler::n;
+  load[size_t(Op::n)] = true;                                                                      \
+  absolute[size_t(Op::n)] = Handler::n##_abs;
+#define TERN_STORE(n)                                                                              \
+  one[size_t(Op::n)] = Handler::n;                                                                 \
+  absolute[size_t(Op::n)] = Handler::n##_abs;
 #include "interp/families.def"
 #undef TERN_BINARY
 #undef TERN_UNARY
@@ -162,7 +165,10 @@ private:
 
   // Emission.
   uint32_t here() const { return static_cast<uint32_t>(out_.code.size()); }
-  void emit(Handler h) { out_.code.push_back(Word{.handler = handlers_[size_t(h)]}); }
+  void emit(Handler h) {
+    last_mov_ = kNone;
+    out_.code.push_back(Word{.handler = handlers_[size_t(h)]});
+  }
   void emit_u64(uint64_t v) { out_.code.push_back(Word{.u64 = v}); }
   void emit_target(uint32_t code_index) {
     relocs_.push_back(here());
@@ -175,11 +181,21 @@ private:
   void bind(uint32_t word, uint32_t code_index) {
     out_.code[word].u64 = code_index;
     relocs_.push_back(word);
+    if (code_index == here()) last_mov_ = kNone; // a label: no fusion across it
   }
+  // Two moves in a row (values rotating through locals, branch copies)
+  // become one Mov2.
   void emit_mov(uint32_t dst, uint32_t src) {
     if (dst == src) return;
+    if (last_mov_ != kNone && last_mov_ + 2 == here()) {
+      out_.code[last_mov_].handler = handlers_[size_t(Handler::Mov2)];
+      emit_u64(pack(dst, src));
+      last_mov_ = kNone;
+      return;
+    }
     emit(Handler::Mov);
     emit_u64(pack(dst, src));
+    last_mov_ = here() - 2;
   }
   void emit_const(uint32_t dst, uint64_t k) {
     emit(Handler::Const);
@@ -262,6 +278,8 @@ private:
   std::optional<Pending> pending_;
   std::vector<uint32_t> relocs_; // words holding code indices of targets
   uint32_t max_height_ = 0;
+  static constexpr uint32_t kNone = ~0u;
+  uint32_t last_mov_ = kNone; // code index of a Mov that may still become Mov2
   uint32_t current_offset_ = 0;
   bool dead_ = false;       // the rest of the current block is unreachable
   uint32_t dead_depth_ = 0; // blocks opened inside dead code
@@ -697,9 +715,19 @@ void Translator::on_unary(const wasm::Instr& in) {
   }
   Pending p;
   p.op = in.op;
+  const wasm::OpInfo& info = wasm::op_info(in.op);
+  if (info.imm == wasm::ImmKind::MemArg && stack_.back().kind == Entry::Kind::Const) {
+    // A load from a constant address: [d] [address].
+    p.handler = maps().absolute[size_t(in.op)];
+    p.a = 0;
+    p.has_w2 = true;
+    p.w2 = uint64_t(static_cast<uint32_t>(stack_.back().k)) + in.imm;
+    stack_.pop_back();
+    push_pending(p);
+    return;
+  }
   p.handler = maps().one[size_t(in.op)];
   p.a = pop_slot();
-  const wasm::OpInfo& info = wasm::op_info(in.op);
   if (info.imm == wasm::ImmKind::MemArg) { // a load: [d|addr] [offset]
     p.has_w2 = true;
     p.w2 = in.imm;
@@ -753,6 +781,14 @@ void Translator::translate(const wasm::Instr& in) {
   const wasm::OpInfo& info = wasm::op_info(in.op);
   if (info.imm == wasm::ImmKind::MemArg && info.sig >= wasm::Sig::ii_v) { // store
     uint32_t value = pop_slot();
+    if (stack_.back().kind == Entry::Kind::Const) { // [value] [address]
+      uint64_t address = uint64_t(static_cast<uint32_t>(stack_.back().k)) + in.imm;
+      stack_.pop_back();
+      emit(maps().absolute[size_t(in.op)]);
+      emit_u64(value);
+      emit_u64(address);
+      return;
+    }
     uint32_t addr = pop_slot();
     emit(maps().one[size_t(in.op)]);
     emit_u64(pack(addr, value));

@@ -117,7 +117,8 @@ GlobalCell* Store::add_global(const wasm::GlobalType& type, Slot value) {
 }
 
 ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_ptr,
-                                   std::span<const Extern> imports, Thread& thread) {
+                                   std::span<const Extern> imports, Thread& thread,
+                                   bool run_start) {
   const wasm::Module& module = *module_ptr;
   if (imports.size() != module.imports.size())
     throw LinkError(
@@ -194,7 +195,7 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
     inst.data_dropped[i] = true;
   }
 
-  if (module.start) {
+  if (module.start && run_start) {
     ExecOutcome out = engine_->call(thread, inst.funcs[*module.start], {}, {});
     if (out.kind == ExecOutcome::Kind::Trapped) throw InstantiationTrap(std::move(out.trap));
     if (out.kind == ExecOutcome::Kind::Exited)

@@ -9,6 +9,7 @@
 #include "wasm/types.h"
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace tern::runtime {
@@ -53,12 +54,17 @@ struct ViewThread {
   bool operator==(const ViewThread&) const = default;
 };
 
-// Engine values ↔ view values, the same in every engine. to_view throws
-// tern::Error for references that cannot leave the process (a host
-// reference, a function of another instance); from_view for references
-// that do not fit `instance`.
-ViewValue to_view(const ModuleInstance& instance, wasm::ValType type, Slot bits);
-Slot from_view(const ModuleInstance& instance, const ViewValue& value);
+// Conversions between engine slots and the wasm view, in the index space of
+// `inst`. `where` names the value in error messages ("global 3", "frame 2
+// local 1"). Host (extern) references and functions of other instances
+// cannot be saved and throw tern::Error, as do out-of-range indices.
+uint32_t ref_to_index(const ModuleInstance& inst, wasm::ValType type, Slot bits,
+                      std::string_view where);
+Slot index_to_ref(const ModuleInstance& inst, wasm::ValType type, uint64_t ref,
+                  std::string_view where);
+ViewValue to_view(const ModuleInstance& inst, wasm::ValType type, Slot bits,
+                  std::string_view where);
+Slot from_view(const ModuleInstance& inst, const ViewValue& v, std::string_view where);
 
 // The types of a defined function's locals, parameters first.
 std::vector<wasm::ValType> local_types(const wasm::Module& module, uint32_t func_index);

@@ -54,26 +54,27 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return out;
 }
 
+std::string atomic_temp_path(const std::string& path) {
+  return fmt::format("{}.tmp.{}", path, ::getpid());
+}
+
 void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
-  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  write_file_atomic(path, [&](ByteSink& sink) { sink.write(bytes); });
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(ByteSink&)>& write) {
+  const std::string tmp = atomic_temp_path(path);
   {
     Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
     if (f.fd < 0) fail("cannot create", tmp);
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::write(f.fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int saved = errno;
-        ::unlink(tmp.c_str());
-        errno = saved;
-        fail("cannot write", tmp);
-      }
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(f.fd) != 0) {
+    try {
+      FdSink sink(f.fd, tmp);
+      write(sink);
+      sink.flush();
+      if (::fsync(f.fd) != 0) fail("cannot fsync", tmp);
+    } catch (...) {
       ::unlink(tmp.c_str());
-      fail("cannot fsync", tmp);
+      throw;
     }
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

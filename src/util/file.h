@@ -2,9 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "util/byte_stream.h"
 
 namespace tern::util {
 
@@ -15,5 +18,13 @@ std::vector<uint8_t> read_file(const std::string& path);
 // `path` and fsyncs the directory: readers see the old or the new file, never
 // a torn one.
 void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes);
+
+// The same for contents produced as a stream: `write` writes them to the
+// sink (with bounded buffering). If it throws, the temporary file is removed,
+// `path` is untouched and the exception propagates.
+void write_file_atomic(const std::string& path, const std::function<void(ByteSink&)>& write);
+
+// The temporary file write_file_atomic(path, ...) uses in this process.
+std::string atomic_temp_path(const std::string& path);
 
 } // namespace tern::util

@@ -123,6 +123,12 @@ inline constexpr Rights poll_fd_readwrite = 1ull << 27;
 inline constexpr Rights sock_shutdown = 1ull << 28;
 inline constexpr Rights sock_accept = 1ull << 29;
 inline constexpr Rights all = (1ull << 30) - 1;
+// tern's socket extension (not preview1, whose rights end at bit 29; WAMR
+// numbers its own differently and clashes with preview1's sock_accept, so
+// tern does not follow it). What sockets the guest opens may be used for.
+inline constexpr Rights sock_connect = 1ull << 30;
+inline constexpr Rights sock_listen = 1ull << 31;
+inline constexpr Rights sock_bind = 1ull << 32;
 
 // What each kind of fd can ever do; an fd's rights are a subset.
 inline constexpr Rights regular_file = fd_datasync | fd_read | fd_seek | fd_fdstat_set_flags |
@@ -142,6 +148,10 @@ inline constexpr Rights stream =
 inline constexpr Rights socket_stream = stream | sock_shutdown;
 inline constexpr Rights socket_listener =
     fd_read | fd_fdstat_set_flags | fd_filestat_get | poll_fd_readwrite | sock_accept;
+// Sockets opened by the guest (sock_open): whatever their state allows.
+inline constexpr Rights socket_tcp =
+    socket_stream | sock_accept | sock_connect | sock_listen | sock_bind;
+inline constexpr Rights socket_udp = socket_stream | sock_connect | sock_bind;
 } // namespace right
 
 enum class FileType : uint8_t {
@@ -220,6 +230,11 @@ inline constexpr uint16_t abstime = 1 << 0;
 
 inline constexpr uint8_t kPreopenTypeDir = 0;
 
+// The socket extension's enums (WAMR's lib-socket, wasi_socket_ext.h).
+enum class AddrKind : uint32_t { ipv4 = 0, ipv6 = 1 };                    // __wasi_addr_type_t
+enum class SockType : int32_t { any = -1, dgram = 0, stream = 1 };        // __wasi_sock_type_t
+enum class AddressFamily : uint32_t { inet4 = 0, inet6 = 1, unspec = 2 }; // __wasi_address_family_t
+
 // Byte layouts of the structures in linear memory: sizes and field offsets.
 namespace layout {
 namespace iovec { // iovec and ciovec
@@ -248,6 +263,22 @@ inline constexpr uint32_t fd = 16;
 } // namespace subscription
 namespace event {
 inline constexpr uint32_t size = 32, userdata = 0, error = 8, type = 10, nbytes = 16, flags = 24;
+}
+// The socket extension. __wasi_addr_t: a kind, then the IPv4 bytes n0..n3
+// and port, or the IPv6 address as eight 16-bit groups (each a little-endian
+// number: 0xfe80 for "fe80:") and port. Ports are plain numbers, not network
+// order.
+namespace wasi_addr {
+inline constexpr uint32_t size = 24, kind = 0, ip4 = 4, ip4_port = 8, ip6 = 4, ip6_port = 20;
+}
+namespace wasi_addr_ip { // __wasi_addr_ip_t: an address without port
+inline constexpr uint32_t size = 20, kind = 0, ip4 = 4, ip6 = 4;
+}
+namespace addr_info { // __wasi_addr_info_t
+inline constexpr uint32_t size = 28, addr = 0, type = 24;
+}
+namespace addr_info_hints { // __wasi_addr_info_hints_t
+inline constexpr uint32_t size = 12, type = 0, family = 4, hints_enabled = 8;
 }
 } // namespace layout
 

@@ -33,6 +33,11 @@ struct Ret {
   static Ret suspend() { return runtime::HostResult::suspend(); }
 };
 
+// open(2) flags for path_open with these oflags, rights and fdflags
+// (O_NONBLOCK excepted: non-blocking is the guest's view only). A restore
+// reopens files with the same.
+int host_open_flags(uint32_t oflags, Rights base, uint32_t fdflags, bool follow);
+
 namespace calls {
 
 // args, environment, clocks, randomness, process
@@ -96,13 +101,70 @@ Ret path_unlink_file(Call& c, uint32_t fd, uint32_t path, uint32_t path_len);
 // poll_oneoff
 Ret poll_oneoff(Call& c, uint32_t in, uint32_t out, uint32_t nsubscriptions, uint32_t nevents_out);
 
-// sock_* (the preview1 four; the socket extension lives elsewhere)
+// sock_* (the preview1 four; the socket extension follows)
 Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out);
 Ret sock_recv(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint32_t ri_flags,
               uint32_t ro_datalen_out, uint32_t ro_flags_out);
 Ret sock_send(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint32_t si_flags,
               uint32_t so_datalen_out);
 Ret sock_shutdown(Call& c, uint32_t fd, uint32_t how);
+
+// The socket extension: WAMR's lib-socket ABI (wasi_socket_ext.h), imported
+// from wasi_snapshot_preview1 too. Addresses are __wasi_addr_t records
+// (layout::wasi_addr); booleans are written as one byte.
+Ret sock_open(Call& c, uint32_t pool_fd, uint32_t af, uint32_t socktype, uint32_t fd_out);
+Ret sock_close(Call& c, uint32_t fd);
+Ret sock_bind(Call& c, uint32_t fd, uint32_t addr);
+Ret sock_listen(Call& c, uint32_t fd, uint32_t backlog);
+Ret sock_connect(Call& c, uint32_t fd, uint32_t addr);
+Ret sock_addr_local(Call& c, uint32_t fd, uint32_t addr_out);
+Ret sock_addr_remote(Call& c, uint32_t fd, uint32_t addr_out);
+Ret sock_addr_resolve(Call& c, uint32_t host, uint32_t service, uint32_t hints, uint32_t info_out,
+                      uint32_t info_count, uint32_t max_count_out);
+Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint32_t si_flags,
+                 uint32_t dest_addr, uint32_t so_datalen_out);
+Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint32_t ri_flags,
+                   uint32_t src_addr_out, uint32_t ro_datalen_out);
+
+// Its options: sock_set_X / sock_get_X pairs.
+Ret sock_set_reuse_addr(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_reuse_addr(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_reuse_port(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_reuse_port(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_keep_alive(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_keep_alive(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_broadcast(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_broadcast(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_tcp_no_delay(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_tcp_no_delay(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_tcp_quick_ack(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_tcp_quick_ack(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_tcp_fastopen_connect(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_tcp_fastopen_connect(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_ipv6_only(Call& c, uint32_t fd, uint32_t enabled);
+Ret sock_get_ipv6_only(Call& c, uint32_t fd, uint32_t enabled_out);
+Ret sock_set_linger(Call& c, uint32_t fd, uint32_t enabled, uint32_t linger_s);
+Ret sock_get_linger(Call& c, uint32_t fd, uint32_t enabled_out, uint32_t linger_s_out);
+Ret sock_set_recv_buf_size(Call& c, uint32_t fd, uint32_t size);
+Ret sock_get_recv_buf_size(Call& c, uint32_t fd, uint32_t size_out);
+Ret sock_set_send_buf_size(Call& c, uint32_t fd, uint32_t size);
+Ret sock_get_send_buf_size(Call& c, uint32_t fd, uint32_t size_out);
+Ret sock_set_recv_timeout(Call& c, uint32_t fd, uint64_t timeout_us);
+Ret sock_get_recv_timeout(Call& c, uint32_t fd, uint32_t timeout_us_out);
+Ret sock_set_send_timeout(Call& c, uint32_t fd, uint64_t timeout_us);
+Ret sock_get_send_timeout(Call& c, uint32_t fd, uint32_t timeout_us_out);
+Ret sock_set_tcp_keep_idle(Call& c, uint32_t fd, uint32_t seconds);
+Ret sock_get_tcp_keep_idle(Call& c, uint32_t fd, uint32_t seconds_out);
+Ret sock_set_tcp_keep_intvl(Call& c, uint32_t fd, uint32_t seconds);
+Ret sock_get_tcp_keep_intvl(Call& c, uint32_t fd, uint32_t seconds_out);
+Ret sock_set_ip_ttl(Call& c, uint32_t fd, uint32_t ttl);
+Ret sock_get_ip_ttl(Call& c, uint32_t fd, uint32_t ttl_out);
+Ret sock_set_ip_multicast_ttl(Call& c, uint32_t fd, uint32_t ttl);
+Ret sock_get_ip_multicast_ttl(Call& c, uint32_t fd, uint32_t ttl_out);
+Ret sock_set_ip_multicast_loop(Call& c, uint32_t fd, uint32_t ipv6, uint32_t enabled);
+Ret sock_get_ip_multicast_loop(Call& c, uint32_t fd, uint32_t ipv6, uint32_t enabled_out);
+Ret sock_set_ip_add_membership(Call& c, uint32_t fd, uint32_t group, uint32_t interface);
+Ret sock_set_ip_drop_membership(Call& c, uint32_t fd, uint32_t group, uint32_t interface);
 
 } // namespace calls
 
@@ -111,6 +173,16 @@ Ret sock_shutdown(Call& c, uint32_t fd, uint32_t how);
 // requested before any byte moved. Shared by fd_read/fd_write and sock_*.
 Ret stream_read(Call& c, FdEntry& entry, std::vector<iovec>& iov, int msg_flags, size_t& n);
 Ret stream_write(Call& c, FdEntry& entry, std::vector<iovec>& iov, size_t& n);
+
+// The socket `fd` (any kind), holding the rights in `needed`: EBADF,
+// ENOTCAPABLE, or ENOTSOCK for an fd that is not a socket.
+Errno get_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out);
+
+// The socket extension's address record (layout::wasi_addr) at `addr`:
+// EFAULT out of bounds, EPROTONOSUPPORT for a kind that is neither IPv4
+// nor IPv6 (as WAMR).
+Errno read_wasi_addr(GuestMemory& mem, uint32_t addr, SocketAddress& out);
+Errno write_wasi_addr(GuestMemory& mem, uint32_t addr, const SocketAddress& value);
 
 // Writes a filestat record for `st` at guest address `out`.
 Errno write_filestat(GuestMemory& mem, uint32_t out, const struct stat& st);

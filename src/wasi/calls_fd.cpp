@@ -29,10 +29,6 @@ Errno write_filestat(GuestMemory& mem, uint32_t out, const struct stat& st) {
 
 namespace {
 
-bool is_socket(const FdEntry& e) {
-  return e.kind == FdKind::TcpStream || e.kind == FdKind::TcpListener;
-}
-
 // Moves the iovecs past `n` transferred bytes (partial transfers).
 void advance(std::vector<iovec>& iov, size_t n) {
   size_t drop = 0;
@@ -51,7 +47,7 @@ size_t total_length(const std::vector<iovec>& iov) {
 }
 
 ssize_t read_once(const FdEntry& e, std::vector<iovec>& iov, int msg_flags) {
-  if (!is_socket(e)) return ::readv(e.host.get(), iov.data(), int(iov.size()));
+  if (!e.is_socket()) return ::readv(e.host.get(), iov.data(), int(iov.size()));
   msghdr msg{};
   msg.msg_iov = iov.data();
   msg.msg_iovlen = iov.size();
@@ -59,7 +55,7 @@ ssize_t read_once(const FdEntry& e, std::vector<iovec>& iov, int msg_flags) {
 }
 
 ssize_t write_once(const FdEntry& e, std::vector<iovec>& iov) {
-  if (!is_socket(e)) return ::writev(e.host.get(), iov.data(), int(iov.size()));
+  if (!e.is_socket()) return ::writev(e.host.get(), iov.data(), int(iov.size()));
   msghdr msg{};
   msg.msg_iov = iov.data();
   msg.msg_iovlen = iov.size();
@@ -127,7 +123,7 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
   size_t wanted = total_length(iov);
   n = 0;
   for (;;) {
-    Wait w = wait_ready(e.host.get(), POLLIN, e.nonblocking(), c.interrupt);
+    Wait w = wait_ready(e.host.get(), POLLIN, e.nonblocking(), c.interrupt, e.recv_timeout_us());
     if (w == Wait::Interrupted) return n > 0 ? Ret(Errno::success) : Ret::suspend();
     if (w == Wait::NotReady) return n > 0 ? Errno::success : Errno::again;
     ssize_t got = read_once(e, iov, msg_flags);
@@ -152,7 +148,7 @@ Ret stream_write(Call& c, FdEntry& e, std::vector<iovec>& iov, size_t& n) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return last_errno();
-    Wait w = wait_ready(e.host.get(), POLLOUT, e.nonblocking(), c.interrupt);
+    Wait w = wait_ready(e.host.get(), POLLOUT, e.nonblocking(), c.interrupt, e.send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return Errno::again;
   }
@@ -242,7 +238,11 @@ Ret fd_filestat_get(Call& c, uint32_t fd, uint32_t stat_out) {
   if (Errno err = c.ctx.fds().get(fd, right::fd_filestat_get, e); err != Errno::success) return err;
   struct stat st;
   if (::fstat(e->host.get(), &st) != 0) return last_errno();
-  return write_filestat(c.mem, stat_out, st);
+  if (Errno err = write_filestat(c.mem, stat_out, st); err != Errno::success) return err;
+  // fstat cannot tell a datagram socket from a stream socket; the fd's kind can.
+  if (!e->is_socket()) return Errno::success;
+  return c.mem.store<uint8_t>(stat_out + layout::filestat::filetype,
+                              static_cast<uint8_t>(file_type_of(e->kind)));
 }
 
 Ret fd_filestat_set_size(Call& c, uint32_t fd, uint64_t size) {
@@ -314,7 +314,7 @@ Ret fd_write(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nw
   if (Errno err = gather(c, iovs, iovs_len, iov); err != Errno::success) return err;
   if (!c.mem.in_bounds(nwritten_out, 4)) return Errno::fault;
   size_t n = 0;
-  if (is_socket(*e)) {
+  if (e->is_socket()) {
     if (Ret r = stream_write(c, *e, *iov, n); !r.ok()) return r;
   } else {
     ssize_t put = ::writev(e->host.get(), iov->data(), int(iov->size()));

@@ -10,6 +10,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+namespace tern::wasi {
+
+int host_open_flags(uint32_t oflags, Rights base, uint32_t fdflags, bool follow) {
+  bool read = base & (right::fd_read | right::fd_readdir);
+  bool write = base & (right::fd_write | right::fd_allocate | right::fd_filestat_set_size);
+  int flags = write ? (read ? O_RDWR : O_WRONLY) : O_RDONLY;
+  if (oflags & oflag::creat) flags |= O_CREAT;
+  if (oflags & oflag::directory) flags |= O_DIRECTORY;
+  if (oflags & oflag::excl) flags |= O_EXCL;
+  if (oflags & oflag::trunc) flags |= O_TRUNC;
+  if (fdflags & fdflag::append) flags |= O_APPEND;
+  if (fdflags & fdflag::dsync) flags |= O_DSYNC;
+  if (fdflags & fdflag::rsync) flags |= O_RSYNC;
+  if (fdflags & fdflag::sync) flags |= O_SYNC;
+  if (!follow) flags |= O_NOFOLLOW;
+  return flags;
+}
+
+} // namespace tern::wasi
+
 namespace tern::wasi::calls {
 namespace {
 
@@ -47,23 +67,6 @@ Errno refuse_trailing_slash(const ParentDir& p) {
   struct stat st;
   return ::fstatat(p.fd, p.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? Errno::exist
                                                                         : Errno::noent;
-}
-
-// open(2) flags for path_open.
-int host_open_flags(uint32_t oflags, Rights base, uint32_t fdflags, bool follow) {
-  bool read = base & (right::fd_read | right::fd_readdir);
-  bool write = base & (right::fd_write | right::fd_allocate | right::fd_filestat_set_size);
-  int flags = write ? (read ? O_RDWR : O_WRONLY) : O_RDONLY;
-  if (oflags & oflag::creat) flags |= O_CREAT;
-  if (oflags & oflag::directory) flags |= O_DIRECTORY;
-  if (oflags & oflag::excl) flags |= O_EXCL;
-  if (oflags & oflag::trunc) flags |= O_TRUNC;
-  if (fdflags & fdflag::append) flags |= O_APPEND;
-  if (fdflags & fdflag::dsync) flags |= O_DSYNC;
-  if (fdflags & fdflag::rsync) flags |= O_RSYNC;
-  if (fdflags & fdflag::sync) flags |= O_SYNC;
-  if (!follow) flags |= O_NOFOLLOW;
-  return flags;
 }
 
 Rights rights_for_kind(FdKind kind) {

@@ -1,6 +1,7 @@
-// The preview1 socket calls: accept on a listening socket (--listen), and
-// recv / send / shutdown on connected ones. Blocking ones wait with poll so
-// that a checkpoint request interrupts them before any byte is consumed.
+// The preview1 socket calls: accept on a listening socket (--listen, or one
+// the guest made with the socket extension), and recv / send / shutdown on
+// connected ones. Blocking ones wait with poll so that a checkpoint request
+// interrupts them before any byte is consumed.
 #include "wasi/blocking.h"
 #include "wasi/calls.h"
 #include "wasi/posix_errno.h"
@@ -12,9 +13,12 @@
 namespace tern::wasi::calls {
 namespace {
 
+// A socket that carries data: connected TCP, UDP, or a TCP socket the
+// guest opened (the kernel says whether it is connected).
 Errno stream_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out) {
-  if (Errno e = c.ctx.fds().get(fd, needed, out); e != Errno::success) return e;
-  return out->kind == FdKind::TcpStream ? Errno::success : Errno::notsock;
+  if (Errno e = get_socket(c, fd, needed, out); e != Errno::success) return e;
+  if (out->kind == FdKind::TcpListener) return Errno::notsock;
+  return settle_connect(*out);
 }
 
 } // namespace
@@ -35,7 +39,8 @@ Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN) return last_errno();
-    Wait w = wait_ready(listener->host.get(), POLLIN, listener->nonblocking(), c.interrupt);
+    Wait w = wait_ready(listener->host.get(), POLLIN, listener->nonblocking(), c.interrupt,
+                        listener->recv_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return Errno::again;
   }

@@ -22,6 +22,10 @@ Rights rights_of(FdKind kind) {
     return right::socket_stream;
   case FdKind::TcpListener:
     return right::socket_listener;
+  case FdKind::TcpSocket:
+    return right::socket_tcp;
+  case FdKind::UdpSocket:
+    return right::socket_udp;
   default:
     return right::stream;
   }
@@ -30,22 +34,23 @@ Rights rights_of(FdKind kind) {
 constexpr Rights kWriteRights = right::fd_write | right::fd_allocate | right::fd_datasync |
                                 right::fd_filestat_set_size | right::fd_filestat_set_times;
 
-// One of fds 0-2: tern's own stream (duplicated, so the guest closing it
-// does not close tern's), or the redirection file.
+} // namespace
+
 FdEntry stdio_entry(int which, const std::string& redirect) {
   static constexpr const char* kNames[] = {"<stdin>", "<stdout>", "<stderr>"};
   static constexpr const char* kOptions[] = {"--stdin", "--stdout", "--stderr"};
+  if (redirect.empty())
+    return stdio_entry(which, util::UniqueFd(::fcntl(which, F_DUPFD_CLOEXEC, 3)), kNames[which]);
+  int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
+  util::UniqueFd host(::open(redirect.c_str(), flags | O_CLOEXEC, 0666));
+  if (!host) throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(errno)));
+  return stdio_entry(which, std::move(host), redirect);
+}
+
+FdEntry stdio_entry(int which, util::UniqueFd host, std::string name) {
   FdEntry entry;
-  if (redirect.empty()) {
-    entry.host.reset(::fcntl(which, F_DUPFD_CLOEXEC, 3));
-    entry.guest_path = kNames[which];
-  } else {
-    int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
-    entry.host.reset(::open(redirect.c_str(), flags | O_CLOEXEC, 0666));
-    if (!entry.host)
-      throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(errno)));
-    entry.guest_path = redirect;
-  }
+  entry.host = std::move(host);
+  entry.guest_path = std::move(name);
   if (!entry.host) return entry; // tern was started with this stream closed
   struct stat st {};
   ::fstat(entry.host.get(), &st);
@@ -53,11 +58,24 @@ FdEntry stdio_entry(int which, const std::string& redirect) {
   entry.identity = FileIdentity::of(st);
   Rights rights = rights_of(entry.kind);
   entry.rights_base = which == 0 ? rights & ~kWriteRights : rights & ~right::fd_read;
+  entry.stdio = static_cast<uint8_t>(which);
   if (::fcntl(entry.host.get(), F_GETFL) & O_APPEND) entry.fdflags |= fdflag::append;
   return entry;
 }
 
-} // namespace
+FdEntry preopen_entry(util::UniqueFd dir, uint32_t index) {
+  struct stat st {};
+  ::fstat(dir.get(), &st);
+  FdEntry entry;
+  entry.kind = FdKind::Directory;
+  entry.host = std::move(dir);
+  entry.preopen = index;
+  entry.is_preopen = true;
+  entry.rights_base = right::directory;
+  entry.rights_inheriting = right::directory | right::regular_file;
+  entry.identity = FileIdentity::of(st);
+  return entry;
+}
 
 Preopen parse_dir_option(std::string_view spec) {
   size_t sep = spec.find("::");
@@ -65,12 +83,15 @@ Preopen parse_dir_option(std::string_view spec) {
   return {std::string(spec.substr(0, sep)), std::string(spec.substr(sep + 2))};
 }
 
-WasiContext::WasiContext(WasiOptions options)
-    : options_(std::move(options)), resolver_(options_.resolve_mode) {
+WasiContext::WasiContext(WasiOptions options) : WasiContext(std::move(options), EmptyFdTable{}) {
   open_stdio();
   open_preopens();
   open_listeners();
 }
+
+WasiContext::WasiContext(WasiOptions options, EmptyFdTable)
+    : options_(std::move(options)), resolver_(options_.resolve_mode),
+      net_policy_(options_.allow_connect, options_.allow_bind, options_.allow_resolve) {}
 
 void WasiContext::open_stdio() {
   const std::string* redirects[] = {&options_.stdin_path, &options_.stdout_path,
@@ -88,17 +109,7 @@ void WasiContext::open_preopens() {
       throw Error(fmt::format("--dir {}::{}: empty path", p.host_path, p.guest_path));
     util::UniqueFd fd(::open(p.host_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) throw Error(fmt::format("--dir {}: {}", p.host_path, std::strerror(errno)));
-    struct stat st {};
-    ::fstat(fd.get(), &st);
-    FdEntry entry;
-    entry.kind = FdKind::Directory;
-    entry.host = std::move(fd);
-    entry.preopen = i;
-    entry.is_preopen = true;
-    entry.rights_base = right::directory;
-    entry.rights_inheriting = right::directory | right::regular_file;
-    entry.identity = FileIdentity::of(st);
-    fds_.insert_at(3 + i, std::move(entry));
+    fds_.insert_at(3 + i, preopen_entry(std::move(fd), i));
   }
 }
 

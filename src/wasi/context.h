@@ -6,6 +6,7 @@
 
 #include "wasi/clocks.h"
 #include "wasi/fd_table.h"
+#include "wasi/net_policy.h"
 #include "wasi/sandbox.h"
 
 #include <cstdint>
@@ -28,6 +29,9 @@ struct WasiOptions {
   std::vector<std::string> env;    // "KEY=VALUE"
   std::vector<Preopen> preopens;   // fds 3, 4, ... in this order
   std::vector<std::string> listen; // "ADDR:PORT": listening sockets after the preopens
+  // The socket extension's sandbox (NetPolicy): "ADDR[/PREFIX][:PORT]"
+  // patterns and host names.
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
   // Host files for the standard streams; empty inherits tern's own.
   std::string stdin_path, stdout_path, stderr_path;
   ResolveMode resolve_mode = ResolveMode::Auto;
@@ -35,6 +39,17 @@ struct WasiOptions {
 
 // "HOST[::GUEST]" as --dir takes it; GUEST defaults to HOST.
 Preopen parse_dir_option(std::string_view spec);
+
+// Standard stream `which` (0-2) as the guest gets it: tern's own
+// (duplicated, so the guest closing it does not close tern's), or the file
+// `redirect` (stdin read, stdout/stderr created or truncated). No host fd
+// when tern's own stream is closed. Throws tern::Error naming the option.
+FdEntry stdio_entry(int which, const std::string& redirect);
+// The same for a stream already open as `host` (a restore reopening the
+// checkpoint's redirection), called `name`.
+FdEntry stdio_entry(int which, util::UniqueFd host, std::string name);
+// The fd entry of preopen number `index`, whose directory is open as `dir`.
+FdEntry preopen_entry(util::UniqueFd dir, uint32_t index);
 
 // A poll_oneoff that returned "suspend": when the same call is issued again
 // (after a restore) its clocks keep their original deadlines instead of
@@ -50,6 +65,10 @@ public:
   // Opens the preopened directories, the standard streams and the listening
   // sockets. Throws tern::Error naming the option that cannot be honoured.
   explicit WasiContext(WasiOptions options);
+  // A context whose fd table starts empty: restore_state (wasi/state.h)
+  // fills it from a snapshot instead of opening what the options name.
+  struct EmptyFdTable {};
+  WasiContext(WasiOptions options, EmptyFdTable);
   WasiContext(const WasiContext&) = delete;
   WasiContext& operator=(const WasiContext&) = delete;
 
@@ -58,6 +77,7 @@ public:
   FdTable& fds() { return fds_; }
   Clocks& clocks() { return clocks_; }
   PathResolver& resolver() { return resolver_; }
+  const NetPolicy& net_policy() const { return net_policy_; }
   std::optional<PendingPoll>& pending_poll() { return pending_poll_; }
   // Reused by every read/write so that no call allocates.
   std::vector<iovec>& iov_scratch() { return iov_scratch_; }
@@ -71,6 +91,7 @@ private:
   FdTable fds_;
   Clocks clocks_;
   PathResolver resolver_;
+  NetPolicy net_policy_;
   std::optional<PendingPoll> pending_poll_;
   std::vector<iovec> iov_scratch_;
 };

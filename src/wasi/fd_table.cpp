@@ -25,6 +25,10 @@ std::string_view to_string(FdKind kind) {
     return "tcp-listener";
   case FdKind::TcpStream:
     return "tcp-stream";
+  case FdKind::TcpSocket:
+    return "tcp-socket";
+  case FdKind::UdpSocket:
+    return "udp-socket";
   }
   return "unknown";
 }
@@ -41,7 +45,10 @@ FileType file_type_of(FdKind kind) {
     return FileType::block_device;
   case FdKind::TcpListener:
   case FdKind::TcpStream:
+  case FdKind::TcpSocket:
     return FileType::socket_stream;
+  case FdKind::UdpSocket:
+    return FileType::socket_dgram;
   case FdKind::Fifo:
   case FdKind::Unknown:
     return FileType::unknown;
@@ -66,9 +73,12 @@ FdKind kind_of(int host_fd, const struct stat& st) {
   if (S_ISBLK(st.st_mode)) return FdKind::BlockDevice;
   if (S_ISFIFO(st.st_mode)) return FdKind::Fifo;
   if (S_ISSOCK(st.st_mode)) {
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (::getsockopt(host_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+    int value = 0;
+    socklen_t len = sizeof value;
+    if (::getsockopt(host_fd, SOL_SOCKET, SO_TYPE, &value, &len) == 0 && value == SOCK_DGRAM)
+      return FdKind::UdpSocket;
+    len = sizeof value;
+    if (::getsockopt(host_fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) == 0 && value)
       return FdKind::TcpListener;
     return FdKind::TcpStream;
   }
@@ -95,12 +105,16 @@ std::string SocketAddress::to_string() const {
 }
 
 bool FdEntry::is_stream() const {
+  return is_socket() || kind == FdKind::CharDevice || kind == FdKind::Fifo ||
+         kind == FdKind::Unknown;
+}
+
+bool FdEntry::is_socket() const {
   switch (kind) {
-  case FdKind::CharDevice:
-  case FdKind::Fifo:
   case FdKind::TcpListener:
   case FdKind::TcpStream:
-  case FdKind::Unknown:
+  case FdKind::TcpSocket:
+  case FdKind::UdpSocket:
     return true;
   default:
     return false;

@@ -27,6 +27,8 @@ enum class FdKind : uint8_t {
   Fifo,
   TcpListener, // a listening TCP socket (--listen, or bound by the guest)
   TcpStream,   // a connected TCP socket (accepted or connected)
+  TcpSocket,   // a TCP socket the guest opened, not yet listening or connected
+  UdpSocket,   // a datagram socket the guest opened (bound, connected or not)
 };
 
 std::string_view to_string(FdKind kind);
@@ -51,19 +53,53 @@ struct SocketAddress {
   std::array<uint8_t, 16> ip{};  // network byte order; IPv4 in the first 4 bytes
   uint16_t port = 0;             // host number (not network order)
   std::string to_string() const; // "127.0.0.1:8080", "[::1]:8080"
+  bool operator==(const SocketAddress&) const = default;
+};
+
+// The socket options the guest set (the socket extension's sock_set_*), as
+// it asked for them: a restore applies them again. Unset ones are the
+// system's defaults.
+struct SocketOptions {
+  bool reuse_addr = false;
+  bool reuse_port = false;
+  bool keep_alive = false;
+  bool broadcast = false;
+  bool no_delay = false;
+  bool quick_ack = false;
+  bool fastopen_connect = false;
+  bool ipv6_only = false;
+  std::optional<bool> multicast_loop;
+  std::optional<uint32_t> linger_s;     // engaged: SO_LINGER on, with this many seconds
+  std::optional<uint32_t> send_buf;     // SO_SNDBUF as requested (the kernel doubles it)
+  std::optional<uint32_t> recv_buf;     // SO_RCVBUF as requested
+  std::optional<uint32_t> keep_idle_s;  // TCP_KEEPIDLE
+  std::optional<uint32_t> keep_intvl_s; // TCP_KEEPINTVL
+  std::optional<uint8_t> ttl;           // IP_TTL (IPv6: unicast hops)
+  std::optional<uint8_t> multicast_ttl; // IP_MULTICAST_TTL
+  // Blocking recv/accept and send/connect give up with EAGAIN after this
+  // long (0: never). tern waits with poll, so it enforces them itself.
+  uint64_t recv_timeout_us = 0;
+  uint64_t send_timeout_us = 0;
+  struct Membership {
+    SocketAddress group;    // port unused
+    uint32_t interface = 0; // IPv4: the interface address (network order); IPv6: its index
+    bool operator==(const Membership&) const = default;
+  };
+  std::vector<Membership> memberships; // multicast groups joined
 };
 
 // Socket state a restore re-creates: addresses, how it was set up, and what
-// the guest has shut down. The socket extension adds its options here.
+// the guest has shut down. Whether it listens, is connected or is neither
+// is its FdKind.
 struct SocketState {
-  SocketAddress local;
-  SocketAddress peer; // TcpStream only
-  int backlog = 0;    // TcpListener only
-  bool reuse_addr = false;
-  bool no_delay = false;
-  bool keep_alive = false;
+  uint8_t family = 0;      // 4 or 6: the socket's own family
+  SocketAddress local;     // bound address; family 0 while the socket is unbound
+  SocketAddress peer;      // TcpStream and connected UdpSocket; the target while connecting
+  int backlog = 0;         // TcpListener only
+  bool connecting = false; // TcpSocket: a connect to `peer` is in progress
   bool shut_read = false;
   bool shut_write = false;
+  SocketOptions options;
 };
 
 // One readdir snapshot of a directory: fd_readdir cookies are indexes into
@@ -86,9 +122,13 @@ struct FdEntry {
   std::string guest_path;
   std::optional<uint32_t> preopen; // index into WasiContext::preopens()
   bool is_preopen = false;         // this fd *is* the preopen (fd_prestat_get)
-  uint16_t oflags = 0;             // as opened (path_open)
-  uint32_t lookupflags = 0;        // as opened (path_open)
-  uint16_t fdflags = 0;            // current (fd_fdstat_set_flags)
+  // One of tern's standard streams (0 stdin, 1 stdout, 2 stderr), whatever
+  // fd number the guest moved it to: a restore opens it from the restore's
+  // own options, not from the checkpoint's.
+  std::optional<uint8_t> stdio;
+  uint16_t oflags = 0;      // as opened (path_open)
+  uint32_t lookupflags = 0; // as opened (path_open)
+  uint16_t fdflags = 0;     // current (fd_fdstat_set_flags)
   Rights rights_base = 0;
   Rights rights_inheriting = 0;
   FileIdentity identity; // files and directories
@@ -97,7 +137,11 @@ struct FdEntry {
   std::unique_ptr<DirListing> listing;
 
   bool is_stream() const; // reads may block: pipes, terminals, sockets
+  bool is_socket() const;
   bool nonblocking() const { return (fdflags & fdflag::nonblock) != 0; }
+  // SO_RCVTIMEO / SO_SNDTIMEO as the guest set them (0: none).
+  uint64_t recv_timeout_us() const { return socket ? socket->options.recv_timeout_us : 0; }
+  uint64_t send_timeout_us() const { return socket ? socket->options.send_timeout_us : 0; }
   // The file position, which the kernel keeps for us (files only): what a
   // checkpoint records and a restore seeks back to.
   std::optional<uint64_t> position() const;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <sys/uio.h>
@@ -63,6 +64,20 @@ public:
     const auto* p = memory_->base() + addr;
     out.assign(reinterpret_cast<const char*>(p), len);
     if (out.find('\0') != std::string::npos) return Errno::inval;
+    return Errno::success;
+  }
+
+  // A NUL-terminated string at `addr` (the socket extension passes host
+  // names this way) of at most `max` bytes before the NUL: EFAULT when
+  // memory ends before a NUL, ENAMETOOLONG when the string is longer.
+  Errno c_string(uint32_t addr, uint32_t max, std::string& out) const {
+    if (!in_bounds(addr, 1)) return Errno::fault;
+    const uint8_t* p = memory_->base() + addr;
+    uint64_t available = memory_->size() - addr;
+    size_t scan = size_t(std::min<uint64_t>(available, uint64_t(max) + 1));
+    const auto* nul = static_cast<const uint8_t*>(std::memchr(p, 0, scan));
+    if (!nul) return available <= max ? Errno::fault : Errno::nametoolong;
+    out.assign(reinterpret_cast<const char*>(p), size_t(nul - p));
     return Errno::success;
   }
 

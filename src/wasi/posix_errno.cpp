@@ -1,6 +1,8 @@
 #include "wasi/posix_errno.h"
 
 #include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
 
 namespace tern::wasi {
 
@@ -165,6 +167,14 @@ Errno errno_from_posix(int e) {
 
 Errno last_errno() {
   return errno_from_posix(errno);
+}
+
+std::string errno_text(Errno e) {
+  if (e == Errno::notcapable) return "outside its preopened directory";
+  // The inverse of errno_from_posix, for the few messages that need it.
+  for (int posix = 1; posix < 256; ++posix)
+    if (errno_from_posix(posix) == e) return std::strerror(posix);
+  return fmt::format("WASI errno {}", static_cast<int>(e));
 }
 
 } // namespace tern::wasi

@@ -1,6 +1,7 @@
 #include "wasi/socket.h"
 
 #include "tern/error.h"
+#include "wasi/posix_errno.h"
 
 #include <cerrno>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 
 namespace tern::wasi {
 namespace {
@@ -48,6 +50,41 @@ SocketAddress socket_address_of(const sockaddr* addr, socklen_t len) {
     out.port = ntohs(in6->sin6_port);
   }
   return out;
+}
+
+socklen_t to_sockaddr(const SocketAddress& addr, sockaddr_storage& out) {
+  out = {};
+  if (addr.family == 4) {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&out);
+    in4->sin_family = AF_INET;
+    std::memcpy(&in4->sin_addr, addr.ip.data(), 4);
+    in4->sin_port = htons(addr.port);
+    return sizeof(sockaddr_in);
+  }
+  if (addr.family == 6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&out);
+    in6->sin6_family = AF_INET6;
+    std::memcpy(&in6->sin6_addr, addr.ip.data(), 16);
+    in6->sin6_port = htons(addr.port);
+    return sizeof(sockaddr_in6);
+  }
+  return 0;
+}
+
+SocketAddress any_address(uint8_t family) {
+  SocketAddress any;
+  any.family = family;
+  return any;
+}
+
+SocketAddress unmapped(const SocketAddress& addr) {
+  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (addr.family != 6 || std::memcmp(addr.ip.data(), kMappedPrefix, 12) != 0) return addr;
+  SocketAddress v4;
+  v4.family = 4;
+  std::memcpy(v4.ip.data(), addr.ip.data() + 12, 4);
+  v4.port = addr.port;
+  return v4;
 }
 
 SocketAddress local_address(int fd) {
@@ -93,7 +130,8 @@ FdEntry open_listener(std::string_view spec, int backlog) {
   entry.socket = SocketState{};
   entry.socket->local = local_address(fd.get());
   entry.socket->backlog = backlog;
-  entry.socket->reuse_addr = true;
+  entry.socket->family = entry.socket->local.family;
+  entry.socket->options.reuse_addr = true;
   entry.guest_path = std::string(spec);
   entry.host = std::move(fd);
   return entry;
@@ -108,8 +146,50 @@ FdEntry stream_entry(util::UniqueFd fd, uint16_t fdflags) {
   entry.socket = SocketState{};
   entry.socket->local = local_address(fd.get());
   entry.socket->peer = peer_address(fd.get());
+  entry.socket->family = entry.socket->local.family;
   entry.host = std::move(fd);
   return entry;
+}
+
+} // namespace tern::wasi
+
+namespace tern::wasi {
+
+Errno open_socket(uint8_t family, bool datagram, FdEntry& out) {
+  int domain = family == 6 ? AF_INET6 : AF_INET;
+  int type = (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK;
+  util::UniqueFd fd(::socket(domain, type, 0));
+  if (!fd) return last_errno();
+  out = FdEntry{};
+  out.kind = datagram ? FdKind::UdpSocket : FdKind::TcpSocket;
+  out.rights_base = datagram ? right::socket_udp : right::socket_tcp;
+  out.rights_inheriting = datagram ? 0 : right::socket_stream;
+  out.socket = SocketState{};
+  out.socket->family = family;
+  out.host = std::move(fd);
+  return Errno::success;
+}
+
+void mark_connected(FdEntry& entry) {
+  if (entry.kind == FdKind::TcpSocket) entry.kind = FdKind::TcpStream;
+  entry.socket->connecting = false;
+  entry.socket->local = local_address(entry.host.get());
+  entry.socket->peer = peer_address(entry.host.get());
+}
+
+Errno settle_connect(FdEntry& entry) {
+  if (entry.kind != FdKind::TcpSocket || !entry.socket->connecting) return Errno::success;
+  pollfd pfd{entry.host.get(), POLLOUT, 0};
+  if (::poll(&pfd, 1, 0) != 1) return Errno::success; // still in progress
+  int error = 0;
+  socklen_t len = sizeof error;
+  ::getsockopt(entry.host.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+  if (error == 0) {
+    mark_connected(entry);
+    return Errno::success;
+  }
+  entry.socket->connecting = false; // failed; the guest may try again
+  return errno_from_posix(error);
 }
 
 } // namespace tern::wasi

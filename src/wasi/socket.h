@@ -1,5 +1,6 @@
-// TCP sockets in the fd table: --listen sockets, accepted connections, and
-// the conversions between host socket addresses and SocketAddress.
+// Sockets in the fd table: --listen sockets, accepted connections, sockets
+// the guest opens (the socket extension), and the conversions between host
+// socket addresses and SocketAddress.
 #pragma once
 
 #include "wasi/fd_table.h"
@@ -10,8 +11,34 @@
 namespace tern::wasi {
 
 SocketAddress socket_address_of(const sockaddr* addr, socklen_t len);
+// The host form of `addr` in `out`; its length (0 for an unknown family).
+socklen_t to_sockaddr(const SocketAddress& addr, sockaddr_storage& out);
 SocketAddress local_address(int fd);
 SocketAddress peer_address(int fd);
+// The wildcard address of `family` (0.0.0.0 or ::), port 0: where a socket
+// that is not bound gets bound implicitly.
+SocketAddress any_address(uint8_t family);
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it maps;
+// any other address unchanged.
+SocketAddress unmapped(const SocketAddress& addr);
+
+// A new socket of `family` (4 or 6), TCP or UDP, as the socket extension's
+// sock_open makes it: non-blocking on the host, unbound.
+Errno open_socket(uint8_t family, bool datagram, FdEntry& out);
+
+// Records that the socket in `entry` is now connected: a TCP socket becomes
+// a TcpStream, and its addresses are read back from the kernel.
+void mark_connected(FdEntry& entry);
+
+// A TcpSocket whose non-blocking connect was in progress: if the kernel has
+// finished it, records the outcome: connected (success), or no longer
+// connecting (the connect's error, reported once, as Linux does).
+Errno settle_connect(FdEntry& entry);
+
+// Sets every option recorded in `entry`'s SocketOptions on its host socket,
+// memberships included (a restore re-creating the socket). Some must
+// precede bind (reuse_addr, reuse_port, ipv6_only): call it before binding.
+Errno apply_socket_options(const FdEntry& entry);
 
 // A listening TCP socket bound to "ADDR:PORT" ("127.0.0.1:8080",
 // "[::1]:8080", "localhost:8080"), as an fd entry. Throws tern::Error.

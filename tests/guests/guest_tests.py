@@ -10,6 +10,7 @@ written here (never against tern's earlier output).
 import argparse
 import os
 import random
+import select
 import shutil
 import socket
 import subprocess
@@ -245,19 +246,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def connect(port, deadline):
+def connect(port, deadline, host="127.0.0.1"):
     while True:
         try:
-            return socket.create_connection(("127.0.0.1", port), timeout=30)
+            return socket.create_connection((host, port), timeout=30)
         except OSError:
             if time.time() > deadline:
                 raise
             time.sleep(0.05)
 
 
-def echo_exchange(port, data):
+def echo_exchange(port, data, host="127.0.0.1"):
     """Sends `data` while reading the echo (so neither side's buffers fill)."""
-    s = connect(port, time.time() + 30)
+    s = connect(port, time.time() + 30, host)
     errors = []
 
     def send():
@@ -302,6 +303,258 @@ def tcp_echo(env):
                  "connection 1: echoed 5 bytes\n"
                  "connection 2: echoed 2000000 bytes\n"
                  "connection 3: echoed 0 bytes\n", "stdout")
+
+
+# --- the socket extension ----------------------------------------------------
+
+def upper_server(family=socket.AF_INET, host="127.0.0.1"):
+    """A peer for tcp_client: accepts one connection, reads until the client
+    shuts down its side, answers with the same bytes upper-cased. Returns
+    (port, thread, result) where result gets "data" (what it read)."""
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.bind((host, 0))
+    srv.listen(1)
+    srv.settimeout(TIMEOUT)
+    result = {}
+
+    def run():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                data = bytearray()
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                result["data"] = bytes(data)
+                conn.sendall(bytes(data).upper())
+        except OSError as e:
+            result["error"] = e
+        finally:
+            srv.close()
+    t = threading.Thread(target=run)
+    t.start()
+    return srv.getsockname()[1], t, result
+
+
+def run_tcp_client(env, allow, host, port, size, server):
+    _, thread, result = server
+    try:
+        rc, out, err = env.run(["run"] + allow + [env.wasm("tcp_client"), host, str(port),
+                                                  str(size)])
+    finally:
+        thread.join()
+    expect("error" not in result, f"the peer failed: {result.get('error')}")
+    expect_equal(result.get("data", b"")[:16], b"hello from wasm\n", "what the peer received first")
+    expect_equal(len(result.get("data", b"")), 16 + size, "bytes the peer received")
+    return rc, out.decode(), err
+
+
+@case
+def sock_tcp_client(env):
+    server = upper_server()
+    port = server[0]
+    rc, out, err = run_tcp_client(env, ["--allow-connect", f"127.0.0.1:{port}"], "127.0.0.1",
+                                  port, 200_000, server)
+    expect_equal(out, f"connected to 127.0.0.1:{port}\n"
+                 "received 200016 bytes: upper-cased echo\n", "stdout")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+    # By name (resolved by the host, as allowed), and allowed by a prefix.
+    server = upper_server()
+    port = server[0]
+    rc, out, err = run_tcp_client(env, ["--allow-resolve", "localhost",
+                                        "--allow-connect", "127.0.0.0/8"], "localhost", port,
+                                  1000, server)
+    expect_equal(out, f"connected to 127.0.0.1:{port}\n"
+                 "received 1016 bytes: upper-cased echo\n", "stdout (localhost)")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+
+
+@case
+def sock_tcp_client_ipv6(env):
+    server = upper_server(socket.AF_INET6, "::1")
+    port = server[0]
+    rc, out, err = run_tcp_client(env, ["--allow-connect", f"[::1]:{port}"], "::1", port,
+                                  50_000, server)
+    expect_equal(out, f"connected to [::1]:{port}\n"
+                 "received 50016 bytes: upper-cased echo\n", "stdout")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+
+
+@case
+def sock_tcp_client_refused(env):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    with srv:
+        for allow in ([], ["--allow-connect", f"127.0.0.1:{port + 1}"],
+                      ["--allow-connect", "10.0.0.0/8"], ["--allow-connect", f"[::1]:{port}"]):
+            rc, out, err = env.run(["run"] + allow + [env.wasm("tcp_client"), "127.0.0.1",
+                                                      str(port)])
+            expect_equal(out.decode(), "connect: Permission denied\n", f"stdout with {allow}")
+            expect_equal(rc, 1, f"exit code with {allow} (stderr {err!r})")
+        # Nothing reached the listening socket.
+        readable, _, _ = select.select([srv], [], [], 0)
+        expect_equal(readable, [], "connections the refused client made")
+        rc, out, _ = env.run(["run", "--allow-connect", f"127.0.0.1:{port}",
+                              env.wasm("tcp_client"), "example.invalid", str(port)])
+        expect_equal(out.decode(), "getaddrinfo: System error\n",
+                     "stdout resolving a name without --allow-resolve")
+
+
+def run_tcp_server(env, addr, host, allow):
+    proc = subprocess.Popen([env.tern, "run"] + allow + [env.wasm("tcp_server"), addr, "0", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline().decode()
+        prefix = f"listening on {host}:"
+        expect(first.startswith(prefix), f"first line: {first!r}")
+        port = int(first[len(prefix):])
+        for size in (5, 1_000_000, 0):
+            data = os.urandom(size)
+            got = echo_exchange(port, data, addr)
+            expect(got == data, f"echo of {size} bytes came back as {len(got)} bytes")
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
+    expect_equal(out.decode(), f"connection 1 from {addr}: echoed 5 bytes\n"
+                 f"connection 2 from {addr}: echoed 1000000 bytes\n"
+                 f"connection 3 from {addr}: echoed 0 bytes\n", "stdout after the first line")
+
+
+@case
+def sock_tcp_server(env):
+    run_tcp_server(env, "127.0.0.1", "127.0.0.1", ["--allow-bind", "127.0.0.1"])
+    rc, out, err = env.run(["run", "--allow-bind", "127.0.0.1:8", env.wasm("tcp_server"),
+                            "127.0.0.1", "0", "1"])
+    expect_equal(out.decode(), "listen on 127.0.0.1:0: Permission denied\n",
+                 "stdout binding a port not allowed")
+    expect_equal(rc, 1, "exit code binding a port not allowed")
+
+
+@case
+def sock_tcp_server_ipv6(env):
+    run_tcp_server(env, "::1", "[::1]", ["--allow-bind", "[::1]"])
+
+
+@case
+def sock_udp_server(env):
+    # The answers go to the client's address: that is a send, so it needs
+    # --allow-connect too.
+    proc = subprocess.Popen([env.tern, "run", "--allow-bind", "127.0.0.1",
+                             "--allow-connect", "127.0.0.1", env.wasm("udp_echo"), "server",
+                             "127.0.0.1", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline().decode()
+        expect(first.startswith("bound to 127.0.0.1:"), f"first line: {first!r}")
+        port = int(first.split(":")[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(TIMEOUT)
+            s.bind(("127.0.0.1", 0))
+            for data in (b"hello", bytes(range(256)) * 4, b""):
+                s.sendto(data, ("127.0.0.1", port))
+                reply, source = s.recvfrom(4096)
+                expect_equal(reply, data[::-1], "the answer")
+                expect_equal(source, ("127.0.0.1", port), "the answer's source")
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
+    expect_equal(out.decode(), "datagram 1: 5 bytes, answered\n"
+                 "datagram 2: 1024 bytes, answered\n"
+                 "datagram 3: 0 bytes, answered\n", "stdout after the first line")
+
+
+@case
+def sock_udp_client(env):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(TIMEOUT)
+    port = srv.getsockname()[1]
+    seen = []
+
+    def serve():
+        try:
+            for _ in range(4):
+                data, source = srv.recvfrom(4096)
+                seen.append(data)
+                srv.sendto(data.replace(b"ping", b"pong"), source)
+        except OSError as e:
+            seen.append(e)
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        rc, out, err = env.run(["run", "--allow-connect", f"127.0.0.1:{port}",
+                                env.wasm("udp_echo"), "client", "127.0.0.1", str(port)])
+    finally:
+        t.join()
+        srv.close()
+    expect_equal(seen, [b"ping 1", b"ping 2", b"ping 3", b"ping 4"], "datagrams the peer got")
+    expect_equal(out.decode(), "answer 1: ok from the server\n"
+                 "answer 2: ok from the server\n"
+                 "answer 3: ok from the server\n"
+                 "connected answer: pong 4\n", "stdout")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+
+
+SOCK_API_CHECKS = [
+    "socket tcp, udp, tcp6", "SO_TYPE stream", "SO_TYPE dgram", "SO_REUSEADDR on",
+    "SO_REUSEADDR off", "SO_REUSEPORT on", "SO_KEEPALIVE on", "TCP_NODELAY on", "TCP_KEEPIDLE 77",
+    "TCP_KEEPINTVL 13", "IP_TTL 42", "SO_BROADCAST on", "IP_MULTICAST_TTL 3",
+    "IP_MULTICAST_LOOP off", "IPV6_V6ONLY on", "SO_RCVBUF 65536 (the kernel may give more)",
+    "SO_SNDBUF 65536", "SO_LINGER on 5s", "SO_RCVTIMEO 1.5s", "SO_SNDTIMEO 3s",
+    "unknown option is ENOPROTOOPT", "bind 127.0.0.1:0 (allowed)", "getsockname: 127.0.0.1, a port",
+    "getpeername of an unconnected socket is ENOTCONN",
+    "connect to a closed allowed port is ECONNREFUSED", "bind [::1]:0 and getsockname",
+    "bind 127.0.0.2 is EACCES", "listen unbound (binds 0.0.0.0) is EACCES",
+    "connect to a port not allowed is EACCES", "sendto an address not allowed is EACCES",
+    "getaddrinfo 127.0.0.1:8080", "getaddrinfo [::1]:443",
+    "getaddrinfo localhost (allowed) has 127.0.0.1",
+    "getaddrinfo of a name not allowed: EAI_SYSTEM, EACCES", "AI_NUMERICHOST with a name is EAI_NONAME",
+    "sock_open with a bad fd pointer is EFAULT", "sock_open of an unknown family is EAFNOSUPPORT",
+    "sock_open", "sock_bind with a bad address pointer is EFAULT",
+    "sock_addr_local with a bad pointer is EFAULT",
+    "sock_get_reuse_addr with a bad pointer is EFAULT",
+    "sock_addr_resolve with a bad result pointer is EFAULT",
+    "sock_addr_resolve with a bad host pointer is EFAULT",
+    "sock_bind of an unknown address kind is EPROTONOSUPPORT",
+    "sock_bind on stdin (not a socket) is ENOTSOCK",
+    "sock_bind without the bind right is ENOTCAPABLE", "sock_close", "sock_close again is EBADF",
+]
+
+
+@case
+def sock_api(env):
+    closed_port = free_port()
+    rc, out, err = env.run(["run", "--allow-bind", "127.0.0.1", "--allow-bind", "[::1]",
+                            "--allow-connect", f"127.0.0.1:{closed_port}",
+                            "--allow-resolve", "localhost", env.wasm("sock_api"),
+                            str(closed_port)])
+    expected = "".join(f"{c}: ok\n" for c in SOCK_API_CHECKS) + "failures: 0\n"
+    expect_equal(out.decode(), expected, "stdout")
+    expect_equal(rc, 0, f"exit code (stderr {err!r})")
+
+
+@case
+def sock_bad_options(env):
+    for option, value in (("--allow-connect", "nonsense"), ("--allow-connect", "127.0.0.1/33"),
+                          ("--allow-connect", "127.0.0.1:99999"), ("--allow-bind", "[::1"),
+                          ("--allow-bind", "localhost:80"), ("--allow-resolve", "")):
+        rc, out, err = env.run(["run", option, value, env.wasm("exit_code")])
+        expect(rc != 0, f"{option} {value!r}: exit code 0")
+        lines = err.splitlines()
+        expect(len(lines) == 1 and lines[0].startswith("tern: error: ") and option in lines[0],
+               f"{option} {value!r}: expected one 'tern: error:' line naming the option, "
+               f"got {err!r}")
+        expect_equal(out, b"", f"{option} {value!r}: stdout")
 
 
 # --- sandbox escapes ---------------------------------------------------------

@@ -40,7 +40,7 @@ protected:
 };
 
 TEST_F(WasiHostTest, Preview1Signatures) {
-  EXPECT_EQ(fns_.size(), 46u);
+  EXPECT_EQ(fns_.size(), 46u + 48u); // preview1, and the socket extension
   for (const auto& [name, fn] : fns_) EXPECT_EQ(fn.module_name, "wasi_snapshot_preview1");
   using FT = wasm::FuncType;
   std::map<std::string, FT> expected = {
@@ -63,6 +63,18 @@ TEST_F(WasiHostTest, Preview1Signatures) {
       {"sched_yield", FT{{}, {I32}}},
       {"sock_recv", FT{{I32, I32, I32, I32, I32, I32}, {I32}}},
       {"sock_shutdown", FT{{I32, I32}, {I32}}},
+      // The socket extension, as WAMR's lib-socket imports it.
+      {"sock_open", FT{{I32, I32, I32, I32}, {I32}}},
+      {"sock_bind", FT{{I32, I32}, {I32}}},
+      {"sock_addr_resolve", FT{{I32, I32, I32, I32, I32, I32}, {I32}}},
+      {"sock_send_to", FT{{I32, I32, I32, I32, I32, I32}, {I32}}},
+      {"sock_recv_from", FT{{I32, I32, I32, I32, I32, I32}, {I32}}},
+      {"sock_set_recv_timeout", FT{{I32, I64}, {I32}}},
+      {"sock_get_recv_timeout", FT{{I32, I32}, {I32}}},
+      {"sock_set_linger", FT{{I32, I32, I32}, {I32}}},
+      {"sock_get_linger", FT{{I32, I32, I32}, {I32}}},
+      {"sock_set_ip_multicast_loop", FT{{I32, I32, I32}, {I32}}},
+      {"sock_set_ip_add_membership", FT{{I32, I32, I32}, {I32}}},
   };
   for (const auto& [name, type] : expected) {
     ASSERT_TRUE(fns_.count(name)) << name;

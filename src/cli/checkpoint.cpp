@@ -1,0 +1,55 @@
+// `tern checkpoint --control SOCKET -o PATH [--stop]`: asks a running
+// `tern run --control SOCKET` to checkpoint; prints where it went.
+// `tern checkpoint --control SOCKET --status` prints the program's status.
+#include "cli/commands.h"
+#include "program/supervisor.h"
+#include "tern/error.h"
+
+#include <fmt/format.h>
+
+namespace tern::cli {
+namespace {
+
+struct CheckpointClientOptions {
+  std::string control;
+  std::string output;
+  bool stop = false;
+  bool status = false;
+};
+
+int checkpoint(const CheckpointClientOptions& o) {
+  std::string command = "status";
+  if (!o.status) {
+    command = "checkpoint";
+    if (o.stop) command += " --stop";
+    if (!o.output.empty()) command += " " + o.output;
+  }
+  std::string reply = program::control_request(o.control, command);
+  if (reply.rfind("error ", 0) == 0) throw Error(reply.substr(6));
+  if (reply.rfind("ok ", 0) == 0)
+    fmt::print("checkpoint written to {}\n", reply.substr(3));
+  else
+    fmt::print("{}\n", reply);
+  return 0;
+}
+
+void add_checkpoint_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "checkpoint", "Ask a running `tern run --control SOCKET` to checkpoint its program");
+  auto o = std::make_shared<CheckpointClientOptions>();
+  cmd->add_option("--control", o->control, "The program's control socket")
+      ->required()
+      ->type_name("SOCKET");
+  cmd->add_option("-o,--output", o->output,
+                  "Where to write the snapshot (default: the program's --checkpoint-to)")
+      ->type_name("PATH");
+  cmd->add_flag("--stop", o->stop, "Stop the program once the checkpoint is written");
+  cmd->add_flag("--status", o->status, "Print the program's status instead");
+  cmd->callback([o] { guarded([&] { return checkpoint(*o); }); });
+}
+
+} // namespace
+
+TERN_COMMAND("checkpoint", add_checkpoint_command);
+
+} // namespace tern::cli

@@ -1,0 +1,57 @@
+// `tern restore SNAPSHOT [OPTIONS]`: continues a checkpointed program on this
+// host, in any engine, with its files reopened and its output going to
+// tern's own streams. It can be checkpointed again (the same options as
+// `tern run`), so restores chain.
+#include "cli/commands.h"
+#include "cli/host_options.h"
+#include "cli/load.h"
+#include "program/program.h"
+
+namespace tern::cli {
+namespace {
+
+struct RestoreCliOptions {
+  std::string snapshot;
+  std::string module;
+  std::vector<std::string> dirs;
+  bool allow_changed_files = false;
+  HostCliOptions host;
+};
+
+int restore(const RestoreCliOptions& o) {
+  program::CheckpointPolicy policy = checkpoint_policy(o.host.checkpoint);
+  program::Program::RestoreOptions options;
+  if (!o.module.empty()) options.module = load_module(o.module);
+  for (const auto& d : o.dirs) options.wasi.dirs.push_back(wasi::parse_dir_option(d));
+  options.wasi.allow_changed_files = o.allow_changed_files;
+  apply_host_options(o.host, options.wasi);
+  auto prog = program::Program::restore(o.snapshot, options, engine_spec(o.host));
+  return supervise_and_report(*prog, policy, o.host);
+}
+
+void add_restore_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("restore", "Continue a checkpointed program from its snapshot");
+  auto o = std::make_shared<RestoreCliOptions>();
+  cmd->add_option("SNAPSHOT", o->snapshot, "The snapshot file")->required()->type_name("");
+  add_engine_and_stream_options(*cmd, o->host);
+  cmd->add_option("--module", o->module,
+                  "The program's module, when the snapshot does not carry it (checked by sha256)")
+      ->type_name("FILE");
+  cmd->add_option("--dir", o->dirs,
+                  "Map the program's directory GUEST to HOST on this machine (default: the "
+                  "host path saved in the snapshot)")
+      ->type_name("HOST[::GUEST]")
+      ->allow_extra_args(false);
+  cmd->add_flag("--allow-changed-files", o->allow_changed_files,
+                "Reopen files that changed since the checkpoint instead of refusing");
+  // The network sandbox is the restore's own, as for `tern run`.
+  add_sandbox_options(*cmd, o->host);
+  add_checkpoint_and_stats_options(*cmd, o->host);
+  cmd->callback([o] { guarded([&] { return restore(*o); }); });
+}
+
+} // namespace
+
+TERN_COMMAND("restore", add_restore_command);
+
+} // namespace tern::cli

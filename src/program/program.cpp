@@ -1,0 +1,192 @@
+#include "program/program.h"
+
+#include "snapshot/format.h"
+#include "tern/error.h"
+#include "wasi/wasi.h"
+#include "wasm/decoder.h"
+#include "wasm/instr.h"
+#include "wasm/validator.h"
+
+#include <fmt/format.h>
+
+namespace tern::program {
+
+using runtime::ExecOutcome;
+using runtime::HostResult;
+using runtime::Slot;
+
+Program::~Program() = default;
+
+std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> module,
+                                         wasi::WasiOptions wasi, const EngineSpec& engine) {
+  std::unique_ptr<Program> p(new Program);
+  p->module_ = std::move(module);
+  p->engine_name_ = engine.name;
+  p->wasi_ = std::make_unique<wasi::WasiContext>(std::move(wasi));
+  p->store_ = std::make_unique<runtime::Store>(engine.make());
+  p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
+  p->link_and_instantiate(/*run_start=*/true);
+  return p;
+}
+
+void Program::link_and_instantiate(bool run_start) {
+  runtime::Linker linker;
+  wasi::register_wasi(*wasi_, *store_, linker);
+  define_tern_imports(linker);
+  instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, run_start);
+}
+
+void Program::define_tern_imports(runtime::Linker& linker) {
+  runtime::HostFunction checkpoint;
+  checkpoint.type.results = {wasm::ValType::I32};
+  checkpoint.module_name = kTernModule;
+  checkpoint.name = kCheckpointImport;
+  checkpoint.callback = [this](runtime::CallContext&, std::span<const Slot>,
+                               std::span<Slot> results) { return guest_checkpoint(results); };
+  linker.define(kTernModule, kCheckpointImport,
+                runtime::Extern::of(store_->add_host_function(std::move(checkpoint))));
+}
+
+HostResult Program::guest_checkpoint(std::span<Slot> results) {
+  auto answer = [&](int32_t value) {
+    results[0] = static_cast<uint32_t>(value);
+    guest_checkpoint_ = GuestCheckpoint::None;
+    return HostResult::ok();
+  };
+  switch (guest_checkpoint_) {
+  case GuestCheckpoint::None:
+    break;
+  case GuestCheckpoint::Requested: // issued again before the checkpoint was handled
+  case GuestCheckpoint::Failed:
+    return answer(-1);
+  case GuestCheckpoint::Written:
+    return answer(0);
+  case GuestCheckpoint::Restored:
+    return answer(1);
+  }
+  if (!guest_request_ || !guest_request_()) return answer(-1);
+  guest_checkpoint_ = GuestCheckpoint::Requested;
+  return HostResult::suspend();
+}
+
+void Program::finish_guest_checkpoint(bool written) {
+  if (guest_checkpoint_ == GuestCheckpoint::Requested)
+    guest_checkpoint_ = written ? GuestCheckpoint::Written : GuestCheckpoint::Failed;
+}
+
+// Whether the innermost frame of a restored thread is a tern.checkpoint()
+// call being issued again: it then returns 1 ("restored") to the program.
+bool Program::stopped_in_guest_checkpoint(const runtime::ViewThread& view) const {
+  if (view.frames.empty() || view.frames.back().kind != runtime::FrameKind::HostCall) return false;
+  const uint32_t offset = view.frames.back().wasm_offset;
+  if (offset >= module_->bytes.size()) return false;
+  wasm::InstrReader reader(
+      wasm::ByteReader(std::span<const uint8_t>(module_->bytes).subspan(offset), offset));
+  wasm::Instr call;
+  reader.next(call);
+  if (call.op != wasm::Op::Call || !module_->is_imported_func(call.a)) return false;
+  uint32_t seen = 0;
+  for (const wasm::Import& imp : module_->imports) {
+    if (imp.kind != wasm::ExternKind::Func) continue;
+    if (seen++ == call.a) return imp.module == kTernModule && imp.name == kCheckpointImport;
+  }
+  return false;
+}
+
+std::unique_ptr<Program> Program::restore(const std::string& path, const RestoreOptions& options,
+                                          const EngineSpec& engine) {
+  std::unique_ptr<Program> p(new Program);
+  p->engine_name_ = engine.name;
+  // Everything but memory is known when the first memory section arrives:
+  // build the instance then, so pages are decoded straight into it.
+  auto build = [&](const snapshot::Snapshot& so_far) {
+    if (p->instance_) return;
+    const snapshot::Tag known[] = {wasi::kStateTag};
+    snapshot::check_extensions_understood(so_far, known);
+    if (options.module) {
+      snapshot::check_module(so_far, options.module->bytes);
+      p->module_ = options.module;
+    } else {
+      const auto& binary = so_far.module.binary.data;
+      if (binary.empty())
+        throw Error("the snapshot does not carry its module: give it with --module FILE");
+      auto m = std::make_shared<wasm::Module>(
+          wasm::decode_module(std::vector<uint8_t>(binary.begin(), binary.end())));
+      wasm::validate_module(*m);
+      snapshot::check_module(so_far, m->bytes);
+      p->module_ = std::move(m);
+    }
+    const snapshot::ExtensionSection* state = so_far.find_extension(wasi::kStateTag);
+    if (!state) throw Error("the snapshot has no WASI state (it is not of a WASI program)");
+    p->wasi_ = wasi::restore_state(*state, options.wasi);
+    p->store_ = std::make_unique<runtime::Store>(engine.make());
+    p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
+    p->link_and_instantiate(/*run_start=*/false);
+  };
+  snapshot::ReadOptions read;
+  read.memory_target = [&](uint32_t index, const snapshot::MemoryImage& header,
+                           const snapshot::Snapshot& so_far) {
+    build(so_far);
+    return snapshot::prepare_memory_for_restore(*p->instance_, index, header.pages);
+  };
+  snapshot::Snapshot s = snapshot::read_snapshot_file(path, read);
+  build(s);
+  snapshot::apply_snapshot(s, *p->instance_);
+  if (s.threads.size() != 1)
+    throw Error(fmt::format("{}: the snapshot has {} threads; this program has one", path,
+                            s.threads.size()));
+  const runtime::ViewThread& view = s.threads[0].view;
+  p->store_->engine().restore(*p->thread_, *p->instance_, view);
+  p->started_ = p->stopped_ = true;
+  if (p->stopped_in_guest_checkpoint(view)) p->guest_checkpoint_ = GuestCheckpoint::Restored;
+  return p;
+}
+
+ExecOutcome Program::run() {
+  ExecOutcome out;
+  if (!started_) {
+    started_ = true;
+    runtime::FunctionInstance* start = instance_->find_func_export("_start");
+    if (!start) throw Error("the module has no `_start` export (it is not a WASI command)");
+    out = store_->engine().call(*thread_, start, {}, {});
+  } else {
+    if (!stopped_) throw Error("internal error: the program is not stopped");
+    out = store_->engine().resume(*thread_, {});
+  }
+  stopped_ = out.kind == ExecOutcome::Kind::Suspended;
+  return out;
+}
+
+snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
+                                    const wasi::SaveOptions& save) {
+  if (!stopped_) throw Error("internal error: capture of a running program");
+  std::vector<snapshot::ThreadImage> threads;
+  threads.push_back({0, store_->engine().capture(*thread_)});
+  snapshot::CaptureOptions options = capture;
+  options.engine = engine_name_;
+  snapshot::Snapshot s = snapshot::capture_instance(*instance_, std::move(threads), options);
+  s.extensions.push_back(wasi::save_state(*wasi_, save));
+  return s;
+}
+
+void Program::detach_shared_memory(snapshot::Snapshot& s) const {
+  for (size_t i = 0; i < instance_->memories.size() && i < s.memories.size(); ++i) {
+    const runtime::Memory& m = *instance_->memories[i];
+    if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
+    auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
+    s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
+  }
+}
+
+std::optional<util::Sha256Digest> Program::memory_sha256() const {
+  const runtime::Memory* m = instance_->memory0();
+  if (!m) return std::nullopt;
+  return util::sha256({m->base(), m->size()});
+}
+
+void Program::stop_at_stable_point(uint64_t n) {
+  interrupt().set_counting(true);
+  thread_->stop_at = n;
+}
+
+} // namespace tern::program

@@ -1,0 +1,118 @@
+// A running WASI program: its module, WASI context, store, thread and
+// instance, and the operations checkpointing needs — start it or continue
+// it, capture it while it is stopped at stable points, or build it from a
+// snapshot on this host, in any engine.
+#pragma once
+
+#include "runtime/engine.h"
+#include "runtime/store.h"
+#include "runtime/thread.h"
+#include "snapshot/capture.h"
+#include "util/sha256.h"
+#include "wasi/context.h"
+#include "wasi/state.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace tern::program {
+
+// The guest import `tern.checkpoint() -> i32`: a program asks to be
+// checkpointed. It returns 0 when the program continues after the
+// checkpoint was written, 1 in a program restored from that checkpoint, and
+// -1 when no checkpoint could be taken (no destination, or it failed).
+inline constexpr const char* kTernModule = "tern";
+inline constexpr const char* kCheckpointImport = "checkpoint";
+
+struct EngineSpec {
+  std::string name; // "interp", "aot", "jit": recorded in snapshots
+  std::function<std::unique_ptr<runtime::Engine>()> make;
+};
+
+class Program {
+public:
+  // A program about to run `module`'s `_start` (instantiated, start
+  // section run).
+  static std::unique_ptr<Program> create(std::shared_ptr<const wasm::Module> module,
+                                         wasi::WasiOptions wasi, const EngineSpec& engine);
+
+  struct RestoreOptions {
+    // The module the snapshot was taken of; when null, the one embedded in
+    // the snapshot. Either way its hash must match.
+    std::shared_ptr<const wasm::Module> module;
+    wasi::RestoreOptions wasi;
+  };
+  // A program rebuilt from the snapshot at `path`: memory decoded straight
+  // into the new instance, host state reopened, threads rebuilt by the
+  // engine, ready to continue with run(). Throws tern::Error for a corrupt or
+  // mismatched snapshot, naming what does not fit.
+  static std::unique_ptr<Program> restore(const std::string& path, const RestoreOptions& options,
+                                          const EngineSpec& engine);
+
+  ~Program();
+
+  // Runs `_start`, or continues a stopped (or restored) program, until it
+  // returns, traps, exits or stops at stable points for a checkpoint.
+  runtime::ExecOutcome run();
+  bool stopped() const { return stopped_; }
+
+  // While stopped: the snapshot of the program (memory by reference: write
+  // it before the program continues, or from a forked child).
+  snapshot::Snapshot capture(const snapshot::CaptureOptions& capture,
+                             const wasi::SaveOptions& save);
+
+  // Makes `snapshot` (captured from this program) safe to write from a
+  // forked child while the program runs on. A forked child sees private
+  // memory as it was at the fork, but a mirrored memory (runtime/memory.h)
+  // is a shared mapping the program keeps writing: its bytes are copied
+  // into the snapshot now, at the cost of a memcpy in the pause.
+  void detach_shared_memory(snapshot::Snapshot& snapshot) const;
+
+  // Counting mode: stop at the n-th stable point executed (0: never stop,
+  // only count).
+  void stop_at_stable_point(uint64_t n);
+  uint64_t stable_points() const { return thread_->stable_points; }
+
+  // SHA-256 of the first memory's bytes (its size is part of the data
+  // hashed), or nullopt when the module has no memory: for tests that
+  // compare the final memory of different runs.
+  std::optional<util::Sha256Digest> memory_sha256() const;
+
+  runtime::Store& store() { return *store_; }
+  runtime::Interrupt& interrupt() { return store_->interrupt(); }
+  const wasm::Module& module() const { return *module_; }
+  const std::string& engine_name() const { return engine_name_; }
+
+  // The guest's tern.checkpoint(): asks `on_request` (set by whoever handles
+  // checkpoints) and stops the program if it accepts.
+  using CheckpointRequest = std::function<bool()>;
+  void on_guest_checkpoint(CheckpointRequest handler) { guest_request_ = std::move(handler); }
+  // Tells a stopped tern.checkpoint() call how its checkpoint went; the call
+  // returns 0 (written) or -1 when the program continues.
+  void finish_guest_checkpoint(bool written);
+
+private:
+  Program() = default;
+  void link_and_instantiate(bool run_start);
+  void define_tern_imports(runtime::Linker& linker);
+  runtime::HostResult guest_checkpoint(std::span<runtime::Slot> results);
+  bool stopped_in_guest_checkpoint(const runtime::ViewThread& view) const;
+
+  std::shared_ptr<const wasm::Module> module_;
+  std::unique_ptr<wasi::WasiContext> wasi_;
+  std::unique_ptr<runtime::Store> store_;
+  std::unique_ptr<runtime::Thread> thread_;
+  runtime::ModuleInstance* instance_ = nullptr;
+  std::string engine_name_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  // tern.checkpoint() progress: a stopped call is issued again on resume
+  // and must then return instead of asking again.
+  enum class GuestCheckpoint { None, Requested, Written, Failed, Restored };
+  GuestCheckpoint guest_checkpoint_ = GuestCheckpoint::None;
+  CheckpointRequest guest_request_;
+};
+
+} // namespace tern::program

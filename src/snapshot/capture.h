@@ -1,0 +1,58 @@
+// Between a module instance and the snapshot model. A checkpoint has two
+// steps, so that the program stops only for the first:
+//
+//   1. In the pause (every thread stopped at a stable point):
+//        threads = {{0, engine.capture(thread)}};
+//        Snapshot s = capture_instance(instance, threads, options);
+//      This copies globals, tables and frames (small) and refers to memory in
+//      place: no memory is copied and nothing is hashed or compressed.
+//   2. Encode and write: write_snapshot_file(path, s) while the program stays
+//      stopped, or start_background_write (background.h), which forks so the
+//      child writes from its copy-on-write image and the program continues
+//      as soon as fork() returns.
+//
+// Restore: instantiate the same module afresh, then apply_snapshot() and
+// engine.restore() each thread.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/instance.h"
+#include "snapshot/model.h"
+
+namespace tern::snapshot {
+
+struct CaptureOptions {
+  bool embed_module = false; // carry the module binary in the snapshot
+  std::string engine;        // execution mode, for the host description
+};
+
+// The description of this process (tern version, architecture, byte order,
+// time now).
+HostInfo current_host(std::string engine);
+
+// Step 1 above. `instance` must stay stopped (or be in a forked child's
+// image) until the snapshot is written. Throws tern::Error for state that
+// has no wasm view (host references, functions of other instances).
+Snapshot capture_instance(const runtime::ModuleInstance& instance, std::vector<ThreadImage> threads,
+                          const CaptureOptions& options = {});
+
+// Throws tern::Error naming both hashes unless `module_binary` is the module
+// the snapshot was taken of.
+void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_binary);
+
+// For ReadOptions::memory_target: grows memory `index` of a fresh instance
+// to `pages`, clears what instantiation wrote into it and returns its bytes,
+// so the reader decodes the snapshot's pages in place (apply_snapshot then
+// leaves them as they are). Throws tern::Error if it cannot have that size.
+std::span<uint8_t> prepare_memory_for_restore(runtime::ModuleInstance& instance, uint32_t index,
+                                              uint64_t pages);
+
+// Puts memories (size and contents), globals, tables and segment state of
+// the snapshot into `instance`, a fresh instance of the snapshot's module
+// (checked first). Threads are restored by the engine.
+void apply_snapshot(const Snapshot& snapshot, runtime::ModuleInstance& instance);
+
+} // namespace tern::snapshot

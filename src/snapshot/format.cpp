@@ -1,0 +1,646 @@
+#include "snapshot/format.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "snapshot/pages.h"
+#include "snapshot/payload.h"
+#include "tern/error.h"
+#include "util/file.h"
+
+namespace tern::snapshot {
+namespace {
+
+// Fuzzing builds (fuzz/) let wrong checksums through, so that the fuzzer
+// reaches the payload parsers behind them.
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+constexpr bool kVerifyChecks = false;
+#else
+constexpr bool kVerifyChecks = true;
+#endif
+
+constexpr uint32_t kOptionalFlag = 1;
+constexpr size_t kFileHeaderBytes = 16;    // magic, version, flags
+constexpr size_t kSectionHeaderBytes = 16; // tag, flags, length, header check
+constexpr uint64_t kMaxPages = wasm::kMaxPages;
+
+uint32_t header_check(const uint8_t* first12) {
+  return static_cast<uint32_t>(XXH64(first12, 12, 0));
+}
+
+void put_u32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void put_u64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t get_u32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+std::string tag_name(const Tag& tag) {
+  std::string out;
+  for (char c : tag) {
+    if (c >= 0x20 && c < 0x7F)
+      out.push_back(c);
+    else
+      out += fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
+  }
+  return out;
+}
+
+bool printable_tag(const Tag& tag) {
+  return std::all_of(tag.begin(), tag.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+}
+
+// ---------------------------------------------------------------- writing
+
+class StreamWriter {
+public:
+  StreamWriter(util::ByteSink& sink, const std::function<void(uint64_t)>& progress)
+      : sink_(sink), progress_(progress) {
+    XXH64_reset(&hash_, 0);
+  }
+
+  void file_header() {
+    uint8_t h[kFileHeaderBytes];
+    std::memcpy(h, kMagic.data(), kMagic.size());
+    put_u32(h + 8, kFormatVersion);
+    put_u32(h + 12, 0);
+    raw(h);
+  }
+
+  void section(const Tag& tag, bool optional, std::span<const uint8_t> payload) {
+    if (payload.size() > 0xFFFFFFFFu)
+      throw Error(fmt::format("snapshot section {} is too large ({} bytes)", tag_name(tag),
+                              payload.size()));
+    uint8_t h[kSectionHeaderBytes];
+    std::memcpy(h, tag.data(), 4);
+    put_u32(h + 4, optional ? kOptionalFlag : 0);
+    put_u32(h + 8, static_cast<uint32_t>(payload.size()));
+    put_u32(h + 12, header_check(h));
+    raw(h);
+    raw(payload);
+    uint8_t sum[8];
+    put_u64(sum, XXH64(payload.data(), payload.size(), 0));
+    raw(sum);
+    ++sections_;
+    if (progress_) progress_(bytes_);
+  }
+
+  void tail() {
+    PayloadWriter p;
+    p.u64(bytes_);
+    p.u32(sections_);
+    p.u64(XXH64_digest(&hash_));
+    section(kTailTag, false, p.out());
+    sink_.flush();
+  }
+
+private:
+  void raw(std::span<const uint8_t> b) {
+    sink_.write(b);
+    XXH64_update(&hash_, b.data(), b.size());
+    bytes_ += b.size();
+  }
+
+  util::ByteSink& sink_;
+  const std::function<void(uint64_t)>& progress_;
+  XXH64_state_t hash_;
+  uint64_t bytes_ = 0;
+  uint32_t sections_ = 0;
+};
+
+std::vector<uint8_t> encode_host(const HostInfo& h) {
+  PayloadWriter p;
+  p.string(h.tern_version);
+  p.string(h.arch);
+  p.boolean(h.big_endian);
+  p.string(h.engine);
+  p.u64(h.unix_time_ns);
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_module(const util::Sha256Digest& digest, uint64_t size) {
+  PayloadWriter p;
+  p.bytes(digest);
+  p.u64(size);
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_globals(const std::vector<GlobalImage>& globals) {
+  PayloadWriter p;
+  p.u32(static_cast<uint32_t>(globals.size()));
+  for (const GlobalImage& g : globals) {
+    p.boolean(g.mut);
+    p.value(g.value);
+  }
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_table(uint32_t index, const TableImage& t) {
+  if (!wasm::is_ref(t.elem_type)) throw Error(fmt::format("table {}: not a reference type", index));
+  if (t.elements.size() > 0xFFFFFFFFu) throw Error(fmt::format("table {} is too large", index));
+  PayloadWriter p;
+  p.u32(index);
+  p.u8(static_cast<uint8_t>(t.elem_type));
+  p.boolean(t.max.has_value());
+  p.u32(t.max.value_or(0));
+  p.u32(static_cast<uint32_t>(t.elements.size()));
+  for (uint32_t e : t.elements) {
+    if (t.elem_type == wasm::ValType::ExternRef && e != 0)
+      throw Error("a host (extern) reference cannot be saved");
+    p.u32(e);
+  }
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_segments(const SegmentState& s) {
+  PayloadWriter p;
+  p.u32(static_cast<uint32_t>(s.elem_dropped.size()));
+  for (bool d : s.elem_dropped) p.boolean(d);
+  p.u32(static_cast<uint32_t>(s.data_dropped.size()));
+  for (bool d : s.data_dropped) p.boolean(d);
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_thread(const ThreadImage& t) {
+  PayloadWriter p;
+  p.u32(t.id);
+  p.u64(t.view.stable_points);
+  p.u32(static_cast<uint32_t>(t.view.frames.size()));
+  for (const runtime::ViewFrame& f : t.view.frames) {
+    p.u32(f.func_index);
+    p.u32(f.wasm_offset);
+    p.u8(static_cast<uint8_t>(f.kind));
+    p.u32(static_cast<uint32_t>(f.locals.size()));
+    for (const auto& v : f.locals) p.value(v);
+    p.u32(static_cast<uint32_t>(f.stack.size()));
+    for (const auto& v : f.stack) p.value(v);
+  }
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_memory_header(uint32_t index, const MemoryImage& m) {
+  if (m.pages > kMaxPages) throw Error(fmt::format("memory {} has too many pages", index));
+  if (m.contents.data.size() != m.pages * kPageSize)
+    throw Error(fmt::format("memory {}: contents are not loaded ({} bytes for {} pages)", index,
+                            m.contents.data.size(), m.pages));
+  PayloadWriter p;
+  p.u32(index);
+  p.u64(m.pages);
+  p.boolean(m.max_pages.has_value());
+  p.u64(m.max_pages.value_or(0));
+  p.boolean(m.shared);
+  return std::move(p.out());
+}
+
+// ---------------------------------------------------------------- reading
+
+struct Section {
+  Tag tag{};
+  bool optional = false;
+  uint64_t offset = 0; // of the section header in the stream
+  std::vector<uint8_t> storage;
+  size_t length = 0;
+  std::span<const uint8_t> payload() const { return {storage.data(), length}; }
+  std::string name() const { return fmt::format("section {} at byte {}", tag_name(tag), offset); }
+};
+
+class StreamReader {
+public:
+  explicit StreamReader(util::ByteSource& source) : source_(source) { XXH64_reset(&hash_, 0); }
+
+  void file_header() {
+    uint8_t h[kFileHeaderBytes];
+    size_t got = 0;
+    while (got < kFileHeaderBytes) {
+      const size_t n = source_.read_some({h + got, kFileHeaderBytes - got});
+      if (n == 0) break;
+      got += n;
+    }
+    if (got == 0) throw Error("not a tern snapshot: the input is empty");
+    if (std::memcmp(h, kMagic.data(), std::min(got, kMagic.size())) != 0)
+      throw Error("not a tern snapshot (wrong magic bytes)");
+    if (got < kFileHeaderBytes)
+      throw Error(
+          fmt::format("snapshot is truncated: the stream ends at byte {} inside the header", got));
+    const uint32_t version = get_u32(h + 8);
+    if (version != kFormatVersion)
+      throw Error(fmt::format("unsupported snapshot format version {} (this tern reads version {})",
+                              version, kFormatVersion));
+    if (uint32_t flags = get_u32(h + 12); flags != 0)
+      throw Error(fmt::format("snapshot header has unknown flags 0x{:x}", flags));
+    account({h, kFileHeaderBytes});
+  }
+
+  // Reads the next section into `s`, checking its header and payload.
+  void next(Section& s) {
+    hash_before_ = XXH64_digest(&hash_);
+    offset_before_ = offset_;
+    s.offset = offset_;
+    uint8_t h[kSectionHeaderBytes];
+    if (!source_.read_exact(h))
+      throw Error(fmt::format("snapshot is truncated: it ends at byte {} before the TAIL section",
+                              offset_));
+    if (kVerifyChecks && get_u32(h + 12) != header_check(h))
+      throw Error(fmt::format("snapshot is corrupt: the section header at byte {} fails its check",
+                              offset_));
+    std::memcpy(s.tag.data(), h, 4);
+    const uint32_t flags = get_u32(h + 4);
+    if (flags & ~kOptionalFlag)
+      throw Error(fmt::format("{}: unknown section flags 0x{:x}", s.name(), flags));
+    s.optional = (flags & kOptionalFlag) != 0;
+    account(h);
+    read_payload(s, get_u32(h + 8));
+    uint8_t sum[8];
+    if (!source_.read_exact(sum)) truncated(s);
+    if (kVerifyChecks && get_u64(sum) != XXH64(s.storage.data(), s.length, 0))
+      throw Error(fmt::format("snapshot is corrupt: {} fails its checksum", s.name()));
+    account(sum);
+    ++sections_;
+  }
+
+  uint64_t hash_before_section() const { return hash_before_; }
+  uint64_t offset_before_section() const { return offset_before_; }
+  uint32_t sections_before_section() const { return sections_ - 1; }
+
+private:
+  // Grows the buffer only as bytes arrive, so a corrupt length cannot make
+  // the reader allocate much more than the input holds.
+  void read_payload(Section& s, uint32_t length) {
+    s.length = 0;
+    while (s.length < length) {
+      const size_t step = std::min<size_t>(length - s.length, std::max<size_t>(s.length, 1 << 20));
+      if (s.storage.size() < s.length + step) s.storage.resize(s.length + step);
+      if (!source_.read_exact({s.storage.data() + s.length, step})) truncated(s);
+      s.length += step;
+    }
+    account(s.payload());
+  }
+
+  [[noreturn]] void truncated(const Section& s) {
+    throw Error(fmt::format("snapshot is truncated: the stream ends inside {}", s.name()));
+  }
+
+  void account(std::span<const uint8_t> b) {
+    XXH64_update(&hash_, b.data(), b.size());
+    offset_ += b.size();
+  }
+
+  util::ByteSource& source_;
+  XXH64_state_t hash_;
+  uint64_t offset_ = 0;
+  uint32_t sections_ = 0;
+  uint64_t hash_before_ = 0;
+  uint64_t offset_before_ = 0;
+};
+
+// Sections must come in this order (extensions between threads and
+// memories); the singletons at most once.
+int rank(const Tag& tag) {
+  static const std::pair<Tag, int> ranks[] = {
+      {kHostTag, 0},     {kModuleTag, 1}, {kWasmTag, 2},   {kGlobalsTag, 3}, {kTableTag, 4},
+      {kSegmentsTag, 5}, {kThreadTag, 6}, {kMemoryTag, 8}, {kPagesTag, 8},   {kTailTag, 9}};
+  for (const auto& [t, r] : ranks)
+    if (t == tag) return r;
+  return 7; // extension
+}
+
+bool is_singleton(const Tag& tag) {
+  return tag == kHostTag || tag == kModuleTag || tag == kWasmTag || tag == kGlobalsTag ||
+         tag == kSegmentsTag;
+}
+
+class SnapshotBuilder {
+public:
+  explicit SnapshotBuilder(const ReadOptions& options) : options_(options) {}
+
+  // Returns true at the TAIL section.
+  bool add(Section& s, const StreamReader& stream) {
+    check_order(s);
+    PayloadReader r(s.payload(), s.name());
+    if (s.tag == kHostTag)
+      read_host(r);
+    else if (s.tag == kModuleTag)
+      read_module(r);
+    else if (s.tag == kWasmTag)
+      read_wasm(s, r);
+    else if (s.tag == kGlobalsTag)
+      read_globals(r);
+    else if (s.tag == kTableTag)
+      read_table(r);
+    else if (s.tag == kSegmentsTag)
+      read_segments(r);
+    else if (s.tag == kThreadTag)
+      read_thread(r);
+    else if (s.tag == kMemoryTag)
+      read_memory(r);
+    else if (s.tag == kPagesTag)
+      read_pages(s);
+    else if (s.tag == kTailTag)
+      return read_tail(r, stream);
+    else
+      read_extension(s);
+    return false;
+  }
+
+  Snapshot take() { return std::move(snap_); }
+
+private:
+  void check_order(const Section& s) {
+    const int r = rank(s.tag);
+    if (!seen_.contains(kModuleTag) && s.tag != kHostTag && s.tag != kModuleTag)
+      throw Error(fmt::format("snapshot is malformed: {} comes before the MODL section", s.name()));
+    if (r < rank_) throw Error(fmt::format("snapshot is malformed: {} is out of order", s.name()));
+    if (is_singleton(s.tag) && seen_.contains(s.tag))
+      throw Error(fmt::format("snapshot is malformed: {} is repeated", s.name()));
+    if (s.tag == kPagesTag && !decoder_)
+      throw Error(fmt::format("snapshot is malformed: {} comes before any MEMD section", s.name()));
+    rank_ = r;
+    seen_.insert(s.tag);
+  }
+
+  void read_host(PayloadReader& r) {
+    HostInfo& h = snap_.host;
+    h.tern_version = r.string();
+    h.arch = r.string();
+    h.big_endian = r.boolean();
+    h.engine = r.string();
+    h.unix_time_ns = r.u64();
+    r.expect_end();
+  }
+
+  void read_module(PayloadReader& r) {
+    util::Sha256Digest d;
+    auto b = r.bytes(d.size());
+    std::copy(b.begin(), b.end(), d.begin());
+    module_size_ = r.u64();
+    r.expect_end();
+    snap_.module.sha256 = d;
+  }
+
+  void read_wasm(const Section& s, PayloadReader& r) {
+    auto binary = std::make_shared<std::vector<uint8_t>>(s.payload().begin(), s.payload().end());
+    if (binary->size() != module_size_ || util::sha256(*binary) != *snap_.module.sha256)
+      r.fail("the module binary does not match the module's size and sha-256 in MODL");
+    snap_.module.binary = {*binary, binary};
+    snap_.module.embed_binary = true;
+  }
+
+  void read_globals(PayloadReader& r) {
+    const uint32_t n = r.count(2 + 4, "globals");
+    snap_.globals.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      GlobalImage g;
+      g.mut = r.boolean();
+      g.value = r.value();
+      snap_.globals.push_back(g);
+    }
+    r.expect_end();
+  }
+
+  void read_table(PayloadReader& r) {
+    const uint32_t index = r.u32();
+    if (index != snap_.tables.size())
+      r.fail(fmt::format("table {} where table {} was expected", index, snap_.tables.size()));
+    TableImage t;
+    const uint8_t elem = r.u8();
+    t.elem_type = static_cast<wasm::ValType>(elem);
+    if (!wasm::is_ref(t.elem_type)) r.fail(fmt::format("unknown element type 0x{:02x}", elem));
+    const bool has_max = r.boolean();
+    const uint32_t max = r.u32();
+    if (has_max)
+      t.max = max;
+    else if (max != 0)
+      r.fail("a maximum is given but marked absent");
+    const uint32_t size = r.count(4, "elements");
+    if (has_max && size > max) r.fail(fmt::format("size {} exceeds the maximum {}", size, max));
+    t.elements.reserve(size);
+    for (uint32_t i = 0; i < size; ++i) {
+      const uint32_t e = r.u32();
+      if (t.elem_type == wasm::ValType::ExternRef && e != 0)
+        r.fail(fmt::format("element {} is a non-null extern reference", i));
+      t.elements.push_back(e);
+    }
+    r.expect_end();
+    snap_.tables.push_back(std::move(t));
+  }
+
+  void read_segments(PayloadReader& r) {
+    for (auto* flags : {&snap_.segments.elem_dropped, &snap_.segments.data_dropped}) {
+      const uint32_t n = r.count(1, "segment flags");
+      flags->reserve(n);
+      for (uint32_t i = 0; i < n; ++i) flags->push_back(r.boolean());
+    }
+    r.expect_end();
+  }
+
+  void read_thread(PayloadReader& r) {
+    ThreadImage t;
+    t.id = r.u32();
+    for (const ThreadImage& other : snap_.threads)
+      if (other.id == t.id) r.fail(fmt::format("thread id {} is repeated", t.id));
+    t.view.stable_points = r.u64();
+    const uint32_t n = r.count(17, "frames");
+    if (n == 0) r.fail("a thread without frames");
+    t.view.frames.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) t.view.frames.push_back(read_frame(r, i, i + 1 == n));
+    r.expect_end();
+    snap_.threads.push_back(std::move(t));
+  }
+
+  static runtime::ViewFrame read_frame(PayloadReader& r, uint32_t i, bool innermost) {
+    runtime::ViewFrame f;
+    f.func_index = r.u32();
+    f.wasm_offset = r.u32();
+    const uint8_t kind = r.u8();
+    if (kind > static_cast<uint8_t>(runtime::FrameKind::HostCall))
+      r.fail(fmt::format("frame {}: unknown frame kind {}", i, kind));
+    f.kind = static_cast<runtime::FrameKind>(kind);
+    if (innermost == (f.kind == runtime::FrameKind::CallSite))
+      r.fail(fmt::format("frame {}: {}", i,
+                         innermost ? "the innermost frame cannot be a call site"
+                                   : "every frame but the innermost must be a call site"));
+    for (auto* values : {&f.locals, &f.stack}) {
+      const uint32_t n = r.count(5, "values");
+      values->reserve(n);
+      for (uint32_t k = 0; k < n; ++k) values->push_back(r.value());
+    }
+    return f;
+  }
+
+  void read_memory(PayloadReader& r) {
+    finish_memory();
+    const uint32_t index = r.u32();
+    if (index != snap_.memories.size())
+      r.fail(fmt::format("memory {} where memory {} was expected", index, snap_.memories.size()));
+    MemoryImage m;
+    m.pages = r.u64();
+    const bool has_max = r.boolean();
+    const uint64_t max = r.u64();
+    m.shared = r.boolean();
+    r.expect_end();
+    if (m.pages > kMaxPages)
+      r.fail(fmt::format("{} pages exceed the limit of {}", m.pages, kMaxPages));
+    if (has_max) {
+      if (max > kMaxPages || max < m.pages)
+        r.fail(fmt::format("maximum {} is below the size {} or above {}", max, m.pages, kMaxPages));
+      m.max_pages = max;
+    } else if (max != 0) {
+      r.fail("a maximum is given but marked absent");
+    }
+    if (m.shared && !has_max) r.fail("a shared memory without a maximum");
+    std::span<uint8_t> target;
+    if (options_.keep_memory && options_.memory_target) {
+      target = options_.memory_target(index, m, snap_);
+      if (target.size() != m.pages * kPageSize)
+        r.fail(fmt::format("the restore target of memory {} holds {} bytes, not {}", index,
+                           target.size(), m.pages * kPageSize));
+      m.contents = {target, nullptr};
+    } else if (options_.keep_memory) {
+      auto buffer = std::make_shared<PageBuffer>(m.pages * kPageSize);
+      target = buffer->bytes();
+      m.contents = {target, buffer};
+    }
+    decoder_ = std::make_unique<ChunkDecoder>(index, m.pages, target);
+    snap_.memories.push_back(std::move(m));
+  }
+
+  void read_pages(const Section& s) { decoder_->decode(s.payload(), s.name()); }
+
+  void finish_memory() {
+    if (!decoder_) return;
+    snap_.memories.back().nonzero_pages = decoder_->nonzero_pages();
+    snap_.memories.back().stored_bytes = decoder_->stored_bytes();
+    decoder_.reset();
+  }
+
+  void read_extension(const Section& s) {
+    if (!printable_tag(s.tag))
+      throw Error(fmt::format("snapshot is malformed: {} has an invalid tag", s.name()));
+    snap_.extensions.push_back({s.tag, s.optional, {s.payload().begin(), s.payload().end()}});
+  }
+
+  bool read_tail(PayloadReader& r, const StreamReader& stream) {
+    const uint64_t bytes = r.u64();
+    const uint32_t sections = r.u32();
+    const uint64_t hash = r.u64();
+    r.expect_end();
+    if (kVerifyChecks &&
+        (bytes != stream.offset_before_section() || sections != stream.sections_before_section() ||
+         hash != stream.hash_before_section()))
+      r.fail(fmt::format("the stream does not match its trailer ({} bytes in {} sections read, {} "
+                         "bytes in {} sections written, or a different checksum)",
+                         stream.offset_before_section(), stream.sections_before_section(), bytes,
+                         sections));
+    for (const Tag& required : {kGlobalsTag, kSegmentsTag})
+      if (!seen_.contains(required))
+        r.fail(fmt::format("the snapshot has no {} section", tag_name(required)));
+    finish_memory();
+    return true;
+  }
+
+  ReadOptions options_;
+  Snapshot snap_;
+  std::set<Tag> seen_;
+  int rank_ = 0;
+  uint64_t module_size_ = 0;
+  std::unique_ptr<ChunkDecoder> decoder_;
+};
+
+} // namespace
+
+bool is_core_tag(const Tag& tag) {
+  return rank(tag) != 7;
+}
+
+void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions& options) {
+  for (const ExtensionSection& e : s.extensions)
+    if (is_core_tag(e.tag) || !printable_tag(e.tag))
+      throw Error(fmt::format("invalid extension section tag '{}'", tag_name(e.tag)));
+  const auto& binary = s.module.binary.data;
+  if (!s.module.sha256 && binary.empty()) throw Error("the snapshot has no module identity");
+  const util::Sha256Digest digest = s.module.sha256 ? *s.module.sha256 : util::sha256(binary);
+
+  StreamWriter w(sink, options.progress);
+  w.file_header();
+  w.section(kHostTag, true, encode_host(s.host));
+  w.section(kModuleTag, false, encode_module(digest, binary.size()));
+  if (s.module.embed_binary) w.section(kWasmTag, true, binary);
+  w.section(kGlobalsTag, false, encode_globals(s.globals));
+  for (size_t i = 0; i < s.tables.size(); ++i)
+    w.section(kTableTag, false, encode_table(static_cast<uint32_t>(i), s.tables[i]));
+  w.section(kSegmentsTag, false, encode_segments(s.segments));
+  for (const ThreadImage& t : s.threads) w.section(kThreadTag, false, encode_thread(t));
+  for (const ExtensionSection& e : s.extensions) w.section(e.tag, e.optional, e.payload);
+  const ChunkOptions chunk_options{options.compress, options.zstd_level, options.threads};
+  for (size_t i = 0; i < s.memories.size(); ++i) {
+    const auto index = static_cast<uint32_t>(i);
+    w.section(kMemoryTag, false, encode_memory_header(index, s.memories[i]));
+    encode_memory_chunks(
+        index, s.memories[i].contents.data, chunk_options,
+        [&](std::span<const uint8_t> payload) { w.section(kPagesTag, false, payload); });
+  }
+  w.tail();
+}
+
+Snapshot read_snapshot(util::ByteSource& source, const ReadOptions& options) {
+  StreamReader stream(source);
+  stream.file_header();
+  SnapshotBuilder builder(options);
+  Section s;
+  do stream.next(s);
+  while (!builder.add(s, stream));
+  return builder.take();
+}
+
+void write_snapshot_file(const std::string& path, const Snapshot& snapshot,
+                         const WriteOptions& options) {
+  util::write_file_atomic(path,
+                          [&](util::ByteSink& sink) { write_snapshot(snapshot, sink, options); });
+}
+
+Snapshot read_snapshot_file(const std::string& path, const ReadOptions& options) {
+  struct Fd {
+    int fd;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (f.fd < 0) throw Error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  util::FdSource source(f.fd, path);
+  try {
+    Snapshot s = read_snapshot(source, options);
+    uint8_t extra;
+    if (source.read_some({&extra, 1}) != 0)
+      throw Error("snapshot is malformed: bytes follow the TAIL section");
+    return s;
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+void check_extensions_understood(const Snapshot& snapshot, std::span<const Tag> known) {
+  for (const ExtensionSection& e : snapshot.extensions) {
+    if (e.optional || std::find(known.begin(), known.end(), e.tag) != known.end()) continue;
+    throw Error(fmt::format("snapshot section {} is required to restore but this tern does not "
+                            "understand it",
+                            tag_name(e.tag)));
+  }
+}
+
+} // namespace tern::snapshot

@@ -1,0 +1,126 @@
+// A snapshot in memory: the wasm view of a stopped program (DESIGN.md §1).
+// capture.h fills it from an instance and puts it back; format.h writes and
+// reads it as bytes (docs/snapshot-format.md). Nothing here is a native
+// address or a host-endian word.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/wasm_view.h"
+#include "util/sha256.h"
+#include "wasm/types.h"
+
+namespace tern::snapshot {
+
+// Section tags: four ASCII characters (docs/snapshot-format.md).
+using Tag = std::array<char, 4>;
+constexpr Tag make_tag(const char (&s)[5]) {
+  return {s[0], s[1], s[2], s[3]};
+}
+inline std::string_view to_string_view(const Tag& t) {
+  return {t.data(), t.size()};
+}
+// The tag spelled by `s`, which must have four characters.
+inline std::optional<Tag> tag_from(std::string_view s) {
+  if (s.size() != 4) return std::nullopt;
+  return Tag{s[0], s[1], s[2], s[3]};
+}
+
+// Where the snapshot was taken. Informative only: restore never depends on it.
+struct HostInfo {
+  std::string tern_version;
+  std::string arch; // "x86_64", "aarch64", "s390x", ...
+  bool big_endian = false;
+  std::string engine; // execution mode: "interp", "aot", ...
+  uint64_t unix_time_ns = 0;
+};
+
+// Bytes a snapshot refers to without copying: borrowed from a live instance
+// (valid while the program stays stopped, or in a forked writer) or owned
+// through `owner` (decoded snapshots).
+struct Bytes {
+  std::span<const uint8_t> data;
+  std::shared_ptr<const void> owner;
+};
+
+struct ModuleIdentity {
+  // SHA-256 of the module binary. Always set in a snapshot that was read;
+  // a capture leaves it unset (hashing is too slow for the pause) and the
+  // writer computes it from `binary`.
+  std::optional<util::Sha256Digest> sha256;
+  // The binary: always set by a capture (for hashing); in a read snapshot
+  // only when the snapshot carries it.
+  Bytes binary;
+  bool embed_binary = false; // the writer includes `binary` in the snapshot
+};
+
+struct MemoryImage {
+  uint64_t pages = 0; // of 64 KiB
+  std::optional<uint64_t> max_pages;
+  bool shared = false;
+  Bytes contents; // pages * 64 KiB; empty when read with keep_memory = false
+  // Filled by the reader: pages that are not all zero, and the bytes their
+  // chunks took in the stream (compressed).
+  uint64_t nonzero_pages = 0;
+  uint64_t stored_bytes = 0;
+};
+
+struct GlobalImage {
+  bool mut = false;
+  runtime::ViewValue value; // funcref: function index + 1, 0 = null
+};
+
+struct TableImage {
+  wasm::ValType elem_type = wasm::ValType::FuncRef;
+  std::optional<uint32_t> max;
+  // One per element: function index + 1, 0 = null (externref tables: all 0).
+  std::vector<uint32_t> elements;
+};
+
+// Segments dropped by elem.drop / data.drop (or by instantiation: active
+// and declarative ones), one flag per segment of the module.
+struct SegmentState {
+  std::vector<bool> elem_dropped;
+  std::vector<bool> data_dropped;
+};
+
+struct ThreadImage {
+  uint32_t id = 0; // 0: the main thread
+  runtime::ViewThread view;
+};
+
+// State owned by other parts (WASI fd table, sockets, ...), encoded by them:
+// one section each, written between the threads and the memories.
+// `optional` sections may be ignored by a reader that does not know the tag;
+// a restore must refuse a required section nobody understands.
+struct ExtensionSection {
+  Tag tag{};
+  bool optional = false;
+  std::vector<uint8_t> payload;
+};
+
+struct Snapshot {
+  HostInfo host;
+  ModuleIdentity module;
+  std::vector<MemoryImage> memories; // the instance's memory index space
+  std::vector<GlobalImage> globals;  // the global index space (imports first)
+  std::vector<TableImage> tables;    // the table index space
+  SegmentState segments;
+  std::vector<ThreadImage> threads;
+  std::vector<ExtensionSection> extensions;
+
+  const ExtensionSection* find_extension(const Tag& tag) const {
+    for (const auto& e : extensions)
+      if (e.tag == tag) return &e;
+    return nullptr;
+  }
+};
+
+} // namespace tern::snapshot

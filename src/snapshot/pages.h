@@ -1,0 +1,76 @@
+// Linear memory contents in a snapshot: which pages are non-zero, and the
+// chunk records (MEMP sections) that carry them, zstd-compressed. Writing
+// needs one chunk of buffering per compression thread; reading decodes each
+// chunk straight into its place.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "wasm/types.h"
+
+namespace tern::snapshot {
+
+inline constexpr uint64_t kPageSize = wasm::kPageSize;
+inline constexpr uint32_t kMaxChunkPages = 64; // the bitmap is one u64
+inline constexpr uint32_t kChunkPages = 16;    // what tern writes: 1 MiB per chunk
+
+// Zero-filled memory from an anonymous mapping: pages nobody writes cost
+// nothing. Holds decoded memory contents.
+class PageBuffer {
+public:
+  explicit PageBuffer(uint64_t bytes);
+  ~PageBuffer();
+  PageBuffer(const PageBuffer&) = delete;
+  PageBuffer& operator=(const PageBuffer&) = delete;
+  std::span<uint8_t> bytes() const { return {data_, size_}; }
+
+private:
+  uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+// One flag per 64 KiB page of `memory`: true if it holds a non-zero byte.
+// Pages the page map shows were never touched are not read at all.
+std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory);
+
+struct ChunkOptions {
+  bool compress = true;
+  int zstd_level = 1;
+  unsigned threads = 1; // compression threads
+};
+
+// The MEMP payloads of memory `index`, in page order, to `emit`; chunks
+// without a non-zero page are left out.
+void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory,
+                          const ChunkOptions& options,
+                          const std::function<void(std::span<const uint8_t>)>& emit);
+
+// Decodes MEMP payloads of one memory (in stream order) into `memory`
+// (zero-filled, pages * 64 KiB; empty to verify and count only).
+class ChunkDecoder {
+public:
+  ChunkDecoder(uint32_t index, uint64_t pages, std::span<uint8_t> memory);
+  ~ChunkDecoder();
+  ChunkDecoder(const ChunkDecoder&) = delete;
+  ChunkDecoder& operator=(const ChunkDecoder&) = delete;
+
+  // `what` names the section in errors.
+  void decode(std::span<const uint8_t> payload, const std::string& what);
+  uint64_t nonzero_pages() const { return nonzero_pages_; }
+  uint64_t stored_bytes() const { return stored_bytes_; }
+
+private:
+  uint32_t index_;
+  uint64_t pages_;
+  std::span<uint8_t> memory_;
+  uint64_t next_page_ = 0; // chunks go forward without overlap
+  uint64_t nonzero_pages_ = 0;
+  uint64_t stored_bytes_ = 0;
+  std::vector<uint8_t> scratch_;
+  void* dctx_ = nullptr;
+};
+
+} // namespace tern::snapshot

@@ -1,0 +1,19 @@
+// Which parts of an anonymous mapping were ever touched, from
+// /proc/self/pagemap: a page of a private anonymous mapping that is neither
+// present nor swapped out was never written and reads as zero. Lets a
+// snapshot skip untouched memory without reading (and faulting in) it.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <vector>
+
+namespace tern::util {
+
+// For each `block`-byte block of [base, base + len): whether any host page
+// in it is present or swapped. `base` and `block` must be multiples of the
+// host page size. nullopt when the page map cannot be read (not Linux,
+// /proc not mounted, ...): then every block must be assumed touched.
+std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, size_t block);
+
+} // namespace tern::util

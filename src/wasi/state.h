@@ -1,0 +1,63 @@
+// A WASI program's host state in a snapshot: the "WASI" extension section
+// (docs/snapshot-format.md, "WASI state"). Saving writes the context down as
+// semantic records (args, env, preopens by guest name, every fd with its
+// kind, guest path, preopen, flags, rights, offset and file identity,
+// sockets, clock readings); restoring builds a new context on this host
+// from them, reopening files by guest path under the matching preopen.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "snapshot/model.h"
+#include "wasi/context.h"
+
+namespace tern::wasi {
+
+inline constexpr snapshot::Tag kStateTag = snapshot::make_tag("WASI");
+
+struct SaveOptions {
+  // Store the contents of regular files the program has open for writing,
+  // so a restore on a host without the same files can write them back.
+  bool bundle_files = false;
+};
+
+// Writes `ctx` down. Reads the host (file positions, sizes, mtimes, clock
+// readings) but changes nothing. Throws tern::Error for state that cannot be
+// saved (naming the fd).
+snapshot::ExtensionSection save_state(WasiContext& ctx, const SaveOptions& options = {});
+
+struct RestoreOptions {
+  // --dir at restore: preopens to map by guest name onto this host's
+  // directories. A saved preopen whose guest name is not here is opened at
+  // its saved host path.
+  std::vector<Preopen> dirs;
+  // Standard streams: empty inherits tern's own (like `tern run`).
+  std::string stdin_path, stdout_path, stderr_path;
+  // Reopen files whose identity (size, mtime) changed since the checkpoint
+  // instead of refusing to restore.
+  bool allow_changed_files = false;
+  ResolveMode resolve_mode = ResolveMode::Auto;
+  // The socket extension's sandbox for the restored program (--allow-connect,
+  // --allow-bind, --allow-resolve as `tern run` takes them): the restore's
+  // own, not the checkpoint's, like its standard streams.
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
+};
+
+// Builds the context of a restored program: same args and env, same fd
+// numbers, files reopened by guest path under the matching preopen with the
+// same flags and at the same offset, bundled files written back first,
+// monotonic and CPU clocks continuing from their saved readings, listening
+// sockets bound again at their addresses, connected sockets back as reset by
+// the peer. Throws tern::Error naming the file (or socket) that cannot be
+// restored, e.g. "fd 5 (/data/out.txt): changed since the checkpoint".
+std::unique_ptr<WasiContext> restore_state(const snapshot::ExtensionSection& section,
+                                           const RestoreOptions& options);
+
+// For `tern inspect`: the saved state as text lines and as JSON. Both
+// throw tern::Error for a malformed payload.
+std::vector<std::string> describe_state(const snapshot::ExtensionSection& section);
+std::string describe_state_json(const snapshot::ExtensionSection& section);
+
+} // namespace tern::wasi

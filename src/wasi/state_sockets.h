@@ -1,0 +1,28 @@
+// Sockets in the WASI snapshot section: the socket record (SocketState in
+// bytes and in JSON) and how a restore re-creates each kind. Everything the
+// state code knows about SocketState is here, so a new socket field or kind
+// changes this file only.
+#pragma once
+
+#include "snapshot/payload.h"
+#include "wasi/fd_table.h"
+
+#include <nlohmann/json.hpp>
+
+namespace tern::wasi::state {
+
+struct SavedFd;
+
+void write_socket(snapshot::PayloadWriter& w, const SocketState& s);
+SocketState read_socket(snapshot::PayloadReader& r, uint32_t fd);
+nlohmann::json socket_json(const SocketState& s);
+
+// The socket of `saved` on this host: a listener bound again at its address
+// (a taken port is a tern::Error naming the fd and the address); a
+// connected stream as a socket whose peer has reset the connection, so the
+// guest's next recv or send reports ECONNRESET; a socket the guest opened
+// (TCP not yet connected, UDP) made again with its options, bound where it
+// was, a UDP socket connected to the same peer.
+FdEntry restore_socket(const SavedFd& saved);
+
+} // namespace tern::wasi::state

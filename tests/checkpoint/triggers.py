@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Checkpoint triggers and blocked host calls, end to end through the `tern`
+binary: a signal, SIGTERM with --checkpoint-on-exit, --checkpoint-every,
+the control socket (tern checkpoint), the guest's tern.checkpoint(), and
+programs blocked in poll_oneoff, fd_read on a pipe and sock_accept. Each
+snapshot is restored in a new process, which must continue exactly where
+the program was; bad snapshots must be refused with one clear error.
+
+Checkpoints requested asynchronously land wherever the program is, so the
+tests check structure, not timing: a restored run prints a contiguous tail
+of the uninterrupted run's output, ending the same way.
+
+    triggers.py --tern build/tern --programs DIR[:DIR...] CASE...
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT = 120
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def expect_equal(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"{what}:\n--- expected ---\n{expected!r}\n--- actual ---\n{actual!r}")
+
+
+def wait_for(predicate, what, timeout=TIMEOUT):
+    """Polls until predicate() is true (no timing assertion: a generous limit
+    only so that a broken tern fails the test instead of hanging it)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Env:
+    def __init__(self, tern, programs, tmp):
+        self.tern = tern
+        self.programs = programs.split(":")
+        self.tmp = tmp
+
+    def wasm(self, name):
+        for d in self.programs:
+            p = os.path.join(d, name + ".wasm")
+            if os.path.exists(p):
+                return p
+        raise Failure(f"{name}.wasm not found in {self.programs}")
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def run(self, args, stdin=b""):
+        p = subprocess.run([self.tern] + args, input=stdin, capture_output=True, timeout=TIMEOUT)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def start(self, args, stdin=subprocess.DEVNULL):
+        return subprocess.Popen([self.tern] + args, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def frames(self, snapshot):
+        rc, out, err = self.run(["inspect", "--json", snapshot])
+        expect_equal(rc, 0, f"tern inspect exit status ({err})")
+        return json.loads(out)["threads"][0]["frames"]
+
+
+def read_until(proc, text):
+    """Reads the process's stdout line by line until a line contains `text`."""
+    lines = []
+    while True:
+        line = proc.stdout.readline().decode()
+        if not line:
+            raise Failure(f"the program ended before printing {text!r}: {''.join(lines)!r}")
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+
+
+def wait_blocked(proc):
+    """Waits until tern's main thread (the program's) sleeps in poll: the
+    program is then inside a blocking host call, so a checkpoint requested
+    now must land there, however loaded the machine is."""
+    def blocked():
+        try:
+            with open(f"/proc/{proc.pid}/wchan") as f:
+                return "poll" in f.read()
+        except OSError:
+            return False
+    wait_for(blocked, "the program to block in a host call")
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=TIMEOUT)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def expect_tail(tail, full, what):
+    """`tail` is a non-empty contiguous ending of `full`, cut at a line."""
+    expect(tail and full.endswith(tail) and (len(tail) == len(full) or
+                                             full[len(full) - len(tail) - 1] == "\n"),
+           f"{what} is not a tail of the uninterrupted output:\n{tail!r}\nvs\n{full!r}")
+
+
+def innermost_kind(env, snapshot):
+    return env.frames(snapshot)[0]["kind"]
+
+
+# --- triggers ------------------------------------------------------------------
+
+@case
+def signal_(env):
+    """SIGUSR1 checkpoints and the program continues; the program is blocked
+    in poll_oneoff (a sleep) nearly all the time, so that is where it lands."""
+    rc, ref, _ = env.run(["run", env.wasm("sleeper"), "16", "60"])
+    expect_equal(rc, 0, "reference exit status")
+    snap = env.path("signal.snap")
+    proc = env.start(["run", "--checkpoint-to", snap, env.wasm("sleeper"), "16", "60"])
+    head = read_until(proc, "tick 4 ")
+    wait_blocked(proc)
+    proc.send_signal(signal.SIGUSR1)
+    rc, rest, err = finish(proc)
+    expect_equal(rc, 0, f"exit status after a continuing checkpoint ({err})")
+    expect_equal(head + rest, ref, "output of the checkpointed run")
+    expect(os.path.exists(snap), "no snapshot written")
+    expect_equal(innermost_kind(env, snap), "host-call", "innermost frame kind (poll_oneoff)")
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal(rc, 0, f"restore exit status ({err})")
+    expect_tail(restored, ref, "restored output")
+    expect("tick 4 " not in restored.split("\n")[0] or restored == ref[ref.index("tick 4"):],
+           "restored output starts before the checkpoint")
+
+
+@case
+def sigterm(env):
+    """--checkpoint-on-exit: SIGTERM checkpoints, then tern exits 0; the
+    restore prints the rest."""
+    rc, ref, _ = env.run(["run", env.wasm("spinner"), "12"])
+    expect_equal(rc, 0, "reference exit status")
+    snap = env.path("term.snap")
+    proc = env.start(["run", "--checkpoint-to", snap, "--checkpoint-on-exit",
+                      env.wasm("spinner"), "12"])
+    head = read_until(proc, "round 1 ")
+    proc.send_signal(signal.SIGTERM)
+    rc, rest, err = finish(proc)
+    expect_equal(rc, 0, f"exit status after SIGTERM ({err})")
+    expect(len(head + rest) < len(ref), "the program ran to its end despite SIGTERM")
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal(rc, 0, f"restore exit status ({err})")
+    expect_equal(head + rest + restored, ref, "output before SIGTERM + restored output")
+
+
+@case
+def every(env):
+    rc, ref, _ = env.run(["run", env.wasm("spinner"), "8"])
+    snap = env.path("every.snap")
+    rc, out, err = env.run(["run", "--checkpoint-to", snap, "--checkpoint-every", "50ms",
+                            env.wasm("spinner"), "8"])
+    expect_equal((rc, out), (0, ref), f"a run checkpointed periodically ({err})")
+    expect(os.path.exists(snap), "no periodic snapshot written")
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal(rc, 0, f"restore exit status ({err})")
+    expect_tail(restored, ref, "restored output")
+
+
+@case
+def control(env):
+    """tern checkpoint --control: writes to -o PATH, reports it; status."""
+    rc, ref, _ = env.run(["run", env.wasm("sleeper"), "30", "50"])
+    sock, snap = env.path("ctl.sock"), env.path("ctl.snap")
+    proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "30", "50"])
+    try:
+        read_until(proc, "tick 0 ")
+        rc, out, err = env.run(["checkpoint", "--control", sock, "-o", snap])
+        expect_equal((rc, out), (0, f"checkpoint written to {snap}\n"), f"client ({err})")
+        rc, out, err = env.run(["checkpoint", "--control", sock, "--status"])
+        expect_equal(rc, 0, f"status exit ({err})")
+        expect(out.startswith("running engine=interp checkpoints=1 last=" + snap), f"status: {out!r}")
+    finally:
+        rc, _, err = finish(proc)
+    expect_equal(rc, 0, f"program exit status ({err})")
+    expect(not os.path.exists(sock), "the control socket was left behind")
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal(rc, 0, f"restore exit status ({err})")
+    expect_tail(restored, ref, "restored output")
+    # Nobody listening: one clear error.
+    rc, out, err = env.run(["checkpoint", "--control", sock, "-o", snap])
+    expect(rc == 1 and err.startswith("tern: error: cannot reach the control socket"), err)
+
+
+@case
+def control_stop(env):
+    """--stop ends the run once the snapshot is safe; the restore continues."""
+    rc, ref, _ = env.run(["run", env.wasm("spinner"), "10"])
+    sock, snap = env.path("stop.sock"), env.path("stop.snap")
+    proc = env.start(["run", "--control", sock, env.wasm("spinner"), "10"])
+    head = read_until(proc, "round 1 ")
+    rc, out, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
+    expect_equal(rc, 0, f"client ({err})")
+    rc, rest, err = finish(proc)
+    expect_equal(rc, 0, f"stopped program exit status ({err})")
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal(head + rest + restored, ref, "output before the stop + restored output")
+
+
+@case
+def guest(env):
+    """tern.checkpoint(): 0 after the checkpoint, 1 in the restored program,
+    -1 without a destination."""
+    snap = env.path("guest.snap")
+    rc, out, err = env.run(["run", "--checkpoint-to", snap, env.wasm("asks")])
+    expect_equal(rc, 0, f"exit status ({err})")
+    before, after = out.splitlines()
+    expect(before.startswith("before "), out)
+    expect(after.startswith("checkpoint returned 0, after "), out)
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal((rc, restored), (0, after.replace("returned 0", "returned 1") + "\n"),
+                 f"restored output ({err})")
+    rc, out, _ = env.run(["run", env.wasm("asks")])
+    expect("checkpoint returned -1, after " in out, f"without --checkpoint-to: {out!r}")
+
+
+# --- blocked host calls ------------------------------------------------------------
+
+@case
+def blocked_sleep(env):
+    """A program asleep in poll_oneoff stops at that call; after the restore
+    the sleep is issued again with its original deadline and the program
+    goes on."""
+    snap = env.path("sleep.snap")
+    rc, ref, _ = env.run(["run", env.wasm("sleeper"), "3", "400"])
+    sock = env.path("sleep.sock")
+    proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "3", "400"])
+    head = read_until(proc, "tick 1 ")
+    wait_blocked(proc)
+    rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
+    expect_equal(rc, 0, f"client ({err})")
+    rc, rest, err = finish(proc)
+    expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of a sleeping program")
+    rc, restored, err = env.run(["restore", snap])
+    expect_equal((rc, head + rest + restored), (0, ref), f"output across the restore ({err})")
+
+
+@case
+def blocked_read(env):
+    """A program blocked reading a pipe stops without consuming input; the
+    restored program reads its new stdin and numbers on."""
+    lines = [f"line {i} {'x' * i}\n" for i in range(1, 6)]
+    rc, ref, _ = env.run(["run", env.wasm("reader")], stdin="".join(lines).encode())
+    sock, snap = env.path("read.sock"), env.path("read.snap")
+    proc = env.start(["run", "--control", sock, env.wasm("reader")], stdin=subprocess.PIPE)
+    proc.stdin.write("".join(lines[:3]).encode())
+    proc.stdin.flush()
+    head = read_until(proc, "3: ")
+    wait_blocked(proc)
+    rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
+    expect_equal(rc, 0, f"client ({err})")
+    proc.stdin.close()
+    proc.stdin = None  # communicate() must not touch it again
+    rc, rest, err = finish(proc)
+    expect_equal((rc, rest), (0, ""), f"the stopped reader ({err})")
+    expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of a blocked read")
+    rc, restored, err = env.run(["restore", snap], stdin="".join(lines[3:]).encode())
+    expect_equal((rc, head + restored), (0, ref), f"output across the restore ({err})")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echo(port, data):
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    with c:
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := c.recv(65536):
+            got += chunk
+        return got
+
+
+@case
+def blocked_accept(env):
+    """A server blocked in sock_accept stops there; the restored server has
+    its listening socket bound again at the same port and serves."""
+    port = free_port()
+    sock, snap = env.path("accept.sock"), env.path("accept.snap")
+    proc = env.start(["run", "--listen", f"127.0.0.1:{port}", "--control", sock,
+                      env.wasm("tcp_echo"), "2"])
+    try:
+        head = read_until(proc, "listening on fd")
+        expect_equal(echo(port, b"first"), b"first", "echo before the checkpoint")
+        head += read_until(proc, "connection 1")
+        wait_blocked(proc)
+        rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
+        expect_equal(rc, 0, f"client ({err})")
+        rc, rest, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of sock_accept")
+    proc = env.start(["restore", snap])
+    try:
+        expect_equal(echo(port, b"second"), b"second", "echo after the restore")
+        rc, restored, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    expect_equal(rc, 0, f"restored server exit status ({err})")
+    expect_equal(head + rest + restored, "listening on fd 3\nconnection 1: echoed 5 bytes\n"
+                 "connection 2: echoed 6 bytes\n", "server output across the restore")
+
+
+# --- bad snapshots -------------------------------------------------------------------
+
+@case
+def bad_snapshots(env):
+    snap = env.path("good.snap")
+    rc, _, err = env.run(["run", "--checkpoint-to", snap, "--checkpoint-at", "500",
+                          "--stop-after-checkpoint", env.wasm("spinner"), "1"])
+    expect_equal(rc, 0, f"checkpoint ({err})")
+    data = open(snap, "rb").read()
+
+    def refused(name, content, needle, extra=()):
+        path = env.path(name)
+        with open(path, "wb") as f:
+            f.write(content)
+        rc, out, err = env.run(["restore", *extra, path])
+        lines = err.strip().splitlines()
+        expect(rc == 1 and len(lines) == 1 and lines[0].startswith("tern: error: ") and
+               needle in lines[0], f"{name}: exit {rc}, stderr {err!r} (wanted {needle!r})")
+
+    refused("truncated.snap", data[: len(data) // 2], "truncated.snap")
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x10
+    refused("flipped.snap", bytes(flipped), "flipped.snap")
+    version = bytearray(data)
+    version[8] = 99  # the format version follows the 8-byte magic
+    refused("version.snap", bytes(version), "version")
+    refused("empty.snap", b"", "empty.snap")
+    refused("missing.snap-not-written", b"", "missing.snap-not-written")
+    os.unlink(env.path("missing.snap-not-written"))
+    rc, _, err = env.run(["restore", env.path("missing.snap-not-written")])
+    expect(rc == 1 and "missing.snap-not-written" in err, f"missing snapshot: {err!r}")
+    # Another module: the hashes are named.
+    rc, _, err = env.run(["restore", "--module", env.wasm("sleeper"), snap])
+    expect(rc == 1 and "sha256" in err and len(err.strip().splitlines()) == 1,
+           f"wrong module: {err!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tern", required=True)
+    ap.add_argument("--programs", required=True)
+    ap.add_argument("cases", nargs="*")
+    args = ap.parse_args()
+    names = args.cases or list(CASES)
+    failed = 0
+    for name in names:
+        fn = CASES.get(name) or CASES.get(name + "_")
+        if not fn:
+            sys.exit(f"unknown case {name}; cases: {', '.join(CASES)}")
+        tmp = tempfile.mkdtemp(prefix=f"tern-trigger-{name}-")
+        try:
+            fn(Env(os.path.abspath(args.tern), args.programs, tmp))
+            print(f"{name}: ok")
+        except Failure as e:
+            failed += 1
+            print(f"{name}: FAILED: {e}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,486 @@
+// The snapshot byte format: round trips of every section and value type,
+// memory page patterns, the exact layout of the header and sections, and
+// malformed input of every kind (truncation at every byte, every single-bit
+// flip, wrong magic and version, inconsistent counts, absurd sizes).
+#include <algorithm>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "snapshot/format.h"
+#include "snapshot/pages.h"
+#include "snapshot_test_util.h"
+#include "tern/error.h"
+#include "util/file.h"
+#include "util/sha256.h"
+
+namespace tern::test {
+namespace {
+
+using snapshot::Snapshot;
+using wasm::ValType;
+
+// Runs `f`, expecting a tern::Error whose message contains `part`.
+template <typename F>
+void expect_error(F&& f, const std::string& part) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing: " << part;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
+        << "message: " << e.what() << "\nexpected to contain: " << part;
+  }
+}
+
+std::span<const uint8_t> page(const snapshot::MemoryImage& m, uint64_t p) {
+  return m.contents.data.subspan(p * kWasmPage, kWasmPage);
+}
+
+TEST(SnapshotFormat, RoundTripsEverySection) {
+  const Snapshot in = sample_snapshot();
+  const Snapshot out = from_bytes(to_bytes(in));
+
+  EXPECT_EQ(out.host.tern_version, "9.8.7");
+  EXPECT_EQ(out.host.arch, "testarch");
+  EXPECT_TRUE(out.host.big_endian);
+  EXPECT_EQ(out.host.engine, "interp");
+  EXPECT_EQ(out.host.unix_time_ns, 1234567890123456789ull);
+
+  ASSERT_TRUE(out.module.sha256.has_value());
+  EXPECT_EQ(*out.module.sha256, util::sha256(in.module.binary.data));
+  EXPECT_TRUE(out.module.embed_binary);
+  EXPECT_TRUE(std::ranges::equal(out.module.binary.data, in.module.binary.data));
+
+  ASSERT_EQ(out.memories.size(), 2u);
+  const auto& m0 = out.memories[0];
+  EXPECT_EQ(m0.pages, 3u);
+  EXPECT_EQ(m0.max_pages, std::optional<uint64_t>(10));
+  EXPECT_FALSE(m0.shared);
+  EXPECT_TRUE(std::ranges::equal(m0.contents.data, in.memories[0].contents.data));
+  EXPECT_EQ(m0.nonzero_pages, 2u);
+  EXPECT_GT(m0.stored_bytes, 0u);
+  EXPECT_EQ(out.memories[1].pages, 0u);
+  EXPECT_TRUE(out.memories[1].shared);
+  EXPECT_EQ(out.memories[1].max_pages, std::optional<uint64_t>(1));
+  EXPECT_EQ(out.memories[1].nonzero_pages, 0u);
+
+  ASSERT_EQ(out.globals.size(), in.globals.size());
+  for (size_t i = 0; i < in.globals.size(); ++i) {
+    EXPECT_EQ(out.globals[i].mut, in.globals[i].mut) << i;
+    EXPECT_EQ(out.globals[i].value, in.globals[i].value) << i;
+  }
+  ASSERT_EQ(out.tables.size(), 2u);
+  EXPECT_EQ(out.tables[0].elem_type, ValType::FuncRef);
+  EXPECT_EQ(out.tables[0].max, std::optional<uint32_t>(7));
+  EXPECT_EQ(out.tables[0].elements, (std::vector<uint32_t>{0, 1, 2, 0xFFFFFFFFu}));
+  EXPECT_EQ(out.tables[1].elem_type, ValType::ExternRef);
+  EXPECT_FALSE(out.tables[1].max.has_value());
+  EXPECT_EQ(out.tables[1].elements, (std::vector<uint32_t>{0, 0}));
+  EXPECT_EQ(out.segments.elem_dropped, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(out.segments.data_dropped, (std::vector<bool>{false, true}));
+
+  ASSERT_EQ(out.threads.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(out.threads[i].id, in.threads[i].id);
+    EXPECT_EQ(out.threads[i].view, in.threads[i].view) << "thread " << i;
+  }
+  ASSERT_EQ(out.extensions.size(), 2u);
+  EXPECT_EQ(out.extensions[0].tag, snapshot::make_tag("WASI"));
+  EXPECT_FALSE(out.extensions[0].optional);
+  EXPECT_EQ(out.extensions[0].payload, (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_EQ(out.extensions[1].tag, snapshot::make_tag("note"));
+  EXPECT_TRUE(out.extensions[1].optional);
+}
+
+TEST(SnapshotFormat, ModuleBinaryIsOptional) {
+  Snapshot in = sample_snapshot();
+  in.module.embed_binary = false;
+  const Snapshot out = from_bytes(to_bytes(in));
+  EXPECT_FALSE(out.module.embed_binary);
+  EXPECT_TRUE(out.module.binary.data.empty());
+  EXPECT_EQ(*out.module.sha256, util::sha256(in.module.binary.data));
+}
+
+TEST(SnapshotFormat, HeaderAndFirstSectionLayout) {
+  const auto bytes = to_bytes(sample_snapshot());
+  const uint8_t header[16] = {0x89, 'T', 'E', 'R', 'N', 'S', 'N', 'P', 1, 0, 0, 0, 0, 0, 0, 0};
+  ASSERT_GT(bytes.size(), 32u);
+  EXPECT_EQ(std::memcmp(bytes.data(), header, 16), 0);
+  // HOST: tag, flags = OPTIONAL, length, header check, then the strings.
+  EXPECT_EQ(std::memcmp(bytes.data() + 16, "HOST", 4), 0);
+  EXPECT_EQ(bytes[20], 1);
+  const uint32_t length = bytes[24] | bytes[25] << 8 | bytes[26] << 16 | uint32_t(bytes[27]) << 24;
+  EXPECT_EQ(length, 4 + 5 + 4 + 8 + 1 + 4 + 6 + 8u);
+  EXPECT_EQ(bytes[28] | bytes[29] << 8 | bytes[30] << 16 | uint32_t(bytes[31]) << 24,
+            uint32_t(XXH64(bytes.data() + 16, 12, 0)));
+  EXPECT_EQ(std::memcmp(bytes.data() + 32,
+                        "\x05\0\0\0"
+                        "9.8.7",
+                        9),
+            0);
+  // The stream ends with TAIL.
+  EXPECT_EQ(std::memcmp(bytes.data() + bytes.size() - 20 - 24, "TAIL", 4), 0);
+}
+
+TEST(SnapshotFormat, ReadsAStreamWrittenFromTheSpecification) {
+  // A memory of 3 pages whose page 1 is all 0x5A, stored uncompressed, a
+  // mutable i64 global, one thread at function entry.
+  SpecBytes memd;
+  memd.u32(0).u64(3).u8(0).u64(0).u8(0);
+  SpecBytes memp;
+  memp.u32(0).u32(0).u32(3).u64(0b010).u8(0);
+  std::vector<uint8_t> contents(kWasmPage, 0x5A);
+  memp.raw(contents);
+  SpecBytes glob;
+  glob.u32(1).u8(1).u8(0x7E).u64(uint64_t(-5));
+  SpecBytes thrd;
+  thrd.u32(0).u64(42).u32(1).u32(2).u32(0x33).u8(0).u32(1).u8(0x7F).u32(9).u32(0);
+  std::vector<uint8_t> digest(32, 0xEE);
+  const auto bytes = SpecStream()
+                         .section("MODL", SpecBytes().raw(digest).u64(1234).b)
+                         .section("GLOB", glob.b)
+                         .section("SEGS", SpecBytes().u32(1).u8(1).u32(0).b)
+                         .section("THRD", thrd.b)
+                         .section("MEMD", memd.b)
+                         .section("MEMP", memp.b)
+                         .finish();
+  const Snapshot s = from_bytes(bytes);
+  EXPECT_EQ(std::vector<uint8_t>(s.module.sha256->begin(), s.module.sha256->end()), digest);
+  ASSERT_EQ(s.globals.size(), 1u);
+  EXPECT_EQ(s.globals[0].value, (runtime::ViewValue{ValType::I64, uint64_t(-5)}));
+  ASSERT_EQ(s.threads.size(), 1u);
+  EXPECT_EQ(s.threads[0].view.stable_points, 42u);
+  ASSERT_EQ(s.threads[0].view.frames.size(), 1u);
+  const auto& f = s.threads[0].view.frames[0];
+  EXPECT_EQ(f.func_index, 2u);
+  EXPECT_EQ(f.wasm_offset, 0x33u);
+  EXPECT_EQ(f.kind, runtime::FrameKind::FunctionEntry);
+  EXPECT_EQ(f.locals, (std::vector<runtime::ViewValue>{{ValType::I32, 9}}));
+  ASSERT_EQ(s.memories.size(), 1u);
+  EXPECT_EQ(s.memories[0].nonzero_pages, 1u);
+  EXPECT_TRUE(std::ranges::all_of(page(s.memories[0], 0), [](uint8_t b) { return b == 0; }));
+  EXPECT_TRUE(std::ranges::equal(page(s.memories[0], 1), contents));
+  EXPECT_TRUE(std::ranges::all_of(page(s.memories[0], 2), [](uint8_t b) { return b == 0; }));
+}
+
+// Memory patterns: which pages are non-zero, across chunk boundaries, in
+// runs and with gaps inside a chunk, compressible or not.
+struct Pattern {
+  const char* name;
+  uint64_t pages;
+  std::vector<uint64_t> nonzero;
+  bool random_bytes;
+};
+
+class SnapshotMemoryPattern : public ::testing::TestWithParam<Pattern> {};
+
+TEST_P(SnapshotMemoryPattern, RoundTrips) {
+  const Pattern& p = GetParam();
+  for (bool compress : {true, false}) {
+    Snapshot in = sample_snapshot();
+    in.memories = {owned_memory(p.pages)};
+    uint8_t* bytes = mutable_bytes(in.memories[0]);
+    std::mt19937_64 rng(p.pages);
+    for (uint64_t pg : p.nonzero) {
+      uint8_t* at = bytes + pg * kWasmPage;
+      if (p.random_bytes) {
+        for (uint64_t i = 0; i < kWasmPage; ++i) at[i] = uint8_t(rng());
+        at[0] |= 1;
+      } else {
+        at[(pg * 977) % kWasmPage] = uint8_t(pg + 1);
+      }
+    }
+    snapshot::WriteOptions options;
+    options.compress = compress;
+    options.threads = 3;
+    const auto stream = to_bytes(in, options);
+    const Snapshot out = from_bytes(stream);
+    ASSERT_EQ(out.memories.size(), 1u);
+    EXPECT_EQ(out.memories[0].pages, p.pages);
+    EXPECT_EQ(out.memories[0].nonzero_pages, p.nonzero.size());
+    EXPECT_TRUE(std::ranges::equal(out.memories[0].contents.data, in.memories[0].contents.data))
+        << p.name << (compress ? " compressed" : " stored");
+    // Zero pages take no room: the stream holds at most the non-zero pages.
+    EXPECT_LT(stream.size(), 2048 + p.nonzero.size() * (kWasmPage + 64));
+
+    snapshot::ReadOptions count_only;
+    count_only.keep_memory = false;
+    const Snapshot counted = from_bytes(stream, count_only);
+    EXPECT_TRUE(counted.memories[0].contents.data.empty());
+    EXPECT_EQ(counted.memories[0].nonzero_pages, p.nonzero.size());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Patterns, SnapshotMemoryPattern,
+    ::testing::Values(Pattern{"all_zero", 40, {}, false}, Pattern{"first_only", 1, {0}, false},
+                      Pattern{
+                          "every_page",
+                          20,
+                          {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19},
+                          false},
+                      Pattern{"gaps_in_chunk", 16, {0, 2, 3, 15}, false},
+                      Pattern{"chunk_boundaries", 50, {15, 16, 31, 32, 49}, false},
+                      Pattern{"last_page", 33, {32}, false},
+                      Pattern{"random_contents", 18, {1, 3, 4, 17}, true}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(SnapshotFormat, MaximumPageCountIsAccepted) {
+  // 65536 pages (4 GiB) of which two are non-zero: only those take memory.
+  Snapshot in = sample_snapshot();
+  auto big = std::make_shared<snapshot::PageBuffer>(wasm::kMaxPages * kWasmPage);
+  big->bytes()[7] = 1;
+  big->bytes()[(wasm::kMaxPages - 1) * kWasmPage + 9] = 2;
+  in.memories = {{wasm::kMaxPages, std::nullopt, false, {big->bytes(), big}, 0, 0}};
+  const Snapshot out = from_bytes(to_bytes(in));
+  ASSERT_EQ(out.memories[0].pages, wasm::kMaxPages);
+  EXPECT_EQ(out.memories[0].nonzero_pages, 2u);
+  EXPECT_EQ(out.memories[0].contents.data[7], 1);
+  EXPECT_EQ(out.memories[0].contents.data[(wasm::kMaxPages - 1) * kWasmPage + 9], 2);
+}
+
+TEST(SnapshotFormat, FindsNonZeroPagesIncludingTouchedZeroPages) {
+  snapshot::PageBuffer buf(6 * kWasmPage);
+  buf.bytes()[kWasmPage * 1 + 100] = 3;
+  buf.bytes()[kWasmPage * 4] = 0; // touched (written) but zero
+  buf.bytes()[kWasmPage * 5 + kWasmPage - 1] = 1;
+  EXPECT_EQ(snapshot::find_nonzero_pages(buf.bytes()),
+            (std::vector<bool>{false, true, false, false, false, true}));
+}
+
+TEST(SnapshotFormat, TruncationAtEveryByteIsAnError) {
+  const auto bytes = to_bytes(sample_snapshot());
+  expect_error([&] { from_bytes({}); }, "empty");
+  for (size_t n = 1; n < bytes.size(); ++n) {
+    SCOPED_TRACE(n);
+    expect_error([&] { from_bytes({bytes.data(), n}); }, "truncated");
+  }
+}
+
+TEST(SnapshotFormat, EverySingleBitFlipIsDetected) {
+  auto bytes = to_bytes(sample_snapshot());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      bytes[i] ^= uint8_t(1 << bit);
+      EXPECT_THROW(from_bytes(bytes), Error) << "byte " << i << " bit " << bit;
+      bytes[i] ^= uint8_t(1 << bit);
+    }
+  }
+  EXPECT_NO_THROW(from_bytes(bytes));
+}
+
+TEST(SnapshotFormat, WrongMagicAndVersion) {
+  auto bytes = to_bytes(sample_snapshot());
+  auto wrong_magic = bytes;
+  wrong_magic[1] = 'X';
+  expect_error([&] { from_bytes(wrong_magic); }, "not a tern snapshot");
+  auto v2 = bytes;
+  v2[8] = 2;
+  expect_error([&] { from_bytes(v2); }, "unsupported snapshot format version 2");
+  expect_error([&] { from_bytes(SpecStream(0).minimal_instance().finish()); },
+               "unsupported snapshot format version 0");
+  auto flags = bytes;
+  flags[12] = 1;
+  expect_error([&] { from_bytes(flags); }, "unknown flags");
+}
+
+TEST(SnapshotFormat, MinimalStreamIsValid) {
+  const Snapshot s = from_bytes(SpecStream().minimal_instance().finish());
+  EXPECT_TRUE(s.memories.empty());
+  EXPECT_TRUE(s.threads.empty());
+  EXPECT_EQ((*s.module.sha256)[0], 0x11);
+}
+
+TEST(SnapshotFormat, StructuralErrors) {
+  const std::vector<uint8_t> modl = SpecBytes().raw(std::vector<uint8_t>(32)).u64(0).b;
+  const std::vector<uint8_t> glob = SpecBytes().u32(0).b;
+  const std::vector<uint8_t> segs = SpecBytes().u32(0).u32(0).b;
+  // Missing or misplaced sections.
+  expect_error([&] { from_bytes(SpecStream().section("GLOB", glob).finish()); },
+               "before the MODL section");
+  expect_error(
+      [&] { from_bytes(SpecStream().section("MODL", modl).section("SEGS", segs).finish()); },
+      "no GLOB section");
+  expect_error(
+      [&] {
+        from_bytes(SpecStream()
+                       .section("MODL", modl)
+                       .section("SEGS", segs)
+                       .section("GLOB", glob)
+                       .finish());
+      },
+      "out of order");
+  expect_error(
+      [&] { from_bytes(SpecStream().section("MODL", modl).section("MODL", modl).finish()); },
+      "repeated");
+  // A stream that stops exactly after a section, with no TAIL.
+  const auto with_tail = SpecStream().minimal_instance().finish();
+  const std::vector<uint8_t> no_tail(with_tail.begin(), with_tail.end() - (16 + 20 + 8));
+  expect_error([&] { from_bytes(no_tail); }, "before the TAIL section");
+  // A TAIL that does not match the stream (a whole section was removed).
+  {
+    SpecStream s;
+    s.minimal_instance();
+    auto full = s.finish();
+    auto with_extra = SpecStream().minimal_instance().section("note", {1}, 1).finish();
+    // Drop the "note" section: TAIL still counts it.
+    const size_t note_size = 16 + 1 + 8;
+    std::vector<uint8_t> cut(with_extra.begin(), with_extra.end() - (16 + 20 + 8) - note_size);
+    cut.insert(cut.end(), with_extra.end() - (16 + 20 + 8), with_extra.end());
+    expect_error([&] { from_bytes(cut); }, "does not match its trailer");
+  }
+  // Unknown section flags; a mangled extension tag.
+  expect_error([&] { from_bytes(SpecStream().minimal_instance().section("note", {}, 2).finish()); },
+               "unknown section flags");
+  expect_error(
+      [&] { from_bytes(SpecStream().minimal_instance().section("a\nbc", {}, 1).finish()); },
+      "invalid tag");
+}
+
+TEST(SnapshotFormat, InconsistentCountsAndAbsurdSizes) {
+  auto with = [](const char(&tag)[5], const std::vector<uint8_t>& payload) {
+    return SpecStream().minimal_instance().section(tag, payload).finish();
+  };
+  // A section claiming 4 GiB that the stream does not have: an error, not an
+  // allocation of 4 GiB.
+  {
+    auto bytes =
+        SpecStream().minimal_instance().section("note", {1, 2, 3}, 1, 0xFFFFFFF0u).finish();
+    expect_error([&] { from_bytes(bytes); }, "truncated");
+  }
+  expect_error(
+      [&] {
+        from_bytes(SpecStream()
+                       .section("MODL", SpecBytes().raw(std::vector<uint8_t>(32)).u64(0).b)
+                       .section("GLOB", SpecBytes().u32(0xFFFFFFFFu).b)
+                       .finish());
+      },
+      "cannot fit");
+  expect_error([&] { from_bytes(with("THRD", SpecBytes().u32(0).u64(0).u32(0x10000000).b)); },
+               "cannot fit");
+  expect_error([&] { from_bytes(with("THRD", SpecBytes().u32(0).u64(0).u32(0).b)); },
+               "without frames");
+  // Innermost frame must not be a call site.
+  expect_error(
+      [&] {
+        from_bytes(
+            with("THRD", SpecBytes().u32(0).u64(0).u32(1).u32(0).u32(0).u8(2).u32(0).u32(0).b));
+      },
+      "innermost");
+  // Frame kind out of range; value type unknown; v128.
+  expect_error(
+      [&] {
+        from_bytes(
+            with("THRD", SpecBytes().u32(0).u64(0).u32(1).u32(0).u32(0).u8(4).u32(0).u32(0).b));
+      },
+      "unknown frame kind");
+  expect_error(
+      [&] {
+        from_bytes(with(
+            "THRD",
+            SpecBytes().u32(0).u64(0).u32(1).u32(0).u32(0).u8(0).u32(1).u8(0x40).u32(0).u32(0).b));
+      },
+      "unknown value type");
+  expect_error(
+      [&] {
+        from_bytes(with("THRD", SpecBytes()
+                                    .u32(0)
+                                    .u64(0)
+                                    .u32(1)
+                                    .u32(0)
+                                    .u32(0)
+                                    .u8(0)
+                                    .u32(1)
+                                    .u8(0x7B)
+                                    .u64(0)
+                                    .u64(0)
+                                    .u32(0)
+                                    .b));
+      },
+      "v128");
+  // Memories: too many pages, max below size, chunks outside or backwards.
+  expect_error(
+      [&] { from_bytes(with("MEMD", SpecBytes().u32(0).u64(65537).u8(0).u64(0).u8(0).b)); },
+      "exceed the limit");
+  expect_error([&] { from_bytes(with("MEMD", SpecBytes().u32(0).u64(5).u8(1).u64(4).u8(0).b)); },
+               "maximum 4 is below");
+  expect_error([&] { from_bytes(with("MEMD", SpecBytes().u32(1).u64(5).u8(0).u64(0).u8(0).b)); },
+               "memory 1 where memory 0");
+  auto memd = SpecBytes().u32(0).u64(4).u8(0).u64(0).u8(0).b;
+  auto chunk = [](uint32_t first, uint32_t count, uint64_t bitmap, uint8_t encoding,
+                  size_t data_bytes) {
+    return SpecBytes()
+        .u32(0)
+        .u32(first)
+        .u32(count)
+        .u64(bitmap)
+        .u8(encoding)
+        .raw(std::vector<uint8_t>(data_bytes, 1))
+        .b;
+  };
+  auto mem_stream = [&](std::vector<std::vector<uint8_t>> chunks) {
+    SpecStream s;
+    s.minimal_instance().section("MEMD", memd);
+    for (auto& c : chunks) s.section("MEMP", c);
+    return s.finish();
+  };
+  expect_error([&] { from_bytes(mem_stream({chunk(3, 2, 1, 0, kWasmPage)})); },
+               "outside the memory");
+  expect_error(
+      [&] {
+        from_bytes(mem_stream({chunk(2, 1, 1, 0, kWasmPage), chunk(1, 1, 1, 0, kWasmPage)}));
+      },
+      "overlaps or precedes");
+  expect_error([&] { from_bytes(mem_stream({chunk(0, 2, 0b100, 0, kWasmPage)})); },
+               "beyond the chunk");
+  expect_error([&] { from_bytes(mem_stream({chunk(0, 2, 0b11, 0, kWasmPage)})); },
+               "stored chunk holds");
+  expect_error([&] { from_bytes(mem_stream({chunk(0, 1, 1, 9, kWasmPage)})); },
+               "unknown chunk encoding");
+  expect_error([&] { from_bytes(mem_stream({chunk(0, 1, 1, 1, 100)})); }, "zstd");
+  expect_error([&] { from_bytes(mem_stream({chunk(0, 65, 1, 0, kWasmPage)})); }, "pages (1 to 64");
+  // The embedded binary must match MODL.
+  expect_error(
+      [&] {
+        from_bytes(SpecStream()
+                       .section("MODL", SpecBytes().raw(std::vector<uint8_t>(32)).u64(1).b)
+                       .section("WASM", {0}, 1)
+                       .section("GLOB", SpecBytes().u32(0).b)
+                       .section("SEGS", SpecBytes().u32(0).u32(0).b)
+                       .finish());
+      },
+      "does not match");
+}
+
+TEST(SnapshotFormat, RequiredExtensionsMustBeUnderstood) {
+  const Snapshot s = from_bytes(to_bytes(sample_snapshot()));
+  expect_error([&] { snapshot::check_extensions_understood(s, {}); }, "WASI");
+  const snapshot::Tag known[] = {snapshot::make_tag("WASI")};
+  EXPECT_NO_THROW(snapshot::check_extensions_understood(s, known)); // "note" is optional
+}
+
+TEST(SnapshotFormat, WriterRefusesWhatTheFormatCannotHold) {
+  Snapshot s = sample_snapshot();
+  s.globals.push_back({true, {ValType::ExternRef, 5}});
+  expect_error([&] { to_bytes(s); }, "extern");
+  s = sample_snapshot();
+  s.extensions.push_back({snapshot::make_tag("MEMP"), false, {}});
+  expect_error([&] { to_bytes(s); }, "invalid extension section tag");
+  s = sample_snapshot();
+  s.memories[0].contents = {};
+  expect_error([&] { to_bytes(s); }, "not loaded");
+}
+
+TEST(SnapshotFormat, FileReadRejectsTrailingBytes) {
+  const std::string path = ::testing::TempDir() + "/trailing.snap";
+  snapshot::write_snapshot_file(path, sample_snapshot());
+  EXPECT_EQ(snapshot::read_snapshot_file(path).threads.size(), 3u);
+  auto bytes = util::read_file(path);
+  bytes.push_back(0);
+  util::write_file_atomic(path, bytes);
+  expect_error([&] { snapshot::read_snapshot_file(path); }, "bytes follow the TAIL section");
+  expect_error([&] { snapshot::read_snapshot_file(path + ".missing"); }, "cannot open");
+}
+
+} // namespace
+} // namespace tern::test
