@@ -59,7 +59,25 @@ NODE = "node --single-threaded-gc --no-warnings"
 # line here; nothing else in the script needs to change.
 COLUMNS = [
     Column(BASELINE, "{native}"),
-    Column("tern-interp", "{tern} run {wasm}", needs=["{tern}"]),
+    Column("tern-interp", "{tern} run --mode interp {wasm}", needs=["{tern}"]),
+    Column(
+        "tern-aot-nosp",
+        "{tern} run --mode aot --artifact {out}/{kernel}.nosp.aot {wasm}",
+        prepare="{tern} compile --no-stable-points {wasm} -o {out}/{kernel}.nosp.aot",
+        needs=["{tern}"],
+    ),
+    Column(
+        "tern-aot",
+        "{tern} run --mode aot --artifact {out}/{kernel}.aot {wasm}",
+        prepare="{tern} compile {wasm} -o {out}/{kernel}.aot",
+        needs=["{tern}"],
+    ),
+    Column(
+        "tern-jit",
+        "{tern} run --mode jit --cache-dir {out}/jit-cache {wasm}",
+        prepare="{tern} run --mode jit --cache-dir {out}/jit-cache {wasm}",
+        needs=["{tern}"],
+    ),
     Column("node", NODE + " {bench}/node-wasi.mjs {wasm}"),
     Column("node-turbofan", NODE + " --no-liftoff {bench}/node-wasi.mjs {wasm}"),
 ]

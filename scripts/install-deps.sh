@@ -5,7 +5,7 @@ set -euo pipefail
 
 native_packages=(
   build-essential cmake ninja-build ccache pkg-config git python3
-  clang-19 lld-19 llvm-19-dev libclang-rt-19-dev
+  clang-19 lld-19 llvm-19-dev liblld-19-dev libclang-rt-19-dev
   libzstd-dev libxxhash-dev nettle-dev
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

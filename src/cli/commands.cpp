@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
-
 #include <fmt/format.h>
 
 namespace tern::cli {
@@ -11,7 +10,9 @@ namespace {
 int g_exit_code = 0;
 }
 
-int exit_code() { return g_exit_code; }
+int exit_code() {
+  return g_exit_code;
+}
 
 void guarded(const std::function<int()>& body) {
   try {

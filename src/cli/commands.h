@@ -2,9 +2,8 @@
 // with TERN_COMMAND; all report errors the same way (guarded()).
 #pragma once
 
-#include <functional>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace tern::cli {
 
@@ -24,6 +23,7 @@ using CommandAdder = void (*)(CLI::App& app);
 struct CommandRegistration {
   CommandRegistration(const char* name, CommandAdder add);
 };
-#define TERN_COMMAND(name, add) static const ::tern::cli::CommandRegistration kCommand_##add(name, add)
+#define TERN_COMMAND(name, add)                                                                    \
+  static const ::tern::cli::CommandRegistration kCommand_##add(name, add)
 
 } // namespace tern::cli

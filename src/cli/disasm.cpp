@@ -1,12 +1,13 @@
 // `tern disasm MODULE [--func NAME|INDEX]`: the interpreter's internal code.
-#include <fmt/format.h>
+#include "interp/disasm.h"
 
 #include "cli/commands.h"
 #include "cli/load.h"
-#include "interp/disasm.h"
 #include "interp/engine.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+
+#include <fmt/format.h>
 
 namespace tern::cli {
 

@@ -1,21 +1,104 @@
 #include "cli/engine_mode.h"
 
+#include "aot/artifact.h"
+#include "aot/cache.h"
+#include "aot/engine.h"
 #include "interp/engine.h"
 #include "tern/error.h"
+#include "util/file.h"
 
+#include <CLI/CLI.hpp>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 namespace tern::cli {
+namespace {
+
+std::string cache_dir_of(const EngineOptions& o) {
+  return o.cache_dir.empty() ? aot::default_cache_dir() : o.cache_dir;
+}
+
+// Compiled code for `module` in aot mode: the given artifact, else the
+// cached one, else compiled now (and cached).
+std::shared_ptr<const aot::CodeImage> aot_code(const EngineOptions& o, const wasm::Module& module,
+                                               const util::Sha256Digest& hash) {
+  if (!o.artifact.empty()) return aot::load_artifact(util::read_file(o.artifact), hash, o.artifact);
+  std::string path;
+  if (o.use_cache) {
+    path = aot::cache_path(cache_dir_of(o), hash, o.compile, aot::CacheKind::Artifact);
+    if (std::filesystem::exists(path)) {
+      try {
+        return aot::load_artifact(util::read_file(path), hash, path);
+      } catch (const Error&) {
+        if (!aot::compiler_available()) throw; // else: a stale entry, compiled again below
+      }
+    }
+  }
+  if (!aot::compiler_available())
+    throw Error(fmt::format(
+        "no compiled code for the module (sha-256 {}) in {}: this tern has no compiler; "
+        "compile it with `tern compile --target {}` and pass --artifact or --cache-dir",
+        util::to_hex(hash), o.use_cache ? cache_dir_of(o) : "memory", o.compile.target.name()));
+  auto artifact = aot::compile_artifact(module, hash, o.compile);
+  if (!artifact.ok()) throw Error("cannot compile the module: " + artifact.error);
+  if (!path.empty()) {
+    std::filesystem::create_directories(cache_dir_of(o));
+    util::write_file_atomic(path, artifact.value);
+  }
+  return aot::load_artifact(artifact.value, hash, "the compiled module");
+}
+
+std::shared_ptr<const aot::CodeImage> jit_code(const EngineOptions& o, const wasm::Module& module,
+                                               const util::Sha256Digest& hash) {
+  aot::CompileOptions options = o.compile;
+  if (options.target.cpu.empty()) options.target.cpu = "native";
+  auto code =
+      aot::jit_compile(module, hash, options, o.use_cache ? cache_dir_of(o) : std::string());
+  if (!code.ok()) throw Error("cannot compile the module: " + code.error);
+  return code.value;
+}
+
+} // namespace
 
 const std::vector<std::string>& engine_modes() {
-  static const std::vector<std::string> modes = {"interp"};
+  static const std::vector<std::string> modes = {"interp", "aot", "jit"};
   return modes;
 }
 
+void add_engine_options(CLI::App& cmd, EngineOptions& o) {
+  cmd.add_option("--mode", o.mode,
+                 "Execution engine: interp (interpreter), aot (compiled code from --artifact or "
+                 "the cache, compiled first if missing), jit (compiled in-process)")
+      ->check(CLI::IsMember(engine_modes()))
+      ->capture_default_str();
+  cmd.add_option("--artifact", o.artifact, "Compiled code for the module (from `tern compile`)")
+      ->type_name("FILE");
+  cmd.add_option("--cache-dir", o.cache_dir,
+                 "Where compiled code is kept between runs (default: $TERN_CACHE_DIR, "
+                 "else ~/.cache/tern)")
+      ->type_name("DIR")
+      ->each([&o](const std::string&) { o.use_cache = true; });
+  cmd.add_flag_callback(
+      "--no-cache", [&o] { o.use_cache = false; },
+      "Compile in memory; neither read nor write the cache");
+}
+
 std::unique_ptr<runtime::Engine> make_engine_for_mode(const std::string& mode) {
-  if (mode == "interp") return interp::make_engine();
-  throw Error(fmt::format("unknown execution mode '{}' (known: {})", mode,
+  EngineOptions o;
+  o.mode = mode;
+  return make_engine_for_mode(o);
+}
+
+std::unique_ptr<runtime::Engine> make_engine_for_mode(const EngineOptions& o) {
+  if (o.mode == "interp") return interp::make_engine();
+  if (o.mode == "aot")
+    return aot::make_engine(
+        [o](const wasm::Module& m, const util::Sha256Digest& h) { return aot_code(o, m, h); });
+  if (o.mode == "jit")
+    return aot::make_engine(
+        [o](const wasm::Module& m, const util::Sha256Digest& h) { return jit_code(o, m, h); });
+  throw Error(fmt::format("unknown execution mode '{}' (known: {})", o.mode,
                           fmt::join(engine_modes(), ", ")));
 }
 

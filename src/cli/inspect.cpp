@@ -3,13 +3,6 @@
 // tables, each thread's frames (innermost first) with function names, wasm
 // offsets, locals and operands, and the extension sections (WASI state).
 // Every byte is verified on the way; a damaged snapshot is an error.
-#include <memory>
-#include <string>
-#include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
 #include "snapshot/capture.h"
 #include "snapshot/describe.h"
@@ -18,6 +11,12 @@
 #include "util/file.h"
 #include "wasi/state.h"
 #include "wasm/decoder.h"
+
+#include <fmt/format.h>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 namespace tern::cli {
 namespace {
@@ -34,7 +33,9 @@ struct InspectOptions {
 void register_section_renderers() {
   snapshot::register_extension_renderer(
       wasi::kStateTag,
-      {[](const snapshot::ExtensionSection& s) { return json::parse(wasi::describe_state_json(s)); },
+      {[](const snapshot::ExtensionSection& s) {
+         return json::parse(wasi::describe_state_json(s));
+       },
        [](const snapshot::ExtensionSection& s) { return wasi::describe_state(s); }});
 }
 

@@ -1,11 +1,11 @@
 #include "cli/load.h"
 
-#include <fmt/format.h>
-
 #include "tern/error.h"
 #include "util/file.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
+
+#include <fmt/format.h>
 
 namespace tern::cli {
 
@@ -16,7 +16,8 @@ std::shared_ptr<const wasm::Module> load_module(const std::string& path) {
     wasm::validate_module(*module);
     return module;
   } catch (const DecodeError& e) {
-    throw Error(fmt::format("{}: malformed module at offset 0x{:x}: {}", path, e.offset(), e.what()));
+    throw Error(
+        fmt::format("{}: malformed module at offset 0x{:x}: {}", path, e.offset(), e.what()));
   } catch (const ValidationError& e) {
     throw Error(fmt::format("{}: invalid module at offset 0x{:x}: {}", path, e.offset(), e.what()));
   }

@@ -1,10 +1,10 @@
 // Reading a module from a file for the commands.
 #pragma once
 
+#include "wasm/module.h"
+
 #include <memory>
 #include <string>
-
-#include "wasm/module.h"
 
 namespace tern::cli {
 

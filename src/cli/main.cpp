@@ -1,9 +1,9 @@
 // The `tern` command: subcommands are registered from their own files.
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
 #include "cli/commands.h"
 #include "tern/version.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 int main(int argc, char** argv) {
   CLI::App app{"tern: a WebAssembly runtime that checkpoints, restores and migrates programs",

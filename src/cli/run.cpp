@@ -2,13 +2,10 @@
 // `_start`), or one exported function with --invoke, under WASI preview1
 // with wasmtime-like options. The exit code is the program's; a trap prints
 // its message and a wasm backtrace and exits with 134 (as wasmtime does).
-#include "cli/checkpoint_options.h"
 #include "cli/commands.h"
-#include "cli/engine_mode.h"
+#include "cli/host_options.h"
 #include "cli/load.h"
-#include "cli/stats.h"
 #include "program/program.h"
-#include "program/supervisor.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "tern/error.h"
@@ -32,13 +29,8 @@ struct RunOptions {
   std::vector<std::string> env;
   bool env_inherit = false;
   std::vector<std::string> listen;
-  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
   std::string invoke;
-  std::string stdin_path, stdout_path, stderr_path;
-  std::string path_resolver = "auto";
-  std::string mode = "interp";
-  CheckpointCliOptions checkpoint;
-  std::string stats_out;
+  HostCliOptions host;
 };
 
 // --env K=V sets, --env K copies tern's own K; later settings win.
@@ -67,13 +59,6 @@ std::vector<std::string> guest_environment(const RunOptions& o) {
   return env;
 }
 
-wasi::ResolveMode resolve_mode(const std::string& name) {
-  if (name == "auto") return wasi::ResolveMode::Auto;
-  if (name == "openat2") return wasi::ResolveMode::Openat2;
-  if (name == "walk") return wasi::ResolveMode::Walk;
-  throw Error(fmt::format("--path-resolver {}: expected auto, openat2 or walk", name));
-}
-
 wasi::WasiOptions wasi_options(const RunOptions& o) {
   wasi::WasiOptions w;
   w.args.push_back(o.module);
@@ -81,13 +66,7 @@ wasi::WasiOptions wasi_options(const RunOptions& o) {
   w.env = guest_environment(o);
   for (const auto& d : o.dirs) w.preopens.push_back(wasi::parse_dir_option(d));
   w.listen = o.listen;
-  w.allow_connect = o.allow_connect;
-  w.allow_bind = o.allow_bind;
-  w.allow_resolve = o.allow_resolve;
-  w.stdin_path = o.stdin_path;
-  w.stdout_path = o.stdout_path;
-  w.stderr_path = o.stderr_path;
-  w.resolve_mode = resolve_mode(o.path_resolver);
+  apply_host_options(o.host, w);
   return w;
 }
 
@@ -147,29 +126,24 @@ int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInst
 
 // A WASI command under the supervisor, which takes its checkpoints.
 int run_command(const RunOptions& o, std::shared_ptr<const wasm::Module> module) {
-  program::CheckpointPolicy policy = checkpoint_policy(o.checkpoint);
-  program::EngineSpec engine{o.mode, [&] { return make_engine_for_mode(o.mode); }};
+  program::CheckpointPolicy policy = checkpoint_policy(o.host.checkpoint);
   std::unique_ptr<program::Program> prog;
   try {
-    prog = program::Program::create(module, wasi_options(o), engine);
+    prog = program::Program::create(module, wasi_options(o), engine_spec(o.host));
   } catch (const runtime::InstantiationTrap& t) {
     print_trap(t.trap(), *module);
     return kTrapExitCode;
   }
   if (!module->find_export("_start"))
     throw Error(fmt::format("{}: no `_start` export (use --invoke FUNC)", o.module));
-  if (!o.stats_out.empty()) prog->stop_at_stable_point(policy.at.value_or(0));
-  program::SupervisedOutcome outcome = program::supervise(*prog, policy);
-  int status = exit_status(outcome, *module);
-  if (!o.stats_out.empty()) write_stats(o.stats_out, *prog, outcome, status);
-  return status;
+  return supervise_and_report(*prog, policy, o.host);
 }
 
 int run(const RunOptions& o) {
   auto module = load_module(o.module);
   if (o.invoke.empty()) return run_command(o, module);
   wasi::WasiContext ctx(wasi_options(o));
-  runtime::Store store(make_engine_for_mode(o.mode));
+  runtime::Store store(make_engine_for_mode(o.host.engine));
   runtime::Linker linker;
   wasi::register_wasi(ctx, store, linker);
   runtime::Thread thread(store);
@@ -208,38 +182,18 @@ void add_run_command(CLI::App& app) {
                         const char* help) {
     cmd->add_option(name, into, help)->allow_extra_args(false)->type_size(1)->type_name(type);
   };
+  add_engine_and_stream_options(*cmd, o->host);
   repeatable("--dir", o->dirs, "HOST[::GUEST]",
              "Preopen host directory HOST; the program sees it as GUEST (default: HOST)");
   repeatable("--env", o->env, "K=V", "Set K=V in the program's environment; K alone copies tern's");
   cmd->add_flag("--env-inherit", o->env_inherit, "Give the program tern's whole environment");
   repeatable("--listen", o->listen, "ADDR:PORT",
              "Preopen a listening TCP socket on ADDR:PORT (fds after the --dir ones)");
-  repeatable("--allow-connect", o->allow_connect, "ADDR[/PREFIX][:PORT]",
-             "Let the program connect and send to matching addresses (socket extension)");
-  repeatable("--allow-bind", o->allow_bind, "ADDR[/PREFIX][:PORT]",
-             "Let the program bind sockets to matching addresses (socket extension)");
-  repeatable("--allow-resolve", o->allow_resolve, "HOST",
-             "Let the program resolve host name HOST (*.SUFFIX, or * for any)");
+  add_sandbox_options(*cmd, o->host);
   cmd->add_option("--invoke", o->invoke,
                   "Call exported function FUNC with ARGS as its arguments and print its results")
       ->type_name("FUNC");
-  cmd->add_option("--stdin", o->stdin_path, "Read the program's stdin from FILE")
-      ->type_name("FILE");
-  cmd->add_option("--stdout", o->stdout_path, "Write the program's stdout to FILE")
-      ->type_name("FILE");
-  cmd->add_option("--stderr", o->stderr_path, "Write the program's stderr to FILE")
-      ->type_name("FILE");
-  cmd->add_option("--path-resolver", o->path_resolver,
-                  "How paths are kept inside --dir directories: auto, openat2 or walk")
-      ->type_name("MODE");
-  cmd->add_option("--mode", o->mode, "Execution engine: interp (default)")
-      ->type_name("MODE")
-      ->check(CLI::IsMember(engine_modes()));
-  add_checkpoint_options(*cmd, o->checkpoint);
-  cmd->add_option("--stats-out", o->stats_out,
-                  "At the end, write JSON to FILE: stable points executed, memory sha256, "
-                  "exit status (for tests)")
-      ->type_name("FILE");
+  add_checkpoint_and_stats_options(*cmd, o->host);
   cmd->add_option("MODULE", o->module, "WebAssembly binary (.wasm)")->required()->type_name("");
   cmd->add_option("ARGS", o->args, "Arguments for the program (argv[1...])")->type_name("");
   cmd->positionals_at_end();

@@ -1,8 +1,8 @@
 // `tern validate MODULE`: decode and validate, report the first problem.
-#include <fmt/format.h>
-
 #include "cli/commands.h"
 #include "cli/load.h"
+
+#include <fmt/format.h>
 
 namespace tern::cli {
 

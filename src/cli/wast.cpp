@@ -22,7 +22,7 @@ namespace {
 struct WastOptions {
   std::vector<std::string> wast_files;
   std::vector<std::string> json_files;
-  std::string mode;
+  EngineOptions engine;
 };
 
 nlohmann::json read_command_list(const std::string& json_path) {
@@ -37,21 +37,21 @@ nlohmann::json read_command_list(const std::string& json_path) {
 // Runs one converted script; names it by the .wast it came from when the
 // command list says so (wast2json records "source_filename").
 WastTally run_json(const std::string& json_path, const std::string& fallback_name,
-                   const std::string& mode) {
+                   const EngineOptions& engine) {
   nlohmann::json commands = read_command_list(json_path);
   WastScript script;
   script.name =
       commands.is_object() ? commands.value("source_filename", fallback_name) : fallback_name;
   script.wasm_dir = std::filesystem::path(json_path).parent_path().string();
   if (script.wasm_dir.empty()) script.wasm_dir = ".";
-  WastTally tally = run_wast_script(script, commands, mode);
+  WastTally tally = run_wast_script(script, commands, engine);
   fmt::print("{}: {}\n", script.name, format_tally(tally));
   return tally;
 }
 
-WastTally run_wast(const std::string& wast_path, const std::string& mode) {
+WastTally run_wast(const std::string& wast_path, const EngineOptions& engine) {
   TempDir dir;
-  return run_json(convert_wast(wast_path, dir.path()), wast_path, mode);
+  return run_json(convert_wast(wast_path, dir.path()), wast_path, engine);
 }
 
 int run_all(const WastOptions& options) {
@@ -68,9 +68,10 @@ int run_all(const WastOptions& options) {
       ++unreadable;
     }
   };
-  for (const auto& path : options.wast_files) run_one([&] { return run_wast(path, options.mode); });
+  for (const auto& path : options.wast_files)
+    run_one([&] { return run_wast(path, options.engine); });
   for (const auto& path : options.json_files)
-    run_one([&] { return run_json(path, path, options.mode); });
+    run_one([&] { return run_json(path, path, options.engine); });
   fmt::print("{}\n", format_tally(total));
   return total.failed > 0 || unreadable > 0 ? 1 : 0;
 }
@@ -80,14 +81,14 @@ int run_all(const WastOptions& options) {
 void add_wast_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("wast", "Run WebAssembly spec test scripts (.wast)");
   auto options = std::make_shared<WastOptions>();
-  options->mode = engine_modes().front();
+  // Spec modules are compiled in memory unless a cache is named (cross
+  // runs find artifacts compiled for their target there).
+  options->engine.use_cache = false;
   cmd->add_option("FILE", options->wast_files,
                   "Spec scripts (.wast), converted with wabt's wast2json");
   cmd->add_option("--json", options->json_files,
                   "Scripts already converted by wast2json (their .wasm files next to them)");
-  cmd->add_option("--mode", options->mode, "Execution engine")
-      ->check(CLI::IsMember(engine_modes()))
-      ->capture_default_str();
+  add_engine_options(*cmd, options->engine);
   cmd->callback([options] { guarded([&] { return run_all(*options); }); });
 }
 

@@ -281,8 +281,8 @@ struct ActionResult {
 
 class ScriptRunner {
 public:
-  ScriptRunner(const WastScript& script, const std::string& mode)
-      : script_(script), store_(make_engine_for_mode(mode)), thread_(store_) {
+  ScriptRunner(const WastScript& script, const EngineOptions& engine)
+      : script_(script), store_(make_engine_for_mode(engine)), thread_(store_) {
     define_spectest(store_, linker_);
   }
 
@@ -551,8 +551,9 @@ std::string format_tally(const WastTally& tally) {
   return out;
 }
 
-WastTally run_wast_script(const WastScript& script, const json& commands, const std::string& mode) {
-  ScriptRunner runner(script, mode);
+WastTally run_wast_script(const WastScript& script, const json& commands,
+                          const EngineOptions& engine) {
+  ScriptRunner runner(script, engine);
   return runner.run(commands);
 }
 

@@ -2,6 +2,8 @@
 // store: modules, registrations, actions and every kind of assertion.
 #pragma once
 
+#include "cli/engine_mode.h"
+
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -30,10 +32,10 @@ struct WastScript {
 };
 
 // Runs every command of `commands` (wast2json's top-level object) with the
-// engine of `mode`. Prints one line per failed command on stdout
+// engine `engine` chooses. Prints one line per failed command on stdout
 // ("FILE:LINE: <command>: expected ..., got ..."); never throws for what a
 // command does, only for a command list it cannot understand at all.
 WastTally run_wast_script(const WastScript& script, const nlohmann::json& commands,
-                          const std::string& mode);
+                          const EngineOptions& engine);
 
 } // namespace tern::cli

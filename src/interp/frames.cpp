@@ -8,6 +8,7 @@
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+#include "wasm/liveness.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -16,22 +17,18 @@ namespace tern::interp {
 namespace {
 
 using runtime::FrameKind;
+using runtime::from_view;
 using runtime::FunctionInstance;
+using runtime::local_types;
 using runtime::ModuleInstance;
 using runtime::Slot;
+using runtime::to_view;
 using runtime::ViewValue;
 using wasm::StablePointKind;
 using wasm::ValType;
 
 const CompiledFunction& code_of(const FunctionInstance* f) {
   return *static_cast<const CompiledFunction*>(f->code);
-}
-
-std::vector<ValType> local_types(const wasm::Module& m, uint32_t func_index) {
-  std::vector<ValType> types = m.func_type(func_index).params;
-  const auto& locals = m.defined_func(func_index).locals;
-  types.insert(types.end(), locals.begin(), locals.end());
-  return types;
 }
 
 // The validator's record of the operand types at a point.
@@ -89,8 +86,15 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     const ModuleInstance& inst = *f->func->instance;
     const wasm::Module& m = inst.module();
     const auto locals = local_types(m, vf.func_index);
-    for (size_t i = 0; i < locals.size(); ++i)
-      vf.locals.push_back(runtime::to_view(inst, locals[i], f->fp[i], "a local"));
+    // Dead locals are zero in the view (wasm/liveness.h), as in every engine.
+    const wasm::FunctionInfo& info = m.defined_func(vf.func_index).info;
+    const wasm::StablePoint* sp = info.find(point->wasm_offset, point->kind);
+    const wasm::LocalLiveness liveness(m, vf.func_index);
+    for (size_t i = 0; i < locals.size(); ++i) {
+      const bool live = sp && liveness.live(uint32_t(sp - info.stable_points.data()), uint32_t(i));
+      vf.locals.push_back(live ? runtime::to_view(inst, locals[i], f->fp[i], "a local")
+                               : runtime::ViewValue{locals[i], 0});
+    }
     auto types = stack_types_at(m.defined_func(vf.func_index), point->wasm_offset, point->kind);
     const uint32_t height = live_height(*point, vf.kind, types.size());
     if (height > types.size())

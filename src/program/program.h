@@ -62,6 +62,13 @@ public:
   snapshot::Snapshot capture(const snapshot::CaptureOptions& capture,
                              const wasi::SaveOptions& save);
 
+  // Makes `snapshot` (captured from this program) safe to write from a
+  // forked child while the program runs on. A forked child sees private
+  // memory as it was at the fork, but a mirrored memory (runtime/memory.h)
+  // is a shared mapping the program keeps writing: its bytes are copied
+  // into the snapshot now, at the cost of a memcpy in the pause.
+  void detach_shared_memory(snapshot::Snapshot& snapshot) const;
+
   // Counting mode: stop at the n-th stable point executed (0: never stop,
   // only count).
   void stop_at_stable_point(uint64_t n);

@@ -442,6 +442,7 @@ SupervisedOutcome supervise(Program& program, const CheckpointPolicy& policy) {
           result.last_checkpoint = path;
         guest_written = guest_written || (from_guest && error.empty());
       } else {
+        program.detach_shared_memory(snap);
         writer.write_in_background(path, snap, policy.write, std::move(replies));
         result.last_checkpoint = path;
         guest_written = guest_written || from_guest;

@@ -3,13 +3,13 @@
 // needs lives in the instance and the thread.
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <span>
-
 #include "runtime/trap.h"
 #include "runtime/value.h"
 #include "runtime/wasm_view.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
 
 namespace tern::runtime {
 
@@ -38,6 +38,8 @@ public:
   // Attach code to a new instance's functions (may compile, or reuse the
   // module's cached code).
   virtual void prepare(ModuleInstance& instance) = 0;
+  // Whether the store should make memories mirrored (runtime/memory.h).
+  virtual bool wants_mirrored_memories() const { return false; }
   // Call a wasm or host function with arguments; results are written back.
   // A Suspended outcome leaves the thread stopped at stable points.
   virtual ExecOutcome call(Thread& thread, FunctionInstance* func, std::span<const Slot> args,

@@ -4,8 +4,10 @@
 // is async-signal-safe, so a signal handler may call it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace tern::runtime {
 
@@ -29,10 +31,27 @@ public:
   int fd() const { return event_fd_; }
   // The word engines poll; non-zero means "take the slow path".
   const std::atomic<uint32_t>* flag() const { return &flag_; }
+  // A word that from now on follows the flag's bits (request, clear,
+  // counting), shifted left by `shift`, so that compiled code can poll a
+  // word inside its own thread record; other bits in it are the owner's.
+  // Mirrors must outlive this Interrupt. Throws tern::Error beyond
+  // kMaxMirrors.
+  void add_mirror(std::atomic<uint64_t>* word, unsigned shift);
+  static constexpr size_t kMaxMirrors = 1024;
 
 private:
+  void set_bits(uint32_t bits);
+  void clear_bits(uint32_t bits);
+
   std::atomic<uint32_t> flag_{0};
   int event_fd_ = -1;
+  struct Mirror {
+    std::atomic<std::atomic<uint64_t>*> word{nullptr};
+    std::atomic<unsigned> shift{0};
+  };
+  std::array<Mirror, kMaxMirrors> mirrors_{};
+  std::atomic<size_t> mirror_count_{0};
+  std::mutex mirror_mutex_;
 };
 
 } // namespace tern::runtime

@@ -1,12 +1,12 @@
 #include "runtime/memory.h"
 
+#include "tern/error.h"
+
 #include <cerrno>
 #include <cstring>
-#include <sys/mman.h>
-
 #include <fmt/format.h>
-
-#include "tern/error.h"
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace tern::runtime {
 namespace {
@@ -17,13 +17,14 @@ void* map_anonymous(uint64_t bytes, int prot) {
 
 } // namespace
 
-Memory::Memory(const wasm::MemoryType& type)
+Memory::Memory(const wasm::MemoryType& type, bool mirrored)
     : max_pages_(type.limits.max), shared_(type.limits.shared) {
   uint64_t initial = type.limits.min * wasm::kPageSize;
-  if constexpr (sizeof(void*) == 8) {
+  if (mirrored && sizeof(void*) == 8) reserve_mirrored();
+  if (sizeof(void*) == 8 && !guarded_) {
     void* p = map_anonymous(kGuardedReservation, PROT_NONE);
     if (p != MAP_FAILED) {
-      base_ = static_cast<uint8_t*>(p);
+      bounds_.base = static_cast<uint8_t*>(p);
       reserved_ = kGuardedReservation;
       guarded_ = true;
     }
@@ -36,18 +37,57 @@ Memory::Memory(const wasm::MemoryType& type)
     if (p == MAP_FAILED)
       throw Error(fmt::format("cannot reserve {} bytes of linear memory: {}", reserved_,
                               std::strerror(errno)));
-    base_ = static_cast<uint8_t*>(p);
+    bounds_.base = static_cast<uint8_t*>(p);
   }
   // Transparent huge pages where the system allows them: a 2 MiB page has one
   // page-table entry instead of 512, which makes fork() (the pause of a
   // background checkpoint, snapshot/background.h) and TLB misses cheaper.
-  ::madvise(base_, reserved_, MADV_HUGEPAGE);
+  if (mirror_fd_ < 0) ::madvise(bounds_.base, reserved_, MADV_HUGEPAGE);
   if (!commit(initial))
     throw Error(fmt::format("cannot allocate {} bytes of linear memory", initial));
 }
 
 Memory::~Memory() {
-  if (base_) ::munmap(base_, reserved_);
+  if (bounds_.base) ::munmap(bounds_.base, reserved_);
+  if (mirror_fd_ >= 0) ::close(mirror_fd_);
+}
+
+// The reservation, and the file both views map; on any failure the memory
+// is an ordinary guarded one (compiled code that needs the mirror refuses
+// to run on it).
+bool Memory::reserve_mirrored() {
+  int fd = ::memfd_create("tern-memory", MFD_CLOEXEC);
+  if (fd < 0) return false;
+  void* p = map_anonymous(kMirroredReservation, PROT_NONE);
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    return false;
+  }
+  bounds_.base = static_cast<uint8_t*>(p);
+  reserved_ = kMirroredReservation;
+  guarded_ = true;
+  mirror_fd_ = fd;
+  return true;
+}
+
+// Maps bytes [from, to) of the file in every view. At exactly 4 GiB the
+// first page of the later views stays unmapped, so that an access
+// straddling the end of memory traps instead of reaching into the next.
+bool Memory::map_views(uint64_t from, uint64_t to) {
+  if (::ftruncate(mirror_fd_, off_t(to)) != 0) return false;
+  if (to == from) return true;
+  auto map_at = [&](uint8_t* view) {
+    void* want = view + from;
+    return ::mmap(want, to - from, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mirror_fd_,
+                  off_t(from)) == want;
+  };
+  if (!map_at(bounds_.base)) return false;
+  for (uint32_t view = 0; view < kMirrorViews; ++view)
+    if (!map_at(mirror_base() + view * kMirrorStride)) return false;
+  if (to == kMirrorStride)
+    for (uint32_t view = 1; view < kMirrorViews; ++view)
+      ::mprotect(mirror_base() + view * kMirrorStride, wasm::kPageSize, PROT_NONE);
+  return true;
 }
 
 wasm::MemoryType Memory::type() const {
@@ -59,16 +99,22 @@ wasm::MemoryType Memory::type() const {
 }
 
 bool Memory::commit(uint64_t new_size) {
-  if (new_size <= size_) return true;
+  if (new_size <= bounds_.size) return true;
+  if (mirror_fd_ >= 0) {
+    if (!map_views(bounds_.size, new_size)) return false;
+    bounds_.size = new_size;
+    return true;
+  }
   if (new_size > reserved_) {
     if (shared_) return false;
-    void* p = ::mremap(base_, reserved_, new_size, MREMAP_MAYMOVE);
+    void* p = ::mremap(bounds_.base, reserved_, new_size, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) return false;
-    base_ = static_cast<uint8_t*>(p);
+    bounds_.base = static_cast<uint8_t*>(p);
     reserved_ = new_size;
   }
-  if (::mprotect(base_ + size_, new_size - size_, PROT_READ | PROT_WRITE) != 0) return false;
-  size_ = new_size;
+  uint8_t* end = bounds_.base + bounds_.size;
+  if (::mprotect(end, new_size - bounds_.size, PROT_READ | PROT_WRITE) != 0) return false;
+  bounds_.size = new_size;
   return true;
 }
 

@@ -5,8 +5,20 @@
 // plain resizable mapping and the base may move on grow; engines reload
 // base() after every call and memory.grow either way.
 //
+// A mirrored memory (engines that compile code ask for it) is a memfd
+// mapped at base() as usual, and again kMirrorViews times at
+// mirror_base() + k * 4 GiB: an address that is a sum of up to
+// kMirrorViews 32-bit terms, computed without 32-bit wrap-around (compiled
+// code sums the zero-extended operands of nested i32.adds in 64 bits, which
+// lets LLVM analyze address arithmetic), reads at mirror_base() the same
+// bytes as the wrapped sum would at base(), and traps where that would.
+// The views are apart from base()'s guard region, which addresses with a
+// memarg offset need as it is.
+//
 // Wasm memory is little-endian; load/store here convert on big-endian hosts.
 #pragma once
+
+#include "wasm/types.h"
 
 #include <bit>
 #include <cstdint>
@@ -14,31 +26,44 @@
 #include <optional>
 #include <span>
 
-#include "wasm/types.h"
-
 namespace tern::runtime {
 
 class Memory {
 public:
-  explicit Memory(const wasm::MemoryType& type);
+  explicit Memory(const wasm::MemoryType& type, bool mirrored = false);
   ~Memory();
   Memory(const Memory&) = delete;
   Memory& operator=(const Memory&) = delete;
 
-  uint8_t* base() const { return base_; }
-  uint64_t size() const { return size_; } // bytes
-  uint64_t pages() const { return size_ / wasm::kPageSize; }
+  // Where the memory is and how big, in one place that compiled code reads
+  // directly (aot/abi.h): base and size change together on grow.
+  struct Bounds {
+    uint8_t* base = nullptr;
+    uint64_t size = 0; // bytes
+  };
+  const Bounds* bounds() const { return &bounds_; }
+
+  uint8_t* base() const { return bounds_.base; }
+  uint64_t size() const { return bounds_.size; } // bytes
+  uint64_t pages() const { return bounds_.size / wasm::kPageSize; }
   std::optional<uint64_t> max_pages() const { return max_pages_; }
   bool shared() const { return shared_; }
   // Whether addresses past size() fault (guard reservation) on this host.
   bool has_guard_region() const { return guarded_; }
+  // Whether base() + 4 GiB + a is another view of base() + a (see above).
+  bool mirrored() const { return mirror_fd_ >= 0; }
+  uint8_t* mirror_base() const { return mirrored() ? bounds_.base + kGuardedReservation : nullptr; }
   wasm::MemoryType type() const;
 
   // memory.grow: the old page count, or -1 when the limit forbids it.
   int64_t grow(uint64_t delta_pages);
 
-  std::span<uint8_t> bytes() { return {base_, size_}; }
-  bool in_bounds(uint64_t addr, uint64_t len) const { return addr <= size_ && len <= size_ - addr; }
+  std::span<uint8_t> bytes() { return {bounds_.base, bounds_.size}; }
+  bool in_bounds(uint64_t addr, uint64_t len) const {
+    return addr <= bounds_.size && len <= bounds_.size - addr;
+  }
+  // The reserved address range (guard pages included).
+  uint64_t reserved() const { return reserved_; }
 
   // Little-endian typed access; callers check bounds.
   template <typename T>
@@ -57,23 +82,33 @@ public:
   // Address range reserved for guarded memories: 4 GiB of addresses plus
   // 4 GiB of offsets, plus a page for the widest access.
   static constexpr uint64_t kGuardedReservation = (8ull << 30) + wasm::kPageSize;
+  // Mirrored: kMirrorViews views of the memory, 4 GiB apart.
+  static constexpr uint64_t kMirrorStride = 4ull << 30;
+  static constexpr uint32_t kMirrorViews = 4;
+  static constexpr uint64_t kMirroredReservation =
+      kGuardedReservation + kMirrorViews * kMirrorStride + wasm::kPageSize;
 
 private:
   template <typename T>
   static T byteswap(T v) {
-    if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
-    if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
-    if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
+    if constexpr (sizeof(T) == 2)
+      return static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
+    if constexpr (sizeof(T) == 4)
+      return static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
+    if constexpr (sizeof(T) == 8)
+      return static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
     return v;
   }
   bool commit(uint64_t new_size);
+  bool reserve_mirrored();
+  bool map_views(uint64_t from, uint64_t to);
 
-  uint8_t* base_ = nullptr;
-  uint64_t size_ = 0;
+  Bounds bounds_;
   uint64_t reserved_ = 0;
   std::optional<uint64_t> max_pages_;
   bool shared_ = false;
   bool guarded_ = false;
+  int mirror_fd_ = -1;
 };
 
 } // namespace tern::runtime

@@ -70,8 +70,8 @@ Slot eval_const(const wasm::ConstExpr& expr, const ModuleInstance& inst) {
       value = inst.globals[in.a]->value;
       break;
     default:
-      throw Error(fmt::format("unsupported instruction {} in constant expression",
-                              wasm::op_name(in.op)));
+      throw Error(
+          fmt::format("unsupported instruction {} in constant expression", wasm::op_name(in.op)));
     }
   }
   return value;
@@ -90,8 +90,7 @@ Store::Store(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
 Store::~Store() = default;
 
 uint32_t Store::intern_type(const wasm::FuncType& type) {
-  auto [it, inserted] =
-      type_ids_.emplace(type_key(type), static_cast<uint32_t>(type_ids_.size()));
+  auto [it, inserted] = type_ids_.emplace(type_key(type), static_cast<uint32_t>(type_ids_.size()));
   return it->second;
 }
 
@@ -105,7 +104,8 @@ FunctionInstance* Store::add_host_function(HostFunction fn) {
 }
 
 Memory* Store::add_memory(const wasm::MemoryType& type) {
-  return memories_.emplace_back(std::make_unique<Memory>(type)).get();
+  return memories_.emplace_back(std::make_unique<Memory>(type, engine_->wants_mirrored_memories()))
+      .get();
 }
 
 Table* Store::add_table(const wasm::TableType& type, Slot init) {
@@ -121,8 +121,8 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
                                    bool run_start) {
   const wasm::Module& module = *module_ptr;
   if (imports.size() != module.imports.size())
-    throw LinkError(fmt::format("module needs {} imports, {} given", module.imports.size(),
-                                imports.size()));
+    throw LinkError(
+        fmt::format("module needs {} imports, {} given", module.imports.size(), imports.size()));
   for (size_t i = 0; i < imports.size(); ++i) check_import(module, module.imports[i], imports[i]);
 
   // The instance joins the store before initialization: if a segment traps,
@@ -132,10 +132,18 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
   ModuleInstance& inst = *owned;
   for (const Extern& e : imports) {
     switch (e.kind) {
-    case ExternKind::Func: inst.funcs.push_back(e.func); break;
-    case ExternKind::Table: inst.tables.push_back(e.table); break;
-    case ExternKind::Memory: inst.memories.push_back(e.memory); break;
-    case ExternKind::Global: inst.globals.push_back(e.global); break;
+    case ExternKind::Func:
+      inst.funcs.push_back(e.func);
+      break;
+    case ExternKind::Table:
+      inst.tables.push_back(e.table);
+      break;
+    case ExternKind::Memory:
+      inst.memories.push_back(e.memory);
+      break;
+    case ExternKind::Global:
+      inst.globals.push_back(e.global);
+      break;
     }
   }
   for (uint32_t i = module.num_imported_funcs; i < module.func_types.size(); ++i) {

@@ -8,7 +8,9 @@ constexpr uint64_t kTableElementLimit = 10'000'000;
 } // namespace
 
 Table::Table(const wasm::TableType& type, Slot init)
-    : type_(type), elems_(static_cast<size_t>(type.limits.min), init) {}
+    : type_(type), elems_(static_cast<size_t>(type.limits.min), init) {
+  sync_bounds();
+}
 
 wasm::TableType Table::type() const {
   wasm::TableType t = type_;
@@ -23,6 +25,7 @@ int64_t Table::grow(uint32_t delta, Slot init) {
   limit = std::min(limit, kTableElementLimit);
   if (delta > limit - std::min(limit, old)) return -1;
   elems_.resize(static_cast<size_t>(old + delta), init);
+  sync_bounds();
   return static_cast<int64_t>(old);
 }
 

@@ -1,18 +1,28 @@
 // A table of references (funcref or externref), stored as Slots.
 #pragma once
 
+#include "runtime/value.h"
+#include "wasm/types.h"
+
 #include <cstdint>
 #include <optional>
 #include <vector>
-
-#include "runtime/value.h"
-#include "wasm/types.h"
 
 namespace tern::runtime {
 
 class Table {
 public:
   Table(const wasm::TableType& type, Slot init);
+  Table(const Table&) = delete; // bounds_ points into elems_
+  Table& operator=(const Table&) = delete;
+
+  // The elements and their count, in one place that compiled code reads
+  // directly (aot/abi.h); kept in step with every change of size.
+  struct Bounds {
+    Slot* data = nullptr;
+    uint64_t size = 0;
+  };
+  const Bounds* bounds() const { return &bounds_; }
 
   ValType elem_type() const { return type_.elem; }
   uint32_t size() const { return static_cast<uint32_t>(elems_.size()); }
@@ -26,8 +36,11 @@ public:
   int64_t grow(uint32_t delta, Slot init);
 
 private:
+  void sync_bounds() { bounds_ = {elems_.data(), elems_.size()}; }
+
   wasm::TableType type_;
   std::vector<Slot> elems_;
+  Bounds bounds_;
 };
 
 } // namespace tern::runtime

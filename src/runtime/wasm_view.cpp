@@ -43,4 +43,11 @@ Slot from_view(const ModuleInstance& inst, const runtime::ViewValue& v, std::str
   return v.bits;
 }
 
+std::vector<ValType> local_types(const wasm::Module& m, uint32_t func_index) {
+  std::vector<ValType> types = m.func_type(func_index).params;
+  const auto& locals = m.defined_func(func_index).locals;
+  types.insert(types.end(), locals.begin(), locals.end());
+  return types;
+}
+
 } // namespace tern::runtime

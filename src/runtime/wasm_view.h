@@ -5,6 +5,7 @@
 #pragma once
 
 #include "runtime/value.h"
+#include "wasm/module.h"
 #include "wasm/types.h"
 
 #include <cstdint>
@@ -64,5 +65,8 @@ Slot index_to_ref(const ModuleInstance& inst, wasm::ValType type, uint64_t ref,
 ViewValue to_view(const ModuleInstance& inst, wasm::ValType type, Slot bits,
                   std::string_view where);
 Slot from_view(const ModuleInstance& inst, const ViewValue& v, std::string_view where);
+
+// The types of a defined function's locals, parameters first.
+std::vector<wasm::ValType> local_types(const wasm::Module& module, uint32_t func_index);
 
 } // namespace tern::runtime

@@ -44,7 +44,10 @@ const char* const kModule = R"(
     (local $tmp f64)
     (local.set $tmp (f64.const 2.5))
     (i32.store (i32.const 70000) (i32.const 9))
-    (i32.add (i32.const 100) (call $leaf (local.get $n)))))
+    ;; $tmp is used after the call, so it is live at the call site (dead
+    ;; locals are zero in the wasm view).
+    (i32.add (i32.add (i32.const 100) (call $leaf (local.get $n)))
+             (i32.trunc_f64_s (local.get $tmp)))))
 )";
 
 struct RunResult {
@@ -123,7 +126,7 @@ TEST_F(SnapshotInspect, TextShowsFramesWithNamesOffsetsAndValues) {
       "locals: $x=i32 41",
       "#1 outer (func 1) at 0x",
       ", call-site",
-      "locals: $n=i32 41, $tmp=f64 2.5",
+      "locals: $n=i32 0, $tmp=f64 2.5", // $n is dead after the call
       "stack:  i32 100",
       "section TEST (optional, 2 B)",
   };

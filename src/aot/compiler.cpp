@@ -1,0 +1,167 @@
+// aot/compiler.h on tern's side: the compiler itself is a plugin loaded on
+// first use (aot/compiler_plugin.h); the JIT's cache and the binding of JIT
+// code to this process's helpers live here. Builds without the plugin (the
+// static cross builds, TERN_COMPILER_PLUGIN_PATH undefined) say that they
+// cannot compile.
+#include "aot/compiler.h"
+
+#include "aot/artifact.h"
+#include "aot/cache.h"
+#include "aot/compiler_plugin.h"
+#include "tern/version.h"
+#include "util/file.h"
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <mutex>
+
+#ifdef TERN_COMPILER_PLUGIN_PATH
+#include <dlfcn.h>
+#endif
+
+namespace tern::aot {
+namespace {
+
+#ifdef TERN_COMPILER_PLUGIN_PATH
+constexpr const char* kPluginFile = "libtern-compiler.so";
+
+// Where the plugin may be: named by TERN_COMPILER_PLUGIN, next to tern,
+// in ../lib/tern, or where this build put it.
+std::vector<std::string> plugin_candidates() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("TERN_COMPILER_PLUGIN"); env && *env) return {env};
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    out.push_back((exe.parent_path() / kPluginFile).string());
+    out.push_back((exe.parent_path() / ".." / "lib" / "tern" / kPluginFile).string());
+  }
+  out.push_back(TERN_COMPILER_PLUGIN_PATH);
+  return out;
+}
+
+struct Plugin {
+  const CompilerPluginApi* api = nullptr;
+  std::string error;
+};
+
+const Plugin& plugin() {
+  static Plugin p = [] {
+    Plugin r;
+    std::string tried;
+    for (const std::string& path : plugin_candidates()) {
+      if (!std::filesystem::exists(path)) {
+        tried += (tried.empty() ? "" : ", ") + path;
+        continue;
+      }
+      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!handle) {
+        r.error = fmt::format("cannot load the compiler plugin {}: {}", path, ::dlerror());
+        return r;
+      }
+      auto entry =
+          reinterpret_cast<decltype(&tern_compiler_plugin)>(::dlsym(handle, kCompilerPluginSymbol));
+      const CompilerPluginApi* api = entry ? entry() : nullptr;
+      if (!api || api->abi_version != kAbiVersion || std::string(api->tern_version) != kVersion) {
+        r.error = fmt::format("the compiler plugin {} is not from this tern build", path);
+        return r;
+      }
+      r.api = api;
+      return r;
+    }
+    r.error =
+        fmt::format("the compiler plugin {} is not installed (looked for {})", kPluginFile, tried);
+    return r;
+  }();
+  return p;
+}
+#else
+struct Plugin {
+  const CompilerPluginApi* api = nullptr;
+  std::string error =
+      "this tern was built without the LLVM compiler; compile the module with a tern that has it "
+      "(tern compile --target ...) and pass the artifact";
+};
+const Plugin& plugin() {
+  static const Plugin p;
+  return p;
+}
+#endif
+
+// JIT code, bound to this process's helpers; released through the plugin.
+class JitImage final : public CodeImage {
+public:
+  explicit JitImage(JitLinked linked) : owner_{linked.owner} { attach(linked.info); }
+
+private:
+  struct Owner {
+    void* jit;
+    ~Owner() { plugin().api->jit_release(jit); }
+  };
+  Owner owner_; // released even when attach() refuses the code
+};
+
+// The object code for the JIT: from the cache, or compiled (and cached).
+Compiled<std::vector<uint8_t>> jit_object(const wasm::Module& module,
+                                          const util::Sha256Digest& hash,
+                                          const CompileOptions& options,
+                                          const std::string& cache_dir) {
+  const std::string path = cache_dir.empty()
+                               ? std::string()
+                               : cache_path(cache_dir, hash, options, CacheKind::JitObject);
+  if (!path.empty() && std::filesystem::exists(path)) {
+    try {
+      auto bytes = util::read_file(path);
+      ArtifactView view = read_artifact(bytes, path);
+      check_artifact(view.header, hash, path);
+      return {std::vector<uint8_t>(view.image.begin(), view.image.end()), {}};
+    } catch (const std::exception&) {
+      // A stale or damaged entry is replaced below.
+    }
+  }
+  auto object = plugin().api->compile_object(module, hash, options);
+  if (!object.ok() || path.empty()) return object;
+  try {
+    std::filesystem::create_directories(cache_dir);
+    util::write_file_atomic(
+        path,
+        make_artifact(current_header(options.target, module_flags(options), hash), object.value));
+  } catch (const std::exception&) {
+    // An unwritable cache only costs the next run a compilation.
+  }
+  return object;
+}
+
+} // namespace
+
+bool compiler_available() {
+  return plugin().api != nullptr;
+}
+
+Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
+                                                const util::Sha256Digest& hash,
+                                                const CompileOptions& options) {
+  if (!plugin().api) return {{}, plugin().error};
+  return plugin().api->compile_artifact(module, hash, options);
+}
+
+Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& module,
+                                                       const util::Sha256Digest& hash,
+                                                       const CompileOptions& requested,
+                                                       const std::string& cache_dir) {
+  if (!plugin().api) return {{}, plugin().error};
+  CompileOptions options = requested;
+  if (options.target.arch != host_target().arch) return {{}, "the JIT compiles for this host only"};
+  if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
+  auto object = jit_object(module, hash, options, cache_dir);
+  if (!object.ok()) return {{}, object.error};
+  auto linked = plugin().api->jit_link(object.value);
+  if (!linked.ok()) return {{}, linked.error};
+  try {
+    return {std::make_shared<JitImage>(linked.value), {}};
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+}
+
+} // namespace tern::aot

@@ -1,0 +1,60 @@
+// The AOT/JIT compiler's interface, free of LLVM: tern_aot implements it
+// with LLVM (aot/llvm/) or, in builds without LLVM (cross builds), with
+// stubs that say so (aot/without_llvm/). Errors come back as values; the
+// compiler never throws through LLVM code.
+#pragma once
+
+#include "aot/code_image.h"
+#include "aot/target.h"
+#include "util/sha256.h"
+#include "wasm/module.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tern::aot {
+
+struct CompileOptions {
+  Target target = host_target();
+  unsigned opt_level = 2;     // 0..3, as -O
+  bool stable_points = true;  // checkpointable code (polls, unwind, rewind)
+  bool bounds_checks = false; // explicit memory bounds checks instead of guard pages
+  // Every loop header and function entry polls, so that stable points can
+  // be counted (--checkpoint-at) exactly as the interpreter counts them.
+  // Without, tight inner loops poll once before they start, and vectorize.
+  bool exact_points = false;
+  // An address computed by i32.add is summed in 64 bits from its zero-
+  // extended operands (LLVM can then reason about strides and adjacency);
+  // the engine gives such code mirrored memories (runtime/memory.h), where
+  // that reads what the wrapped sum would. Not with bounds_checks.
+  bool wide_addresses = true;
+};
+
+// The compiler's answer: a value, or the reason there is none.
+template <typename T>
+struct Compiled {
+  T value{};
+  std::string error; // empty on success
+  bool ok() const { return error.empty(); }
+};
+
+// Whether this tern was built with the compiler.
+bool compiler_available();
+
+// A complete artifact (aot/artifact.h) for a validated module whose sha-256
+// is `hash`: native code for options.target, linked into a self-contained
+// shared object.
+Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
+                                                const util::Sha256Digest& hash,
+                                                const CompileOptions& options);
+
+// Compiles for the host in-process and links with ORC. With a non-empty
+// `cache_dir`, the object code is kept there keyed by module hash, tern
+// version and options, and reused on the next run without compiling.
+Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& module,
+                                                       const util::Sha256Digest& hash,
+                                                       const CompileOptions& options,
+                                                       const std::string& cache_dir);
+
+} // namespace tern::aot

@@ -1,0 +1,369 @@
+#include "aot/llvm/backend.h"
+
+#include "aot/llvm/codegen.h"
+#include "util/file.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <lld/Common/Driver.h>
+#include <llvm/Analysis/LoopInfo.h>
+#include <llvm/Analysis/ScalarEvolution.h>
+#include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/ProfDataUtils.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
+#include <llvm/Transforms/Utils/Local.h>
+#include <llvm/Transforms/Utils/Mem2Reg.h>
+#include <mutex>
+#include <unistd.h>
+
+extern "C" {
+void LLVMInitializeX86TargetInfo();
+void LLVMInitializeX86Target();
+void LLVMInitializeX86TargetMC();
+void LLVMInitializeX86AsmPrinter();
+void LLVMInitializeAArch64TargetInfo();
+void LLVMInitializeAArch64Target();
+void LLVMInitializeAArch64TargetMC();
+void LLVMInitializeAArch64AsmPrinter();
+void LLVMInitializeSystemZTargetInfo();
+void LLVMInitializeSystemZTarget();
+void LLVMInitializeSystemZTargetMC();
+void LLVMInitializeSystemZAsmPrinter();
+}
+
+LLD_HAS_DRIVER(elf)
+
+namespace tern::aot::llvmc {
+namespace {
+
+std::string triple_of(Arch arch) {
+  switch (arch) {
+  case Arch::X86_64:
+    return "x86_64-unknown-linux-gnu";
+  case Arch::AArch64:
+    return "aarch64-unknown-linux-gnu";
+  case Arch::S390x:
+    return "s390x-unknown-linux-gnu";
+  }
+  return {};
+}
+
+llvm::OptimizationLevel pass_level(unsigned opt_level) {
+  switch (opt_level) {
+  case 0:
+    return llvm::OptimizationLevel::O0;
+  case 1:
+    return llvm::OptimizationLevel::O1;
+  case 2:
+    return llvm::OptimizationLevel::O2;
+  default:
+    return llvm::OptimizationLevel::O3;
+  }
+}
+
+llvm::CodeGenOptLevel codegen_level(unsigned opt_level) {
+  switch (opt_level) {
+  case 0:
+    return llvm::CodeGenOptLevel::None;
+  case 1:
+    return llvm::CodeGenOptLevel::Less;
+  case 2:
+    return llvm::CodeGenOptLevel::Default;
+  default:
+    return llvm::CodeGenOptLevel::Aggressive;
+  }
+}
+
+// A C library that provides nothing: no call to memset, memcpy or libm may
+// be invented by the optimizer.
+llvm::TargetLibraryInfoImpl no_libc(const llvm::Triple& triple) {
+  llvm::TargetLibraryInfoImpl tlii(triple);
+  tlii.disableAllFunctions();
+  return tlii;
+}
+
+// A scratch directory removed with everything in it.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/tern-link-XXXXXX";
+    if (::mkdtemp(pattern.data())) path = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+// Drops the polls inside innermost loops whose trip count is known when
+// they start (scalar evolution can compute it), in code without exact
+// points: such a loop runs a bounded number of iterations, and the poll
+// before it (function_codegen.cpp, enter_loop) keeps checkpoints close; the
+// loop, free of the poll's slow path, can be vectorized. Loops holding a
+// rewind target keep their polls: rewinding finds its way through them.
+struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
+  // The optimizer may have swapped the branch's successors (and weights):
+  // the slow path is the unlikely one.
+  static llvm::BasicBlock* slow_successor(llvm::BranchInst* br) {
+    uint64_t first = 0, second = 0;
+    if (llvm::extractBranchWeights(*br, first, second) && first > second)
+      return br->getSuccessor(1);
+    return br->getSuccessor(0);
+  }
+
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
+    auto& loops = fam.getResult<llvm::LoopAnalysis>(f);
+    auto& scev = fam.getResult<llvm::ScalarEvolutionAnalysis>(f);
+    const unsigned poll_kind = f.getContext().getMDKindID(kElidablePoll);
+    const unsigned target_kind = f.getContext().getMDKindID(kRewindTarget);
+    std::vector<llvm::BranchInst*> polls;
+    for (llvm::Loop* loop : loops.getLoopsInPreorder()) {
+      if (!loop->isInnermost()) continue;
+      std::vector<llvm::BranchInst*> found;
+      bool keep = false;
+      for (llvm::BasicBlock* bb : loop->blocks()) {
+        for (llvm::Instruction& inst : *bb) {
+          if (inst.getMetadata(target_kind)) keep = true;
+          if (auto* br = llvm::dyn_cast<llvm::BranchInst>(&inst);
+              br && br->getMetadata(poll_kind)) {
+            found.push_back(br);
+          }
+        }
+      }
+      if (keep || found.empty()) continue;
+      // Bounded if some exit has a computable count, assuming (as the
+      // vectorizer does, checking at run time) that its induction
+      // variable does not wrap: the poll's own exits have none.
+      llvm::SmallVector<const llvm::SCEVPredicate*, 4> assumptions;
+      const bool bounded = !llvm::isa<llvm::SCEVCouldNotCompute>(
+          scev.getPredicatedSymbolicMaxBackedgeTakenCount(loop, assumptions));
+      if (bounded) polls.insert(polls.end(), found.begin(), found.end());
+    }
+    if (polls.empty()) return llvm::PreservedAnalyses::all();
+    for (llvm::BranchInst* br : polls) {
+      llvm::BasicBlock* from = br->getParent();
+      llvm::BasicBlock* slow = slow_successor(br);
+      llvm::BasicBlock* on = br->getSuccessor(br->getSuccessor(0) == slow ? 1 : 0);
+      slow->removePredecessor(from);
+      llvm::BranchInst::Create(on, br);
+      auto* cond = llvm::dyn_cast<llvm::Instruction>(br->getCondition());
+      br->eraseFromParent();
+      // The flag's load is atomic, which dead-code elimination keeps.
+      if (cond && cond->use_empty()) {
+        auto* flag = llvm::dyn_cast<llvm::Instruction>(cond->getOperand(0));
+        cond->eraseFromParent();
+        if (flag && flag->use_empty()) flag->eraseFromParent();
+      }
+    }
+    llvm::removeUnreachableBlocks(f);
+    return llvm::PreservedAnalyses::none();
+  }
+};
+
+// Sums the address of an access without offset in 64 bits over its tree of
+// i32.adds, at the memory's mirror views (runtime/memory.h): exact, and
+// LLVM can then see strides and adjacent accesses (the vectorizers need
+// both). Runs after mem2reg, when locals are values and an address's adds
+// are visible. The mirror base is loaded on its own from the instance
+// record: LLVM must not learn that it is base() plus a constant, or it
+// would take accesses through the two for disjoint.
+struct WidenAddresses : llvm::PassInfoMixin<WidenAddresses> {
+  static llvm::Value* widen(llvm::IRBuilder<>& b, llvm::Value* v, int& budget) {
+    auto* sum = llvm::dyn_cast<llvm::BinaryOperator>(v);
+    if (budget >= 2 && sum && sum->getOpcode() == llvm::Instruction::Add &&
+        sum->getType()->isIntegerTy(32)) {
+      budget -= 1; // one term becomes two
+      llvm::Value* lhs = widen(b, sum->getOperand(0), budget);
+      llvm::Value* rhs = widen(b, sum->getOperand(1), budget);
+      return b.CreateAdd(lhs, rhs, "", /*HasNUW=*/true, /*HasNSW=*/true);
+    }
+    return b.CreateZExt(v, b.getInt64Ty());
+  }
+
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager&) {
+    const unsigned kind = f.getContext().getMDKindID(kWideAddress);
+    std::vector<llvm::ZExtInst*> candidates;
+    for (llvm::BasicBlock& bb : f)
+      for (llvm::Instruction& inst : bb)
+        if (auto* z = llvm::dyn_cast<llvm::ZExtInst>(&inst); z && z->getMetadata(kind))
+          candidates.push_back(z);
+    bool changed = false;
+    for (llvm::ZExtInst* z : candidates) {
+      auto* sum = llvm::dyn_cast<llvm::BinaryOperator>(z->getOperand(0));
+      if (!sum || sum->getOpcode() != llvm::Instruction::Add) continue;
+      for (llvm::User* user : llvm::make_early_inc_range(z->users())) {
+        auto* gep = llvm::dyn_cast<llvm::GetElementPtrInst>(user);
+        if (!gep || gep->getNumIndices() != 1 || gep->getOperand(1) != z) continue;
+        auto* base = llvm::dyn_cast<llvm::LoadInst>(gep->getPointerOperand());
+        if (!base) continue;
+        llvm::IRBuilder<> at_base(base->getNextNode());
+        llvm::Value* slot = at_base.CreateConstInBoundsGEP1_64(
+            at_base.getInt8Ty(), base->getPointerOperand(), offsets::kInstMemMirror);
+        llvm::LoadInst* mirror = at_base.CreateLoad(at_base.getPtrTy(), slot);
+        mirror->copyMetadata(*base);
+        llvm::IRBuilder<> b(gep);
+        int budget = int(runtime::Memory::kMirrorViews);
+        llvm::Value* wide = widen(b, sum, budget);
+        gep->replaceAllUsesWith(b.CreateGEP(b.getInt8Ty(), mirror, wide));
+        gep->eraseFromParent();
+        changed = true;
+      }
+    }
+    return changed ? llvm::PreservedAnalyses::none() : llvm::PreservedAnalyses::all();
+  }
+};
+
+} // namespace
+
+void initialize_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeX86TargetInfo();
+    LLVMInitializeX86Target();
+    LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
+    LLVMInitializeSystemZTargetInfo();
+    LLVMInitializeSystemZTarget();
+    LLVMInitializeSystemZTargetMC();
+    LLVMInitializeSystemZAsmPrinter();
+  });
+}
+
+Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target& target,
+                                                                   unsigned opt_level) {
+  initialize_llvm();
+  const std::string triple = triple_of(target.arch);
+  std::string error;
+  const llvm::Target* t = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!t) return {{}, fmt::format("no LLVM target for {}: {}", triple, error)};
+  std::string cpu = target.cpu_or_default();
+  std::string features;
+  if (cpu == "native") {
+    if (target.arch != host_target().arch)
+      return {{}, "--cpu native needs the host's architecture"};
+    cpu = llvm::sys::getHostCPUName().str();
+    for (const auto& [name, on] : llvm::sys::getHostCPUFeatures())
+      features += fmt::format("{}{},", on ? '+' : '-', name.str());
+  }
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> tm(
+      t->createTargetMachine(triple, cpu, features, options, llvm::Reloc::PIC_,
+                             llvm::CodeModel::Small, codegen_level(opt_level)));
+  if (!tm) return {{}, fmt::format("LLVM cannot compile for {} (cpu {})", triple, cpu)};
+  return {std::move(tm), {}};
+}
+
+void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options) {
+  const unsigned opt_level = options.opt_level;
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&machine);
+  llvm::TargetLibraryInfoImpl tlii = no_libc(machine.getTargetTriple());
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  if (options.wide_addresses && !options.bounds_checks)
+    pb.registerPipelineStartEPCallback([](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
+      llvm::FunctionPassManager fpm;
+      fpm.addPass(llvm::PromotePass());
+      fpm.addPass(WidenAddresses());
+      mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
+    });
+  if (options.stable_points && !options.exact_points)
+    pb.registerVectorizerStartEPCallback(
+        [](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) { fpm.addPass(ElidePolls()); });
+  llvm::ModulePassManager mpm = opt_level == 0
+                                    ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
+                                    : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));
+  mpm.run(module, mam);
+}
+
+Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,
+                                           const CompileOptions& options) {
+  auto tm = make_target_machine(options.target, options.opt_level);
+  if (!tm.ok()) return {{}, tm.error};
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module;
+  try {
+    ModuleCodegen codegen(context, wasm, hash, options, tm.value->createDataLayout(),
+                          tm.value->getTargetTriple().str());
+    module = codegen.run();
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+  // For studying the generated code: TERN_AOT_DUMP_IR=PREFIX writes
+  // PREFIX.ll (as generated) and PREFIX.opt.ll (optimized).
+  const char* dump = std::getenv("TERN_AOT_DUMP_IR");
+  auto write_ir = [&](const char* suffix) {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(std::string(dump) + suffix, ec);
+    if (!ec) module->print(out, nullptr);
+  };
+  if (dump) write_ir(".ll");
+  std::string verify_errors;
+  llvm::raw_string_ostream verify_stream(verify_errors);
+  if (llvm::verifyModule(*module, &verify_stream))
+    return {{}, "internal error: invalid IR generated: " + verify_errors.substr(0, 2000)};
+  optimize(*module, *tm.value, options);
+  if (dump) write_ir(".opt.ll");
+
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream out(buffer);
+  llvm::legacy::PassManager pm;
+  llvm::TargetLibraryInfoImpl tlii = no_libc(tm.value->getTargetTriple());
+  pm.add(new llvm::TargetLibraryInfoWrapperPass(tlii));
+  if (tm.value->addPassesToEmitFile(pm, out, nullptr, llvm::CodeGenFileType::ObjectFile))
+    return {{}, "LLVM cannot emit an object file for this target"};
+  pm.run(*module);
+  return {std::vector<char>(buffer.begin(), buffer.end()), {}};
+}
+
+Compiled<std::vector<uint8_t>> link_shared_object(std::span<const char> object) {
+  // lld keeps global state: one link at a time.
+  static std::mutex lld_mutex;
+  std::lock_guard lock(lld_mutex);
+  ScratchDir dir;
+  if (dir.path.empty()) return {{}, "cannot create a scratch directory for linking"};
+  const std::string in = dir.path + "/module.o";
+  const std::string out = dir.path + "/module.so";
+  try {
+    util::write_file_atomic(
+        in, std::span(reinterpret_cast<const uint8_t*>(object.data()), object.size()));
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+  const std::string entry = std::string("--entry=") + kModuleInfoSymbol;
+  const char* args[] = {"ld.lld",          "-shared", "--no-undefined", "-Bsymbolic",
+                        "--build-id=none", "-z",      "noexecstack",    "--hash-style=gnu",
+                        entry.c_str(),     "-o",      out.c_str(),      in.c_str()};
+  std::string messages;
+  llvm::raw_string_ostream diag(messages);
+  lld::Result r = lld::lldMain(args, diag, diag, {{lld::Gnu, &lld::elf::link}});
+  diag.flush();
+  if (r.retCode != 0) return {{}, "linking the compiled module failed: " + messages};
+  try {
+    return {util::read_file(out), {}};
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+}
+
+} // namespace tern::aot::llvmc

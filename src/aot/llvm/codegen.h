@@ -1,0 +1,94 @@
+// Wasm → LLVM IR (docs/aot.md, "Code generation"). ModuleCodegen owns the
+// LLVM module and what all functions share (types, helper table, TBAA,
+// declarations); FunctionCodegen translates one function body.
+#pragma once
+
+#include "aot/abi.h"
+#include "aot/compiler.h"
+#include "wasm/module.h"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/MDBuilder.h>
+#include <llvm/IR/Module.h>
+#include <memory>
+#include <vector>
+
+namespace tern::aot::llvmc {
+
+// Metadata kinds on generated instructions, for the passes in backend.cpp:
+// a poll's branch that may be dropped, and the first load of a block that
+// rewinding jumps to (a loop holding one must keep its polls, which lead
+// the way there).
+inline constexpr const char* kElidablePoll = "tern.poll";
+inline constexpr const char* kRewindTarget = "tern.rewind_target";
+// The zero-extension of a memory access's address (no offset), which
+// WidenAddresses may sum in 64 bits over the memory's mirror views.
+inline constexpr const char* kWideAddress = "tern.wide_address";
+
+// What the generated code's memory accesses are about, for alias analysis:
+// linear memory never aliases the runtime's structures.
+struct AliasTags {
+  llvm::MDNode* memory = nullptr;  // linear memory
+  llvm::MDNode* runtime = nullptr; // VmThread, VmInstance, bounds, function records
+  llvm::MDNode* global = nullptr;  // global cells
+  llvm::MDNode* table = nullptr;   // table elements
+};
+
+class ModuleCodegen {
+public:
+  ModuleCodegen(llvm::LLVMContext& context, const wasm::Module& module,
+                const util::Sha256Digest& hash, const CompileOptions& options,
+                const llvm::DataLayout& layout, const std::string& triple);
+
+  // Generates every function, trampoline, host stub and the descriptor.
+  std::unique_ptr<llvm::Module> run();
+
+  // For FunctionCodegen.
+  llvm::LLVMContext& context() { return context_; }
+  llvm::Module& module() { return *module_; }
+  const wasm::Module& wasm() const { return wasm_; }
+  const CompileOptions& options() const { return options_; }
+  const AliasTags& tags() const { return tags_; }
+  llvm::Type* ir_type(wasm::ValType t) const;
+  llvm::FunctionType* function_type(const wasm::FuncType& type) const;
+  llvm::Type* result_type(const wasm::FuncType& type) const;
+  llvm::Function* defined_function(uint32_t func_index) const {
+    return functions_[func_index - wasm_.num_imported_funcs];
+  }
+  // Loads a runtime helper's address from the helper table at `b`.
+  llvm::Value* helper(llvm::IRBuilder<>& b, Helper id) const;
+  llvm::FunctionType* helper_type(Helper id) const { return helper_types_[size_t(id)]; }
+
+  // Slot (i64) ↔ typed value, numerically as runtime::Slot.
+  llvm::Value* to_slot(llvm::IRBuilder<>& b, llvm::Value* v) const;
+  llvm::Value* from_slot(llvm::IRBuilder<>& b, llvm::Value* slot, llvm::Type* type) const;
+  // A load or store of the runtime's data, tagged for alias analysis.
+  llvm::LoadInst* load_runtime(llvm::IRBuilder<>& b, llvm::Type* type, llvm::Value* base,
+                               uint64_t offset, bool invariant) const;
+
+private:
+  void declare_helpers();
+  void declare_functions();
+  llvm::Function* make_trampoline(const wasm::FuncType& type, uint32_t type_index);
+  llvm::Function* make_host_stub(const wasm::FuncType& type, uint32_t type_index);
+  void make_descriptor(const std::vector<llvm::Function*>& trampolines,
+                       const std::vector<llvm::Function*>& stubs);
+  llvm::Constant* pointer_array(const std::vector<llvm::Function*>& fns, const char* name);
+
+  llvm::LLVMContext& context_;
+  const wasm::Module& wasm_;
+  util::Sha256Digest hash_;
+  CompileOptions options_;
+  std::unique_ptr<llvm::Module> module_;
+  AliasTags tags_;
+  llvm::GlobalVariable* helper_table_ = nullptr;
+  std::vector<llvm::FunctionType*> helper_types_;
+  std::vector<llvm::Function*> functions_; // defined functions
+  std::string tune_cpu_;
+};
+
+// Translates one defined function into its (already declared) LLVM function.
+void generate_function(ModuleCodegen& mc, uint32_t func_index);
+
+} // namespace tern::aot::llvmc

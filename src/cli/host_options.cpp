@@ -1,0 +1,65 @@
+#include "cli/host_options.h"
+
+#include "cli/stats.h"
+#include "program/supervisor.h"
+#include "tern/error.h"
+
+#include <fmt/format.h>
+
+namespace tern::cli {
+
+void add_engine_and_stream_options(CLI::App& cmd, HostCliOptions& o) {
+  add_engine_options(cmd, o.engine);
+  cmd.add_option("--stdin", o.stdin_path, "Read the program's stdin from FILE")->type_name("FILE");
+  cmd.add_option("--stdout", o.stdout_path, "Write the program's stdout to FILE")
+      ->type_name("FILE");
+  cmd.add_option("--stderr", o.stderr_path, "Write the program's stderr to FILE")
+      ->type_name("FILE");
+}
+
+void add_sandbox_options(CLI::App& cmd, HostCliOptions& o) {
+  auto repeatable = [&](const char* name, std::vector<std::string>& into, const char* type,
+                        const char* help) {
+    cmd.add_option(name, into, help)->allow_extra_args(false)->type_size(1)->type_name(type);
+  };
+  repeatable("--allow-connect", o.allow_connect, "ADDR[/PREFIX][:PORT]",
+             "Let the program connect and send to matching addresses (socket extension)");
+  repeatable("--allow-bind", o.allow_bind, "ADDR[/PREFIX][:PORT]",
+             "Let the program bind sockets to matching addresses (socket extension)");
+  repeatable("--allow-resolve", o.allow_resolve, "HOST",
+             "Let the program resolve host name HOST (*.SUFFIX, or * for any)");
+  cmd.add_option("--path-resolver", o.path_resolver,
+                 "How paths are kept inside --dir directories: auto, openat2 or walk")
+      ->type_name("MODE");
+}
+
+void add_checkpoint_and_stats_options(CLI::App& cmd, HostCliOptions& o) {
+  add_checkpoint_options(cmd, o.checkpoint);
+  cmd.add_option("--stats-out", o.stats_out,
+                 "At the end, write JSON to FILE: stable points executed, memory sha256, "
+                 "exit status (for tests)")
+      ->type_name("FILE");
+}
+
+wasi::ResolveMode resolve_mode(const std::string& name) {
+  if (name == "auto") return wasi::ResolveMode::Auto;
+  if (name == "openat2") return wasi::ResolveMode::Openat2;
+  if (name == "walk") return wasi::ResolveMode::Walk;
+  throw Error(fmt::format("--path-resolver {}: expected auto, openat2 or walk", name));
+}
+
+program::EngineSpec engine_spec(const HostCliOptions& o) {
+  return {o.engine.mode, [engine = o.engine] { return make_engine_for_mode(engine); }};
+}
+
+int supervise_and_report(program::Program& prog, const program::CheckpointPolicy& policy,
+                         const HostCliOptions& o) {
+  // --stats-out counts stable points, which needs counting mode.
+  if (!o.stats_out.empty()) prog.stop_at_stable_point(policy.at.value_or(0));
+  program::SupervisedOutcome outcome = program::supervise(prog, policy);
+  int status = exit_status(outcome, prog.module());
+  if (!o.stats_out.empty()) write_stats(o.stats_out, prog, outcome, status);
+  return status;
+}
+
+} // namespace tern::cli

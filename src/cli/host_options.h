@@ -1,0 +1,57 @@
+// What `tern run` and `tern restore` share besides checkpointing: the engine
+// the program runs in, its standard streams, its network sandbox, how its
+// paths are resolved, and --stats-out. One definition, so both commands
+// offer the same options with the same help.
+#pragma once
+
+#include "cli/checkpoint_options.h"
+#include "cli/engine_mode.h"
+#include "program/program.h"
+#include "wasi/context.h"
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace tern::cli {
+
+struct HostCliOptions {
+  EngineOptions engine;
+  std::string stdin_path, stdout_path, stderr_path;
+  std::vector<std::string> allow_connect, allow_bind, allow_resolve;
+  std::string path_resolver = "auto";
+  CheckpointCliOptions checkpoint;
+  std::string stats_out;
+};
+
+// Adds the options in the order `--help` shows them: engine, streams,
+// network sandbox, path resolver, checkpoint options, --stats-out.
+void add_engine_and_stream_options(CLI::App& cmd, HostCliOptions& options);
+void add_sandbox_options(CLI::App& cmd, HostCliOptions& options);
+void add_checkpoint_and_stats_options(CLI::App& cmd, HostCliOptions& options);
+
+// --path-resolver's value; throws tern::Error for an unknown one.
+wasi::ResolveMode resolve_mode(const std::string& name);
+
+// Copies the streams, sandbox and resolver into wasi::WasiOptions (run) or
+// wasi::RestoreOptions (restore), which name these fields alike.
+template <class WasiSettings>
+void apply_host_options(const HostCliOptions& o, WasiSettings& w) {
+  w.stdin_path = o.stdin_path;
+  w.stdout_path = o.stdout_path;
+  w.stderr_path = o.stderr_path;
+  w.allow_connect = o.allow_connect;
+  w.allow_bind = o.allow_bind;
+  w.allow_resolve = o.allow_resolve;
+  w.resolve_mode = resolve_mode(o.path_resolver);
+}
+
+// The engine the options choose, as the program layer takes it.
+program::EngineSpec engine_spec(const HostCliOptions& options);
+
+// Runs `program` under the supervisor with `policy`, writes --stats-out
+// when asked, and returns tern's exit status.
+int supervise_and_report(program::Program& program, const program::CheckpointPolicy& policy,
+                         const HostCliOptions& options);
+
+} // namespace tern::cli
