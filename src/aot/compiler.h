@@ -49,9 +49,10 @@ Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
                                                 const util::Sha256Digest& hash,
                                                 const CompileOptions& options);
 
-// Compiles for the host in-process and links with ORC. With a non-empty
-// `cache_dir`, the object code is kept there keyed by module hash, tern
-// version and options, and reused on the next run without compiling.
+// Code for the host, compiled in-process. With a non-empty `cache_dir` it
+// is kept there as an artifact keyed by module hash, tern version, options
+// and the host CPU's identity, and the next run loads it without the
+// compiler; without one it is linked in memory with ORC.
 Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& module,
                                                        const util::Sha256Digest& hash,
                                                        const CompileOptions& options,

@@ -6,6 +6,7 @@
 #include "aot/engine_state.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+#include "util/trace_time.h"
 
 #include <fmt/format.h>
 #include <map>
@@ -60,6 +61,7 @@ const AotEngine::ModuleCode& AotEngine::code_for(const runtime::ModuleInstance& 
   if (it != modules_.end()) return it->second;
   const util::Sha256Digest hash = util::sha256(inst.module().bytes);
   ModuleCode mc{inst.module_ptr(), provider_(inst.module(), hash)};
+  util::trace_time("compiled code loaded");
   return modules_.emplace(&inst.module(), std::move(mc)).first->second;
 }
 

@@ -1,11 +1,13 @@
 // The `tern` command: subcommands are registered from their own files.
 #include "cli/commands.h"
 #include "tern/version.h"
+#include "util/trace_time.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 int main(int argc, char** argv) {
+  tern::util::trace_time_start();
   CLI::App app{"tern: a WebAssembly runtime that checkpoints, restores and migrates programs",
                "tern"};
   app.set_version_flag("--version", fmt::format("tern {}", tern::kVersion));

@@ -2,6 +2,7 @@
 
 #include "snapshot/format.h"
 #include "tern/error.h"
+#include "util/trace_time.h"
 #include "wasi/wasi.h"
 #include "wasm/decoder.h"
 #include "wasm/instr.h"
@@ -26,6 +27,7 @@ std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> mod
   p->store_ = std::make_unique<runtime::Store>(engine.make());
   p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
   p->link_and_instantiate(/*run_start=*/true);
+  util::trace_time("instantiated");
   return p;
 }
 
@@ -130,6 +132,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     return snapshot::prepare_memory_for_restore(*p->instance_, index, header.pages);
   };
   snapshot::Snapshot s = snapshot::read_snapshot_file(path, read);
+  util::trace_time("snapshot read, instance built");
   build(s);
   snapshot::apply_snapshot(s, *p->instance_);
   if (s.threads.size() != 1)
@@ -148,9 +151,11 @@ ExecOutcome Program::run() {
     started_ = true;
     runtime::FunctionInstance* start = instance_->find_func_export("_start");
     if (!start) throw Error("the module has no `_start` export (it is not a WASI command)");
+    util::trace_time("guest starts");
     out = store_->engine().call(*thread_, start, {}, {});
   } else {
     if (!stopped_) throw Error("internal error: the program is not stopped");
+    util::trace_time("guest continues");
     out = store_->engine().resume(*thread_, {});
   }
   stopped_ = out.kind == ExecOutcome::Kind::Suspended;
