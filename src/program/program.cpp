@@ -97,6 +97,7 @@ bool Program::stopped_in_guest_checkpoint(const runtime::ViewThread& view) const
 
 std::unique_ptr<Program> Program::restore(const std::string& path, const RestoreOptions& options,
                                           const EngineSpec& engine) {
+  util::trace_time("restore starts");
   std::unique_ptr<Program> p(new Program);
   p->engine_name_ = engine.name;
   // Everything but memory is known when the first memory section arrives:
@@ -114,13 +115,17 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
         throw Error("the snapshot does not carry its module: give it with --module FILE");
       auto m = std::make_shared<wasm::Module>(
           wasm::decode_module(std::vector<uint8_t>(binary.begin(), binary.end())));
+      util::trace_time("module decoded");
       wasm::validate_module(*m);
+      util::trace_time("module validated");
       snapshot::check_module(so_far, m->bytes);
+      util::trace_time("module hash checked");
       p->module_ = std::move(m);
     }
     const snapshot::ExtensionSection* state = so_far.find_extension(wasi::kStateTag);
     if (!state) throw Error("the snapshot has no WASI state (it is not of a WASI program)");
     p->wasi_ = wasi::restore_state(*state, options.wasi);
+    util::trace_time("WASI state restored");
     p->store_ = std::make_unique<runtime::Store>(engine.make());
     p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
     p->link_and_instantiate(/*run_start=*/false);
