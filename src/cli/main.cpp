@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
                "tern"};
   app.set_version_flag("--version", fmt::format("tern {}", tern::kVersion));
   app.require_subcommand(1);
-  tern::cli::register_commands(app);
+  tern::cli::register_commands(app, argc > 1 ? argv[1] : "");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

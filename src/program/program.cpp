@@ -1,5 +1,6 @@
 #include "program/program.h"
 
+#include "snapshot/capture.h"
 #include "snapshot/format.h"
 #include "tern/error.h"
 #include "util/trace_time.h"
@@ -180,12 +181,7 @@ snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
 }
 
 void Program::detach_shared_memory(snapshot::Snapshot& s) const {
-  for (size_t i = 0; i < instance_->memories.size() && i < s.memories.size(); ++i) {
-    const runtime::Memory& m = *instance_->memories[i];
-    if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
-    auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
-    s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
-  }
+  snapshot::copy_shared_memories(*instance_, s);
 }
 
 std::optional<util::Sha256Digest> Program::memory_sha256() const {

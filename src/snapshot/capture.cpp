@@ -196,6 +196,15 @@ void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_bina
                             util::to_hex(expected), util::to_hex(actual)));
 }
 
+void copy_shared_memories(const ModuleInstance& inst, Snapshot& s) {
+  for (size_t i = 0; i < inst.memories.size() && i < s.memories.size(); ++i) {
+    const runtime::Memory& m = *inst.memories[i];
+    if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
+    auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
+    s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
+  }
+}
+
 std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t index,
                                               uint64_t pages) {
   if (index >= inst.memories.size())

@@ -15,12 +15,12 @@
 // engine.restore() each thread.
 #pragma once
 
+#include "runtime/instance.h"
+#include "snapshot/model.h"
+
 #include <span>
 #include <string>
 #include <vector>
-
-#include "runtime/instance.h"
-#include "snapshot/model.h"
 
 namespace tern::snapshot {
 
@@ -38,6 +38,14 @@ HostInfo current_host(std::string engine);
 // has no wasm view (host references, functions of other instances).
 Snapshot capture_instance(const runtime::ModuleInstance& instance, std::vector<ThreadImage> threads,
                           const CaptureOptions& options = {});
+
+// Before a background write (snapshot/background.h): gives every memory of
+// `instance` that is a shared mapping (mirrored, runtime/memory.h) and whose
+// contents `snapshot` still borrows a private copy, since the forked writer
+// would otherwise see the program's later writes. Private memories are
+// left alone: fork() preserves them copy-on-write. The copy is the pause's
+// main cost for mirrored memories (docs/performance.md, "Snapshots").
+void copy_shared_memories(const runtime::ModuleInstance& instance, Snapshot& snapshot);
 
 // Throws tern::Error naming both hashes unless `module_binary` is the module
 // the snapshot was taken of.
