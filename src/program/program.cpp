@@ -175,6 +175,7 @@ void Program::detach_shared_memory(snapshot::Snapshot& s) const {
     if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
     auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
     s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
+    s.memories[i].private_mapping = false; // heap memory: read every page
   }
 }
 

@@ -15,12 +15,12 @@
 // engine.restore() each thread.
 #pragma once
 
+#include "runtime/instance.h"
+#include "snapshot/model.h"
+
 #include <span>
 #include <string>
 #include <vector>
-
-#include "runtime/instance.h"
-#include "snapshot/model.h"
 
 namespace tern::snapshot {
 
@@ -32,6 +32,10 @@ struct CaptureOptions {
 // The description of this process (tern version, architecture, byte order,
 // time now).
 HostInfo current_host(std::string engine);
+
+// A memory's image, its contents by reference (valid while the program
+// stays stopped).
+MemoryImage capture_memory(const runtime::Memory& memory);
 
 // Step 1 above. `instance` must stay stopped (or be in a forked child's
 // image) until the snapshot is written. Throws tern::Error for state that
