@@ -269,10 +269,6 @@ void finish_rewind(ThreadState& ts) {
   ts.vm.limit_and_flags.fetch_and(~kRewindingBit);
 }
 
-wasm::StablePointKind point_kind(const wasm::Module& m, uint32_t func_index, uint32_t point) {
-  return m.defined_func(func_index).info.stable_points[point].kind;
-}
-
 std::unique_ptr<runtime::Engine> make_engine(CodeProvider provider) {
   return std::make_unique<AotEngine>(std::move(provider));
 }

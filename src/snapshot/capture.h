@@ -33,6 +33,10 @@ struct CaptureOptions {
 // time now).
 HostInfo current_host(std::string engine);
 
+// A memory's image, its contents by reference (valid while the program
+// stays stopped).
+MemoryImage capture_memory(const runtime::Memory& memory);
+
 // Step 1 above. `instance` must stay stopped (or be in a forked child's
 // image) until the snapshot is written. Throws tern::Error for state that
 // has no wasm view (host references, functions of other instances).
