@@ -28,7 +28,10 @@ struct CompileOptions {
   // extended operands (LLVM can then reason about strides and adjacency);
   // the engine gives such code mirrored memories (runtime/memory.h), where
   // that reads what the wrapped sum would. Not with bounds_checks.
-  bool wide_addresses = true;
+  // Off by default: measured, it gains about 1% (geomean of the
+  // benchmark kernels, docs/performance.md) but makes a background
+  // checkpoint copy the memory in the pause.
+  bool wide_addresses = false;
 };
 
 // The compiler's answer: a value, or the reason there is none.

@@ -24,7 +24,12 @@ public:
   }
 
   void prepare(runtime::ModuleInstance& inst) override;
-  bool wants_mirrored_memories() const override { return true; }
+  // Only code compiled with wide addresses reads through the mirror views;
+  // other code gets a private memory, which a forked snapshot writer sees
+  // copy-on-write (a mirrored one must be copied in the pause).
+  bool wants_mirrored_memories(const runtime::ModuleInstance& inst) override {
+    return code_for(inst).code->info().flags & kWideAddresses;
+  }
   ExecOutcome call(runtime::Thread& thread, runtime::FunctionInstance* func,
                    std::span<const Slot> args, std::span<Slot> results) override;
   runtime::ViewThread capture(const runtime::Thread& thread) const override;

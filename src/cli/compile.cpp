@@ -26,6 +26,7 @@ struct CompileCommand {
   unsigned opt_level = 2;
   bool no_stable_points = false;
   bool bounds_checks = false;
+  bool wide_addresses = false;
 };
 
 int compile(const CompileCommand& c) {
@@ -38,6 +39,7 @@ int compile(const CompileCommand& c) {
   options.opt_level = c.opt_level;
   options.stable_points = !c.no_stable_points;
   options.bounds_checks = c.bounds_checks;
+  options.wide_addresses = c.wide_addresses;
   if (!aot::compiler_available()) {
     auto none = aot::compile_artifact(wasm::Module{}, {}, options);
     throw Error(none.error);
@@ -76,6 +78,9 @@ void add_compile_command(CLI::App& app) {
   cmd->add_flag("--no-stable-points", c->no_stable_points,
                 "Leave out checkpoint support (polls, unwind and rewind paths): such code cannot "
                 "be checkpointed or restored");
+  cmd->add_flag("--wide-addresses", c->wide_addresses,
+                "Sum address arithmetic in 64 bits over a mirrored memory (docs/aot.md): helps "
+                "some loops vectorize, but a background checkpoint then copies the memory");
   cmd->add_flag("--bounds-checks", c->bounds_checks,
                 "Check memory accesses explicitly instead of relying on guard pages");
   cmd->callback([c] { guarded([&] { return compile(*c); }); });
