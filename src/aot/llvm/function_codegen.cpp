@@ -31,6 +31,7 @@
 #include "tern/error.h"
 #include "wasm/liveness.h"
 
+#include <cstdlib>
 #include <fmt/format.h>
 #include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/Intrinsics.h>
@@ -157,7 +158,7 @@ private:
   uint32_t point_index(uint32_t offset, StablePointKind kind) const;
   llvm::Value* poll_pending();
   void emit_entry_poll(llvm::BasicBlock* body);
-  void enter_loop(uint32_t point, bool restorable);
+  void enter_loop(uint32_t point, bool restorable, bool elidable);
   void open_loop(const wasm::Instr& in, bool restorable);
   void emit_loop_with_restore_clone(const wasm::Instr& in, size_t end);
   void step();
@@ -291,7 +292,22 @@ void FunctionCodegen::set_unlikely(llvm::BranchInst* br) {
 }
 
 llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args) {
-  return b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  llvm::CallInst* call = b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  // The stable points' slow paths: cold, so that the register allocator
+  // and block placement keep them out of the fast code's way.
+  switch (id) {
+  case Helper::Trap:
+  case Helper::EntrySlow:
+  case Helper::LoopSlow:
+  case Helper::RewindFinish:
+  case Helper::RewindCallee:
+  case Helper::SaveFrame:
+    call->addFnAttr(llvm::Attribute::Cold);
+    break;
+  default:
+    break;
+  }
+  return call;
 }
 
 void FunctionCodegen::trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* detail) {
@@ -445,7 +461,7 @@ void FunctionCodegen::on_block(const wasm::Instr& in) {
 }
 
 void FunctionCodegen::on_loop(const wasm::Instr& in) {
-  if (sp_ && !in_clone_) {
+  if (sp_ && !in_clone_ && !std::getenv("TERN_AOT_NO_CLONES")) { // TEMP experiment
     const size_t end = matching_end(pc_);
     if (innermost_without_calls(pc_, end)) return emit_loop_with_restore_clone(in, end);
   }
@@ -526,7 +542,7 @@ void FunctionCodegen::open_loop(const wasm::Instr& in, bool restorable) {
   Loop loop;
   if (sp_) {
     loop.point = point_index(in.offset, StablePointKind::LoopHeader);
-    enter_loop(loop.point, restorable);
+    enter_loop(loop.point, restorable, innermost_without_calls(pc_, matching_end(pc_)));
   }
   loop.header = block("loop");
   loop.phi_base = sp_ ? 0 : c.base;
@@ -1598,11 +1614,16 @@ void FunctionCodegen::mark(llvm::Instruction* inst, const char* kind) {
 // may be dropped for (backend.cpp, ElidePolls); in all code, the block that
 // rewinding to the loop header lands in. Both enter the loop from outside,
 // so the loop keeps a single entry.
-void FunctionCodegen::enter_loop(uint32_t point, bool restorable) {
+//
+// Only innermost loops without calls (`elidable`) get the poll before them:
+// every other loop holds a rewind target (a call's or an inner loop's
+// restore block), so ElidePolls keeps its header's poll, which runs right
+// after and would make this one redundant.
+void FunctionCodegen::enter_loop(uint32_t point, bool restorable, bool elidable) {
   llvm::BasicBlock* entry = block("loop_entry");
   llvm::BasicBlock* from = b_.GetInsertBlock();
   std::vector<llvm::BasicBlock*> preds = {from};
-  if (!mc_.options().exact_points) {
+  if (!mc_.options().exact_points && elidable) {
     llvm::BasicBlock* slow = block("preloop_slow");
     llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, entry);
     set_unlikely(br);
