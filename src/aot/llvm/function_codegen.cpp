@@ -31,7 +31,7 @@
 #include "tern/error.h"
 #include "wasm/liveness.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <fmt/format.h>
 #include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/Intrinsics.h>
@@ -81,6 +81,12 @@ private:
     std::vector<llvm::PHINode*> phis;
     llvm::BasicBlock* hop = nullptr; // its poll's rewind path: switch on the point
     uint32_t point = 0;              // validator index of the header's point
+    // A header without a poll (code without exact points, a call on every
+    // iteration) has instead this phi: true on the edges that rewinding
+    // enters the header by, which go on to `hop`.
+    bool polls = true;
+    llvm::PHINode* rewinding = nullptr;
+    std::vector<llvm::BasicBlock*> rewind_edges;
   };
   // A place rewinding can reach: `restore` reloads and continues there.
   struct Point {
@@ -164,6 +170,7 @@ private:
   void step();
   size_t matching_end(size_t begin) const;
   bool innermost_without_calls(size_t begin, size_t end) const;
+  bool starts_with_call(size_t begin) const;
   void emit_header_poll(Loop& loop);
   void mark(llvm::Instruction* inst, const char* kind);
   // Stores the live locals and `values` into a new saved frame and returns.
@@ -390,6 +397,33 @@ bool FunctionCodegen::innermost_without_calls(size_t begin, size_t end) const {
   return true;
 }
 
+// Whether every iteration of the loop at `begin` calls a function defined
+// in the module before it can branch: that function's entry polls, so the
+// loop's header need not (a request waits one call at most).
+bool FunctionCodegen::starts_with_call(size_t begin) const {
+  for (size_t i = begin + 1; i < instrs_.size(); ++i) {
+    switch (instrs_[i].op) {
+    case Op::Call:
+      return !wasm_.is_imported_func(instrs_[i].a);
+    case Op::Unreachable:
+    case Op::Block:
+    case Op::Loop:
+    case Op::If:
+    case Op::Else:
+    case Op::End:
+    case Op::Br:
+    case Op::BrIf:
+    case Op::BrTable:
+    case Op::Return:
+    case Op::CallIndirect:
+      return false;
+    default:
+      break;
+    }
+  }
+  return false;
+}
+
 void FunctionCodegen::finish_return_block() {
   std::vector<llvm::Value*> results(stack_.end() - type_.results.size(), stack_.end());
   if (results.empty())
@@ -461,7 +495,7 @@ void FunctionCodegen::on_block(const wasm::Instr& in) {
 }
 
 void FunctionCodegen::on_loop(const wasm::Instr& in) {
-  if (sp_ && !in_clone_ && !std::getenv("TERN_AOT_NO_CLONES")) { // TEMP experiment
+  if (sp_ && !in_clone_) {
     const size_t end = matching_end(pc_);
     if (innermost_without_calls(pc_, end)) return emit_loop_with_restore_clone(in, end);
   }
@@ -543,6 +577,7 @@ void FunctionCodegen::open_loop(const wasm::Instr& in, bool restorable) {
   if (sp_) {
     loop.point = point_index(in.offset, StablePointKind::LoopHeader);
     enter_loop(loop.point, restorable, innermost_without_calls(pc_, matching_end(pc_)));
+    loop.polls = mc_.options().exact_points || !starts_with_call(pc_);
   }
   loop.header = block("loop");
   loop.phi_base = sp_ ? 0 : c.base;
@@ -1666,8 +1701,17 @@ void FunctionCodegen::enter_loop(uint32_t point, bool restorable, bool elidable)
 }
 
 void FunctionCodegen::emit_header_poll(Loop& loop) {
-  llvm::BasicBlock* slow = block("loop_slow");
   llvm::BasicBlock* cont = block("loop_body");
+  if (!loop.polls) {
+    // No poll: a register test that only rewinding's edges set.
+    llvm::IRBuilder<> pb(loop.header, loop.header->begin());
+    loop.rewinding = pb.CreatePHI(b_.getInt1Ty(), 2, "rewinding");
+    loop.hop = block("loop_rewind");
+    b_.CreateCondBr(loop.rewinding, loop.hop, cont);
+    b_.SetInsertPoint(cont);
+    return;
+  }
+  llvm::BasicBlock* slow = block("loop_slow");
   llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, cont);
   set_unlikely(br);
   if (!mc_.options().exact_points) mark(br, kElidablePoll);
@@ -1709,6 +1753,11 @@ void FunctionCodegen::add_case(llvm::SwitchInst* sw, uint32_t key, llvm::BasicBl
   for (llvm::PHINode& phi : target->phis())
     phi.addIncoming(llvm::UndefValue::get(phi.getType()), edge);
   sw->addCase(b_.getInt32(key), edge);
+  for (Loop& loop : loops_) {
+    if (loop.header != target || !loop.rewinding) continue;
+    loop.rewinding->setIncomingValueForBlock(edge, b_.getTrue());
+    loop.rewind_edges.push_back(edge);
+  }
 }
 
 void FunctionCodegen::build_dispatch() {
@@ -1724,6 +1773,14 @@ void FunctionCodegen::build_dispatch() {
     add_case(entry, p.key, target_after(0));
     for (size_t k = 0; k < p.loops.size(); ++k)
       add_case(hops[size_t(p.loops[k])], p.key, target_after(k + 1));
+  }
+  // Every other edge into a header without a poll: not rewinding.
+  for (Loop& loop : loops_) {
+    if (!loop.rewinding) continue;
+    for (llvm::BasicBlock* pred : llvm::predecessors(loop.header))
+      if (std::find(loop.rewind_edges.begin(), loop.rewind_edges.end(), pred) ==
+          loop.rewind_edges.end())
+        loop.rewinding->addIncoming(b_.getFalse(), pred);
   }
 }
 
