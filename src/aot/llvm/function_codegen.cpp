@@ -299,6 +299,22 @@ void FunctionCodegen::set_unlikely(llvm::BranchInst* br) {
 }
 
 llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args) {
+  switch (id) {
+  case Helper::EntrySlow:
+  case Helper::LoopSlow:
+  case Helper::RewindFinish:
+  case Helper::RewindCallee:
+  case Helper::SaveFrame:
+    if (llvm::Function* thunk = mc_.preserving_thunk(id)) {
+      llvm::CallInst* call = b_.CreateCall(thunk, args);
+      call->setCallingConv(thunk->getCallingConv());
+      call->addFnAttr(llvm::Attribute::Cold);
+      return call;
+    }
+    break;
+  default:
+    break;
+  }
   llvm::CallInst* call = b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
   // The stable points' slow paths: cold, so that the register allocator
   // and block placement keep them out of the fast code's way.

@@ -136,6 +136,30 @@ llvm::Value* ModuleCodegen::helper(llvm::IRBuilder<>& b, Helper id) const {
   return load;
 }
 
+llvm::Function* ModuleCodegen::preserving_thunk(Helper id) {
+  const Arch arch = options_.target.arch;
+  if (arch != Arch::X86_64 && arch != Arch::AArch64) return nullptr;
+  llvm::Function*& f = thunks_[size_t(id)];
+  if (f) return f;
+  f = llvm::Function::Create(helper_type(id), llvm::GlobalValue::InternalLinkage,
+                             fmt::format("tern_slow_{}", static_cast<uint32_t>(id)), *module_);
+  f->setCallingConv(llvm::CallingConv::PreserveMost);
+  f->addFnAttr(llvm::Attribute::NoUnwind);
+  f->addFnAttr(llvm::Attribute::NoInline);
+  f->addFnAttr(llvm::Attribute::Cold);
+  f->addFnAttr("frame-pointer", "none");
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(context_, "entry", f));
+  std::vector<llvm::Value*> args;
+  for (llvm::Argument& a : f->args()) args.push_back(&a);
+  llvm::CallInst* call = b.CreateCall(helper_type(id), helper(b, id), args);
+  call->setTailCallKind(llvm::CallInst::TCK_NoTail);
+  if (f->getReturnType()->isVoidTy())
+    b.CreateRetVoid();
+  else
+    b.CreateRet(call);
+  return f;
+}
+
 void ModuleCodegen::declare_functions() {
   for (uint32_t i = wasm_.num_imported_funcs; i < wasm_.func_types.size(); ++i) {
     llvm::Function* f = llvm::Function::Create(function_type(wasm_.func_type(i)),
