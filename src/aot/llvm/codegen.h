@@ -60,8 +60,8 @@ public:
   llvm::Value* helper(llvm::IRBuilder<>& b, Helper id) const;
   llvm::FunctionType* helper_type(Helper id) const { return helper_types_[size_t(id)]; }
   // A stable point's slow-path helper called through a module-local thunk
-  // that preserves (almost) all registers, where the target has such a
-  // convention (nullptr elsewhere): values live across the cold call then
+  // that preserves (almost) all registers, on x86-64 (nullptr elsewhere):
+  // values live across the cold call then
   // need no callee-saved register or spill on the fast path.
   llvm::Function* preserving_thunk(Helper id);
 

@@ -23,9 +23,12 @@
 //   is just before the loop).
 //
 // Code compiled without exact points (the default; exact ones are for
-// counting, --checkpoint-at) also polls before each loop, and may lose the
-// polls inside innermost loops whose trip count is known on entry
-// (backend.cpp, ElidePolls): such loops vectorize.
+// counting, --checkpoint-at) also polls before each innermost loop without
+// calls, and may lose the polls inside those whose trip count is known on
+// entry (backend.cpp, ElidePolls): such loops vectorize. Its loops that
+// call a defined function first on every iteration do not poll at their
+// header (the callee's entry does). The slow paths' helpers are called
+// through preserve_most thunks (ModuleCodegen::preserving_thunk).
 #include "aot/llvm/codegen.h"
 #include "runtime/trap.h"
 #include "tern/error.h"
