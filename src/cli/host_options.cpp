@@ -49,7 +49,13 @@ wasi::ResolveMode resolve_mode(const std::string& name) {
 }
 
 program::EngineSpec engine_spec(const HostCliOptions& o) {
-  return {o.engine.mode, [engine = o.engine] { return make_engine_for_mode(engine); }};
+  EngineOptions engine = o.engine;
+  // Counting stable points (--checkpoint-at, --stats-out) must count every
+  // loop header and function entry the interpreter counts, so compiled code
+  // polls at each of them; without, inner loops may poll once before they
+  // start (and vectorize).
+  if (o.checkpoint.at != 0 || !o.stats_out.empty()) engine.compile.exact_points = true;
+  return {engine.mode, [engine] { return make_engine_for_mode(engine); }};
 }
 
 int supervise_and_report(program::Program& prog, const program::CheckpointPolicy& policy,
