@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Differential checkpoint testing (issue 4 item 6).
+"""Differential checkpoint testing (issue 4 item 6, issue 5).
 
 For every program: run it to the end once (the reference), then for K stop
 points spread over the whole run (the first stable point, the last, evenly
@@ -11,16 +11,30 @@ checkpoint again after a restore (three hops). Restores may use another
 engine (--restore-mode) or another tern binary, e.g. one cross-built for
 s390x run under qemu (--restore-tern "qemu-s390x build-s390x/tern").
 
-    differential.py --tern build/tern --programs DIR [--only NAME,...] [-k 50]
+--pairs runs several SOURCE:RESTORE engine pairs against one reference (the
+first pair's source engine); every other source engine's uninterrupted run
+must equal it too. aot and jit code is compiled into a cache in the
+temporary directory (or --cache-dir); a cross-built tern, which has no
+compiler, gets artifacts from `tern compile --target` (--target for the
+runs, --restore-target for the restores, compiled by --compile-tern).
+--kinds inspects each snapshot and tries more stop points until a restore
+started from a function entry, a loop header and a call site.
 
-Prints one line per program and the total "N restores, M divergences";
-exits non-zero when anything diverged.
+    differential.py --tern build/tern --programs DIR [--only NAME,...] [-k 50]
+    differential.py --tern build/tern --programs DIR --pairs all -k 4 --kinds 6
+    differential.py --tern build/tern --restore-tern "qemu-s390x build-s390x/tern" \\
+        --pairs interp:aot --restore-target s390x --programs DIR -k 2
+
+Prints one line per program (and pair) and the total "N restores, M
+divergences"; exits non-zero when anything diverged.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -30,7 +44,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import find_wasm, payload, tern_command, tree_digest  # noqa: E402
 
-TIMEOUT = 300
+TIMEOUT = 120  # seconds for one tern process (the programs take a few); a hang is a divergence
 MODES = ("interp", "aot", "jit")
 KINDS = ("function-entry", "loop-header", "call-site")
 
@@ -81,6 +95,15 @@ def programs(search_path):
     ]
 
 
+# Compiled code reports a trap with its innermost frame only (aot/engine.cpp
+# records no callers), where the interpreter prints the whole backtrace.
+BACKTRACE_TAIL = re.compile(rb"(wasm backtrace:\n +0: [^\n]*\n)(?: +\d+: [^\n]*\n)+")
+
+
+def innermost_backtrace(err):
+    return BACKTRACE_TAIL.sub(rb"\1", err)
+
+
 class Run:
     def __init__(self, rc, out, err, stats):
         self.rc, self.out, self.err, self.stats = rc, out, err, stats
@@ -107,13 +130,16 @@ class Harness:
         self.target, self.restore_target = args.target, args.restore_target
         self.k = args.k
         self.tmp = tempfile.mkdtemp(prefix="tern-differential-")
-        self.cache = os.path.join(self.tmp, "aot-cache")  # compiled code, never ~/.cache
+        # Compiled code (never ~/.cache); a --cache-dir shared by several
+        # invocations compiles each program once per engine and target.
+        self.cache = os.path.abspath(args.cache_dir or os.path.join(self.tmp, "aot-cache"))
         self.artifacts = {}
         self.restores = 0
         self.divergences = 0
         self.verbose = args.verbose
         self.kinds_required = args.kinds
         self.pair_index = 0
+        self.many_pairs = False
         self.set_pair(args.mode, args.restore_mode or args.mode)
 
     def set_pair(self, mode, restore_mode):
@@ -135,13 +161,18 @@ class Harness:
         """`tern compile --target TARGET`, once per program and target."""
         key = (program.name, target)
         if key not in self.artifacts:
-            path = os.path.join(self.tmp, f"{program.name}.{target}.tern-aot")
+            with open(program.wasm, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()[:16]
+            path = os.path.join(self.cache, f"{program.name}-{digest}.{target}.tern-aot")
+            self.artifacts[key] = path
+            if os.path.exists(path):
+                return path
+            os.makedirs(self.cache, exist_ok=True)
             cmd = self.compile_tern + ["compile", "--target", target, program.wasm, "-o", path]
             p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
             if p.returncode != 0:
                 raise RuntimeError(f"{program.name}: tern compile --target {target} failed: "
                                    f"{p.stderr.decode()[-400:]}")
-            self.artifacts[key] = path
         return self.artifacts[key]
 
     def workspace(self, program, tag):
@@ -165,7 +196,10 @@ class Harness:
     def invoke(self, cmd, stats_path):
         if self.verbose:
             print("  $", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr)
-        p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
+        try:
+            p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            return Run(f"timeout after {TIMEOUT} s", e.stdout or b"", e.stderr or b"", None)
         stats = None
         if os.path.exists(stats_path):
             with open(stats_path) as f:
@@ -191,14 +225,16 @@ class Harness:
                ["--stats-out", stats] + extra + [snapshot])
         return self.invoke(cmd, stats)
 
-    def innermost_kind(self, snapshot):
-        """The kind of stable point the snapshot stopped at (tern inspect)."""
+    def frame_kinds(self, snapshot):
+        """The kinds of stable point the snapshot's frames stopped at (tern
+        inspect), innermost first: --checkpoint-at stops the innermost
+        frame at a function entry or a loop header; outer frames wait at
+        call sites."""
         p = subprocess.run(self.compile_tern + ["inspect", "--json", snapshot],
                            capture_output=True, timeout=TIMEOUT)
         if p.returncode != 0:
-            return "uninspectable"
-        frames = json.loads(p.stdout)["threads"][0]["frames"]
-        return frames[0]["kind"] if frames else "no frames"
+            return ["uninspectable"]
+        return [f["kind"] for f in json.loads(p.stdout)["threads"][0]["frames"]] or ["no frames"]
 
     def reference(self, program):
         """The uninterrupted run, twice: a program whose final memory holds
@@ -222,7 +258,10 @@ class Harness:
         (same outputs, files, final memory and stable-point count)."""
         root, dir_args = self.workspace(program, f"plain-{side.mode}")
         r = self.run_cmd(program, root, dir_args, [], side=side)
+        pair = (self.source, self.dest)
+        self.source = self.dest = side
         self.compare(program, ref, f"uninterrupted {side}", r.out, r.err, r, root)
+        self.source, self.dest = pair
 
     def files(self, program, root):
         """The program's directories as {d<i>/relative path: digest}."""
@@ -247,8 +286,11 @@ class Harness:
         problems = []
         if out != ref.out:
             problems.append(f"stdout differs ({len(out)} vs {len(ref.out)} bytes)")
-        if err != ref.err:
-            problems.append(f"stderr differs: {err[-300:]!r} vs {ref.err[-300:]!r}")
+        ref_err = ref.err
+        if {self.source.mode, self.dest.mode} != {"interp"}:
+            err, ref_err = innermost_backtrace(err), innermost_backtrace(ref.err)
+        if err != ref_err:
+            problems.append(f"stderr differs: {err[-300:]!r} vs {ref_err[-300:]!r}")
         if final.rc != ref.rc:
             problems.append(f"exit status {final.rc}, expected {ref.rc}")
         if final.stats is None:
@@ -288,18 +330,19 @@ class Harness:
             print(f"  DIVERGED {program.name} at {n} [{self.source}]: the checkpoint was taken "
                   f"after {got} stable points", flush=True)
             return None
-        kind = self.innermost_kind(snap) if self.kinds_required else None
-        if kinds_wanted is not None and kind not in kinds_wanted:
+        kinds = self.frame_kinds(snap) if self.kinds_required else None
+        if kinds_wanted is not None and not set(kinds) & kinds_wanted:
+            os.unlink(snap)
             return None
-        return first, root, snap, kind
+        return first, root, snap, kinds
 
     def single(self, program, ref, n, kinds_wanted=None):
         """Stop at n, restore (with the directories moved), finish. Returns
-        the kind of stable point stopped at (None if not inspected)."""
+        the kinds of stable point the frames stopped at (if inspected)."""
         taken = self.checkpoint_run(program, n, kinds_wanted)
         if taken is None:
-            return None
-        first, root, snap, kind = taken
+            return []
+        first, root, snap, kinds = taken
         # The program moves: its directories get new host paths.
         moved = []
         for i, (guest, _) in enumerate(sorted(program.dirs.items())):
@@ -313,9 +356,9 @@ class Harness:
             shutil.rmtree(os.path.join(root, f"d{i}"))
             os.rename(os.path.join(root, f"m{i}"), os.path.join(root, f"d{i}"))
         os.unlink(snap)
-        self.compare(program, ref, f"at {n} ({kind})" if kind else f"at {n}",
+        self.compare(program, ref, f"at {n} ({kinds[0]})" if kinds else f"at {n}",
                      first.out + final.out, first.err + final.err, final, root)
-        return kind
+        return kinds or []
 
     def chained(self, program, ref, stops):
         """Stop at stops[0], restore and stop at stops[1], ... then finish."""
@@ -348,9 +391,7 @@ class Harness:
             missing = set(KINDS) - seen
             if not missing:
                 break
-            kind = self.single(program, ref, n, kinds_wanted=missing)
-            if kind:
-                seen.add(kind)
+            seen.update(self.single(program, ref, n, kinds_wanted=missing))
 
     def check(self, program, ref):
         total = ref.stats["stable_points"]
@@ -358,7 +399,7 @@ class Harness:
         points = self.stop_points(total)
         seen = set()
         for n in points:
-            seen.add(self.single(program, ref, n))
+            seen.update(self.single(program, ref, n))
         if self.kinds_required:
             self.cover_kinds(program, ref, total, seen, set(points))
         if total >= 4:
@@ -405,9 +446,11 @@ def main():
     ap.add_argument("--restore-target", help="the same for the restores' code")
     ap.add_argument("--compile-tern", help="tern command that compiles artifacts and inspects "
                     "snapshots (default: --tern)")
+    ap.add_argument("--cache-dir", help="compiled code and artifacts, kept for other invocations "
+                    "(default: in the temporary directory)")
     ap.add_argument("--kinds", type=int, default=0, metavar="TRIES",
-                    help="report the kind of stable point each restore started from, and try up "
-                    "to TRIES more stop points per program until every kind was restored from")
+                    help="report the kinds of stable point the restored frames stood at, and try "
+                    "up to TRIES more stop points per program until every kind was restored from")
     ap.add_argument("--programs", required=True,
                     help="directories with the programs' .wasm files (colon-separated)")
     ap.add_argument("--only", help="comma-separated program names")
