@@ -26,6 +26,7 @@ struct CompileCommand {
   unsigned opt_level = 2;
   bool no_stable_points = false;
   bool bounds_checks = false;
+  bool exact_points = false;
 };
 
 int compile(const CompileCommand& c) {
@@ -38,6 +39,7 @@ int compile(const CompileCommand& c) {
   options.opt_level = c.opt_level;
   options.stable_points = !c.no_stable_points;
   options.bounds_checks = c.bounds_checks;
+  options.exact_points = c.exact_points;
   if (!aot::compiler_available()) {
     auto none = aot::compile_artifact(wasm::Module{}, {}, options);
     throw Error(none.error);
@@ -76,6 +78,10 @@ void add_compile_command(CLI::App& app) {
   cmd->add_flag("--no-stable-points", c->no_stable_points,
                 "Leave out checkpoint support (polls, unwind and rewind paths): such code cannot "
                 "be checkpointed or restored");
+  cmd->add_flag("--exact-points", c->exact_points,
+                "Poll at every loop header and function entry, so that `--checkpoint-at` and "
+                "`--stats-out` count stable points as the interpreter does (tern run and restore "
+                "compile such code themselves when counting; this is for artifacts)");
   cmd->add_flag("--bounds-checks", c->bounds_checks,
                 "Check memory accesses explicitly instead of relying on guard pages");
   cmd->callback([c] { guarded([&] { return compile(*c); }); });

@@ -174,6 +174,28 @@ def restore_refuses(env):
         expect_equal(out, "", "output of a refused restore")
 
 
+@case
+def inexact_when_counting(env):
+    """Counting stable points (--checkpoint-at, --stats-out) needs an
+    artifact compiled with --exact-points: other code would stop elsewhere
+    than every other engine, so it is refused."""
+    plain = compile_for(env, "hello")
+    exact = env.path("hello.exact.tern-aot")
+    rc, _, err = env.run(["compile", "--exact-points", program(env, "hello"), "-o", exact],
+                         tern=compiler(env))
+    expect_equal(rc, 0, f"tern compile --exact-points ({err})")
+    snap = env.path("hello.snap")
+    for counting in (["--checkpoint-to", snap, "--checkpoint-at", "3", "--stop-after-checkpoint"],
+                     ["--stats-out", env.path("stats.json")]):
+        rc, out, err = env.run(["run", "--mode", "aot", "--artifact", plain, *counting,
+                                program(env, "hello")])
+        expect_one_error(rc, err, [re.escape(plain), "--exact-points"], f"{counting[0]}, inexact")
+        expect_equal(out, "", "output of a refused run")
+        rc, out, err = env.run(["run", "--mode", "aot", "--artifact", exact, *counting,
+                                program(env, "hello")])
+        expect_equal((rc, err), (0, ""), f"{counting[0]} with an --exact-points artifact")
+
+
 def cache_entries(cache, suffix):
     return glob.glob(os.path.join(cache, "*." + suffix))
 
