@@ -138,6 +138,7 @@ class Harness:
         self.divergences = 0
         self.verbose = args.verbose
         self.kinds_required = args.kinds
+        self.chain = not args.no_chain
         self.pair_index = 0
         self.many_pairs = False
         self.uncovered = 0  # programs and pairs with a kind never restored from (--kinds)
@@ -159,17 +160,19 @@ class Harness:
         return ["--mode", side.mode, "--cache-dir", self.cache]
 
     def artifact(self, program, target):
-        """`tern compile --target TARGET`, once per program and target."""
+        """`tern compile --target TARGET --exact-points` (the runs count
+        stable points), once per program and target."""
         key = (program.name, target)
         if key not in self.artifacts:
             with open(program.wasm, "rb") as f:
                 digest = hashlib.sha256(f.read()).hexdigest()[:16]
-            path = os.path.join(self.cache, f"{program.name}-{digest}.{target}.tern-aot")
+            path = os.path.join(self.cache, f"{program.name}-{digest}.{target}.exact.tern-aot")
             self.artifacts[key] = path
             if os.path.exists(path):
                 return path
             os.makedirs(self.cache, exist_ok=True)
-            cmd = self.compile_tern + ["compile", "--target", target, program.wasm, "-o", path]
+            cmd = self.compile_tern + ["compile", "--target", target, "--exact-points",
+                                       program.wasm, "-o", path]
             p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
             if p.returncode != 0:
                 raise RuntimeError(f"{program.name}: tern compile --target {target} failed: "
@@ -408,7 +411,7 @@ class Harness:
             seen.update(self.single(program, ref, n))
         if self.kinds_required:
             self.cover_kinds(program, ref, total, seen, set(points))
-        if total >= 4:
+        if total >= 4 and self.chain:
             self.chained(program, ref, [total // 4, total // 2, total - 1])
         restores = self.restores - before[0]
         diverged = self.divergences - before[1]
@@ -459,6 +462,8 @@ def main():
                     help="report the kinds of stable point the restored frames stood at, and try "
                     "up to TRIES more stop points per program until every kind was restored from "
                     "(else fail)")
+    ap.add_argument("--no-chain", action="store_true",
+                    help="no chained restores (which checkpoint in the restore engine too)")
     ap.add_argument("--programs", required=True,
                     help="directories with the programs' .wasm files (colon-separated)")
     ap.add_argument("--only", help="comma-separated program names")
