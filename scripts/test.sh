@@ -83,12 +83,12 @@ checkpoint() {
   python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" -k 50
 }
 
-# Every engine pair but interp -> interp (the stage above): K=4 per pair
+# Every engine pair but interp -> interp (the stage above): K=3 per pair
 # plus up to 6 tries per program for a kind of stable point not yet hit.
 checkpoint_modes() {
   python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" \
     --pairs interp:aot,interp:jit,aot:interp,aot:aot,aot:jit,jit:interp,jit:aot,jit:jit \
-    -k 4 --kinds 6 --cache-dir "$aot_cache"
+    -k 3 --kinds 6 --cache-dir "$aot_cache"
 }
 
 # Compiled code under qemu is slow to start: the aot parts use a few
