@@ -84,11 +84,11 @@ checkpoint() {
 }
 
 # Every engine pair but interp -> interp (the stage above): K=3 per pair
-# plus up to 6 tries per program for a kind of stable point not yet hit.
+# plus up to 10 tries per program for a kind of stable point not yet hit.
 checkpoint_modes() {
   python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" \
     --pairs interp:aot,interp:jit,aot:interp,aot:aot,aot:jit,jit:interp,jit:aot,jit:jit \
-    -k 3 --kinds 6 --cache-dir "$aot_cache"
+    -k 3 --kinds 10 --cache-dir "$aot_cache"
 }
 
 # Compiled code under qemu is slow to start: the aot parts use a few

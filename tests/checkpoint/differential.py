@@ -389,13 +389,13 @@ class Harness:
     def cover_kinds(self, program, ref, total, seen, tried):
         """More stop points until every kind of stable point has been
         restored from (bounded: a program may not reach every kind): early
-        ones at powers of two (start-up code is loopy), alternating with
-        random ones."""
+        ones first, at 2^i and 2^i + 1 (start-up code is loopy, and in
+        recursive programs like calls and bintrees loop headers are rare
+        later), then random ones."""
         rnd = random.Random(total * 7 + self.pair_index)
-        early = [2 ** i for i in range(1, 40) if 2 ** i <= total]
-        spread = rnd.sample(range(1, total + 1), min(total, len(early)))
-        candidates = [p for pair in zip(early, spread) for p in pair]
-        candidates = [p for p in dict.fromkeys(candidates) if p not in tried]
+        early = [p for i in range(1, 40) for p in (2 ** i, 2 ** i + 1) if p <= total]
+        spread = rnd.sample(range(1, total + 1), min(total, 20))
+        candidates = [p for p in dict.fromkeys(early[:8] + spread) if p not in tried]
         for n in candidates[: self.kinds_required]:
             missing = set(KINDS) - seen
             if not missing:
