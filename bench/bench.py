@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Runs tern's benchmark kernels natively and under each wasm engine and
 prints one table: per kernel the native time and, for every other column, its
-time and its ratio to native, then the geometric mean of the ratios.
+time and its ratio to native, then the geometric mean of the ratios. A
+second table gives, for the columns that compile (tern compile), each
+kernel's compile time and artifact size, and the totals per MB of wasm.
 
 Usage: bench/bench.py BUILD_DIR   (bench/run.sh and `make bench` call this)
 
@@ -43,13 +45,16 @@ CLOCK = os.environ.get("BENCH_CLOCK", "wall")
 class Column:
     """One way of running a kernel. Templates are formatted with the
     placeholders of `placeholders()`, then split like a shell command.
-    `prepare` runs once per kernel, untimed (e.g. an AOT compile step);
-    `needs` lists files that must exist for the column to run at all."""
+    `prepare` runs once per kernel, outside the timed runs (e.g. an AOT
+    compile step); `needs` lists files that must exist for the column to
+    run at all; `artifact` names what `prepare` writes, for the compile
+    table (time per MB of wasm, artifact size)."""
 
     name: str
     command: str
     prepare: str = ""
     needs: list = field(default_factory=list)
+    artifact: str = ""
 
 
 BASELINE = "native"
@@ -65,12 +70,14 @@ COLUMNS = [
         "{tern} run --mode aot --artifact {out}/{kernel}.nosp.aot {wasm}",
         prepare="{tern} compile --no-stable-points {wasm} -o {out}/{kernel}.nosp.aot",
         needs=["{tern}"],
+        artifact="{out}/{kernel}.nosp.aot",
     ),
     Column(
         "tern-aot",
         "{tern} run --mode aot --artifact {out}/{kernel}.aot {wasm}",
         prepare="{tern} compile {wasm} -o {out}/{kernel}.aot",
         needs=["{tern}"],
+        artifact="{out}/{kernel}.aot",
     ),
     Column(
         "tern-jit",
@@ -135,6 +142,8 @@ class Cell:
     output: str = ""
     problem: str = ""  # why there is no time (n/a reason)
     mismatch: bool = False
+    prepare_seconds: float = None  # the prepare step (compile), timed like the runs
+    artifact_bytes: int = None
 
 
 def reason_line(text):
@@ -176,11 +185,16 @@ def prepare_cell(column, values, timeout):
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
         return Cell(problem=f"{', '.join(missing)} not found")
+    cell = Cell()
     if column.prepare:
-        _, _, problem = run_once(expand(column.prepare, values), timeout)
+        seconds, _, problem = run_once(expand(column.prepare, values), timeout)
         if problem:
             return Cell(problem=f"prepare: {problem}")
-    return Cell()
+        cell.prepare_seconds = seconds
+    if column.artifact:
+        artifact = Path(column.artifact.format(**values))
+        cell.artifact_bytes = artifact.stat().st_size if artifact.exists() else None
+    return cell
 
 
 def record(cell, seconds, output, problem):
@@ -287,6 +301,45 @@ def print_table(columns, rows, startup, notes):
         print(f"! CHECKSUM MISMATCH (output differs from native): {', '.join(mismatches)}")
 
 
+def print_compile_table(columns, rows, wasm_sizes):
+    """Per kernel and compiling column: the compile step's time and the
+    artifact's size; then totals as seconds per MB of wasm and artifact
+    bytes per wasm byte."""
+    compiled = [c for c in columns if c.artifact]
+    if not compiled:
+        return
+    header = ["compile", "wasm KB"]
+    for c in compiled:
+        header += [f"{c.name} s", "artifact KB"]
+    body = []
+    totals = {c.name: [0.0, 0, 0] for c in compiled}  # seconds, artifact bytes, wasm bytes
+    for kernel, row in rows.items():
+        line = [kernel, f"{wasm_sizes[kernel] / 1024:.1f}"]
+        for c in compiled:
+            cell = row[c.name]
+            if cell.prepare_seconds is None or cell.artifact_bytes is None:
+                line += ["n/a", "n/a"]
+                continue
+            line += [f"{cell.prepare_seconds:.2f}", f"{cell.artifact_bytes / 1024:.1f}"]
+            total = totals[c.name]
+            total[0] += cell.prepare_seconds
+            total[1] += cell.artifact_bytes
+            total[2] += wasm_sizes[kernel]
+        body.append(line)
+    summary = ["total", f"{sum(wasm_sizes[k] for k in rows) / 1024:.1f}"]
+    for c in compiled:
+        seconds, artifact, wasm = totals[c.name]
+        if not wasm:
+            summary += ["n/a", "n/a"]
+            continue
+        summary += [f"{seconds / (wasm / 1e6):.1f} s/MB", f"{artifact / wasm:.2f}x wasm"]
+    widths = [max(len(r[i]) for r in [header] + body + [summary]) for i in range(len(header))]
+    rule = ["-" * w for w in widths]
+    print()
+    for line in [header, rule] + body + [rule, summary]:
+        print("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip())
+
+
 def machine_facts():
     model = "unknown CPU"
     try:
@@ -358,11 +411,13 @@ def main(argv):
         sys.exit("bench: no kernel matches BENCH_FILTER")
 
     load_before = os.getloadavg()[0]
-    rows, ok = {}, True
+    rows, wasm_sizes, ok = {}, {}, True
     for kernel in kernels:
         rows[kernel], kernel_ok = run_program(
             KERNEL_DIR / f"{kernel}.c", columns, build_dir, out_dir, reps, timeout
         )
+        wasm = out_dir / f"{kernel}.wasm"
+        wasm_sizes[kernel] = wasm.stat().st_size if wasm.exists() else 0
         ok &= kernel_ok
     startup, startup_ok = run_program(
         BENCH_DIR / "startup.c", columns, build_dir, out_dir, reps, timeout
@@ -372,6 +427,7 @@ def main(argv):
     print(f"# {' '.join(OPT_FLAGS)}; min of {reps} runs; {CLOCK} time incl. process start")
     print(f"# load average {load_before:.2f} at start, {load_after:.2f} at end")
     print_table(columns, rows, startup, Notes())
+    print_compile_table(columns, rows, wasm_sizes)
     return 0 if ok and startup_ok else 1
 
 

@@ -4,22 +4,18 @@
 // (the pause without fork), the background write's duration, restore time,
 // snapshot and raw size, and memcpy of the same bytes for reference.
 //
-//   tern_snapshot_bench [--sizes 16,256,1024] [--threads N] [--level L] [--dir DIR]
-//                       [--quick 1] [--keep 1]
+//   tern_snapshot_bench [--mode interp|aot] [--sizes 16,256,1024] [--threads N]
+//                       [--level L] [--dir DIR] [--quick 1] [--keep 1]
+// --mode aot runs the guest as compiled code (with exact stable points, so
+// that it stops where the interpreter does). The pause includes the copy a
+// background write needs of a mirrored memory
+// (snapshot::copy_shared_memories), which code compiled with wide addresses
+// has; by default compiled code has a private memory and nothing is copied.
 // --quick 1 measures the pause once instead of 5 times; --keep 1
 // leaves the snapshot files in DIR.
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <string>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <vector>
-
-#include <fmt/format.h>
-
+#include "aot/artifact.h"
+#include "aot/compiler.h"
+#include "aot/engine.h"
 #include "interp/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
@@ -29,6 +25,17 @@
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fmt/format.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -72,6 +79,7 @@ void fill(uint8_t* p, uint64_t bytes) {
 }
 
 struct Options {
+  std::string mode = "interp";
   std::vector<uint64_t> sizes_mib = {16, 256, 1024};
   unsigned threads = 2;
   int level = 1;
@@ -84,7 +92,10 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--sizes") {
+    if (flag == "--mode") {
+      if (value != "interp" && value != "aot") throw std::runtime_error("--mode interp|aot");
+      o.mode = value;
+    } else if (flag == "--sizes") {
       o.sizes_mib.clear();
       for (size_t pos = 0; pos < value.size();) {
         size_t comma = value.find(',', pos);
@@ -114,6 +125,19 @@ std::shared_ptr<const wasm::Module> guest_module() {
   return m;
 }
 
+// The engine of --mode: the interpreter, or code compiled now (the plugin).
+std::unique_ptr<runtime::Engine> make_engine(const std::string& mode) {
+  if (mode == "interp") return interp::make_engine();
+  return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
+    aot::CompileOptions options;
+    options.exact_points = true;
+    auto artifact = aot::compile_artifact(m, hash, options);
+    if (!artifact.ok()) throw std::runtime_error("cannot compile the guest: " + artifact.error);
+    return std::shared_ptr<const aot::CodeImage>(
+        aot::load_artifact(artifact.value, hash, "the guest"));
+  });
+}
+
 struct Row {
   double pause_best_ms, pause_median_ms, pause_cpu_ms;
   double sync_write_ms, background_ms, restore_ms, memcpy_ms;
@@ -126,12 +150,12 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   row.raw_bytes = uint64_t(pages) * 65536;
   const std::string path = fmt::format("{}/tern-bench-{}-{}.snap", o.dir, ::getpid(), mib);
   snapshot::CaptureOptions capture_options;
-  capture_options.engine = "interp";
+  capture_options.engine = o.mode;
   snapshot::WriteOptions write_options;
   write_options.threads = o.threads;
   write_options.zstd_level = o.level;
 
-  runtime::Store store(interp::make_engine());
+  runtime::Store store(make_engine(o.mode));
   runtime::Thread thread(store);
   runtime::ModuleInstance* inst = store.instantiate(module, {}, thread);
   store.interrupt().set_counting(true);
@@ -155,6 +179,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
     std::vector<snapshot::ThreadImage> threads = {{0, store.engine().capture(thread)}};
     snapshot::Snapshot snap =
         snapshot::capture_instance(*inst, std::move(threads), capture_options);
+    snapshot::copy_shared_memories(*inst, snap);
     snapshot::BackgroundWrite writer = snapshot::start_background_write(path, snap, write_options);
     wall.push_back(ms_since(t0));
     cpu.push_back(thread_cpu_ms() - cpu0);
@@ -187,7 +212,7 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
   if (::stat(path.c_str(), &st) == 0) row.snapshot_bytes = static_cast<uint64_t>(st.st_size);
   {
     auto t0 = Clock::now();
-    runtime::Store store2(interp::make_engine());
+    runtime::Store store2(make_engine(o.mode));
     runtime::Thread thread2(store2);
     runtime::ModuleInstance* inst2 = store2.instantiate(module, {}, thread2);
     // Pages are decoded straight into the fresh instance's memory.
@@ -214,8 +239,8 @@ int main(int argc, char** argv) {
   try {
     const Options o = parse(argc, argv);
     const auto module = guest_module();
-    fmt::print("compression: zstd level {}, {} thread(s); files in {}\n", o.level, o.threads,
-               o.dir);
+    fmt::print("mode {}; compression: zstd level {}, {} thread(s); files in {}\n", o.mode, o.level,
+               o.threads, o.dir);
     fmt::print("{:>9} {:>23} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10}\n", "", "pause ms",
                "pause ms", "sync write", "background", "restore", "snapshot", "raw", "memcpy");
     fmt::print("{:>9} {:>23} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>10}\n", "touched",

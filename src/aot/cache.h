@@ -12,6 +12,7 @@ namespace tern::aot {
 // $TERN_CACHE_DIR, else $XDG_CACHE_HOME/tern, else $HOME/.cache/tern.
 std::string default_cache_dir();
 
+// JitObject: code the JIT compiled for this host (also an artifact).
 enum class CacheKind { Artifact, JitObject };
 
 // The path of the entry for a module compiled with `options`.

@@ -101,37 +101,6 @@ private:
   Owner owner_; // released even when attach() refuses the code
 };
 
-// The object code for the JIT: from the cache, or compiled (and cached).
-Compiled<std::vector<uint8_t>> jit_object(const wasm::Module& module,
-                                          const util::Sha256Digest& hash,
-                                          const CompileOptions& options,
-                                          const std::string& cache_dir) {
-  const std::string path = cache_dir.empty()
-                               ? std::string()
-                               : cache_path(cache_dir, hash, options, CacheKind::JitObject);
-  if (!path.empty() && std::filesystem::exists(path)) {
-    try {
-      auto bytes = util::read_file(path);
-      ArtifactView view = read_artifact(bytes, path);
-      check_artifact(view.header, hash, path);
-      return {std::vector<uint8_t>(view.image.begin(), view.image.end()), {}};
-    } catch (const std::exception&) {
-      // A stale or damaged entry is replaced below.
-    }
-  }
-  auto object = plugin().api->compile_object(module, hash, options);
-  if (!object.ok() || path.empty()) return object;
-  try {
-    std::filesystem::create_directories(cache_dir);
-    util::write_file_atomic(
-        path,
-        make_artifact(current_header(options.target, module_flags(options), hash), object.value));
-  } catch (const std::exception&) {
-    // An unwritable cache only costs the next run a compilation.
-  }
-  return object;
-}
-
 } // namespace
 
 bool compiler_available() {
@@ -145,19 +114,46 @@ Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
   return plugin().api->compile_artifact(module, hash, options);
 }
 
+// With a cache, JIT code is a linked artifact like `tern compile`'s, kept
+// under the host's CPU identity (host_cpu_id, found without LLVM): a run
+// that finds it loads it with tern's own ELF loader and never loads the
+// compiler plugin. Without a cache it is compiled and linked in-process.
 Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& module,
                                                        const util::Sha256Digest& hash,
                                                        const CompileOptions& requested,
                                                        const std::string& cache_dir) {
+  if (requested.target.arch != host_target().arch)
+    return {{}, "the JIT compiles for this host only"};
+  CompileOptions key = requested;
+  if (key.target.cpu == "native") key.target.cpu = host_cpu_id();
+  const std::string path =
+      cache_dir.empty() ? std::string() : cache_path(cache_dir, hash, key, CacheKind::JitObject);
+  if (!path.empty() && std::filesystem::exists(path)) {
+    try {
+      return {load_artifact(util::read_file(path), hash, path), {}};
+    } catch (const std::exception&) {
+      // A stale or damaged entry is replaced below.
+    }
+  }
   if (!plugin().api) return {{}, plugin().error};
   CompileOptions options = requested;
-  if (options.target.arch != host_target().arch) return {{}, "the JIT compiles for this host only"};
   if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
-  auto object = jit_object(module, hash, options, cache_dir);
-  if (!object.ok()) return {{}, object.error};
-  auto linked = plugin().api->jit_link(object.value);
-  if (!linked.ok()) return {{}, linked.error};
   try {
+    if (!path.empty()) {
+      auto artifact = plugin().api->compile_artifact(module, hash, options);
+      if (!artifact.ok()) return {{}, artifact.error};
+      try {
+        std::filesystem::create_directories(cache_dir);
+        util::write_file_atomic(path, artifact.value);
+      } catch (const std::exception&) {
+        // An unwritable cache only costs the next run a compilation.
+      }
+      return {load_artifact(artifact.value, hash, "the compiled module"), {}};
+    }
+    auto object = plugin().api->compile_object(module, hash, options);
+    if (!object.ok()) return {{}, object.error};
+    auto linked = plugin().api->jit_link(object.value);
+    if (!linked.ok()) return {{}, linked.error};
     return {std::make_shared<JitImage>(linked.value), {}};
   } catch (const std::exception& e) {
     return {{}, e.what()};

@@ -28,7 +28,10 @@ struct CompileOptions {
   // extended operands (LLVM can then reason about strides and adjacency);
   // the engine gives such code mirrored memories (runtime/memory.h), where
   // that reads what the wrapped sum would. Not with bounds_checks.
-  bool wide_addresses = true;
+  // Off by default: measured, it gains about 1% (geomean of the
+  // benchmark kernels, docs/performance.md) but makes a background
+  // checkpoint copy the memory in the pause.
+  bool wide_addresses = false;
 };
 
 // The compiler's answer: a value, or the reason there is none.
@@ -49,9 +52,10 @@ Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
                                                 const util::Sha256Digest& hash,
                                                 const CompileOptions& options);
 
-// Compiles for the host in-process and links with ORC. With a non-empty
-// `cache_dir`, the object code is kept there keyed by module hash, tern
-// version and options, and reused on the next run without compiling.
+// Code for the host, compiled in-process. With a non-empty `cache_dir` it
+// is kept there as an artifact keyed by module hash, tern version, options
+// and the host CPU's identity, and the next run loads it without the
+// compiler; without one it is linked in memory with ORC.
 Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& module,
                                                        const util::Sha256Digest& hash,
                                                        const CompileOptions& options,

@@ -6,6 +6,7 @@
 #include "aot/engine_state.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+#include "util/trace_time.h"
 
 #include <fmt/format.h>
 #include <map>
@@ -23,7 +24,12 @@ public:
   }
 
   void prepare(runtime::ModuleInstance& inst) override;
-  bool wants_mirrored_memories() const override { return true; }
+  // Only code compiled with wide addresses reads through the mirror views;
+  // other code gets a private memory, which a forked snapshot writer sees
+  // copy-on-write (a mirrored one must be copied in the pause).
+  bool wants_mirrored_memories(const runtime::ModuleInstance& inst) override {
+    return code_for(inst).code->info().flags & kWideAddresses;
+  }
   ExecOutcome call(runtime::Thread& thread, runtime::FunctionInstance* func,
                    std::span<const Slot> args, std::span<Slot> results) override;
   runtime::ViewThread capture(const runtime::Thread& thread) const override;
@@ -60,6 +66,7 @@ const AotEngine::ModuleCode& AotEngine::code_for(const runtime::ModuleInstance& 
   if (it != modules_.end()) return it->second;
   const util::Sha256Digest hash = util::sha256(inst.module().bytes);
   ModuleCode mc{inst.module_ptr(), provider_(inst.module(), hash)};
+  util::trace_time("compiled code loaded");
   return modules_.emplace(&inst.module(), std::move(mc)).first->second;
 }
 
@@ -265,10 +272,6 @@ void raise_trap(ThreadState& ts, runtime::TrapKind kind, uint32_t func_index, ui
 void finish_rewind(ThreadState& ts) {
   ts.rewinding = false;
   ts.vm.limit_and_flags.fetch_and(~kRewindingBit);
-}
-
-wasm::StablePointKind point_kind(const wasm::Module& m, uint32_t func_index, uint32_t point) {
-  return m.defined_func(func_index).info.stable_points[point].kind;
 }
 
 std::unique_ptr<runtime::Engine> make_engine(CodeProvider provider) {

@@ -85,12 +85,6 @@ struct ThreadState {
 // Ends rewinding: the innermost saved point is reached.
 void finish_rewind(ThreadState& ts);
 
-// The kind of a defined function's stable point.
-wasm::StablePointKind point_kind(const wasm::Module& m, uint32_t func_index, uint32_t point);
-// Values below a call's arguments at a call site (the CallSite frame's
-// operands).
-uint32_t operands_below_call(const wasm::Module& m, uint32_t func_index, uint32_t point);
-
 // The wasm view of the frames saved by unwinding, and back into frames to
 // rewind (frames.cpp). Restore checks the view against the module and its
 // code and throws tern::Error if it does not fit.

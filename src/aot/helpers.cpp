@@ -9,6 +9,7 @@
 // and the jump.
 #include "aot/engine_state.h"
 #include "runtime/store.h"
+#include "runtime/view_frames.h"
 
 #include <algorithm>
 #include <cstring>
@@ -97,17 +98,8 @@ uint64_t* save_frame(VmThread* t, VmInstance* ctx, uint32_t func_index, uint32_t
   f.inst = &rec;
   f.func_index = func_index;
   f.point = point;
-  switch (point_kind(rec.module(), func_index, point)) {
-  case wasm::StablePointKind::FunctionEntry:
-    f.kind = runtime::FrameKind::FunctionEntry;
-    break;
-  case wasm::StablePointKind::LoopHeader:
-    f.kind = runtime::FrameKind::LoopHeader;
-    break;
-  case wasm::StablePointKind::CallSite:
-    f.kind = ts.host_suspended ? runtime::FrameKind::HostCall : runtime::FrameKind::CallSite;
-    break;
-  }
+  f.kind = runtime::frame_kind(rec.module().defined_func(func_index).info.stable_points[point].kind,
+                               ts.host_suspended);
   ts.host_suspended = false;
   f.first = ts.saved_values.size();
   f.count = count;

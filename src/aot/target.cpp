@@ -1,6 +1,12 @@
 #include "aot/target.h"
 
 #include <fmt/format.h>
+#include <sys/auxv.h>
+#include <vector>
+#include <xxhash.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 namespace tern::aot {
 
@@ -73,6 +79,35 @@ std::string host_can_run(const Target& target) {
 #endif
   // Other CPU models are the operator's choice (--cpu): trusted as named.
   return {};
+}
+
+std::string host_cpu_id() {
+  std::vector<uint32_t> facts;
+  auto add = [&](std::initializer_list<uint32_t> words) { facts.insert(facts.end(), words); };
+#if defined(__x86_64__)
+  // Vendor, family/model/stepping and every feature leaf LLVM looks at;
+  // XCR0 says which register states the OS saves (AVX, AVX-512).
+  for (uint32_t leaf : {0u, 1u, 7u, 0x80000001u}) {
+    uint32_t a = 0, b = 0, c = 0, d = 0;
+    __cpuid_count(leaf, 0, a, b, c, d);
+    if (leaf == 1) b &= 0x0000ffff; // the APIC id and logical count differ per core
+    add({leaf, a, b, c, d});
+  }
+  uint32_t a = 0, b = 0, c = 0, d = 0;
+  __cpuid(1, a, b, c, d);
+  if (c & bit_OSXSAVE) {
+    uint32_t lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    add({lo, hi});
+  }
+#endif
+  add({uint32_t(::getauxval(AT_HWCAP)), uint32_t(::getauxval(AT_HWCAP) >> 32),
+       uint32_t(::getauxval(AT_HWCAP2)), uint32_t(::getauxval(AT_HWCAP2) >> 32)});
+  std::string platform;
+  if (auto* p = reinterpret_cast<const char*>(::getauxval(AT_PLATFORM))) platform = p;
+  uint64_t h = XXH3_64bits_withSeed(facts.data(), facts.size() * sizeof(uint32_t),
+                                    XXH3_64bits(platform.data(), platform.size()));
+  return fmt::format("native-{:016x}", h);
 }
 
 } // namespace tern::aot

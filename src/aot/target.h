@@ -33,5 +33,10 @@ Target host_target();
 std::string_view baseline_cpu(Arch arch);
 // Empty if this host can run code compiled for `target`, else why not.
 std::string host_can_run(const Target& target);
+// A short stable name for this host's CPU model and instruction-set
+// features, found without LLVM (cpuid, auxv): the JIT's cache key for code
+// compiled for "native", so that a cached run never loads the compiler to
+// ask LLVM what the host is.
+std::string host_cpu_id();
 
 } // namespace tern::aot

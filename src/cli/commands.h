@@ -4,10 +4,13 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string_view>
 
 namespace tern::cli {
 
-void register_commands(CLI::App& app);
+// Adds the subcommands to `app`: only the one named `first_arg` (argv[1])
+// when there is one, else all of them (help, unknown names).
+void register_commands(CLI::App& app, std::string_view first_arg);
 
 // The process exit code chosen by the subcommand that ran.
 int exit_code();

@@ -27,6 +27,7 @@ struct CompileCommand {
   bool no_stable_points = false;
   bool bounds_checks = false;
   bool exact_points = false;
+  bool wide_addresses = false;
 };
 
 int compile(const CompileCommand& c) {
@@ -40,6 +41,7 @@ int compile(const CompileCommand& c) {
   options.stable_points = !c.no_stable_points;
   options.bounds_checks = c.bounds_checks;
   options.exact_points = c.exact_points;
+  options.wide_addresses = c.wide_addresses;
   if (!aot::compiler_available()) {
     auto none = aot::compile_artifact(wasm::Module{}, {}, options);
     throw Error(none.error);
@@ -82,6 +84,9 @@ void add_compile_command(CLI::App& app) {
                 "Poll at every loop header and function entry, so that `--checkpoint-at` and "
                 "`--stats-out` count stable points as the interpreter does (tern run and restore "
                 "compile such code themselves when counting; this is for artifacts)");
+  cmd->add_flag("--wide-addresses", c->wide_addresses,
+                "Sum address arithmetic in 64 bits over a mirrored memory (docs/aot.md): helps "
+                "some loops vectorize, but a background checkpoint then copies the memory");
   cmd->add_flag("--bounds-checks", c->bounds_checks,
                 "Check memory accesses explicitly instead of relying on guard pages");
   cmd->callback([c] { guarded([&] { return compile(*c); }); });

@@ -2,6 +2,7 @@
 
 #include "tern/error.h"
 #include "util/file.h"
+#include "util/trace_time.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 
@@ -14,6 +15,7 @@ std::shared_ptr<const wasm::Module> load_module(const std::string& path) {
   try {
     auto module = std::make_shared<wasm::Module>(wasm::decode_module(std::move(bytes)));
     wasm::validate_module(*module);
+    util::trace_time("module decoded and validated");
     return module;
   } catch (const DecodeError& e) {
     throw Error(

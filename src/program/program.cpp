@@ -1,7 +1,9 @@
 #include "program/program.h"
 
+#include "snapshot/capture.h"
 #include "snapshot/format.h"
 #include "tern/error.h"
+#include "util/trace_time.h"
 #include "wasi/wasi.h"
 #include "wasm/decoder.h"
 #include "wasm/instr.h"
@@ -26,6 +28,7 @@ std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> mod
   p->store_ = std::make_unique<runtime::Store>(engine.make());
   p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
   p->link_and_instantiate(/*run_start=*/true);
+  util::trace_time("instantiated");
   return p;
 }
 
@@ -95,6 +98,7 @@ bool Program::stopped_in_guest_checkpoint(const runtime::ViewThread& view) const
 
 std::unique_ptr<Program> Program::restore(const std::string& path, const RestoreOptions& options,
                                           const EngineSpec& engine) {
+  util::trace_time("restore starts");
   std::unique_ptr<Program> p(new Program);
   p->engine_name_ = engine.name;
   // Everything but memory is known when the first memory section arrives:
@@ -112,13 +116,17 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
         throw Error("the snapshot does not carry its module: give it with --module FILE");
       auto m = std::make_shared<wasm::Module>(
           wasm::decode_module(std::vector<uint8_t>(binary.begin(), binary.end())));
+      util::trace_time("module decoded");
       wasm::validate_module(*m);
+      util::trace_time("module validated");
       snapshot::check_module(so_far, m->bytes);
+      util::trace_time("module hash checked");
       p->module_ = std::move(m);
     }
     const snapshot::ExtensionSection* state = so_far.find_extension(wasi::kStateTag);
     if (!state) throw Error("the snapshot has no WASI state (it is not of a WASI program)");
     p->wasi_ = wasi::restore_state(*state, options.wasi);
+    util::trace_time("WASI state restored");
     p->store_ = std::make_unique<runtime::Store>(engine.make());
     p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
     p->link_and_instantiate(/*run_start=*/false);
@@ -130,6 +138,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     return snapshot::prepare_memory_for_restore(*p->instance_, index, header.pages);
   };
   snapshot::Snapshot s = snapshot::read_snapshot_file(path, read);
+  util::trace_time("snapshot read, instance built");
   build(s);
   snapshot::apply_snapshot(s, *p->instance_);
   if (s.threads.size() != 1)
@@ -148,9 +157,11 @@ ExecOutcome Program::run() {
     started_ = true;
     runtime::FunctionInstance* start = instance_->find_func_export("_start");
     if (!start) throw Error("the module has no `_start` export (it is not a WASI command)");
+    util::trace_time("guest starts");
     out = store_->engine().call(*thread_, start, {}, {});
   } else {
     if (!stopped_) throw Error("internal error: the program is not stopped");
+    util::trace_time("guest continues");
     out = store_->engine().resume(*thread_, {});
   }
   stopped_ = out.kind == ExecOutcome::Kind::Suspended;
@@ -170,12 +181,7 @@ snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
 }
 
 void Program::detach_shared_memory(snapshot::Snapshot& s) const {
-  for (size_t i = 0; i < instance_->memories.size() && i < s.memories.size(); ++i) {
-    const runtime::Memory& m = *instance_->memories[i];
-    if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
-    auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
-    s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
-  }
+  snapshot::copy_shared_memories(*instance_, s);
 }
 
 std::optional<util::Sha256Digest> Program::memory_sha256() const {

@@ -39,7 +39,7 @@ public:
   // module's cached code).
   virtual void prepare(ModuleInstance& instance) = 0;
   // Whether the store should make memories mirrored (runtime/memory.h).
-  virtual bool wants_mirrored_memories() const { return false; }
+  virtual bool wants_mirrored_memories(const ModuleInstance& /*instance*/) { return false; }
   // Call a wasm or host function with arguments; results are written back.
   // A Suspended outcome leaves the thread stopped at stable points.
   virtual ExecOutcome call(Thread& thread, FunctionInstance* func, std::span<const Slot> args,

@@ -103,9 +103,8 @@ FunctionInstance* Store::add_host_function(HostFunction fn) {
   return &f;
 }
 
-Memory* Store::add_memory(const wasm::MemoryType& type) {
-  return memories_.emplace_back(std::make_unique<Memory>(type, engine_->wants_mirrored_memories()))
-      .get();
+Memory* Store::add_memory(const wasm::MemoryType& type, bool mirrored) {
+  return memories_.emplace_back(std::make_unique<Memory>(type, mirrored)).get();
 }
 
 Table* Store::add_table(const wasm::TableType& type, Slot init) {
@@ -157,7 +156,7 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
   for (size_t i = module.num_imported_tables; i < module.tables.size(); ++i)
     inst.tables.push_back(add_table(module.tables[i], kNullRef));
   for (size_t i = module.num_imported_memories; i < module.memories.size(); ++i)
-    inst.memories.push_back(add_memory(module.memories[i]));
+    inst.memories.push_back(add_memory(module.memories[i], engine_->wants_mirrored_memories(inst)));
   for (const wasm::Global& g : module.globals)
     inst.globals.push_back(add_global(g.type, eval_const(g.init, inst)));
 

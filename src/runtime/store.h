@@ -39,7 +39,7 @@ public:
   uint32_t intern_type(const wasm::FuncType& type);
 
   FunctionInstance* add_host_function(HostFunction fn);
-  Memory* add_memory(const wasm::MemoryType& type);
+  Memory* add_memory(const wasm::MemoryType& type, bool mirrored = false);
   Table* add_table(const wasm::TableType& type, Slot init);
   GlobalCell* add_global(const wasm::GlobalType& type, Slot value);
 

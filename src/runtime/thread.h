@@ -42,8 +42,8 @@ public:
 
   // Frame records of suspended activations (callers of the running one),
   // a fixed array so engines can push and pop with a pointer.
-  Frame* frames_begin() const { return frames_.get(); }
-  Frame* frames_end() const { return frames_.get() + limits_.max_frames; }
+  Frame* frames_begin() const { return frames_; }
+  Frame* frames_end() const { return frames_ + limits_.max_frames; }
   // Engines publish how far they have used the stacks whenever they leave
   // their loop (host calls, suspension), so nested calls and snapshots know.
   Frame* frame_top = nullptr; // one past the innermost saved frame
@@ -65,8 +65,10 @@ public:
 private:
   Store* store_;
   ThreadLimits limits_;
-  Slot* stack_ = nullptr; // mmap'd, committed as touched
-  std::unique_ptr<Frame[]> frames_;
+  // Both mmap'd, committed as touched: a thread costs no page until it runs
+  // deep (allocating and zeroing the frame array took milliseconds).
+  Slot* stack_ = nullptr;
+  Frame* frames_ = nullptr;
 };
 
 } // namespace tern::runtime

@@ -1,17 +1,16 @@
 #include "snapshot/background.h"
 
+#include "tern/error.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <exception>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-
-#include "tern/error.h"
 
 namespace tern::snapshot {
 namespace {

@@ -15,12 +15,12 @@
 // tells which happened. Either way wait() reports the outcome.
 #pragma once
 
+#include "snapshot/format.h"
+
 #include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
-
-#include "snapshot/format.h"
 
 namespace tern::snapshot {
 

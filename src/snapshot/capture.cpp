@@ -38,15 +38,6 @@ const char* host_arch() {
 #endif
 }
 
-MemoryImage capture_memory(const runtime::Memory& m) {
-  MemoryImage image;
-  image.pages = m.pages();
-  image.max_pages = m.max_pages();
-  image.shared = m.shared();
-  image.contents.data = {m.base(), m.size()};
-  return image;
-}
-
 TableImage capture_table(const ModuleInstance& inst, const runtime::Table& t, size_t index) {
   TableImage image;
   image.elem_type = t.elem_type();
@@ -71,7 +62,7 @@ std::span<uint8_t> grow_and_clear(runtime::Memory& m, uint64_t pages, size_t ind
   if (pages > m.pages() && m.grow(pages - m.pages()) < 0)
     throw Error(fmt::format("memory {}: cannot grow to {} pages", index, pages));
   const std::span<uint8_t> bytes{m.base(), m.size()};
-  const std::vector<bool> nonzero = find_nonzero_pages(bytes);
+  const std::vector<bool> nonzero = find_nonzero_pages(bytes, !m.mirrored());
   for (uint64_t p = 0; p < pages; ++p)
     if (nonzero[p]) std::memset(bytes.data() + p * kPageSize, 0, kPageSize);
   return bytes;
@@ -86,7 +77,7 @@ void apply_memory(const MemoryImage& image, runtime::Memory& m, size_t index) {
   const std::span<uint8_t> dst = grow_and_clear(m, image.pages, index);
   // Copy the non-zero pages; pages the page map shows untouched are skipped.
   const auto src = image.contents.data;
-  const std::vector<bool> src_nonzero = find_nonzero_pages(src);
+  const std::vector<bool> src_nonzero = find_nonzero_pages(src, image.private_mapping);
   for (uint64_t p = 0; p < image.pages; ++p)
     if (src_nonzero[p])
       std::memcpy(dst.data() + p * kPageSize, src.data() + p * kPageSize, kPageSize);
@@ -154,6 +145,16 @@ void check_count(const A& snapshot_items, const B& instance_items, std::string_v
 
 } // namespace
 
+MemoryImage capture_memory(const runtime::Memory& m) {
+  MemoryImage image;
+  image.pages = m.pages();
+  image.max_pages = m.max_pages();
+  image.shared = m.shared();
+  image.contents.data = {m.base(), m.size()};
+  image.private_mapping = !m.mirrored();
+  return image;
+}
+
 HostInfo current_host(std::string engine) {
   HostInfo h;
   h.tern_version = kVersion;
@@ -194,6 +195,16 @@ void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_bina
     throw Error(fmt::format("the snapshot is of another module: it was taken of the module with "
                             "sha256 {}, this module's sha256 is {}",
                             util::to_hex(expected), util::to_hex(actual)));
+}
+
+void copy_shared_memories(const ModuleInstance& inst, Snapshot& s) {
+  for (size_t i = 0; i < inst.memories.size() && i < s.memories.size(); ++i) {
+    const runtime::Memory& m = *inst.memories[i];
+    if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
+    auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
+    s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
+    s.memories[i].private_mapping = false; // heap memory: read every page
+  }
 }
 
 std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t index,

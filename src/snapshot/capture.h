@@ -15,12 +15,12 @@
 // engine.restore() each thread.
 #pragma once
 
+#include "runtime/instance.h"
+#include "snapshot/model.h"
+
 #include <span>
 #include <string>
 #include <vector>
-
-#include "runtime/instance.h"
-#include "snapshot/model.h"
 
 namespace tern::snapshot {
 
@@ -33,11 +33,23 @@ struct CaptureOptions {
 // time now).
 HostInfo current_host(std::string engine);
 
+// A memory's image, its contents by reference (valid while the program
+// stays stopped).
+MemoryImage capture_memory(const runtime::Memory& memory);
+
 // Step 1 above. `instance` must stay stopped (or be in a forked child's
 // image) until the snapshot is written. Throws tern::Error for state that
 // has no wasm view (host references, functions of other instances).
 Snapshot capture_instance(const runtime::ModuleInstance& instance, std::vector<ThreadImage> threads,
                           const CaptureOptions& options = {});
+
+// Before a background write (snapshot/background.h): gives every memory of
+// `instance` that is a shared mapping (mirrored, runtime/memory.h) and whose
+// contents `snapshot` still borrows a private copy, since the forked writer
+// would otherwise see the program's later writes. Private memories are
+// left alone: fork() preserves them copy-on-write. The copy is the pause's
+// main cost for mirrored memories (docs/performance.md, "Snapshots").
+void copy_shared_memories(const runtime::ModuleInstance& instance, Snapshot& snapshot);
 
 // Throws tern::Error naming both hashes unless `module_binary` is the module
 // the snapshot was taken of.

@@ -1,13 +1,12 @@
 #include "snapshot/describe.h"
 
-#include <bit>
-#include <ctime>
-#include <map>
-
-#include <fmt/format.h>
-
 #include "snapshot/format.h"
 #include "snapshot/pages.h"
+
+#include <bit>
+#include <ctime>
+#include <fmt/format.h>
+#include <map>
 
 namespace tern::snapshot {
 namespace {

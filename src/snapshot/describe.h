@@ -4,15 +4,14 @@
 // owners register; without one a section shows its tag and size.
 #pragma once
 
+#include "snapshot/model.h"
+#include "wasm/module.h"
+
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-
-#include "snapshot/model.h"
-#include "wasm/module.h"
 
 namespace tern::snapshot {
 

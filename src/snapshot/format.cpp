@@ -1,18 +1,17 @@
 #include "snapshot/format.h"
 
-#include <algorithm>
-#include <cstring>
-#include <fcntl.h>
-#include <set>
-#include <unistd.h>
-
-#include <fmt/format.h>
-#include <xxhash.h>
-
 #include "snapshot/pages.h"
 #include "snapshot/payload.h"
 #include "tern/error.h"
 #include "util/file.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <set>
+#include <unistd.h>
+#include <xxhash.h>
 
 namespace tern::snapshot {
 namespace {
@@ -515,6 +514,7 @@ private:
       auto buffer = std::make_shared<PageBuffer>(m.pages * kPageSize);
       target = buffer->bytes();
       m.contents = {target, buffer};
+      m.private_mapping = true; // PageBuffer: private anonymous memory
     }
     decoder_ = std::make_unique<ChunkDecoder>(index, m.pages, target);
     snap_.memories.push_back(std::move(m));
@@ -592,7 +592,7 @@ void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions&
     const auto index = static_cast<uint32_t>(i);
     w.section(kMemoryTag, false, encode_memory_header(index, s.memories[i]));
     encode_memory_chunks(
-        index, s.memories[i].contents.data, chunk_options,
+        index, s.memories[i].contents.data, s.memories[i].private_mapping, chunk_options,
         [&](std::span<const uint8_t> payload) { w.section(kPagesTag, false, payload); });
   }
   w.tail();

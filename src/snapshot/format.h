@@ -5,13 +5,13 @@
 // file, a socket or a buffer.
 #pragma once
 
+#include "snapshot/model.h"
+#include "util/byte_stream.h"
+
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
-
-#include "snapshot/model.h"
-#include "util/byte_stream.h"
 
 namespace tern::snapshot {
 

@@ -4,6 +4,10 @@
 // address or a host-endian word.
 #pragma once
 
+#include "runtime/wasm_view.h"
+#include "util/sha256.h"
+#include "wasm/types.h"
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -12,10 +16,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "runtime/wasm_view.h"
-#include "util/sha256.h"
-#include "wasm/types.h"
 
 namespace tern::snapshot {
 
@@ -66,6 +66,10 @@ struct MemoryImage {
   std::optional<uint64_t> max_pages;
   bool shared = false;
   Bytes contents; // pages * 64 KiB; empty when read with keep_memory = false
+  // Whether `contents` is a private anonymous mapping, whose pages the page
+  // map shows untouched read as zero (pages.h, find_nonzero_pages). False
+  // for a mirrored memory (a shared mapping) and for decoded snapshots.
+  bool private_mapping = false;
   // Filled by the reader: pages that are not all zero, and the bytes their
   // chunks took in the stream (compressed).
   uint64_t nonzero_pages = 0;

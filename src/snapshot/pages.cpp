@@ -1,18 +1,17 @@
 #include "snapshot/pages.h"
 
+#include "snapshot/payload.h"
+#include "tern/error.h"
+#include "util/pagemap.h"
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <thread>
-
-#include <fmt/format.h>
 #include <zstd.h>
-
-#include "snapshot/payload.h"
-#include "tern/error.h"
-#include "util/pagemap.h"
 
 namespace tern::snapshot {
 namespace {
@@ -106,8 +105,8 @@ struct Chunk {
   uint64_t bitmap = 0;
 };
 
-std::vector<Chunk> nonzero_chunks(std::span<const uint8_t> memory) {
-  const std::vector<bool> nonzero = find_nonzero_pages(memory);
+std::vector<Chunk> nonzero_chunks(std::span<const uint8_t> memory, bool private_mapping) {
+  const std::vector<bool> nonzero = find_nonzero_pages(memory, private_mapping);
   std::vector<Chunk> chunks;
   for (uint64_t first = 0; first < nonzero.size(); first += kChunkPages) {
     const auto count =
@@ -133,9 +132,10 @@ PageBuffer::~PageBuffer() {
   if (data_) ::munmap(data_, size_);
 }
 
-std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory) {
+std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory, bool private_mapping) {
   const uint64_t pages = memory.size() / kPageSize;
-  auto touched = util::touched_blocks(memory.data(), memory.size(), kPageSize);
+  std::optional<std::vector<bool>> touched;
+  if (private_mapping) touched = util::touched_blocks(memory.data(), memory.size(), kPageSize);
   std::vector<bool> nonzero(pages, false);
   for (uint64_t p = 0; p < pages; ++p) {
     if (touched && !(*touched)[p]) continue;
@@ -144,10 +144,10 @@ std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory) {
   return nonzero;
 }
 
-void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory,
+void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory, bool private_mapping,
                           const ChunkOptions& options,
                           const std::function<void(std::span<const uint8_t>)>& emit) {
-  const std::vector<Chunk> chunks = nonzero_chunks(memory);
+  const std::vector<Chunk> chunks = nonzero_chunks(memory, private_mapping);
   const unsigned threads = std::max(1u, options.threads);
   // Each batch is compressed by all threads, then written in order.
   const size_t batch = threads * 4;

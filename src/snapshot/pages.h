@@ -4,12 +4,12 @@
 // chunk straight into its place.
 #pragma once
 
+#include "wasm/types.h"
+
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <vector>
-
-#include "wasm/types.h"
 
 namespace tern::snapshot {
 
@@ -33,8 +33,11 @@ private:
 };
 
 // One flag per 64 KiB page of `memory`: true if it holds a non-zero byte.
-// Pages the page map shows were never touched are not read at all.
-std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory);
+// With `private_mapping` (memory of a private anonymous mapping), pages the
+// page map shows were never touched are not read at all. A shared mapping
+// (a mirrored memory, runtime/memory.h) may have been written through
+// another view, which this one's page map does not show: every page is read.
+std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory, bool private_mapping);
 
 struct ChunkOptions {
   bool compress = true;
@@ -44,7 +47,7 @@ struct ChunkOptions {
 
 // The MEMP payloads of memory `index`, in page order, to `emit`; chunks
 // without a non-zero page are left out.
-void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory,
+void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory, bool private_mapping,
                           const ChunkOptions& options,
                           const std::function<void(std::span<const uint8_t>)>& emit);
 

@@ -1,8 +1,8 @@
 #include "snapshot/payload.h"
 
-#include <fmt/format.h>
-
 #include "tern/error.h"
+
+#include <fmt/format.h>
 
 namespace tern::snapshot {
 namespace {

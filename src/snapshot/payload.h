@@ -4,13 +4,13 @@
 // end. Extension sections (WASI, ...) encode themselves with these too.
 #pragma once
 
+#include "runtime/wasm_view.h"
+
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "runtime/wasm_view.h"
 
 namespace tern::snapshot {
 

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -22,35 +20,12 @@ struct Fd {
   }
 };
 
-// Whether [addr, addr + len) overlaps a shared mapping (or /proc/self/maps
-// cannot tell). A page of a shared mapping (a memfd mapped at several
-// addresses, runtime/memory.h's mirrored memory) may have been written
-// through another view: absent from this view's page table, it is not
-// untouched.
-bool may_be_shared(uintptr_t addr, size_t len) {
-  std::FILE* maps = std::fopen("/proc/self/maps", "re");
-  if (!maps) return true;
-  bool shared = false;
-  unsigned long start = 0, end = 0;
-  char perms[5] = {};
-  char* line = nullptr;
-  size_t capacity = 0;
-  while (!shared && ::getline(&line, &capacity, maps) > 0) {
-    if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
-    if (end > addr && start < addr + len && perms[3] == 's') shared = true;
-  }
-  std::free(line);
-  std::fclose(maps);
-  return shared;
-}
-
 } // namespace
 
 std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, size_t block) {
   const size_t host_page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const auto addr = reinterpret_cast<uintptr_t>(base);
   if (host_page == 0 || block % host_page != 0 || addr % host_page != 0) return std::nullopt;
-  if (may_be_shared(addr, len)) return std::nullopt;
   Fd pagemap{::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)};
   if (pagemap.fd < 0) return std::nullopt;
 

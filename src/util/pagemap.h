@@ -13,9 +13,7 @@ namespace tern::util {
 // For each `block`-byte block of [base, base + len): whether any host page
 // in it is present or swapped. `base` and `block` must be multiples of the
 // host page size. nullopt when the page map cannot be read (not Linux,
-// /proc not mounted, ...) or the range is (partly) a shared mapping, whose
-// pages may have been written through another view: then every block must
-// be assumed touched.
+// /proc not mounted, ...): then every block must be assumed touched.
 std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, size_t block);
 
 } // namespace tern::util

@@ -85,20 +85,29 @@ aot::CompileOptions exact_options() {
   return o;
 }
 
-// Engines by mode; compiled code is made once per module and reused.
+// An AOT engine whose code for each module is compiled once with `options`
+// and reused.
+template <bool WideAddresses>
+std::unique_ptr<runtime::Engine> make_aot_engine() {
+  return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
+    static std::map<util::Sha256Digest, std::vector<uint8_t>> artifacts;
+    auto& bytes = artifacts[hash];
+    if (bytes.empty()) {
+      aot::CompileOptions options = exact_options();
+      options.wide_addresses = WideAddresses;
+      auto compiled = aot::compile_artifact(m, hash, options);
+      if (!compiled.ok()) throw Error(compiled.error);
+      bytes = std::move(compiled.value);
+    }
+    return std::shared_ptr<const aot::CodeImage>(aot::load_artifact(bytes, hash, "test"));
+  });
+}
+
+// Engines by mode. "aot-wide": code with wide addresses, on mirrored memory.
 std::unique_ptr<runtime::Engine> make_engine(const std::string& mode) {
   if (mode == "interp") return interp::make_engine();
-  if (mode == "aot")
-    return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
-      static std::map<util::Sha256Digest, std::vector<uint8_t>> artifacts;
-      auto& bytes = artifacts[hash];
-      if (bytes.empty()) {
-        auto compiled = aot::compile_artifact(m, hash, exact_options());
-        if (!compiled.ok()) throw Error(compiled.error);
-        bytes = std::move(compiled.value);
-      }
-      return std::shared_ptr<const aot::CodeImage>(aot::load_artifact(bytes, hash, "test"));
-    });
+  if (mode == "aot") return make_aot_engine<false>();
+  if (mode == "aot-wide") return make_aot_engine<true>();
   return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
     static const std::string cache =
         (std::filesystem::temp_directory_path() / ("tern-jit-test-" + std::to_string(::getpid())))
@@ -156,7 +165,7 @@ Reference run_reference(const std::shared_ptr<wasm::Module>& m, const std::strin
   return {result, mc.memory(), mc.instance->globals[0]->value, mc.thread.stable_points};
 }
 
-const char* const kModes[] = {"interp", "aot", "jit"};
+const char* const kModes[] = {"interp", "aot", "aot-wide", "jit"};
 
 class AotCheckpoint : public ::testing::Test {
 protected:
@@ -168,13 +177,22 @@ protected:
 TEST_F(AotCheckpoint, UninterruptedRunsAgreeWithTheInterpreter) {
   auto m = load(kProgram);
   Reference ref = run_reference(m, "interp", 12);
-  for (const char* mode : {"aot", "jit"}) {
+  for (const char* mode : {"aot", "aot-wide", "jit"}) {
     Reference r = run_reference(m, mode, 12);
     EXPECT_EQ(r.result, ref.result) << mode;
     EXPECT_EQ(r.memory, ref.memory) << mode;
     EXPECT_EQ(r.global, ref.global) << mode;
     EXPECT_EQ(r.stable_points, ref.stable_points) << mode; // counted like the interpreter
   }
+}
+
+// A mirrored memory is a shared mapping that a background checkpoint must
+// copy: only code compiled with wide addresses gets one.
+TEST_F(AotCheckpoint, OnlyWideAddressCodeGetsAMirroredMemory) {
+  auto m = load(kProgram);
+  EXPECT_FALSE(Machine(m, "aot").instance->memory0()->mirrored());
+  EXPECT_FALSE(Machine(m, "jit").instance->memory0()->mirrored());
+  EXPECT_TRUE(Machine(m, "aot-wide").instance->memory0()->mirrored());
 }
 
 // Every mode pair: stop at N in one, finish in the other.
@@ -213,7 +231,7 @@ TEST_F(AotCheckpoint, EveryModePairRestoresToTheSameEnd) {
       }
     }
   }
-  EXPECT_GE(restores, 9 * 40);
+  EXPECT_GE(restores, 16 * 40);
 }
 
 // Stop, resume in place (no capture), stop again further on, and so on.

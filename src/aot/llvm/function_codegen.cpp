@@ -291,7 +291,13 @@ void FunctionCodegen::set_unlikely(llvm::BranchInst* br) {
 }
 
 llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args) {
-  return b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  llvm::CallInst* call = b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  // The helpers are C++ (aot/helpers.cpp). Some ABIs (s390x) leave the
+  // extension of a 32-bit argument to 64 bits to the caller, and C++ code
+  // relies on it: pass every i32 zero-extended, as uint32_t is.
+  for (unsigned i = 0; i < args.size(); ++i)
+    if (args[i]->getType()->isIntegerTy(32)) call->addParamAttr(i, llvm::Attribute::ZExt);
+  return call;
 }
 
 void FunctionCodegen::trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* detail) {
