@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <fcntl.h>
+#include <mutex>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace tern::util {
@@ -20,6 +22,38 @@ struct Fd {
   }
 };
 
+// Reads the entries of `count` host pages from `first_page` on; false when
+// the page map cannot be read.
+bool read_entries(int fd, uintptr_t first_page, size_t count, uint64_t* out) {
+  const off_t offset = static_cast<off_t>(first_page * sizeof(uint64_t));
+  const size_t want = count * sizeof(uint64_t);
+  ssize_t n;
+  do n = ::pread(fd, out, want, offset);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(want);
+}
+
+// Whether this process's page map describes its own addresses. It does not
+// under a user-mode emulator (qemu-user maps guest addresses elsewhere in
+// the host and passes the host's page map through), where trusting it would
+// skip pages that hold data. Checked once: a page just written must read as
+// present, and one never touched as absent.
+bool page_map_describes_us(int fd, size_t host_page) {
+  static std::once_flag once;
+  static bool reliable = false;
+  std::call_once(once, [&] {
+    void* p =
+        ::mmap(nullptr, 2 * host_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    static_cast<volatile uint8_t*>(p)[0] = 1;
+    uint64_t entries[2] = {};
+    reliable = read_entries(fd, reinterpret_cast<uintptr_t>(p) / host_page, 2, entries) &&
+               (entries[0] & kPresent) && !(entries[1] & (kPresent | kSwapped));
+    ::munmap(p, 2 * host_page);
+  });
+  return reliable;
+}
+
 } // namespace
 
 std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, size_t block) {
@@ -27,7 +61,7 @@ std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, si
   const auto addr = reinterpret_cast<uintptr_t>(base);
   if (host_page == 0 || block % host_page != 0 || addr % host_page != 0) return std::nullopt;
   Fd pagemap{::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)};
-  if (pagemap.fd < 0) return std::nullopt;
+  if (pagemap.fd < 0 || !page_map_describes_us(pagemap.fd, host_page)) return std::nullopt;
 
   const size_t pages_per_block = block / host_page;
   const size_t total_pages = (len + host_page - 1) / host_page;
@@ -35,12 +69,8 @@ std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, si
   std::vector<uint64_t> entries(kEntriesPerRead);
   for (size_t first = 0; first < total_pages; first += kEntriesPerRead) {
     const size_t count = std::min(kEntriesPerRead, total_pages - first);
-    const off_t offset = static_cast<off_t>((addr / host_page + first) * sizeof(uint64_t));
-    const size_t want = count * sizeof(uint64_t);
-    ssize_t n;
-    do n = ::pread(pagemap.fd, entries.data(), want, offset);
-    while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(want)) return std::nullopt;
+    if (!read_entries(pagemap.fd, addr / host_page + first, count, entries.data()))
+      return std::nullopt;
     for (size_t i = 0; i < count; ++i)
       if (entries[i] & (kPresent | kSwapped)) touched[(first + i) / pages_per_block] = true;
   }
