@@ -14,8 +14,8 @@ namespace tern::util {
 // in it is present or swapped. `base` and `block` must be multiples of the
 // host page size. nullopt when the page map cannot be read or does not
 // describe this process's addresses (not Linux, /proc not mounted, a
-// user-mode emulator such as qemu-user): then every block must be assumed
-// touched.
+// user-mode emulator such as qemu-user), or when the environment has
+// TERN_PAGEMAP=0: then every block must be assumed touched.
 std::optional<std::vector<bool>> touched_blocks(const void* base, size_t len, size_t block);
 
 } // namespace tern::util
