@@ -10,20 +10,31 @@
 #   unit      ctest in BUILD_DIR: GoogleTest suites, the wast runner's own
 #             checks, guest programs under `tern run`
 #   spec      the WebAssembly spec suite, interpreter (0 failed)
+#   spec-aot  the same spec files with the AOT compiler (--mode aot)
+#   spec-jit  the same with the JIT (--mode jit)
 #   asan      ASan+UBSan build: unit tests and the spec suite
 #   s390x     static cross build for big-endian s390x, spec suite under qemu
 #   aarch64   static cross build for aarch64, spec suite under qemu
 #   checkpoint  differential checkpoint suite: every program stopped at
 #             K >= 50 stable points, restored in a fresh process, compared
 #             with an uninterrupted run; chained restores
+#   checkpoint-modes  the same across engines: snapshots taken in interp, aot
+#             or jit mode restored in each of them (the 8 pairs besides
+#             interp -> interp, smaller K, every kind of stable point
+#             restored from), chained restores alternating engines, and
+#             every engine's uninterrupted run equal to the interpreter's
 #   checkpoint-cross  the same with snapshots taken on x86-64 and restored
-#             by the s390x and aarch64 builds under qemu, and back (small K)
+#             by the s390x and aarch64 builds under qemu, and back (small K);
+#             also in aot mode with artifacts from `tern compile --target`
+#             (x86 interp/aot -> qemu aot, qemu aot -> x86 aot/interp), and
+#             a cross build's aot mode without a compiler (one clear error)
 #   fuzz      the fuzz targets (modules, snapshots) for a bounded time
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-stages=${TERN_STAGES:-"unit spec asan s390x aarch64 checkpoint checkpoint-cross fuzz"}
+stages=${TERN_STAGES:-"unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
+  checkpoint-cross fuzz"}
 jobs=$(nproc)
 fuzz_seconds=${TERN_FUZZ_SECONDS:-60}
 
@@ -42,7 +53,7 @@ unit() {
 }
 
 spec() {
-  scripts/spec-test.sh "$build/tern"
+  scripts/spec-test.sh "$build/tern" "$@"
 }
 
 asan() {
@@ -63,16 +74,51 @@ cross() {
 }
 
 programs="$build/tests/guests:$build/tests/checkpoint"
+# Compiled code of the differential stages (never ~/.cache): each program
+# is compiled once per engine and target for the whole run.
+aot_cache=$(mktemp -d "${TMPDIR:-/tmp}/tern-test-aot-XXXXXX")
+# Under qemu-user the page map has been seen to call pages of linear memory
+# untouched that hold data (src/util/pagemap.h): snapshots taken there read
+# every page. Native runs are unaffected (they pass TERN_PAGEMAP through
+# unchanged, and it is unset).
+qemu_env="env TERN_PAGEMAP=0"
+trap 'rm -rf "$aot_cache"' EXIT
 
 checkpoint() {
   python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" -k 50
 }
 
+# Every engine pair but interp -> interp (the stage above): K=3 per pair
+# plus up to 10 tries per program for a kind of stable point not yet hit.
+checkpoint_modes() {
+  python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" \
+    --pairs interp:aot,interp:jit,aot:interp,aot:aot,aot:jit,jit:interp,jit:aot,jit:jit \
+    -k 3 --kinds 10 --cache-dir "$aot_cache"
+}
+
+# Compiled code under qemu is slow to start: the aot parts use a few
+# programs (every kind of code: libc start-up and exit, files, deep calls,
+# floating point, strings).
+cross_aot_programs=exit_code,files,calls,nbody,strings
+
 checkpoint_cross() {
-  local arch
+  local arch qemu
   for arch in s390x aarch64; do
+    qemu="$qemu_env qemu-$arch build-$arch/tern"
     python3 tests/checkpoint/differential.py --tern "$build/tern" \
-      --restore-tern "qemu-$arch build-$arch/tern" --programs "$programs" -k 6
+      --restore-tern "$qemu" --programs "$programs" -k 6
+    # There in aot mode, with artifacts compiled for the restoring machine
+    # (chained restores checkpoint there again).
+    python3 tests/checkpoint/differential.py --tern "$build/tern" --restore-tern "$qemu" \
+      --pairs interp:aot,aot:aot --restore-target "$arch" \
+      --programs "$programs" --only "$cross_aot_programs" -k 2 --cache-dir "$aot_cache"
+    # And back: snapshots taken under qemu in aot mode.
+    python3 tests/checkpoint/differential.py --tern "$qemu" \
+      --compile-tern "$build/tern" --restore-tern "$build/tern" --target "$arch" \
+      --pairs aot:aot,aot:interp --programs "$programs" --only "$cross_aot_programs" -k 2 \
+      --cache-dir "$aot_cache"
+    python3 tests/aot/artifacts.py --tern "$qemu" --compile-tern "$build/tern" \
+      --target "$arch" --programs "$programs" no_compiler
   done
 }
 
@@ -83,10 +129,13 @@ fuzz() {
 
 stage unit unit
 stage spec spec
+stage spec-aot spec --mode aot
+stage spec-jit spec --mode jit
 stage asan asan
 stage s390x cross s390x
 stage aarch64 cross aarch64
 stage checkpoint checkpoint
+stage checkpoint-modes checkpoint_modes
 stage checkpoint-cross checkpoint_cross
 stage fuzz fuzz
 echo "=== all test stages passed"

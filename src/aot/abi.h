@@ -29,7 +29,7 @@
 
 namespace tern::aot {
 
-inline constexpr uint32_t kAbiVersion = 6;
+inline constexpr uint32_t kAbiVersion = 7;
 
 // --- Per thread --------------------------------------------------------------
 

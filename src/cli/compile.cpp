@@ -26,6 +26,7 @@ struct CompileCommand {
   unsigned opt_level = 2;
   bool no_stable_points = false;
   bool bounds_checks = false;
+  bool exact_points = false;
   bool wide_addresses = false;
 };
 
@@ -39,6 +40,7 @@ int compile(const CompileCommand& c) {
   options.opt_level = c.opt_level;
   options.stable_points = !c.no_stable_points;
   options.bounds_checks = c.bounds_checks;
+  options.exact_points = c.exact_points;
   options.wide_addresses = c.wide_addresses;
   if (!aot::compiler_available()) {
     auto none = aot::compile_artifact(wasm::Module{}, {}, options);
@@ -78,6 +80,10 @@ void add_compile_command(CLI::App& app) {
   cmd->add_flag("--no-stable-points", c->no_stable_points,
                 "Leave out checkpoint support (polls, unwind and rewind paths): such code cannot "
                 "be checkpointed or restored");
+  cmd->add_flag("--exact-points", c->exact_points,
+                "Poll at every loop header and function entry, so that `--checkpoint-at` and "
+                "`--stats-out` count stable points as the interpreter does (tern run and restore "
+                "compile such code themselves when counting; this is for artifacts)");
   cmd->add_flag("--wide-addresses", c->wide_addresses,
                 "Sum address arithmetic in 64 bits over a mirrored memory (docs/aot.md): helps "
                 "some loops vectorize, but a background checkpoint then copies the memory");

@@ -1,5 +1,6 @@
 #include "cli/engine_mode.h"
 
+#include "aot/abi.h"
 #include "aot/artifact.h"
 #include "aot/cache.h"
 #include "aot/engine.h"
@@ -19,11 +20,25 @@ std::string cache_dir_of(const EngineOptions& o) {
   return o.cache_dir.empty() ? aot::default_cache_dir() : o.cache_dir;
 }
 
+// An artifact given with --artifact must count stable points exactly when
+// they are counted (--checkpoint-at, --stats-out): code that polls only
+// before inner loops would stop elsewhere than every other engine.
+std::shared_ptr<const aot::CodeImage> given_artifact(const EngineOptions& o,
+                                                     const util::Sha256Digest& hash) {
+  auto image = aot::load_artifact(util::read_file(o.artifact), hash, o.artifact);
+  if (o.compile.exact_points && o.compile.stable_points &&
+      !(image->info().flags & aot::kExactPoints))
+    throw Error(fmt::format("{}: counting stable points (--checkpoint-at, --stats-out) needs code "
+                            "compiled with `tern compile --exact-points`",
+                            o.artifact));
+  return image;
+}
+
 // Compiled code for `module` in aot mode: the given artifact, else the
 // cached one, else compiled now (and cached).
 std::shared_ptr<const aot::CodeImage> aot_code(const EngineOptions& o, const wasm::Module& module,
                                                const util::Sha256Digest& hash) {
-  if (!o.artifact.empty()) return aot::load_artifact(util::read_file(o.artifact), hash, o.artifact);
+  if (!o.artifact.empty()) return given_artifact(o, hash);
   std::string path;
   if (o.use_cache) {
     path = aot::cache_path(cache_dir_of(o), hash, o.compile, aot::CacheKind::Artifact);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Differential checkpoint testing (issue 4 item 6).
+"""Differential checkpoint testing (issue 4 item 6, issue 5).
 
 For every program: run it to the end once (the reference), then for K stop
 points spread over the whole run (the first stable point, the last, evenly
@@ -11,10 +11,22 @@ checkpoint again after a restore (three hops). Restores may use another
 engine (--restore-mode) or another tern binary, e.g. one cross-built for
 s390x run under qemu (--restore-tern "qemu-s390x build-s390x/tern").
 
-    differential.py --tern build/tern --programs DIR [--only NAME,...] [-k 50]
+--pairs runs several SOURCE:RESTORE engine pairs against one reference (the
+first pair's source engine); every other source engine's uninterrupted run
+must equal it too. aot and jit code is compiled into a cache in the
+temporary directory (or --cache-dir); a cross-built tern, which has no
+compiler, gets artifacts from `tern compile --target` (--target for the
+runs, --restore-target for the restores, compiled by --compile-tern).
+--kinds inspects each snapshot and tries more stop points until a restore
+started from a function entry, a loop header and a call site.
 
-Prints one line per program and the total "N restores, M divergences";
-exits non-zero when anything diverged.
+    differential.py --tern build/tern --programs DIR [--only NAME,...] [-k 50]
+    differential.py --tern build/tern --programs DIR --pairs all -k 4 --kinds 6
+    differential.py --tern build/tern --restore-tern "qemu-s390x build-s390x/tern" \\
+        --pairs interp:aot --restore-target s390x --programs DIR -k 2
+
+Prints one line per program (and pair) and the total "N restores, M
+divergences"; exits non-zero when anything diverged.
 """
 
 import argparse
@@ -22,18 +34,19 @@ import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 
-TIMEOUT = 300
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import find_wasm, payload, tern_command, tree_digest  # noqa: E402
 
-
-def payload(size, seed):
-    rnd = random.Random(seed)
-    return bytes(rnd.randrange(256) for _ in range(size))
+TIMEOUT = 120  # seconds for one tern process (the programs take a few); a hang is a divergence
+MODES = ("interp", "aot", "jit")
+KINDS = ("function-entry", "loop-header", "call-site")
 
 
 class Program:
@@ -54,12 +67,10 @@ class Program:
 def programs(search_path):
     """The suite: the WASI guest programs and compute kernels (small inputs),
     found in the directories of `search_path` (colon-separated)."""
+    dirs = search_path.split(":")
+
     def g(name):
-        for d in search_path.split(":"):
-            path = os.path.join(d, name + ".wasm")
-            if os.path.exists(path):
-                return path
-        return os.path.join(search_path.split(":")[0], name + ".wasm")
+        return find_wasm(dirs, name) or os.path.join(dirs[0], name + ".wasm")
     text = b"The quick fox; the lazy dog.\nA fox, THE end -- a fox!\n" * 40
     return [
         Program("exit_code", g("exit_code"), ["3"]),
@@ -84,23 +95,13 @@ def programs(search_path):
     ]
 
 
-def tree_digest(root):
-    """{relative path: sha256 of contents (or 'dir'/'link -> target')} of a tree."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            rel = os.path.relpath(p, root)
-            out[rel] = "link -> " + os.readlink(p) if os.path.islink(p) else "dir"
-        for f in filenames:
-            p = os.path.join(dirpath, f)
-            rel = os.path.relpath(p, root)
-            if os.path.islink(p):
-                out[rel] = "link -> " + os.readlink(p)
-            else:
-                with open(p, "rb") as fh:
-                    out[rel] = hashlib.sha256(fh.read()).hexdigest()
-    return out
+# Compiled code reports a trap with its innermost frame only (aot/engine.cpp
+# records no callers), where the interpreter prints the whole backtrace.
+BACKTRACE_TAIL = re.compile(rb"(wasm backtrace:\n +0: [^\n]*\n)(?: +\d+: [^\n]*\n)+")
+
+
+def innermost_backtrace(err):
+    return BACKTRACE_TAIL.sub(rb"\1", err)
 
 
 class Run:
@@ -108,17 +109,75 @@ class Run:
         self.rc, self.out, self.err, self.stats = rc, out, err, stats
 
 
+class Side:
+    """Where a run or restore happens: a tern command, its engine, and the
+    architecture its compiled code is for when artifacts are compiled
+    beforehand (a cross-built tern under qemu has no compiler)."""
+
+    def __init__(self, tern, mode, target):
+        self.tern, self.mode, self.target = tern, mode, target
+
+    def __str__(self):
+        where = f" ({self.target} artifact)" if self.target else ""
+        return self.mode + where
+
+
 class Harness:
     def __init__(self, args):
-        self.tern = shlex.split(args.tern)
-        self.restore_tern = shlex.split(args.restore_tern) if args.restore_tern else self.tern
-        self.mode = args.mode
-        self.restore_mode = args.restore_mode or args.mode
+        self.tern = tern_command(args.tern)
+        self.restore_tern = tern_command(args.restore_tern) if args.restore_tern else self.tern
+        self.compile_tern = tern_command(args.compile_tern) if args.compile_tern else self.tern
+        self.target, self.restore_target = args.target, args.restore_target
         self.k = args.k
         self.tmp = tempfile.mkdtemp(prefix="tern-differential-")
+        # Compiled code (never ~/.cache); a --cache-dir shared by several
+        # invocations compiles each program once per engine and target.
+        self.cache = os.path.abspath(args.cache_dir or os.path.join(self.tmp, "aot-cache"))
+        self.artifacts = {}
         self.restores = 0
         self.divergences = 0
         self.verbose = args.verbose
+        self.kinds_required = args.kinds
+        self.chain = not args.no_chain
+        self.pair_index = 0
+        self.many_pairs = False
+        self.uncovered = 0  # programs and pairs with a kind never restored from (--kinds)
+        self.set_pair(args.mode, args.restore_mode or args.mode)
+
+    def set_pair(self, mode, restore_mode):
+        self.source = Side(self.tern, mode, self.target)
+        self.dest = Side(self.restore_tern, restore_mode, self.restore_target)
+
+    def engine_args(self, side, program):
+        """--mode and where compiled code comes from: an artifact compiled
+        for side.target, else a cache in the temporary directory."""
+        if side.mode == "interp":
+            return ["--mode", "interp"]
+        if side.target:
+            if side.mode != "aot":
+                raise SystemExit(f"differential: --mode {side.mode} cannot use a --target artifact")
+            return ["--mode", "aot", "--artifact", self.artifact(program, side.target)]
+        return ["--mode", side.mode, "--cache-dir", self.cache]
+
+    def artifact(self, program, target):
+        """`tern compile --target TARGET --exact-points` (the runs count
+        stable points), once per program and target."""
+        key = (program.name, target)
+        if key not in self.artifacts:
+            with open(program.wasm, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()[:16]
+            path = os.path.join(self.cache, f"{program.name}-{digest}.{target}.exact.tern-aot")
+            self.artifacts[key] = path
+            if os.path.exists(path):
+                return path
+            os.makedirs(self.cache, exist_ok=True)
+            cmd = self.compile_tern + ["compile", "--target", target, "--exact-points",
+                                       program.wasm, "-o", path]
+            p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
+            if p.returncode != 0:
+                raise RuntimeError(f"{program.name}: tern compile --target {target} failed: "
+                                   f"{p.stderr.decode()[-400:]}")
+        return self.artifacts[key]
 
     def workspace(self, program, tag):
         """A fresh copy of the program's directories; returns (root, --dir args)."""
@@ -141,7 +200,10 @@ class Harness:
     def invoke(self, cmd, stats_path):
         if self.verbose:
             print("  $", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr)
-        p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
+        try:
+            p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            return Run(f"timeout after {TIMEOUT} s", e.stdout or b"", e.stderr or b"", None)
         stats = None
         if os.path.exists(stats_path):
             with open(stats_path) as f:
@@ -149,8 +211,9 @@ class Harness:
             os.unlink(stats_path)
         return Run(p.returncode, p.stdout, p.stderr, stats)
 
-    def run_cmd(self, program, root, dir_args, extra):
-        cmd = self.tern + ["run", "--mode", self.mode] + dir_args
+    def run_cmd(self, program, root, dir_args, extra, side=None):
+        side = side or self.source
+        cmd = side.tern + ["run"] + self.engine_args(side, program) + dir_args
         for kv in program.env:
             cmd += ["--env", kv]
         if program.stdin is not None:
@@ -159,11 +222,23 @@ class Harness:
         return self.invoke(cmd + ["--stats-out", stats] + extra + [program.wasm] + program.args,
                            stats)
 
-    def restore_cmd(self, root, snapshot, extra, tern=None, mode=None):
+    def restore_cmd(self, program, root, snapshot, extra, side=None):
+        side = side or self.dest
         stats = os.path.join(root, "stats.json")
-        cmd = (tern or self.restore_tern) + ["restore", "--mode", mode or self.restore_mode,
-                                             "--stats-out", stats] + extra + [snapshot]
+        cmd = (side.tern + ["restore"] + self.engine_args(side, program) +
+               ["--stats-out", stats] + extra + [snapshot])
         return self.invoke(cmd, stats)
+
+    def frame_kinds(self, snapshot):
+        """The kinds of stable point the snapshot's frames stopped at (tern
+        inspect), innermost first: --checkpoint-at stops the innermost
+        frame at a function entry or a loop header; outer frames wait at
+        call sites."""
+        p = subprocess.run(self.compile_tern + ["inspect", "--json", snapshot],
+                           capture_output=True, timeout=TIMEOUT)
+        if p.returncode != 0:
+            return ["uninspectable"]
+        return [f["kind"] for f in json.loads(p.stdout)["threads"][0]["frames"]] or ["no frames"]
 
     def reference(self, program):
         """The uninterrupted run, twice: a program whose final memory holds
@@ -182,6 +257,16 @@ class Harness:
         ref.memory_reproducible = runs[0].stats["memory_sha256"] == runs[1].stats["memory_sha256"]
         return ref
 
+    def uninterrupted(self, program, ref, side):
+        """A plain run in another engine must end exactly like the reference
+        (same outputs, files, final memory and stable-point count)."""
+        root, dir_args = self.workspace(program, f"plain-{side.mode}")
+        r = self.run_cmd(program, root, dir_args, [], side=side)
+        pair = (self.source, self.dest)
+        self.source = self.dest = side
+        self.compare(program, ref, f"uninterrupted {side}", r.out, r.err, r, root)
+        self.source, self.dest = pair
+
     def files(self, program, root):
         """The program's directories as {d<i>/relative path: digest}."""
         out = {}
@@ -191,7 +276,9 @@ class Harness:
         return out
 
     def stop_points(self, total):
-        rnd = random.Random(total)
+        """K points: the first, the last, evenly spaced and random ones (the
+        random ones differ from one mode pair to the next)."""
+        rnd = random.Random(total * 1000 + self.pair_index)
         points = {1, total}
         for i in range(self.k // 2):
             points.add(1 + (total - 1) * i // max(1, self.k // 2 - 1))
@@ -203,8 +290,11 @@ class Harness:
         problems = []
         if out != ref.out:
             problems.append(f"stdout differs ({len(out)} vs {len(ref.out)} bytes)")
-        if err != ref.err:
-            problems.append(f"stderr differs: {err[-300:]!r} vs {ref.err[-300:]!r}")
+        ref_err = ref.err
+        if {self.source.mode, self.dest.mode} != {"interp"}:
+            err, ref_err = innermost_backtrace(err), innermost_backtrace(ref.err)
+        if err != ref_err:
+            problems.append(f"stderr differs: {err[-300:]!r} vs {ref_err[-300:]!r}")
         if final.rc != ref.rc:
             problems.append(f"exit status {final.rc}, expected {ref.rc}")
         if final.stats is None:
@@ -220,11 +310,14 @@ class Harness:
             problems.append(f"files differ: {sorted(set(files.items()) ^ set(ref.files.items()))[:4]}")
         if problems:
             self.divergences += 1
-            print(f"  DIVERGED {program.name} {label}: " + "; ".join(problems))
+            print(f"  DIVERGED {program.name} {label} [{self.source} -> {self.dest}]: " +
+                  "; ".join(problems), flush=True)
         return not problems
 
-    def single(self, program, ref, n):
-        """Stop at n, restore (with the directories moved), finish."""
+    def checkpoint_run(self, program, n, kinds_wanted=None):
+        """Stops a run at stable point n. Returns (first run, root, snapshot,
+        kind), or None after reporting a divergence; with kinds_wanted,
+        also None (quietly) when the point is of another kind."""
         root, dir_args = self.workspace(program, f"n{n}")
         snap = os.path.join(root, "snap")
         first = self.run_cmd(program, root, dir_args,
@@ -232,9 +325,28 @@ class Harness:
                               "--stop-after-checkpoint"])
         if first.rc != 0 or not os.path.exists(snap):
             self.divergences += 1
-            print(f"  DIVERGED {program.name} at {n}: the checkpoint run ended with {first.rc} "
-                  f"and no snapshot: {first.err[-300:]!r}")
-            return
+            print(f"  DIVERGED {program.name} at {n} [{self.source}]: the checkpoint run ended "
+                  f"with {first.rc} and no snapshot: {first.err[-300:]!r}", flush=True)
+            return None
+        if first.stats is None or first.stats["stable_points"] != n:
+            self.divergences += 1
+            got = first.stats and first.stats["stable_points"]
+            print(f"  DIVERGED {program.name} at {n} [{self.source}]: the checkpoint was taken "
+                  f"after {got} stable points", flush=True)
+            return None
+        kinds = self.frame_kinds(snap) if self.kinds_required else None
+        if kinds_wanted is not None and not set(kinds) & kinds_wanted:
+            os.unlink(snap)
+            return None
+        return first, root, snap, kinds
+
+    def single(self, program, ref, n, kinds_wanted=None):
+        """Stop at n, restore (with the directories moved), finish. Returns
+        the kinds of stable point the frames stopped at (if inspected)."""
+        taken = self.checkpoint_run(program, n, kinds_wanted)
+        if taken is None:
+            return []
+        first, root, snap, kinds = taken
         # The program moves: its directories get new host paths.
         moved = []
         for i, (guest, _) in enumerate(sorted(program.dirs.items())):
@@ -242,13 +354,15 @@ class Harness:
             os.rename(old, new)
             moved += ["--dir", f"{new}::{guest}"]
             os.makedirs(old)  # an empty decoy where the old path was
-        final = self.restore_cmd(root, snap, moved)
+        final = self.restore_cmd(program, root, snap, moved)
         self.restores += 1
         for i in range(len(program.dirs)):  # compare in the reference's layout
             shutil.rmtree(os.path.join(root, f"d{i}"))
             os.rename(os.path.join(root, f"m{i}"), os.path.join(root, f"d{i}"))
         os.unlink(snap)
-        self.compare(program, ref, f"at {n}", first.out + final.out, first.err + final.err, final, root)
+        self.compare(program, ref, f"at {n} ({kinds[0]})" if kinds else f"at {n}",
+                     first.out + final.out, first.err + final.err, final, root)
+        return kinds or []
 
     def chained(self, program, ref, stops):
         """Stop at stops[0], restore and stop at stops[1], ... then finish."""
@@ -258,49 +372,107 @@ class Harness:
                            ["--checkpoint-to", snap, "--checkpoint-at", str(stops[0]),
                             "--stop-after-checkpoint"])
         out, err = run.out, run.err
-        # Alternate binaries on the way (source, restore, source, ...): with a
-        # cross-built restore tern this goes there and back.
+        # Alternate sides on the way (source, restore, source, ...): with a
+        # cross-built restore tern this goes there and back, and with two
+        # engines it changes engine at every hop.
         for hop, n in enumerate(stops[1:] + [None]):
-            tern = self.restore_tern if hop % 2 == 0 else self.tern
-            mode = self.restore_mode if hop % 2 == 0 else self.mode
+            side = self.dest if hop % 2 == 0 else self.source
             extra = ["--checkpoint-to", snap, "--checkpoint-at", str(n),
                      "--stop-after-checkpoint"] if n else []
-            run = self.restore_cmd(root, snap, extra, tern=tern, mode=mode)
+            run = self.restore_cmd(program, root, snap, extra, side=side)
             self.restores += 1
             out += run.out
             err += run.err
         os.unlink(snap)
         self.compare(program, ref, f"chained {stops}", out, err, run, root)
 
-    def check(self, program):
-        ref = self.reference(program)
+    def cover_kinds(self, program, ref, total, seen, tried):
+        """More stop points until every kind of stable point has been
+        restored from (bounded: a program may not reach every kind): early
+        ones first, at 2^i and 2^i + 1 (start-up code is loopy, and in
+        recursive programs like calls and bintrees loop headers are rare
+        later), then random ones."""
+        rnd = random.Random(total * 7 + self.pair_index)
+        early = [p for i in range(1, 40) for p in (2 ** i, 2 ** i + 1) if p <= total]
+        spread = rnd.sample(range(1, total + 1), min(total, 20))
+        candidates = [p for p in dict.fromkeys(early[:8] + spread) if p not in tried]
+        for n in candidates[: self.kinds_required]:
+            missing = set(KINDS) - seen
+            if not missing:
+                break
+            seen.update(self.single(program, ref, n, kinds_wanted=missing))
+
+    def check(self, program, ref):
         total = ref.stats["stable_points"]
         before = (self.restores, self.divergences)
         points = self.stop_points(total)
+        seen = set()
         for n in points:
-            self.single(program, ref, n)
-        if total >= 4:
+            seen.update(self.single(program, ref, n))
+        if self.kinds_required:
+            self.cover_kinds(program, ref, total, seen, set(points))
+        if total >= 4 and self.chain:
             self.chained(program, ref, [total // 4, total // 2, total - 1])
         restores = self.restores - before[0]
         diverged = self.divergences - before[1]
         memory = "" if ref.memory_reproducible else " (final memory holds host facts: not compared)"
-        print(f"{program.name}: {total} stable points, {restores} restores, "
-              f"{diverged} divergences{memory}", flush=True)
+        kinds = ""
+        if self.kinds_required:
+            kinds = ", kinds " + "/".join(k for k in KINDS if k in seen)
+            missing = [k for k in KINDS if k not in seen]
+            if missing:
+                kinds += " (NOT REACHED: " + "/".join(missing) + ")"
+                self.uncovered += 1
+        pair = f" [{self.source} -> {self.dest}]" if self.pair_index or self.many_pairs else ""
+        print(f"{program.name}{pair}: {total} stable points, {restores} restores, "
+              f"{diverged} divergences{kinds}{memory}", flush=True)
+
+
+def parse_pairs(text):
+    pairs = []
+    for item in text.split(","):
+        if item == "all":
+            pairs += [(a, b) for a in MODES for b in MODES]
+            continue
+        src, _, dst = item.partition(":")
+        if src not in MODES or dst not in MODES:
+            raise SystemExit(f"differential: --pairs {item}: expected SOURCE:RESTORE modes "
+                             f"from {', '.join(MODES)}, or all")
+        pairs.append((src, dst))
+    return pairs
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tern", required=True, help="tern command for runs (may include a prefix)")
     ap.add_argument("--restore-tern", help="tern command for restores (default: --tern)")
-    ap.add_argument("--mode", default="interp", help="engine of the checkpointed runs")
-    ap.add_argument("--restore-mode", help="engine of the restores (default: --mode)")
+    ap.add_argument("--mode", default="interp", choices=MODES, help="engine of the checkpointed runs")
+    ap.add_argument("--restore-mode", choices=MODES, help="engine of the restores (default: --mode)")
+    ap.add_argument("--pairs", help="comma-separated SOURCE:RESTORE engine pairs, or all (the 9 "
+                    "pairs); the reference is the uninterrupted run in the first pair's source "
+                    "engine, and every other source engine's uninterrupted run must match it")
+    ap.add_argument("--target", help="compile the runs' code beforehand with `tern compile "
+                    "--target TARGET` (for a cross-built --tern, which has no compiler)")
+    ap.add_argument("--restore-target", help="the same for the restores' code")
+    ap.add_argument("--compile-tern", help="tern command that compiles artifacts and inspects "
+                    "snapshots (default: --tern)")
+    ap.add_argument("--cache-dir", help="compiled code and artifacts, kept for other invocations "
+                    "(default: in the temporary directory)")
+    ap.add_argument("--kinds", type=int, default=0, metavar="TRIES",
+                    help="report the kinds of stable point the restored frames stood at, and try "
+                    "up to TRIES more stop points per program until every kind was restored from "
+                    "(else fail)")
+    ap.add_argument("--no-chain", action="store_true",
+                    help="no chained restores (which checkpoint in the restore engine too)")
     ap.add_argument("--programs", required=True,
                     help="directories with the programs' .wasm files (colon-separated)")
     ap.add_argument("--only", help="comma-separated program names")
     ap.add_argument("-k", type=int, default=50, help="stop points per program")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    pairs = parse_pairs(args.pairs) if args.pairs else [(args.mode, args.restore_mode or args.mode)]
     h = Harness(args)
+    h.many_pairs = len(pairs) > 1
     try:
         selected = programs(args.programs)
         if args.only:
@@ -312,11 +484,22 @@ def main():
         for p in selected:
             if not os.path.exists(p.wasm):
                 sys.exit(f"differential: {p.wasm} is missing (build the guests first)")
-            h.check(p)
+            h.pair_index = 0
+            h.set_pair(*pairs[0])
+            ref = h.reference(p)
+            for mode in dict.fromkeys(src for src, _ in pairs[1:]):
+                if mode != pairs[0][0]:
+                    h.uninterrupted(p, ref, Side(h.tern, mode, h.target))
+            for index, pair in enumerate(pairs):
+                h.pair_index = index
+                h.set_pair(*pair)
+                h.check(p, ref)
     finally:
         shutil.rmtree(h.tmp, ignore_errors=True)
     print(f"{h.restores} restores, {h.divergences} divergences")
-    return 1 if h.divergences else 0
+    if h.uncovered:
+        print(f"{h.uncovered} program runs did not restore from every kind of stable point")
+    return 1 if h.divergences or h.uncovered else 0
 
 
 if __name__ == "__main__":

@@ -13,108 +13,25 @@ of the uninterrupted run's output, ending the same way.
     triggers.py --tern build/tern --programs DIR[:DIR...] CASE...
 """
 
-import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-TIMEOUT = 120
-CASES = {}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import (Cases, connect, expect, expect_equal, finish, free_port,  # noqa: E402
+                     kill_if_running, read_until, wait_blocked)
+
+case = Cases("trigger")
 
 
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failure(message)
-
-
-def expect_equal(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}:\n--- expected ---\n{expected!r}\n--- actual ---\n{actual!r}")
-
-
-def wait_for(predicate, what, timeout=TIMEOUT):
-    """Polls until predicate() is true (no timing assertion: a generous limit
-    only so that a broken tern fails the test instead of hanging it)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise Failure(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-class Env:
-    def __init__(self, tern, programs, tmp):
-        self.tern = tern
-        self.programs = programs.split(":")
-        self.tmp = tmp
-
-    def wasm(self, name):
-        for d in self.programs:
-            p = os.path.join(d, name + ".wasm")
-            if os.path.exists(p):
-                return p
-        raise Failure(f"{name}.wasm not found in {self.programs}")
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def run(self, args, stdin=b""):
-        p = subprocess.run([self.tern] + args, input=stdin, capture_output=True, timeout=TIMEOUT)
-        return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-    def start(self, args, stdin=subprocess.DEVNULL):
-        return subprocess.Popen([self.tern] + args, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-
-    def frames(self, snapshot):
-        rc, out, err = self.run(["inspect", "--json", snapshot])
-        expect_equal(rc, 0, f"tern inspect exit status ({err})")
-        return json.loads(out)["threads"][0]["frames"]
-
-
-def read_until(proc, text):
-    """Reads the process's stdout line by line until a line contains `text`."""
-    lines = []
-    while True:
-        line = proc.stdout.readline().decode()
-        if not line:
-            raise Failure(f"the program ended before printing {text!r}: {''.join(lines)!r}")
-        lines.append(line)
-        if text in line:
-            return "".join(lines)
-
-
-def wait_blocked(proc):
-    """Waits until tern's main thread (the program's) sleeps in poll: the
-    program is then inside a blocking host call, so a checkpoint requested
-    now must land there, however loaded the machine is."""
-    def blocked():
-        try:
-            with open(f"/proc/{proc.pid}/wchan") as f:
-                return "poll" in f.read()
-        except OSError:
-            return False
-    wait_for(blocked, "the program to block in a host call")
-
-
-def finish(proc):
-    out, err = proc.communicate(timeout=TIMEOUT)
-    return proc.returncode, out.decode(), err.decode()
+def frames(env, snapshot):
+    rc, out, err = env.run(["inspect", "--json", snapshot])
+    expect_equal(rc, 0, f"tern inspect exit status ({err})")
+    return json.loads(out)["threads"][0]["frames"]
 
 
 def expect_tail(tail, full, what):
@@ -125,7 +42,7 @@ def expect_tail(tail, full, what):
 
 
 def innermost_kind(env, snapshot):
-    return env.frames(snapshot)[0]["kind"]
+    return frames(env, snapshot)[0]["kind"]
 
 
 # --- triggers ------------------------------------------------------------------
@@ -243,6 +160,8 @@ def guest(env):
 
 
 # --- blocked host calls ------------------------------------------------------------
+# These run with --mode and restore with --restore-mode (default: the same),
+# so a call blocked under one engine is issued again under another.
 
 @case
 def blocked_sleep(env):
@@ -250,16 +169,16 @@ def blocked_sleep(env):
     the sleep is issued again with its original deadline and the program
     goes on."""
     snap = env.path("sleep.snap")
-    rc, ref, _ = env.run(["run", env.wasm("sleeper"), "3", "400"])
+    rc, ref, _ = env.run(["run", *env.engine_args(env.mode), env.wasm("sleeper"), "3", "400"])
     sock = env.path("sleep.sock")
-    proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "3", "400"])
+    proc = env.start(["run", *env.engine_args(env.mode), "--control", sock, env.wasm("sleeper"), "3", "400"])
     head = read_until(proc, "tick 1 ")
     wait_blocked(proc)
     rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
     expect_equal(rc, 0, f"client ({err})")
     rc, rest, err = finish(proc)
     expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of a sleeping program")
-    rc, restored, err = env.run(["restore", snap])
+    rc, restored, err = env.run(["restore", *env.engine_args(env.restore_mode), snap])
     expect_equal((rc, head + rest + restored), (0, ref), f"output across the restore ({err})")
 
 
@@ -268,9 +187,9 @@ def blocked_read(env):
     """A program blocked reading a pipe stops without consuming input; the
     restored program reads its new stdin and numbers on."""
     lines = [f"line {i} {'x' * i}\n" for i in range(1, 6)]
-    rc, ref, _ = env.run(["run", env.wasm("reader")], stdin="".join(lines).encode())
+    rc, ref, _ = env.run(["run", *env.engine_args(env.mode), env.wasm("reader")], stdin="".join(lines).encode())
     sock, snap = env.path("read.sock"), env.path("read.snap")
-    proc = env.start(["run", "--control", sock, env.wasm("reader")], stdin=subprocess.PIPE)
+    proc = env.start(["run", *env.engine_args(env.mode), "--control", sock, env.wasm("reader")], stdin=subprocess.PIPE)
     proc.stdin.write("".join(lines[:3]).encode())
     proc.stdin.flush()
     head = read_until(proc, "3: ")
@@ -282,27 +201,12 @@ def blocked_read(env):
     rc, rest, err = finish(proc)
     expect_equal((rc, rest), (0, ""), f"the stopped reader ({err})")
     expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of a blocked read")
-    rc, restored, err = env.run(["restore", snap], stdin="".join(lines[3:]).encode())
+    rc, restored, err = env.run(["restore", *env.engine_args(env.restore_mode), snap], stdin="".join(lines[3:]).encode())
     expect_equal((rc, head + restored), (0, ref), f"output across the restore ({err})")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def echo(port, data):
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            c = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    with c:
+    with connect(port) as c:
         c.sendall(data)
         c.shutdown(socket.SHUT_WR)
         got = b""
@@ -317,7 +221,7 @@ def blocked_accept(env):
     its listening socket bound again at the same port and serves."""
     port = free_port()
     sock, snap = env.path("accept.sock"), env.path("accept.snap")
-    proc = env.start(["run", "--listen", f"127.0.0.1:{port}", "--control", sock,
+    proc = env.start(["run", *env.engine_args(env.mode), "--listen", f"127.0.0.1:{port}", "--control", sock,
                       env.wasm("tcp_echo"), "2"])
     try:
         head = read_until(proc, "listening on fd")
@@ -328,16 +232,14 @@ def blocked_accept(env):
         expect_equal(rc, 0, f"client ({err})")
         rc, rest, err = finish(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_if_running(proc)
     expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of sock_accept")
-    proc = env.start(["restore", snap])
+    proc = env.start(["restore", *env.engine_args(env.restore_mode), snap])
     try:
         expect_equal(echo(port, b"second"), b"second", "echo after the restore")
         rc, restored, err = finish(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_if_running(proc)
     expect_equal(rc, 0, f"restored server exit status ({err})")
     expect_equal(head + rest + restored, "listening on fd 3\nconnection 1: echoed 5 bytes\n"
                  "connection 2: echoed 6 bytes\n", "server output across the restore")
@@ -380,29 +282,5 @@ def bad_snapshots(env):
            f"wrong module: {err!r}")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tern", required=True)
-    ap.add_argument("--programs", required=True)
-    ap.add_argument("cases", nargs="*")
-    args = ap.parse_args()
-    names = args.cases or list(CASES)
-    failed = 0
-    for name in names:
-        fn = CASES.get(name) or CASES.get(name + "_")
-        if not fn:
-            sys.exit(f"unknown case {name}; cases: {', '.join(CASES)}")
-        tmp = tempfile.mkdtemp(prefix=f"tern-trigger-{name}-")
-        try:
-            fn(Env(os.path.abspath(args.tern), args.programs, tmp))
-            print(f"{name}: ok")
-        except Failure as e:
-            failed += 1
-            print(f"{name}: FAILED: {e}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(case.main(__doc__.split("\n\n")[0]))

@@ -9,84 +9,24 @@ reset by the peer while the listening socket accepts again.
     wasi_state.py --tern build/tern --programs DIR[:DIR...] CASE...
 """
 
-import argparse
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 
-TIMEOUT = 120
-CASES = {}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import (TIMEOUT, Cases, connect, expect, expect_equal,  # noqa: E402
+                     expect_one_error, free_port, read_text, wait_for)
 
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+case = Cases("wasi-state")
 
 
-class Failure(Exception):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failure(message)
-
-
-def expect_equal(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}:\n--- expected ---\n{expected!r}\n--- actual ---\n{actual!r}")
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-class Env:
-    def __init__(self, tern, programs, tmp):
-        self.tern = tern
-        self.programs = programs.split(":")
-        self.tmp = tmp
-
-    def wasm(self, name):
-        for d in self.programs:
-            p = os.path.join(d, name + ".wasm")
-            if os.path.exists(p):
-                return p
-        raise Failure(f"{name}.wasm not found in {self.programs}")
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def run(self, args):
-        p = subprocess.run([self.tern] + args, stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=TIMEOUT)
-        return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-    def start(self, args):
-        return subprocess.Popen([self.tern] + args, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def data_dir(self, name):
-        d = self.path(name)
-        os.mkdir(d)
-        with open(os.path.join(d, "in.txt"), "w") as f:
-            f.write("abcdefgh")
-        return d
-
-
-def expect_one_error(rc, err, patterns, what):
-    expect(rc == 1, f"{what}: exit status {rc}, stderr {err!r}")
-    lines = err.strip().splitlines()
-    expect(len(lines) == 1 and lines[0].startswith("tern: error: "),
-           f"{what}: not one error line: {err!r}")
-    for p in patterns:
-        expect(re.search(p, lines[0]), f"{what}: {p!r} not in {lines[0]!r}")
+def data_dir(env, name):
+    d = env.path(name)
+    os.mkdir(d)
+    with open(os.path.join(d, "in.txt"), "w") as f:
+        f.write("abcdefgh")
+    return d
 
 
 # --- files ---------------------------------------------------------------------
@@ -95,7 +35,7 @@ def checkpointed_files_run(env, data, snap, *extra):
     rc, out, err = env.run(["run", "--dir", f"{data}::/data", "--checkpoint-to", snap, *extra,
                             env.wasm("files")])
     expect_equal((rc, out), (0, "done 0\n"), f"the run ({err})")
-    expect_equal(read(os.path.join(data, "out.txt")), "before:abcd\nafter(0):efgh\n",
+    expect_equal(read_text(os.path.join(data, "out.txt")), "before:abcd\nafter(0):efgh\n",
                  "the run's output file")
 
 
@@ -103,7 +43,7 @@ def checkpointed_files_run(env, data, snap, *extra):
 def changed_file(env):
     """The run went on writing after its checkpoint, so the file is not as
     the snapshot left it: restore refuses, naming it, unless told not to."""
-    data, snap = env.data_dir("data"), env.path("files.snap")
+    data, snap = data_dir(env, "data"), env.path("files.snap")
     checkpointed_files_run(env, data, snap)
     rc, out, err = env.run(["restore", snap])
     expect_one_error(rc, err, [r"fd \d+ \(/data/out\.txt\)", "changed since the checkpoint",
@@ -114,7 +54,7 @@ def changed_file(env):
     expect_equal((rc, out), (0, "done 1\n"), f"restore with --allow-changed-files ({err})")
     # Reopened at its offset, without truncation; in.txt read on from where
     # the program's buffer was.
-    expect_equal(read(os.path.join(data, "out.txt")), "before:abcd\nafter(1):efgh\n",
+    expect_equal(read_text(os.path.join(data, "out.txt")), "before:abcd\nafter(1):efgh\n",
                  "the restored program's output file")
 
 
@@ -123,25 +63,25 @@ def bundled_files(env):
     """--bundle-files carries out.txt; restored into an empty directory
     mapped with --dir (plus in.txt, copied with its mtime), the program finds
     its output as it was at the checkpoint and continues it."""
-    data, snap = env.data_dir("data"), env.path("bundled.snap")
+    data, snap = data_dir(env, "data"), env.path("bundled.snap")
     checkpointed_files_run(env, data, snap, "--bundle-files")
     elsewhere = env.path("elsewhere")
     os.mkdir(elsewhere)
     shutil.copy2(os.path.join(data, "in.txt"), elsewhere)
     rc, out, err = env.run(["restore", "--dir", f"{elsewhere}::/data", snap])
     expect_equal((rc, out), (0, "done 1\n"), f"restore elsewhere ({err})")
-    expect_equal(read(os.path.join(elsewhere, "out.txt")), "before:abcd\nafter(1):efgh\n",
+    expect_equal(read_text(os.path.join(elsewhere, "out.txt")), "before:abcd\nafter(1):efgh\n",
                  "the output file written back and continued")
     expect_equal(sorted(os.listdir(elsewhere)), ["in.txt", "out.txt"], "no temporary files left")
     # The original directory is untouched by that restore.
-    expect_equal(read(os.path.join(data, "out.txt")), "before:abcd\nafter(0):efgh\n",
+    expect_equal(read_text(os.path.join(data, "out.txt")), "before:abcd\nafter(0):efgh\n",
                  "the original output file")
 
 
 @case
 def missing_file(env):
     """A file the program has open that is not on the restoring host."""
-    data, snap = env.data_dir("data"), env.path("missing.snap")
+    data, snap = data_dir(env, "data"), env.path("missing.snap")
     checkpointed_files_run(env, data, snap, "--bundle-files")
     empty = env.path("empty")
     os.mkdir(empty)
@@ -151,23 +91,6 @@ def missing_file(env):
 
 
 # --- sockets -------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connect(port):
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise Failure(f"nothing listens on port {port}")
-            time.sleep(0.02)
-
 
 def talk(proc, port, first):
     """The second half of the server's life: `first` has been read from its
@@ -214,38 +137,11 @@ def port_taken(env):
         expect_equal(first, "restored=0 recv=1 ok\n", "the run's held connection")
         # The run still listens (it waits for its next connection). Its
         # snapshot is written in the background: wait for it to appear.
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(snap):
-            expect(time.monotonic() < deadline, "the snapshot was never written")
-            time.sleep(0.02)
+        wait_for(lambda: os.path.exists(snap), "the snapshot to be written")
         rc, _, err = env.run(["restore", snap])
         expect_one_error(rc, err, [rf"127\.0\.0\.1:{port}", "in use"], "port taken")
         talk(run, port, first)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tern", required=True)
-    ap.add_argument("--programs", required=True)
-    ap.add_argument("cases", nargs="*")
-    args = ap.parse_args()
-    names = args.cases or list(CASES)
-    failed = 0
-    for name in names:
-        fn = CASES.get(name)
-        if not fn:
-            sys.exit(f"unknown case {name}; cases: {', '.join(CASES)}")
-        tmp = tempfile.mkdtemp(prefix=f"tern-wasi-state-{name}-")
-        try:
-            fn(Env(os.path.abspath(args.tern), args.programs, tmp))
-            print(f"{name}: ok")
-        except Failure as e:
-            failed += 1
-            print(f"{name}: FAILED: {e}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(case.main(__doc__.split("\n\n")[0]))

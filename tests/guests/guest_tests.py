@@ -3,67 +3,29 @@
 print, their exit codes and the files they leave, against expectations
 written here (never against tern's earlier output).
 
-    guest_tests.py --tern build/tern --guests build/tests/guests CASE...
+    guest_tests.py --tern build/tern --programs build/tests/guests [--docs docs] CASE...
     guest_tests.py --list
 """
 
-import argparse
 import os
-import random
 import select
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 
-TIMEOUT = 120  # seconds for one `tern run`
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import (TIMEOUT, Cases, connect, expect, expect_equal, free_port,  # noqa: E402
+                     kill_if_running, payload)
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+case = Cases("guests")
 
 
-class Failure(Exception):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failure(message)
-
-
-def expect_equal(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}:\n--- expected ---\n{expected!r}\n--- actual ---\n{actual!r}")
-
-
-class Env:
-    def __init__(self, tern, guests, docs, tmp):
-        self.tern = tern
-        self.guests = guests
-        self.docs = docs
-        self.tmp = tmp
-
-    def wasm(self, name):
-        return os.path.join(self.guests, name + ".wasm")
-
-    def run(self, args, stdin=b"", env=None, timeout=TIMEOUT):
-        """Runs `tern ARGS`, returns (exit code, stdout bytes, stderr text)."""
-        p = subprocess.run([self.tern] + args, input=stdin, capture_output=True,
-                           timeout=timeout, env=env)
-        return p.returncode, p.stdout, p.stderr.decode(errors="replace")
-
-    def fresh_dir(self, name):
-        path = os.path.join(self.tmp, name)
-        shutil.rmtree(path, ignore_errors=True)
-        os.makedirs(path)
-        return path
+def guest_env(env, args):
+    """Guest cases look at stdout as bytes and read docs/cli.md."""
+    env.run = env.run_bytes
+    env.docs = os.path.abspath(args.docs)
+    return env
 
 
 # --- exit codes and traps ---------------------------------------------------
@@ -128,11 +90,6 @@ def env_inherit(env):
 
 
 # --- stdin / stdout ----------------------------------------------------------
-
-def payload(size):
-    rnd = random.Random(1234)
-    return bytes(rnd.randrange(256) for _ in range(size))
-
 
 @case
 def echo(env):
@@ -240,25 +197,9 @@ def wordfreq(env):
 
 # --- sockets -----------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connect(port, deadline, host="127.0.0.1"):
-    while True:
-        try:
-            return socket.create_connection((host, port), timeout=30)
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def echo_exchange(port, data, host="127.0.0.1"):
     """Sends `data` while reading the echo (so neither side's buffers fill)."""
-    s = connect(port, time.time() + 30, host)
+    s = connect(port, host, timeout=30)
     errors = []
 
     def send():
@@ -284,9 +225,8 @@ def echo_exchange(port, data, host="127.0.0.1"):
 @case
 def tcp_echo(env):
     port = free_port()
-    proc = subprocess.Popen([env.tern, "run", "--listen", f"127.0.0.1:{port}",
-                             env.wasm("tcp_echo"), "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = env.start(["run", "--listen", f"127.0.0.1:{port}",
+                             env.wasm("tcp_echo"), "3"])
     try:
         sizes = [5, 2_000_000, 0]
         for size in sizes:
@@ -295,9 +235,7 @@ def tcp_echo(env):
             expect(got == data, f"echo of {size} bytes came back as {len(got)} bytes")
         out, err = proc.communicate(timeout=TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
     expect_equal(out.decode(), "listening on fd 3\n"
                  "connection 1: echoed 5 bytes\n"
@@ -406,8 +344,7 @@ def sock_tcp_client_refused(env):
 
 
 def run_tcp_server(env, addr, host, allow):
-    proc = subprocess.Popen([env.tern, "run"] + allow + [env.wasm("tcp_server"), addr, "0", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = env.start(["run"] + allow + [env.wasm("tcp_server"), addr, "0", "3"])
     try:
         first = proc.stdout.readline().decode()
         prefix = f"listening on {host}:"
@@ -419,9 +356,7 @@ def run_tcp_server(env, addr, host, allow):
             expect(got == data, f"echo of {size} bytes came back as {len(got)} bytes")
         out, err = proc.communicate(timeout=TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
     expect_equal(out.decode(), f"connection 1 from {addr}: echoed 5 bytes\n"
                  f"connection 2 from {addr}: echoed 1000000 bytes\n"
@@ -447,9 +382,9 @@ def sock_tcp_server_ipv6(env):
 def sock_udp_server(env):
     # The answers go to the client's address: that is a send, so it needs
     # --allow-connect too.
-    proc = subprocess.Popen([env.tern, "run", "--allow-bind", "127.0.0.1",
+    proc = env.start(["run", "--allow-bind", "127.0.0.1",
                              "--allow-connect", "127.0.0.1", env.wasm("udp_echo"), "server",
-                             "127.0.0.1", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "127.0.0.1", "3"])
     try:
         first = proc.stdout.readline().decode()
         expect(first.startswith("bound to 127.0.0.1:"), f"first line: {first!r}")
@@ -464,9 +399,7 @@ def sock_udp_server(env):
                 expect_equal(source, ("127.0.0.1", port), "the answer's source")
         out, err = proc.communicate(timeout=TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
     expect_equal(out.decode(), "datagram 1: 5 bytes, answered\n"
                  "datagram 2: 1024 bytes, answered\n"
@@ -752,31 +685,6 @@ def help(env):
            "docs/cli.md does not contain the output of `tern run --help`:\n" + out.decode())
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tern")
-    parser.add_argument("--guests")
-    parser.add_argument("--docs")
-    parser.add_argument("--list", action="store_true")
-    parser.add_argument("cases", nargs="*")
-    args = parser.parse_args()
-    if args.list:
-        print("\n".join(CASES))
-        return 0
-    names = args.cases or list(CASES)
-    failed = 0
-    with tempfile.TemporaryDirectory(prefix="tern-guests-") as tmp:
-        env = Env(os.path.abspath(args.tern), os.path.abspath(args.guests),
-                  os.path.abspath(args.docs or "docs"), tmp)
-        for name in names:
-            try:
-                CASES[name](env)
-                print(f"PASS {name}")
-            except (Failure, subprocess.TimeoutExpired) as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(case.main(__doc__.split("\n\n")[0], make_env=guest_env,
+                       add_arguments=lambda ap: ap.add_argument("--docs", default="docs")))

@@ -302,37 +302,21 @@ void FunctionCodegen::set_unlikely(llvm::BranchInst* br) {
 }
 
 llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args) {
-  switch (id) {
-  case Helper::EntrySlow:
-  case Helper::LoopSlow:
-  case Helper::RewindFinish:
-  case Helper::RewindCallee:
-  case Helper::SaveFrame:
-    if (llvm::Function* thunk = mc_.preserving_thunk(id)) {
-      llvm::CallInst* call = b_.CreateCall(thunk, args);
-      call->setCallingConv(thunk->getCallingConv());
-      call->addFnAttr(llvm::Attribute::Cold);
-      return call;
-    }
-    break;
-  default:
-    break;
-  }
-  llvm::CallInst* call = b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  const bool slow_path = id == Helper::Trap || id == Helper::EntrySlow || id == Helper::LoopSlow ||
+                         id == Helper::RewindFinish || id == Helper::RewindCallee ||
+                         id == Helper::SaveFrame;
+  llvm::Function* thunk = slow_path && id != Helper::Trap ? mc_.preserving_thunk(id) : nullptr;
+  llvm::CallInst* call = thunk ? b_.CreateCall(thunk, args)
+                               : b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  if (thunk) call->setCallingConv(thunk->getCallingConv());
+  // The helpers are C++ (aot/helpers.cpp). Some ABIs (s390x) leave the
+  // extension of a 32-bit argument to 64 bits to the caller, and C++ code
+  // relies on it: pass every i32 zero-extended, as uint32_t is.
+  for (unsigned i = 0; i < args.size(); ++i)
+    if (args[i]->getType()->isIntegerTy(32)) call->addParamAttr(i, llvm::Attribute::ZExt);
   // The stable points' slow paths: cold, so that the register allocator
   // and block placement keep them out of the fast code's way.
-  switch (id) {
-  case Helper::Trap:
-  case Helper::EntrySlow:
-  case Helper::LoopSlow:
-  case Helper::RewindFinish:
-  case Helper::RewindCallee:
-  case Helper::SaveFrame:
-    call->addFnAttr(llvm::Attribute::Cold);
-    break;
-  default:
-    break;
-  }
+  if (slow_path) call->addFnAttr(llvm::Attribute::Cold);
   return call;
 }
 

@@ -154,6 +154,8 @@ llvm::Function* ModuleCodegen::preserving_thunk(Helper id) {
   for (llvm::Argument& a : f->args()) args.push_back(&a);
   llvm::CallInst* call = b.CreateCall(helper_type(id), helper(b, id), args);
   call->setTailCallKind(llvm::CallInst::TCK_NoTail);
+  for (unsigned i = 0; i < args.size(); ++i) // as FunctionCodegen::call_helper
+    if (args[i]->getType()->isIntegerTy(32)) call->addParamAttr(i, llvm::Attribute::ZExt);
   if (f->getReturnType()->isVoidTy())
     b.CreateRetVoid();
   else
