@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "interp/engine.h"
@@ -64,7 +65,9 @@ std::string slurp(const std::string& path) {
 
 RunResult run_tern(const std::string& args) {
   const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/inspect.out", err = dir + "/inspect.err";
+  // Per process: ctest runs the tests of this file in parallel processes.
+  const std::string base = dir + "/inspect-" + std::to_string(::getpid());
+  const std::string out = base + ".out", err = base + ".err";
   const std::string cmd = std::string(TERN_BINARY_DIR) + "/tern " + args + " >" + out + " 2>" + err;
   RunResult r;
   const int raw = std::system(cmd.c_str());
