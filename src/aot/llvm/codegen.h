@@ -59,6 +59,11 @@ public:
   // Loads a runtime helper's address from the helper table at `b`.
   llvm::Value* helper(llvm::IRBuilder<>& b, Helper id) const;
   llvm::FunctionType* helper_type(Helper id) const { return helper_types_[size_t(id)]; }
+  // A stable point's slow-path helper called through a module-local thunk
+  // that preserves (almost) all registers, on x86-64 (nullptr elsewhere):
+  // values live across the cold call then
+  // need no callee-saved register or spill on the fast path.
+  llvm::Function* preserving_thunk(Helper id);
 
   // Slot (i64) ↔ typed value, numerically as runtime::Slot.
   llvm::Value* to_slot(llvm::IRBuilder<>& b, llvm::Value* v) const;
@@ -84,6 +89,7 @@ private:
   AliasTags tags_;
   llvm::GlobalVariable* helper_table_ = nullptr;
   std::vector<llvm::FunctionType*> helper_types_;
+  std::vector<llvm::Function*> thunks_ = std::vector<llvm::Function*>(kNumHelpers);
   std::vector<llvm::Function*> functions_; // defined functions
   std::string tune_cpu_;
 };

@@ -23,14 +23,18 @@
 //   is just before the loop).
 //
 // Code compiled without exact points (the default; exact ones are for
-// counting, --checkpoint-at) also polls before each loop, and may lose the
-// polls inside innermost loops whose trip count is known on entry
-// (backend.cpp, ElidePolls): such loops vectorize.
+// counting, --checkpoint-at) also polls before each innermost loop without
+// calls, and may lose the polls inside those whose trip count is known on
+// entry (backend.cpp, ElidePolls): such loops vectorize. Its loops that
+// call a defined function first on every iteration do not poll at their
+// header (the callee's entry does). The slow paths' helpers are called
+// through preserve_most thunks (ModuleCodegen::preserving_thunk).
 #include "aot/llvm/codegen.h"
 #include "runtime/trap.h"
 #include "tern/error.h"
 #include "wasm/liveness.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/Intrinsics.h>
@@ -80,6 +84,12 @@ private:
     std::vector<llvm::PHINode*> phis;
     llvm::BasicBlock* hop = nullptr; // its poll's rewind path: switch on the point
     uint32_t point = 0;              // validator index of the header's point
+    // A header without a poll (code without exact points, a call on every
+    // iteration) has instead this phi: true on the edges that rewinding
+    // enters the header by, which go on to `hop`.
+    bool polls = true;
+    llvm::PHINode* rewinding = nullptr;
+    std::vector<llvm::BasicBlock*> rewind_edges;
   };
   // A place rewinding can reach: `restore` reloads and continues there.
   struct Point {
@@ -157,12 +167,13 @@ private:
   uint32_t point_index(uint32_t offset, StablePointKind kind) const;
   llvm::Value* poll_pending();
   void emit_entry_poll(llvm::BasicBlock* body);
-  void enter_loop(uint32_t point, bool restorable);
+  void enter_loop(uint32_t point, bool restorable, bool elidable);
   void open_loop(const wasm::Instr& in, bool restorable);
   void emit_loop_with_restore_clone(const wasm::Instr& in, size_t end);
   void step();
   size_t matching_end(size_t begin) const;
   bool innermost_without_calls(size_t begin, size_t end) const;
+  bool starts_with_call(size_t begin) const;
   void emit_header_poll(Loop& loop);
   void mark(llvm::Instruction* inst, const char* kind);
   // Stores the live locals and `values` into a new saved frame and returns.
@@ -291,12 +302,21 @@ void FunctionCodegen::set_unlikely(llvm::BranchInst* br) {
 }
 
 llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args) {
-  llvm::CallInst* call = b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  const bool slow_path = id == Helper::Trap || id == Helper::EntrySlow || id == Helper::LoopSlow ||
+                         id == Helper::RewindFinish || id == Helper::RewindCallee ||
+                         id == Helper::SaveFrame;
+  llvm::Function* thunk = slow_path && id != Helper::Trap ? mc_.preserving_thunk(id) : nullptr;
+  llvm::CallInst* call = thunk ? b_.CreateCall(thunk, args)
+                               : b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  if (thunk) call->setCallingConv(thunk->getCallingConv());
   // The helpers are C++ (aot/helpers.cpp). Some ABIs (s390x) leave the
   // extension of a 32-bit argument to 64 bits to the caller, and C++ code
   // relies on it: pass every i32 zero-extended, as uint32_t is.
   for (unsigned i = 0; i < args.size(); ++i)
     if (args[i]->getType()->isIntegerTy(32)) call->addParamAttr(i, llvm::Attribute::ZExt);
+  // The stable points' slow paths: cold, so that the register allocator
+  // and block placement keep them out of the fast code's way.
+  if (slow_path) call->addFnAttr(llvm::Attribute::Cold);
   return call;
 }
 
@@ -378,6 +398,33 @@ bool FunctionCodegen::innermost_without_calls(size_t begin, size_t end) const {
     if (op == Op::Loop || op == Op::Call || op == Op::CallIndirect) return false;
   }
   return true;
+}
+
+// Whether every iteration of the loop at `begin` calls a function defined
+// in the module before it can branch: that function's entry polls, so the
+// loop's header need not (a request waits one call at most).
+bool FunctionCodegen::starts_with_call(size_t begin) const {
+  for (size_t i = begin + 1; i < instrs_.size(); ++i) {
+    switch (instrs_[i].op) {
+    case Op::Call:
+      return !wasm_.is_imported_func(instrs_[i].a);
+    case Op::Unreachable:
+    case Op::Block:
+    case Op::Loop:
+    case Op::If:
+    case Op::Else:
+    case Op::End:
+    case Op::Br:
+    case Op::BrIf:
+    case Op::BrTable:
+    case Op::Return:
+    case Op::CallIndirect:
+      return false;
+    default:
+      break;
+    }
+  }
+  return false;
 }
 
 void FunctionCodegen::finish_return_block() {
@@ -532,7 +579,8 @@ void FunctionCodegen::open_loop(const wasm::Instr& in, bool restorable) {
   Loop loop;
   if (sp_) {
     loop.point = point_index(in.offset, StablePointKind::LoopHeader);
-    enter_loop(loop.point, restorable);
+    enter_loop(loop.point, restorable, innermost_without_calls(pc_, matching_end(pc_)));
+    loop.polls = mc_.options().exact_points || !starts_with_call(pc_);
   }
   loop.header = block("loop");
   loop.phi_base = sp_ ? 0 : c.base;
@@ -1604,11 +1652,16 @@ void FunctionCodegen::mark(llvm::Instruction* inst, const char* kind) {
 // may be dropped for (backend.cpp, ElidePolls); in all code, the block that
 // rewinding to the loop header lands in. Both enter the loop from outside,
 // so the loop keeps a single entry.
-void FunctionCodegen::enter_loop(uint32_t point, bool restorable) {
+//
+// Only innermost loops without calls (`elidable`) get the poll before them:
+// every other loop holds a rewind target (a call's or an inner loop's
+// restore block), so ElidePolls keeps its header's poll, which runs right
+// after and would make this one redundant.
+void FunctionCodegen::enter_loop(uint32_t point, bool restorable, bool elidable) {
   llvm::BasicBlock* entry = block("loop_entry");
   llvm::BasicBlock* from = b_.GetInsertBlock();
   std::vector<llvm::BasicBlock*> preds = {from};
-  if (!mc_.options().exact_points) {
+  if (!mc_.options().exact_points && elidable) {
     llvm::BasicBlock* slow = block("preloop_slow");
     llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, entry);
     set_unlikely(br);
@@ -1651,8 +1704,17 @@ void FunctionCodegen::enter_loop(uint32_t point, bool restorable) {
 }
 
 void FunctionCodegen::emit_header_poll(Loop& loop) {
-  llvm::BasicBlock* slow = block("loop_slow");
   llvm::BasicBlock* cont = block("loop_body");
+  if (!loop.polls) {
+    // No poll: a register test that only rewinding's edges set.
+    llvm::IRBuilder<> pb(loop.header, loop.header->begin());
+    loop.rewinding = pb.CreatePHI(b_.getInt1Ty(), 2, "rewinding");
+    loop.hop = block("loop_rewind");
+    b_.CreateCondBr(loop.rewinding, loop.hop, cont);
+    b_.SetInsertPoint(cont);
+    return;
+  }
+  llvm::BasicBlock* slow = block("loop_slow");
   llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, cont);
   set_unlikely(br);
   if (!mc_.options().exact_points) mark(br, kElidablePoll);
@@ -1694,6 +1756,11 @@ void FunctionCodegen::add_case(llvm::SwitchInst* sw, uint32_t key, llvm::BasicBl
   for (llvm::PHINode& phi : target->phis())
     phi.addIncoming(llvm::UndefValue::get(phi.getType()), edge);
   sw->addCase(b_.getInt32(key), edge);
+  for (Loop& loop : loops_) {
+    if (loop.header != target || !loop.rewinding) continue;
+    loop.rewinding->setIncomingValueForBlock(edge, b_.getTrue());
+    loop.rewind_edges.push_back(edge);
+  }
 }
 
 void FunctionCodegen::build_dispatch() {
@@ -1709,6 +1776,14 @@ void FunctionCodegen::build_dispatch() {
     add_case(entry, p.key, target_after(0));
     for (size_t k = 0; k < p.loops.size(); ++k)
       add_case(hops[size_t(p.loops[k])], p.key, target_after(k + 1));
+  }
+  // Every other edge into a header without a poll: not rewinding.
+  for (Loop& loop : loops_) {
+    if (!loop.rewinding) continue;
+    for (llvm::BasicBlock* pred : llvm::predecessors(loop.header))
+      if (std::find(loop.rewind_edges.begin(), loop.rewind_edges.end(), pred) ==
+          loop.rewind_edges.end())
+        loop.rewinding->addIncoming(b_.getFalse(), pred);
   }
 }
 

@@ -136,6 +136,33 @@ llvm::Value* ModuleCodegen::helper(llvm::IRBuilder<>& b, Helper id) const {
   return load;
 }
 
+llvm::Function* ModuleCodegen::preserving_thunk(Helper id) {
+  // x86-64 only so far: AArch64 has the convention too, but its code has
+  // not been run under it yet.
+  if (options_.target.arch != Arch::X86_64) return nullptr;
+  llvm::Function*& f = thunks_[size_t(id)];
+  if (f) return f;
+  f = llvm::Function::Create(helper_type(id), llvm::GlobalValue::InternalLinkage,
+                             fmt::format("tern_slow_{}", static_cast<uint32_t>(id)), *module_);
+  f->setCallingConv(llvm::CallingConv::PreserveMost);
+  f->addFnAttr(llvm::Attribute::NoUnwind);
+  f->addFnAttr(llvm::Attribute::NoInline);
+  f->addFnAttr(llvm::Attribute::Cold);
+  f->addFnAttr("frame-pointer", "none");
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(context_, "entry", f));
+  std::vector<llvm::Value*> args;
+  for (llvm::Argument& a : f->args()) args.push_back(&a);
+  llvm::CallInst* call = b.CreateCall(helper_type(id), helper(b, id), args);
+  call->setTailCallKind(llvm::CallInst::TCK_NoTail);
+  for (unsigned i = 0; i < args.size(); ++i) // as FunctionCodegen::call_helper
+    if (args[i]->getType()->isIntegerTy(32)) call->addParamAttr(i, llvm::Attribute::ZExt);
+  if (f->getReturnType()->isVoidTy())
+    b.CreateRetVoid();
+  else
+    b.CreateRet(call);
+  return f;
+}
+
 void ModuleCodegen::declare_functions() {
   for (uint32_t i = wasm_.num_imported_funcs; i < wasm_.func_types.size(); ++i) {
     llvm::Function* f = llvm::Function::Create(function_type(wasm_.func_type(i)),
