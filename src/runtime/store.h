@@ -4,17 +4,17 @@
 // signature check one integer comparison, across modules.
 #pragma once
 
+#include "runtime/engine.h"
+#include "runtime/instance.h"
+#include "runtime/interrupt.h"
+#include "tern/error.h"
+
 #include <deque>
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
-
-#include "runtime/engine.h"
-#include "runtime/instance.h"
-#include "runtime/interrupt.h"
-#include "tern/error.h"
 
 namespace tern::runtime {
 

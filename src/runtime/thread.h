@@ -3,12 +3,12 @@
 // and snapshots read and write them in the wasm view.
 #pragma once
 
+#include "runtime/value.h"
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
-
-#include "runtime/value.h"
 
 namespace tern::runtime {
 

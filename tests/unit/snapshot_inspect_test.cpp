@@ -2,16 +2,6 @@
 // suspended program, renderers for extension sections, and one clear error
 // with exit status 1 for truncated, bit-flipped, wrong-version and
 // wrong-module snapshots.
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <sys/wait.h>
-
-#include <gtest/gtest.h>
-#include <unistd.h>
-#include <nlohmann/json.hpp>
-
 #include "interp/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
@@ -27,6 +17,15 @@
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace tern::test {
 namespace {
