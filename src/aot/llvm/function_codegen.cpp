@@ -178,6 +178,8 @@ private:
   void mark(llvm::Instruction* inst, const char* kind);
   // Stores the live locals and `values` into a new saved frame and returns.
   void emit_unwind(uint32_t point, const std::vector<llvm::Value*>& values);
+  void add_host_call_restore(uint32_t point, const std::vector<llvm::PHINode*>& phis,
+                             llvm::BasicBlock* target);
   // Loads the live locals into their allocas, and `types.size()` operands.
   std::vector<llvm::Value*> emit_reload(uint32_t point, const std::vector<llvm::Type*>& types);
   void emit_return_undef();
@@ -1396,20 +1398,7 @@ void FunctionCodegen::on_call(const wasm::Instr& in) {
     b_.CreateBr(call_block);
     points_.push_back(p);
   }
-  if (imported) {
-    Point p;
-    p.key = (point << 1) | 1;
-    p.restore = block("restore_host_call");
-    p.loops = loop_chain_;
-    b_.SetInsertPoint(p.restore);
-    std::vector<llvm::Type*> types;
-    for (llvm::Value* v : merged) types.push_back(v->getType());
-    std::vector<llvm::Value*> values = emit_reload(point, types);
-    call_helper(Helper::RewindFinish, {thread(), u32(0)});
-    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], p.restore);
-    b_.CreateBr(call_block);
-    points_.push_back(p);
-  }
+  if (imported) add_host_call_restore(point, phis, call_block);
 
   b_.SetInsertPoint(cont);
   stack_.assign(phis.begin(), phis.begin() + below.size());
@@ -1528,20 +1517,7 @@ void FunctionCodegen::on_call_indirect(const wasm::Instr& in) {
     b_.CreateBr(call_block);
     points_.push_back(p);
   }
-  {
-    Point p;
-    p.key = (point << 1) | 1;
-    p.restore = block("restore_host_call");
-    p.loops = loop_chain_;
-    b_.SetInsertPoint(p.restore);
-    std::vector<llvm::Type*> types;
-    for (llvm::PHINode* phi : start_phis) types.push_back(phi->getType());
-    std::vector<llvm::Value*> values = emit_reload(point, types);
-    call_helper(Helper::RewindFinish, {thread(), u32(0)});
-    for (size_t i = 0; i < start_phis.size(); ++i) start_phis[i]->addIncoming(values[i], p.restore);
-    b_.CreateBr(start);
-    points_.push_back(p);
-  }
+  add_host_call_restore(point, start_phis, start);
 
   b_.SetInsertPoint(cont);
   stack_.assign(phis.begin(), phis.begin() + n_below);
@@ -1576,6 +1552,24 @@ void FunctionCodegen::emit_return_undef() {
     b_.CreateRetVoid();
   else
     b_.CreateRet(llvm::UndefValue::get(r));
+}
+
+// Rewinding to a host call being re-issued: reload every operand of the
+// call (arguments included) into `phis` and issue it again from `target`.
+void FunctionCodegen::add_host_call_restore(uint32_t point, const std::vector<llvm::PHINode*>& phis,
+                                            llvm::BasicBlock* target) {
+  Point p;
+  p.key = (point << 1) | 1;
+  p.restore = block("restore_host_call");
+  p.loops = loop_chain_;
+  b_.SetInsertPoint(p.restore);
+  std::vector<llvm::Type*> types;
+  for (llvm::PHINode* phi : phis) types.push_back(phi->getType());
+  std::vector<llvm::Value*> values = emit_reload(point, types);
+  call_helper(Helper::RewindFinish, {thread(), u32(0)});
+  for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], p.restore);
+  b_.CreateBr(target);
+  points_.push_back(p);
 }
 
 void FunctionCodegen::emit_unwind(uint32_t point, const std::vector<llvm::Value*>& values) {
