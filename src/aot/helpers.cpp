@@ -29,9 +29,6 @@ InstanceRecord& rec_of(VmInstance* ctx) {
   return InstanceRecord::of(ctx);
 }
 
-// No trap: the helper's work is done.
-constexpr uint32_t kOk = ~0u;
-
 [[noreturn]] void trap_now(VmThread* t, uint32_t kind) {
   raise_trap(ts_of(t), static_cast<TrapKind>(kind), ~0u, 0, 0);
 }
