@@ -26,13 +26,25 @@ constexpr uint32_t kRelative = R_390_RELATIVE;
 constexpr uint8_t kNativeData =
     std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
 
-// An anonymous mapping, released however construction ends.
-struct Mapping {
-  uint8_t* base = nullptr;
-  uint64_t size = 0;
+// An anonymous mapping, released however construction ends. Not copyable:
+// a copy (even a temporary one, as `mapping = {base, size}` makes) would
+// unmap the pages while they are in use.
+class Mapping {
+public:
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
   ~Mapping() {
-    if (base) ::munmap(base, size);
+    if (base_) ::munmap(base_, size_);
   }
+  void adopt(uint8_t* base, uint64_t size) {
+    base_ = base;
+    size_ = size;
+  }
+
+private:
+  uint8_t* base_ = nullptr;
+  uint64_t size_ = 0;
 };
 
 class ElfImage final : public CodeImage {
@@ -85,7 +97,7 @@ private:
     void* p = ::mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw refuse("cannot map memory for it");
     base_ = static_cast<uint8_t*>(p);
-    mapping_ = {base_, span_};
+    mapping_.adopt(base_, span_);
     for (const Elf64_Phdr& ph : phdrs_)
       if (ph.p_type == PT_LOAD && ph.p_filesz)
         std::memcpy(at(ph.p_vaddr, ph.p_filesz), file_.data() + ph.p_offset, ph.p_filesz);
