@@ -34,7 +34,7 @@ std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> mod
 
 void Program::link_and_instantiate(bool run_start) {
   runtime::Linker linker;
-  wasi::register_wasi(*wasi_, *store_, linker);
+  wasi::register_wasi(*wasi_, *store_, linker, *module_);
   define_tern_imports(linker);
   instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, run_start);
 }
