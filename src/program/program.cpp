@@ -108,7 +108,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     const snapshot::Tag known[] = {wasi::kStateTag};
     snapshot::check_extensions_understood(so_far, known);
     if (options.module) {
-      snapshot::check_module(so_far, options.module->bytes);
+      snapshot::check_module(so_far, options.module->sha256());
       p->module_ = options.module;
     } else {
       const auto& binary = so_far.module.binary.data;
@@ -117,9 +117,11 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
       auto m = std::make_shared<wasm::Module>(
           wasm::decode_module(std::vector<uint8_t>(binary.begin(), binary.end())));
       util::trace_time("module decoded");
+      // The reader checked the binary against the snapshot's MODL hash.
+      m->known_sha256 = so_far.module.sha256;
       wasm::validate_module(*m);
       util::trace_time("module validated");
-      snapshot::check_module(so_far, m->bytes);
+      snapshot::check_module(so_far, m->sha256());
       util::trace_time("module hash checked");
       p->module_ = std::move(m);
     }

@@ -171,6 +171,7 @@ Snapshot capture_instance(const ModuleInstance& inst, std::vector<ThreadImage> t
                           const CaptureOptions& options) {
   Snapshot s;
   s.host = current_host(options.engine);
+  s.module.sha256 = inst.module().known_sha256; // else the writer computes it
   s.module.binary = {inst.module().bytes, inst.module_ptr()};
   s.module.embed_binary = options.embed_module;
   for (const runtime::Memory* m : inst.memories) s.memories.push_back(capture_memory(*m));
@@ -187,10 +188,9 @@ Snapshot capture_instance(const ModuleInstance& inst, std::vector<ThreadImage> t
   return s;
 }
 
-void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_binary) {
+void check_module(const Snapshot& snapshot, const util::Sha256Digest& actual) {
   const util::Sha256Digest expected =
       snapshot.module.sha256 ? *snapshot.module.sha256 : util::sha256(snapshot.module.binary.data);
-  const util::Sha256Digest actual = util::sha256(module_binary);
   if (actual != expected)
     throw Error(fmt::format("the snapshot is of another module: it was taken of the module with "
                             "sha256 {}, this module's sha256 is {}",
@@ -216,7 +216,7 @@ std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t ind
 }
 
 void apply_snapshot(const Snapshot& s, ModuleInstance& inst) {
-  check_module(s, inst.module().bytes);
+  check_module(s, inst.module().sha256());
   check_count(s.memories, inst.memories, "memories");
   check_count(s.globals, inst.globals, "globals");
   check_count(s.tables, inst.tables, "tables");
