@@ -27,16 +27,16 @@ std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> mod
   p->wasi_ = std::make_unique<wasi::WasiContext>(std::move(wasi));
   p->store_ = std::make_unique<runtime::Store>(engine.make());
   p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
-  p->link_and_instantiate(/*run_start=*/true);
+  p->link_and_instantiate(runtime::InitMode::Full);
   util::trace_time("instantiated");
   return p;
 }
 
-void Program::link_and_instantiate(bool run_start) {
+void Program::link_and_instantiate(runtime::InitMode init) {
   runtime::Linker linker;
   wasi::register_wasi(*wasi_, *store_, linker, *module_);
   define_tern_imports(linker);
-  instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, run_start);
+  instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, init);
 }
 
 void Program::define_tern_imports(runtime::Linker& linker) {
@@ -131,7 +131,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     util::trace_time("WASI state restored");
     p->store_ = std::make_unique<runtime::Store>(engine.make());
     p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
-    p->link_and_instantiate(/*run_start=*/false);
+    p->link_and_instantiate(runtime::InitMode::ForRestore);
   };
   snapshot::ReadOptions read;
   read.memory_target = [&](uint32_t index, const snapshot::MemoryImage& header,
