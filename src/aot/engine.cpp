@@ -64,7 +64,7 @@ ExecOutcome trapped(runtime::TrapKind kind) {
 const AotEngine::ModuleCode& AotEngine::code_for(const runtime::ModuleInstance& inst) {
   auto it = modules_.find(&inst.module());
   if (it != modules_.end()) return it->second;
-  const util::Sha256Digest hash = util::sha256(inst.module().bytes);
+  const util::Sha256Digest hash = inst.module().sha256();
   ModuleCode mc{inst.module_ptr(), provider_(inst.module(), hash)};
   util::trace_time("compiled code loaded");
   return modules_.emplace(&inst.module(), std::move(mc)).first->second;

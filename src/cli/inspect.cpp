@@ -9,6 +9,7 @@
 #include "snapshot/format.h"
 #include "tern/error.h"
 #include "util/file.h"
+#include "util/sha256.h"
 #include "wasi/state.h"
 #include "wasm/decoder.h"
 
@@ -143,7 +144,7 @@ int run_inspect(const InspectOptions& o) {
   std::string source;
   if (!o.module.empty()) {
     auto bytes = util::read_file(o.module);
-    snapshot::check_module(s, bytes);
+    snapshot::check_module(s, util::sha256(bytes));
     module = decode_for_names(std::move(bytes), o.module);
     source = o.module;
   } else if (s.module.embed_binary) {

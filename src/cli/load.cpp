@@ -10,7 +10,7 @@
 
 namespace tern::cli {
 
-std::shared_ptr<const wasm::Module> load_module(const std::string& path) {
+std::shared_ptr<wasm::Module> load_module(const std::string& path) {
   auto bytes = util::read_file(path);
   try {
     auto module = std::make_shared<wasm::Module>(wasm::decode_module(std::move(bytes)));

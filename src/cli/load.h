@@ -9,6 +9,6 @@
 namespace tern::cli {
 
 // Reads, decodes and validates; errors name the file and the offset.
-std::shared_ptr<const wasm::Module> load_module(const std::string& path);
+std::shared_ptr<wasm::Module> load_module(const std::string& path);
 
 } // namespace tern::cli

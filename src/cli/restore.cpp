@@ -21,7 +21,13 @@ struct RestoreCliOptions {
 int restore(const RestoreCliOptions& o) {
   program::CheckpointPolicy policy = checkpoint_policy(o.host.checkpoint);
   program::Program::RestoreOptions options;
-  if (!o.module.empty()) options.module = load_module(o.module);
+  if (!o.module.empty()) {
+    auto module = load_module(o.module);
+    // Hashed once: the snapshot check, the compiled code and a next
+    // checkpoint all need it.
+    module->known_sha256 = module->sha256();
+    options.module = std::move(module);
+  }
   for (const auto& d : o.dirs) options.wasi.dirs.push_back(wasi::parse_dir_option(d));
   options.wasi.allow_changed_files = o.allow_changed_files;
   apply_host_options(o.host, options.wasi);

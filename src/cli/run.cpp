@@ -145,7 +145,7 @@ int run(const RunOptions& o) {
   wasi::WasiContext ctx(wasi_options(o));
   runtime::Store store(make_engine_for_mode(o.host.engine));
   runtime::Linker linker;
-  wasi::register_wasi(ctx, store, linker);
+  wasi::register_wasi(ctx, store, linker, *module);
   runtime::Thread thread(store);
   std::signal(SIGPIPE, SIG_IGN); // a closed pipe is EPIPE for the guest
 

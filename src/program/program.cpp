@@ -27,16 +27,16 @@ std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> mod
   p->wasi_ = std::make_unique<wasi::WasiContext>(std::move(wasi));
   p->store_ = std::make_unique<runtime::Store>(engine.make());
   p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
-  p->link_and_instantiate(/*run_start=*/true);
+  p->link_and_instantiate(runtime::InitMode::Full);
   util::trace_time("instantiated");
   return p;
 }
 
-void Program::link_and_instantiate(bool run_start) {
+void Program::link_and_instantiate(runtime::InitMode init) {
   runtime::Linker linker;
-  wasi::register_wasi(*wasi_, *store_, linker);
+  wasi::register_wasi(*wasi_, *store_, linker, *module_);
   define_tern_imports(linker);
-  instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, run_start);
+  instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, init);
 }
 
 void Program::define_tern_imports(runtime::Linker& linker) {
@@ -108,7 +108,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     const snapshot::Tag known[] = {wasi::kStateTag};
     snapshot::check_extensions_understood(so_far, known);
     if (options.module) {
-      snapshot::check_module(so_far, options.module->bytes);
+      snapshot::check_module(so_far, options.module->sha256());
       p->module_ = options.module;
     } else {
       const auto& binary = so_far.module.binary.data;
@@ -117,9 +117,11 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
       auto m = std::make_shared<wasm::Module>(
           wasm::decode_module(std::vector<uint8_t>(binary.begin(), binary.end())));
       util::trace_time("module decoded");
+      // The reader checked the binary against the snapshot's MODL hash.
+      m->known_sha256 = so_far.module.sha256;
       wasm::validate_module(*m);
       util::trace_time("module validated");
-      snapshot::check_module(so_far, m->bytes);
+      snapshot::check_module(so_far, m->sha256());
       util::trace_time("module hash checked");
       p->module_ = std::move(m);
     }
@@ -129,7 +131,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     util::trace_time("WASI state restored");
     p->store_ = std::make_unique<runtime::Store>(engine.make());
     p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
-    p->link_and_instantiate(/*run_start=*/false);
+    p->link_and_instantiate(runtime::InitMode::ForRestore);
   };
   snapshot::ReadOptions read;
   read.memory_target = [&](uint32_t index, const snapshot::MemoryImage& header,

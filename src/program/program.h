@@ -94,7 +94,7 @@ public:
 
 private:
   Program() = default;
-  void link_and_instantiate(bool run_start);
+  void link_and_instantiate(runtime::InitMode init);
   void define_tern_imports(runtime::Linker& linker);
   runtime::HostResult guest_checkpoint(std::span<runtime::Slot> results);
   bool stopped_in_guest_checkpoint(const runtime::ViewThread& view) const;

@@ -31,6 +31,14 @@ struct Extern {
   static Extern of(GlobalCell* g) { return {wasm::ExternKind::Global, nullptr, nullptr, nullptr, g}; }
 };
 
+// How Store::instantiate initialized an instance. ForRestore is for an
+// instance a snapshot is about to be applied to: the snapshot's memories,
+// tables and segment states replace what initialization would write, so
+// active data segments are marked dropped without being copied (the
+// instance's own memories stay untouched: all zero) and the start function
+// does not run.
+enum class InitMode { Full, ForRestore };
+
 class ModuleInstance {
 public:
   ModuleInstance(Store& store, std::shared_ptr<const wasm::Module> module);
@@ -50,6 +58,7 @@ public:
   std::vector<bool> data_dropped;
   // Engine code for the module, shared by its instances.
   std::shared_ptr<const void> engine_code;
+  InitMode init_mode = InitMode::Full;
 
   Memory* memory0() const { return memories.empty() ? nullptr : memories[0]; }
   // `f`'s index in this instance's function space, if it has one.

@@ -116,8 +116,7 @@ GlobalCell* Store::add_global(const wasm::GlobalType& type, Slot value) {
 }
 
 ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_ptr,
-                                   std::span<const Extern> imports, Thread& thread,
-                                   bool run_start) {
+                                   std::span<const Extern> imports, Thread& thread, InitMode init) {
   const wasm::Module& module = *module_ptr;
   if (imports.size() != module.imports.size())
     throw LinkError(
@@ -129,6 +128,7 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
   // entries may refer to this instance's functions.
   auto& owned = instances_.emplace_back(std::make_unique<ModuleInstance>(*this, module_ptr));
   ModuleInstance& inst = *owned;
+  inst.init_mode = init;
   for (const Extern& e : imports) {
     switch (e.kind) {
     case ExternKind::Func:
@@ -186,6 +186,10 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
   for (size_t i = 0; i < module.datas.size(); ++i) {
     const wasm::DataSegment& seg = module.datas[i];
     if (seg.mode != wasm::SegmentMode::Active) continue;
+    if (init == InitMode::ForRestore) { // the snapshot's memory replaces it
+      inst.data_dropped[i] = true;
+      continue;
+    }
     uint64_t offset = static_cast<uint32_t>(eval_const(seg.offset, inst));
     Memory& mem = *inst.memories[seg.memory];
     auto bytes = module.data_bytes(seg);
@@ -194,7 +198,7 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
     inst.data_dropped[i] = true;
   }
 
-  if (module.start && run_start) {
+  if (module.start && init == InitMode::Full) {
     ExecOutcome out = engine_->call(thread, inst.funcs[*module.start], {}, {});
     if (out.kind == ExecOutcome::Kind::Trapped) throw InstantiationTrap(std::move(out.trap));
     if (out.kind == ExecOutcome::Kind::Exited)

@@ -44,15 +44,14 @@ public:
   GlobalCell* add_global(const wasm::GlobalType& type, Slot value);
 
   // Links `imports` (one per module import, in order), allocates, runs
-  // element and data initialization and (unless `run_start` is false, as
-  // for an instance a snapshot is about to be applied to) the start
-  // function on `thread`.
+  // element and data initialization and the start function on `thread`
+  // (InitMode::ForRestore: see there).
   // Throws LinkError when an import does not match, InstantiationTrap when
   // initialization traps (the instance's effects up to the trap remain, as
   // the spec requires).
   ModuleInstance* instantiate(std::shared_ptr<const wasm::Module> module,
                               std::span<const Extern> imports, Thread& thread,
-                              bool run_start = true);
+                              InitMode init = InitMode::Full);
 
   const std::deque<std::unique_ptr<ModuleInstance>>& instances() const { return instances_; }
 

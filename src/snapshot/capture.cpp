@@ -55,13 +55,17 @@ void check_limits(const MemoryImage& image, const runtime::Memory& m, size_t ind
 }
 
 // Grows `m` to `pages` and clears it, touching only pages that are not zero.
-std::span<uint8_t> grow_and_clear(runtime::Memory& m, uint64_t pages, size_t index) {
+std::span<uint8_t> grow(runtime::Memory& m, uint64_t pages, size_t index) {
   if (pages < m.pages())
     throw Error(fmt::format("memory {}: the snapshot has {} pages, the fresh instance already {}",
                             index, pages, m.pages()));
   if (pages > m.pages() && m.grow(pages - m.pages()) < 0)
     throw Error(fmt::format("memory {}: cannot grow to {} pages", index, pages));
-  const std::span<uint8_t> bytes{m.base(), m.size()};
+  return {m.base(), m.size()};
+}
+
+std::span<uint8_t> grow_and_clear(runtime::Memory& m, uint64_t pages, size_t index) {
+  const std::span<uint8_t> bytes = grow(m, pages, index);
   const std::vector<bool> nonzero = find_nonzero_pages(bytes, !m.mirrored());
   for (uint64_t p = 0; p < pages; ++p)
     if (nonzero[p]) std::memset(bytes.data() + p * kPageSize, 0, kPageSize);
@@ -171,6 +175,7 @@ Snapshot capture_instance(const ModuleInstance& inst, std::vector<ThreadImage> t
                           const CaptureOptions& options) {
   Snapshot s;
   s.host = current_host(options.engine);
+  s.module.sha256 = inst.module().known_sha256; // else the writer computes it
   s.module.binary = {inst.module().bytes, inst.module_ptr()};
   s.module.embed_binary = options.embed_module;
   for (const runtime::Memory* m : inst.memories) s.memories.push_back(capture_memory(*m));
@@ -187,10 +192,9 @@ Snapshot capture_instance(const ModuleInstance& inst, std::vector<ThreadImage> t
   return s;
 }
 
-void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_binary) {
+void check_module(const Snapshot& snapshot, const util::Sha256Digest& actual) {
   const util::Sha256Digest expected =
       snapshot.module.sha256 ? *snapshot.module.sha256 : util::sha256(snapshot.module.binary.data);
-  const util::Sha256Digest actual = util::sha256(module_binary);
   if (actual != expected)
     throw Error(fmt::format("the snapshot is of another module: it was taken of the module with "
                             "sha256 {}, this module's sha256 is {}",
@@ -212,11 +216,15 @@ std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t ind
   if (index >= inst.memories.size())
     throw Error(fmt::format("the snapshot has memory {}, the instance {} memories", index,
                             inst.memories.size()));
-  return grow_and_clear(*inst.memories[index], pages, index);
+  // An own memory of an instance made for a restore was never written.
+  const bool untouched = inst.init_mode == runtime::InitMode::ForRestore &&
+                         index >= inst.module().num_imported_memories;
+  runtime::Memory& m = *inst.memories[index];
+  return untouched ? grow(m, pages, index) : grow_and_clear(m, pages, index);
 }
 
 void apply_snapshot(const Snapshot& s, ModuleInstance& inst) {
-  check_module(s, inst.module().bytes);
+  check_module(s, inst.module().sha256());
   check_count(s.memories, inst.memories, "memories");
   check_count(s.globals, inst.globals, "globals");
   check_count(s.tables, inst.tables, "tables");

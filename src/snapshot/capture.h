@@ -51,12 +51,14 @@ Snapshot capture_instance(const runtime::ModuleInstance& instance, std::vector<T
 // main cost for mirrored memories (docs/performance.md, "Snapshots").
 void copy_shared_memories(const runtime::ModuleInstance& instance, Snapshot& snapshot);
 
-// Throws tern::Error naming both hashes unless `module_binary` is the module
-// the snapshot was taken of.
-void check_module(const Snapshot& snapshot, std::span<const uint8_t> module_binary);
+// Throws tern::Error naming both hashes unless the module whose SHA-256 is
+// `module_sha256` is the one the snapshot was taken of.
+void check_module(const Snapshot& snapshot, const util::Sha256Digest& module_sha256);
 
 // For ReadOptions::memory_target: grows memory `index` of a fresh instance
-// to `pages`, clears what instantiation wrote into it and returns its bytes,
+// to `pages`, clears what instantiation wrote into it (nothing, and then it
+// is not scanned, for its own memories if it was made InitMode::ForRestore)
+// and returns its bytes,
 // so the reader decodes the snapshot's pages in place (apply_snapshot then
 // leaves them as they are). Throws tern::Error if it cannot have that size.
 std::span<uint8_t> prepare_memory_for_restore(runtime::ModuleInstance& instance, uint32_t index,

@@ -67,13 +67,15 @@ void FdSink::write_through(std::span<const uint8_t> bytes) {
 }
 
 FdSource::FdSource(int fd, std::string name)
-    : fd_(fd), name_(std::move(name)), buffer_(kBufferSize) {}
+    : fd_(fd), name_(std::move(name)),
+      buffer_(std::make_unique_for_overwrite<uint8_t[]>(kBufferSize)) {}
 
 size_t FdSource::read_some(std::span<uint8_t> out) {
   if (out.empty()) return 0;
   if (begin_ == end_) {
     // Large reads skip the buffer.
-    std::span<uint8_t> target = out.size() >= buffer_.size() ? out : std::span<uint8_t>(buffer_);
+    std::span<uint8_t> target =
+        out.size() >= kBufferSize ? out : std::span<uint8_t>(buffer_.get(), kBufferSize);
     ssize_t n;
     do n = ::read(fd_, target.data(), target.size());
     while (n < 0 && errno == EINTR);
@@ -83,7 +85,7 @@ size_t FdSource::read_some(std::span<uint8_t> out) {
     end_ = static_cast<size_t>(n);
   }
   size_t n = std::min(out.size(), end_ - begin_);
-  std::memcpy(out.data(), buffer_.data() + begin_, n);
+  std::memcpy(out.data(), buffer_.get() + begin_, n);
   begin_ += n;
   return n;
 }

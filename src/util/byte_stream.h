@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -77,7 +78,9 @@ public:
 private:
   int fd_;
   std::string name_;
-  std::vector<uint8_t> buffer_;
+  // Not zeroed: a fresh buffer's pages are faulted in only as reads fill
+  // them (a small snapshot touches a few of its 64 pages).
+  std::unique_ptr<uint8_t[]> buffer_;
   size_t begin_ = 0;
   size_t end_ = 0;
 };

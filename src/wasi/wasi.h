@@ -16,7 +16,10 @@ inline constexpr const char* kModuleName = "wasi_snapshot_preview1";
 // outlive them).
 std::vector<runtime::HostFunction> host_functions(WasiContext& ctx);
 
-// Adds them to `store` and defines them in `linker` under kModuleName.
-void register_wasi(WasiContext& ctx, runtime::Store& store, runtime::Linker& linker);
+// Adds those that `module` imports to `store` and defines them in `linker`
+// under kModuleName (imports of unknown names are left to resolve() to
+// report).
+void register_wasi(WasiContext& ctx, runtime::Store& store, runtime::Linker& linker,
+                   const wasm::Module& module);
 
 } // namespace tern::wasi

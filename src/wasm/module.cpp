@@ -38,4 +38,8 @@ const Export* Module::find_export(std::string_view name) const {
   return it == exports.end() ? nullptr : &*it;
 }
 
+util::Sha256Digest Module::sha256() const {
+  return known_sha256 ? *known_sha256 : util::sha256(bytes);
+}
+
 } // namespace tern::wasm

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "util/sha256.h"
 #include "wasm/instr.h"
 #include "wasm/types.h"
 
@@ -138,6 +139,9 @@ struct Module {
   std::optional<uint32_t> data_count;
   Names names;
   std::vector<CustomSection> customs;
+  // The SHA-256 of `bytes` when whoever made the module already knew it (a
+  // restore: the snapshot reader checked it), so that it is computed once.
+  std::optional<util::Sha256Digest> known_sha256;
 
   const FuncType& func_type(uint32_t func_index) const { return types[func_types[func_index]]; }
   bool is_imported_func(uint32_t func_index) const { return func_index < num_imported_funcs; }
@@ -150,6 +154,9 @@ struct Module {
   // A name for display: from the name section, else "func[N]".
   std::string func_name(uint32_t func_index) const;
   const Export* find_export(std::string_view name) const;
+  // The module's identity for snapshots and compiled code: known_sha256,
+  // else the SHA-256 of `bytes` (computed each time: about 50 us per 40 KB).
+  util::Sha256Digest sha256() const;
 };
 
 } // namespace tern::wasm
