@@ -1,5 +1,6 @@
 #include "aot/llvm/backend.h"
 
+#include "aot/llvm/call_layout.h"
 #include "aot/llvm/codegen.h"
 #include "util/file.h"
 
@@ -239,6 +240,7 @@ void initialize_llvm() {
     LLVMInitializeSystemZTarget();
     LLVMInitializeSystemZTargetMC();
     LLVMInitializeSystemZAsmPrinter();
+    configure_codegen_layout();
   });
 }
 
@@ -294,6 +296,8 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
                                     ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
                                     : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));
   mpm.run(module, mam);
+  if (options.stable_points && opt_level > 0)
+    for (llvm::Function& f : module) straighten_after_calls(f);
 }
 
 Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,

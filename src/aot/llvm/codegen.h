@@ -25,6 +25,9 @@ inline constexpr const char* kRewindTarget = "tern.rewind_target";
 // The zero-extension of a memory access's address (no offset), which
 // WidenAddresses may sum in 64 bits over the memory's mirror views.
 inline constexpr const char* kWideAddress = "tern.wide_address";
+// The branch on VmThread::unwinding after a call, whose fast successor
+// straighten_after_calls may copy onto its edge (call_layout.cpp).
+inline constexpr const char* kUnwindCheck = "tern.unwind_check";
 
 // What the generated code's memory accesses are about, for alias analysis:
 // linear memory never aliases the runtime's structures.

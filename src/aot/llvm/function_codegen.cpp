@@ -176,6 +176,8 @@ private:
   bool starts_with_call(size_t begin) const;
   void emit_header_poll(Loop& loop);
   void mark(llvm::Instruction* inst, const char* kind);
+  // After a call: to `unwind` if the callee unwound, else on to `cont`.
+  void emit_unwind_check(llvm::Value* unwinding, llvm::BasicBlock* unwind, llvm::BasicBlock* cont);
   // Stores the live locals and `values` into a new saved frame and returns.
   void emit_unwind(uint32_t point, const std::vector<llvm::Value*>& values);
   void add_host_call_restore(uint32_t point, const std::vector<llvm::PHINode*>& phis,
@@ -320,6 +322,13 @@ llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*
   // and block placement keep them out of the fast code's way.
   if (slow_path) call->addFnAttr(llvm::Attribute::Cold);
   return call;
+}
+
+void FunctionCodegen::emit_unwind_check(llvm::Value* unwinding, llvm::BasicBlock* unwind,
+                                        llvm::BasicBlock* cont) {
+  llvm::BranchInst* br = b_.CreateCondBr(b_.CreateICmpNE(unwinding, u32(0)), unwind, cont);
+  set_unlikely(br);
+  mark(br, kUnwindCheck);
 }
 
 void FunctionCodegen::trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* detail) {
@@ -1376,7 +1385,7 @@ void FunctionCodegen::on_call(const wasm::Instr& in) {
       mc_.load_runtime(b_, b_.getInt32Ty(), thread(), offsets::kThreadUnwinding, false);
   llvm::BasicBlock* unwind = block("call_unwind");
   llvm::BasicBlock* cont = block("call_cont");
-  set_unlikely(b_.CreateCondBr(b_.CreateICmpNE(unwinding, u32(0)), unwind, cont));
+  emit_unwind_check(unwinding, unwind, cont);
 
   b_.SetInsertPoint(unwind);
   std::vector<llvm::Value*> saved(phis.begin(), phis.begin() + below.size());
@@ -1493,7 +1502,7 @@ void FunctionCodegen::on_call_indirect(const wasm::Instr& in) {
       mc_.load_runtime(b_, b_.getInt32Ty(), thread(), offsets::kThreadUnwinding, false);
   llvm::BasicBlock* unwind = block("call_unwind");
   llvm::BasicBlock* cont = block("call_cont");
-  set_unlikely(b_.CreateCondBr(b_.CreateICmpNE(unwinding, u32(0)), unwind, cont));
+  emit_unwind_check(unwinding, unwind, cont);
 
   b_.SetInsertPoint(unwind);
   emit_unwind(point, std::vector<llvm::Value*>(phis.begin(), phis.begin() + n_below + n_args + 1));
