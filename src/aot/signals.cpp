@@ -11,6 +11,11 @@
 #include <mutex>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+// glibc: the top of the main thread's stack.
+extern "C" void* __libc_stack_end;
 
 namespace tern::aot {
 namespace {
@@ -62,6 +67,30 @@ void on_fault(int sig, siginfo_t* info, void* context) {
 constexpr uintptr_t kStackReserve = 256 * 1024;
 constexpr size_t kAltStackSize = 64 * 1024;
 
+// The lowest address of the calling thread's stack. For the main thread
+// glibc's pthread_getattr_np reads /proc/self/maps (a good part of a
+// restore's start-up time); with a finite stack rlimit the kernel keeps
+// the whole rlimit below the stack's top free for it (mmap_base lies
+// below it), so the rlimit alone gives the bound.
+uintptr_t stack_low_end() {
+  rlimit rl{};
+  const uintptr_t kSaneLimit = uintptr_t(1) << 32;
+  if (::getpid() == ::gettid() && ::getrlimit(RLIMIT_STACK, &rl) == 0 &&
+      rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < kSaneLimit) {
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t top = (reinterpret_cast<uintptr_t>(__libc_stack_end) + page - 1) / page * page;
+    if (top > rl.rlim_cur) return top - rl.rlim_cur;
+  }
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+  }
+  return reinterpret_cast<uintptr_t>(addr);
+}
+
 } // namespace
 
 ThreadState*& current_thread() {
@@ -91,14 +120,9 @@ void prepare_os_thread(ThreadState& ts) {
   };
   static thread_local OsThread os;
   if (!os.stack_limit) {
-    pthread_attr_t attr;
-    void* addr = nullptr;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-      pthread_attr_getstack(&attr, &addr, &size);
-      pthread_attr_destroy(&attr);
-    }
-    uintptr_t low = reinterpret_cast<uintptr_t>(addr);
+    const uintptr_t low = stack_low_end();
+    const uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    const uintptr_t size = here > low ? here - low : 0;
     os.stack_limit = size > 2 * kStackReserve ? low + kStackReserve : low + size / 2;
     void* alt =
         ::mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
