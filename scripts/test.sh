@@ -60,11 +60,7 @@ asan() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERN_SANITIZE=ON \
     -DTERN_GUESTS=OFF >/dev/null
   cmake --build build-asan -j "$jobs" --target tern tern_unit_tests
-  # Known bug, open: under ASan the AOT tests crash in the ELF loader's
-  # segment copy (load_elf_image, SEGV in memmove); they run in every other
-  # stage. Excluded here until it is understood.
-  ASAN_OPTIONS=detect_leaks=1 build-asan/tests/tern_unit_tests --gtest_brief=1 \
-    --gtest_filter='-Aot*'
+  ASAN_OPTIONS=detect_leaks=1 build-asan/tests/tern_unit_tests --gtest_brief=1
   scripts/spec-test.sh build-asan/tern
 }
 
