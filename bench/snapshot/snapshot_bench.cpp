@@ -214,12 +214,13 @@ Row measure(const std::shared_ptr<const wasm::Module>& module, uint64_t mib, con
     auto t0 = Clock::now();
     runtime::Store store2(make_engine(o.mode));
     runtime::Thread thread2(store2);
-    runtime::ModuleInstance* inst2 = store2.instantiate(module, {}, thread2);
+    runtime::ModuleInstance* inst2 =
+        store2.instantiate(module, {}, thread2, runtime::InitMode::ForRestore);
     // Pages are decoded straight into the fresh instance's memory.
     snapshot::ReadOptions read_options;
     read_options.memory_target = [&](uint32_t index, const snapshot::MemoryImage& header,
                                      const snapshot::Snapshot& so_far) {
-      snapshot::check_module(so_far, module->bytes);
+      snapshot::check_module(so_far, module->sha256());
       return snapshot::prepare_memory_for_restore(*inst2, index, header.pages);
     };
     snapshot::Snapshot snap = snapshot::read_snapshot_file(path, read_options);
