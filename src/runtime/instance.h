@@ -2,16 +2,16 @@
 // to the concrete objects its imports resolved to.
 #pragma once
 
-#include <memory>
-#include <optional>
-#include <string_view>
-#include <vector>
-
 #include "runtime/function.h"
 #include "runtime/global.h"
 #include "runtime/memory.h"
 #include "runtime/table.h"
 #include "wasm/module.h"
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 namespace tern::runtime {
 
@@ -25,10 +25,14 @@ struct Extern {
   Memory* memory = nullptr;
   GlobalCell* global = nullptr;
 
-  static Extern of(FunctionInstance* f) { return {wasm::ExternKind::Func, f, nullptr, nullptr, nullptr}; }
+  static Extern of(FunctionInstance* f) {
+    return {wasm::ExternKind::Func, f, nullptr, nullptr, nullptr};
+  }
   static Extern of(Table* t) { return {wasm::ExternKind::Table, nullptr, t, nullptr, nullptr}; }
   static Extern of(Memory* m) { return {wasm::ExternKind::Memory, nullptr, nullptr, m, nullptr}; }
-  static Extern of(GlobalCell* g) { return {wasm::ExternKind::Global, nullptr, nullptr, nullptr, g}; }
+  static Extern of(GlobalCell* g) {
+    return {wasm::ExternKind::Global, nullptr, nullptr, nullptr, g};
+  }
 };
 
 // How Store::instantiate initialized an instance. ForRestore is for an

@@ -1,13 +1,12 @@
 #include "util/byte_stream.h"
 
+#include "tern/error.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <unistd.h>
-
 #include <fmt/format.h>
-
-#include "tern/error.h"
+#include <unistd.h>
 
 namespace tern::util {
 namespace {

@@ -3,6 +3,10 @@
 // validated; instances share it.
 #pragma once
 
+#include "util/sha256.h"
+#include "wasm/instr.h"
+#include "wasm/types.h"
+
 #include <array>
 #include <cstdint>
 #include <map>
@@ -10,10 +14,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include "util/sha256.h"
-#include "wasm/instr.h"
-#include "wasm/types.h"
 
 namespace tern::wasm {
 
@@ -49,8 +49,8 @@ enum class SegmentMode : uint8_t { Active, Passive, Declarative };
 
 struct ElemSegment {
   SegmentMode mode = SegmentMode::Active;
-  uint32_t table = 0;        // active only
-  ConstExpr offset;          // active only
+  uint32_t table = 0; // active only
+  ConstExpr offset;   // active only
   ValType type = ValType::FuncRef;
   std::vector<ConstExpr> items; // function-index forms become `ref.func i`
 };
@@ -72,7 +72,7 @@ enum class StablePointKind : uint8_t {
 };
 
 struct StablePoint {
-  uint32_t offset = 0;       // absolute wasm offset of the instruction
+  uint32_t offset = 0; // absolute wasm offset of the instruction
   StablePointKind kind = StablePointKind::FunctionEntry;
   uint32_t stack_height = 0; // operands on the stack before the instruction
                              // (for calls: including the arguments)
@@ -80,7 +80,7 @@ struct StablePoint {
 };
 
 struct FunctionInfo {
-  uint32_t max_stack_height = 0; // operand stack, in values
+  uint32_t max_stack_height = 0;          // operand stack, in values
   std::vector<StablePoint> stable_points; // sorted by offset
   std::vector<ValType> stack_types;       // pooled operand types per point
 

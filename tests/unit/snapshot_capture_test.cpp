@@ -2,10 +2,6 @@
 // to a fresh instance of the same module: memories, globals, tables, segment
 // state and a suspended thread's frames all come back, and the restored
 // program computes what the uninterrupted one does.
-#include <algorithm>
-
-#include <gtest/gtest.h>
-
 #include "interp/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
@@ -17,6 +13,9 @@
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
+
+#include <algorithm>
+#include <gtest/gtest.h>
 
 namespace tern::test {
 namespace {
