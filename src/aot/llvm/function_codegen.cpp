@@ -114,6 +114,14 @@ private:
     return out;
   }
   llvm::BasicBlock* block(const char* name) { return llvm::BasicBlock::Create(ctx_, name, f_); }
+  // A new rewind target `key` inside `loops`: its restore block, where the
+  // insert point is left for the reload.
+  llvm::BasicBlock* begin_restore(uint32_t key, const char* name, std::vector<int> loops) {
+    llvm::BasicBlock* restore = block(name);
+    points_.push_back({key, restore, std::move(loops)});
+    b_.SetInsertPoint(restore);
+    return restore;
+  }
   llvm::Value* thread() const { return f_->getArg(0); }
   llvm::Value* instance() const { return f_->getArg(1); }
 
@@ -536,16 +544,11 @@ void FunctionCodegen::emit_loop_with_restore_clone(const wasm::Instr& in, size_t
   };
   Exit original{!dead_, b_.GetInsertBlock(), stack_};
 
-  Point p;
-  p.key = point << 1;
-  p.restore = block("restore_loop");
-  p.loops = chain;
-  b_.SetInsertPoint(p.restore);
+  begin_restore(point << 1, "restore_loop", chain);
   std::vector<llvm::Type*> types;
   for (llvm::Value* v : entry_stack) types.push_back(v->getType());
   stack_ = emit_reload(point, types);
   call_helper(Helper::RewindFinish, {thread(), u32(1)}); // the clone's header poll is next
-  points_.push_back(p);
   dead_ = false;
   in_clone_ = true;
   pc_ = begin;
@@ -1394,18 +1397,13 @@ void FunctionCodegen::on_call(const wasm::Instr& in) {
 
   // Rewinding to this call: reload the operands below the arguments.
   {
-    Point p;
-    p.key = point << 1;
-    p.restore = block("restore_call");
-    p.loops = loop_chain_;
-    b_.SetInsertPoint(p.restore);
+    llvm::BasicBlock* restore = begin_restore(point << 1, "restore_call", loop_chain_);
     std::vector<llvm::Type*> types;
     for (llvm::Value* v : below) types.push_back(v->getType());
     std::vector<llvm::Value*> values = emit_reload(point, types);
     for (llvm::Value* v : args) values.push_back(llvm::Constant::getNullValue(v->getType()));
-    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], p.restore);
+    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], restore);
     b_.CreateBr(call_block);
-    points_.push_back(p);
   }
   if (imported) add_host_call_restore(point, phis, call_block);
 
@@ -1508,11 +1506,7 @@ void FunctionCodegen::on_call_indirect(const wasm::Instr& in) {
   emit_unwind(point, std::vector<llvm::Value*>(phis.begin(), phis.begin() + n_below + n_args + 1));
 
   {
-    Point p;
-    p.key = point << 1;
-    p.restore = block("restore_call");
-    p.loops = loop_chain_;
-    b_.SetInsertPoint(p.restore);
+    llvm::BasicBlock* restore = begin_restore(point << 1, "restore_call", loop_chain_);
     std::vector<llvm::Type*> types;
     for (size_t i = 0; i < n_below; ++i) types.push_back(phis[i]->getType());
     std::vector<llvm::Value*> values = emit_reload(point, types);
@@ -1522,9 +1516,8 @@ void FunctionCodegen::on_call_indirect(const wasm::Instr& in) {
     llvm::Value* callee = call_helper(Helper::RewindCallee, {thread()});
     values.push_back(mc_.load_runtime(b_, b_.getPtrTy(), callee, 0, false));
     values.push_back(mc_.load_runtime(b_, b_.getPtrTy(), callee, 8, false));
-    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], p.restore);
+    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], restore);
     b_.CreateBr(call_block);
-    points_.push_back(p);
   }
   add_host_call_restore(point, start_phis, start);
 
@@ -1567,18 +1560,13 @@ void FunctionCodegen::emit_return_undef() {
 // call (arguments included) into `phis` and issue it again from `target`.
 void FunctionCodegen::add_host_call_restore(uint32_t point, const std::vector<llvm::PHINode*>& phis,
                                             llvm::BasicBlock* target) {
-  Point p;
-  p.key = (point << 1) | 1;
-  p.restore = block("restore_host_call");
-  p.loops = loop_chain_;
-  b_.SetInsertPoint(p.restore);
+  llvm::BasicBlock* restore = begin_restore((point << 1) | 1, "restore_host_call", loop_chain_);
   std::vector<llvm::Type*> types;
   for (llvm::PHINode* phi : phis) types.push_back(phi->getType());
   std::vector<llvm::Value*> values = emit_reload(point, types);
   call_helper(Helper::RewindFinish, {thread(), u32(0)});
-  for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], p.restore);
+  for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(values[i], restore);
   b_.CreateBr(target);
-  points_.push_back(p);
 }
 
 void FunctionCodegen::emit_unwind(uint32_t point, const std::vector<llvm::Value*>& values) {
@@ -1638,13 +1626,9 @@ void FunctionCodegen::emit_entry_poll(llvm::BasicBlock* body) {
   const uint32_t point = point_index(fn_.body_begin, StablePointKind::FunctionEntry);
   b_.SetInsertPoint(unwind);
   emit_unwind(point, {});
-  Point p;
-  p.key = point << 1;
-  p.restore = block("restore_entry");
-  b_.SetInsertPoint(p.restore);
+  begin_restore(point << 1, "restore_entry", {});
   emit_reload(point, {});
   b_.CreateBr(body);
-  points_.push_back(p);
 }
 
 void FunctionCodegen::mark(llvm::Instruction* inst, const char* kind) {
@@ -1684,24 +1668,19 @@ void FunctionCodegen::enter_loop(uint32_t point, bool restorable, bool elidable)
     return;
   }
 
-  Point p;
-  p.key = point << 1;
-  p.restore = block("restore_loop");
-  p.loops = loop_chain_;
-  b_.SetInsertPoint(p.restore);
+  llvm::BasicBlock* restore = begin_restore(point << 1, "restore_loop", loop_chain_);
   std::vector<llvm::Type*> types;
   for (llvm::Value* v : stack_) types.push_back(v->getType());
   std::vector<llvm::Value*> restored = emit_reload(point, types);
   // The header's poll comes next: it must not count this point again.
   call_helper(Helper::RewindFinish, {thread(), u32(1)});
   b_.CreateBr(entry);
-  points_.push_back(p);
 
   b_.SetInsertPoint(entry);
   for (size_t i = 0; i < stack_.size(); ++i) {
     llvm::PHINode* phi = b_.CreatePHI(stack_[i]->getType(), unsigned(preds.size() + 1));
     for (llvm::BasicBlock* pred : preds) phi->addIncoming(stack_[i], pred);
-    phi->addIncoming(restored[i], p.restore);
+    phi->addIncoming(restored[i], restore);
     stack_[i] = phi;
   }
 }
