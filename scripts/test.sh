@@ -33,8 +33,18 @@ set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-stages=${TERN_STAGES:-"unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
-  checkpoint-cross fuzz"}
+all_stages="unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
+  checkpoint-cross fuzz"
+# One space between names (the list spans lines), each a known stage: a
+# stage that is not matched would be skipped without a word.
+stages=$(echo ${TERN_STAGES:-$all_stages})
+for name in $stages; do
+  case " $(echo $all_stages) " in *" $name "*) ;; *)
+    echo "test.sh: unknown stage '$name' (stages: $(echo $all_stages))" >&2
+    exit 2
+    ;;
+  esac
+done
 jobs=$(nproc)
 fuzz_seconds=${TERN_FUZZ_SECONDS:-60}
 
@@ -85,13 +95,13 @@ qemu_env="env TERN_PAGEMAP=0"
 trap 'rm -rf "$aot_cache"' EXIT
 
 checkpoint() {
-  python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" -k 50
+  python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" --programs "$programs" -k 50
 }
 
 # Every engine pair but interp -> interp (the stage above): K=3 per pair
 # plus up to 10 tries per program for a kind of stable point not yet hit.
 checkpoint_modes() {
-  python3 tests/checkpoint/differential.py --tern "$build/tern" --programs "$programs" \
+  python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" --programs "$programs" \
     --pairs interp:aot,interp:jit,aot:interp,aot:aot,aot:jit,jit:interp,jit:aot,jit:jit \
     -k 3 --kinds 10 --cache-dir "$aot_cache"
 }
@@ -105,15 +115,15 @@ checkpoint_cross() {
   local arch qemu
   for arch in s390x aarch64; do
     qemu="$qemu_env qemu-$arch build-$arch/tern"
-    python3 tests/checkpoint/differential.py --tern "$build/tern" \
+    python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" \
       --restore-tern "$qemu" --programs "$programs" -k 6
     # There in aot mode, with artifacts compiled for the restoring machine
     # (chained restores checkpoint there again).
-    python3 tests/checkpoint/differential.py --tern "$build/tern" --restore-tern "$qemu" \
+    python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" --restore-tern "$qemu" \
       --pairs interp:aot,aot:aot --restore-target "$arch" \
       --programs "$programs" --only "$cross_aot_programs" -k 2 --cache-dir "$aot_cache"
     # And back: snapshots taken under qemu in aot mode.
-    python3 tests/checkpoint/differential.py --tern "$qemu" \
+    python3 tests/checkpoint/differential.py -j "$jobs" --tern "$qemu" \
       --compile-tern "$build/tern" --restore-tern "$build/tern" --target "$arch" \
       --pairs aot:aot,aot:interp --programs "$programs" --only "$cross_aot_programs" -k 2 \
       --cache-dir "$aot_cache"

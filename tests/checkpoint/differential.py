@@ -30,7 +30,10 @@ divergences"; exits non-zero when anything diverged.
 """
 
 import argparse
+import concurrent.futures
+import contextlib
 import hashlib
+import io
 import json
 import os
 import random
@@ -469,22 +472,50 @@ def main():
     ap.add_argument("--only", help="comma-separated program names")
     ap.add_argument("-k", type=int, default=50, help="stop points per program")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("-j", "--jobs", type=int, default=1,
+                    help="programs checked at the same time (each in its own process)")
     args = ap.parse_args()
     pairs = parse_pairs(args.pairs) if args.pairs else [(args.mode, args.restore_mode or args.mode)]
-    h = Harness(args)
-    h.many_pairs = len(pairs) > 1
-    try:
-        selected = programs(args.programs)
-        if args.only:
-            names = args.only.split(",")
-            selected = [p for p in selected if p.name in names]
-            missing = set(names) - {p.name for p in selected}
-            if missing:
-                sys.exit(f"differential: unknown programs {sorted(missing)}")
-        for p in selected:
-            if not os.path.exists(p.wasm):
-                sys.exit(f"differential: {p.wasm} is missing (build the guests first)")
-            h.pair_index = 0
+    selected = programs(args.programs)
+    if args.only:
+        names = args.only.split(",")
+        selected = [p for p in selected if p.name in names]
+        missing = set(names) - {p.name for p in selected}
+        if missing:
+            sys.exit(f"differential: unknown programs {sorted(missing)}")
+    for p in selected:
+        if not os.path.exists(p.wasm):
+            sys.exit(f"differential: {p.wasm} is missing (build the guests first)")
+    _work.update(args=args, pairs=pairs, programs=selected)
+    indices = range(len(selected))
+    restores = divergences = uncovered = 0
+    # Each program's lines are printed together, in program order.
+    with concurrent.futures.ProcessPoolExecutor(max(1, args.jobs)) as pool:
+        for out, err, counts in pool.map(check_program, indices):
+            sys.stdout.write(out)
+            sys.stdout.flush()
+            sys.stderr.write(err)
+            restores, divergences, uncovered = (
+                a + b for a, b in zip((restores, divergences, uncovered), counts))
+    print(f"{restores} restores, {divergences} divergences")
+    if uncovered:
+        print(f"{uncovered} program runs did not restore from every kind of stable point")
+    return 1 if divergences or uncovered else 0
+
+
+# What the worker processes share (set before they fork).
+_work = {}
+
+
+def check_program(index):
+    """Every pair for one program, with its own Harness and temporary
+    directory: (stdout text, stderr text, (restores, divergences, uncovered))."""
+    args, pairs, p = _work["args"], _work["pairs"], _work["programs"][index]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        h = Harness(args)
+        h.many_pairs = len(pairs) > 1
+        try:
             h.set_pair(*pairs[0])
             ref = h.reference(p)
             for mode in dict.fromkeys(src for src, _ in pairs[1:]):
@@ -494,12 +525,12 @@ def main():
                 h.pair_index = index
                 h.set_pair(*pair)
                 h.check(p, ref)
-    finally:
-        shutil.rmtree(h.tmp, ignore_errors=True)
-    print(f"{h.restores} restores, {h.divergences} divergences")
-    if h.uncovered:
-        print(f"{h.uncovered} program runs did not restore from every kind of stable point")
-    return 1 if h.divergences or h.uncovered else 0
+        except (SystemExit, RuntimeError) as e:  # setup failed: reported, counted as a divergence
+            print(f"  FAILED {p.name}: {e}")
+            h.divergences += 1
+        finally:
+            shutil.rmtree(h.tmp, ignore_errors=True)
+    return out.getvalue(), err.getvalue(), (h.restores, h.divergences, h.uncovered)
 
 
 if __name__ == "__main__":
