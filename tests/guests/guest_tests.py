@@ -675,6 +675,42 @@ def bad_input(env):
         expect_equal(out, b"", f"{what}: stdout")
 
 
+def expect_refused(env, what, args, mention):
+    """`tern ARGS` refused: one `tern: error:` line mentioning `mention`,
+    exit status 1, nothing on stdout."""
+    rc, out, err = env.run(args)
+    lines = err.splitlines()
+    expect(rc == 1 and len(lines) == 1 and lines[0].startswith("tern: error: ") and
+           mention in lines[0],
+           f"{what}: expected exit status 1 and one 'tern: error:' line mentioning {mention!r}, "
+           f"got {rc} and {err!r}")
+    expect_equal(out, b"", f"{what}: stdout")
+
+
+@case
+def bad_usage(env):
+    """Usage errors (unknown options and commands, missing or unconvertible
+    values) are bad input like any other: one line, exit status 1."""
+    wasm = env.wasm("exit_code")
+    attempts = {
+        "unknown option": (["run", "--bogus", wasm], "--bogus"),
+        "no module": (["run"], "MODULE"),
+        "bad --mode": (["run", "--mode", "bogus", wasm], "--mode"),
+        "no value": (["run", "--dir"], "--dir"),
+        "--checkpoint-at abc": (["run", "--checkpoint-at", "abc", wasm], "--checkpoint-at"),
+        "restore --mode": (["restore", "--mode", "bogus", "x.snap"], "--mode"),
+        "inspect, no snapshot": (["inspect"], "SNAPSHOT"),
+        "checkpoint, no --control": (["checkpoint"], "--control"),
+        "compile --opt-level 9": (["compile", "--opt-level", "9", wasm, "-o", "x"],
+                                  "--opt-level"),
+        "validate, two modules": (["validate", wasm, wasm], wasm),
+        "no command": ([], "command"),
+        "unknown command": (["bogus", wasm], "bogus"),
+    }
+    for what, (args, mention) in attempts.items():
+        expect_refused(env, what, args, mention)
+
+
 @case
 def help(env):
     rc, out, _ = env.run(["run", "--help"])
