@@ -55,6 +55,18 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
+// --checkpoint-at's N: a decimal count from 1 (CLI11 alone would take "-5"
+// as 2^64-5, "010" as octal 8 and clamp one that overflows).
+std::string check_count(const std::string& text) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec == std::errc::result_out_of_range) return fmt::format("{} is too large", text);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n == 0)
+    return fmt::format("{}: expected a count of stable points, 1 or more", text);
+  if (text.size() > 1 && text[0] == '0') return fmt::format("{}: write N in decimal", text);
+  return {};
+}
+
 } // namespace
 
 void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& o) {
@@ -81,6 +93,7 @@ void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& o) {
                  "Checkpoint at the N-th stable point executed (loop headers and function "
                  "entries; deterministic)")
       ->type_name("N")
+      ->check(CLI::Validator(check_count, ""))
       ->group(group);
   cmd.add_flag("--stop-after-checkpoint", o.stop_after,
                "Exit (status 0) once a checkpoint has been written")

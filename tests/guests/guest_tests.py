@@ -698,6 +698,10 @@ def bad_usage(env):
         "bad --mode": (["run", "--mode", "bogus", wasm], "--mode"),
         "no value": (["run", "--dir"], "--dir"),
         "--checkpoint-at abc": (["run", "--checkpoint-at", "abc", wasm], "--checkpoint-at"),
+        # CLI11 alone takes -5 as 2^64-5 and clamps an overflow: no checkpoint.
+        **{f"--checkpoint-at {n}": (["run", "--checkpoint-to", "x.snap", "--checkpoint-at", n,
+                                     wasm], "--checkpoint-at")
+           for n in ("-5", "0", "99999999999999999999999")},
         "restore --mode": (["restore", "--mode", "bogus", "x.snap"], "--mode"),
         "inspect, no snapshot": (["inspect"], "SNAPSHOT"),
         "checkpoint, no --control": (["checkpoint"], "--control"),
