@@ -49,7 +49,10 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
     ms = value * 3'600'000;
   else
     ms = -1;
-  if (ms < 1)
+  // Written so that NaN fails too; the upper bound (about 31,700 years)
+  // keeps the conversion to milliseconds defined: "inf" became a negative
+  // period, a checkpoint after every other.
+  if (!(ms >= 1 && ms <= 1e15))
     throw Error(
         fmt::format("--checkpoint-every {}: expected a duration such as 500ms, 10s, 5m", text));
   return std::chrono::milliseconds(static_cast<int64_t>(ms));

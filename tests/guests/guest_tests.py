@@ -702,6 +702,10 @@ def bad_usage(env):
         **{f"--checkpoint-at {n}": (["run", "--checkpoint-to", "x.snap", "--checkpoint-at", n,
                                      wasm], "--checkpoint-at")
            for n in ("-5", "0", "99999999999999999999999")},
+        # "inf" was a negative period (a checkpoint after every other), NaN undefined.
+        **{f"--checkpoint-every {d}": (["run", "--checkpoint-to", "x.snap", "--checkpoint-every",
+                                        d, wasm], "--checkpoint-every")
+           for d in ("xyz", "0", "inf", "nan", "1e30h")},
         "restore --mode": (["restore", "--mode", "bogus", "x.snap"], "--mode"),
         "inspect, no snapshot": (["inspect"], "SNAPSHOT"),
         "checkpoint, no --control": (["checkpoint"], "--control"),
