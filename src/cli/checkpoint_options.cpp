@@ -11,13 +11,21 @@
 namespace tern::cli {
 namespace {
 
-// "USR1", "SIGUSR1", "usr1" or a number.
+// "USR1", "SIGUSR1", "usr1" or a number; not one of the fault signals:
+// tern needs SIGSEGV and SIGBUS for compiled code's traps, and a handler that
+// returns from a fault re-executes the faulting instruction forever.
 int parse_signal(const std::string& text) {
   int number = 0;
   if (std::from_chars(text.data(), text.data() + text.size(), number).ptr ==
           text.data() + text.size() &&
-      number > 0 && number < NSIG)
+      number > 0 && number < NSIG) {
+    for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP})
+      if (number == fault)
+        throw Error(fmt::format("--checkpoint-on-signal {}: {} is a fault signal, which tern "
+                                "cannot use to checkpoint",
+                                text, strsignal(number)));
     return number;
+  }
   std::string name;
   for (char c : text)
     name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
@@ -118,7 +126,8 @@ program::CheckpointPolicy checkpoint_policy(const CheckpointCliOptions& o) {
   if (needs_path && p.path.empty())
     throw Error("--checkpoint-on-exit, --checkpoint-every, --checkpoint-at and "
                 "--stop-after-checkpoint need --checkpoint-to PATH");
-  if (!p.path.empty()) p.continue_signals.push_back(parse_signal(o.on_signal));
+  const int signal = parse_signal(o.on_signal); // checked even when unused
+  if (!p.path.empty()) p.continue_signals.push_back(signal);
   p.checkpoint_on_sigterm = o.on_exit;
   if (!o.every.empty()) p.every = parse_duration(o.every);
   p.control_socket = o.control;

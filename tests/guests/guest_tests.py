@@ -706,6 +706,12 @@ def bad_usage(env):
         **{f"--checkpoint-every {d}": (["run", "--checkpoint-to", "x.snap", "--checkpoint-every",
                                         d, wasm], "--checkpoint-every")
            for d in ("xyz", "0", "inf", "nan", "1e30h")},
+        # A checkpoint handler on SIGSEGV would replace compiled code's trap handler.
+        "--checkpoint-on-signal 11": (["run", "--checkpoint-to", "x.snap",
+                                       "--checkpoint-on-signal", "11", wasm],
+                                      "--checkpoint-on-signal"),
+        "--checkpoint-on-signal BOGUS": (["run", "--checkpoint-on-signal", "BOGUS", wasm],
+                                         "--checkpoint-on-signal"),
         "restore --mode": (["restore", "--mode", "bogus", "x.snap"], "--mode"),
         "inspect, no snapshot": (["inspect"], "SNAPSHOT"),
         "checkpoint, no --control": (["checkpoint"], "--control"),
