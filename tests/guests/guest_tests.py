@@ -662,6 +662,9 @@ def bad_input(env):
                           "--dir"),
         "--dir is a file": (["run", "--dir", not_wasm, env.wasm("exit_code")], "--dir"),
         "bad --listen": (["run", "--listen", "nonsense", env.wasm("exit_code")], "--listen"),
+        # getaddrinfo alone keeps the low 16 bits: 99999 would listen on 34463.
+        "--listen port 99999": (["run", "--listen", "127.0.0.1:99999", env.wasm("exit_code")],
+                                "--listen"),
         "missing --stdin": (["run", "--stdin", os.path.join(d, "none"), env.wasm("exit_code")],
                             "--stdin"),
         "no such --invoke": (["run", "--invoke", "nope", env.wasm("exit_code")], "nope"),
