@@ -667,6 +667,7 @@ def bad_input(env):
                                 "--listen"),
         "missing --stdin": (["run", "--stdin", os.path.join(d, "none"), env.wasm("exit_code")],
                             "--stdin"),
+        "--stdin is a directory": (["run", "--stdin", d, env.wasm("exit_code")], "--stdin"),
         "no such --invoke": (["run", "--invoke", "nope", env.wasm("exit_code")], "nope"),
     }
     for what, (args, mention) in attempts.items():
