@@ -8,6 +8,7 @@ written here (never against tern's earlier output).
 """
 
 import os
+import re
 import select
 import socket
 import subprocess
@@ -737,6 +738,18 @@ def help(env):
         doc = f.read()
     expect(out.decode().strip() in doc,
            "docs/cli.md does not contain the output of `tern run --help`:\n" + out.decode())
+    # Every command docs/cli.md shows the help of: the same options in both
+    # (the text may differ where it depends on the host, as --target's default).
+    option = re.compile(r"^\s+(?:-\w,)?(--[\w-]+)", re.M)
+    for command in ("run", "restore", "compile", "wast", "checkpoint", "inspect"):
+        rc, out, _ = env.run([command, "--help"])
+        expect_equal(rc, 0, f"exit code of {command} --help")
+        block = re.search(r"```\n[^\n]*\nUsage: tern " + command + r" (.*?)```", doc, re.S)
+        expect(block, f"docs/cli.md shows no `tern {command} --help`")
+        in_help = set(option.findall(out.decode()))
+        in_doc = set(option.findall(block.group(1)))
+        expect_equal(sorted(in_doc), sorted(in_help),
+                     f"options of `tern {command} --help` in docs/cli.md")
 
 
 if __name__ == "__main__":
