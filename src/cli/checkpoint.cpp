@@ -26,10 +26,15 @@ int checkpoint(const CheckpointClientOptions& o) {
   }
   std::string reply = program::control_request(o.control, command);
   if (reply.rfind("error ", 0) == 0) throw Error(reply.substr(6));
-  if (reply.rfind("ok ", 0) == 0)
-    fmt::print("checkpoint written to {}\n", reply.substr(3));
-  else
+  // Anything else is not a tern control socket (or a protocol mismatch):
+  // success would claim a checkpoint that was never written.
+  const bool expected = o.status ? reply.rfind("running ", 0) == 0 : reply.rfind("ok ", 0) == 0;
+  if (!expected)
+    throw Error(fmt::format("{}: unexpected reply to `{}`: {:.200}", o.control, command, reply));
+  if (o.status)
     fmt::print("{}\n", reply);
+  else
+    fmt::print("checkpoint written to {}\n", reply.substr(3));
   return 0;
 }
 

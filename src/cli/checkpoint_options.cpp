@@ -11,13 +11,21 @@
 namespace tern::cli {
 namespace {
 
-// "USR1", "SIGUSR1", "usr1" or a number.
+// "USR1", "SIGUSR1", "usr1" or a number; not one of the fault signals:
+// tern needs SIGSEGV and SIGBUS for compiled code's traps, and a handler that
+// returns from a fault re-executes the faulting instruction forever.
 int parse_signal(const std::string& text) {
   int number = 0;
   if (std::from_chars(text.data(), text.data() + text.size(), number).ptr ==
           text.data() + text.size() &&
-      number > 0 && number < NSIG)
+      number > 0 && number < NSIG) {
+    for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP})
+      if (number == fault)
+        throw Error(fmt::format("--checkpoint-on-signal {}: {} is a fault signal, which tern "
+                                "cannot use to checkpoint",
+                                text, strsignal(number)));
     return number;
+  }
   std::string name;
   for (char c : text)
     name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
@@ -49,10 +57,25 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
     ms = value * 3'600'000;
   else
     ms = -1;
-  if (ms < 1)
+  // Written so that NaN fails too; the upper bound (about 31,700 years)
+  // keeps the conversion to milliseconds defined: "inf" became a negative
+  // period, a checkpoint after every other.
+  if (!(ms >= 1 && ms <= 1e15))
     throw Error(
         fmt::format("--checkpoint-every {}: expected a duration such as 500ms, 10s, 5m", text));
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+// --checkpoint-at's N: a decimal count from 1 (CLI11 alone would take "-5"
+// as 2^64-5, "010" as octal 8 and clamp one that overflows).
+std::string check_count(const std::string& text) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec == std::errc::result_out_of_range) return fmt::format("{} is too large", text);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n == 0)
+    return fmt::format("{}: expected a count of stable points, 1 or more", text);
+  if (text.size() > 1 && text[0] == '0') return fmt::format("{}: write N in decimal", text);
+  return {};
 }
 
 } // namespace
@@ -81,6 +104,7 @@ void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& o) {
                  "Checkpoint at the N-th stable point executed (loop headers and function "
                  "entries; deterministic)")
       ->type_name("N")
+      ->check(CLI::Validator(check_count, ""))
       ->group(group);
   cmd.add_flag("--stop-after-checkpoint", o.stop_after,
                "Exit (status 0) once a checkpoint has been written")
@@ -102,7 +126,8 @@ program::CheckpointPolicy checkpoint_policy(const CheckpointCliOptions& o) {
   if (needs_path && p.path.empty())
     throw Error("--checkpoint-on-exit, --checkpoint-every, --checkpoint-at and "
                 "--stop-after-checkpoint need --checkpoint-to PATH");
-  if (!p.path.empty()) p.continue_signals.push_back(parse_signal(o.on_signal));
+  const int signal = parse_signal(o.on_signal); // checked even when unused
+  if (!p.path.empty()) p.continue_signals.push_back(signal);
   p.checkpoint_on_sigterm = o.on_exit;
   if (!o.every.empty()) p.every = parse_duration(o.every);
   p.control_socket = o.control;

@@ -5,6 +5,19 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <string>
+
+namespace {
+
+// The subcommand named on the command line, if it is one (for the hint).
+std::string named_command(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return {};
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (sub->get_name() == argv[1]) return sub->get_name();
+  return {};
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   tern::util::trace_time_start();
@@ -13,10 +26,21 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", fmt::format("tern {}", tern::kVersion));
   app.require_subcommand(1);
   tern::cli::register_commands(app, argc > 1 ? argv[1] : "");
+  const std::string command = named_command(app, argc, argv);
+  // Bad usage is bad input like any other: one "tern: error:" line and exit
+  // status 1 (CLI11 would print two lines and exit with 105-114).
+  if (argc > 1 && argv[1][0] != '-' && command.empty()) {
+    fmt::print(stderr, "tern: error: unknown command '{}' (see tern --help)\n", argv[1]);
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
+      return app.exit(e); // --help, --help-all, --version
+    fmt::print(stderr, "tern: error: {} (see tern{}{} --help)\n", e.what(),
+               command.empty() ? "" : " ", command);
+    return 1;
   }
   return tern::cli::exit_code();
 }

@@ -20,7 +20,7 @@ namespace tern::cli {
 namespace {
 
 constexpr const char* kConverter = "wast2json";
-constexpr size_t kMaxDiagnostics = 2000; // characters of wast2json's output kept
+constexpr size_t kMaxDiagnostics = 500; // characters of wast2json's message kept
 
 // Owns a posix_spawn_file_actions_t.
 class SpawnActions {
@@ -60,6 +60,9 @@ int run_logged(const std::vector<std::string>& argv, const std::string& log_path
   return status;
 }
 
+// The first of wast2json's diagnostics, as one printable line: it prints
+// each error with the source line and a caret under it, and tern reports
+// bad input on one line.
 std::string read_diagnostics(const std::string& log_path) {
   std::string text;
   try {
@@ -68,9 +71,24 @@ std::string read_diagnostics(const std::string& log_path) {
   } catch (const Error&) {
     return {};
   }
-  if (text.size() > kMaxDiagnostics) text = text.substr(0, kMaxDiagnostics) + "...";
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
+  std::string first, line;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    line = text.substr(start, end - start);
+    start = end + 1;
+    if (first.empty() && line.find_first_not_of(" \t\r") != std::string::npos) first = line;
+    if (line.find("error:") != std::string::npos) {
+      first = line;
+      break;
+    }
+  }
+  if (first.size() > kMaxDiagnostics) first = first.substr(0, kMaxDiagnostics) + "...";
+  for (char& c : first)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  while (!first.empty() && first.back() == ' ') first.pop_back();
+  return first;
 }
 
 std::string describe_status(int status) {
@@ -107,7 +125,7 @@ std::string convert_wast(const std::string& wast_path, const std::string& out_di
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return json_path;
   std::string diagnostics = read_diagnostics(log_path);
   throw Error(fmt::format("{}: {} failed ({}){}{}", wast_path, kConverter, describe_status(status),
-                          diagnostics.empty() ? "" : ":\n", diagnostics));
+                          diagnostics.empty() ? "" : ": ", diagnostics));
 }
 
 } // namespace tern::cli

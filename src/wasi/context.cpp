@@ -44,6 +44,10 @@ FdEntry stdio_entry(int which, const std::string& redirect) {
   int flags = which == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
   util::UniqueFd host(::open(redirect.c_str(), flags | O_CLOEXEC, 0666));
   if (!host) throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(errno)));
+  // A directory opens read-only, but the program could never read it.
+  struct stat st;
+  if (which == 0 && ::fstat(host.get(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw Error(fmt::format("{} {}: {}", kOptions[which], redirect, std::strerror(EISDIR)));
   return stdio_entry(which, std::move(host), redirect);
 }
 

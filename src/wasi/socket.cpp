@@ -4,6 +4,7 @@
 #include "wasi/posix_errno.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -31,7 +32,13 @@ HostPort split_host_port(std::string_view spec) {
   std::string_view host = spec.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
-  return {std::string(host), std::string(spec.substr(colon + 1))};
+  // getaddrinfo takes "99999" and keeps its low 16 bits (port 34463).
+  std::string_view port = spec.substr(colon + 1);
+  unsigned number = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (ec != std::errc() || end != port.data() + port.size() || number > 65535)
+    throw Error(fmt::format("--listen {}: the port must be a number from 0 to 65535", spec));
+  return {std::string(host), std::string(port)};
 }
 
 } // namespace

@@ -129,6 +129,22 @@ def other_target(env):
 
 
 @case
+def bad_compile_options(env):
+    """`tern compile` with a value LLVM cannot use: one error line, no
+    artifact (an unknown --cpu made LLVM print a warning per subtarget and
+    abort)."""
+    out = env.path("never.tern-aot")
+    for args, mentions in ((["--cpu", "bogus"], ["bogus", "CPU"]),
+                           (["--target", "s390x", "--cpu", "skylake"], ["skylake", "s390x"]),
+                           (["--target", "bogus"], ["--target"]),
+                           (["--opt-level", "9"], ["--opt-level"])):
+        rc, _, err = env.run(["compile", program(env, "hello"), "-o", out, *args],
+                             tern=compiler(env))
+        expect_one_error(rc, err, [re.escape(m) for m in mentions], f"tern compile {args}")
+        expect(not os.path.exists(out), f"tern compile {args} wrote an artifact")
+
+
+@case
 def truncated(env):
     data = read_bytes(good_artifact(env))
     expect_refused(env, write(env, "half.tern-aot", data[: len(data) // 2]), ["truncated"],

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -125,6 +126,34 @@ def control(env):
     # Nobody listening: one clear error.
     rc, out, err = env.run(["checkpoint", "--control", sock, "-o", snap])
     expect(rc == 1 and err.startswith("tern: error: cannot reach the control socket"), err)
+
+
+@case
+def control_bad_reply(env):
+    """A socket that is not tern's control socket: the client reports the
+    reply it did not expect (exit 1) instead of printing it as a success."""
+    sock = env.path("fake.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(sock)
+    server.listen(4)
+
+    def answer(count):
+        for _ in range(count):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(256)
+                conn.sendall(b"hello from something else\n")
+
+    for args in ([], ["--status"]):
+        t = threading.Thread(target=answer, args=(1,), daemon=True)
+        t.start()
+        rc, out, err = env.run(["checkpoint", "--control", sock, "-o", env.path("x.snap"), *args])
+        t.join(timeout=60)
+        lines = err.splitlines()
+        expect(rc == 1 and len(lines) == 1 and lines[0].startswith("tern: error: ") and
+               "unexpected reply" in lines[0], f"checkpoint {args}: {rc} {err!r}")
+        expect_equal(out, "", f"checkpoint {args}: stdout")
+    server.close()
 
 
 @case

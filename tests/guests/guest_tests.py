@@ -8,6 +8,7 @@ written here (never against tern's earlier output).
 """
 
 import os
+import re
 import select
 import socket
 import subprocess
@@ -662,8 +663,12 @@ def bad_input(env):
                           "--dir"),
         "--dir is a file": (["run", "--dir", not_wasm, env.wasm("exit_code")], "--dir"),
         "bad --listen": (["run", "--listen", "nonsense", env.wasm("exit_code")], "--listen"),
+        # getaddrinfo alone keeps the low 16 bits: 99999 would listen on 34463.
+        "--listen port 99999": (["run", "--listen", "127.0.0.1:99999", env.wasm("exit_code")],
+                                "--listen"),
         "missing --stdin": (["run", "--stdin", os.path.join(d, "none"), env.wasm("exit_code")],
                             "--stdin"),
+        "--stdin is a directory": (["run", "--stdin", d, env.wasm("exit_code")], "--stdin"),
         "no such --invoke": (["run", "--invoke", "nope", env.wasm("exit_code")], "nope"),
     }
     for what, (args, mention) in attempts.items():
@@ -675,6 +680,56 @@ def bad_input(env):
         expect_equal(out, b"", f"{what}: stdout")
 
 
+def expect_refused(env, what, args, mention):
+    """`tern ARGS` refused: one `tern: error:` line mentioning `mention`,
+    exit status 1, nothing on stdout."""
+    rc, out, err = env.run(args)
+    lines = err.splitlines()
+    expect(rc == 1 and len(lines) == 1 and lines[0].startswith("tern: error: ") and
+           mention in lines[0],
+           f"{what}: expected exit status 1 and one 'tern: error:' line mentioning {mention!r}, "
+           f"got {rc} and {err!r}")
+    expect_equal(out, b"", f"{what}: stdout")
+
+
+@case
+def bad_usage(env):
+    """Usage errors (unknown options and commands, missing or unconvertible
+    values) are bad input like any other: one line, exit status 1."""
+    wasm = env.wasm("exit_code")
+    attempts = {
+        "unknown option": (["run", "--bogus", wasm], "--bogus"),
+        "no module": (["run"], "MODULE"),
+        "bad --mode": (["run", "--mode", "bogus", wasm], "--mode"),
+        "no value": (["run", "--dir"], "--dir"),
+        "--checkpoint-at abc": (["run", "--checkpoint-at", "abc", wasm], "--checkpoint-at"),
+        # CLI11 alone takes -5 as 2^64-5 and clamps an overflow: no checkpoint.
+        **{f"--checkpoint-at {n}": (["run", "--checkpoint-to", "x.snap", "--checkpoint-at", n,
+                                     wasm], "--checkpoint-at")
+           for n in ("-5", "0", "99999999999999999999999")},
+        # "inf" was a negative period (a checkpoint after every other), NaN undefined.
+        **{f"--checkpoint-every {d}": (["run", "--checkpoint-to", "x.snap", "--checkpoint-every",
+                                        d, wasm], "--checkpoint-every")
+           for d in ("xyz", "0", "inf", "nan", "1e30h")},
+        # A checkpoint handler on SIGSEGV would replace compiled code's trap handler.
+        "--checkpoint-on-signal 11": (["run", "--checkpoint-to", "x.snap",
+                                       "--checkpoint-on-signal", "11", wasm],
+                                      "--checkpoint-on-signal"),
+        "--checkpoint-on-signal BOGUS": (["run", "--checkpoint-on-signal", "BOGUS", wasm],
+                                         "--checkpoint-on-signal"),
+        "restore --mode": (["restore", "--mode", "bogus", "x.snap"], "--mode"),
+        "inspect, no snapshot": (["inspect"], "SNAPSHOT"),
+        "checkpoint, no --control": (["checkpoint"], "--control"),
+        "compile --opt-level 9": (["compile", "--opt-level", "9", wasm, "-o", "x"],
+                                  "--opt-level"),
+        "validate, two modules": (["validate", wasm, wasm], wasm),
+        "no command": ([], "command"),
+        "unknown command": (["bogus", wasm], "bogus"),
+    }
+    for what, (args, mention) in attempts.items():
+        expect_refused(env, what, args, mention)
+
+
 @case
 def help(env):
     rc, out, _ = env.run(["run", "--help"])
@@ -683,6 +738,18 @@ def help(env):
         doc = f.read()
     expect(out.decode().strip() in doc,
            "docs/cli.md does not contain the output of `tern run --help`:\n" + out.decode())
+    # Every command docs/cli.md shows the help of: the same options in both
+    # (the text may differ where it depends on the host, as --target's default).
+    option = re.compile(r"^\s+(?:-\w,)?(--[\w-]+)", re.M)
+    for command in ("run", "restore", "compile", "wast", "checkpoint", "inspect"):
+        rc, out, _ = env.run([command, "--help"])
+        expect_equal(rc, 0, f"exit code of {command} --help")
+        block = re.search(r"```\n[^\n]*\nUsage: tern " + command + r" (.*?)```", doc, re.S)
+        expect(block, f"docs/cli.md shows no `tern {command} --help`")
+        in_help = set(option.findall(out.decode()))
+        in_doc = set(option.findall(block.group(1)))
+        expect_equal(sorted(in_doc), sorted(in_help),
+                     f"options of `tern {command} --help` in docs/cli.md")
 
 
 if __name__ == "__main__":

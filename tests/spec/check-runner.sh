@@ -115,6 +115,8 @@ printf '(module (func (export "f"))\n(assert_return (invoke "f")' >"$work/broken
 run_wast "$work/broken.wast"
 expect_status 1 "unconvertible file"
 expect_stderr "wast2json failed" "unconvertible file"
+# One error line, not wast2json's source excerpt and caret under it.
+[ "$(wc -l <"$work/err")" -eq 1 ] || problem "unconvertible file: not one line on stderr: $err"
 
 printf 'not json' >"$work/garbage.json"
 run_wast --json "$work/garbage.json"

@@ -14,6 +14,7 @@
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/Verifier.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/FileSystem.h>
@@ -260,6 +261,13 @@ Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target&
     for (const auto& [name, on] : llvm::sys::getHostCPUFeatures())
       features += fmt::format("{}{},", on ? '+' : '-', name.str());
   }
+  // LLVM only warns about a CPU it does not know (on stderr, once per
+  // subtarget) and then may abort with "LLVM ERROR" while compiling.
+  if (std::unique_ptr<llvm::MCSubtargetInfo> generic(t->createMCSubtargetInfo(triple, "", ""));
+      generic && !generic->isCPUStringValid(cpu))
+    return {{},
+            fmt::format("unknown CPU '{}' for {} (give an LLVM CPU name, or native)", cpu,
+                        arch_name(target.arch))};
   llvm::TargetOptions options;
   std::unique_ptr<llvm::TargetMachine> tm(
       t->createTargetMachine(triple, cpu, features, options, llvm::Reloc::PIC_,
