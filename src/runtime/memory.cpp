@@ -19,6 +19,10 @@ void* map_anonymous(uint64_t bytes, int prot) {
 
 Memory::Memory(const wasm::MemoryType& type, bool mirrored)
     : max_pages_(type.limits.max), shared_(type.limits.shared) {
+  if (type.limits.min > wasm::kMaxRuntimePages)
+    throw Error(fmt::format("a memory of {} pages is above tern's limit of {} pages "
+                            "(4 GiB - 64 KiB)",
+                            type.limits.min, wasm::kMaxRuntimePages));
   uint64_t initial = type.limits.min * wasm::kPageSize;
   if (mirrored && sizeof(void*) == 8) reserve_mirrored();
   if (sizeof(void*) == 8 && !guarded_) {
@@ -70,9 +74,10 @@ bool Memory::reserve_mirrored() {
   return true;
 }
 
-// Maps bytes [from, to) of the file in every view. At exactly 4 GiB the
-// first page of the later views stays unmapped, so that an access
-// straddling the end of memory traps instead of reaching into the next.
+// Maps bytes [from, to) of the file in every view. A memory is at most
+// 4 GiB - 64 KiB (wasm::kMaxRuntimePages), so the unmapped rest of each
+// 4 GiB stride keeps an access straddling the end of one view from
+// reaching into the next.
 bool Memory::map_views(uint64_t from, uint64_t to) {
   if (::ftruncate(mirror_fd_, off_t(to)) != 0) return false;
   if (to == from) return true;
@@ -84,9 +89,6 @@ bool Memory::map_views(uint64_t from, uint64_t to) {
   if (!map_at(bounds_.base)) return false;
   for (uint32_t view = 0; view < kMirrorViews; ++view)
     if (!map_at(mirror_base() + view * kMirrorStride)) return false;
-  if (to == kMirrorStride)
-    for (uint32_t view = 1; view < kMirrorViews; ++view)
-      ::mprotect(mirror_base() + view * kMirrorStride, wasm::kPageSize, PROT_NONE);
   return true;
 }
 
@@ -120,7 +122,8 @@ bool Memory::commit(uint64_t new_size) {
 
 int64_t Memory::grow(uint64_t delta_pages) {
   uint64_t old_pages = pages();
-  uint64_t limit = max_pages_ ? std::min(*max_pages_, wasm::kMaxPages) : wasm::kMaxPages;
+  uint64_t limit =
+      max_pages_ ? std::min(*max_pages_, wasm::kMaxRuntimePages) : wasm::kMaxRuntimePages;
   if (delta_pages > limit - old_pages) return -1;
   if (!commit((old_pages + delta_pages) * wasm::kPageSize)) return -1;
   return static_cast<int64_t>(old_pages);

@@ -65,6 +65,13 @@ struct BlockType {
 
 inline constexpr uint64_t kPageSize = 65536;
 inline constexpr uint64_t kMaxPages = 65536; // 4 GiB
+// The largest memory tern instantiates or grows to, one page below what wasm
+// allows (implementations may refuse to grow, and may fail to instantiate a
+// memory they cannot provide). Below 4 GiB, an access that did not trap
+// proves that its address plus up to 64 KiB does not wrap in 32 bits, which
+// lets compiled code step through arrays in 64-bit arithmetic (AccessNoWrap,
+// aot/llvm/access_nowrap.h).
+inline constexpr uint64_t kMaxRuntimePages = kMaxPages - 1;
 inline constexpr uint64_t kMaxTableSize = 0xFFFFFFFFu;
 
 } // namespace tern::wasm
