@@ -16,6 +16,9 @@
 //   as its bit pattern in the low 32 bits.
 // - Traps, proc_exit and out-of-bounds faults leave compiled code by
 //   siglongjmp to the engine's entry; nothing in between needs unwinding.
+// - A linear memory is at most wasm::kMaxRuntimePages (4 GiB - 64 KiB), so
+//   after an access at i32 address x did not trap, x + c does not wrap for
+//   0 <= c <= 64 KiB: generated code relies on it (aot/llvm/access_nowrap.h).
 #pragma once
 
 #include "runtime/function.h"
@@ -29,7 +32,7 @@
 
 namespace tern::aot {
 
-inline constexpr uint32_t kAbiVersion = 7;
+inline constexpr uint32_t kAbiVersion = 8;
 
 // --- Per thread --------------------------------------------------------------
 

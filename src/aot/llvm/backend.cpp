@@ -1,5 +1,6 @@
 #include "aot/llvm/backend.h"
 
+#include "aot/llvm/access_nowrap.h"
 #include "aot/llvm/call_layout.h"
 #include "aot/llvm/codegen.h"
 #include "util/file.h"
@@ -290,16 +291,21 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
-  if (options.wide_addresses && !options.bounds_checks)
-    pb.registerPipelineStartEPCallback([](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
-      llvm::FunctionPassManager fpm;
-      fpm.addPass(llvm::PromotePass());
-      fpm.addPass(WidenAddresses());
-      mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
-    });
-  if (options.stable_points && !options.exact_points)
-    pb.registerVectorizerStartEPCallback(
-        [](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) { fpm.addPass(ElidePolls()); });
+  const bool widen = options.wide_addresses && !options.bounds_checks;
+  pb.registerPipelineStartEPCallback(
+      [widen](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
+        llvm::FunctionPassManager fpm;
+        fpm.addPass(llvm::PromotePass());
+        fpm.addPass(AccessNoWrap());
+        if (widen) fpm.addPass(WidenAddresses());
+        mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
+      });
+  const bool elide_polls = options.stable_points && !options.exact_points;
+  pb.registerVectorizerStartEPCallback(
+      [elide_polls](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) {
+        if (elide_polls) fpm.addPass(ElidePolls());
+        fpm.addPass(AddressInductions());
+      });
   llvm::ModulePassManager mpm = opt_level == 0
                                     ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
                                     : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));

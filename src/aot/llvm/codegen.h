@@ -37,6 +37,9 @@ struct AliasTags {
   llvm::MDNode* global = nullptr;  // global cells
   llvm::MDNode* table = nullptr;   // table elements
 };
+// The tags, the same nodes on every call for one context (metadata is
+// uniqued): passes recognize linear-memory accesses by `memory`.
+AliasTags alias_tags(llvm::LLVMContext& context);
 
 class ModuleCodegen {
 public:

@@ -10,6 +10,16 @@ namespace tern::aot::llvmc {
 
 using wasm::ValType;
 
+AliasTags alias_tags(llvm::LLVMContext& context) {
+  llvm::MDBuilder md(context);
+  llvm::MDNode* root = md.createTBAARoot("tern");
+  auto tag = [&](const char* name) {
+    llvm::MDNode* type = md.createTBAAScalarTypeNode(name, root);
+    return md.createTBAAStructTagNode(type, type, 0);
+  };
+  return {tag("linear memory"), tag("runtime"), tag("global"), tag("table")};
+}
+
 ModuleCodegen::ModuleCodegen(llvm::LLVMContext& context, const wasm::Module& module,
                              const util::Sha256Digest& hash, const CompileOptions& options,
                              const llvm::DataLayout& layout, const std::string& triple)
@@ -17,16 +27,7 @@ ModuleCodegen::ModuleCodegen(llvm::LLVMContext& context, const wasm::Module& mod
       module_(std::make_unique<llvm::Module>("wasm", context)) {
   module_->setDataLayout(layout);
   module_->setTargetTriple(triple);
-  llvm::MDBuilder md(context_);
-  llvm::MDNode* root = md.createTBAARoot("tern");
-  auto tag = [&](const char* name) {
-    llvm::MDNode* type = md.createTBAAScalarTypeNode(name, root);
-    return md.createTBAAStructTagNode(type, type, 0);
-  };
-  tags_.memory = tag("linear memory");
-  tags_.runtime = tag("runtime");
-  tags_.global = tag("global");
-  tags_.table = tag("table");
+  tags_ = alias_tags(context_);
   // A baseline CPU names an instruction set, not a machine to tune for:
   // x86-64-v2 alone would tune for Sandy Bridge (rotates as SHLD, slow
   // elsewhere). A named CPU (or native) tunes for itself.
