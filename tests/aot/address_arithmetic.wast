@@ -4,7 +4,8 @@
 ;; wrap, accesses running off the end of memory, and stores into a range the
 ;; loop reads from (a carried dependence a vectorized loop must keep). Run in
 ;; every mode by ctest (aot.address_arithmetic.MODE): the results are the
-;; interpreter's, computed by hand.
+;; interpreter's, computed by hand. tests/aot/passes.py checks that the
+;; passes rewrite these functions.
 
 (module
   (memory 1)
@@ -35,6 +36,9 @@
         (local.set $i (i32.add (local.get $i) (i32.const 8)))
         (br $l)))
     (local.get $acc))
+  ;; x, then x + 4: the first access proves that x + 4 does not wrap.
+  (func (export "adjacent") (param $x i32) (result i32)
+    (i32.add (i32.load (local.get $x)) (i32.load (i32.add (local.get $x) (i32.const 4)))))
   ;; x + 4 first, then x: nothing proves x + 4 does not wrap.
   (func (export "pairs_reversed") (param $x i32) (result i32)
     (i32.add (i32.load (i32.add (local.get $x) (i32.const 4))) (i32.load (local.get $x))))
@@ -69,6 +73,8 @@
 ;; x = -4: x + 4 wraps to 0 (valid), then x itself is out of bounds.
 (assert_trap (invoke "pairs_reversed" (i32.const -4)) "out of bounds memory access")
 (assert_return (invoke "pairs_reversed" (i32.const 0)) (i32.const 3))
+(assert_return (invoke "adjacent" (i32.const 8)) (i32.const 7))
+(assert_trap (invoke "adjacent" (i32.const 65532)) "out of bounds memory access")
 ;; Each store feeds the next load: m[k] = m[k-1] + 100 for k = 1 .. 7, with
 ;; wrapping addresses dst = i - 12, src = i - 16 for i = 16 .. 40.
 (assert_return (invoke "shift" (i32.const -12) (i32.const -16) (i32.const 16) (i32.const 44)))

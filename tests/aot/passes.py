@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""The address-arithmetic passes (aot/llvm/access_nowrap.h) rewrite what
+they should and nothing else, seen in the optimized IR of
+address_arithmetic.wast's module (TERN_AOT_DUMP_IR):
+
+- sum: its address i + inv becomes an induction variable of its own,
+  stepped by `add nuw i32 ..., 4` (AddressInductions);
+- adjacent: x + 4 after an access at x is `add nuw` (AccessNoWrap);
+- pairs_reversed: x + 4 before any access at x stays a plain add.
+
+    passes.py --tern build/tern
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Defined functions in the module's order: wasm_fN is function N.
+FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow")
+NUW_ADD_4 = re.compile(r"add nuw (nsw )?i32 %\S+, 4\b")
+
+
+def optimized_ir(tern, workdir):
+    subprocess.run(["wast2json", os.path.join(HERE, "address_arithmetic.wast"),
+                    "-o", os.path.join(workdir, "aa.json")], check=True)
+    prefix = os.path.join(workdir, "ir")
+    env = dict(os.environ, TERN_AOT_DUMP_IR=prefix)
+    subprocess.run([tern, "compile", os.path.join(workdir, "aa.0.wasm"),
+                    "-o", os.path.join(workdir, "aa.aot")], check=True, env=env)
+    with open(prefix + ".opt.ll") as f:
+        ir = f.read()
+    bodies = dict(re.findall(r"define [^@]*@(wasm_f\d+)\(.*?\n(.*?)\n}", ir, re.S))
+    return {name: bodies[f"wasm_f{i}"] for i, name in enumerate(FUNCTIONS)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tern", required=True)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tern-passes-") as workdir:
+        ir = optimized_ir(args.tern, workdir)
+    failures = []
+    for name, want in (("sum", True), ("adjacent", True), ("pairs_reversed", False)):
+        if bool(NUW_ADD_4.search(ir[name])) != want:
+            failures.append(f"{name}: expected {'an' if want else 'no'} `add nuw i32 ..., 4`")
+    for failure in failures:
+        print(f"passes: {failure}")
+    print("passes: ok" if not failures else f"passes: {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
