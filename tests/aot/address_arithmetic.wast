@@ -55,7 +55,46 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $l))))
   (func (export "get") (param $a i32) (result i32) (i32.load (local.get $a)))
-  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  ;; c[j] += 3 * b[j] for j < 64, two elements per iteration as clang
+  ;; unrolls a gemm row (matmul.c): the shape the loop vectorizer must see as
+  ;; adjacent accesses and check for overlap of b and c at run time.
+  (func (export "axpy2") (param $c i32) (param $b i32)
+    (local $i i32) (local $x i32) (local $y i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+        (local.set $x (i32.add (local.get $i) (local.get $c)))
+        (local.set $y (i32.add (local.get $i) (local.get $b)))
+        (i32.store (local.get $x)
+          (i32.add (i32.load (local.get $x)) (i32.mul (i32.load (local.get $y)) (i32.const 3))))
+        (i32.store (i32.add (local.get $x) (i32.const 4))
+          (i32.add (i32.load (i32.add (local.get $x) (i32.const 4)))
+                   (i32.mul (i32.load (i32.add (local.get $y) (i32.const 4))) (i32.const 3))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $l))))
+  ;; m[base + 4k] = start + k for k < n.
+  (func (export "fill") (param $base i32) (param $n i32) (param $start i32)
+    (local $k i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+        (i32.store (i32.add (local.get $base) (i32.shl (local.get $k) (i32.const 2)))
+          (i32.add (local.get $start) (local.get $k)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $l))))
+  ;; The sum of (k + 1) * m[base + 4k] for k < n: order-sensitive.
+  (func (export "checksum") (param $base i32) (param $n i32) (result i32)
+    (local $k i32) (local $s i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $s (i32.add (local.get $s)
+          (i32.mul (i32.add (local.get $k) (i32.const 1))
+                   (i32.load (i32.add (local.get $base) (i32.shl (local.get $k) (i32.const 2)))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $l)))
+    (local.get $s)))
 
 (assert_return (invoke "sum" (i32.const 0) (i32.const 0) (i32.const 32)) (i32.const 36))
 ;; i + inv wraps: i = 16 .. 44 with inv = -16 reads addresses 0 .. 28.
@@ -89,3 +128,22 @@
 ;; tern's memories stop one page short of 4 GiB (wasm::kMaxRuntimePages).
 (assert_return (invoke "grow" (i32.const 65535)) (i32.const -1))
 (assert_return (invoke "grow" (i32.const 0)) (i32.const 1))
+;; axpy2: b at 1024 (1, 2, ...), c elsewhere or on b.
+;; Expected sums from the sequential definition (one element after another).
+;; Disjoint: c at 2048 (100, 101, ...).
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 64) (i32.const 1)))
+(assert_return (invoke "fill" (i32.const 2048) (i32.const 64) (i32.const 100)))
+(assert_return (invoke "axpy2" (i32.const 2048) (i32.const 1024)))
+(assert_return (invoke "checksum" (i32.const 2048) (i32.const 64)) (i32.const 563680))
+;; c two elements ahead of b: each iteration reads what the one before wrote,
+;; which a vector loop without its overlap check would read too early.
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 80) (i32.const 1)))
+(assert_return (invoke "axpy2" (i32.const 1032) (i32.const 1024)))
+(assert_return (invoke "checksum" (i32.const 1024) (i32.const 80)) (i32.const 727469224))
+;; c two elements behind b, and c on b.
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 80) (i32.const 1)))
+(assert_return (invoke "axpy2" (i32.const 1024) (i32.const 1032)))
+(assert_return (invoke "checksum" (i32.const 1024) (i32.const 80)) (i32.const 454680))
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 64) (i32.const 1)))
+(assert_return (invoke "axpy2" (i32.const 1024) (i32.const 1024)))
+(assert_return (invoke "checksum" (i32.const 1024) (i32.const 64)) (i32.const 357760))

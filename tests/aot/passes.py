@@ -4,9 +4,11 @@ they should and nothing else, seen in the optimized IR of
 address_arithmetic.wast's module (TERN_AOT_DUMP_IR):
 
 - sum: its address i + inv becomes an induction variable of its own,
-  stepped by `add nuw i32 ..., 4` (AddressInductions);
+  stepped by `add nuw ..., 4` (AddressInductions, in 64 bits);
 - adjacent: x + 4 after an access at x is `add nuw` (AccessNoWrap);
-- pairs_reversed: x + 4 before any access at x stays a plain add.
+- pairs_reversed: x + 4 before any access at x stays a plain add;
+- axpy2 (c[j] += 3 * b[j], unrolled by two): the loop is vectorized, which
+  needs c[j] and c[j+1] to be seen as adjacent and one object (AddressInductions).
 
     passes.py --tern build/tern
 """
@@ -20,8 +22,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Defined functions in the module's order: wasm_fN is function N.
-FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow")
-NUW_ADD_4 = re.compile(r"add nuw (nsw )?i32 %\S+, 4\b")
+FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow", "axpy2")
+NUW_ADD_4 = re.compile(r"add nuw (nsw )?i(32|64) %\S+, 4\b")
+VECTOR_STORE = re.compile(r"store <\d+ x i32>")
 
 
 def optimized_ir(tern, workdir):
@@ -46,7 +49,9 @@ def main():
     failures = []
     for name, want in (("sum", True), ("adjacent", True), ("pairs_reversed", False)):
         if bool(NUW_ADD_4.search(ir[name])) != want:
-            failures.append(f"{name}: expected {'an' if want else 'no'} `add nuw i32 ..., 4`")
+            failures.append(f"{name}: expected {'an' if want else 'no'} `add nuw ..., 4`")
+    if not VECTOR_STORE.search(ir["axpy2"]):
+        failures.append("axpy2: expected a vector loop (store <N x i32>)")
     for failure in failures:
         print(f"passes: {failure}")
     print("passes: ok" if not failures else f"passes: {len(failures)} failed")

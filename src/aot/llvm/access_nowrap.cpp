@@ -108,6 +108,77 @@ bool make_address_induction(llvm::Instruction* x, const llvm::Loop& loop) {
   return false;
 }
 
+// Why each address induction variable's accesses get their own copy of the
+// memory base, opaque to LLVM (inttoptr of ptrtoint, folded away after the
+// vectorizer): the loop vectorizer's dependence analysis works per
+// underlying object. With one base for all of linear memory, `c[j] += k *
+// b[j]` has an unknown distance between b and c, and LLVM then checks every
+// pair of accesses at run time, including c[j] against c[j+1] of a loop
+// unrolled by two, which always overlap: the vector loop never runs. With
+// a base per induction, c[j] and c[j+1] are one object whose dependence is
+// exact, and only b against c is checked at run time. The copies are the
+// same address, so every alias query stays as conservative as before.
+//
+// Gives an i32 induction variable `p` that steps by `add nuw` (from
+// make_address_induction, or AccessNoWrap) a 64-bit twin q = zext(p), and
+// rewrites zext(p) as q and zext(p +nuw d) as q + d. Both are equal where p
+// is not poison. SCEV takes an `add nuw` for a non-wrapping one only where
+// poison would be undefined behaviour on every iteration (an access in the
+// header); in 64 bits the adjacency of p and p + 8 is plain arithmetic,
+// also when p starts at an outer loop's unflagged address.
+bool widen_address_induction(llvm::PHINode* p, const llvm::Loop& loop) {
+  if (!p->getType()->isIntegerTy(32) || p->getNumIncomingValues() != 2) return false;
+  auto* next =
+      llvm::dyn_cast<llvm::BinaryOperator>(p->getIncomingValueForBlock(loop.getLoopLatch()));
+  uint64_t step = 0;
+  if (!next || !match(next, m_NUWAdd(m_Specific(p), m_ConstantInt(step)))) return false;
+  // The zexts to rewrite, with the constant each adds to q.
+  std::vector<std::pair<llvm::ZExtInst*, uint64_t>> uses;
+  auto collect = [&](llvm::Value* v, uint64_t offset) {
+    for (llvm::User* user : v->users())
+      if (auto* z = llvm::dyn_cast<llvm::ZExtInst>(user); z && z->getType()->isIntegerTy(64))
+        uses.emplace_back(z, offset);
+  };
+  collect(p, 0);
+  for (llvm::User* user : p->users()) {
+    uint64_t d = 0;
+    if (user != next && match(user, m_NUWAdd(m_Specific(p), m_ConstantInt(d)))) collect(user, d);
+  }
+  if (uses.empty()) return false;
+  llvm::BasicBlock* preheader = loop.getLoopPreheader();
+  llvm::BasicBlock* latch = loop.getLoopLatch();
+  llvm::Type* i64 = llvm::Type::getInt64Ty(p->getContext());
+  llvm::IRBuilder<> pre(preheader->getTerminator());
+  llvm::Value* start = pre.CreateZExt(p->getIncomingValueForBlock(preheader), i64);
+  llvm::IRBuilder<> head(&*loop.getHeader()->getFirstInsertionPt());
+  llvm::PHINode* q = head.CreatePHI(i64, 2);
+  llvm::IRBuilder<> at_latch(latch->getTerminator());
+  q->addIncoming(start, preheader);
+  q->addIncoming(at_latch.CreateAdd(q, llvm::ConstantInt::get(i64, step), "",
+                                    /*HasNUW=*/true, /*HasNSW=*/true),
+                 latch);
+  // The accesses through q get a base of their own (see rebased_memory).
+  llvm::DenseMap<llvm::Value*, llvm::Value*> bases;
+  auto own_base = [&](llvm::Value* memory) {
+    auto [it, fresh] = bases.try_emplace(memory, nullptr);
+    if (fresh) it->second = pre.CreateIntToPtr(pre.CreatePtrToInt(memory, i64), memory->getType());
+    return it->second;
+  };
+  for (auto [z, offset] : uses) {
+    for (llvm::User* user : z->users())
+      if (auto* gep = llvm::dyn_cast<llvm::GetElementPtrInst>(user);
+          gep && gep->getNumIndices() == 1 && gep->getOperand(1) == z &&
+          loop.isLoopInvariant(gep->getPointerOperand()))
+        gep->setOperand(0, own_base(gep->getPointerOperand()));
+    llvm::IRBuilder<> at(z);
+    z->replaceAllUsesWith(offset == 0 ? q
+                                      : at.CreateAdd(q, llvm::ConstantInt::get(i64, offset), "",
+                                                     /*HasNUW=*/true, /*HasNSW=*/true));
+    z->eraseFromParent();
+  }
+  return true;
+}
+
 } // namespace
 
 llvm::PreservedAnalyses AccessNoWrap::run(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
@@ -151,6 +222,10 @@ llvm::PreservedAnalyses AddressInductions::run(llvm::Function& f,
     }
     for (llvm::Instruction* x : addresses)
       if (make_address_induction(x, *loop)) changed = true;
+    std::vector<llvm::PHINode*> phis;
+    for (llvm::PHINode& phi : loop->getHeader()->phis()) phis.push_back(&phi);
+    for (llvm::PHINode* phi : phis)
+      if (widen_address_induction(phi, *loop)) changed = true;
   }
   if (!changed) return llvm::PreservedAnalyses::all();
   llvm::PreservedAnalyses kept;

@@ -18,10 +18,12 @@
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Passes/StandardInstrumentations.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
+#include <llvm/Transforms/Utils/BasicBlockUtils.h>
 #include <llvm/Transforms/Utils/Local.h>
 #include <llvm/Transforms/Utils/Mem2Reg.h>
 #include <mutex>
@@ -152,12 +154,14 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
       if (bounded) polls.insert(polls.end(), found.begin(), found.end());
     }
     if (polls.empty()) return llvm::PreservedAnalyses::all();
+    std::vector<llvm::WeakVH> continuations;
     for (llvm::BranchInst* br : polls) {
       llvm::BasicBlock* from = br->getParent();
       llvm::BasicBlock* slow = slow_successor(br);
       llvm::BasicBlock* on = br->getSuccessor(br->getSuccessor(0) == slow ? 1 : 0);
       slow->removePredecessor(from);
       llvm::BranchInst::Create(on, br);
+      continuations.emplace_back(on);
       auto* cond = llvm::dyn_cast<llvm::Instruction>(br->getCondition());
       br->eraseFromParent();
       // The flag's load is atomic, which dead-code elimination keeps.
@@ -168,6 +172,13 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
       }
     }
     llvm::removeUnreachableBlocks(f);
+    // A header whose poll is gone is only phis and a branch into the body.
+    // Merged, the body's accesses are in the header, which is what lets
+    // SCEV trust their addresses' nuw (poison there would be UB on every
+    // iteration): without that the vectorizer cannot see that a[i] and
+    // a[i+1] are adjacent, and scalarizes the stores of unrolled loops.
+    for (llvm::WeakVH& on : continuations)
+      if (auto* bb = llvm::cast_or_null<llvm::BasicBlock>(on)) llvm::MergeBlockIntoPredecessor(bb);
     return llvm::PreservedAnalyses::none();
   }
 };
@@ -227,6 +238,8 @@ struct WidenAddresses : llvm::PassInfoMixin<WidenAddresses> {
 
 } // namespace
 
+constexpr const char* kLlvmArgsVariable = "TERN_AOT_LLVM_ARGS";
+
 void initialize_llvm() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -243,6 +256,12 @@ void initialize_llvm() {
     LLVMInitializeSystemZTargetMC();
     LLVMInitializeSystemZAsmPrinter();
     configure_codegen_layout();
+    // For studying the optimizer: LLVM's own developer options, as opt and
+    // llc take them (TERN_AOT_LLVM_ARGS="-print-before=loop-vectorize").
+    if (std::getenv(kLlvmArgsVariable)) {
+      const char* argv[] = {"tern"};
+      llvm::cl::ParseCommandLineOptions(1, argv, "", nullptr, kLlvmArgsVariable);
+    }
   });
 }
 
@@ -283,7 +302,13 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(&machine);
+  // -print-before and friends (TERN_AOT_LLVM_ARGS) act through instrumentation.
+  llvm::PassInstrumentationCallbacks callbacks;
+  llvm::StandardInstrumentations instrumentations(module.getContext(), false);
+  const bool instrumented = std::getenv(kLlvmArgsVariable) != nullptr;
+  if (instrumented) instrumentations.registerCallbacks(callbacks, &mam);
+  llvm::PassBuilder pb(&machine, llvm::PipelineTuningOptions(), std::nullopt,
+                       instrumented ? &callbacks : nullptr);
   llvm::TargetLibraryInfoImpl tlii = no_libc(machine.getTargetTriple());
   fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
   pb.registerModuleAnalyses(mam);
