@@ -143,7 +143,7 @@ Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& modul
       auto artifact = plugin().api->compile_artifact(module, hash, options);
       if (!artifact.ok()) return {{}, artifact.error};
       try {
-        std::filesystem::create_directories(cache_dir);
+        util::create_directories(cache_dir);
         util::write_file_atomic(path, artifact.value);
       } catch (const std::exception&) {
         // An unwritable cache only costs the next run a compilation.

@@ -52,7 +52,7 @@ int compile(const CompileCommand& c) {
   if (!artifact.ok()) throw Error(fmt::format("{}: cannot compile: {}", c.module, artifact.error));
   std::string path = c.output;
   if (path.empty()) {
-    std::filesystem::create_directories(c.cache_dir);
+    util::create_directories(c.cache_dir);
     path = aot::cache_path(c.cache_dir, hash, options, aot::CacheKind::Artifact);
   }
   util::write_file_atomic(path, artifact.value);

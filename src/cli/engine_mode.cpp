@@ -58,7 +58,7 @@ std::shared_ptr<const aot::CodeImage> aot_code(const EngineOptions& o, const was
   auto artifact = aot::compile_artifact(module, hash, o.compile);
   if (!artifact.ok()) throw Error("cannot compile the module: " + artifact.error);
   if (!path.empty()) {
-    std::filesystem::create_directories(cache_dir_of(o));
+    util::create_directories(cache_dir_of(o));
     util::write_file_atomic(path, artifact.value);
   }
   return aot::load_artifact(artifact.value, hash, "the compiled module");

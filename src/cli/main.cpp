@@ -17,6 +17,11 @@ std::string named_command(const CLI::App& app, int argc, char** argv) {
   return {};
 }
 
+// "--name" of "--name=value".
+std::string option_name(const std::string& arg) {
+  return arg.substr(0, arg.find('='));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -31,6 +36,11 @@ int main(int argc, char** argv) {
   // status 1 (CLI11 would print two lines and exit with 105-114).
   if (argc > 1 && argv[1][0] != '-' && command.empty()) {
     fmt::print(stderr, "tern: error: unknown command '{}' (see tern --help)\n", argv[1]);
+    return 1;
+  }
+  // Else CLI11 reports the missing subcommand rather than the option.
+  if (argc > 1 && argv[1][0] == '-' && !app.get_option_no_throw(option_name(argv[1]))) {
+    fmt::print(stderr, "tern: error: unknown option '{}' (see tern --help)\n", argv[1]);
     return 1;
   }
   try {

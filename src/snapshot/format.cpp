@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <set>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -622,6 +623,8 @@ Snapshot read_snapshot_file(const std::string& path, const ReadOptions& options)
     }
   } f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (f.fd < 0) throw Error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (struct stat st; ::fstat(f.fd, &st) == 0 && S_ISDIR(st.st_mode))
+    throw Error(fmt::format("cannot read {}: is a directory", path));
   util::FdSource source(f.fd, path);
   try {
     Snapshot s = read_snapshot(source, options);

@@ -1,14 +1,14 @@
 #include "util/file.h"
 
+#include "tern/error.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-
-#include "tern/error.h"
 
 namespace tern::util {
 namespace {
@@ -54,6 +54,12 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return out;
 }
 
+void create_directories(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error) throw Error(fmt::format("cannot create directory {}: {}", path, error.message()));
+}
+
 std::string atomic_temp_path(const std::string& path) {
   return fmt::format("{}.tmp.{}", path, ::getpid());
 }
@@ -66,12 +72,13 @@ void write_file_atomic(const std::string& path, const std::function<void(ByteSin
   const std::string tmp = atomic_temp_path(path);
   {
     Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-    if (f.fd < 0) fail("cannot create", tmp);
+    // Errors name the file asked for; the temporary one is an implementation detail.
+    if (f.fd < 0) fail("cannot create", path);
     try {
-      FdSink sink(f.fd, tmp);
+      FdSink sink(f.fd, path);
       write(sink);
       sink.flush();
-      if (::fsync(f.fd) != 0) fail("cannot fsync", tmp);
+      if (::fsync(f.fd) != 0) fail("cannot fsync", path);
     } catch (...) {
       ::unlink(tmp.c_str());
       throw;

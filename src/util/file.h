@@ -1,13 +1,13 @@
 // Whole-file reads and atomic whole-file writes.
 #pragma once
 
+#include "util/byte_stream.h"
+
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <string>
 #include <vector>
-
-#include "util/byte_stream.h"
 
 namespace tern::util {
 
@@ -23,6 +23,10 @@ void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes);
 // sink (with bounded buffering). If it throws, the temporary file is removed,
 // `path` is untouched and the exception propagates.
 void write_file_atomic(const std::string& path, const std::function<void(ByteSink&)>& write);
+
+// mkdir -p: creates path and its missing parents; an Error naming path if
+// that fails.
+void create_directories(const std::string& path);
 
 // The temporary file write_file_atomic(path, ...) uses in this process.
 std::string atomic_temp_path(const std::string& path);

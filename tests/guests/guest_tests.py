@@ -670,6 +670,10 @@ def bad_input(env):
                             "--stdin"),
         "--stdin is a directory": (["run", "--stdin", d, env.wasm("exit_code")], "--stdin"),
         "no such --invoke": (["run", "--invoke", "nope", env.wasm("exit_code")], "nope"),
+        "snapshot is a directory": (["inspect", d], f"cannot read {d}: is a directory"),
+        "--cache-dir cannot be created": (["run", "--mode", "aot", "--cache-dir",
+                                           "/proc/tern-nope", env.wasm("exit_code")],
+                                          "cannot create directory /proc/tern-nope:"),
     }
     for what, (args, mention) in attempts.items():
         rc, out, err = env.run(args)
@@ -677,7 +681,16 @@ def bad_input(env):
         lines = err.splitlines()
         expect(len(lines) == 1 and lines[0].startswith("tern: error: ") and mention in lines[0],
                f"{what}: expected one 'tern: error:' line mentioning {mention!r}, got {err!r}")
+        expect(len(lines) != 1 or lines[0].count(args[-1]) <= 1,
+               f"{what}: {args[-1]!r} named more than once in {err!r}")
         expect_equal(out, b"", f"{what}: stdout")
+    # A checkpoint that cannot be written is reported under the name asked
+    # for (not the temporary file's), and the program runs on.
+    rc, out, err = env.run(["run", "--checkpoint-at", "1", "--checkpoint-to",
+                            "/proc/tern-nope.snap", env.wasm("exit_code")])
+    expect_equal(rc, 0, "failed checkpoint: the program's exit code")
+    expect("cannot create /proc/tern-nope.snap:" in err and ".tmp." not in err,
+           f"failed checkpoint: expected the snapshot's own name in {err!r}")
 
 
 def expect_refused(env, what, args, mention):
@@ -724,6 +737,7 @@ def bad_usage(env):
                                   "--opt-level"),
         "validate, two modules": (["validate", wasm, wasm], wasm),
         "no command": ([], "command"),
+        "unknown option, no command": (["--bogus"], "unknown option '--bogus'"),
         "unknown command": (["bogus", wasm], "bogus"),
     }
     for what, (args, mention) in attempts.items():
