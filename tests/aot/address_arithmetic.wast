@@ -94,6 +94,34 @@
                    (i32.load (i32.add (local.get $base) (i32.shl (local.get $k) (i32.const 2)))))))
         (local.set $k (i32.add (local.get $k) (i32.const 1)))
         (br $l)))
+    (local.get $s))
+  ;; Polls (not address arithmetic, but the same passes' file): rows sums
+  ;; 256-element rows until it reaches a zero row's first element; its inner
+  ;; loop is bounded, so it polls before it starts, right after the outer
+  ;; header's poll: ElidePolls drops that one. grown_sum's call before its
+  ;; loop keeps the poll before the loop.
+  (func (export "rows") (param $p i32) (result i32)
+    (local $s i32) (local $i i32)
+    (block $done
+      (loop $outer
+        (br_if $done (i32.eqz (i32.load (local.get $p))))
+        (local.set $i (i32.const 0))
+        (loop $inner
+          (local.set $s (i32.add (local.get $s)
+            (i32.load (i32.add (local.get $p) (local.get $i)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 4)))
+          (br_if $inner (i32.lt_u (local.get $i) (i32.const 1024))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1024)))
+        (br $outer)))
+    (local.get $s))
+  (func (export "grown_sum") (param $p i32) (result i32)
+    (local $s i32) (local $i i32)
+    (drop (memory.grow (i32.const 0)))
+    (loop $inner
+      (local.set $s (i32.add (local.get $s)
+        (i32.load (i32.add (local.get $p) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br_if $inner (i32.lt_u (local.get $i) (i32.const 1024))))
     (local.get $s)))
 
 (assert_return (invoke "sum" (i32.const 0) (i32.const 0) (i32.const 32)) (i32.const 36))
@@ -147,3 +175,8 @@
 (assert_return (invoke "fill" (i32.const 1024) (i32.const 64) (i32.const 1)))
 (assert_return (invoke "axpy2" (i32.const 1024) (i32.const 1024)))
 (assert_return (invoke "checksum" (i32.const 1024) (i32.const 64)) (i32.const 357760))
+;; rows: 1 .. 256 | 257 .. 512 | then a zero row (memory at 6144 is zero).
+(assert_return (invoke "rows" (i32.const 16384)) (i32.const 0))
+(assert_return (invoke "fill" (i32.const 4096) (i32.const 512) (i32.const 1)))
+(assert_return (invoke "rows" (i32.const 4096)) (i32.const 131328))
+(assert_return (invoke "grown_sum" (i32.const 4096)) (i32.const 32896))

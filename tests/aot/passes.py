@@ -8,7 +8,9 @@ address_arithmetic.wast's module (TERN_AOT_DUMP_IR):
 - adjacent: x + 4 after an access at x is `add nuw` (AccessNoWrap);
 - pairs_reversed: x + 4 before any access at x stays a plain add;
 - axpy2 (c[j] += 3 * b[j], unrolled by two): the loop is vectorized, which
-  needs c[j] and c[j+1] to be seen as adjacent and one object (AddressInductions).
+  needs c[j] and c[j+1] to be seen as adjacent and one object (AddressInductions);
+- rows: the poll before its inner loop, right after the outer header's, is
+  dropped (ElidePolls), while grown_sum's, after a call, stays.
 
     passes.py --tern build/tern
 """
@@ -22,7 +24,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Defined functions in the module's order: wasm_fN is function N.
-FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow", "axpy2")
+FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow", "axpy2",
+             "fill", "checksum", "rows", "grown_sum")
 NUW_ADD_4 = re.compile(r"add nuw (nsw )?i(32|64) %\S+, 4\b")
 VECTOR_STORE = re.compile(r"store <\d+ x i32>")
 
@@ -50,6 +53,14 @@ def main():
     for name, want in (("sum", True), ("adjacent", True), ("pairs_reversed", False)):
         if bool(NUW_ADD_4.search(ir[name])) != want:
             failures.append(f"{name}: expected {'an' if want else 'no'} `add nuw ..., 4`")
+    # Polls test the flag byte (`load volatile i8`; the entry's is an i64).
+    # Each function polls before its inner loop on the way in and again on
+    # the path a restore takes; rows also at its outer header, and ElidePolls
+    # drops the first of those (three polls before it did, grown_sum two).
+    for name, want in (("rows", 2), ("grown_sum", 2)):
+        polls = ir[name].count("load volatile i8")
+        if polls != want:
+            failures.append(f"{name}: expected {want} polls, found {polls}")
     if not VECTOR_STORE.search(ir["axpy2"]):
         failures.append("axpy2: expected a vector loop (store <N x i32>)")
     for failure in failures:

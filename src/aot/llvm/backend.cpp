@@ -5,6 +5,7 @@
 #include "aot/llvm/codegen.h"
 #include "util/file.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include <llvm/Analysis/LoopInfo.h>
 #include <llvm/Analysis/ScalarEvolution.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/Verifier.h>
@@ -125,6 +127,63 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
     return br->getSuccessor(0);
   }
 
+  static bool calls_anything(const llvm::BasicBlock& bb, const llvm::Instruction* until) {
+    for (const llvm::Instruction& inst : bb) {
+      if (&inst == until) break;
+      if (llvm::isa<llvm::CallBase>(inst) && !llvm::isa<llvm::IntrinsicInst>(inst)) return true;
+    }
+    return false;
+  }
+
+  // Whether `at` is entered only from a kept poll: its fast edge, and its
+  // slow path's return when no checkpoint is taken.
+  static bool follows_poll(llvm::BasicBlock* at, unsigned poll_kind,
+                           const std::vector<llvm::BranchInst*>& dropped) {
+    llvm::BranchInst* poll = nullptr;
+    for (llvm::BasicBlock* pred : llvm::predecessors(at)) {
+      auto* term = llvm::dyn_cast<llvm::BranchInst>(pred->getTerminator());
+      if (term && term->isConditional() && term->getMetadata(poll_kind) &&
+          slow_successor(term) != at)
+        poll = term;
+    }
+    if (!poll || std::find(dropped.begin(), dropped.end(), poll) != dropped.end()) return false;
+    for (llvm::BasicBlock* pred : llvm::predecessors(at))
+      if (pred != poll->getParent() && pred != slow_successor(poll)) return false;
+    return true;
+  }
+
+  // The polls before innermost loops that another poll (a header's or the
+  // function entry's, not being dropped) runs just before, through a few
+  // blocks without calls or loops: in the search loop of a Boyer-Moore-Horspool,
+  // the outer loop's header poll, then the inner loop's. The one left gives
+  // checkpoints the same reach; the dropped one's slow path kept every live
+  // value of the outer loop alive in registers (its unwind stores them).
+  static std::vector<llvm::BranchInst*>
+  redundant_preloop_polls(llvm::Function& f, const std::vector<llvm::BranchInst*>& dropped) {
+    const unsigned poll_kind = f.getContext().getMDKindID(kElidablePoll);
+    const unsigned preloop_kind = f.getContext().getMDKindID(kPreloopPoll);
+    std::vector<llvm::BranchInst*> found;
+    for (llvm::BasicBlock& bb : f) {
+      auto* br = llvm::dyn_cast<llvm::BranchInst>(bb.getTerminator());
+      if (!br || !br->isConditional() || !br->getMetadata(preloop_kind)) continue;
+      if (calls_anything(bb, br)) continue;
+      llvm::BasicBlock* at = &bb;
+      for (int hops = 0; hops < 8; ++hops) {
+        if (follows_poll(at, poll_kind, dropped)) {
+          found.push_back(br);
+          break;
+        }
+        llvm::BasicBlock* pred = at->getSinglePredecessor();
+        auto* term = pred ? llvm::dyn_cast<llvm::BranchInst>(pred->getTerminator()) : nullptr;
+        // A conditional branch is fine: every path to `at` still passes the
+        // blocks walked. A loop stops the walk (its header has two predecessors).
+        if (!term || calls_anything(*pred, term)) break;
+        at = pred;
+      }
+    }
+    return found;
+  }
+
   llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
     auto& loops = fam.getResult<llvm::LoopAnalysis>(f);
     auto& scev = fam.getResult<llvm::ScalarEvolutionAnalysis>(f);
@@ -153,6 +212,8 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
           scev.getPredicatedSymbolicMaxBackedgeTakenCount(loop, assumptions));
       if (bounded) polls.insert(polls.end(), found.begin(), found.end());
     }
+    const std::vector<llvm::BranchInst*> redundant = redundant_preloop_polls(f, polls);
+    polls.insert(polls.end(), redundant.begin(), redundant.end());
     if (polls.empty()) return llvm::PreservedAnalyses::all();
     std::vector<llvm::WeakVH> continuations;
     for (llvm::BranchInst* br : polls) {

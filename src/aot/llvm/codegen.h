@@ -21,6 +21,9 @@ namespace tern::aot::llvmc {
 // rewinding jumps to (a loop holding one must keep its polls, which lead
 // the way there).
 inline constexpr const char* kElidablePoll = "tern.poll";
+// The poll before an innermost loop (enter_loop), which ElidePolls drops
+// where an earlier poll runs just before it.
+inline constexpr const char* kPreloopPoll = "tern.preloop_poll";
 inline constexpr const char* kRewindTarget = "tern.rewind_target";
 // The zero-extension of a memory access's address (no offset), which
 // WidenAddresses may sum in 64 bits over the memory's mirror views.

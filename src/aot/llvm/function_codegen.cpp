@@ -1652,6 +1652,7 @@ void FunctionCodegen::enter_loop(uint32_t point, bool restorable, bool elidable)
     llvm::BasicBlock* slow = block("preloop_slow");
     llvm::BranchInst* br = b_.CreateCondBr(poll_pending(), slow, entry);
     set_unlikely(br);
+    mark(br, kPreloopPoll);
     b_.SetInsertPoint(slow);
     llvm::Value* action = call_helper(Helper::LoopSlow, {thread(), u32(point)});
     llvm::BasicBlock* unwind = block("preloop_unwind");
