@@ -73,6 +73,22 @@
                    (i32.mul (i32.load (i32.add (local.get $y) (i32.const 4))) (i32.const 3))))
         (local.set $i (i32.add (local.get $i) (i32.const 8)))
         (br $l))))
+  ;; The same with the second element at offset=4 of the first's address,
+  ;; as clang writes struct fields and unrolled array pairs.
+  (func (export "axpy2_offset") (param $c i32) (param $b i32)
+    (local $i i32) (local $x i32) (local $y i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+        (local.set $x (i32.add (local.get $i) (local.get $c)))
+        (local.set $y (i32.add (local.get $i) (local.get $b)))
+        (i32.store (local.get $x)
+          (i32.add (i32.load (local.get $x)) (i32.mul (i32.load (local.get $y)) (i32.const 3))))
+        (i32.store offset=4 (local.get $x)
+          (i32.add (i32.load offset=4 (local.get $x))
+                   (i32.mul (i32.load offset=4 (local.get $y)) (i32.const 3))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $l))))
   ;; m[base + 4k] = start + k for k < n.
   (func (export "fill") (param $base i32) (param $n i32) (param $start i32)
     (local $k i32)
@@ -175,6 +191,17 @@
 (assert_return (invoke "fill" (i32.const 1024) (i32.const 64) (i32.const 1)))
 (assert_return (invoke "axpy2" (i32.const 1024) (i32.const 1024)))
 (assert_return (invoke "checksum" (i32.const 1024) (i32.const 64)) (i32.const 357760))
+;; axpy2_offset gives axpy2's sums.
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 64) (i32.const 1)))
+(assert_return (invoke "fill" (i32.const 2048) (i32.const 64) (i32.const 100)))
+(assert_return (invoke "axpy2_offset" (i32.const 2048) (i32.const 1024)))
+(assert_return (invoke "checksum" (i32.const 2048) (i32.const 64)) (i32.const 563680))
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 80) (i32.const 1)))
+(assert_return (invoke "axpy2_offset" (i32.const 1032) (i32.const 1024)))
+(assert_return (invoke "checksum" (i32.const 1024) (i32.const 80)) (i32.const 727469224))
+(assert_return (invoke "fill" (i32.const 1024) (i32.const 80) (i32.const 1)))
+(assert_return (invoke "axpy2_offset" (i32.const 1024) (i32.const 1032)))
+(assert_return (invoke "checksum" (i32.const 1024) (i32.const 80)) (i32.const 454680))
 ;; rows: 1 .. 256 | 257 .. 512 | then a zero row (memory at 6144 is zero).
 (assert_return (invoke "rows" (i32.const 16384)) (i32.const 0))
 (assert_return (invoke "fill" (i32.const 4096) (i32.const 512) (i32.const 1)))

@@ -8,7 +8,8 @@ address_arithmetic.wast's module (TERN_AOT_DUMP_IR):
 - adjacent: x + 4 after an access at x is `add nuw` (AccessNoWrap);
 - pairs_reversed: x + 4 before any access at x stays a plain add;
 - axpy2 (c[j] += 3 * b[j], unrolled by two): the loop is vectorized, which
-  needs c[j] and c[j+1] to be seen as adjacent and one object (AddressInductions);
+  needs c[j] and c[j+1] to be seen as adjacent and one object (AddressInductions),
+  also where c[j+1] is an access at offset=4 of c[j]'s address (axpy2_offset);
 - rows: the poll before its inner loop, right after the outer header's, is
   dropped (ElidePolls), while grown_sum's, after a call, stays.
 
@@ -25,7 +26,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Defined functions in the module's order: wasm_fN is function N.
 FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow", "axpy2",
-             "fill", "checksum", "rows", "grown_sum")
+             "axpy2_offset", "fill", "checksum", "rows", "grown_sum")
 NUW_ADD_4 = re.compile(r"add nuw (nsw )?i(32|64) %\S+, 4\b")
 VECTOR_STORE = re.compile(r"store <\d+ x i32>")
 
@@ -61,8 +62,9 @@ def main():
         polls = ir[name].count("load volatile i8")
         if polls != want:
             failures.append(f"{name}: expected {want} polls, found {polls}")
-    if not VECTOR_STORE.search(ir["axpy2"]):
-        failures.append("axpy2: expected a vector loop (store <N x i32>)")
+    for name in ("axpy2", "axpy2_offset"):
+        if not VECTOR_STORE.search(ir[name]):
+            failures.append(f"{name}: expected a vector loop (store <N x i32>)")
     for failure in failures:
         print(f"passes: {failure}")
     print("passes: ok" if not failures else f"passes: {len(failures)} failed")
