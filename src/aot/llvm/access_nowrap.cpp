@@ -157,28 +157,22 @@ bool widen_address_induction(llvm::PHINode* p, const llvm::Loop& loop) {
   q->addIncoming(at_latch.CreateAdd(q, llvm::ConstantInt::get(i64, step), "",
                                     /*HasNUW=*/true, /*HasNSW=*/true),
                  latch);
-  // The accesses through q, at q + d and with a constant offset (gep of
-  // zext + offset, FunctionCodegen::effective_pointer) alike, get a base of
-  // their own (see above): all of them, or LLVM would take one access at
-  // the new base and its neighbour at the old for two objects that may
-  // overlap, and check that at run time, where it always fails.
+  // The accesses through q and q + d get a base of their own (see above).
+  // One at a constant offset is one too: by now InstCombine has split its
+  // gep(base, zext + offset) into gep(gep(base, zext), offset), and the
+  // inner gep is rebased (axpy2_offset in tests/aot/address_arithmetic.wast).
   llvm::DenseMap<llvm::Value*, llvm::Value*> bases;
   auto own_base = [&](llvm::Value* memory) {
     auto [it, fresh] = bases.try_emplace(memory, nullptr);
     if (fresh) it->second = pre.CreateIntToPtr(pre.CreatePtrToInt(memory, i64), memory->getType());
     return it->second;
   };
-  auto rebase = [&](llvm::Value* index) {
-    for (llvm::User* user : index->users())
+  for (auto [z, offset] : uses) {
+    for (llvm::User* user : z->users())
       if (auto* gep = llvm::dyn_cast<llvm::GetElementPtrInst>(user);
-          gep && gep->getNumIndices() == 1 && gep->getOperand(1) == index &&
+          gep && gep->getNumIndices() == 1 && gep->getOperand(1) == z &&
           loop.isLoopInvariant(gep->getPointerOperand()))
         gep->setOperand(0, own_base(gep->getPointerOperand()));
-  };
-  for (auto [z, offset] : uses) {
-    rebase(z);
-    for (llvm::User* user : z->users())
-      if (match(user, m_Add(m_Specific(z), m_ConstantInt()))) rebase(user);
     llvm::IRBuilder<> at(z);
     z->replaceAllUsesWith(offset == 0 ? q
                                       : at.CreateAdd(q, llvm::ConstantInt::get(i64, offset), "",
