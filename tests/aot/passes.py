@@ -11,7 +11,14 @@ address_arithmetic.wast's module (TERN_AOT_DUMP_IR):
   needs c[j] and c[j+1] to be seen as adjacent and one object (AddressInductions),
   also where c[j+1] is an access at offset=4 of c[j]'s address (axpy2_offset);
 - rows: the poll before its inner loop, right after the outer header's, is
-  dropped (ElidePolls), while grown_sum's, after a call, stays.
+  dropped (ElidePolls), while grown_sum's, after a call, stays;
+
+and that inlining judges a function with stable points by its fast path
+(aot/llvm/inline_cost.h), in inlining.wast's module:
+
+- twice: the wrapper it calls twice is inlined (its slow paths made it too
+  costly before), while checked keeps its call to report, which only a
+  trap follows (as without stable points).
 
     passes.py --tern build/tern
 """
@@ -24,24 +31,31 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Defined functions in the module's order: wasm_fN is function N.
+# Defined functions in each module's order: wasm_fN is function N.
 FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow", "axpy2",
              "axpy2_offset", "fill", "checksum", "rows", "grown_sum")
+INLINING_FUNCTIONS = ("count", "wrap", "twice", "report", "checked")
 NUW_ADD_4 = re.compile(r"add nuw (nsw )?i(32|64) %\S+, 4\b")
 VECTOR_STORE = re.compile(r"store <\d+ x i32>")
 
 
-def optimized_ir(tern, workdir):
-    subprocess.run(["wast2json", os.path.join(HERE, "address_arithmetic.wast"),
-                    "-o", os.path.join(workdir, "aa.json")], check=True)
-    prefix = os.path.join(workdir, "ir")
+def optimized_ir(tern, workdir, wast, functions):
+    """The optimized IR of each function of wast's first module, by name."""
+    stem = os.path.splitext(wast)[0]
+    subprocess.run(["wast2json", os.path.join(HERE, wast),
+                    "-o", os.path.join(workdir, f"{stem}.json")], check=True)
+    prefix = os.path.join(workdir, stem)
     env = dict(os.environ, TERN_AOT_DUMP_IR=prefix)
-    subprocess.run([tern, "compile", os.path.join(workdir, "aa.0.wasm"),
-                    "-o", os.path.join(workdir, "aa.aot")], check=True, env=env)
+    subprocess.run([tern, "compile", os.path.join(workdir, f"{stem}.0.wasm"),
+                    "-o", os.path.join(workdir, f"{stem}.aot")], check=True, env=env)
     with open(prefix + ".opt.ll") as f:
         ir = f.read()
     bodies = dict(re.findall(r"define [^@]*@(wasm_f\d+)\(.*?\n(.*?)\n}", ir, re.S))
-    return {name: bodies[f"wasm_f{i}"] for i, name in enumerate(FUNCTIONS)}
+    return {name: bodies[f"wasm_f{i}"] for i, name in enumerate(functions)}
+
+
+def calls(body, functions, callee):
+    return f"@wasm_f{functions.index(callee)}(" in body
 
 
 def main():
@@ -49,7 +63,8 @@ def main():
     ap.add_argument("--tern", required=True)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tern-passes-") as workdir:
-        ir = optimized_ir(args.tern, workdir)
+        ir = optimized_ir(args.tern, workdir, "address_arithmetic.wast", FUNCTIONS)
+        inlining = optimized_ir(args.tern, workdir, "inlining.wast", INLINING_FUNCTIONS)
     failures = []
     for name, want in (("sum", True), ("adjacent", True), ("pairs_reversed", False)):
         if bool(NUW_ADD_4.search(ir[name])) != want:
@@ -65,6 +80,12 @@ def main():
     for name in ("axpy2", "axpy2_offset"):
         if not VECTOR_STORE.search(ir[name]):
             failures.append(f"{name}: expected a vector loop (store <N x i32>)")
+    if calls(inlining["twice"], INLINING_FUNCTIONS, "wrap"):
+        failures.append("twice: expected its calls to wrap inlined")
+    if not calls(inlining["twice"], INLINING_FUNCTIONS, "count"):
+        failures.append("twice: expected the inlined wrapper's call to count")
+    if not calls(inlining["checked"], INLINING_FUNCTIONS, "report"):
+        failures.append("checked: expected its call to report kept (only a trap follows it)")
     for failure in failures:
         print(f"passes: {failure}")
     print("passes: ok" if not failures else f"passes: {len(failures)} failed")

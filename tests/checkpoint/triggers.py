@@ -92,10 +92,14 @@ def sigterm(env):
 
 @case
 def every(env):
-    rc, ref, _ = env.run(["run", env.wasm("spinner"), "8"])
+    """--checkpoint-every: periodic snapshots of a running program. It runs
+    many periods (100 rounds: about 0.7 s against 10 ms in the interpreter
+    here), so a fast or idle machine still takes one (8 rounds against 50 ms
+    did not always)."""
+    rc, ref, _ = env.run(["run", env.wasm("spinner"), "100"])
     snap = env.path("every.snap")
-    rc, out, err = env.run(["run", "--checkpoint-to", snap, "--checkpoint-every", "50ms",
-                            env.wasm("spinner"), "8"])
+    rc, out, err = env.run(["run", "--checkpoint-to", snap, "--checkpoint-every", "10ms",
+                            env.wasm("spinner"), "100"])
     expect_equal((rc, out), (0, ref), f"a run checkpointed periodically ({err})")
     expect(os.path.exists(snap), "no periodic snapshot written")
     rc, restored, err = env.run(["restore", snap])

@@ -3,6 +3,7 @@
 #include "aot/llvm/access_nowrap.h"
 #include "aot/llvm/call_layout.h"
 #include "aot/llvm/codegen.h"
+#include "aot/llvm/inline_cost.h"
 #include "util/file.h"
 
 #include <algorithm>
@@ -15,7 +16,6 @@
 #include <llvm/Analysis/TargetLibraryInfo.h>
 #include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/LegacyPassManager.h>
-#include <llvm/IR/ProfDataUtils.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
@@ -118,15 +118,6 @@ struct ScratchDir {
 // loop, free of the poll's slow path, can be vectorized. Loops holding a
 // rewind target keep their polls: rewinding finds its way through them.
 struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
-  // The optimizer may have swapped the branch's successors (and weights):
-  // the slow path is the unlikely one.
-  static llvm::BasicBlock* slow_successor(llvm::BranchInst* br) {
-    uint64_t first = 0, second = 0;
-    if (llvm::extractBranchWeights(*br, first, second) && first > second)
-      return br->getSuccessor(1);
-    return br->getSuccessor(0);
-  }
-
   static bool calls_anything(const llvm::BasicBlock& bb, const llvm::Instruction* until) {
     for (const llvm::Instruction& inst : bb) {
       if (&inst == until) break;
@@ -143,12 +134,12 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
     for (llvm::BasicBlock* pred : llvm::predecessors(at)) {
       auto* term = llvm::dyn_cast<llvm::BranchInst>(pred->getTerminator());
       if (term && term->isConditional() && term->getMetadata(poll_kind) &&
-          slow_successor(term) != at)
+          slow_successor(*term) != at)
         poll = term;
     }
     if (!poll || std::find(dropped.begin(), dropped.end(), poll) != dropped.end()) return false;
     for (llvm::BasicBlock* pred : llvm::predecessors(at))
-      if (pred != poll->getParent() && pred != slow_successor(poll)) return false;
+      if (pred != poll->getParent() && pred != slow_successor(*poll)) return false;
     return true;
   }
 
@@ -218,8 +209,8 @@ struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {
     std::vector<llvm::WeakVH> continuations;
     for (llvm::BranchInst* br : polls) {
       llvm::BasicBlock* from = br->getParent();
-      llvm::BasicBlock* slow = slow_successor(br);
-      llvm::BasicBlock* on = br->getSuccessor(br->getSuccessor(0) == slow ? 1 : 0);
+      llvm::BasicBlock* slow = slow_successor(*br);
+      llvm::BasicBlock* on = fast_successor(*br);
       slow->removePredecessor(from);
       llvm::BranchInst::Create(on, br);
       continuations.emplace_back(on);
@@ -378,12 +369,14 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
   const bool widen = options.wide_addresses && !options.bounds_checks;
+  const bool stable_points = options.stable_points;
   pb.registerPipelineStartEPCallback(
-      [widen](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
+      [widen, stable_points](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
         llvm::FunctionPassManager fpm;
         fpm.addPass(llvm::PromotePass());
         fpm.addPass(AccessNoWrap());
         if (widen) fpm.addPass(WidenAddresses());
+        if (stable_points) fpm.addPass(DiscountSlowPaths());
         mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
       });
   const bool elide_polls = options.stable_points && !options.exact_points;
@@ -392,6 +385,11 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
         if (elide_polls) fpm.addPass(ElidePolls());
         fpm.addPass(AddressInductions());
       });
+  if (stable_points)
+    pb.registerScalarOptimizerLateEPCallback(
+        [](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) {
+          fpm.addPass(DiscountSlowPaths());
+        });
   llvm::ModulePassManager mpm = opt_level == 0
                                     ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
                                     : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));

@@ -26,7 +26,6 @@
 #include <llvm/IR/CFG.h>
 #include <llvm/IR/Dominators.h>
 #include <llvm/IR/Instructions.h>
-#include <llvm/IR/ProfDataUtils.h>
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Transforms/Utils/SSAUpdater.h>
 #include <llvm/Transforms/Utils/ValueMapper.h>
@@ -139,18 +138,9 @@ void straighten_return(llvm::BasicBlock* from, llvm::BasicBlock* bb) {
   }
 }
 
-// The successor of the check taken when nothing unwinds; the optimizer may
-// have swapped the successors (and the weights).
-llvm::BasicBlock* fast_successor(llvm::BranchInst* check) {
-  uint64_t first = 0, second = 0;
-  if (llvm::extractBranchWeights(*check, first, second) && first > second)
-    return check->getSuccessor(0);
-  return check->getSuccessor(1);
-}
-
 void straighten(llvm::BranchInst* check, const llvm::LoopInfo& loops) {
   llvm::BasicBlock* from = check->getParent();
-  llvm::BasicBlock* bb = fast_successor(check);
+  llvm::BasicBlock* bb = fast_successor(*check);
   for (unsigned i = 0; i < kMaxPath; ++i) {
     if (bb == from || !small_block(*bb) || loops.isLoopHeader(bb)) return;
     llvm::BasicBlock* own = own_copy(from, bb);

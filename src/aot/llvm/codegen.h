@@ -8,9 +8,11 @@
 #include "wasm/module.h"
 
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Instructions.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Module.h>
+#include <llvm/IR/ProfDataUtils.h>
 #include <memory>
 #include <vector>
 
@@ -31,6 +33,23 @@ inline constexpr const char* kWideAddress = "tern.wide_address";
 // The branch on VmThread::unwinding after a call, whose fast successor
 // straighten_after_calls may copy onto its edge (call_layout.cpp).
 inline constexpr const char* kUnwindCheck = "tern.unwind_check";
+// A call to a stable point's slow-path helper (a poll's, unwinding's,
+// rewinding's): the blocks only such calls lead to are cold, and
+// DiscountSlowPaths (inline_cost.h) keeps them out of the inliner's sums.
+inline constexpr const char* kSlowPath = "tern.slow_path";
+
+// The successor of a stable point's branch (a poll's, an unwind check's)
+// that its slow path starts at: the unlikely one, since the optimizer may
+// have swapped the successors (and their weights).
+inline llvm::BasicBlock* slow_successor(const llvm::BranchInst& br) {
+  uint64_t first = 0, second = 0;
+  if (llvm::extractBranchWeights(br, first, second) && first > second) return br.getSuccessor(1);
+  return br.getSuccessor(0);
+}
+inline llvm::BasicBlock* fast_successor(const llvm::BranchInst& br) {
+  llvm::BasicBlock* slow = slow_successor(br);
+  return br.getSuccessor(br.getSuccessor(0) == slow ? 1 : 0);
+}
 
 // What the generated code's memory accesses are about, for alias analysis:
 // linear memory never aliases the runtime's structures.

@@ -329,6 +329,7 @@ llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*
   // The stable points' slow paths: cold, so that the register allocator
   // and block placement keep them out of the fast code's way.
   if (slow_path) call->addFnAttr(llvm::Attribute::Cold);
+  if (slow_path && id != Helper::Trap) mark(call, kSlowPath);
   return call;
 }
 

@@ -1,0 +1,27 @@
+// Keeps the stable points' slow paths out of the inliner's sums
+// (docs/aot.md, "Stable points"): see inline_cost.cpp.
+#pragma once
+
+#include <llvm/IR/PassManager.h>
+
+namespace tern::aot::llvmc {
+
+// LLVM's inline cost counts every instruction a callee has, however cold:
+// with stable points, a two-instruction wrapper around malloc carries an
+// entry poll's slow path, its unwind and its rewind dispatch and is no
+// longer inlined (cost 300 against a threshold of 225; 55 without them).
+// This pass gives the first slow-path call the analyzer meets (a call
+// marked kSlowPath) a `call-threshold-bonus`, LLVM's per-call threshold
+// adjustment, worth what the blocks only slow paths reach cost in the
+// analyzer's model: the inliner then judges a function by its fast path.
+// And a call that only a trap follows, once unwind checks are looked
+// through, gets the threshold 0 the inliner gives a call in a block ending
+// in `unreachable`, which the check after the call hid.
+// Runs after mem2reg (before any inlining) and at the end of each
+// function's simplification, before its callers' inlining looks at it;
+// there it recomputes the bonus from scratch, inlined callees included.
+struct DiscountSlowPaths : llvm::PassInfoMixin<DiscountSlowPaths> {
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam);
+};
+
+} // namespace tern::aot::llvmc
