@@ -376,7 +376,7 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
         fpm.addPass(llvm::PromotePass());
         fpm.addPass(AccessNoWrap());
         if (widen) fpm.addPass(WidenAddresses());
-        if (stable_points) fpm.addPass(DiscountSlowPaths());
+        if (stable_points) fpm.addPass(HoldCallsBeforeTraps());
         mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
       });
   const bool elide_polls = options.stable_points && !options.exact_points;
@@ -389,6 +389,7 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
     pb.registerScalarOptimizerLateEPCallback(
         [](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) {
           fpm.addPass(DiscountSlowPaths());
+          fpm.addPass(HoldCallsBeforeTraps());
         });
   llvm::ModulePassManager mpm = opt_level == 0
                                     ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)

@@ -138,9 +138,13 @@ void hold_calls_before_traps(llvm::Function& f, const BlockSet& fast) {
 llvm::PreservedAnalyses DiscountSlowPaths::run(llvm::Function& f,
                                                llvm::FunctionAnalysisManager& fam) {
   const unsigned slow_kind = f.getContext().getMDKindID(kSlowPath);
-  const BlockSet fast = fast_blocks(f, slow_kind);
-  set_bonus(f, fast, slow_kind, fam.getResult<llvm::TargetIRAnalysis>(f));
-  hold_calls_before_traps(f, fast);
+  set_bonus(f, fast_blocks(f, slow_kind), slow_kind, fam.getResult<llvm::TargetIRAnalysis>(f));
+  return llvm::PreservedAnalyses::all();
+}
+
+llvm::PreservedAnalyses HoldCallsBeforeTraps::run(llvm::Function& f,
+                                                  llvm::FunctionAnalysisManager&) {
+  hold_calls_before_traps(f, fast_blocks(f, f.getContext().getMDKindID(kSlowPath)));
   return llvm::PreservedAnalyses::all();
 }
 

@@ -1,4 +1,4 @@
-// Keeps the stable points' slow paths out of the inliner's sums
+// Keeps the stable points' slow paths out of the inliner's decisions
 // (docs/aot.md, "Stable points"): see inline_cost.cpp.
 #pragma once
 
@@ -14,13 +14,19 @@ namespace tern::aot::llvmc {
 // marked kSlowPath) a `call-threshold-bonus`, LLVM's per-call threshold
 // adjustment, worth what the blocks only slow paths reach cost in the
 // analyzer's model: the inliner then judges a function by its fast path.
-// And a call that only a trap follows, once unwind checks are looked
-// through, gets the threshold 0 the inliner gives a call in a block ending
-// in `unreachable`, which the check after the call hid.
-// Runs after mem2reg (before any inlining) and at the end of each
-// function's simplification, before its callers' inlining looks at it;
-// there it recomputes the bonus from scratch, inlined callees included.
+// Runs at the end of each function's simplification, before its callers'
+// inlining looks at it, and recomputes the bonus from scratch there,
+// inlined callees' slow paths included.
 struct DiscountSlowPaths : llvm::PassInfoMixin<DiscountSlowPaths> {
+  llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam);
+};
+
+// A call that only a trap follows, once unwind checks are looked through
+// (`call $exit` then wasm's `unreachable`), gets the threshold 0 the
+// inliner gives a call in a block ending in `unreachable`, which the check
+// after the call hid. Runs before any inlining (after mem2reg) and again
+// where DiscountSlowPaths does.
+struct HoldCallsBeforeTraps : llvm::PassInfoMixin<HoldCallsBeforeTraps> {
   llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam);
 };
 
