@@ -58,11 +58,16 @@ program::EngineSpec engine_spec(const HostCliOptions& o) {
   return {engine.mode, [engine] { return make_engine_for_mode(engine); }};
 }
 
-int supervise_and_report(program::Program& prog, const program::CheckpointPolicy& policy,
+std::unique_ptr<program::Supervisor> make_supervisor(const HostCliOptions& o) {
+  return std::make_unique<program::Supervisor>(checkpoint_policy(o.checkpoint), o.engine.mode);
+}
+
+int supervise_and_report(program::Program& prog, program::Supervisor& supervisor,
                          const HostCliOptions& o) {
-  // --stats-out counts stable points, which needs counting mode.
-  if (!o.stats_out.empty()) prog.stop_at_stable_point(policy.at.value_or(0));
-  program::SupervisedOutcome outcome = program::supervise(prog, policy);
+  // --stats-out counts stable points, which needs counting mode
+  // (--checkpoint-at turns it on by itself).
+  if (!o.stats_out.empty() && o.checkpoint.at == 0) prog.stop_at_stable_point(0);
+  program::SupervisedOutcome outcome = supervisor.run(prog);
   int status = exit_status(outcome, prog.module());
   if (!o.stats_out.empty()) write_stats(o.stats_out, prog, outcome, status);
   return status;

@@ -10,6 +10,7 @@
 #include "wasi/context.h"
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,9 +50,14 @@ void apply_host_options(const HostCliOptions& o, WasiSettings& w) {
 // The engine the options choose, as the program layer takes it.
 program::EngineSpec engine_spec(const HostCliOptions& options);
 
-// Runs `program` under the supervisor with `policy`, writes --stats-out
-// when asked, and returns tern's exit status.
-int supervise_and_report(program::Program& program, const program::CheckpointPolicy& policy,
+// The supervisor of a run or restore, made from the options before the
+// program exists (it takes over the checkpoint signals and opens the
+// control socket at once).
+std::unique_ptr<program::Supervisor> make_supervisor(const HostCliOptions& options);
+
+// Runs `program` under `supervisor`, writes --stats-out when asked, and
+// returns tern's exit status.
+int supervise_and_report(program::Program& program, program::Supervisor& supervisor,
                          const HostCliOptions& options);
 
 } // namespace tern::cli

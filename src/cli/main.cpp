@@ -1,9 +1,11 @@
 // The `tern` command: subcommands are registered from their own files.
 #include "cli/commands.h"
+#include "program/signals.h"
 #include "tern/version.h"
 #include "util/trace_time.h"
 
 #include <CLI/CLI.hpp>
+#include <cstring>
 #include <fmt/format.h>
 #include <string>
 
@@ -25,6 +27,11 @@ std::string option_name(const std::string& arg) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: a script may signal `tern run` or `tern restore`
+  // to checkpoint the moment it has started it. The signals wait until the
+  // command has installed its handlers (program/signals.h).
+  if (argc > 1 && (std::strcmp(argv[1], "run") == 0 || std::strcmp(argv[1], "restore") == 0))
+    tern::program::hold_signals();
   tern::util::trace_time_start();
   CLI::App app{"tern: a WebAssembly runtime that checkpoints, restores and migrates programs",
                "tern"};

@@ -19,7 +19,8 @@ struct RestoreCliOptions {
 };
 
 int restore(const RestoreCliOptions& o) {
-  program::CheckpointPolicy policy = checkpoint_policy(o.host.checkpoint);
+  // First: a checkpoint request may arrive while the snapshot loads.
+  auto supervisor = make_supervisor(o.host);
   program::Program::RestoreOptions options;
   if (!o.module.empty()) {
     auto module = load_module(o.module);
@@ -32,7 +33,7 @@ int restore(const RestoreCliOptions& o) {
   options.wasi.allow_changed_files = o.allow_changed_files;
   apply_host_options(o.host, options.wasi);
   auto prog = program::Program::restore(o.snapshot, options, engine_spec(o.host));
-  return supervise_and_report(*prog, policy, o.host);
+  return supervise_and_report(*prog, *supervisor, o.host);
 }
 
 void add_restore_command(CLI::App& app) {

@@ -6,6 +6,7 @@
 #include "cli/host_options.h"
 #include "cli/load.h"
 #include "program/program.h"
+#include "program/signals.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "tern/error.h"
@@ -124,9 +125,12 @@ int finish(runtime::Store& store, runtime::Thread& thread, runtime::FunctionInst
   return 1;
 }
 
-// A WASI command under the supervisor, which takes its checkpoints.
-int run_command(const RunOptions& o, std::shared_ptr<const wasm::Module> module) {
-  program::CheckpointPolicy policy = checkpoint_policy(o.host.checkpoint);
+// A WASI command under the supervisor, which takes its checkpoints. The
+// supervisor comes first: a checkpoint request may arrive while the module
+// is still being read.
+int run_command(const RunOptions& o) {
+  auto supervisor = make_supervisor(o.host);
+  auto module = load_module(o.module);
   std::unique_ptr<program::Program> prog;
   try {
     prog = program::Program::create(module, wasi_options(o), engine_spec(o.host));
@@ -136,12 +140,13 @@ int run_command(const RunOptions& o, std::shared_ptr<const wasm::Module> module)
   }
   if (!module->find_export("_start"))
     throw Error(fmt::format("{}: no `_start` export (use --invoke FUNC)", o.module));
-  return supervise_and_report(*prog, policy, o.host);
+  return supervise_and_report(*prog, *supervisor, o.host);
 }
 
-int run(const RunOptions& o) {
+// --invoke: one exported function, without checkpoints.
+int invoke(const RunOptions& o) {
+  program::release_signals();
   auto module = load_module(o.module);
-  if (o.invoke.empty()) return run_command(o, module);
   wasi::WasiContext ctx(wasi_options(o));
   runtime::Store store(make_engine_for_mode(o.host.engine));
   runtime::Linker linker;
@@ -197,7 +202,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("MODULE", o->module, "WebAssembly binary (.wasm)")->required()->type_name("");
   cmd->add_option("ARGS", o->args, "Arguments for the program (argv[1...])")->type_name("");
   cmd->positionals_at_end();
-  cmd->callback([o] { guarded([&] { return run(*o); }); });
+  cmd->callback([o] { guarded([&] { return o->invoke.empty() ? run_command(*o) : invoke(*o); }); });
 }
 
 TERN_COMMAND("run", add_run_command);

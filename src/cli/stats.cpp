@@ -12,6 +12,8 @@ void write_stats(const std::string& path, const program::Program& program,
   j["exit_status"] = exit_status;
   j["stopped"] = outcome.stopped;
   j["stable_points"] = program.stable_points();
+  j["checkpoints"] = outcome.checkpoints_written;
+  j["checkpoints_failed"] = outcome.checkpoints_failed;
   auto digest = program.memory_sha256();
   j["memory_sha256"] = digest ? nlohmann::json(util::to_hex(*digest)) : nlohmann::json(nullptr);
   std::string text = j.dump(2) + "\n";

@@ -9,7 +9,8 @@
 
 namespace tern::cli {
 
-// {"exit_status": N, "stopped": bool, "stable_points": N, "memory_sha256": "hex"|null}
+// {"exit_status": N, "stopped": bool, "stable_points": N, "checkpoints": N,
+//  "checkpoints_failed": N, "memory_sha256": "hex"|null}
 void write_stats(const std::string& path, const program::Program& program,
                  const program::SupervisedOutcome& outcome, int exit_status);
 

@@ -119,7 +119,8 @@ def control(env):
         expect_equal((rc, out), (0, f"checkpoint written to {snap}\n"), f"client ({err})")
         rc, out, err = env.run(["checkpoint", "--control", sock, "--status"])
         expect_equal(rc, 0, f"status exit ({err})")
-        expect(out.startswith("running engine=interp checkpoints=1 last=" + snap), f"status: {out!r}")
+        expect(out.startswith("running engine=interp checkpoints=1 pending=0 last=" + snap),
+               f"status: {out!r}")
     finally:
         rc, _, err = finish(proc)
     expect_equal(rc, 0, f"program exit status ({err})")
