@@ -213,7 +213,8 @@ std::vector<uint8_t> encode_memory_header(uint32_t index, const MemoryImage& m) 
 struct Section {
   Tag tag{};
   bool optional = false;
-  uint64_t offset = 0; // of the section header in the stream
+  uint64_t offset = 0;          // of the section header in the stream
+  uint32_t declared_length = 0; // of the payload, by the header
   std::vector<uint8_t> storage;
   size_t length = 0;
   std::span<const uint8_t> payload() const { return {storage.data(), length}; }
@@ -232,12 +233,13 @@ public:
       if (n == 0) break;
       got += n;
     }
+    read_ = got;
     if (got == 0) throw Error("not a tern snapshot: the input is empty");
     if (std::memcmp(h, kMagic.data(), std::min(got, kMagic.size())) != 0)
       throw Error("not a tern snapshot (wrong magic bytes)");
     if (got < kFileHeaderBytes)
       throw Error(
-          fmt::format("snapshot is truncated: the stream ends at byte {} inside the header", got));
+          fmt::format("snapshot is truncated: it ends at byte {}, inside the file header", got));
     const uint32_t version = get_u32(h + 8);
     if (version != kFormatVersion)
       throw Error(fmt::format("unsupported snapshot format version {} (this tern reads version {})",
@@ -253,9 +255,14 @@ public:
     offset_before_ = offset_;
     s.offset = offset_;
     uint8_t h[kSectionHeaderBytes];
-    if (!source_.read_exact(h))
-      throw Error(fmt::format("snapshot is truncated: it ends at byte {} before the TAIL section",
-                              offset_));
+    if (!read_exact(h)) {
+      if (read_ == offset_)
+        throw Error(fmt::format(
+            "snapshot is truncated: it ends at byte {}, before the TAIL section", read_));
+      throw Error(fmt::format("snapshot is truncated: it ends at byte {}, inside the header of the "
+                              "section that starts at byte {}",
+                              read_, offset_));
+    }
     if (kVerifyChecks && get_u32(h + 12) != header_check(h))
       throw Error(fmt::format("snapshot is corrupt: the section header at byte {} fails its check",
                               offset_));
@@ -265,9 +272,10 @@ public:
       throw Error(fmt::format("{}: unknown section flags 0x{:x}", s.name(), flags));
     s.optional = (flags & kOptionalFlag) != 0;
     account(h);
-    read_payload(s, get_u32(h + 8));
+    s.declared_length = get_u32(h + 8);
+    read_payload(s, s.declared_length);
     uint8_t sum[8];
-    if (!source_.read_exact(sum)) truncated(s);
+    if (!read_exact(sum)) truncated(s);
     if (kVerifyChecks && get_u64(sum) != XXH64(s.storage.data(), s.length, 0))
       throw Error(fmt::format("snapshot is corrupt: {} fails its checksum", s.name()));
     account(sum);
@@ -286,14 +294,31 @@ private:
     while (s.length < length) {
       const size_t step = std::min<size_t>(length - s.length, std::max<size_t>(s.length, 1 << 20));
       if (s.storage.size() < s.length + step) s.storage.resize(s.length + step);
-      if (!source_.read_exact({s.storage.data() + s.length, step})) truncated(s);
+      if (!read_exact({s.storage.data() + s.length, step})) truncated(s);
       s.length += step;
     }
     account(s.payload());
   }
 
+  // Where the stream ends, and the section it cuts.
   [[noreturn]] void truncated(const Section& s) {
-    throw Error(fmt::format("snapshot is truncated: the stream ends inside {}", s.name()));
+    throw Error(fmt::format("snapshot is truncated: it ends at byte {}, inside {} (which should "
+                            "end at byte {})",
+                            read_, s.name(),
+                            s.offset + kSectionHeaderBytes + s.declared_length + 8));
+  }
+
+  // Like ByteSource::read_exact, counting what arrives (read_), so that a
+  // truncated stream is reported where it ends.
+  bool read_exact(std::span<uint8_t> out) {
+    size_t done = 0;
+    while (done < out.size()) {
+      const size_t n = source_.read_some(out.subspan(done));
+      if (n == 0) return false;
+      done += n;
+      read_ += n;
+    }
+    return true;
   }
 
   void account(std::span<const uint8_t> b) {
@@ -303,7 +328,8 @@ private:
 
   util::ByteSource& source_;
   XXH64_state_t hash_;
-  uint64_t offset_ = 0;
+  uint64_t offset_ = 0; // after the last complete header or section
+  uint64_t read_ = 0;   // bytes taken from the source
   uint32_t sections_ = 0;
   uint64_t hash_before_ = 0;
   uint64_t offset_before_ = 0;

@@ -270,7 +270,12 @@ TEST(SnapshotFormat, TruncationAtEveryByteIsAnError) {
   expect_error([&] { from_bytes({}); }, "empty");
   for (size_t n = 1; n < bytes.size(); ++n) {
     SCOPED_TRACE(n);
-    expect_error([&] { from_bytes({bytes.data(), n}); }, "truncated");
+    // Named where the bytes end, not where the section they cut began.
+    expect_error(
+        [&] {
+          from_bytes({bytes.data(), n});
+        },
+        "snapshot is truncated: it ends at byte " + std::to_string(n) + ",");
   }
 }
 
