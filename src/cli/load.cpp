@@ -17,6 +17,9 @@ std::shared_ptr<wasm::Module> load_module(const std::string& path) {
     wasm::validate_module(*module);
     util::trace_time("module decoded and validated");
     return module;
+  } catch (const UnsupportedProposal& e) {
+    throw Error(fmt::format("{}: the {} proposal is not supported yet ({} at offset 0x{:x})", path,
+                            e.proposal(), e.construct(), e.offset()));
   } catch (const DecodeError& e) {
     throw Error(
         fmt::format("{}: malformed module at offset 0x{:x}: {}", path, e.offset(), e.what()));

@@ -8,6 +8,7 @@
 // validator decodes their instructions.
 #include "wasm/decoder.h"
 
+#include "wasm/proposals.h"
 #include "wasm/reader.h"
 
 #include <algorithm>
@@ -81,19 +82,18 @@ ValType value_type(ByteReader& r) {
   case 0x7E:
   case 0x7D:
   case 0x7C:
-  case 0x7B:
   case 0x70:
   case 0x6F:
     return static_cast<ValType>(b);
   default:
-    r.fail_at(start, "malformed value type");
+    refuse(Encoding::ValueType, b, start, "malformed value type");
   }
 }
 
 ValType ref_type(ByteReader& r) {
   size_t start = r.offset();
   uint8_t b = r.u8();
-  if (b != 0x70 && b != 0x6F) r.fail_at(start, "malformed reference type");
+  if (b != 0x70 && b != 0x6F) refuse(Encoding::ValueType, b, start, "malformed reference type");
   return static_cast<ValType>(b);
 }
 
@@ -109,7 +109,7 @@ FuncType func_type(ByteReader& r) {
   uint8_t form = r.u8();
   // The form is a one-byte signed LEB128 (-0x20) in the reference decoder.
   if (form & 0x80) r.fail("integer representation too long");
-  if (form != 0x60) r.fail_at(start, "malformed function type");
+  if (form != 0x60) refuse(Encoding::TypeForm, form, start, "malformed function type");
   FuncType t;
   t.params = result_types(r);
   t.results = result_types(r);
@@ -257,7 +257,7 @@ private:
   void section() {
     size_t start = r_.offset();
     uint8_t id = r_.u8();
-    if (id > kDataCount) r_.fail_at(start, "malformed section id");
+    if (id > kDataCount) refuse(Encoding::Section, id, start, "malformed section id");
     if (id != kCustom) {
       // A repeated or misplaced section ends the module for the reference
       // decoder, so what follows is "after the last section".
@@ -343,7 +343,8 @@ private:
     im.module = r_.name();
     im.name = r_.name();
     size_t kind_offset = r_.offset();
-    switch (r_.u8()) {
+    const uint8_t kind = r_.u8();
+    switch (kind) {
     case 0:
       im.kind = ExternKind::Func;
       im.func_type = r_.u32();
@@ -369,7 +370,7 @@ private:
       ++m_.num_imported_globals;
       break;
     default:
-      r_.fail_at(kind_offset, "malformed import kind");
+      refuse(Encoding::ExternKind, kind, kind_offset, "malformed import kind");
     }
     return im;
   }
@@ -412,7 +413,7 @@ private:
       e.name = r_.name();
       size_t kind_offset = r_.offset();
       uint8_t kind = r_.u8();
-      if (kind > 3) r_.fail_at(kind_offset, "malformed export kind");
+      if (kind > 3) refuse(Encoding::ExternKind, kind, kind_offset, "malformed export kind");
       e.kind = static_cast<ExternKind>(kind);
       e.index = r_.u32();
       m_.exports.push_back(std::move(e));

@@ -1,5 +1,7 @@
 #include "wasm/instr.h"
 
+#include "wasm/proposals.h"
+
 #include <fmt/format.h>
 
 namespace tern::wasm {
@@ -13,7 +15,7 @@ BlockType InstrReader::block_type() {
     return bt;
   }
   switch (first) {
-  case 0x7F: case 0x7E: case 0x7D: case 0x7C: case 0x7B: case 0x70: case 0x6F:
+  case 0x7F: case 0x7E: case 0x7D: case 0x7C: case 0x70: case 0x6F:
     r_.u8();
     bt.kind = BlockType::Kind::Value;
     bt.value = static_cast<ValType>(first);
@@ -21,26 +23,31 @@ BlockType InstrReader::block_type() {
   default:
     break;
   }
+  const size_t start = r_.offset();
   int64_t index = r_.s33();
-  if (index < 0) r_.fail("malformed block type");
+  if (index < 0)
+    refuse(Encoding::ValueType, first, start, "malformed block type");
   bt.kind = BlockType::Kind::TypeIndex;
   bt.type_index = static_cast<uint32_t>(index);
   return bt;
 }
 
 static ValType ref_type(ByteReader& r) {
+  const size_t start = r.offset();
   uint8_t b = r.u8();
-  if (b != 0x70 && b != 0x6F) r.fail("malformed reference type");
+  if (b != 0x70 && b != 0x6F)
+    refuse(Encoding::ValueType, b, start, "malformed reference type");
   return static_cast<ValType>(b);
 }
 
 static ValType value_type(ByteReader& r) {
+  const size_t start = r.offset();
   uint8_t b = r.u8();
   switch (b) {
-  case 0x7F: case 0x7E: case 0x7D: case 0x7C: case 0x7B: case 0x70: case 0x6F:
+  case 0x7F: case 0x7E: case 0x7D: case 0x7C: case 0x70: case 0x6F:
     return static_cast<ValType>(b);
   default:
-    r.fail("malformed value type");
+    refuse(Encoding::ValueType, b, start, "malformed value type");
   }
 }
 
@@ -58,7 +65,8 @@ void InstrReader::next(Instr& in) {
     if (!op) r_.fail_at(in.offset, fmt::format("illegal opcode 0xfc {}", sub));
   } else {
     op = op_from_byte(byte);
-    if (!op) r_.fail_at(in.offset, fmt::format("illegal opcode 0x{:02x}", byte));
+    if (!op)
+      refuse(Encoding::Opcode, byte, in.offset, fmt::format("illegal opcode 0x{:02x}", byte));
   }
   in.op = *op;
   switch (op_info(in.op).imm) {

@@ -108,10 +108,12 @@ constexpr size_t kStackTypesAllowance = size_t(1) << 22;
   throw ValidationError(offset, message);
 }
 
-// tern implements WebAssembly 2.0 without SIMD; the decoder reads v128 as a
-// value type, so it is refused here wherever a type comes from the binary.
+// tern implements WebAssembly 2.0 without SIMD. The decoder refuses v128
+// in a binary (wasm/proposals.h); this refuses it in a Module built
+// otherwise, wherever a type appears.
 void check_supported(ValType t, uint32_t offset) {
-  if (t == ValType::V128) invalid(offset, "SIMD (v128) is not supported");
+  if (t == ValType::V128)
+    invalid(offset, "the SIMD proposal is not supported yet (value type v128)");
 }
 
 // Checks of instruction immediates that the spec classifies as "malformed"

@@ -693,6 +693,41 @@ def bad_input(env):
            f"failed checkpoint: expected the snapshot's own name in {err!r}")
 
 
+@case
+def unsupported_proposals(env):
+    """A module using a proposal tern does not implement yet is refused
+    naming the proposal ("not supported yet"), not called malformed, by
+    every command that reads modules."""
+    d = env.fresh_dir("proposals")
+    modules = {
+        "SIMD": (None, '(module (func (export "_start") '
+                 '(drop (v128.const i32x4 0 0 0 0))))', "instruction prefix 0xfd"),
+        "SIMD local": (None, '(module (func (export "_start") (local v128)))',
+                       "value type v128"),
+        "threads": ("--enable-threads", '(module (memory 1 1 shared) (func (export "_start") '
+                    '(drop (i32.atomic.load (i32.const 0)))))', "instruction prefix 0xfe"),
+        "exception handling": ("--enable-exceptions", '(module (tag $e) '
+                               '(func (export "_start") (throw $e)))', "tag section"),
+        "tail calls": ("--enable-tail-call", '(module (func $f) (func (export "_start") '
+                       '(return_call $f)))', "return_call"),
+    }
+    proposals = {"SIMD local": "SIMD", "threads": "threads (atomic instructions)"}
+    for what, (flag, text, construct) in modules.items():
+        path = os.path.join(d, what.replace(" ", "_") + ".wasm")
+        with open(path + ".wat", "w") as f:
+            f.write(text)
+        subprocess.run(["wat2wasm", *([flag] if flag else []), path + ".wat", "-o", path],
+                       check=True)
+        proposal = proposals.get(what, what)
+        for command in (["run"], ["validate"], ["compile", "-o", path + ".aot"]):
+            rc, out, err = env.run([*command, path])
+            lines = err.splitlines()
+            expect(rc == 1 and len(lines) == 1, f"{what}, {command[0]}: exit {rc}, {err!r}")
+            expect(f"the {proposal} proposal is not supported yet ({construct}" in lines[0]
+                   and "malformed" not in lines[0] and path in lines[0],
+                   f"{what}, {command[0]}: {lines[0]!r}")
+
+
 def expect_refused(env, what, args, mention):
     """`tern ARGS` refused: one `tern: error:` line mentioning `mention`,
     exit status 1, nothing on stdout."""

@@ -2,6 +2,7 @@
 // offset) of each kind of malformed binary. Valid inputs come from WAT via
 // wat2wasm; malformed ones are written byte by byte.
 #include "wasm/decoder.h"
+#include "wasm/validator.h"
 #include "wat.h"
 
 #include <cstdint>
@@ -384,7 +385,8 @@ TEST(DecoderMalformed, Header) {
 }
 
 TEST(DecoderMalformed, SectionFraming) {
-  EXPECT_MALFORMED(module({{0x0D, 0x00}}), "malformed section id", 8);
+  // (13 is exception handling's tag section: DecoderProposals.)
+  EXPECT_MALFORMED(module({{0x0E, 0x00}}), "malformed section id", 8);
   EXPECT_MALFORMED(module({{0x80, 0x00}}), "malformed section id", 8);
   // Size larger than the rest of the module.
   EXPECT_MALFORMED(module({{0x01, 0x07, 0x02, 0x60, 0x00, 0x00}}), "length out of bounds", 9);
@@ -444,9 +446,10 @@ TEST(DecoderMalformed, TypesAndKinds) {
   EXPECT_MALFORMED(module({section(5, {0x01, 0x04, 0x00})}), "integer too large", 11);
   EXPECT_MALFORMED(module({section(6, {0x01, 0x7F, 0x02, 0x41, 0x00, 0x0B})}),
                    "malformed mutability", 12);
-  EXPECT_MALFORMED(module({section(2, {0x01, 0x00, 0x00, 0x04, 0x00})}), "malformed import kind",
+  // Kind 4 is exception handling's tag (DecoderProposals): 5 is no kind at all.
+  EXPECT_MALFORMED(module({section(2, {0x01, 0x00, 0x00, 0x05, 0x00})}), "malformed import kind",
                    13);
-  EXPECT_MALFORMED(module({section(7, {0x01, 0x00, 0x04, 0x00})}), "malformed export kind", 12);
+  EXPECT_MALFORMED(module({section(7, {0x01, 0x00, 0x05, 0x00})}), "malformed export kind", 12);
 }
 
 TEST(DecoderMalformed, ConstantExpressions) {
@@ -506,6 +509,72 @@ TEST(DecoderMalformed, FunctionBodies) {
   // A local type that is not one.
   EXPECT_MALFORMED(module({kTypeVoid, kOneFunc, section(10, {0x01, 0x04, 0x01, 0x01, 0x40, 0x0B})}),
                    "malformed value type", 24);
+}
+
+// ----------------------------------------------------- unsupported proposals ----
+
+// A module using a proposal tern lacks: an UnsupportedProposal (a
+// DecodeError whose message keeps the spec's words first) naming it.
+struct Unsupported {
+  std::string message, proposal, construct;
+  size_t offset = 0;
+};
+
+Unsupported unsupported(const Bytes& bytes) {
+  try {
+    Module m = decode_module(bytes);
+    validate_module(m); // function bodies' instructions are read here
+  } catch (const UnsupportedProposal& e) {
+    return {e.what(), e.proposal(), e.construct(), e.offset()};
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not an UnsupportedProposal: " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "accepted";
+  return {};
+}
+
+Bytes with_body(const Bytes& code) {
+  Bytes body = cat({{0x00}, code, {0x0B}});
+  return module({kTypeVoid, kOneFunc, section(10, cat({{0x01}, uleb(body.size()), body}))});
+}
+
+TEST(DecoderProposals, NamedInsteadOfMalformed) {
+  struct Case {
+    Bytes bytes;
+    const char* spec_message; // what WebAssembly 2.0 calls it, kept first
+    const char* proposal;
+    const char* construct;
+    size_t offset;
+  };
+  const Case cases[] = {
+      {with_body(cat({{0xFD, 0x0C}, Bytes(16, 0), {0x1A}})), "illegal opcode 0xfd", "SIMD",
+       "instruction prefix 0xfd", 23},
+      {with_body({0x41, 0x00, 0xFE, 0x10, 0x02, 0x00, 0x1A}), "illegal opcode 0xfe",
+       "threads (atomic instructions)", "instruction prefix 0xfe", 25},
+      {with_body({0x06, 0x40, 0x0B}), "illegal opcode 0x06", "exception handling", "try", 23},
+      {with_body({0x12, 0x00}), "illegal opcode 0x12", "tail calls", "return_call", 23},
+      {with_body({0x02, 0x7B, 0x00, 0x0B}), "malformed block type", "SIMD", "value type v128", 24},
+      {module({kTypeVoid, kOneFunc, section(10, {0x01, 0x04, 0x01, 0x01, 0x7B, 0x0B})}),
+       "malformed value type", "SIMD", "value type v128", 24},
+      {module({section(13, {0x00})}), "malformed section id", "exception handling",
+       "tag section (id 13)", 8},
+      {module({section(2, cat({{0x01}, str("m"), str("t"), {0x04, 0x00, 0x00}}))}),
+       "malformed import kind", "exception handling", "tag import or export (kind 4)", 15},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.construct);
+    const Unsupported u = unsupported(c.bytes);
+    EXPECT_EQ(u.message.rfind(c.spec_message, 0), 0u) << u.message;
+    EXPECT_NE(u.message.find(std::string("the ") + c.proposal + " proposal is not supported yet"),
+              std::string::npos)
+        << u.message;
+    EXPECT_EQ(u.proposal, c.proposal);
+    EXPECT_EQ(u.construct, c.construct);
+    EXPECT_EQ(u.offset, c.offset);
+  }
+  // Bytes no proposal uses stay plainly malformed.
+  EXPECT_MALFORMED(module({section(14, {0x00})}), "malformed section id", 8);
 }
 
 // Cutting a valid module anywhere, or changing any one byte, gives a
