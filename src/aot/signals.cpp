@@ -3,7 +3,13 @@
 // to the engine's entry. It runs on an alternate stack, and touches
 // nothing but the thread's record: building the trap's message happens
 // after the jump, outside the handler.
+//
+// A write to memory that dirty-page tracking made read-only (mprotect
+// mechanism, runtime/dirty_pages.h) faults too, inside the memory rather
+// than in its guard pages: the tracker takes those first, and the write
+// runs again. Only an address the tracker does not own can be a trap.
 #include "aot/engine_state.h"
+#include "runtime/dirty_pages.h"
 
 #include <atomic>
 #include <csignal>
@@ -43,6 +49,7 @@ bool in_guard_region(uintptr_t addr) {
 }
 
 void on_fault(int sig, siginfo_t* info, void* context) {
+  if (runtime::handle_write_protect_fault(info->si_addr)) return;
   ThreadState* ts = current_thread();
   if (ts && ts->in_wasm && ts->jump &&
       in_guard_region(reinterpret_cast<uintptr_t>(info->si_addr))) {

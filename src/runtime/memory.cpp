@@ -49,9 +49,13 @@ Memory::Memory(const wasm::MemoryType& type, bool mirrored)
   if (mirror_fd_ < 0) ::madvise(bounds_.base, reserved_, MADV_HUGEPAGE);
   if (!commit(initial))
     throw Error(fmt::format("cannot allocate {} bytes of linear memory", initial));
+  // Made now, not on first use: another thread may open a log while this
+  // one grows the memory.
+  dirty_ = std::make_unique<DirtyTracker>(*this);
 }
 
 Memory::~Memory() {
+  dirty_.reset(); // before the mappings it protects or registered go
   if (bounds_.base) ::munmap(bounds_.base, reserved_);
   if (mirror_fd_ >= 0) ::close(mirror_fd_);
 }
@@ -125,8 +129,18 @@ int64_t Memory::grow(uint64_t delta_pages) {
   uint64_t limit =
       max_pages_ ? std::min(*max_pages_, wasm::kMaxRuntimePages) : wasm::kMaxRuntimePages;
   if (delta_pages > limit - old_pages) return -1;
+  const uint8_t* old_base = bounds_.base;
   if (!commit((old_pages + delta_pages) * wasm::kPageSize)) return -1;
+  if (delta_pages > 0) dirty_->grown(old_pages * wasm::kPageSize, old_base);
   return static_cast<int64_t>(old_pages);
+}
+
+DirtyLog Memory::open_dirty_log(std::optional<DirtyMechanism> mechanism) {
+  return dirty_->open_log(mechanism);
+}
+
+void Memory::note_host_write(uint64_t addr, uint64_t len) {
+  dirty_->host_write(addr, len);
 }
 
 } // namespace tern::runtime

@@ -18,11 +18,14 @@
 // Wasm memory is little-endian; load/store here convert on big-endian hosts.
 #pragma once
 
+#include "runtime/dirty_pages.h"
 #include "wasm/types.h"
 
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -65,6 +68,20 @@ public:
   // The reserved address range (guard pages included).
   uint64_t reserved() const { return reserved_; }
 
+  // Dirty-page tracking (runtime/dirty_pages.h): a new log of the pages
+  // written from now on; the first log starts tracking, with `mechanism`
+  // (nullopt: TERN_DIRTY_TRACKING or the automatic choice). The log must
+  // not outlive the memory.
+  DirtyLog open_dirty_log(std::optional<DirtyMechanism> mechanism = std::nullopt);
+  // Host code calls this before a system call writes into bytes
+  // [addr, addr + len) (in bounds): with mprotect tracking the pages must be
+  // writable first, or the call fails with EFAULT. Cheap when not tracking.
+  void before_host_write(uint64_t addr, uint64_t len) {
+    if (watch_host_writes_.load(std::memory_order_relaxed)) note_host_write(addr, len);
+  }
+  // For the tracker: whether before_host_write must tell it.
+  void watch_host_writes(bool on) { watch_host_writes_.store(on, std::memory_order_relaxed); }
+
   // Little-endian typed access; callers check bounds.
   template <typename T>
   static T load_le(const uint8_t* p) {
@@ -102,6 +119,7 @@ private:
   bool commit(uint64_t new_size);
   bool reserve_mirrored();
   bool map_views(uint64_t from, uint64_t to);
+  void note_host_write(uint64_t addr, uint64_t len);
 
   Bounds bounds_;
   uint64_t reserved_ = 0;
@@ -109,6 +127,8 @@ private:
   bool shared_ = false;
   bool guarded_ = false;
   int mirror_fd_ = -1;
+  std::atomic<bool> watch_host_writes_{false};
+  std::unique_ptr<DirtyTracker> dirty_;
 };
 
 } // namespace tern::runtime

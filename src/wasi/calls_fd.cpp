@@ -63,9 +63,10 @@ ssize_t write_once(const FdEntry& e, std::vector<iovec>& iov) {
 }
 
 // The iovecs of a read or write call, in the context's scratch vector.
-Errno gather(Call& c, uint32_t iovs, uint32_t iovs_len, std::vector<iovec>*& out) {
+Errno gather(Call& c, uint32_t iovs, uint32_t iovs_len, std::vector<iovec>*& out,
+             GuestMemory::Transfer transfer) {
   out = &c.ctx.iov_scratch();
-  return c.mem.iovecs(iovs, iovs_len, *out);
+  return c.mem.iovecs(iovs, iovs_len, *out, transfer);
 }
 
 Errno seek_rights(uint64_t offset, uint32_t whence, Rights& needed) {
@@ -268,7 +269,9 @@ Ret fd_pread(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint64_t of
   if (Errno err = c.ctx.fds().get(fd, right::fd_read | right::fd_seek, e); err != Errno::success)
     return err;
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov); err != Errno::success) return err;
+  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::IntoGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(nread_out, 4)) return Errno::fault;
   if (int64_t(offset) < 0) return Errno::inval;
   ssize_t n = ::preadv(e->host.get(), iov->data(), int(iov->size()), off_t(offset));
@@ -282,7 +285,9 @@ Ret fd_pwrite(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint64_t o
   if (Errno err = c.ctx.fds().get(fd, right::fd_write | right::fd_seek, e); err != Errno::success)
     return err;
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov); err != Errno::success) return err;
+  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::FromGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(nwritten_out, 4)) return Errno::fault;
   if (int64_t(offset) < 0) return Errno::inval;
   ssize_t n = ::pwritev(e->host.get(), iov->data(), int(iov->size()), off_t(offset));
@@ -294,7 +299,9 @@ Ret fd_read(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nre
   FdEntry* e;
   if (Errno err = c.ctx.fds().get(fd, right::fd_read, e); err != Errno::success) return err;
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov); err != Errno::success) return err;
+  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::IntoGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(nread_out, 4)) return Errno::fault;
   size_t n = 0;
   if (e->is_stream()) {
@@ -311,7 +318,9 @@ Ret fd_write(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nw
   FdEntry* e;
   if (Errno err = c.ctx.fds().get(fd, right::fd_write, e); err != Errno::success) return err;
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov); err != Errno::success) return err;
+  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::FromGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(nwritten_out, 4)) return Errno::fault;
   size_t n = 0;
   if (e->is_socket()) {

@@ -219,7 +219,7 @@ private:
 Ret poll_oneoff(Call& c, uint32_t in, uint32_t out, uint32_t nsubscriptions, uint32_t nevents_out) {
   if (nsubscriptions == 0) return Errno::inval;
   uint64_t in_size = uint64_t(nsubscriptions) * S::size;
-  std::span<uint8_t> in_bytes;
+  std::span<const uint8_t> in_bytes;
   if (Errno e = c.mem.bytes(in, in_size, in_bytes); e != Errno::success) return e;
   if (!c.mem.in_bounds(out, uint64_t(nsubscriptions) * E::size) || !c.mem.in_bounds(nevents_out, 4))
     return Errno::fault;

@@ -52,7 +52,9 @@ Ret sock_recv(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint
   if (Errno err = stream_socket(c, fd, right::fd_read, e); err != Errno::success) return err;
   if (ri_flags & ~uint32_t(riflag::recv_peek | riflag::recv_waitall)) return Errno::inval;
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov); err != Errno::success) return err;
+  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov, GuestMemory::Transfer::IntoGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(ro_datalen_out, 4) || !c.mem.in_bounds(ro_flags_out, 2)) return Errno::fault;
   int flags = 0;
   if (ri_flags & riflag::recv_peek) flags |= MSG_PEEK;
@@ -69,7 +71,9 @@ Ret sock_send(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint
   if (Errno err = stream_socket(c, fd, right::fd_write, e); err != Errno::success) return err;
   if (si_flags != 0) return Errno::inval; // preview1 defines no send flags
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov); err != Errno::success) return err;
+  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
   size_t n = 0;
   if (Ret r = stream_write(c, *e, iov, n); !r.ok()) return r;

@@ -20,7 +20,7 @@ namespace tern::wasi {
 
 Errno read_wasi_addr(GuestMemory& mem, uint32_t addr, SocketAddress& out) {
   namespace L = layout::wasi_addr;
-  std::span<uint8_t> rec;
+  std::span<const uint8_t> rec;
   if (Errno e = mem.bytes(addr, L::size, rec); e != Errno::success) return e;
   using runtime::Memory;
   uint32_t kind = Memory::load_le<uint32_t>(rec.data() + L::kind);
@@ -287,7 +287,9 @@ Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, u
   if (Errno err = get_socket(c, fd, right::fd_write, e); err != Errno::success) return err;
   if (si_flags != 0) return Errno::inval; // no send flags are defined
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov); err != Errno::success) return err;
+  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest);
+      err != Errno::success)
+    return err;
   SocketAddress dest;
   if (Errno err = read_wasi_addr(c.mem, dest_addr, dest); err != Errno::success) return err;
   if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
@@ -317,7 +319,9 @@ Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len,
   if (e->kind == FdKind::TcpListener) return Errno::notconn;
   if (ri_flags & ~uint32_t(riflag::recv_peek)) return Errno::inval;
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov); err != Errno::success) return err;
+  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov, GuestMemory::Transfer::IntoGuest);
+      err != Errno::success)
+    return err;
   if (!c.mem.in_bounds(src_addr_out, layout::wasi_addr::size) ||
       !c.mem.in_bounds(ro_datalen_out, 4))
     return Errno::fault;

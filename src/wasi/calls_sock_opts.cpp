@@ -136,7 +136,7 @@ Ret get_timeout(Call& c, uint32_t fd, uint32_t out, uint64_t SocketOptions::*fie
 // __wasi_addr_ip_t: an address without a port.
 Errno read_addr_ip(GuestMemory& mem, uint32_t addr, SocketAddress& out) {
   namespace L = layout::wasi_addr_ip;
-  std::span<uint8_t> rec;
+  std::span<const uint8_t> rec;
   if (Errno e = mem.bytes(addr, L::size, rec); e != Errno::success) return e;
   using runtime::Memory;
   uint32_t kind = Memory::load_le<uint32_t>(rec.data() + L::kind);

@@ -1,7 +1,9 @@
 // Bounds-checked access to the caller's linear memory for WASI calls. Every
 // guest pointer goes through here: an out-of-range pointer is EFAULT for the
 // guest, never a host crash, and every multi-byte value is little-endian
-// whatever the host (runtime::Memory::load_le/store_le).
+// whatever the host (runtime::Memory::load_le/store_le). Bytes handed out
+// for writing are announced to dirty-page tracking first
+// (Memory::before_host_write): a system call may write them.
 #pragma once
 
 #include "runtime/memory.h"
@@ -42,8 +44,15 @@ public:
     return Errno::success;
   }
 
-  // The guest bytes [addr, addr + len).
+  // The guest bytes [addr, addr + len), to write into.
   Errno bytes(uint64_t addr, uint64_t len, std::span<uint8_t>& out) {
+    if (!in_bounds(addr, len)) return Errno::fault;
+    memory_->before_host_write(addr, len);
+    out = {memory_->base() + addr, static_cast<size_t>(len)};
+    return Errno::success;
+  }
+  // The same, to read.
+  Errno bytes(uint64_t addr, uint64_t len, std::span<const uint8_t>& out) const {
     if (!in_bounds(addr, len)) return Errno::fault;
     out = {memory_->base() + addr, static_cast<size_t>(len)};
     return Errno::success;
@@ -81,9 +90,13 @@ public:
     return Errno::success;
   }
 
+  // Which way the bytes of iovecs go.
+  enum class Transfer { FromGuest, IntoGuest };
+
   // The guest's iovec / ciovec array as host iovecs pointing into linear
-  // memory (zero-copy readv/writev). Every buffer is bounds-checked.
-  Errno iovecs(uint32_t addr, uint32_t count, std::vector<iovec>& out) const {
+  // memory (zero-copy readv/writev). Every buffer is bounds-checked;
+  // buffers a call fills (IntoGuest) are announced for writing.
+  Errno iovecs(uint32_t addr, uint32_t count, std::vector<iovec>& out, Transfer transfer) const {
     namespace L = layout::iovec;
     if (count > kMaxIovecs) return Errno::inval;
     if (!in_bounds(addr, uint64_t(count) * L::size)) return Errno::fault;
@@ -93,7 +106,9 @@ public:
       uint32_t buf = runtime::Memory::load_le<uint32_t>(rec + L::buf);
       uint32_t len = runtime::Memory::load_le<uint32_t>(rec + L::buf_len);
       if (!in_bounds(buf, len)) return Errno::fault;
-      if (len > 0) out.push_back({memory_->base() + buf, len});
+      if (len == 0) continue;
+      if (transfer == Transfer::IntoGuest) memory_->before_host_write(buf, len);
+      out.push_back({memory_->base() + buf, len});
     }
     return Errno::success;
   }

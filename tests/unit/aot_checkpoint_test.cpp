@@ -10,6 +10,7 @@
 #include "interp/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
+#include "test_engines.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
@@ -79,45 +80,6 @@ std::shared_ptr<wasm::Module> load(const char* wat) {
   return m;
 }
 
-aot::CompileOptions exact_options() {
-  aot::CompileOptions o;
-  o.exact_points = true; // counting mode must count what the interpreter counts
-  return o;
-}
-
-// An AOT engine whose code for each module is compiled once with `options`
-// and reused.
-template <bool WideAddresses>
-std::unique_ptr<runtime::Engine> make_aot_engine() {
-  return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
-    static std::map<util::Sha256Digest, std::vector<uint8_t>> artifacts;
-    auto& bytes = artifacts[hash];
-    if (bytes.empty()) {
-      aot::CompileOptions options = exact_options();
-      options.wide_addresses = WideAddresses;
-      auto compiled = aot::compile_artifact(m, hash, options);
-      if (!compiled.ok()) throw Error(compiled.error);
-      bytes = std::move(compiled.value);
-    }
-    return std::shared_ptr<const aot::CodeImage>(aot::load_artifact(bytes, hash, "test"));
-  });
-}
-
-// Engines by mode. "aot-wide": code with wide addresses, on mirrored memory.
-std::unique_ptr<runtime::Engine> make_engine(const std::string& mode) {
-  if (mode == "interp") return interp::make_engine();
-  if (mode == "aot") return make_aot_engine<false>();
-  if (mode == "aot-wide") return make_aot_engine<true>();
-  return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
-    static const std::string cache =
-        (std::filesystem::temp_directory_path() / ("tern-jit-test-" + std::to_string(::getpid())))
-            .string();
-    auto code = aot::jit_compile(m, hash, exact_options(), cache);
-    if (!code.ok()) throw Error(code.error);
-    return code.value;
-  });
-}
-
 struct Machine {
   std::shared_ptr<wasm::Module> module;
   runtime::Store store;
@@ -125,7 +87,7 @@ struct Machine {
   runtime::ModuleInstance* instance = nullptr;
 
   Machine(std::shared_ptr<wasm::Module> m, const std::string& mode, runtime::Linker linker = {})
-      : module(m), store(make_engine(mode)) {
+      : module(m), store(test::make_engine(mode)) {
     instance = store.instantiate(module, linker.resolve(*module), thread);
   }
   void count(uint64_t stop_at) {
@@ -315,7 +277,7 @@ TEST_F(AotCheckpoint, BlockedHostCallIsIssuedAgainInEveryMode) {
       for (const char* to : kModes) {
         calls = 0;
         suspend_on_call = which;
-        runtime::Store store1(make_engine(from));
+        runtime::Store store1(test::make_engine(from));
         runtime::Thread thread1(store1);
         auto* inst1 = store1.instantiate(m, make_linker(store1).resolve(*m), thread1);
         Slot arg = 5, result = 0;
@@ -338,7 +300,7 @@ TEST_F(AotCheckpoint, BlockedHostCallIsIssuedAgainInEveryMode) {
         }
         EXPECT_EQ(f.stack[0].bits, 35u);
 
-        runtime::Store store2(make_engine(to));
+        runtime::Store store2(test::make_engine(to));
         runtime::Thread thread2(store2);
         auto* inst2 = store2.instantiate(m, make_linker(store2).resolve(*m), thread2);
         store2.engine().restore(thread2, *inst2, view);
