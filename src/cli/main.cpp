@@ -24,14 +24,21 @@ std::string option_name(const std::string& arg) {
   return arg.substr(0, arg.find('='));
 }
 
+// A script may signal `tern run` or `tern restore` to checkpoint the moment
+// it has started it: their signals wait until the command has installed its
+// handlers (program/signals.h). Held before anything else happens, even
+// before the libraries initialize: the dynamic loader calls the
+// executable's .preinit_array first, with main's arguments.
+void hold_signals_of_run_and_restore(int argc, char** argv, char**) {
+  if (argc > 1 && (std::strcmp(argv[1], "run") == 0 || std::strcmp(argv[1], "restore") == 0))
+    tern::program::hold_signals();
+}
+[[gnu::section(".preinit_array"),
+  gnu::used]] void (*hold_signals_first)(int, char**, char**) = hold_signals_of_run_and_restore;
+
 } // namespace
 
 int main(int argc, char** argv) {
-  // Before anything else: a script may signal `tern run` or `tern restore`
-  // to checkpoint the moment it has started it. The signals wait until the
-  // command has installed its handlers (program/signals.h).
-  if (argc > 1 && (std::strcmp(argv[1], "run") == 0 || std::strcmp(argv[1], "restore") == 0))
-    tern::program::hold_signals();
   tern::util::trace_time_start();
   CLI::App app{"tern: a WebAssembly runtime that checkpoints, restores and migrates programs",
                "tern"};

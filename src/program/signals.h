@@ -3,15 +3,16 @@
 //
 // A script may signal tern the moment it has started it, while the module
 // is still being decoded or a snapshot loaded. So `tern run` and `tern
-// restore` block the signals a trigger may use as the first thing main()
-// does (hold_signals), install the handlers as soon as the options say
-// which signals those are (install_signal_triggers), and only then unblock them: a
-// signal that came meanwhile is delivered to its handler. Handlers only
-// record the request; while a program runs (armed) they also raise its
-// checkpoint flag, so it stops at its next stable point, and before that
-// the supervisor raises the flag itself when the program starts. Handlers
-// stay installed until tern exits: a trigger that arrives after the
-// program ended is ignored instead of killing tern.
+// restore` block the signals a trigger may use before anything else
+// happens (hold_signals, from cli/main.cpp's .preinit_array entry, before
+// the libraries initialize), install the handlers as soon as the options
+// say which signals those are (install_signal_triggers), and only then
+// unblock them: a signal that came meanwhile is delivered to its handler.
+// Handlers only record the request; while a program runs (armed) they also
+// raise its checkpoint flag, so it stops at its next stable point, and
+// before that the supervisor raises the flag itself when the program
+// starts. Handlers stay installed until tern exits: a trigger that arrives
+// after the program ended is ignored instead of killing tern.
 #pragma once
 
 #include "runtime/interrupt.h"
@@ -23,7 +24,8 @@ namespace tern::program {
 
 // Blocks every signal but the fault signals (tern's compiled code needs
 // SIGSEGV and SIGBUS) in the calling thread, the main thread before any
-// other exists; release_signals() undoes it.
+// other exists; release_signals() undoes it. Uses only system calls and
+// plain globals, so it may run before the C++ runtime initializes.
 void hold_signals();
 // Unblocks what hold_signals() blocked; signals that arrived meanwhile are
 // delivered now, to their handlers or with their default action.
