@@ -14,7 +14,6 @@
 
 #include <cerrno>
 #include <charconv>
-#include <csignal>
 #include <cstdlib>
 #include <fmt/format.h>
 
@@ -145,14 +144,13 @@ int run_command(const RunOptions& o) {
 
 // --invoke: one exported function, without checkpoints.
 int invoke(const RunOptions& o) {
-  program::release_signals();
+  program::install_signal_triggers({}, false);
   auto module = load_module(o.module);
   wasi::WasiContext ctx(wasi_options(o));
   runtime::Store store(make_engine_for_mode(o.host.engine));
   runtime::Linker linker;
   wasi::register_wasi(ctx, store, linker, *module);
   runtime::Thread thread(store);
-  std::signal(SIGPIPE, SIG_IGN); // a closed pipe is EPIPE for the guest
 
   auto imports = linker.resolve(*module);
   runtime::ModuleInstance* instance = nullptr;

@@ -85,6 +85,7 @@ void install_signal_triggers(const std::vector<int>& checkpoint_signals,
                              bool checkpoint_on_sigterm) {
   for (int sig : checkpoint_signals) install(sig, on_checkpoint_signal);
   if (checkpoint_on_sigterm) install(SIGTERM, on_terminate_signal);
+  ::signal(SIGPIPE, SIG_IGN);
   release_signals();
 }
 

@@ -37,8 +37,9 @@ inline constexpr uint32_t kSignalTerminate = 2;  // checkpoint, then stop
 uint32_t take_signals();
 uint32_t pending_signals(); // the same, left in place
 
-// Installs the handlers (throws tern::Error if one cannot be), then
-// release_signals().
+// Installs the handlers (throws tern::Error if one cannot be), ignores
+// SIGPIPE (a write to a closed pipe or socket is EPIPE for the program, as
+// in wasmtime, not the end of tern), then release_signals().
 void install_signal_triggers(const std::vector<int>& checkpoint_signals,
                              bool checkpoint_on_sigterm);
 

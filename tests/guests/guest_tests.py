@@ -102,6 +102,20 @@ def echo(env):
 
 
 @case
+def closed_stdout(env):
+    """A write to a stdout pipe nobody reads any more fails with EPIPE in
+    the program, which reports it and exits 1: tern does not die of
+    SIGPIPE (it did in `tern run`, exit status 141), with --invoke or not."""
+    for extra in ([], ["--invoke", "_start"]):
+        proc = subprocess.Popen(env.tern + ["run", *extra, env.wasm("echo")], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader is gone before the first write
+        _, err = proc.communicate(payload(300_000), timeout=TIMEOUT)
+        expect_equal((proc.returncode, err.decode()), (1, "write: Broken pipe\n"),
+                     f"tern run {' '.join(extra)} into a closed pipe")
+
+
+@case
 def echo_redirected(env):
     d = env.fresh_dir("echo")
     data = payload(70_000)
