@@ -163,11 +163,14 @@ def control_bad_reply(env):
 
 @case
 def control_stop(env):
-    """--stop ends the run once the snapshot is safe; the restore continues."""
-    rc, ref, _ = env.run(["run", env.wasm("spinner"), "10"])
+    """--stop ends the run once the snapshot is safe; the restore continues.
+    The program sleeps most of its 2 s, so it is still running when the
+    request comes however busy the machine (10 rounds of spinner were
+    seen to end first)."""
+    rc, ref, _ = env.run(["run", env.wasm("sleeper"), "40", "50"])
     sock, snap = env.path("stop.sock"), env.path("stop.snap")
-    proc = env.start(["run", "--control", sock, env.wasm("spinner"), "10"])
-    head = read_until(proc, "round 1 ")
+    proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "40", "50"])
+    head = read_until(proc, "tick 1 ")
     rc, out, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
     expect_equal(rc, 0, f"client ({err})")
     rc, rest, err = finish(proc)
