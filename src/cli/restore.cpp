@@ -14,6 +14,9 @@ struct RestoreCliOptions {
   std::string snapshot;
   std::string module;
   std::vector<std::string> dirs;
+  bool dirs_from_snapshot = false;
+  bool stdio_from_snapshot = false;
+  std::vector<std::string> listen;
   bool allow_changed_files = false;
   HostCliOptions host;
 };
@@ -30,6 +33,9 @@ int restore(const RestoreCliOptions& o) {
     options.module = std::move(module);
   }
   for (const auto& d : o.dirs) options.wasi.dirs.push_back(wasi::parse_dir_option(d));
+  options.wasi.dirs_from_snapshot = o.dirs_from_snapshot;
+  options.wasi.stdio_from_snapshot = o.stdio_from_snapshot;
+  options.wasi.listen = o.listen;
   options.wasi.allow_changed_files = o.allow_changed_files;
   apply_host_options(o.host, options.wasi);
   auto prog = program::Program::restore(o.snapshot, options, engine_spec(o.host));
@@ -44,13 +50,21 @@ void add_restore_command(CLI::App& app) {
   cmd->add_option("--module", o->module,
                   "The program's module, when the snapshot does not carry it (checked by sha256)")
       ->type_name("FILE");
-  cmd->add_option("--dir", o->dirs,
-                  "Map the program's directory GUEST to HOST on this machine (default: the "
-                  "host path saved in the snapshot)")
+  cmd->add_option("--dir", o->dirs, "Give the program's directory GUEST as HOST on this machine")
       ->type_name("HOST[::GUEST]")
       ->allow_extra_args(false);
+  cmd->add_flag("--dir-from-snapshot", o->dirs_from_snapshot,
+                "Give directories no --dir names at the host paths the snapshot saved");
+  cmd->add_flag("--stdio-from-snapshot", o->stdio_from_snapshot,
+                "Continue streams the run redirected to files in those files (no "
+                "--stdin/--stdout/--stderr given)");
   cmd->add_flag("--allow-changed-files", o->allow_changed_files,
                 "Reopen files that changed since the checkpoint instead of refusing");
+  cmd->add_option("--listen", o->listen,
+                  "Let the program's listening socket on ADDR:PORT listen again")
+      ->type_name("ADDR:PORT")
+      ->allow_extra_args(false)
+      ->type_size(1);
   // The network sandbox is the restore's own, as for `tern run`.
   add_sandbox_options(*cmd, o->host);
   add_checkpoint_and_stats_options(*cmd, o->host);

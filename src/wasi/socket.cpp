@@ -108,7 +108,7 @@ SocketAddress peer_address(int fd) {
   return socket_address_of(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
-FdEntry open_listener(std::string_view spec, int backlog) {
+SocketAddress listen_address(std::string_view spec) {
   HostPort hp = split_host_port(spec);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -119,12 +119,22 @@ FdEntry open_listener(std::string_view spec, int backlog) {
       ::getaddrinfo(hp.host.empty() ? nullptr : hp.host.c_str(), hp.port.c_str(), &hints, &found);
   if (rc != 0) throw Error(fmt::format("--listen {}: {}", spec, ::gai_strerror(rc)));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
+  SocketAddress address = socket_address_of(found->ai_addr, found->ai_addrlen);
+  if (address.family == 0)
+    throw Error(fmt::format("--listen {}: not an IPv4 or IPv6 address", spec));
+  return address;
+}
 
-  util::UniqueFd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+FdEntry open_listener(std::string_view spec, int backlog) {
+  const SocketAddress address = listen_address(spec);
+  util::UniqueFd fd(
+      ::socket(address.family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) throw Error(fmt::format("--listen {}: socket: {}", spec, std::strerror(errno)));
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0)
+  sockaddr_storage ss;
+  const socklen_t length = to_sockaddr(address, ss);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&ss), length) != 0)
     throw Error(fmt::format("--listen {}: bind: {}", spec, std::strerror(errno)));
   if (::listen(fd.get(), backlog) != 0)
     throw Error(fmt::format("--listen {}: listen: {}", spec, std::strerror(errno)));

@@ -40,8 +40,12 @@ Errno settle_connect(FdEntry& entry);
 // precede bind (reuse_addr, reuse_port, ipv6_only): call it before binding.
 Errno apply_socket_options(const FdEntry& entry);
 
-// A listening TCP socket bound to "ADDR:PORT" ("127.0.0.1:8080",
-// "[::1]:8080", "localhost:8080"), as an fd entry. Throws tern::Error.
+// The address --listen "ADDR:PORT" names ("127.0.0.1:8080", "[::1]:8080",
+// "localhost:8080": the first address the name has). Throws tern::Error
+// naming the option.
+SocketAddress listen_address(std::string_view spec);
+// A listening TCP socket bound to listen_address(spec), as an fd entry.
+// Throws tern::Error.
 FdEntry open_listener(std::string_view spec, int backlog = 128);
 
 // A connected TCP socket (from accept) as an fd entry. The host fd is

@@ -104,6 +104,10 @@ void check_identity(const SavedFd& saved, const RestoreRoot& root, const struct 
 
 } // namespace
 
+void make_blocking(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+}
+
 std::string RestoreRoot::host_path_of(const std::string& path) const {
   if (path.empty()) return host_path;
   return host_path.ends_with('/') ? host_path + path : host_path + "/" + path;
@@ -157,22 +161,22 @@ FdEntry reopen_path(const SavedFd& saved, const RestoreRoot& root, PathResolver&
   // restore must find what it wrote since, never create or clobber it.
   const uint16_t reopen_oflags = saved.oflags & ~(oflag::creat | oflag::excl | oflag::trunc);
   const bool follow = saved.lookupflags & lookupflag::symlink_follow;
-  int flags = host_open_flags(reopen_oflags, saved.rights_base, saved.fdflags, follow);
-  // Opening a FIFO waits for its other end; a restore must not hang.
-  if (saved.kind == FdKind::Fifo) flags |= O_NONBLOCK;
+  const int flags = host_open_flags(reopen_oflags, saved.rights_base, saved.fdflags, follow);
   util::UniqueFd host;
   const std::string path = saved.path.empty() ? "." : saved.path;
-  if (Errno e = resolver.open(root.fd, path, flags | O_CLOEXEC, 0, host); e != Errno::success)
+  // Opened without waiting (a FIFO's open waits for its other end, and the
+  // file may have become one) and checked before it is used.
+  if (Errno e = resolver.open(root.fd, path, flags | kNoWait | O_CLOEXEC, 0, host);
+      e != Errno::success)
     fail_reopen(saved, root,
                 e == Errno::noent ? "missing on restore" : "cannot reopen it: " + errno_text(e));
-  if (saved.kind == FdKind::Fifo)
-    ::fcntl(host.get(), F_SETFL, ::fcntl(host.get(), F_GETFL) & ~O_NONBLOCK);
   struct stat st;
   if (::fstat(host.get(), &st) != 0) fail_reopen(saved, root, std::strerror(errno));
   const FdKind kind = kind_of(host.get(), st);
   if (kind != saved.kind)
     fail_reopen(saved, root,
                 fmt::format("was a {}, is now a {}", to_string(saved.kind), to_string(kind)));
+  if (!(flags & O_NONBLOCK)) make_blocking(host.get());
   if (kind == FdKind::File) {
     if (!allow_changed) check_identity(saved, root, st);
     if (::lseek(host.get(), static_cast<off_t>(saved.position), SEEK_SET) < 0)

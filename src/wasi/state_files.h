@@ -6,6 +6,7 @@
 #include "wasi/context.h"
 #include "wasi/state_records.h"
 
+#include <fcntl.h>
 #include <string>
 
 namespace tern::wasi::state {
@@ -17,6 +18,14 @@ struct RestoreRoot {
   std::string guest_path; // the guest's name for it
   std::string host_path_of(const std::string& path) const;
 };
+
+// What a restore adds to the flags of every file it opens again: it must
+// not wait (opening a FIFO waits for its other end, and a file may have
+// become one since the checkpoint) nor gain a controlling terminal. Once the
+// kind is checked, make_blocking() undoes the first where the fd should
+// block.
+inline constexpr int kNoWait = O_NONBLOCK | O_NOCTTY;
+void make_blocking(int fd);
 
 // The contents of the regular file open as `entry` (guest fd `fd`, called
 // `name` in messages), read through a new read-only open of the same file.

@@ -113,10 +113,31 @@ SocketAddress read_address(PayloadReader& r) {
   return a;
 }
 
-[[noreturn]] void fail_socket(const SavedFd& f, const char* what, const std::string& reason) {
+[[noreturn]] void fail_socket(const SavedFd& f, const std::string& what,
+                              const std::string& reason) {
   const SocketAddress& at = f.socket.local;
   throw Error(fmt::format("fd {} ({} {}): {}: {}", f.fd, to_string(f.kind),
                           at.family != 0 ? at.to_string() : "unbound", what, reason));
+}
+
+// Throws unless the restore's own options allow binding and connecting
+// `f` where the snapshot says it was: a snapshot names addresses, the
+// restore's command line grants them.
+void check_granted(const SavedFd& f, SocketGrants& grants) {
+  const SocketState& s = f.socket;
+  if (f.kind == FdKind::TcpStream) return; // comes back reset: nothing is bound or connected
+  const bool listener = f.kind == FdKind::TcpListener;
+  if (s.local.family != 0 && !(listener && grants.lists(s.local)) &&
+      !grants.policy.may_bind(s.local)) {
+    const std::string at = s.local.to_string();
+    fail_socket(f, "the restore does not allow binding it again",
+                listener ? fmt::format("give --listen {} or --allow-bind {}", at, at)
+                         : fmt::format("give --allow-bind {}", at));
+  }
+  if (f.kind == FdKind::UdpSocket && s.peer.family != 0 && !grants.policy.may_connect(s.peer))
+    fail_socket(
+        f, fmt::format("the restore does not allow connecting it to {} again", s.peer.to_string()),
+        fmt::format("give --allow-connect {}", s.peer.to_string()));
 }
 
 // A new socket of the saved family with the saved options, bound to the
@@ -323,7 +344,17 @@ nlohmann::json socket_json(const SocketState& s) {
   return out;
 }
 
-FdEntry restore_socket(const SavedFd& saved) {
+bool SocketGrants::lists(const SocketAddress& local) {
+  for (size_t i = 0; i < listen.size(); ++i) {
+    if (unmapped(listen[i]) != unmapped(local)) continue;
+    listen_used[i] = true;
+    return true;
+  }
+  return false;
+}
+
+FdEntry restore_socket(const SavedFd& saved, SocketGrants& grants) {
+  check_granted(saved, grants);
   switch (saved.kind) {
   case FdKind::TcpListener:
     return listen_again(saved);

@@ -6,6 +6,7 @@
 
 #include "snapshot/payload.h"
 #include "wasi/fd_table.h"
+#include "wasi/net_policy.h"
 
 #include <nlohmann/json.hpp>
 
@@ -17,12 +18,24 @@ void write_socket(snapshot::PayloadWriter& w, const SocketState& s);
 SocketState read_socket(snapshot::PayloadReader& r, uint32_t fd);
 nlohmann::json socket_json(const SocketState& s);
 
-// The socket of `saved` on this host: a listener bound again at its address
-// (a taken port is a tern::Error naming the fd and the address); a
-// connected stream as a socket whose peer has reset the connection, so the
-// guest's next recv or send reports ECONNRESET; a socket the guest opened
-// (TCP not yet connected, UDP) made again with its options, bound where it
-// was, a UDP socket connected to the same peer.
-FdEntry restore_socket(const SavedFd& saved);
+// What the restore's own options let it re-create (docs/cli.md): its
+// network sandbox, and the addresses its --listen options name.
+struct SocketGrants {
+  const NetPolicy& policy;
+  std::vector<SocketAddress> listen;
+  std::vector<bool> listen_used; // per `listen`: a listener was bound there
+
+  bool lists(const SocketAddress& local);
+};
+
+// The socket of `saved` on this host, if `grants` allow it (else a
+// tern::Error naming the fd, the address and the option that would): a
+// listener bound again at its address (a taken port is a tern::Error naming
+// the fd and the address); a connected stream as a socket whose peer has
+// reset the connection, so the guest's next recv or send reports
+// ECONNRESET; a socket the guest opened (TCP not yet connected, UDP) made
+// again with its options, bound where it was, a UDP socket connected to
+// the same peer.
+FdEntry restore_socket(const SavedFd& saved, SocketGrants& grants);
 
 } // namespace tern::wasi::state

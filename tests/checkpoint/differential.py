@@ -228,8 +228,11 @@ class Harness:
     def restore_cmd(self, program, root, snapshot, extra, side=None):
         side = side or self.dest
         stats = os.path.join(root, "stats.json")
+        # The program's stdin file is continued where it was (the run
+        # redirected it; a restore opens only what it is granted).
+        streams = ["--stdio-from-snapshot"] if program.stdin is not None else []
         cmd = (side.tern + ["restore"] + self.engine_args(side, program) +
-               ["--stats-out", stats] + extra + [snapshot])
+               ["--stats-out", stats] + streams + extra + [snapshot])
         return self.invoke(cmd, stats)
 
     def frame_kinds(self, snapshot):
@@ -382,7 +385,7 @@ class Harness:
             side = self.dest if hop % 2 == 0 else self.source
             extra = ["--checkpoint-to", snap, "--checkpoint-at", str(n),
                      "--stop-after-checkpoint"] if n else []
-            run = self.restore_cmd(program, root, snap, extra, side=side)
+            run = self.restore_cmd(program, root, snap, dir_args + extra, side=side)
             self.restores += 1
             out += run.out
             err += run.err

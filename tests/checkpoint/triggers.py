@@ -271,7 +271,8 @@ def blocked_accept(env):
     finally:
         kill_if_running(proc)
     expect_equal(innermost_kind(env, snap), "host-call", "innermost frame of sock_accept")
-    proc = env.start(["restore", *env.engine_args(env.restore_mode), snap])
+    proc = env.start(["restore", *env.engine_args(env.restore_mode), "--listen",
+                      f"127.0.0.1:{port}", snap])
     try:
         expect_equal(echo(port, b"second"), b"second", "echo after the restore")
         rc, restored, err = finish(proc)

@@ -45,12 +45,12 @@ def changed_file(env):
     the snapshot left it: restore refuses, naming it, unless told not to."""
     data, snap = data_dir(env, "data"), env.path("files.snap")
     checkpointed_files_run(env, data, snap)
-    rc, out, err = env.run(["restore", snap])
+    rc, out, err = env.run(["restore", "--dir-from-snapshot", snap])
     expect_one_error(rc, err, [r"fd \d+ \(/data/out\.txt\)", "changed since the checkpoint",
                                re.escape(os.path.join(data, "out.txt"))], "changed file")
     expect_equal(out, "", "no output from a refused restore")
 
-    rc, out, err = env.run(["restore", "--allow-changed-files", snap])
+    rc, out, err = env.run(["restore", "--dir", f"{data}::/data", "--allow-changed-files", snap])
     expect_equal((rc, out), (0, "done 1\n"), f"restore with --allow-changed-files ({err})")
     # Reopened at its offset, without truncation; in.txt read on from where
     # the program's buffer was.
@@ -116,7 +116,7 @@ def connections_reset(env):
         rc, out, err = talk(run, port, first)
     expect_equal((rc, out), (0, first + "next connection: again\n"), f"the run ({err})")
 
-    restored = env.start(["restore", snap])
+    restored = env.start(["restore", "--listen", f"127.0.0.1:{port}", snap])
     first = restored.stdout.readline().decode()
     expect_equal(first, "restored=1 recv=-1 Connection reset by peer\n",
                  "the restored program's held connection")
@@ -138,7 +138,7 @@ def port_taken(env):
         # The run still listens (it waits for its next connection). Its
         # snapshot is written in the background: wait for it to appear.
         wait_for(lambda: os.path.exists(snap), "the snapshot to be written")
-        rc, _, err = env.run(["restore", snap])
+        rc, _, err = env.run(["restore", "--listen", f"127.0.0.1:{port}", snap])
         expect_one_error(rc, err, [rf"127\.0\.0\.1:{port}", "in use"], "port taken")
         talk(run, port, first)
 

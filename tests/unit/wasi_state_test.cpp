@@ -59,9 +59,24 @@ protected:
     o.bundle_files = bundle;
     return wasi::save_state(*ctx_, o);
   }
+  // A restore that accepts what the snapshot names (--dir-from-snapshot,
+  // --stdio-from-snapshot): these tests move state, not grants.
+  static wasi::RestoreOptions trusting() {
+    wasi::RestoreOptions o;
+    o.dirs_from_snapshot = true;
+    o.stdio_from_snapshot = true;
+    return o;
+  }
+  // trusting(), with the listening socket on 127.0.0.1:port granted
+  // (--listen).
+  static wasi::RestoreOptions listening(uint16_t port) {
+    wasi::RestoreOptions o = trusting();
+    o.listen = {fmt::format("127.0.0.1:{}", port)};
+    return o;
+  }
   // Replaces the context with the one restored from `section` (the old one
   // is closed first, so that its sockets' ports are free).
-  void restore(const snapshot::ExtensionSection& section, wasi::RestoreOptions o = {}) {
+  void restore(const snapshot::ExtensionSection& section, wasi::RestoreOptions o = trusting()) {
     ctx_.reset();
     ctx_ = wasi::restore_state(section, o);
   }
@@ -161,7 +176,7 @@ TEST_F(WasiStateTest, RecordsArgsEnvPreopensAndEveryFdKind) {
   EXPECT_EQ(wasi::state::encode(s), payload);
 
   // Every fd comes back at its number as the same kind.
-  restore(section);
+  restore(section, listening(port));
   EXPECT_EQ(ctx_->fds().open_fds().size(), s.fds.size());
   for (const auto& f : s.fds) {
     const wasi::FdEntry* e = ctx_->fds().find(f.fd);
@@ -292,6 +307,82 @@ TEST_F(WasiStateTest, DirRemappedByGuestNameAtRestore) {
   EXPECT_NE(unknown.find("no preopen named /nope"), std::string::npos) << unknown;
 }
 
+// A snapshot is untrusted input: its host paths are not grants.
+TEST_F(WasiStateTest, APreopenTheRestoreDoesNotGrantIsRefused) {
+  dir_.write("sandbox/in.txt", "0123456789");
+  uint32_t in = open("in.txt", 0, kReadOnly);
+  auto section = save();
+  std::string message = error_of([&] { restore(section, {}); });
+  EXPECT_NE(message.find("grants no directory for preopen /sandbox"), std::string::npos) << message;
+  EXPECT_NE(message.find("--dir HOST::/sandbox"), std::string::npos) << message;
+  EXPECT_NE(message.find("--dir-from-snapshot"), std::string::npos) << message;
+  EXPECT_NE(message.find(dir_ / "sandbox"), std::string::npos) << message;
+
+  wasi::RestoreOptions o;
+  o.dirs_from_snapshot = true;
+  restore(section, o);
+  EXPECT_EQ(read(in, 2), "01");
+}
+
+TEST_F(WasiStateTest, AForgedPreopenIsRefusedBesideGrantedOnes) {
+  dir_.mkdir("secret");
+  dir_.write("secret/key", "k");
+  auto state = wasi::state::decode(save().payload);
+  // An extra preopen of a host directory the user never gave, and a file
+  // opened beneath it.
+  state.preopens.push_back({dir_ / "secret", "/evil"});
+  wasi::state::SavedFd f;
+  f.fd = 9;
+  f.kind = wasi::FdKind::File;
+  f.origin = wasi::state::Origin::Path;
+  f.preopen = 1;
+  f.path = "key";
+  f.rights_base = kReadOnly;
+  f.size = 1;
+  struct stat st;
+  ASSERT_EQ(::stat((dir_ / "secret/key").c_str(), &st), 0);
+  f.mtime_ns = wasi::FileIdentity::of(st).mtime_ns;
+  state.fds.push_back(f);
+  snapshot::ExtensionSection forged{wasi::kStateTag, false, wasi::state::encode(state)};
+  wasi::RestoreOptions o;
+  o.dirs = {{dir_ / "sandbox", "/sandbox"}};
+  std::string message = error_of([&] { restore(forged, o); });
+  EXPECT_NE(message.find("fd 9 (/evil/key)"), std::string::npos) << message;
+  EXPECT_NE(message.find("grants no directory for preopen /evil"), std::string::npos) << message;
+}
+
+TEST_F(WasiStateTest, ARedirectedStreamNeedsTheRestoresConsent) {
+  dir_.write("in.txt", "0123456789");
+  wasi::WasiOptions options;
+  options.stdin_path = dir_ / "in.txt";
+  start(options);
+  EXPECT_EQ(read(0, 3), "012");
+  auto state = wasi::state::decode(save().payload);
+  // A forged stream record: stdin again at fd 7, from a file the user
+  // never named.
+  dir_.write("passwd", "root:x:0:0");
+  wasi::state::SavedFd forged = state.fds[0];
+  ASSERT_EQ(forged.origin, wasi::state::Origin::Stdio);
+  forged.fd = 7;
+  forged.path = dir_ / "passwd";
+  forged.position = 0;
+  state.fds.push_back(forged);
+  snapshot::ExtensionSection section{wasi::kStateTag, false, wasi::state::encode(state)};
+  wasi::RestoreOptions o;
+  o.dirs_from_snapshot = true;
+  std::string message = error_of([&] { restore(section, o); });
+  EXPECT_NE(message.find("fd 0 (stdin redirected to " + dir_ / "in.txt" + ")"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("--stdin FILE"), std::string::npos) << message;
+  EXPECT_NE(message.find("--stdio-from-snapshot"), std::string::npos) << message;
+
+  // The restore's own --stdin replaces every record of the stream.
+  dir_.write("mine.txt", "mine");
+  o.stdin_path = dir_ / "mine.txt";
+  restore(section, o);
+  EXPECT_EQ(read(7, 4), "mine");
+}
+
 TEST_F(WasiStateTest, ChangedFileIsRefusedWithItsName) {
   dir_.write("sandbox/data.txt", "0123456789");
   uint32_t fd = open("data.txt", 0, kReadOnly);
@@ -319,7 +410,7 @@ TEST_F(WasiStateTest, AllowChangedFilesRestoresThemAnyway) {
   EXPECT_EQ(read(fd, 5), "01234");
   auto section = save();
   dir_.write("sandbox/data.txt", "abcdefghijklmn");
-  wasi::RestoreOptions o;
+  wasi::RestoreOptions o = trusting();
   o.allow_changed_files = true;
   restore(section, o);
   EXPECT_EQ(read(fd, 3), "fgh");
@@ -406,7 +497,7 @@ TEST_F(WasiStateTest, StdioFollowsTheRestoresOwnOptions) {
   EXPECT_TRUE(out.redirected);
   EXPECT_EQ(out.path, dir_ / "first.txt");
 
-  wasi::RestoreOptions o;
+  wasi::RestoreOptions o = trusting();
   o.stdout_path = dir_ / "second.txt";
   restore(section, o);
   ASSERT_EQ(write(1, "after"), Errno::success);
@@ -457,7 +548,7 @@ TEST_F(WasiStateTest, RenumberedStdioKeepsItsStream) {
     auto c = call();
     ASSERT_EQ(calls::fd_renumber(c, 2, file).err, Errno::success); // stderr now at `file`
   }
-  wasi::RestoreOptions o;
+  wasi::RestoreOptions o = trusting();
   o.stderr_path = dir_ / "err2.txt";
   restore(save(), o);
   ASSERT_EQ(write(file, "to stderr"), Errno::success);
@@ -519,12 +610,21 @@ TEST_F(WasiStateTest, ListeningSocketIsBoundAgainAndAccepts) {
   auto section = save();
 
   // While the original still listens, the port is taken: a clear error.
-  std::string busy = error_of([&] { wasi::restore_state(section, {}); });
+  std::string busy = error_of([&] { wasi::restore_state(section, listening(port)); });
   EXPECT_NE(busy.find("fd 4"), std::string::npos) << busy;
   EXPECT_NE(busy.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << busy;
   EXPECT_NE(busy.find("in use"), std::string::npos) << busy;
 
-  restore(section);
+  // The restore's own options grant the address, not the snapshot.
+  const std::string at = "127.0.0.1:" + std::to_string(port);
+  std::string refused = error_of([&] { restore(section); });
+  EXPECT_NE(refused.find("fd 4 (tcp-listener " + at + ")"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("give --listen " + at + " or --allow-bind " + at), std::string::npos)
+      << refused;
+  wasi::RestoreOptions by_policy = trusting();
+  by_policy.allow_bind = {"127.0.0.0/8"};
+  restore(section, by_policy);
+  restore(save(), listening(port));
   const wasi::FdEntry* e = ctx_->fds().find(4);
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->kind, wasi::FdKind::TcpListener);
@@ -540,6 +640,35 @@ TEST_F(WasiStateTest, ListeningSocketIsBoundAgainAndAccepts) {
   ::close(peer);
 }
 
+TEST_F(WasiStateTest, AForgedListenerIsRefusedBesideGrantedOnes) {
+  wasi::WasiOptions options;
+  options.listen = {"127.0.0.1:0"};
+  start(options);
+  const uint16_t port = ctx_->fds().find(4)->socket->local.port;
+  auto state = wasi::state::decode(save().payload);
+  // A second listener on every interface, which the user never asked for.
+  wasi::state::SavedFd forged =
+      *std::find_if(state.fds.begin(), state.fds.end(), [](const auto& f) { return f.fd == 4; });
+  forged.fd = 20;
+  forged.socket.local.ip = {};
+  forged.socket.local.port = 0;
+  state.fds.push_back(forged);
+  snapshot::ExtensionSection section{wasi::kStateTag, false, wasi::state::encode(state)};
+  std::string message = error_of([&] { restore(section, listening(port)); });
+  EXPECT_NE(message.find("fd 20 (tcp-listener 0.0.0.0:0)"), std::string::npos) << message;
+  EXPECT_NE(message.find("does not allow binding it again"), std::string::npos) << message;
+
+  // A --listen that names no listener of the snapshot does nothing: an error.
+  state.fds.pop_back();
+  section.payload = wasi::state::encode(state);
+  wasi::RestoreOptions o = listening(port);
+  o.listen.push_back("127.0.0.1:1");
+  message = error_of([&] { restore(section, o); });
+  EXPECT_NE(message.find("--listen 127.0.0.1:1: the snapshot has no listening socket"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(WasiStateTest, ConnectedSocketsComeBackResetByThePeer) {
   wasi::WasiOptions options;
   options.listen = {"127.0.0.1:0"};
@@ -550,7 +679,7 @@ TEST_F(WasiStateTest, ConnectedSocketsComeBackResetByThePeer) {
   ASSERT_EQ(accept(4, conn1), Errno::success);
   ASSERT_EQ(accept(4, conn2), Errno::success);
   const std::string peer_address = ctx_->fds().find(conn1)->socket->peer.to_string();
-  restore(save());
+  restore(save(), listening(port));
 
   EXPECT_EQ(recv(conn1), Errno::connreset);
   EXPECT_EQ(recv(conn1), Errno::success) << "then end of stream";
@@ -588,7 +717,19 @@ TEST_F(WasiStateTest, SocketsTheProgramOpenedComeBackWithTheirOptions) {
   const wasi::SocketAddress udp_at = udp.socket->local, tcp_at = tcp.socket->local;
   ctx_->fds().insert_at(10, std::move(udp));
   ctx_->fds().insert_at(11, std::move(tcp));
-  restore(save());
+  auto section = save();
+  std::string refused = error_of([&] { restore(section); });
+  EXPECT_NE(refused.find("fd 10 (udp-socket " + udp_at.to_string() + ")"), std::string::npos)
+      << refused;
+  EXPECT_NE(refused.find("give --allow-bind " + udp_at.to_string()), std::string::npos) << refused;
+  wasi::RestoreOptions o = trusting();
+  o.allow_bind = {"127.0.0.1"};
+  refused = error_of([&] { restore(section, o); });
+  EXPECT_NE(refused.find("connecting it to " + udp_at.to_string()), std::string::npos) << refused;
+  EXPECT_NE(refused.find("give --allow-connect " + udp_at.to_string()), std::string::npos)
+      << refused;
+  o.allow_connect = {"127.0.0.1"};
+  restore(section, o);
 
   auto option = [](int fd, int level, int name) {
     int value = 0;
@@ -628,7 +769,7 @@ TEST_F(WasiStateTest, NetworkSandboxIsTheRestoresOwn) {
   local.port = 80;
   restore(section);
   EXPECT_FALSE(ctx_->net_policy().may_connect(local)) << "nothing allowed unless the restore says";
-  wasi::RestoreOptions o;
+  wasi::RestoreOptions o = trusting();
   o.allow_connect = {"127.0.0.1"};
   restore(section, o);
   EXPECT_TRUE(ctx_->net_policy().may_connect(local));
@@ -816,7 +957,7 @@ TEST_F(WasiStateTest, DamagedBundleIsAnErrorNamingTheFile) {
     auto damaged = state;
     damage(damaged.files[0]);
     snapshot::ExtensionSection section{wasi::kStateTag, false, wasi::state::encode(damaged)};
-    std::string message = error_of([&] { wasi::restore_state(section, {}); });
+    std::string message = error_of([&] { wasi::restore_state(section, trusting()); });
     EXPECT_NE(message.find("bundled file /sandbox/out.txt"), std::string::npos) << message;
     EXPECT_EQ(dir_.read("sandbox/out.txt"), "some contents") << "left as it was";
   }
