@@ -55,7 +55,11 @@ int compile(const CompileCommand& c) {
     util::create_directories(c.cache_dir);
     path = aot::cache_path(c.cache_dir, hash, options, aot::CacheKind::Artifact);
   }
-  util::write_file_atomic(path, artifact.value);
+  // An artifact named with -o is an output like a compiler's (readable by
+  // others unless the umask says otherwise); cache entries stay private.
+  util::AtomicWriteOptions mode;
+  if (!c.output.empty()) mode.mode = 0644;
+  util::write_file_atomic(path, artifact.value, mode);
   return 0;
 }
 

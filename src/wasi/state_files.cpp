@@ -138,21 +138,21 @@ void write_back(const BundledFile& file, const RestoreRoot& root, PathResolver& 
   if (Errno e = resolver.parent(root.fd, file.path, true, parent); e != Errno::success)
     throw Error(
         fmt::format("bundled file {}: cannot write it back to {}: {}", name, host, errno_text(e)));
-  // The directory stays the one resolved beneath the preopen: the writes go
-  // through its fd.
-  const std::string target = fmt::format("/proc/self/fd/{}/{}", parent.fd, parent.name);
+  // Written through the directory resolved beneath the preopen, under a
+  // name nobody can plant anything at; the mode and mtime are set on the
+  // new file before it replaces the target. The snapshot chooses neither a
+  // special bit nor an owner.
+  util::AtomicWriteOptions options;
+  options.exact_mode = static_cast<mode_t>(file.mode & 0777);
+  options.mtime_ns = file.mtime_ns;
   try {
-    util::write_file_atomic(target, [&](util::ByteSink& sink) { decompress_to(file, sink); });
+    util::write_file_atomic_at(
+        parent.fd, parent.name, host, [&](util::ByteSink& sink) { decompress_to(file, sink); },
+        options);
   } catch (const Error& e) {
     throw Error(
         fmt::format("bundled file {}: cannot write it back to {}: {}", name, host, e.what()));
   }
-  const timespec times[2] = {{0, UTIME_OMIT},
-                             {file.mtime_ns / 1000000000, file.mtime_ns % 1000000000}};
-  if (::fchmodat(parent.fd, parent.name.c_str(), file.mode, 0) != 0 ||
-      ::utimensat(parent.fd, parent.name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-    throw Error(fmt::format("bundled file {}: cannot set its mode and mtime at {}: {}", name, host,
-                            std::strerror(errno)));
 }
 
 FdEntry reopen_path(const SavedFd& saved, const RestoreRoot& root, PathResolver& resolver,

@@ -481,6 +481,30 @@ TEST_F(WasiStateTest, BundledFilesTravelToAnEmptyDirectory) {
   EXPECT_EQ(dir_.read("target/logs/out.txt"), "hello world");
 }
 
+// A bundle is untrusted: it chooses no special mode bits and no owner, and
+// a name planted where a temporary file used to be is not written through.
+TEST_F(WasiStateTest, BundledFilesGetNoSpecialBitsAndFollowNoPlantedLink) {
+  uint32_t out = open("out.txt", oflag::creat, kReadWrite);
+  ASSERT_EQ(write(out, "data"), Errno::success);
+  auto state = wasi::state::decode(save(true).payload);
+  ASSERT_EQ(state.files.size(), 1u);
+  state.files[0].mode = 07777;
+  snapshot::ExtensionSection section{wasi::kStateTag, false, wasi::state::encode(state)};
+  dir_.mkdir("outside");
+  dir_.write("outside/victim", "precious");
+  ctx_.reset();
+  ASSERT_EQ(::symlink("../outside/victim",
+                      (dir_ / "sandbox/out.txt.tmp." + std::to_string(::getpid())).c_str()),
+            0);
+  restore(section);
+  struct stat st;
+  ASSERT_EQ(::stat((dir_ / "sandbox/out.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  EXPECT_EQ(dir_.read("sandbox/out.txt"), "data");
+  EXPECT_EQ(dir_.read("outside/victim"), "precious");
+}
+
 TEST_F(WasiStateTest, StdioFollowsTheRestoresOwnOptions) {
   wasi::WasiOptions options;
   options.stdout_path = dir_ / "first.txt";
