@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wasi_socket_ext.h>
@@ -293,7 +294,11 @@ static int timeval_value(const void* optval, socklen_t optlen, uint64_t* us) {
     errno = EDOM;
     return -1;
   }
-  *us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+  // Beyond what microseconds in an int64 hold: as good as for ever.
+  if ((uint64_t)tv.tv_sec > ((uint64_t)INT64_MAX - (uint64_t)tv.tv_usec) / 1000000u)
+    *us = INT64_MAX;
+  else
+    *us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
   return 0;
 }
 

@@ -17,12 +17,25 @@ int poll_timeout(bool nonblocking, const Clock::time_point* deadline) {
   return left <= 0 ? 0 : left > 1'000'000'000 ? 1'000'000'000 : int(left);
 }
 
+// When a wait of `timeout_us` (0: none) ends; false when it never does:
+// no timeout, or one beyond what the clock can represent (about 292 years
+// after its epoch), which is the same as waiting for ever.
+bool deadline_of(uint64_t timeout_us, Clock::time_point& deadline) {
+  if (timeout_us == 0) return false;
+  const Clock::time_point now = Clock::now();
+  const auto room =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::time_point::max() - now);
+  if (timeout_us >= static_cast<uint64_t>(room.count())) return false;
+  deadline = now + std::chrono::microseconds(static_cast<int64_t>(timeout_us));
+  return true;
+}
+
 } // namespace
 
 Wait wait_ready(int fd, short events, bool nonblocking, const runtime::Interrupt& interrupt,
                 uint64_t timeout_us) {
-  Clock::time_point deadline = Clock::now() + std::chrono::microseconds(timeout_us);
-  const Clock::time_point* until = timeout_us ? &deadline : nullptr;
+  Clock::time_point deadline;
+  const Clock::time_point* until = deadline_of(timeout_us, deadline) ? &deadline : nullptr;
   for (;;) {
     pollfd fds[2] = {{fd, events, 0}, {interrupt.fd(), POLLIN, 0}};
     int timeout_ms = poll_timeout(nonblocking, until);

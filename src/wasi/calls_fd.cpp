@@ -2,6 +2,7 @@
 #include "wasi/blocking.h"
 #include "wasi/calls.h"
 #include "wasi/posix_errno.h"
+#include "wasi/socket.h"
 #include "wasi/times.h"
 
 #include <cerrno>
@@ -129,8 +130,13 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
     if (w == Wait::NotReady) return n > 0 ? Errno::success : Errno::again;
     ssize_t got = read_once(e, iov, msg_flags);
     if (got < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return n > 0 ? Errno::success : last_errno();
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return n > 0 ? Errno::success : last_errno();
+      // Readable but nothing there: a socket shut down for reading, which
+      // poll calls readable for ever. Linux's blocking receive returns 0.
+      if (n == 0 && e.socket && shut_for_reading(e.host.get()))
+        return e.nonblocking() ? Errno::again : Errno::success;
+      continue;
     }
     n += size_t(got);
     bool wait_all = (msg_flags & MSG_WAITALL) != 0 && (msg_flags & MSG_PEEK) == 0;

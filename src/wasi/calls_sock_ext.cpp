@@ -339,8 +339,14 @@ Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len,
     msg.msg_namelen = sizeof ss;
     ssize_t got = ::recvmsg(e->host.get(), &msg, flags);
     if (got < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return last_errno();
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return last_errno();
+      // Shut down for reading: poll calls it readable for ever (see
+      // stream_read); Linux's blocking receive returns 0, from nobody.
+      if (!shut_for_reading(e->host.get())) continue;
+      if (e->nonblocking()) return Errno::again;
+      write_wasi_addr(c.mem, src_addr_out, any_address(e->socket->family));
+      return c.mem.store<uint32_t>(ro_datalen_out, 0);
     }
     // A stream names no source: it is the peer.
     SocketAddress source =

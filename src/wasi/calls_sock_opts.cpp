@@ -123,6 +123,9 @@ HostOption fixed(const FdEntry&) {
 Ret set_timeout(Call& c, uint32_t fd, uint64_t timeout_us, uint64_t SocketOptions::*field) {
   FdEntry* e;
   if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  // A negative timeout (as the signed count Linux takes) is out of the
+  // option's domain, as setsockopt says for a negative timeval.
+  if (timeout_us > uint64_t(INT64_MAX)) return Errno::dom;
   e->socket->options.*field = timeout_us;
   return Errno::success;
 }

@@ -154,6 +154,11 @@ FdEntry open_listener(std::string_view spec, int backlog) {
   return entry;
 }
 
+bool shut_for_reading(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+}
+
 FdEntry stream_entry(util::UniqueFd fd, uint16_t fdflags) {
   set_nonblocking(fd.get());
   FdEntry entry;

@@ -48,6 +48,12 @@ SocketAddress listen_address(std::string_view spec);
 // Throws tern::Error.
 FdEntry open_listener(std::string_view spec, int backlog = 128);
 
+// Whether the socket `fd` is shut down for reading (by the guest, or a
+// UDP socket whose shutdown() Linux applied while reporting ENOTCONN): poll
+// then always calls it readable, and a blocking receive finds no data and
+// returns 0 at once, as Linux's does.
+bool shut_for_reading(int fd);
+
 // A connected TCP socket (from accept) as an fd entry. The host fd is
 // non-blocking; blocking is done with poll so that it can be interrupted.
 FdEntry stream_entry(util::UniqueFd fd, uint16_t fdflags);

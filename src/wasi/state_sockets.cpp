@@ -55,10 +55,11 @@ constexpr OptionCodec value(uint32_t id, const char* name, uint64_t max) {
           [](SocketOptions& o, uint64_t v) { o.*F = static_cast<T>(v); }};
 }
 
+// Timeouts in µs, at most INT64_MAX as sock_set_*_timeout accepts them.
 template <uint64_t SocketOptions::*F>
 constexpr OptionCodec timeout(uint32_t id, const char* name) {
   return {
-      id, name, UINT64_MAX,
+      id, name, uint64_t(INT64_MAX),
       [](const SocketOptions& o) { return o.*F ? std::optional<uint64_t>(o.*F) : std::nullopt; },
       [](SocketOptions& o, uint64_t v) { o.*F = v; }};
 }

@@ -3,6 +3,7 @@
 // record of each socket (what a checkpoint writes down), blocking calls that
 // stop for a checkpoint without consuming anything, options, resolution.
 #include "tern/error.h"
+#include "wasi/blocking.h"
 #include "wasi/net_policy.h"
 #include "wasi/socket.h"
 #include "wasi_fixture.h"
@@ -346,6 +347,50 @@ TEST_F(WasiSocketExtTest, ReceiveTimeoutEndsABlockingWaitWithEagain) {
   iovec_at(kIov, kBuf, 64);
   EXPECT_EQ(calls::sock_recv_from(c, fd, kIov, 1, 0, kAddr, kOut).err, Errno::again);
   EXPECT_EQ(read(fd), "<errno " + std::to_string(int(Errno::again)) + ">") << "fd_read too";
+}
+
+// Timeouts are microseconds as a signed count: negative ones are EDOM, and
+// ones beyond what the clock can hold wait for ever instead of overflowing
+// (UBSan aborts the asan stage's run on that) or ending at once.
+TEST_F(WasiSocketExtTest, ExtremeTimeoutsNeitherOverflowNorEndAtOnce) {
+  uint32_t fd = udp4(), peer = udp4();
+  ASSERT_EQ(bind(fd, "127.0.0.1", 0), Errno::success);
+  ASSERT_EQ(bind(peer, "127.0.0.1", 0), Errno::success);
+  auto c = call();
+  for (uint64_t negative : {uint64_t(INT64_MIN), uint64_t(-1), uint64_t(INT64_MAX) + 1}) {
+    EXPECT_EQ(calls::sock_set_recv_timeout(c, fd, negative).err, Errno::dom);
+    EXPECT_EQ(calls::sock_set_send_timeout(c, fd, negative).err, Errno::dom);
+  }
+  EXPECT_EQ(state(fd).options.recv_timeout_us, 0u) << "a refused timeout is not recorded";
+  ASSERT_EQ(calls::sock_set_recv_timeout(c, fd, INT64_MAX).err, Errno::success);
+  ASSERT_EQ(calls::sock_set_send_timeout(c, fd, INT64_MAX - 1).err, Errno::success);
+  // The wait is real: a checkpoint request ends it, not the timeout.
+  wasi::Ret r = interrupted(interrupt_, [&] {
+    auto c2 = call();
+    iovec_at(kIov + 8, kBuf + 0x100, 64);
+    return calls::sock_recv_from(c2, fd, kIov + 8, 1, 0, kAddr2, kOut2);
+  });
+  EXPECT_TRUE(suspended(r));
+  for (uint64_t us : {uint64_t(INT64_MAX), uint64_t(INT64_MAX) / 1000, uint64_t(1) << 62})
+    EXPECT_EQ(wasi::wait_ready(ctx_->fds().find(peer)->host.get(), POLLOUT, false, interrupt_, us),
+              wasi::Wait::Ready);
+}
+
+// shutdown(SHUT_RD) on a UDP socket: Linux answers ENOTCONN when it is not
+// connected but shuts it down anyway, and poll then calls it readable for
+// ever. A blocking receive returns 0 at once, as Linux's does, instead of
+// spinning; a non-blocking one says EAGAIN.
+TEST_F(WasiSocketExtTest, ReceiveOnADatagramSocketShutForReadingDoesNotSpin) {
+  uint32_t fd = udp4();
+  ASSERT_EQ(bind(fd, "127.0.0.1", 0), Errno::success);
+  auto c = call();
+  EXPECT_EQ(calls::sock_shutdown(c, fd, wasi::sdflag::rd).err, Errno::notconn);
+  iovec_at(kIov, kBuf, 64);
+  ASSERT_EQ(calls::sock_recv_from(c, fd, kIov, 1, 0, kAddr, kOut).err, Errno::success);
+  EXPECT_EQ(load<uint32_t>(kOut), 0u);
+  EXPECT_EQ(read(fd), "") << "fd_read too";
+  ASSERT_EQ(calls::fd_fdstat_set_flags(c, fd, wasi::fdflag::nonblock).err, Errno::success);
+  EXPECT_EQ(calls::sock_recv_from(c, fd, kIov, 1, 0, kAddr, kOut).err, Errno::again);
 }
 
 TEST_F(WasiSocketExtTest, OptionsAreSetReadBackAndRecorded) {
