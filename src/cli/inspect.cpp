@@ -154,7 +154,10 @@ int run_inspect(const InspectOptions& o) {
   }
   const json d = snapshot::describe_snapshot(s, module.get(), source);
   if (o.json) {
-    fmt::print("{}\n", d.dump(2));
+    // Strings a forged HOST section carries need not be UTF-8: shown with
+    // U+FFFD instead of failing (the WASI section's own strings keep
+    // their bytes, wasi/state.h).
+    fmt::print("{}\n", d.dump(2, ' ', false, json::error_handler_t::replace));
     return 0;
   }
   print_header(d, o.snapshot);

@@ -1,5 +1,9 @@
 #include "runtime/table.h"
 
+#include "tern/error.h"
+
+#include <fmt/format.h>
+
 namespace tern::runtime {
 namespace {
 // Tables beyond this many elements are refused (grow returns -1), so a
@@ -7,8 +11,13 @@ namespace {
 constexpr uint64_t kTableElementLimit = 10'000'000;
 } // namespace
 
-Table::Table(const wasm::TableType& type, Slot init)
-    : type_(type), elems_(static_cast<size_t>(type.limits.min), init) {
+Table::Table(const wasm::TableType& type, Slot init) : type_(type) {
+  // Valid modules may ask for up to 2^32 - 1 elements; allocating them all
+  // would fail with a bare std::bad_alloc (or take 32 GiB).
+  if (type.limits.min > kTableElementLimit)
+    throw Error(fmt::format("a table of {} elements is above tern's limit of {} elements",
+                            type.limits.min, kTableElementLimit));
+  elems_.assign(static_cast<size_t>(type.limits.min), init);
   sync_bounds();
 }
 

@@ -336,14 +336,16 @@ private:
 };
 
 // Sections must come in this order (extensions between threads and
-// memories); the singletons at most once.
+// memories); the singletons and each extension tag at most once.
+constexpr int kExtensionRank = 7;
+
 int rank(const Tag& tag) {
   static const std::pair<Tag, int> ranks[] = {
       {kHostTag, 0},     {kModuleTag, 1}, {kWasmTag, 2},   {kGlobalsTag, 3}, {kTableTag, 4},
       {kSegmentsTag, 5}, {kThreadTag, 6}, {kMemoryTag, 8}, {kPagesTag, 8},   {kTailTag, 9}};
   for (const auto& [t, r] : ranks)
     if (t == tag) return r;
-  return 7; // extension
+  return kExtensionRank;
 }
 
 bool is_singleton(const Tag& tag) {
@@ -392,7 +394,9 @@ private:
     if (!seen_.contains(kModuleTag) && s.tag != kHostTag && s.tag != kModuleTag)
       throw Error(fmt::format("snapshot is malformed: {} comes before the MODL section", s.name()));
     if (r < rank_) throw Error(fmt::format("snapshot is malformed: {} is out of order", s.name()));
-    if (is_singleton(s.tag) && seen_.contains(s.tag))
+    // An extension is one owner's whole state: two of them would be two
+    // answers to one question (which fds, which files).
+    if ((is_singleton(s.tag) || r == kExtensionRank) && seen_.contains(s.tag))
       throw Error(fmt::format("snapshot is malformed: {} is repeated", s.name()));
     if (s.tag == kPagesTag && !decoder_)
       throw Error(fmt::format("snapshot is malformed: {} comes before any MEMD section", s.name()));
@@ -592,13 +596,17 @@ private:
 } // namespace
 
 bool is_core_tag(const Tag& tag) {
-  return rank(tag) != 7;
+  return rank(tag) != kExtensionRank;
 }
 
 void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions& options) {
-  for (const ExtensionSection& e : s.extensions)
+  std::set<Tag> tags;
+  for (const ExtensionSection& e : s.extensions) {
     if (is_core_tag(e.tag) || !printable_tag(e.tag))
       throw Error(fmt::format("invalid extension section tag '{}'", tag_name(e.tag)));
+    if (!tags.insert(e.tag).second)
+      throw Error(fmt::format("extension section {} is repeated", tag_name(e.tag)));
+  }
   const auto& binary = s.module.binary.data;
   if (!s.module.sha256 && binary.empty()) throw Error("the snapshot has no module identity");
   const util::Sha256Digest digest = s.module.sha256 ? *s.module.sha256 : util::sha256(binary);

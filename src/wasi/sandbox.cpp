@@ -3,6 +3,7 @@
 #include "wasi/posix_errno.h"
 
 #include <cerrno>
+#include <climits>
 #include <deque>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -65,6 +66,12 @@ Errno read_link(int dir, const char* name, std::string& out) {
 
 bool is_absolute(std::string_view path) {
   return !path.empty() && path[0] == '/';
+}
+
+// A path the kernel would refuse whole (ENAMETOOLONG): openat2 does, and
+// the walk, which hands the kernel one component at a time, must too.
+bool too_long(std::string_view path) {
+  return path.size() >= PATH_MAX;
 }
 
 #ifdef SYS_openat2
@@ -169,6 +176,7 @@ Errno PathResolver::open_dir(int root, std::string_view path, util::UniqueFd& ou
 Errno PathResolver::parent(int root, const std::string& path, bool follow_final, ParentDir& out) {
   if (path.empty()) return Errno::noent;
   if (is_absolute(path)) return Errno::notcapable;
+  if (too_long(path)) return Errno::nametoolong;
   std::string current = path;
   int links = 0;
   for (;;) {
@@ -202,6 +210,7 @@ Errno PathResolver::open(int root, const std::string& path, int flags, mode_t mo
                          util::UniqueFd& out) {
   if (path.empty()) return Errno::noent;
   if (is_absolute(path)) return Errno::notcapable;
+  if (too_long(path)) return Errno::nametoolong;
   if (use_openat2_) {
     Errno e = openat2_beneath(root, path, flags, mode, out);
     if (e != Errno::nosys) return e;

@@ -3,6 +3,7 @@
 #include "wasi/state.h"
 #include "wasi/state_records.h"
 #include "wasi/state_sockets.h"
+#include "wasm/reader.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -46,6 +47,35 @@ std::string hex(uint64_t v) {
   return fmt::format("0x{:x}", v);
 }
 
+// A string of the snapshot (an argument, a variable, a path: any bytes) as
+// JSON: itself when it is UTF-8, as JSON text must be, else the array of
+// its byte values, as journalctl writes such fields, so that no byte is
+// lost or made up.
+json text_json(const std::string& s) {
+  const auto bytes = std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  if (wasm::is_valid_utf8(bytes)) return s;
+  return json(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+}
+
+json text_json(const std::vector<std::string>& list) {
+  json out = json::array();
+  for (const std::string& s : list) out.push_back(text_json(s));
+  return out;
+}
+
+// text_json's value for people: the string, or its bytes with those that
+// are not printable ASCII (or are \\ or ') as \xHH.
+std::string display(const json& text) {
+  if (text.is_string()) return text.get<std::string>();
+  std::string out;
+  for (const json& b : text) {
+    const auto c = b.get<uint8_t>();
+    const bool plain = c >= 0x20 && c < 0x7f && c != '\\' && c != '\'';
+    out += plain ? std::string(1, char(c)) : fmt::format("\\x{:02x}", c);
+  }
+  return out;
+}
+
 json path_json(const SavedFd& f) {
   json out = {{"oflags", oflag_names(f.oflags)},
               {"symlink_follow", (f.lookupflags & lookupflag::symlink_follow) != 0}};
@@ -69,20 +99,20 @@ json fd_json(const SavedFd& f, const SavedState& s) {
   case Origin::Stdio:
     out["stream"] = kStreamNames[f.stream];
     out["redirected"] = f.redirected;
-    out["path"] = f.path;
+    out["path"] = text_json(f.path);
     if (f.redirected) out["stream_offset"] = f.position;
     break;
   case Origin::Preopen:
     out["preopen"] = f.preopen;
-    out["path"] = s.preopens[f.preopen].guest_path;
+    out["path"] = text_json(s.preopens[f.preopen].guest_path);
     break;
   case Origin::Path:
     out["preopen"] = f.preopen;
-    out["path"] = state::guest_name_of(s.preopens[f.preopen].guest_path, f.path);
+    out["path"] = text_json(state::guest_name_of(s.preopens[f.preopen].guest_path, f.path));
     out.update(path_json(f));
     break;
   case Origin::Socket:
-    out["path"] = f.path;
+    out["path"] = text_json(f.path);
     out["socket"] = state::socket_json(f.socket);
     break;
   }
@@ -93,8 +123,9 @@ json state_json(std::span<const uint8_t> payload) {
   const SavedState s = state::decode(payload);
   json preopens = json::array();
   for (size_t i = 0; i < s.preopens.size(); ++i)
-    preopens.push_back(
-        {{"index", i}, {"guest", s.preopens[i].guest_path}, {"host", s.preopens[i].host_path}});
+    preopens.push_back({{"index", i},
+                        {"guest", text_json(s.preopens[i].guest_path)},
+                        {"host", text_json(s.preopens[i].host_path)}});
   json poll = nullptr;
   if (s.pending_poll)
     poll = {{"address", s.pending_poll->in},
@@ -104,14 +135,15 @@ json state_json(std::span<const uint8_t> payload) {
   for (const SavedFd& f : s.fds) fds.push_back(fd_json(f, s));
   json files = json::array();
   for (const state::BundledFile& f : s.files)
-    files.push_back({{"preopen", f.preopen},
-                     {"path", state::guest_name_of(s.preopens[f.preopen].guest_path, f.path)},
-                     {"size", f.size},
-                     {"stored_bytes", f.zstd.size()},
-                     {"mode", fmt::format("0{:o}", f.mode)},
-                     {"mtime_ns", f.mtime_ns}});
-  return {{"args", s.args},
-          {"env", s.env},
+    files.push_back(
+        {{"preopen", f.preopen},
+         {"path", text_json(state::guest_name_of(s.preopens[f.preopen].guest_path, f.path))},
+         {"size", f.size},
+         {"stored_bytes", f.zstd.size()},
+         {"mode", fmt::format("0{:o}", f.mode)},
+         {"mtime_ns", f.mtime_ns}});
+  return {{"args", text_json(s.args)},
+          {"env", text_json(s.env)},
           {"preopens", std::move(preopens)},
           {"clocks",
            {{"monotonic_ns", s.monotonic_ns},
@@ -140,8 +172,12 @@ std::string joined(const json& list, const char* separator, const char* empty = 
 std::string quoted_words(const json& list) {
   std::string out;
   for (const json& item : list) {
-    const std::string word = item.get<std::string>();
     if (!out.empty()) out += ' ';
+    if (!item.is_string()) { // bytes that are not UTF-8, as bash's $'...' reads them
+      out += "$'" + display(item) + "'";
+      continue;
+    }
+    const std::string word = item.get<std::string>();
     const bool plain = !word.empty() && word.find_first_of(" \t\n'\"\\$") == std::string::npos;
     out += plain ? word : json(word).dump();
   }
@@ -177,18 +213,17 @@ std::string fd_text(const json& fd) {
   const std::string kind = fd["kind"].get<std::string>();
   std::string text = fmt::format("fd {}: ", fd["fd"].get<uint32_t>());
   if (origin == "stdio") {
-    text +=
-        fmt::format("{}, {} ({})", fd["stream"].get<std::string>(),
-                    fd["redirected"].get<bool>() ? "redirected to " + fd["path"].get<std::string>()
-                                                 : std::string("inherited"),
-                    kind);
+    text += fmt::format("{}, {} ({})", fd["stream"].get<std::string>(),
+                        fd["redirected"].get<bool>() ? "redirected to " + display(fd["path"])
+                                                     : std::string("inherited"),
+                        kind);
     if (fd.contains("stream_offset"))
       text += fmt::format(", offset {}", fd["stream_offset"].get<uint64_t>());
   } else if (origin == "socket") {
     text += kind + " " + socket_text(fd);
   } else {
-    text += fmt::format("{} {} (preopen {})", kind, fd["path"].get<std::string>(),
-                        fd["preopen"].get<uint32_t>());
+    text +=
+        fmt::format("{} {} (preopen {})", kind, display(fd["path"]), fd["preopen"].get<uint32_t>());
   }
   if (fd.contains("offset"))
     text +=
@@ -210,7 +245,7 @@ std::vector<std::string> state_lines(const json& d) {
   lines.push_back(d["env"].empty() ? "env: (empty)" : "env: " + quoted_words(d["env"]));
   for (const json& p : d["preopens"])
     lines.push_back(fmt::format("preopen {}: {} (host {})", p["index"].get<size_t>(),
-                                p["guest"].get<std::string>(), p["host"].get<std::string>()));
+                                display(p["guest"]), display(p["host"])));
   const json& c = d["clocks"];
   lines.push_back(fmt::format("clocks: monotonic {}, process cputime {}, thread cputime {}",
                               seconds(c["monotonic_ns"].get<uint64_t>()),
@@ -223,7 +258,7 @@ std::vector<std::string> state_lines(const json& d) {
   for (const json& fd : d["fds"]) lines.push_back(fd_text(fd));
   for (const json& f : d["bundled_files"])
     lines.push_back(fmt::format("bundled file {}: {} bytes ({} stored), mode {}, mtime {}",
-                                f["path"].get<std::string>(), f["size"].get<uint64_t>(),
+                                display(f["path"]), f["size"].get<uint64_t>(),
                                 f["stored_bytes"].get<uint64_t>(), f["mode"].get<std::string>(),
                                 state::mtime_text(f["mtime_ns"].get<int64_t>())));
   return lines;

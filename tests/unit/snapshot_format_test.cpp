@@ -335,6 +335,13 @@ TEST(SnapshotFormat, StructuralErrors) {
   expect_error(
       [&] { from_bytes(SpecStream().section("MODL", modl).section("MODL", modl).finish()); },
       "repeated");
+  // Two WASI sections would be two answers to which fds the program has.
+  expect_error(
+      [&] {
+        from_bytes(
+            SpecStream().minimal_instance().section("WASI", {1}).section("WASI", {2}).finish());
+      },
+      "is repeated");
   // A stream that stops exactly after a section, with no TAIL.
   const auto with_tail = SpecStream().minimal_instance().finish();
   const std::vector<uint8_t> no_tail(with_tail.begin(), with_tail.end() - (16 + 20 + 8));

@@ -7,6 +7,7 @@
 #include "wasi_fixture.h"
 
 #include <atomic>
+#include <climits>
 #include <thread>
 
 namespace tern::test {
@@ -106,6 +107,24 @@ TEST_P(SandboxTest, ParentOfAPath) {
   EXPECT_EQ(resolver_.parent(root_.get(), "loop_a", true, p), Errno::loop);
   EXPECT_EQ(resolver_.parent(root_.get(), "../x", false, p), Errno::notcapable);
   EXPECT_EQ(resolver_.parent(root_.get(), "/x", false, p), Errno::notcapable);
+}
+
+// Both resolvers answer a path the kernel would refuse whole the same way,
+// though the walk hands the kernel one short component at a time; a long
+// name is too long for both.
+TEST_P(SandboxTest, OverlongPathsAreRefusedAlike) {
+  std::string deep;
+  while (deep.size() < 5000) deep += "sub/../";
+  EXPECT_EQ(open(deep + "inside.txt"), Errno::nametoolong);
+  EXPECT_EQ(open(deep + "new", O_WRONLY | O_CREAT), Errno::nametoolong);
+  wasi::ParentDir p;
+  EXPECT_EQ(resolver_.parent(root_.get(), deep + "inside.txt", false, p), Errno::nametoolong);
+  EXPECT_EQ(open(std::string(300, 'n')), Errno::nametoolong);
+  EXPECT_EQ(open("sub/" + std::string(300, 'n') + "/f"), Errno::nametoolong);
+  // Just below the limit, a long path still resolves.
+  std::string fits;
+  while (fits.size() + 7 + 10 < PATH_MAX) fits += "sub/../";
+  EXPECT_EQ(read(fits + "inside.txt"), "inside");
 }
 
 // A directory on the path is swapped for symlinks out (absolute and
