@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the decoder (or TARGET: decode, snapshot): builds
+# Fuzzes the decoder (or TARGET: decode, snapshot, restore): builds
 # fuzz/TARGET_fuzzer with clang-19, libFuzzer, ASan and UBSan in build-fuzz/
 # and runs it for SECONDS (default 60) on a scratch copy of
-# fuzz/corpus/TARGET, so the repository is not modified. Exits non-zero on
+# fuzz/corpus/TARGET (restore starts from the snapshot corpus), so the
+# repository is not modified. Exits non-zero on
 # any crash, leak, sanitizer report or timeout; the input that caused it is
 # kept in build-fuzz/artifacts/.
 #
@@ -10,8 +11,11 @@
 set -euo pipefail
 seconds="${1:-60}"
 target="${2:-decode}"
-case "$seconds" in '' | *[!0-9]*) echo "usage: $0 [SECONDS] [decode|snapshot]" >&2; exit 2 ;; esac
-case "$target" in decode | snapshot) ;; *) echo "usage: $0 [SECONDS] [decode|snapshot]" >&2; exit 2 ;; esac
+usage="usage: $0 [SECONDS] [decode|snapshot|restore]"
+case "$seconds" in '' | *[!0-9]*) echo "$usage" >&2; exit 2 ;; esac
+case "$target" in decode | snapshot | restore) ;; *) echo "$usage" >&2; exit 2 ;; esac
+corpus=$target
+[ "$target" = restore ] && corpus=snapshot
 cd "$(dirname "$0")/.."
 
 build=build-fuzz
@@ -24,7 +28,7 @@ cmake --build "$build" --target "${target}_fuzzer"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/corpus" "$build/artifacts"
-cp fuzz/corpus/"$target"/* "$scratch/corpus/"
+cp fuzz/corpus/"$corpus"/* "$scratch/corpus/"
 
 # One process: the machine's cores are shared. -timeout catches hangs.
 "$build/fuzz/${target}_fuzzer" "$scratch/corpus" \

@@ -28,7 +28,8 @@
 #             also in aot mode with artifacts from `tern compile --target`
 #             (x86 interp/aot -> qemu aot, qemu aot -> x86 aot/interp), and
 #             a cross build's aot mode without a compiler (one clear error)
-#   fuzz      the fuzz targets (modules, snapshots) for a bounded time
+#   fuzz      the fuzz targets (modules, snapshots, restores of hostile
+#             snapshots with their sandbox watched) for a bounded time
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -135,6 +136,7 @@ checkpoint_cross() {
 fuzz() {
   scripts/fuzz.sh "$fuzz_seconds" decode
   scripts/fuzz.sh "$((fuzz_seconds / 2))" snapshot
+  scripts/fuzz.sh "$((fuzz_seconds / 2))" restore
 }
 
 stage unit unit
