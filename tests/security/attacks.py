@@ -254,7 +254,7 @@ def killed_writer_leaves_nothing(env):
     d = env.fresh_dir("killed")
     snap = os.path.join(d, "snap")
     proc = subprocess.Popen(env.tern + ["run", "--checkpoint-to", snap, "--checkpoint-every",
-                                        "50ms", env.wasm("attacker"), "fill", "96"],
+                                        "50ms", env.wasm("attacker"), "fill", "32"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
