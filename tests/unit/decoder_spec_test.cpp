@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -108,6 +109,15 @@ void check_command(const nlohmann::json& c, const fs::path& dir, const std::stri
   }
 }
 
+// Scripts of the threads proposal with `(thread $T ...)` and `(wait $T)`
+// commands, which wabt 1.0.32 cannot convert (the suite's README): tern wast
+// runs them itself.
+bool has_thread_commands(const fs::path& wast) {
+  std::ifstream in(wast);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.find("(thread $") != std::string::npos;
+}
+
 // Converts and checks every .wast in `suite` (but SIMD and what wabt cannot
 // convert); returns the number of files.
 int check_wasts(const fs::path& suite, const std::string& flags, const std::string& label,
@@ -116,7 +126,8 @@ int check_wasts(const fs::path& suite, const std::string& flags, const std::stri
   for (const auto& entry : fs::directory_iterator(suite)) {
     const fs::path& wast = entry.path();
     std::string stem = wast.stem().string();
-    if (wast.extension() != ".wast" || stem.starts_with("simd") || kUnconvertible.contains(stem))
+    if (wast.extension() != ".wast" || stem.starts_with("simd") || kUnconvertible.contains(stem) ||
+        has_thread_commands(wast))
       continue;
     fs::path dir = tmp / (label + stem);
     auto commands = convert(wast, dir, flags);
