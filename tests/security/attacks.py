@@ -403,7 +403,8 @@ def genuine_listener_needs_grant(env):
 @case
 def forged_udp_socket(env):
     """Socket records the user never allowed: a UDP socket on every
-    interface talking to a peer, a listener on 0.0.0.0."""
+    interface talking to a peer, a listener on 0.0.0.0, a TCP socket bound
+    but not listening."""
     snap, _ = checkpointed(env, "udp", ["stdin"])
     port, peer = free_port(), free_port()
     forged = forge(env, snap, "add-socket", 12, "udp-socket", f"0.0.0.0:{port}",
@@ -418,6 +419,10 @@ def forged_udp_socket(env):
     rc, _, err = env.run(["restore", "--allow-bind", "127.0.0.1", forged])
     expect_one_error(rc, err, [rf"fd 12 \(tcp-listener 0\.0\.0\.0:{port}\)"],
                      "a forged listener on every interface")
+    forged = forge(env, snap, "add-socket", 12, "tcp-socket", f"127.0.0.1:{port}")
+    rc, _, err = env.run(["restore", forged])
+    expect_one_error(rc, err, [rf"fd 12 \(tcp-socket 127\.0\.0\.1:{port}\)",
+                               rf"--allow-bind 127\.0\.0\.1:{port}"], "a forged bound TCP socket")
 
 
 # --- 4. bundled files ---------------------------------------------------------------
