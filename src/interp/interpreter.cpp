@@ -535,26 +535,9 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
 #define CMP_BRANCH(NAME, IN, EXPR)                                                                 \
   CMP_BRANCH_AS(NAME, , FORWARD, IN, EXPR)                                                         \
   CMP_BRANCH_AS(NAME, Loop, BACK_EDGE, IN, EXPR)
-  CMP_BRANCH(I32Eq, I32, a == b)
-  CMP_BRANCH(I32Ne, I32, a != b)
-  CMP_BRANCH(I32LtS, I32, S32(a) < S32(b))
-  CMP_BRANCH(I32LtU, I32, a < b)
-  CMP_BRANCH(I32GtS, I32, S32(a) > S32(b))
-  CMP_BRANCH(I32GtU, I32, a > b)
-  CMP_BRANCH(I32LeS, I32, S32(a) <= S32(b))
-  CMP_BRANCH(I32LeU, I32, a <= b)
-  CMP_BRANCH(I32GeS, I32, S32(a) >= S32(b))
-  CMP_BRANCH(I32GeU, I32, a >= b)
-  CMP_BRANCH(I64Eq, I64, a == b)
-  CMP_BRANCH(I64Ne, I64, a != b)
-  CMP_BRANCH(I64LtS, I64, S64(a) < S64(b))
-  CMP_BRANCH(I64LtU, I64, a < b)
-  CMP_BRANCH(I64GtS, I64, S64(a) > S64(b))
-  CMP_BRANCH(I64GtU, I64, a > b)
-  CMP_BRANCH(I64LeS, I64, S64(a) <= S64(b))
-  CMP_BRANCH(I64LeU, I64, a <= b)
-  CMP_BRANCH(I64GeS, I64, S64(a) >= S64(b))
-  CMP_BRANCH(I64GeU, I64, a >= b)
+#define TERN_COMPARE(op, inverse, mirror, type, condition) CMP_BRANCH(op, type, condition)
+#include "interp/compare_branch.def"
+#undef TERN_COMPARE
 
   // --- Control ----------------------------------------------------------------
 L_Entry: {

@@ -28,42 +28,33 @@ using wasm::ValType;
 // wasm op → handler, for the families derived from the opcode table.
 struct HandlerMaps {
   std::array<Handler, wasm::kOpCount> ss{}, si{}, one{}, load_add_ss{}, load_add_si{}, absolute{};
-  std::array<bool, wasm::kOpCount> binary{}, unary{}, load{};
+  std::array<bool, wasm::kOpCount> load{};
   std::array<Handler, size_t(Handler::Count)> back_edge{}; // branch → its ...Loop twin
 
   HandlerMaps() {
     back_edge[size_t(Handler::Br)] = Handler::BrLoop;
     back_edge[size_t(Handler::BrIfNz)] = Handler::BrIfNzLoop;
     back_edge[size_t(Handler::BrIfZ)] = Handler::BrIfZLoop;
-#define TERN_CMP(n)                                                                                \
-  back_edge[size_t(Handler::BrIf##n##_ss)] = Handler::BrIf##n##_ssLoop;                            \
-  back_edge[size_t(Handler::BrIf##n##_si)] = Handler::BrIf##n##_siLoop;
-    TERN_CMP(I32Eq) TERN_CMP(I32Ne) TERN_CMP(I32LtS) TERN_CMP(I32LtU) TERN_CMP(I32GtS)
-    TERN_CMP(I32GtU) TERN_CMP(I32LeS) TERN_CMP(I32LeU) TERN_CMP(I32GeS) TERN_CMP(I32GeU)
-    TERN_CMP(I64Eq) TERN_CMP(I64Ne) TERN_CMP(I64LtS) TERN_CMP(I64LtU) TERN_CMP(I64GtS)
-    TERN_CMP(I64GtU) TERN_CMP(I64LeS) TERN_CMP(I64LeU) TERN_CMP(I64GeS) TERN_CMP(I64GeU)
-#undef TERN_CMP
-#define TERN_BINARY(n)                                                                             \
+#define TERN_COMPARE(op, inverse, mirror, type, condition)                                         \
+  back_edge[size_t(Handler::BrIf##op##_ss)] = Handler::BrIf##op##_ssLoop;                          \
+  back_edge[size_t(Handler::BrIf##op##_si)] = Handler::BrIf##op##_siLoop;
+#include "interp/compare_branch.def"
+#undef TERN_COMPARE
+#define WASM_BINARY(n)                                                                             \
   ss[size_t(Op::n)] = Handler::n##_ss;                                                             \
-  si[size_t(Op::n)] = Handler::n##_si;                                                             \
-  binary[size_t(Op::n)] = true;
-#define TERN_UNARY(n)                                                                              \
-  one[size_t(Op::n)] = Handler::n;                                                                 \
-  unary[size_t(Op::n)] = true;
-#define TERN_LOAD(n)                                                                               \
-  TERN_UNARY(n)                                                                                    \
+  si[size_t(Op::n)] = Handler::n##_si;
+#define WASM_UNARY(n) one[size_t(Op::n)] = Handler::n;
+#define WASM_LOAD(n)                                                                               \
+  WASM_UNARY(n)                                                                                    \
   load_add_ss[size_t(Op::n)] = Handler::n##_add_ss;                                                \
   load_add_si[size_t(Op::n)] = Handler::n##_add_si;                                                \
   load[size_t(Op::n)] = true;                                                                      \
   absolute[size_t(Op::n)] = Handler::n##_abs;
-#define TERN_STORE(n)                                                                              \
+#define WASM_STORE(n)                                                                              \
   one[size_t(Op::n)] = Handler::n;                                                                 \
   absolute[size_t(Op::n)] = Handler::n##_abs;
-#include "interp/families.def"
-#undef TERN_BINARY
-#undef TERN_UNARY
-#undef TERN_LOAD
-#undef TERN_STORE
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
   }
 };
 
@@ -72,26 +63,18 @@ const HandlerMaps& maps() {
   return m;
 }
 
-// Integer comparisons that fuse with a following branch.
+// Integer comparisons that fuse with a following branch (compare_branch.def).
 struct CompareFacts {
   Op op, inverted, mirrored;
   Handler branch_ss, branch_si;
 };
 
-#define TERN_CMP(n, inv, mir) {Op::n, Op::inv, Op::mir, Handler::BrIf##n##_ss, Handler::BrIf##n##_si}
 constexpr CompareFacts kCompares[] = {
-    TERN_CMP(I32Eq, I32Ne, I32Eq),     TERN_CMP(I32Ne, I32Eq, I32Ne),
-    TERN_CMP(I32LtS, I32GeS, I32GtS),  TERN_CMP(I32LtU, I32GeU, I32GtU),
-    TERN_CMP(I32GtS, I32LeS, I32LtS),  TERN_CMP(I32GtU, I32LeU, I32LtU),
-    TERN_CMP(I32LeS, I32GtS, I32GeS),  TERN_CMP(I32LeU, I32GtU, I32GeU),
-    TERN_CMP(I32GeS, I32LtS, I32LeS),  TERN_CMP(I32GeU, I32LtU, I32LeU),
-    TERN_CMP(I64Eq, I64Ne, I64Eq),     TERN_CMP(I64Ne, I64Eq, I64Ne),
-    TERN_CMP(I64LtS, I64GeS, I64GtS),  TERN_CMP(I64LtU, I64GeU, I64GtU),
-    TERN_CMP(I64GtS, I64LeS, I64LtS),  TERN_CMP(I64GtU, I64LeU, I64LtU),
-    TERN_CMP(I64LeS, I64GtS, I64GeS),  TERN_CMP(I64LeU, I64GtU, I64GeU),
-    TERN_CMP(I64GeS, I64LtS, I64LeS),  TERN_CMP(I64GeU, I64LtU, I64LeU),
+#define TERN_COMPARE(op, inverse, mirror, type, condition)                                         \
+  {Op::op, Op::inverse, Op::mirror, Handler::BrIf##op##_ss, Handler::BrIf##op##_si},
+#include "interp/compare_branch.def"
+#undef TERN_COMPARE
 };
-#undef TERN_CMP
 
 const CompareFacts* compare_facts(Op op) {
   for (const auto& c : kCompares)
@@ -264,7 +247,11 @@ private:
   void on_unary(const wasm::Instr& in);
   void on_load_of_sum(const wasm::Instr& in);
   bool pending_is_sum() const { return pending_ && pending_->op == Op::I32Add; }
-  void on_misc(const wasm::Instr& in);
+  void on_store(const wasm::Instr& in);
+  void on_memory_bulk(Handler h, const wasm::Instr& in);
+  void on_table_set(const wasm::Instr& in);
+  void on_table_fill(const wasm::Instr& in);
+  void on_table_bulk(const wasm::Instr& in);
 
   const wasm::Module& module_;
   const wasm::Function& fn_;
@@ -778,27 +765,36 @@ void Translator::translate(const wasm::Instr& in) {
     return;
   }
   if (pending_ && !consumes_pending(in)) flush_pending();
-  const wasm::OpInfo& info = wasm::op_info(in.op);
-  if (info.imm == wasm::ImmKind::MemArg && info.sig >= wasm::Sig::ii_v) { // store
-    uint32_t value = pop_slot();
-    if (stack_.back().kind == Entry::Kind::Const) { // [value] [address]
-      uint64_t address = uint64_t(static_cast<uint32_t>(stack_.back().k)) + in.imm;
-      stack_.pop_back();
-      emit(maps().absolute[size_t(in.op)]);
-      emit_u64(value);
-      emit_u64(address);
-      return;
-    }
-    uint32_t addr = pop_slot();
-    emit(maps().one[size_t(in.op)]);
-    emit_u64(pack(addr, value));
-    emit_u64(in.imm);
-    return;
-  }
-  if (maps().binary[size_t(in.op)]) return on_binary(in);
-  if (maps().load[size_t(in.op)] && pending_is_sum()) return on_load_of_sum(in);
-  if (maps().unary[size_t(in.op)]) return on_unary(in);
+  // Every instruction, no default: one nobody handles does not compile.
   switch (in.op) {
+#define WASM_BINARY(n) case Op::n:
+#define WASM_UNARY(n)
+#define WASM_LOAD(n)
+#define WASM_STORE(n)
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return on_binary(in);
+#define WASM_BINARY(n)
+#define WASM_UNARY(n) case Op::n:
+#define WASM_LOAD(n)
+#define WASM_STORE(n)
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return on_unary(in);
+#define WASM_BINARY(n)
+#define WASM_UNARY(n)
+#define WASM_LOAD(n) case Op::n:
+#define WASM_STORE(n)
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return pending_is_sum() ? on_load_of_sum(in) : on_unary(in);
+#define WASM_BINARY(n)
+#define WASM_UNARY(n)
+#define WASM_LOAD(n)
+#define WASM_STORE(n) case Op::n:
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return on_store(in);
   case Op::Nop:
     return;
   case Op::Unreachable:
@@ -865,14 +861,12 @@ void Translator::translate(const wasm::Instr& in) {
   case Op::RefNull:
     push(Entry{Entry::Kind::Const, 0, 0});
     return;
-  default:
-    return on_misc(in);
-  }
-}
-
-// Memory, table and reference instructions: operands always in slots.
-void Translator::on_misc(const wasm::Instr& in) {
-  switch (in.op) {
+  case Op::RefIsNull:
+    push_pending(Pending{Handler::RefIsNull, pop_slot()});
+    return;
+  case Op::RefFunc:
+    push_pending(Pending{Handler::RefFunc, in.a});
+    return;
   case Op::MemorySize:
     push_pending(Pending{Handler::MemorySize, 0});
     return;
@@ -880,18 +874,11 @@ void Translator::on_misc(const wasm::Instr& in) {
     push_pending(Pending{Handler::MemoryGrow, pop_slot()});
     return;
   case Op::MemoryFill:
+    return on_memory_bulk(Handler::MemoryFill, in);
   case Op::MemoryCopy:
-  case Op::MemoryInit: {
-    uint32_t n = pop_slot();
-    uint32_t src = pop_slot(); // fill: the byte value
-    uint32_t dst = pop_slot();
-    emit(in.op == Op::MemoryFill   ? Handler::MemoryFill
-         : in.op == Op::MemoryCopy ? Handler::MemoryCopy
-                                   : Handler::MemoryInit);
-    emit_u64(pack(dst, src));
-    emit_u64(in.op == Op::MemoryInit ? pack(n, in.a) : n);
-    return;
-  }
+    return on_memory_bulk(Handler::MemoryCopy, in);
+  case Op::MemoryInit:
+    return on_memory_bulk(Handler::MemoryInit, in);
   case Op::DataDrop:
     emit(Handler::DataDrop);
     emit_u64(in.a);
@@ -899,14 +886,8 @@ void Translator::on_misc(const wasm::Instr& in) {
   case Op::TableGet:
     push_pending(Pending{Handler::TableGet, pop_slot(), true, in.a});
     return;
-  case Op::TableSet: {
-    uint32_t v = pop_slot();
-    uint32_t i = pop_slot();
-    emit(Handler::TableSet);
-    emit_u64(pack(i, v));
-    emit_u64(in.a);
-    return;
-  }
+  case Op::TableSet:
+    return on_table_set(in);
   case Op::TableSize:
     push_pending(Pending{Handler::TableSize, in.a});
     return;
@@ -916,41 +897,73 @@ void Translator::on_misc(const wasm::Instr& in) {
     push_pending(Pending{Handler::TableGrow, init, true, pack(delta, in.a)});
     return;
   }
-  case Op::TableFill: {
-    uint32_t n = pop_slot();
-    uint32_t v = pop_slot();
-    uint32_t i = pop_slot();
-    emit(Handler::TableFill);
-    emit_u64(pack(i, v));
-    emit_u64(pack(n, in.a));
-    return;
-  }
+  case Op::TableFill:
+    return on_table_fill(in);
   case Op::TableCopy:
-  case Op::TableInit: {
-    uint32_t n = pop_slot();
-    uint32_t src = pop_slot();
-    uint32_t dst = pop_slot();
-    bool copy = in.op == Op::TableCopy;
-    emit(copy ? Handler::TableCopy : Handler::TableInit);
-    emit_u64(pack(dst, src));
-    emit_u64(copy ? uint64_t(n) : pack(n, in.a)); // init: elem segment
-    emit_u64(copy ? pack(in.a, in.b) : uint64_t(in.b));
-    return;
-  }
+  case Op::TableInit:
+    return on_table_bulk(in);
   case Op::ElemDrop:
     emit(Handler::ElemDrop);
     emit_u64(in.a);
     return;
-  case Op::RefIsNull:
-    push_pending(Pending{Handler::RefIsNull, pop_slot()});
-    return;
-  case Op::RefFunc:
-    push_pending(Pending{Handler::RefFunc, in.a});
-    return;
-  default:
-    throw Error(fmt::format("interpreter: unsupported instruction {} at offset 0x{:x}",
-                            wasm::op_name(in.op), in.offset));
   }
+  throw Error(fmt::format("interpreter: instruction {} at offset 0x{:x} out of range",
+                          static_cast<unsigned>(in.op), in.offset));
+}
+
+void Translator::on_store(const wasm::Instr& in) {
+  uint32_t value = pop_slot();
+  if (stack_.back().kind == Entry::Kind::Const) { // [value] [address]
+    uint64_t address = uint64_t(static_cast<uint32_t>(stack_.back().k)) + in.imm;
+    stack_.pop_back();
+    emit(maps().absolute[size_t(in.op)]);
+    emit_u64(value);
+    emit_u64(address);
+    return;
+  }
+  uint32_t addr = pop_slot();
+  emit(maps().one[size_t(in.op)]);
+  emit_u64(pack(addr, value));
+  emit_u64(in.imm);
+}
+
+// memory.fill, memory.copy, memory.init: [dst|src] [len] (init: [len|segment]).
+void Translator::on_memory_bulk(Handler h, const wasm::Instr& in) {
+  uint32_t n = pop_slot();
+  uint32_t src = pop_slot(); // fill: the byte value
+  uint32_t dst = pop_slot();
+  emit(h);
+  emit_u64(pack(dst, src));
+  emit_u64(h == Handler::MemoryInit ? pack(n, in.a) : n);
+}
+
+void Translator::on_table_set(const wasm::Instr& in) {
+  uint32_t v = pop_slot();
+  uint32_t i = pop_slot();
+  emit(Handler::TableSet);
+  emit_u64(pack(i, v));
+  emit_u64(in.a);
+}
+
+void Translator::on_table_fill(const wasm::Instr& in) {
+  uint32_t n = pop_slot();
+  uint32_t v = pop_slot();
+  uint32_t i = pop_slot();
+  emit(Handler::TableFill);
+  emit_u64(pack(i, v));
+  emit_u64(pack(n, in.a));
+}
+
+// table.copy and table.init: operands always in slots.
+void Translator::on_table_bulk(const wasm::Instr& in) {
+  uint32_t n = pop_slot();
+  uint32_t src = pop_slot();
+  uint32_t dst = pop_slot();
+  bool copy = in.op == Op::TableCopy;
+  emit(copy ? Handler::TableCopy : Handler::TableInit);
+  emit_u64(pack(dst, src));
+  emit_u64(copy ? uint64_t(n) : pack(n, in.a)); // init: elem segment
+  emit_u64(copy ? pack(in.a, in.b) : uint64_t(in.b));
 }
 
 CompiledFunction Translator::run() {

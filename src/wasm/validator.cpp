@@ -361,10 +361,31 @@ void FunctionValidator::step(const Instr& in) {
     if (!ctx_.declared_refs[in.a]) invalid(offset_, "undeclared function reference");
     push(ValType::FuncRef);
     return;
-  default:
+  // The Sig column of opcodes.def says all there is to check of these.
+#define WASM_BINARY(n) case Op::n:
+#define WASM_UNARY(n) case Op::n:
+#define WASM_LOAD(n) case Op::n:
+#define WASM_STORE(n) case Op::n:
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+  case Op::Nop:
+  case Op::I32Const:
+  case Op::I64Const:
+  case Op::F32Const:
+  case Op::F64Const:
+  case Op::MemorySize:
+  case Op::MemoryGrow:
+  case Op::MemoryFill:
+  case Op::MemoryCopy:
+  case Op::MemoryInit:
+  case Op::DataDrop:
+  case Op::TableSize:
+  case Op::TableInit:
+  case Op::ElemDrop:
     step_fixed(in);
     return;
   }
+  invalid(offset_, "unknown instruction");
 }
 
 // Instructions with a fixed signature (the Sig column of opcodes.def).
@@ -405,7 +426,21 @@ void FunctionValidator::check_immediates(const Instr& in) {
   case ImmKind::Table:
     table(in.a);
     return;
-  default:
+  case ImmKind::None: // nothing beyond the instruction's signature
+  case ImmKind::I32:
+  case ImmKind::I64:
+  case ImmKind::F32:
+  case ImmKind::F64:
+  case ImmKind::Block: // the rest belong to instructions step() handles itself
+  case ImmKind::Label:
+  case ImmKind::BrTable:
+  case ImmKind::Func:
+  case ImmKind::CallIndirect:
+  case ImmKind::Local:
+  case ImmKind::Global:
+  case ImmKind::RefType:
+  case ImmKind::SelectT:
+  case ImmKind::TableCopy:
     return;
   }
 }

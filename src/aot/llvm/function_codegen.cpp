@@ -142,8 +142,8 @@ private:
   // --- Instructions ---
   void translate(const wasm::Instr& in);
   void skip(const wasm::Instr& in);
-  bool numeric(const wasm::Instr& in);
-  bool memory_access(const wasm::Instr& in);
+  void numeric(const wasm::Instr& in);
+  void memory_access(const wasm::Instr& in);
   void make_end_phis(Ctrl& c, const char* name);
   void on_block(const wasm::Instr& in);
   void on_loop(const wasm::Instr& in);
@@ -155,7 +155,7 @@ private:
   void on_br_table(const wasm::Instr& in);
   void on_call(const wasm::Instr& in);
   void on_call_indirect(const wasm::Instr& in);
-  void on_misc(const wasm::Instr& in);
+  void on_memory_or_table(const wasm::Instr& in);
   Ctrl& label(uint32_t depth) { return ctrls_[ctrls_.size() - 1 - depth]; }
   // Adds the current block's edge into `target`'s phis (the stack is as it
   // is at the branch) and returns the block to branch to.
@@ -712,8 +712,34 @@ void FunctionCodegen::on_br_table(const wasm::Instr& in) {
 // --- Translation ------------------------------------------------------------------
 
 void FunctionCodegen::translate(const wasm::Instr& in) {
-  if (memory_access(in) || numeric(in)) return;
+  // Every instruction, no default: one nobody handles does not compile.
   switch (in.op) {
+#define WASM_BINARY(n)
+#define WASM_UNARY(n)
+#define WASM_LOAD(n) case Op::n:
+#define WASM_STORE(n) case Op::n:
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return memory_access(in);
+#define WASM_BINARY(n) case Op::n:
+#define WASM_UNARY(n) case Op::n:
+#define WASM_LOAD(n)
+#define WASM_STORE(n)
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return numeric(in);
+  case Op::I32Const:
+    push(b_.getInt32(uint32_t(in.imm)));
+    return;
+  case Op::I64Const:
+    push(b_.getInt64(in.imm));
+    return;
+  case Op::F32Const:
+    push(b_.CreateBitCast(b_.getInt32(uint32_t(in.imm)), b_.getFloatTy()));
+    return;
+  case Op::F64Const:
+    push(b_.CreateBitCast(b_.getInt64(in.imm), b_.getDoubleTy()));
+    return;
   case Op::Nop:
     return;
   case Op::Unreachable: {
@@ -793,12 +819,28 @@ void FunctionCodegen::translate(const wasm::Instr& in) {
     push(b_.CreatePtrToInt(f, b_.getInt64Ty()));
     return;
   }
-  default:
-    return on_misc(in);
+  case Op::MemorySize:
+  case Op::MemoryGrow:
+  case Op::MemoryFill:
+  case Op::MemoryCopy:
+  case Op::MemoryInit:
+  case Op::DataDrop:
+  case Op::TableGet:
+  case Op::TableSet:
+  case Op::TableSize:
+  case Op::TableGrow:
+  case Op::TableFill:
+  case Op::TableCopy:
+  case Op::TableInit:
+  case Op::ElemDrop:
+    return on_memory_or_table(in);
   }
+  throw Error(fmt::format("compiler: instruction {} at offset 0x{:x} out of range",
+                          static_cast<unsigned>(in.op), in.offset));
 }
 
-void FunctionCodegen::on_misc(const wasm::Instr& in) {
+// Memory and table instructions that are not accesses: mostly helper calls.
+void FunctionCodegen::on_memory_or_table(const wasm::Instr& in) {
   llvm::Value* t = thread();
   llvm::Value* c = instance();
   switch (in.op) {
@@ -867,8 +909,8 @@ void FunctionCodegen::on_misc(const wasm::Instr& in) {
   case Op::ElemDrop:
     call_helper(Helper::ElemDrop, {t, c, u32(in.a)});
     return;
-  default:
-    throw Error(fmt::format("compiler: unsupported instruction {} at offset 0x{:x}",
+  default: // translate() sends nothing else here
+    throw Error(fmt::format("compiler: {} at offset 0x{:x} is not a memory or table instruction",
                             wasm::op_name(in.op), in.offset));
   }
 }
@@ -904,43 +946,54 @@ llvm::Value* FunctionCodegen::bswap_if_big_endian(llvm::Value* v) {
   return b_.CreateUnaryIntrinsic(llvm::Intrinsic::bswap, v);
 }
 
-bool FunctionCodegen::memory_access(const wasm::Instr& in) {
-  struct Access {
-    Op op;
-    unsigned bytes;
-    ValType type; // of the value on the stack
-    bool sign;
-    bool store;
-  };
-  static constexpr Access kAccesses[] = {
-      {Op::I32Load, 4, ValType::I32, false, false},
-      {Op::I64Load, 8, ValType::I64, false, false},
-      {Op::F32Load, 4, ValType::F32, false, false},
-      {Op::F64Load, 8, ValType::F64, false, false},
-      {Op::I32Load8S, 1, ValType::I32, true, false},
-      {Op::I32Load8U, 1, ValType::I32, false, false},
-      {Op::I32Load16S, 2, ValType::I32, true, false},
-      {Op::I32Load16U, 2, ValType::I32, false, false},
-      {Op::I64Load8S, 1, ValType::I64, true, false},
-      {Op::I64Load8U, 1, ValType::I64, false, false},
-      {Op::I64Load16S, 2, ValType::I64, true, false},
-      {Op::I64Load16U, 2, ValType::I64, false, false},
-      {Op::I64Load32S, 4, ValType::I64, true, false},
-      {Op::I64Load32U, 4, ValType::I64, false, false},
-      {Op::I32Store, 4, ValType::I32, false, true},
-      {Op::I64Store, 8, ValType::I64, false, true},
-      {Op::F32Store, 4, ValType::F32, false, true},
-      {Op::F64Store, 8, ValType::F64, false, true},
-      {Op::I32Store8, 1, ValType::I32, false, true},
-      {Op::I32Store16, 2, ValType::I32, false, true},
-      {Op::I64Store8, 1, ValType::I64, false, true},
-      {Op::I64Store16, 2, ValType::I64, false, true},
-      {Op::I64Store32, 4, ValType::I64, false, true},
-  };
-  const Access* a = nullptr;
-  for (const Access& candidate : kAccesses)
-    if (candidate.op == in.op) a = &candidate;
-  if (!a) return false;
+struct Access {
+  unsigned bytes;
+  ValType type; // of the value on the stack
+  bool sign;
+  bool store;
+};
+
+// Every load and store, no default: a new one does not compile until it is
+// described here.
+Access access_of(Op op) {
+  switch (op) {
+  case Op::I32Load: return {4, ValType::I32, false, false};
+  case Op::I64Load: return {8, ValType::I64, false, false};
+  case Op::F32Load: return {4, ValType::F32, false, false};
+  case Op::F64Load: return {8, ValType::F64, false, false};
+  case Op::I32Load8S: return {1, ValType::I32, true, false};
+  case Op::I32Load8U: return {1, ValType::I32, false, false};
+  case Op::I32Load16S: return {2, ValType::I32, true, false};
+  case Op::I32Load16U: return {2, ValType::I32, false, false};
+  case Op::I64Load8S: return {1, ValType::I64, true, false};
+  case Op::I64Load8U: return {1, ValType::I64, false, false};
+  case Op::I64Load16S: return {2, ValType::I64, true, false};
+  case Op::I64Load16U: return {2, ValType::I64, false, false};
+  case Op::I64Load32S: return {4, ValType::I64, true, false};
+  case Op::I64Load32U: return {4, ValType::I64, false, false};
+  case Op::I32Store: return {4, ValType::I32, false, true};
+  case Op::I64Store: return {8, ValType::I64, false, true};
+  case Op::F32Store: return {4, ValType::F32, false, true};
+  case Op::F64Store: return {8, ValType::F64, false, true};
+  case Op::I32Store8: return {1, ValType::I32, false, true};
+  case Op::I32Store16: return {2, ValType::I32, false, true};
+  case Op::I64Store8: return {1, ValType::I64, false, true};
+  case Op::I64Store16: return {2, ValType::I64, false, true};
+  case Op::I64Store32: return {4, ValType::I64, false, true};
+#define WASM_BINARY(n) case Op::n:
+#define WASM_UNARY(n) case Op::n:
+#define WASM_LOAD(n)
+#define WASM_STORE(n)
+#define WASM_OTHER(n) case Op::n:
+#include "wasm/op_classes.def"
+    break;
+  }
+  throw Error(fmt::format("compiler: {} is not a memory access", wasm::op_name(op)));
+}
+
+void FunctionCodegen::memory_access(const wasm::Instr& in) {
+  const Access access = access_of(in.op);
+  const Access* a = &access;
   llvm::Type* mem_type = b_.getIntNTy(a->bytes * 8);
   llvm::Type* value_type = ir(a->type);
   if (a->store) {
@@ -950,7 +1003,7 @@ bool FunctionCodegen::memory_access(const wasm::Instr& in) {
     if (v->getType() != mem_type) v = b_.CreateTrunc(v, mem_type);
     llvm::StoreInst* store = b_.CreateAlignedStore(bswap_if_big_endian(v), p, llvm::Align(1));
     store->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().memory);
-    return true;
+    return;
   }
   llvm::Value* p = effective_pointer(pop(), in.imm, a->bytes);
   llvm::LoadInst* load = b_.CreateAlignedLoad(mem_type, p, llvm::Align(1));
@@ -963,7 +1016,6 @@ bool FunctionCodegen::memory_access(const wasm::Instr& in) {
   else if (value_type != mem_type)
     v = a->sign ? b_.CreateSExt(v, value_type) : b_.CreateZExt(v, value_type);
   push(v);
-  return true;
 }
 
 // --- Numeric instructions --------------------------------------------------------------
@@ -1008,7 +1060,7 @@ llvm::Value* FunctionCodegen::trunc_checked(llvm::Value* x, llvm::Type* to, bool
   return is_signed ? b_.CreateFPToSI(x, to) : b_.CreateFPToUI(x, to);
 }
 
-bool FunctionCodegen::numeric(const wasm::Instr& in) {
+void FunctionCodegen::numeric(const wasm::Instr& in) {
   llvm::Type* i32 = b_.getInt32Ty();
   llvm::Type* i64 = b_.getInt64Ty();
   llvm::Type* f32 = b_.getFloatTy();
@@ -1017,11 +1069,9 @@ bool FunctionCodegen::numeric(const wasm::Instr& in) {
     llvm::Value* rhs = pop();
     llvm::Value* lhs = pop();
     push(fn(lhs, rhs));
-    return true;
   };
   auto un = [&](auto fn) {
     push(fn(pop()));
-    return true;
   };
   auto cmp = [&](llvm::CmpInst::Predicate p) {
     return bin(
@@ -1097,19 +1147,9 @@ bool FunctionCodegen::numeric(const wasm::Instr& in) {
   };
   using P = llvm::CmpInst::Predicate;
   namespace I = llvm::Intrinsic;
+  // Every numeric instruction, no default: a new one does not compile until
+  // it is handled here.
   switch (in.op) {
-  case Op::I32Const:
-    push(b_.getInt32(uint32_t(in.imm)));
-    return true;
-  case Op::I64Const:
-    push(b_.getInt64(in.imm));
-    return true;
-  case Op::F32Const:
-    push(b_.CreateBitCast(b_.getInt32(uint32_t(in.imm)), f32));
-    return true;
-  case Op::F64Const:
-    push(b_.CreateBitCast(b_.getInt64(in.imm), f64));
-    return true;
   case Op::I32Eqz:
   case Op::I64Eqz:
     return un([&](llvm::Value* a) {
@@ -1324,9 +1364,16 @@ bool FunctionCodegen::numeric(const wasm::Instr& in) {
     return extend_from(16);
   case Op::I64Extend32S:
     return extend_from(32);
-  default:
-    return false;
+#define WASM_BINARY(n)
+#define WASM_UNARY(n)
+#define WASM_LOAD(n) case Op::n:
+#define WASM_STORE(n) case Op::n:
+#define WASM_OTHER(n) case Op::n:
+#include "wasm/op_classes.def"
+    break;
   }
+  throw Error(fmt::format("compiler: {} at offset 0x{:x} is not a numeric instruction",
+                          wasm::op_name(in.op), in.offset));
 }
 
 // --- Calls ------------------------------------------------------------------------------
