@@ -1,10 +1,10 @@
 #include "wasi/socket.h"
 
 #include "tern/error.h"
+#include "util/host_port.h"
 #include "wasi/posix_errno.h"
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -18,27 +18,6 @@ namespace {
 
 void set_nonblocking(int fd) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
-
-struct HostPort {
-  std::string host;
-  std::string port;
-};
-
-HostPort split_host_port(std::string_view spec) {
-  size_t colon = spec.rfind(':');
-  if (colon == std::string_view::npos || colon + 1 == spec.size())
-    throw Error(fmt::format("--listen {}: expected ADDR:PORT", spec));
-  std::string_view host = spec.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  // getaddrinfo takes "99999" and keeps its low 16 bits (port 34463).
-  std::string_view port = spec.substr(colon + 1);
-  unsigned number = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
-  if (ec != std::errc() || end != port.data() + port.size() || number > 65535)
-    throw Error(fmt::format("--listen {}: the port must be a number from 0 to 65535", spec));
-  return {std::string(host), std::string(port)};
 }
 
 } // namespace
@@ -109,7 +88,7 @@ SocketAddress peer_address(int fd) {
 }
 
 SocketAddress listen_address(std::string_view spec) {
-  HostPort hp = split_host_port(spec);
+  util::HostPort hp = util::split_host_port(spec, "--listen");
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
