@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 native_packages=(
   build-essential cmake ninja-build ccache pkg-config git python3
   clang-19 lld-19 llvm-19-dev liblld-19-dev libclang-rt-19-dev
-  libzstd-dev libxxhash-dev nettle-dev
+  libzstd-dev libxxhash-dev nettle-dev libssl-dev openssl
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32
@@ -22,7 +22,7 @@ native_packages=(
 # same point release for all of them (seen: libzstd-dev +deb12u1 on amd64
 # and arm64, only the original on s390x), which makes apt refuse the lot.
 cross_arches=(s390x arm64)
-cross_packages=(libzstd-dev nettle-dev)
+cross_packages=(libzstd-dev nettle-dev libssl-dev)
 cross_root=$repo/.deps/cross
 
 sudo_cmd=()
