@@ -68,6 +68,16 @@ bool printable_tag(const Tag& tag) {
 
 // ---------------------------------------------------------------- writing
 
+// A section's frame header: tag, flags, length, header check.
+void frame_header(const Tag& tag, bool optional, size_t length, uint8_t h[kSectionHeaderBytes]) {
+  if (length > 0xFFFFFFFFu)
+    throw Error(fmt::format("snapshot section {} is too large ({} bytes)", tag_name(tag), length));
+  std::memcpy(h, tag.data(), 4);
+  put_u32(h + 4, optional ? kOptionalFlag : 0);
+  put_u32(h + 8, static_cast<uint32_t>(length));
+  put_u32(h + 12, header_check(h));
+}
+
 class StreamWriter {
 public:
   StreamWriter(util::ByteSink& sink, const std::function<void(uint64_t)>& progress)
@@ -84,14 +94,8 @@ public:
   }
 
   void section(const Tag& tag, bool optional, std::span<const uint8_t> payload) {
-    if (payload.size() > 0xFFFFFFFFu)
-      throw Error(fmt::format("snapshot section {} is too large ({} bytes)", tag_name(tag),
-                              payload.size()));
     uint8_t h[kSectionHeaderBytes];
-    std::memcpy(h, tag.data(), 4);
-    put_u32(h + 4, optional ? kOptionalFlag : 0);
-    put_u32(h + 8, static_cast<uint32_t>(payload.size()));
-    put_u32(h + 12, header_check(h));
+    frame_header(tag, optional, payload.size(), h);
     raw(h);
     raw(payload);
     uint8_t sum[8];
@@ -123,23 +127,6 @@ private:
   uint64_t bytes_ = 0;
   uint32_t sections_ = 0;
 };
-
-std::vector<uint8_t> encode_host(const HostInfo& h) {
-  PayloadWriter p;
-  p.string(h.tern_version);
-  p.string(h.arch);
-  p.boolean(h.big_endian);
-  p.string(h.engine);
-  p.u64(h.unix_time_ns);
-  return std::move(p.out());
-}
-
-std::vector<uint8_t> encode_module(const util::Sha256Digest& digest, uint64_t size) {
-  PayloadWriter p;
-  p.bytes(digest);
-  p.u64(size);
-  return std::move(p.out());
-}
 
 std::vector<uint8_t> encode_globals(const std::vector<GlobalImage>& globals) {
   PayloadWriter p;
@@ -194,6 +181,44 @@ std::vector<uint8_t> encode_thread(const ThreadImage& t) {
   return std::move(p.out());
 }
 
+} // namespace
+
+std::vector<uint8_t> encode_host(const HostInfo& h) {
+  PayloadWriter p;
+  p.string(h.tern_version);
+  p.string(h.arch);
+  p.boolean(h.big_endian);
+  p.string(h.engine);
+  p.u64(h.unix_time_ns);
+  return std::move(p.out());
+}
+
+std::vector<uint8_t> encode_module(const util::Sha256Digest& digest, uint64_t size) {
+  PayloadWriter p;
+  p.bytes(digest);
+  p.u64(size);
+  return std::move(p.out());
+}
+
+HostInfo decode_host(PayloadReader& r) {
+  HostInfo h;
+  h.tern_version = r.string();
+  h.arch = r.string();
+  h.big_endian = r.boolean();
+  h.engine = r.string();
+  h.unix_time_ns = r.u64();
+  r.expect_end();
+  return h;
+}
+
+uint64_t decode_module(PayloadReader& r, util::Sha256Digest& digest) {
+  auto b = r.bytes(digest.size());
+  std::copy(b.begin(), b.end(), digest.begin());
+  const uint64_t size = r.u64();
+  r.expect_end();
+  return size;
+}
+
 std::vector<uint8_t> encode_memory_header(uint32_t index, const MemoryImage& m) {
   if (m.pages > kMaxPages) throw Error(fmt::format("memory {} has too many pages", index));
   if (m.contents.data.size() != m.pages * kPageSize)
@@ -208,22 +233,37 @@ std::vector<uint8_t> encode_memory_header(uint32_t index, const MemoryImage& m) 
   return std::move(p.out());
 }
 
-// ---------------------------------------------------------------- reading
+MemoryImage decode_memory_header(PayloadReader& r, uint32_t& index) {
+  index = r.u32();
+  MemoryImage m;
+  m.pages = r.u64();
+  const bool has_max = r.boolean();
+  const uint64_t max = r.u64();
+  m.shared = r.boolean();
+  r.expect_end();
+  if (m.pages > kMaxPages)
+    r.fail(fmt::format("{} pages exceed the limit of {}", m.pages, kMaxPages));
+  if (has_max) {
+    if (max > kMaxPages || max < m.pages)
+      r.fail(fmt::format("maximum {} is below the size {} or above {}", max, m.pages, kMaxPages));
+    m.max_pages = max;
+  } else if (max != 0) {
+    r.fail("a maximum is given but marked absent");
+  }
+  if (m.shared && !has_max) r.fail("a shared memory without a maximum");
+  return m;
+}
 
-struct Section {
-  Tag tag{};
-  bool optional = false;
-  uint64_t offset = 0;          // of the section header in the stream
-  uint32_t declared_length = 0; // of the payload, by the header
-  std::vector<uint8_t> storage;
-  size_t length = 0;
-  std::span<const uint8_t> payload() const { return {storage.data(), length}; }
-  std::string name() const { return fmt::format("section {} at byte {}", tag_name(tag), offset); }
-};
+namespace {
+
+// ---------------------------------------------------------------- reading
 
 class StreamReader {
 public:
-  explicit StreamReader(util::ByteSource& source) : source_(source) { XXH64_reset(&hash_, 0); }
+  explicit StreamReader(util::ByteSource& source, uint64_t offset = 0)
+      : source_(source), offset_(offset), read_(offset) {
+    XXH64_reset(&hash_, 0);
+  }
 
   void file_header() {
     uint8_t h[kFileHeaderBytes];
@@ -251,18 +291,29 @@ public:
 
   // Reads the next section into `s`, checking its header and payload.
   void next(Section& s) {
+    if (!next_or_end(s))
+      throw Error(
+          fmt::format("snapshot is truncated: it ends at byte {}, before the TAIL section", read_));
+  }
+
+  // The same, but false when the stream ends cleanly before the section.
+  bool next_or_end(Section& s) {
     hash_before_ = XXH64_digest(&hash_);
     offset_before_ = offset_;
     s.offset = offset_;
     uint8_t h[kSectionHeaderBytes];
-    if (!read_exact(h)) {
-      if (read_ == offset_)
-        throw Error(fmt::format(
-            "snapshot is truncated: it ends at byte {}, before the TAIL section", read_));
+    size_t got = 0;
+    while (got < kSectionHeaderBytes) {
+      const size_t n = source_.read_some(std::span(h).subspan(got));
+      if (n == 0) break;
+      got += n;
+      read_ += n;
+    }
+    if (got == 0) return false;
+    if (got < kSectionHeaderBytes)
       throw Error(fmt::format("snapshot is truncated: it ends at byte {}, inside the header of the "
                               "section that starts at byte {}",
                               read_, offset_));
-    }
     if (kVerifyChecks && get_u32(h + 12) != header_check(h))
       throw Error(fmt::format("snapshot is corrupt: the section header at byte {} fails its check",
                               offset_));
@@ -280,6 +331,7 @@ public:
       throw Error(fmt::format("snapshot is corrupt: {} fails its checksum", s.name()));
     account(sum);
     ++sections_;
+    return true;
   }
 
   uint64_t hash_before_section() const { return hash_before_; }
@@ -404,22 +456,11 @@ private:
     seen_.insert(s.tag);
   }
 
-  void read_host(PayloadReader& r) {
-    HostInfo& h = snap_.host;
-    h.tern_version = r.string();
-    h.arch = r.string();
-    h.big_endian = r.boolean();
-    h.engine = r.string();
-    h.unix_time_ns = r.u64();
-    r.expect_end();
-  }
+  void read_host(PayloadReader& r) { snap_.host = decode_host(r); }
 
   void read_module(PayloadReader& r) {
     util::Sha256Digest d;
-    auto b = r.bytes(d.size());
-    std::copy(b.begin(), b.end(), d.begin());
-    module_size_ = r.u64();
-    r.expect_end();
+    module_size_ = decode_module(r, d);
     snap_.module.sha256 = d;
   }
 
@@ -515,25 +556,10 @@ private:
 
   void read_memory(PayloadReader& r) {
     finish_memory();
-    const uint32_t index = r.u32();
+    uint32_t index = 0;
+    MemoryImage m = decode_memory_header(r, index);
     if (index != snap_.memories.size())
       r.fail(fmt::format("memory {} where memory {} was expected", index, snap_.memories.size()));
-    MemoryImage m;
-    m.pages = r.u64();
-    const bool has_max = r.boolean();
-    const uint64_t max = r.u64();
-    m.shared = r.boolean();
-    r.expect_end();
-    if (m.pages > kMaxPages)
-      r.fail(fmt::format("{} pages exceed the limit of {}", m.pages, kMaxPages));
-    if (has_max) {
-      if (max > kMaxPages || max < m.pages)
-        r.fail(fmt::format("maximum {} is below the size {} or above {}", max, m.pages, kMaxPages));
-      m.max_pages = max;
-    } else if (max != 0) {
-      r.fail("a maximum is given but marked absent");
-    }
-    if (m.shared && !has_max) r.fail("a shared memory without a maximum");
     std::span<uint8_t> target;
     if (options_.keep_memory && options_.memory_target) {
       target = options_.memory_target(index, m, snap_);
@@ -595,6 +621,25 @@ private:
 
 } // namespace
 
+std::string Section::name() const {
+  return fmt::format("section {} at byte {}", tag_name(tag), offset);
+}
+
+void write_section(util::ByteSink& sink, const Tag& tag, bool optional,
+                   std::span<const uint8_t> payload) {
+  uint8_t h[kSectionHeaderBytes];
+  frame_header(tag, optional, payload.size(), h);
+  sink.write(h);
+  sink.write(payload);
+  uint8_t sum[8];
+  put_u64(sum, XXH64(payload.data(), payload.size(), 0));
+  sink.write(sum);
+}
+
+bool read_section(util::ByteSource& source, uint64_t offset, Section& out) {
+  return StreamReader(source, offset).next_or_end(out);
+}
+
 bool is_core_tag(const Tag& tag) {
   return rank(tag) != kExtensionRank;
 }
@@ -626,9 +671,12 @@ void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions&
   for (size_t i = 0; i < s.memories.size(); ++i) {
     const auto index = static_cast<uint32_t>(i);
     w.section(kMemoryTag, false, encode_memory_header(index, s.memories[i]));
-    encode_memory_chunks(
-        index, s.memories[i].contents.data, s.memories[i].private_mapping, chunk_options,
-        [&](std::span<const uint8_t> payload) { w.section(kPagesTag, false, payload); });
+    const MemoryImage& m = s.memories[i];
+    auto emit = [&](std::span<const uint8_t> payload) { w.section(kPagesTag, false, payload); };
+    if (i < options.carried_pages.size() && options.carried_pages[i])
+      encode_page_chunks(index, m.contents.data, *options.carried_pages[i], chunk_options, emit);
+    else
+      encode_memory_chunks(index, m.contents.data, m.private_mapping, chunk_options, emit);
   }
   w.tail();
 }

@@ -6,11 +6,13 @@
 #pragma once
 
 #include "snapshot/model.h"
+#include "snapshot/payload.h"
 #include "util/byte_stream.h"
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace tern::snapshot {
@@ -36,6 +38,11 @@ struct WriteOptions {
   bool compress = true; // zstd for memory pages (else stored as they are)
   int zstd_level = 1;
   unsigned threads = 1; // compression threads
+  // By memory index, where set: exactly the flagged pages (one flag per
+  // page, all-zero ones too) instead of the non-zero ones. The receiver
+  // keeps what it has of the others: a live migration's final state, whose
+  // memory went ahead in pre-copy rounds (docs/migration-stream.md §6).
+  std::vector<std::optional<std::vector<bool>>> carried_pages;
   // Called after each section with the bytes written so far.
   std::function<void(uint64_t)> progress;
 };
@@ -53,6 +60,44 @@ struct ReadOptions {
                                    const Snapshot& so_far)>
       memory_target;
 };
+
+// One framed section (docs/snapshot-format.md §3), for streams that carry
+// snapshot sections outside a snapshot (the migration stream,
+// docs/migration-stream.md).
+struct Section {
+  Tag tag{};
+  bool optional = false;
+  uint64_t offset = 0;          // of the section header in the stream, for messages
+  uint32_t declared_length = 0; // of the payload, by the header
+  std::vector<uint8_t> storage;
+  size_t length = 0;
+  std::span<const uint8_t> payload() const { return {storage.data(), length}; }
+  // "section TAG at byte OFFSET"
+  std::string name() const;
+};
+void write_section(util::ByteSink& sink, const Tag& tag, bool optional,
+                   std::span<const uint8_t> payload);
+// Reads the section at `offset` (counted by the caller), checking its
+// header and payload; false when the source ends cleanly before it. Throws
+// tern::Error for a malformed or truncated section.
+bool read_section(util::ByteSource& source, uint64_t offset, Section& out);
+// The bytes a section with `payload_bytes` of payload occupies.
+inline uint64_t section_bytes(uint64_t payload_bytes) {
+  return 16 + payload_bytes + 8;
+}
+
+// Payloads of the sections a migration stream shares with snapshots
+// (docs/migration-stream.md): HOST (§6.1), MODL (§6.2) and MEMD (§6.9).
+// Decoders check every field and consume the whole payload.
+std::vector<uint8_t> encode_host(const HostInfo& host);
+HostInfo decode_host(PayloadReader& reader);
+std::vector<uint8_t> encode_module(const util::Sha256Digest& digest, uint64_t size);
+// Returns the module's size.
+uint64_t decode_module(PayloadReader& reader, util::Sha256Digest& digest);
+// The MEMD payload of memory `index`; its contents must be loaded.
+std::vector<uint8_t> encode_memory_header(uint32_t index, const MemoryImage& memory);
+// Reads and checks one (limits, maximum, shared); contents stay empty.
+MemoryImage decode_memory_header(PayloadReader& reader, uint32_t& index);
 
 void write_snapshot(const Snapshot& snapshot, util::ByteSink& sink,
                     const WriteOptions& options = {});

@@ -105,15 +105,39 @@ struct Chunk {
   uint64_t bitmap = 0;
 };
 
-std::vector<Chunk> nonzero_chunks(std::span<const uint8_t> memory, bool private_mapping) {
-  const std::vector<bool> nonzero = find_nonzero_pages(memory, private_mapping);
+// Chunks of kChunkPages covering the flagged pages.
+std::vector<Chunk> chunks_of(const std::vector<bool>& pages) {
   std::vector<Chunk> chunks;
-  for (uint64_t first = 0; first < nonzero.size(); first += kChunkPages) {
-    const auto count =
-        static_cast<uint32_t>(std::min<uint64_t>(kChunkPages, nonzero.size() - first));
-    if (uint64_t bits = chunk_bitmap(nonzero, first, count)) chunks.push_back({first, count, bits});
+  for (uint64_t first = 0; first < pages.size(); first += kChunkPages) {
+    const auto count = static_cast<uint32_t>(std::min<uint64_t>(kChunkPages, pages.size() - first));
+    if (uint64_t bits = chunk_bitmap(pages, first, count)) chunks.push_back({first, count, bits});
   }
   return chunks;
+}
+
+void encode_chunks(uint32_t index, std::span<const uint8_t> memory,
+                   const std::vector<Chunk>& chunks, const ChunkOptions& options,
+                   const std::function<void(std::span<const uint8_t>)>& emit) {
+  const unsigned threads = std::max(1u, options.threads);
+  // Each batch is compressed by all threads, then written in order.
+  const size_t batch = threads * 4;
+  std::vector<ChunkEncoder> encoders(threads);
+  std::vector<std::vector<uint8_t>> out(batch);
+  for (size_t begin = 0; begin < chunks.size(); begin += batch) {
+    const size_t n = std::min(batch, chunks.size() - begin);
+    auto work = [&](unsigned t) {
+      for (size_t slot = t; slot < n; slot += threads) {
+        const Chunk& c = chunks[begin + slot];
+        encoders[t].encode(index, memory, c.first, c.count, c.bitmap, options, out[slot]);
+      }
+    };
+    {
+      std::vector<std::jthread> helpers;
+      for (unsigned t = 1; t < threads && t < n; ++t) helpers.emplace_back(work, t);
+      work(0);
+    }
+    for (size_t slot = 0; slot < n; ++slot) emit(out[slot]);
+  }
 }
 
 } // namespace
@@ -147,27 +171,17 @@ std::vector<bool> find_nonzero_pages(std::span<const uint8_t> memory, bool priva
 void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory, bool private_mapping,
                           const ChunkOptions& options,
                           const std::function<void(std::span<const uint8_t>)>& emit) {
-  const std::vector<Chunk> chunks = nonzero_chunks(memory, private_mapping);
-  const unsigned threads = std::max(1u, options.threads);
-  // Each batch is compressed by all threads, then written in order.
-  const size_t batch = threads * 4;
-  std::vector<ChunkEncoder> encoders(threads);
-  std::vector<std::vector<uint8_t>> out(batch);
-  for (size_t begin = 0; begin < chunks.size(); begin += batch) {
-    const size_t n = std::min(batch, chunks.size() - begin);
-    auto work = [&](unsigned t) {
-      for (size_t slot = t; slot < n; slot += threads) {
-        const Chunk& c = chunks[begin + slot];
-        encoders[t].encode(index, memory, c.first, c.count, c.bitmap, options, out[slot]);
-      }
-    };
-    {
-      std::vector<std::jthread> helpers;
-      for (unsigned t = 1; t < threads && t < n; ++t) helpers.emplace_back(work, t);
-      work(0);
-    }
-    for (size_t slot = 0; slot < n; ++slot) emit(out[slot]);
-  }
+  encode_chunks(index, memory, chunks_of(find_nonzero_pages(memory, private_mapping)), options,
+                emit);
+}
+
+void encode_page_chunks(uint32_t index, std::span<const uint8_t> memory,
+                        const std::vector<bool>& pages, const ChunkOptions& options,
+                        const std::function<void(std::span<const uint8_t>)>& emit) {
+  if (pages.size() != memory.size() / kPageSize)
+    throw Error(fmt::format("memory {}: {} page flags for {} pages", index, pages.size(),
+                            memory.size() / kPageSize));
+  encode_chunks(index, memory, chunks_of(pages), options, emit);
 }
 
 ChunkDecoder::ChunkDecoder(uint32_t index, uint64_t pages, std::span<uint8_t> memory)

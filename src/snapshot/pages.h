@@ -50,6 +50,12 @@ struct ChunkOptions {
 void encode_memory_chunks(uint32_t index, std::span<const uint8_t> memory, bool private_mapping,
                           const ChunkOptions& options,
                           const std::function<void(std::span<const uint8_t>)>& emit);
+// The same for the pages flagged in `pages` (one flag per page of
+// `memory`), whatever their contents: chunks without a flagged page are
+// left out.
+void encode_page_chunks(uint32_t index, std::span<const uint8_t> memory,
+                        const std::vector<bool>& pages, const ChunkOptions& options,
+                        const std::function<void(std::span<const uint8_t>)>& emit);
 
 // Decodes MEMP payloads of one memory (in stream order) into `memory`
 // (zero-filled, pages * 64 KiB; empty to verify and count only).
