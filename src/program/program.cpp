@@ -96,6 +96,18 @@ bool Program::stopped_in_guest_checkpoint(const runtime::ViewThread& view) const
   return false;
 }
 
+namespace {
+
+const snapshot::ExtensionSection& wasi_state_of(const snapshot::Snapshot& s) {
+  const snapshot::Tag known[] = {wasi::kStateTag};
+  snapshot::check_extensions_understood(s, known);
+  const snapshot::ExtensionSection* state = s.find_extension(wasi::kStateTag);
+  if (!state) throw Error("the snapshot has no WASI state (it is not of a WASI program)");
+  return *state;
+}
+
+} // namespace
+
 std::unique_ptr<Program> Program::restore(const std::string& path, const RestoreOptions& options,
                                           const EngineSpec& engine) {
   util::trace_time("restore starts");
@@ -105,8 +117,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
   // build the instance then, so pages are decoded straight into it.
   auto build = [&](const snapshot::Snapshot& so_far) {
     if (p->instance_) return;
-    const snapshot::Tag known[] = {wasi::kStateTag};
-    snapshot::check_extensions_understood(so_far, known);
+    const snapshot::ExtensionSection& state = wasi_state_of(so_far);
     if (options.module) {
       snapshot::check_module(so_far, options.module->sha256());
       p->module_ = options.module;
@@ -125,9 +136,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
       util::trace_time("module hash checked");
       p->module_ = std::move(m);
     }
-    const snapshot::ExtensionSection* state = so_far.find_extension(wasi::kStateTag);
-    if (!state) throw Error("the snapshot has no WASI state (it is not of a WASI program)");
-    p->wasi_ = wasi::restore_state(*state, options.wasi);
+    p->wasi_ = wasi::restore_state(state, options.wasi);
     util::trace_time("WASI state restored");
     p->store_ = std::make_unique<runtime::Store>(engine.make());
     p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
@@ -142,15 +151,39 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
   snapshot::Snapshot s = snapshot::read_snapshot_file(path, read);
   util::trace_time("snapshot read, instance built");
   build(s);
-  snapshot::apply_snapshot(s, *p->instance_);
+  p->apply_restored(s, path);
+  return p;
+}
+
+std::unique_ptr<Program> Program::prepare_restore(std::shared_ptr<const wasm::Module> module,
+                                                  const EngineSpec& engine) {
+  std::unique_ptr<Program> p(new Program);
+  p->engine_name_ = engine.name;
+  p->module_ = std::move(module);
+  p->wasi_ =
+      std::make_unique<wasi::WasiContext>(wasi::WasiOptions{}, wasi::WasiContext::EmptyFdTable{});
+  p->store_ = std::make_unique<runtime::Store>(engine.make());
+  p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
+  p->link_and_instantiate(runtime::InitMode::ForRestore);
+  return p;
+}
+
+void Program::finish_restore(const snapshot::Snapshot& s, const wasi::RestoreOptions& options) {
+  if (started_) throw Error("internal error: finish_restore of a program that ran");
+  snapshot::check_module(s, module_->sha256());
+  *wasi_ = std::move(*wasi::restore_state(wasi_state_of(s), options));
+  apply_restored(s, "the migration stream");
+}
+
+void Program::apply_restored(const snapshot::Snapshot& s, const std::string& source) {
+  snapshot::apply_snapshot(s, *instance_);
   if (s.threads.size() != 1)
-    throw Error(fmt::format("{}: the snapshot has {} threads; this program has one", path,
+    throw Error(fmt::format("{}: the snapshot has {} threads; this program has one", source,
                             s.threads.size()));
   const runtime::ViewThread& view = s.threads[0].view;
-  p->store_->engine().restore(*p->thread_, *p->instance_, view);
-  p->started_ = p->stopped_ = true;
-  if (p->stopped_in_guest_checkpoint(view)) p->guest_checkpoint_ = GuestCheckpoint::Restored;
-  return p;
+  store_->engine().restore(*thread_, *instance_, view);
+  started_ = stopped_ = true;
+  if (stopped_in_guest_checkpoint(view)) guest_checkpoint_ = GuestCheckpoint::Restored;
 }
 
 ExecOutcome Program::run() {

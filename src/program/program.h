@@ -50,6 +50,16 @@ public:
   static std::unique_ptr<Program> restore(const std::string& path, const RestoreOptions& options,
                                           const EngineSpec& engine);
 
+  // A live migration's target (migrate/target.h) builds the program in two
+  // steps, so that compiling and receiving memory happen while the
+  // program still runs on the source: an instance of `module` (hash
+  // known) ready for a restore, its memories empty; then finish_restore
+  // with the final state, whose memories were decoded straight into the
+  // instance's (prepare_memory_for_restore, snapshot/capture.h).
+  static std::unique_ptr<Program> prepare_restore(std::shared_ptr<const wasm::Module> module,
+                                                  const EngineSpec& engine);
+  void finish_restore(const snapshot::Snapshot& snapshot, const wasi::RestoreOptions& options);
+
   ~Program();
 
   // Runs `_start`, or continues a stopped (or restored) program, until it
@@ -80,6 +90,8 @@ public:
   std::optional<util::Sha256Digest> memory_sha256() const;
 
   runtime::Store& store() { return *store_; }
+  runtime::ModuleInstance& instance() { return *instance_; }
+  wasi::WasiContext& wasi() { return *wasi_; }
   runtime::Interrupt& interrupt() { return store_->interrupt(); }
   const wasm::Module& module() const { return *module_; }
   const std::string& engine_name() const { return engine_name_; }
@@ -95,6 +107,9 @@ public:
 private:
   Program() = default;
   void link_and_instantiate(runtime::InitMode init);
+  // The restore's last step: memories, globals, tables and segment state,
+  // then the thread.
+  void apply_restored(const snapshot::Snapshot& snapshot, const std::string& source);
   void define_tern_imports(runtime::Linker& linker);
   runtime::HostResult guest_checkpoint(std::span<runtime::Slot> results);
   bool stopped_in_guest_checkpoint(const runtime::ViewThread& view) const;

@@ -71,6 +71,10 @@ public:
   WasiContext(WasiOptions options, EmptyFdTable);
   WasiContext(const WasiContext&) = delete;
   WasiContext& operator=(const WasiContext&) = delete;
+  // Host functions keep a reference to their context: a program built
+  // before its state arrives (a migration target) gets the restored
+  // context moved into the one they know.
+  WasiContext& operator=(WasiContext&&) = default;
 
   const WasiOptions& options() const { return options_; }
   const std::vector<Preopen>& preopens() const { return options_.preopens; }
