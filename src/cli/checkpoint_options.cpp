@@ -39,8 +39,10 @@ int parse_signal(const std::string& text) {
   throw Error(fmt::format("--checkpoint-on-signal {}: not a signal name or number", text));
 }
 
+} // namespace
+
 // "500ms", "10s", "2m", "1h"; a bare number is seconds.
-std::chrono::milliseconds parse_duration(const std::string& text) {
+std::chrono::milliseconds parse_duration(const std::string& text, std::string_view option) {
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   std::string unit(end, text.data() + text.size());
@@ -61,10 +63,11 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
   // keeps the conversion to milliseconds defined: "inf" became a negative
   // period, a checkpoint after every other.
   if (!(ms >= 1 && ms <= 1e15))
-    throw Error(
-        fmt::format("--checkpoint-every {}: expected a duration such as 500ms, 10s, 5m", text));
+    throw Error(fmt::format("{} {}: expected a duration such as 500ms, 10s, 5m", option, text));
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
+
+namespace {
 
 // --checkpoint-at's N: a decimal count from 1 (CLI11 alone would take "-5"
 // as 2^64-5, "010" as octal 8 and clamp one that overflows).
@@ -96,13 +99,19 @@ void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& o) {
       ->type_name("DURATION")
       ->group(group);
   cmd.add_option("--control", o.control,
-                 "A local socket accepting `checkpoint [--stop] [PATH]` and `status` "
-                 "(client: tern checkpoint)")
+                 "A local socket accepting `checkpoint [--stop] [PATH]`, `status` and `migrate` "
+                 "(clients: tern checkpoint, tern migrate)")
       ->type_name("SOCKET")
       ->group(group);
   cmd.add_option("--checkpoint-at", o.at,
                  "Checkpoint at the N-th stable point executed (loop headers and function "
                  "entries; deterministic)")
+      ->type_name("N")
+      ->check(CLI::Validator(check_count, ""))
+      ->group(group);
+  cmd.add_option("--pause-at", o.pause_at,
+                 "Wait at the N-th stable point until a control request (checkpoint, migrate) "
+                 "has been handled, then continue (needs --control; for tests)")
       ->type_name("N")
       ->check(CLI::Validator(check_count, ""))
       ->group(group);
@@ -129,9 +138,14 @@ program::CheckpointPolicy checkpoint_policy(const CheckpointCliOptions& o) {
   const int signal = parse_signal(o.on_signal); // checked even when unused
   if (!p.path.empty()) p.continue_signals.push_back(signal);
   p.checkpoint_on_sigterm = o.on_exit;
-  if (!o.every.empty()) p.every = parse_duration(o.every);
+  if (!o.every.empty()) p.every = parse_duration(o.every, "--checkpoint-every");
   p.control_socket = o.control;
   if (o.at > 0) p.at = o.at;
+  if (o.pause_at > 0) {
+    if (o.control.empty()) throw Error("--pause-at needs --control SOCKET");
+    if (o.at > 0) throw Error("--pause-at and --checkpoint-at cannot be combined");
+    p.pause_at = o.pause_at;
+  }
   p.stop_after_checkpoint = o.stop_after;
   p.save.bundle_files = o.bundle_files;
   p.capture.embed_module = !o.no_embed_module;

@@ -8,7 +8,9 @@
 #include "wasm/module.h"
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <string>
+#include <string_view>
 
 namespace tern::cli {
 
@@ -22,6 +24,7 @@ struct CheckpointCliOptions {
   std::string every;              // --checkpoint-every DURATION
   std::string control;            // --control SOCKET
   uint64_t at = 0;                // --checkpoint-at N (0: off)
+  uint64_t pause_at = 0;          // --pause-at N (0: off)
   bool stop_after = false;        // --stop-after-checkpoint
   bool bundle_files = false;      // --bundle-files
   bool no_embed_module = false;   // --no-embed-module
@@ -29,6 +32,10 @@ struct CheckpointCliOptions {
 };
 
 void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& options);
+
+// "500ms", "10s", "2m", "1h" (a bare number is seconds) as `option` takes
+// it; one error naming the option for anything else.
+std::chrono::milliseconds parse_duration(const std::string& text, std::string_view option);
 
 // Checks the options (one clear error for each mistake) and turns them into
 // the supervisor's policy.

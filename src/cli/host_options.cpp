@@ -54,7 +54,8 @@ program::EngineSpec engine_spec(const HostCliOptions& o) {
   // loop header and function entry the interpreter counts, so compiled code
   // polls at each of them; without, inner loops may poll once before they
   // start (and vectorize).
-  if (o.checkpoint.at != 0 || !o.stats_out.empty()) engine.compile.exact_points = true;
+  if (o.checkpoint.at != 0 || o.checkpoint.pause_at != 0 || !o.stats_out.empty())
+    engine.compile.exact_points = true;
   return {engine.mode, [engine] { return make_engine_for_mode(engine); }};
 }
 

@@ -11,6 +11,7 @@
 #include <deque>
 #include <fmt/format.h>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -46,6 +47,18 @@ struct Request {
   std::string path; // "" = the policy's
   bool stop = false;
   std::optional<ControlReply> reply; // control requests: "ok PATH" / "error ..."
+  // A command's work at the stop (ProgramControl::stop_and) instead of a
+  // checkpoint, and where its outcome goes.
+  std::function<bool(Program&)> at_stop = {};
+  std::shared_ptr<std::promise<bool>> at_stop_done = {};
+  // Only tells a program held by --pause-at that a command has finished.
+  bool command_finished = false;
+
+  // Answers a request that will not be carried out.
+  void refuse(const std::string& why) {
+    if (reply) reply->error(why);
+    if (at_stop_done) at_stop_done->set_exception(std::make_exception_ptr(Error(why)));
+  }
 };
 
 // Requests from other threads (timer, control socket) on their way to the
@@ -59,11 +72,22 @@ public:
     if (closed_) {
       const std::string why = *closed_;
       lock.unlock();
-      if (r.reply) r.reply->error(why);
+      r.refuse(why);
       return;
     }
     queue_.push_back(std::move(r));
     if (interrupt_) interrupt_->request();
+    cv_.notify_all();
+  }
+
+  // Blocks until there is a request (a program held by --pause-at).
+  std::vector<Request> wait_take() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return !queue_.empty() || closed_; });
+    std::vector<Request> out(std::make_move_iterator(queue_.begin()),
+                             std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    return out;
   }
 
   size_t size() {
@@ -98,12 +122,13 @@ public:
       interrupt_ = nullptr;
       left.swap(queue_);
     }
-    for (Request& r : left)
-      if (r.reply) r.reply->error(why);
+    cv_.notify_all();
+    for (Request& r : left) r.refuse(why);
   }
 
 private:
   std::mutex mutex_;
+  std::condition_variable cv_;
   std::deque<Request> queue_;
   runtime::Interrupt* interrupt_ = nullptr;
   std::optional<std::string> closed_;
@@ -251,6 +276,114 @@ std::string reply_for(const std::string& path, const std::string& error) {
   return error.empty() ? "ok " + path : "error " + error;
 }
 
+// --- Commands that take a while ------------------------------------------------
+
+// Runs ProgramCommands on threads of their own and gives them the
+// program; end() makes them give up and waits for them.
+class Commands final : public ProgramControl {
+public:
+  explicit Commands(RequestQueue& queue) : queue_(queue) {}
+  ~Commands() override { end("the program has ended"); }
+
+  void start(const ProgramCommand& command, ControlCommand request, ControlReply reply) {
+    std::lock_guard lock(mutex_);
+    if (ended_) return reply.error(*ended_);
+    threads_.emplace_back([this, &command, request = std::move(request), reply] {
+      try {
+        reply.send(command.run(request, *this));
+      } catch (const std::exception& e) {
+        reply.error(e.what());
+      }
+      Request finished;
+      finished.reason = Reason::Control;
+      finished.command_finished = true;
+      queue_.push(std::move(finished));
+    });
+  }
+
+  // The program runs: commands waiting for it go on.
+  void running(Program& program) {
+    {
+      std::lock_guard lock(mutex_);
+      program_ = &program;
+    }
+    cv_.notify_all();
+  }
+
+  Program& program() override {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return program_ || ended_; });
+    if (ended_) throw Error(*ended_);
+    return *program_;
+  }
+
+  bool stop_and(const std::function<bool(Program&)>& at_stop) override {
+    program(); // the program runs (or this throws)
+    Request r;
+    r.reason = Reason::Control;
+    r.at_stop = at_stop;
+    r.at_stop_done = std::make_shared<std::promise<bool>>();
+    auto done = r.at_stop_done->get_future();
+    queue_.push(std::move(r)); // answered, even once the queue is closed
+    return done.get();
+  }
+
+  void on_end(std::function<void()> cancel) override {
+    std::unique_lock lock(mutex_);
+    if (ended_) {
+      lock.unlock();
+      return cancel();
+    }
+    cancels_.push_back(std::move(cancel));
+  }
+
+  // No program any more: the commands are cancelled and awaited (the
+  // queue, closed first, answers their stop requests).
+  void end(const std::string& why) {
+    std::vector<std::function<void()>> cancels;
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      if (!ended_) ended_ = why;
+      program_ = nullptr;
+      cancels.swap(cancels_);
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& cancel : cancels) cancel();
+    for (std::thread& t : threads) t.join();
+  }
+
+private:
+  RequestQueue& queue_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  Program* program_ = nullptr;
+  std::optional<std::string> ended_;
+  std::vector<std::function<void()>> cancels_;
+  std::vector<std::thread> threads_;
+};
+
+// Runs the commands' work at this stop; true when the program has moved
+// (the run ends).
+bool run_at_stop_requests(Program& program, std::vector<Request>& requests) {
+  bool moved = false;
+  for (Request& r : requests) {
+    if (!r.at_stop) continue;
+    if (moved) {
+      r.refuse("the program has moved to another host");
+      continue;
+    }
+    try {
+      moved = r.at_stop(program);
+      r.at_stop_done->set_value(moved);
+    } catch (...) {
+      r.at_stop_done->set_exception(std::current_exception());
+    }
+  }
+  return moved;
+}
+
 } // namespace
 
 // --- The supervisor ----------------------------------------------------------------
@@ -262,6 +395,7 @@ struct Supervisor::State {
   Status status;
   Writer writer{status};
   std::optional<PeriodicTimer> timer;
+  Commands commands{queue};
   std::optional<ControlServer> control;
   bool ran = false;
   bool finished = false;
@@ -285,7 +419,15 @@ struct Supervisor::State {
     status_command.handle = [this](const ControlCommand&, ControlReply reply) {
       reply.send(status_line());
     };
-    return {checkpoint, status_command};
+    std::vector<ControlCommandSpec> specs = {checkpoint, status_command};
+    for (const ProgramCommand& command : policy.commands) {
+      ControlCommandSpec spec{command.name, command.flags, true, {}};
+      spec.handle = [this, &command](const ControlCommand& c, ControlReply reply) {
+        commands.start(command, c, std::move(reply));
+      };
+      specs.push_back(std::move(spec));
+    }
+    return specs;
   }
 
   // `running` (or `starting` before the program runs), the engine, the
@@ -311,6 +453,7 @@ struct Supervisor::State {
     queue.arm(program.interrupt());
     arm_signal_triggers(program.interrupt());
     if (timer) timer->restart();
+    commands.running(program);
   }
 
   // No more checkpoints: everything still asking is answered with
@@ -321,6 +464,7 @@ struct Supervisor::State {
     finished = true;
     disarm_signal_triggers();
     queue.close(why);
+    commands.end(why); // their replies go before the control socket closes
     writer.wait();
     {
       std::lock_guard lock(status.mutex);
@@ -425,9 +569,13 @@ SupervisedOutcome Supervisor::run(Program& program) {
                             "N must be greater to checkpoint it again",
                             *policy.at, program.stable_points()));
   s.ran = true;
-  if (policy.at) program.stop_at_stable_point(*policy.at);
+  if (policy.at)
+    program.stop_at_stable_point(*policy.at);
+  else if (policy.pause_at)
+    program.stop_at_stable_point(*policy.pause_at);
   bool guest_asked = false;
   bool count_taken = false;
+  bool pause_taken = false;
   program.on_guest_checkpoint([&] {
     if (policy.path.empty()) return false;
     guest_asked = true;
@@ -450,6 +598,21 @@ SupervisedOutcome Supervisor::run(Program& program) {
     // now or raises the flag again for the next stable point.
     program.interrupt().clear();
     std::vector<Request> requests = s.collect_requests(program, guest_asked, count_taken);
+    if (policy.pause_at && !pause_taken && program.stable_points() == *policy.pause_at) {
+      pause_taken = true;
+      // Held until a control request: a checkpoint, a command's stop, or a
+      // command that finished without stopping the program.
+      while (requests.empty()) requests = s.queue.wait_take();
+    }
+    std::erase_if(requests, [](const Request& r) { return r.command_finished; });
+    if (run_at_stop_requests(program, requests)) {
+      for (Request& r : requests)
+        if (!r.at_stop) r.refuse("the program has moved to another host");
+      result.stopped = result.moved = true;
+      why = "the program has moved to another host";
+      break;
+    }
+    std::erase_if(requests, [](const Request& r) { return bool(r.at_stop); });
     if (requests.empty()) continue;
     if (s.take_checkpoints(program, requests, result)) {
       result.stopped = true;

@@ -19,16 +19,50 @@
 // nothing here assumes a single thread.
 #pragma once
 
+#include "program/control_socket.h"
 #include "program/program.h"
 #include "snapshot/format.h"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace tern::program {
+
+// What a control command that takes a while (`migrate`) may do with the
+// supervised program, from the thread it runs on.
+class ProgramControl {
+public:
+  virtual ~ProgramControl() = default;
+  // The program, once it runs (waits until then); throws tern::Error if it
+  // has ended or never started. While it runs, another thread may only
+  // read its memory: pre-copy rounds read it as it changes, and dirty-page
+  // tracking (runtime/dirty_pages.h) catches up with the changes.
+  virtual Program& program() = 0;
+  // Stops the program at its next stable point and calls `at_stop` there,
+  // on the program's thread, with the program stopped. When it returns
+  // true the run ends (the program goes on elsewhere); false lets it
+  // continue. Returns at_stop's answer or rethrows its exception; throws
+  // tern::Error if the program ends first.
+  virtual bool stop_and(const std::function<bool(Program&)>& at_stop) = 0;
+  // `cancel` is called (from the program's thread) when the program ends
+  // while the command runs, so that the command gives up instead of
+  // waiting for it; at once if it has ended already.
+  virtual void on_end(std::function<void()> cancel) = 0;
+};
+
+// A control command that acts on the program over time: the supervisor
+// runs it on a thread of its own, and its return value is the reply line
+// ("ok ..."; an exception is the `error` reply). The request line is
+// `NAME [FLAG...] [-- ARGUMENT]` (control_socket.h).
+struct ProgramCommand {
+  std::string name;
+  std::vector<std::string> flags;
+  std::function<std::string(const ControlCommand& request, ProgramControl& control)> run;
+};
 
 struct CheckpointPolicy {
   std::string path;                   // where checkpoints go ("": only where a request says)
@@ -39,7 +73,11 @@ struct CheckpointPolicy {
   // always runs between two of them however long a checkpoint takes.
   std::optional<std::chrono::milliseconds> every;
   std::string control_socket;         // control_socket.h; commands `checkpoint`, `status`
+  std::vector<ProgramCommand> commands; // more control commands (migrate)
   std::optional<uint64_t> at;         // the N-th stable point (counting mode)
+  // Hold the program at the N-th stable point until a control request has
+  // been handled there (counting mode; tests act at a chosen place).
+  std::optional<uint64_t> pause_at;
   bool stop_after_checkpoint = false; // end the run after the first checkpoint written
   snapshot::CaptureOptions capture;
   wasi::SaveOptions save;
@@ -50,6 +88,7 @@ struct CheckpointPolicy {
 struct SupervisedOutcome {
   runtime::ExecOutcome exec; // how the program ended (when not stopped)
   bool stopped = false;      // the run ended after a checkpoint; exec is meaningless
+  bool moved = false;        // ... because the program continues elsewhere (migrated)
   std::string last_checkpoint;
   uint64_t checkpoints_written = 0;
   uint64_t checkpoints_failed = 0;
