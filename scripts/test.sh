@@ -28,6 +28,11 @@
 #             also in aot mode with artifacts from `tern compile --target`
 #             (x86 interp/aot -> qemu aot, qemu aot -> x86 aot/interp), and
 #             a cross build's aot mode without a compiler (one clear error)
+#   migrate   differential migration suite: every program moved mid-run
+#             between two hosts (network namespaces) by tern migrate, for
+#             every source x target engine pair (tests/migrate)
+#   migrate-cross  a program moved to a tern built for s390x under qemu
+#             and back (needs the s390x stage's build)
 #   fuzz      the fuzz targets (modules, snapshots, restores of hostile
 #             snapshots with their sandbox watched) for a bounded time
 set -euo pipefail
@@ -35,7 +40,7 @@ build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 all_stages="unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
-  checkpoint-cross fuzz"
+  checkpoint-cross migrate migrate-cross fuzz"
 # One space between names (the list spans lines), each a known stage: a
 # stage that is not matched would be skipped without a word.
 stages=$(echo ${TERN_STAGES:-$all_stages})
@@ -133,6 +138,17 @@ checkpoint_cross() {
   done
 }
 
+# Every engine pair, two stop points each (spread differently per pair).
+migrate() {
+  python3 tests/migrate/differential.py -j "$jobs" --tern "$build/tern" --programs "$programs" \
+    --pairs all -k 2 --cache-dir "$aot_cache"
+}
+
+migrate_cross() {
+  python3 tests/migrate/migration.py --tern "$build/tern" \
+    --programs "$build/tests/migrate:$programs" --cross-tern "qemu-s390x build-s390x/tern" to_s390x
+}
+
 fuzz() {
   scripts/fuzz.sh "$fuzz_seconds" decode
   scripts/fuzz.sh "$((fuzz_seconds / 2))" snapshot
@@ -149,5 +165,7 @@ stage aarch64 cross aarch64
 stage checkpoint checkpoint
 stage checkpoint-modes checkpoint_modes
 stage checkpoint-cross checkpoint_cross
+stage migrate migrate
+stage migrate-cross migrate_cross
 stage fuzz fuzz
 echo "=== all test stages passed"

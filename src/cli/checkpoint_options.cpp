@@ -1,5 +1,6 @@
 #include "cli/checkpoint_options.h"
 
+#include "migrate/source.h"
 #include "tern/error.h"
 
 #include <cctype>
@@ -146,6 +147,7 @@ program::CheckpointPolicy checkpoint_policy(const CheckpointCliOptions& o) {
     if (o.at > 0) throw Error("--pause-at and --checkpoint-at cannot be combined");
     p.pause_at = o.pause_at;
   }
+  p.commands.push_back(migrate::migrate_command());
   p.stop_after_checkpoint = o.stop_after;
   p.save.bundle_files = o.bundle_files;
   p.capture.embed_module = !o.no_embed_module;

@@ -804,7 +804,8 @@ def help(env):
     # Every command docs/cli.md shows the help of: the same options in both
     # (the text may differ where it depends on the host, as --target's default).
     option = re.compile(r"^\s+(?:-\w,)?(--[\w-]+)", re.M)
-    for command in ("run", "restore", "compile", "wast", "checkpoint", "inspect", "keygen"):
+    for command in ("run", "restore", "compile", "wast", "checkpoint", "inspect", "keygen",
+                    "serve", "migrate"):
         rc, out, _ = env.run([command, "--help"])
         expect_equal(rc, 0, f"exit code of {command} --help")
         block = re.search(r"```\n[^\n]*\nUsage: tern " + command + r" (.*?)```", doc, re.S)

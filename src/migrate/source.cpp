@@ -1,0 +1,260 @@
+#include "migrate/source.h"
+
+#include "migrate/channel.h"
+#include "migrate/stream.h"
+#include "snapshot/capture.h"
+#include "snapshot/format.h"
+#include "snapshot/pages.h"
+#include "tern/error.h"
+#include "util/trace_time.h"
+#include "wasi/state.h"
+
+#include <charconv>
+#include <fmt/format.h>
+
+namespace tern::migrate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+uint64_t parse_number(const std::string& option, const std::string& text) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw Error(fmt::format("{} {}: expected a number", option, text));
+  return n;
+}
+
+// The program's memories as the source reads them while it runs: the base
+// of a memory with a guard reservation never moves, and its size only
+// grows (read atomically: the program's thread may be growing it).
+struct LiveMemory {
+  const runtime::Memory* memory;
+  std::span<const uint8_t> bytes() const {
+    const uint64_t size = __atomic_load_n(&memory->bounds()->size, __ATOMIC_ACQUIRE);
+    return {memory->base(), size};
+  }
+};
+
+// One direction of pages: MEMD + MEMP sections of one memory.
+class PageSender {
+public:
+  PageSender(MessageWriter& out, bool compress) : out_(out) { chunks_.compress = compress; }
+
+  // Sends the flagged pages of memory `index` (whose size is
+  // bytes.size()); returns how many.
+  uint64_t send(uint32_t index, const runtime::Memory& m, std::span<const uint8_t> bytes,
+                const std::vector<bool>& pages) {
+    snapshot::MemoryImage header;
+    header.pages = bytes.size() / snapshot::kPageSize;
+    header.max_pages = m.max_pages();
+    header.shared = m.shared();
+    header.contents.data = bytes;
+    out_.send(snapshot::kMemoryTag, snapshot::encode_memory_header(index, header));
+    snapshot::encode_page_chunks(
+        index, bytes, pages, chunks_,
+        [&](std::span<const uint8_t> payload) { out_.send(snapshot::kPagesTag, payload); });
+    return static_cast<uint64_t>(std::count(pages.begin(), pages.end(), true));
+  }
+
+private:
+  MessageWriter& out_;
+  snapshot::ChunkOptions chunks_;
+};
+
+// Waits for one of `tags` from the target, skipping its keepalives; a
+// refusal or failure becomes the error it names.
+const snapshot::Section& await(MessageReader& in, const std::string& peer,
+                               std::initializer_list<snapshot::Tag> tags, const char* waiting) {
+  for (;;) {
+    const snapshot::Section& s = in.next();
+    if (s.tag == kWaitTag) continue;
+    if (s.tag == kRefuseTag)
+      throw Error(
+          fmt::format("{} refused the program: {}", peer, decode_text(s.payload(), s.name())));
+    if (s.tag == kFailTag)
+      throw Error(fmt::format("{} failed to receive the program: {}", peer,
+                              decode_text(s.payload(), s.name())));
+    for (const snapshot::Tag& t : tags)
+      if (s.tag == t) return s;
+    throw Error(
+        fmt::format("{} sent {} while this tern waited for {}", peer, tag_text(s.tag), waiting));
+  }
+}
+
+class Migration {
+public:
+  Migration(program::ProgramControl& control, const MigrateRequest& request)
+      : control_(control), request_(request) {}
+
+  MigrateResult run() {
+    const Key key = Key::load(request_.key_file);
+    ChannelOptions options;
+    options.timeout = request_.timeout;
+    channel_ = Channel::connect(request_.to, key, options);
+    // The program ending meanwhile cancels the migration.
+    control_.on_end([weak = std::weak_ptr<Channel>(channel_)] {
+      if (auto ch = weak.lock()) ch->cancel();
+    });
+    out_.emplace(*channel_);
+    in_.emplace(*channel_, request_.to);
+    offer();
+    // Pre-copy would go here: rounds of dirty pages while the program
+    // runs, once dirty-page tracking is available.
+    result_.to = request_.to;
+    try {
+      control_.stop_and([this](program::Program& p) { return finish(p); });
+    } catch (const ChannelError&) {
+      throw;
+    } catch (const Error& e) {
+      abort(e.what());
+      throw;
+    }
+    result_.bytes_sent = channel_->bytes_written();
+    channel_->close();
+    return result_;
+  }
+
+private:
+  // The module and what the target must check before memory moves.
+  void offer() {
+    program::Program& p = control_.program();
+    MessageWriter& out = *out_;
+    out.header();
+    out.send(snapshot::kHostTag, snapshot::encode_host(snapshot::current_host(p.engine_name())),
+             true);
+    const wasm::Module& m = p.module();
+    module_sha256_ = m.sha256();
+    out.send(snapshot::kModuleTag, snapshot::encode_module(module_sha256_, m.bytes.size()));
+    out.send(snapshot::kWasmTag, m.bytes, true);
+    Hello hello;
+    hello.mode = request_.mode;
+    hello.timeout_ms = static_cast<uint32_t>(
+        std::clamp<int64_t>(request_.timeout.count(), 1, std::numeric_limits<uint32_t>::max()));
+    for (const wasi::Preopen& d : p.wasi().preopens()) hello.guest_dirs.push_back(d.guest_path);
+    out.send(kHelloTag, encode_hello(hello));
+    out.flush();
+    in_->header();
+    await(*in_, request_.to, {kAcceptTag}, "the target's answer");
+  }
+
+  // On the program's thread, the program stopped: the final state, and
+  // the handshake that hands the program over.
+  bool finish(program::Program& p) {
+    const auto stopped = Clock::now();
+    util::trace_time("migration: program stopped");
+    wasi::SaveOptions save;
+    save.bundle_files = request_.bundle_files;
+    snapshot::Snapshot s = p.capture({}, save);
+    s.module.sha256 = module_sha256_; // not hashed again in the pause
+    MessageWriter& out = *out_;
+    out.send(kFinalTag);
+    snapshot::WriteOptions write;
+    write.compress = request_.compress;
+    snapshot::write_snapshot(s, *channel_, write);
+    util::trace_time("migration: final state sent");
+    ++result_.rounds;
+    await(*in_, request_.to, {kReadyTag}, "the target to rebuild the program");
+    util::trace_time("migration: target ready");
+    // From here the target runs the program once it has the commit; it
+    // confirms, and only then does this run end.
+    out.send(kCommitTag);
+    out.flush();
+    committed_ = true;
+    await(*in_, request_.to, {kRunningTag}, "the target's confirmation");
+    result_.downtime_ms = ms_between(stopped, Clock::now());
+    util::trace_time("migration: target runs the program");
+    return true;
+  }
+
+  // Tells the target to drop what it has (best effort: the link may be
+  // what failed).
+  void abort(const std::string& why) {
+    if (!channel_ || committed_) return;
+    try {
+      out_->send(kAbortTag, encode_text(why));
+      out_->flush();
+    } catch (const Error&) {
+    }
+  }
+
+  program::ProgramControl& control_;
+  const MigrateRequest& request_;
+  std::shared_ptr<Channel> channel_;
+  std::optional<MessageWriter> out_;
+  std::optional<MessageReader> in_;
+  MigrateResult result_;
+  util::Sha256Digest module_sha256_{};
+  bool committed_ = false;
+};
+
+} // namespace
+
+std::string MigrateRequest::to_request_line() const {
+  std::string line = "migrate";
+  if (bundle_files) line += " --bundle-files";
+  if (!compress) line += " --no-compress";
+  line += fmt::format(" -- to={}", to);
+  if (!mode.empty()) line += " mode=" + mode;
+  line += fmt::format(" max-rounds={} max-downtime={} timeout={} key={}", max_rounds,
+                      max_downtime.count(), timeout.count(), key_file);
+  return line;
+}
+
+MigrateRequest MigrateRequest::from_request(const program::ControlCommand& request) {
+  MigrateRequest r;
+  r.bundle_files = request.has_flag("--bundle-files");
+  r.compress = !request.has_flag("--no-compress");
+  const std::string& text = request.argument;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t eq = text.find('=', pos);
+    if (eq == std::string::npos)
+      throw Error(fmt::format("migrate: expected NAME=VALUE in '{:.100}'", text.substr(pos)));
+    const std::string name = text.substr(pos, eq - pos);
+    if (name == "key") { // the rest of the line
+      r.key_file = text.substr(eq + 1);
+      break;
+    }
+    size_t end = text.find(' ', eq);
+    if (end == std::string::npos) end = text.size();
+    const std::string value = text.substr(eq + 1, end - eq - 1);
+    pos = end + 1;
+    if (name == "to")
+      r.to = value;
+    else if (name == "mode")
+      r.mode = value;
+    else if (name == "max-rounds")
+      r.max_rounds =
+          static_cast<uint32_t>(std::min<uint64_t>(parse_number(name, value), 1u << 20));
+    else if (name == "max-downtime")
+      r.max_downtime = std::chrono::milliseconds(parse_number(name, value));
+    else if (name == "timeout")
+      r.timeout = std::chrono::milliseconds(std::max<uint64_t>(1, parse_number(name, value)));
+    else
+      throw Error(fmt::format("migrate: unknown setting '{:.100}'", name));
+  }
+  if (r.to.empty() || r.key_file.empty()) throw Error("migrate: to= and key= are required");
+  return r;
+}
+
+std::string MigrateResult::line() const {
+  return fmt::format("migrated to {}: {} rounds, {:.1f} MiB sent, downtime {:.1f} ms", to, rounds,
+                     static_cast<double>(bytes_sent) / (1 << 20), downtime_ms);
+}
+
+MigrateResult migrate(program::ProgramControl& control, const MigrateRequest& request) {
+  return Migration(control, request).run();
+}
+
+program::ProgramCommand migrate_command() {
+  return {"migrate", {"--bundle-files", "--no-compress"},
+          [](const program::ControlCommand& request, program::ProgramControl& control) {
+            return "ok " + migrate(control, MigrateRequest::from_request(request)).line();
+          }};
+}
+
+} // namespace tern::migrate
