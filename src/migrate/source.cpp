@@ -2,6 +2,9 @@
 
 #include "migrate/channel.h"
 #include "migrate/stream.h"
+#include "runtime/dirty_pages.h"
+#include "runtime/instance.h"
+#include "runtime/memory.h"
 #include "snapshot/capture.h"
 #include "snapshot/format.h"
 #include "snapshot/pages.h"
@@ -102,12 +105,13 @@ public:
     });
     out_.emplace(*channel_);
     in_.emplace(*channel_, request_.to);
-    offer();
-    // Pre-copy would go here: rounds of dirty pages while the program
-    // runs, once dirty-page tracking is available.
     result_.to = request_.to;
     try {
+      offer();
+      precopy();
       control_.stop_and([this](program::Program& p) { return finish(p); });
+    } catch (const ChannelCancelled&) {
+      throw Error("the program ended before it could move");
     } catch (const ChannelError&) {
       throw;
     } catch (const Error& e) {
@@ -142,6 +146,81 @@ private:
     await(*in_, request_.to, {kAcceptTag}, "the target's answer");
   }
 
+  // Rounds of pages while the program runs (docs/migration-stream.md §5):
+  // first every non-zero page, then those written since the previous
+  // round, until what is left could go within --max-downtime at the pace
+  // measured, or the rounds run out or stop shrinking. What is still dirty
+  // then goes with the final state.
+  void precopy() {
+    if (request_.max_rounds == 0) return;
+    runtime::ModuleInstance& instance = control_.program().instance();
+    // A memory without a guard reservation may move when it grows: it is
+    // only read with the program stopped.
+    for (const runtime::Memory* m : instance.memories)
+      if (!m->has_guard_region()) return;
+    for (runtime::Memory* m : instance.memories) logs_.push_back(m->open_dirty_log());
+    std::vector<std::vector<bool>> dirty = collect();
+    for (size_t i = 0; i < dirty.size(); ++i) { // round 0: zero pages need not go
+      const std::vector<bool> nonzero = snapshot::find_nonzero_pages(
+          live_bytes(instance, i, dirty[i].size()), !instance.memories[i]->mirrored());
+      for (size_t page = 0; page < dirty[i].size(); ++page)
+        dirty[i][page] = dirty[i][page] && nonzero[page];
+    }
+    uint64_t previous = UINT64_MAX;
+    uint32_t not_shrinking = 0;
+    for (uint32_t round = 0;; ++round) {
+      send_round(instance, round, dirty);
+      dirty = collect();
+      const uint64_t left = count(dirty);
+      not_shrinking = left >= previous ? not_shrinking + 1 : 0;
+      previous = left;
+      const double expected_ms = left * ms_per_page_;
+      if (expected_ms <= request_.max_downtime.count() || round + 1 >= request_.max_rounds ||
+          not_shrinking >= 3)
+        break;
+    }
+    pending_ = std::move(dirty);
+  }
+
+  // The pages each log reports now, one flag per wasm page.
+  std::vector<std::vector<bool>> collect() {
+    std::vector<std::vector<bool>> out;
+    for (runtime::DirtyLog& log : logs_) out.push_back(log.collect().wasm_pages());
+    return out;
+  }
+
+  static uint64_t count(const std::vector<std::vector<bool>>& pages) {
+    uint64_t n = 0;
+    for (const auto& p : pages) n += std::count(p.begin(), p.end(), true);
+    return n;
+  }
+
+  // Memory `i` as far as `pages` pages (grown, never shrunk, since).
+  static std::span<const uint8_t> live_bytes(runtime::ModuleInstance& instance, size_t i,
+                                             uint64_t pages) {
+    return {instance.memories[i]->base(), pages * snapshot::kPageSize};
+  }
+
+  void send_round(runtime::ModuleInstance& instance, uint32_t round,
+                  const std::vector<std::vector<bool>>& pages) {
+    const auto start = Clock::now();
+    PageSender sender(*out_, request_.compress);
+    uint64_t sent = 0;
+    for (size_t i = 0; i < pages.size(); ++i)
+      sent += sender.send(static_cast<uint32_t>(i), *instance.memories[i],
+                          live_bytes(instance, i, pages[i].size()), pages[i]);
+    out_->send(kRoundTag, encode_round_end({round, sent}));
+    out_->flush();
+    ++result_.rounds;
+    // The pace of the rounds so far predicts the final one's.
+    round_ms_ += ms_between(start, Clock::now());
+    round_pages_ += sent;
+    if (round_pages_ > 0) ms_per_page_ = round_ms_ / static_cast<double>(round_pages_);
+    // A target that failed says so (MFAL) instead of reading on.
+    if (channel_->readable(std::chrono::milliseconds(0)))
+      await(*in_, request_.to, {}, "nothing during pre-copy");
+  }
+
   // On the program's thread, the program stopped: the final state, and
   // the handshake that hands the program over.
   bool finish(program::Program& p) {
@@ -151,10 +230,18 @@ private:
     save.bundle_files = request_.bundle_files;
     snapshot::Snapshot s = p.capture({}, save);
     s.module.sha256 = module_sha256_; // not hashed again in the pause
-    MessageWriter& out = *out_;
-    out.send(kFinalTag);
     snapshot::WriteOptions write;
     write.compress = request_.compress;
+    if (!logs_.empty()) { // after pre-copy: only what changed since
+      std::vector<std::vector<bool>> last = collect();
+      for (size_t i = 0; i < last.size(); ++i) {
+        for (size_t page = 0; page < pending_[i].size() && page < last[i].size(); ++page)
+          last[i][page] = last[i][page] || pending_[i][page];
+        write.carried_pages.push_back(std::move(last[i]));
+      }
+    }
+    MessageWriter& out = *out_;
+    out.send(kFinalTag);
     snapshot::write_snapshot(s, *channel_, write);
     util::trace_time("migration: final state sent");
     ++result_.rounds;
@@ -190,6 +277,12 @@ private:
   MigrateResult result_;
   util::Sha256Digest module_sha256_{};
   bool committed_ = false;
+  // Pre-copy: a dirty log per memory, the pages still to send, the pace.
+  std::vector<runtime::DirtyLog> logs_;
+  std::vector<std::vector<bool>> pending_;
+  double round_ms_ = 0;
+  uint64_t round_pages_ = 0;
+  double ms_per_page_ = 0;
 };
 
 } // namespace
@@ -228,8 +321,7 @@ MigrateRequest MigrateRequest::from_request(const program::ControlCommand& reque
     else if (name == "mode")
       r.mode = value;
     else if (name == "max-rounds")
-      r.max_rounds =
-          static_cast<uint32_t>(std::min<uint64_t>(parse_number(name, value), 1u << 20));
+      r.max_rounds = static_cast<uint32_t>(std::min<uint64_t>(parse_number(name, value), 1u << 20));
     else if (name == "max-downtime")
       r.max_downtime = std::chrono::milliseconds(parse_number(name, value));
     else if (name == "timeout")
@@ -251,7 +343,8 @@ MigrateResult migrate(program::ProgramControl& control, const MigrateRequest& re
 }
 
 program::ProgramCommand migrate_command() {
-  return {"migrate", {"--bundle-files", "--no-compress"},
+  return {"migrate",
+          {"--bundle-files", "--no-compress"},
           [](const program::ControlCommand& request, program::ProgramControl& control) {
             return "ok " + migrate(control, MigrateRequest::from_request(request)).line();
           }};

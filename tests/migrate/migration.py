@@ -139,10 +139,10 @@ class World:
         s.err.wait("listening on")
         return s
 
-    def source(self, control, program_args, extra=(), host=None):
+    def source(self, control, program_args, extra=(), host=None, stdin=subprocess.DEVNULL):
         args = (["run"] + self.env.engine_args(self.env.mode) + ["--control", control] +
                 list(extra) + program_args)
-        src = self.start(host or (self.hosts.a if self.hosts else None), args)
+        src = self.start(host or (self.hosts.a if self.hosts else None), args, stdin=stdin)
         wait_for(lambda: os.path.exists(control) or src.p.poll() is not None,
                  "the control socket")
         return src
@@ -151,9 +151,9 @@ class World:
         return self.env.run(["migrate", "--control", control, "--to", to,
                              "--key", key or self.key()] + list(extra))
 
-    def reference(self, program_args, extra=()):
+    def reference(self, program_args, extra=(), stdin=b""):
         return self.env.run(["run"] + self.env.engine_args(self.env.mode) + list(extra) +
-                            program_args)
+                            program_args, stdin=stdin)
 
 
 def expect_migrated(rc, out, err, to):
@@ -356,6 +356,13 @@ def killed_after_hello(env, w):
 
 @cases
 @needs_hosts
+def killed_during_precopy(env, w):
+    """The target dies after a pre-copy round, the program still running."""
+    fault_case(w, "precopy", kill=True)
+
+
+@cases
+@needs_hosts
 def killed_in_final_round(env, w):
     """The target dies while the final state arrives (the program stopped)."""
     fault_case(w, "final", kill=True)
@@ -394,12 +401,12 @@ def link_down(env, w):
     drops what it got."""
     hosts = w.hosts
     hosts.limit_rate("8mbit")
-    program = dirtier(env, mib=16, rate=0, steps=200)
-    ref = w.reference(program)
+    program = dirtier(env, mib=16, rate=1, steps=50) + ["wait"]
+    ref = w.reference(program, stdin=b"go\n")
     target = w.serve(7000)
     control = env.path("control.sock")
-    src = w.source(control, program)
-    src.out.wait("ready")  # filled: 16 MiB of random pages to send
+    src = w.source(control, program, stdin=subprocess.PIPE)
+    src.out.wait("ready")  # filled: 16 MiB of random pages to send; waits for stdin
     result = {}
     t = threading.Thread(target=lambda: result.update(
         r=w.migrate(control, w.target_address(7000), ["--timeout", "2s", "--no-compress"])))
@@ -411,6 +418,8 @@ def link_down(env, w):
     hosts.link_up()
     rc, out, err = result["r"]
     expect(rc == 1 and "did not answer" in err, f"tern migrate with the link down: {rc} {err!r}")
+    src.p.stdin.write(b"go\n")
+    src.p.stdin.close()
     expect_source_finishes(src, ref, "link down")
     # The target gives up on its own (the source's timeout).
     wait_for(lambda: "failed" in target.err.text() or "did not answer" in target.err.text(),
@@ -515,6 +524,33 @@ def keygen(env):
     rc, out, err = env.run(["migrate", "--control", env.path("none.sock"), "--to",
                             "127.0.0.1:1", "--key", path])
     expect_refused(rc, out, err, r"accessible by others \(mode 0644\)", "a readable key")
+
+
+@cases
+@needs_hosts
+def faster_than_link(env, w):
+    """A program that rewrites its memory faster than the link carries it
+    (4 MB/s over 8 Mbit/s) still moves: the rounds stop shrinking or run
+    out, it stops and the rest goes; its result is an uninterrupted run's."""
+    w.hosts.limit_rate("8mbit")
+    # 4 MB/s over 1 MB/s: each round of 4 MiB takes 4 s, in which the whole
+    # memory is dirty again. 25 s of steps, more than the migration takes.
+    program = dirtier(env, mib=4, rate=4, steps=2500)
+    ref = w.reference(program)
+    target = w.serve(7000)
+    control = env.path("control.sock")
+    src = w.source(control, program)
+    src.out.wait("ready")
+    rc, out, err = w.migrate(control, w.target_address(7000), ["--max-rounds", "3", "--timeout",
+                                                               "30s"])
+    m = expect_migrated(rc, out, err, w.target_address(7000))
+    rounds, downtime = int(m.group(2)), float(m.group(4))
+    expect(rounds > 1, f"no pre-copy round ran: {out}")
+    expect(downtime > 0, f"no downtime reported: {out}")
+    src_rc, src_out, src_err = src.wait()
+    t_rc, t_out, t_err = target.wait()
+    expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]), "the program's end and output")
+    print(f"  ({out.strip()})")
 
 
 def notes_dir(env, name):

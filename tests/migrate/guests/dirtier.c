@@ -1,12 +1,13 @@
 // A program that keeps writing its memory, for migration tests and
-// bench/migrate: `dirtier MIB RATE_MB STEPS [WORK]`.
+// bench/migrate: `dirtier MIB RATE_MB STEPS [wait]`.
 //
-// It fills MIB MiB with pseudo-random bytes, prints "ready", then runs
+// It fills MIB MiB with pseudo-random bytes, prints "ready" (with `wait`,
+// then waits for a line on stdin: blocked in a host call), then runs
 // STEPS steps of 10 ms each: a step rewrites RATE_MB * 10000 bytes as whole
-// 64 KiB pages at pseudo-random places (RATE_MB MB/s of dirty memory) and
+// 64 KiB pages of pseudo-random bytes at pseudo-random places (RATE_MB MB/s
+// of dirty memory that does not compress) and
 // then sleeps until the step's deadline (a slow engine just runs behind).
-// WORK > 0 adds that many rounds of arithmetic per step instead of the
-// sleep (a program busy computing). At the end it prints a checksum of the
+// At the end it prints a checksum of the
 // whole buffer, so its output depends only on the arguments: the same
 // after any migration.
 #include <stdint.h>
@@ -41,13 +42,13 @@ static void sleep_until(uint64_t deadline) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: dirtier MIB RATE_MB STEPS [WORK]\n");
+    fprintf(stderr, "usage: dirtier MIB RATE_MB STEPS [wait]\n");
     return 2;
   }
   const uint64_t mib = strtoull(argv[1], NULL, 10);
   const uint64_t rate_mb = strtoull(argv[2], NULL, 10);
   const uint64_t steps = strtoull(argv[3], NULL, 10);
-  const uint64_t work = argc > 4 ? strtoull(argv[4], NULL, 10) : 0;
+  const int wait = argc > 4 && strcmp(argv[4], "wait") == 0;
   const uint64_t pages = mib * 1024 * 1024 / kPage;
   uint8_t* mem = malloc(pages * kPage + kPage);
   if (!mem || pages == 0) return 3;
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
   }
   printf("ready %llu MiB\n", (unsigned long long)mib);
   fflush(stdout);
+  if (wait) {
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) return 4;
+  }
 
   const uint64_t pages_per_step = (rate_mb * 10000 + kPage - 1) / kPage;
   const uint64_t start = now_ns();
@@ -65,12 +70,12 @@ int main(int argc, char** argv) {
   for (uint64_t s = 0; s < steps; s++) {
     for (uint64_t k = 0; k < pages_per_step; k++) {
       uint8_t* p = base + (next() % pages) * kPage;
-      const uint64_t v = next();
-      for (int i = 0; i < kPage; i += 8) memcpy(p + i, &v, 8);
-      p[k % kPage] ^= (uint8_t)s;
+      for (int i = 0; i < kPage; i += 8) {
+        const uint64_t v = next();
+        memcpy(p + i, &v, 8);
+      }
     }
-    for (uint64_t w = 0; w < work; w++) h = (h ^ w) * 1099511628211ull;
-    if (work == 0) sleep_until(start + (s + 1) * 10000000ull);
+    sleep_until(start + (s + 1) * 10000000ull);
     if (s % 100 == 99) {
       printf("step %llu\n", (unsigned long long)(s + 1));
       fflush(stdout);
