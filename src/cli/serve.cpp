@@ -19,6 +19,8 @@ struct ServeCliOptions {
   std::string listen;
   std::string key;
   std::vector<std::string> dirs;
+  bool dirs_from_snapshot = false;
+  bool stdio_from_snapshot = false;
   bool once = false;
   bool verbose = false;
   bool allow_changed_files = false;
@@ -49,6 +51,8 @@ int serve(const ServeCliOptions& o) {
     return engine_spec(h);
   };
   for (const auto& d : o.dirs) s.target.wasi.dirs.push_back(wasi::parse_dir_option(d));
+  s.target.wasi.dirs_from_snapshot = o.dirs_from_snapshot;
+  s.target.wasi.stdio_from_snapshot = o.stdio_from_snapshot;
   s.target.wasi.allow_changed_files = o.allow_changed_files;
   apply_host_options(o.host, s.target.wasi);
   s.run = [&o](program::Program& prog) {
@@ -74,6 +78,12 @@ void add_serve_command(CLI::App& app) {
                   "uses must be mapped, or it is refused)")
       ->type_name("HOST::GUEST")
       ->allow_extra_args(false);
+  cmd->add_flag("--dir-from-snapshot", o->dirs_from_snapshot,
+                "Give directories no --dir names at the host paths the source had (shared "
+                "storage)");
+  cmd->add_flag("--stdio-from-snapshot", o->stdio_from_snapshot,
+                "Continue streams the source redirected to files in those files (shared "
+                "storage; no --stdin/--stdout/--stderr given)");
   cmd->add_flag("--allow-changed-files", o->allow_changed_files,
                 "Reopen files that differ from the source's instead of refusing");
   add_sandbox_options(*cmd, o->host);

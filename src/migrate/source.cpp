@@ -12,6 +12,7 @@
 #include "util/trace_time.h"
 #include "wasi/state.h"
 
+#include <atomic>
 #include <charconv>
 #include <fmt/format.h>
 
@@ -343,10 +344,17 @@ MigrateResult migrate(program::ProgramControl& control, const MigrateRequest& re
 }
 
 program::ProgramCommand migrate_command() {
+  auto busy = std::make_shared<std::atomic<bool>>(false);
   return {"migrate",
           {"--bundle-files", "--no-compress"},
-          [](const program::ControlCommand& request, program::ProgramControl& control) {
-            return "ok " + migrate(control, MigrateRequest::from_request(request)).line();
+          [busy](const program::ControlCommand& request, program::ProgramControl& control) {
+            const MigrateRequest r = MigrateRequest::from_request(request);
+            if (busy->exchange(true)) throw Error("the program is already being migrated");
+            struct Done {
+              std::atomic<bool>& busy;
+              ~Done() { busy = false; }
+            } done{*busy};
+            return "ok " + migrate(control, r).line();
           }};
 }
 

@@ -94,12 +94,13 @@ Opening read_opening(MessageReader& in) {
 // program had that serve does not map is a refusal now, before any memory
 // is sent (the stream's host paths mean nothing on this host).
 void check_directories(const Hello& hello, const wasi::RestoreOptions& wasi) {
+  if (wasi.dirs_from_snapshot) return; // the user accepts the source's paths
   for (const std::string& guest : hello.guest_dirs) {
     const bool granted = std::any_of(wasi.dirs.begin(), wasi.dirs.end(),
                                      [&](const wasi::Preopen& p) { return p.guest_path == guest; });
     if (!granted)
       throw Error(fmt::format("the program uses the directory {}, which this server does not "
-                              "grant (serve --dir HOST::{})",
+                              "grant (serve --dir HOST::{}, or --dir-from-snapshot)",
                               guest, guest));
   }
 }

@@ -64,10 +64,12 @@ class MigrationHarness(checkpoint.Harness):
         root, dir_args = self.workspace(program, f"n{n}")
         control = os.path.join(root, "control.sock")
         target_stats = os.path.join(root, "stats.json")
+        # The program's stdin file continues where it was (shared storage).
+        streams = ["--stdio-from-snapshot"] if program.stdin is not None else []
         serve = self.hosts.start(self.hosts.b, self.dest.tern + [
             "serve", "--listen", f"{self.hosts.b_addr}:{PORT}", "--key", self.key, "--once",
             "--verbose", "--stats-out", target_stats] + self.engine_args(self.dest, program) +
-            dir_args)
+            streams + dir_args)
         err_lines = []
         ready = threading.Event()
 

@@ -395,6 +395,35 @@ def stopped_until_timeout(env, w):
 
 @cases
 @needs_hosts
+def one_at_a_time(env, w):
+    """A second tern migrate while the first is under way is refused; the
+    first goes on undisturbed (here: to its timeout, the target stopped)
+    and the source finishes the program."""
+    program = dirtier(env, steps=100)
+    ref = w.reference(program)
+    target = w.serve(7000, fault="ready")
+    control = env.path("control.sock")
+    src = w.source(control, program, ["--pause-at", "3000"])
+    to = w.target_address(7000)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        r=w.migrate(control, to, ["--timeout", "3s"])))
+    t.start()
+    child = receiving_process(target)
+    wait_for(lambda: stopped(child) or target.p.poll() is not None, "the target to stop")
+    rc, out, err = w.migrate(control, to, ["--timeout", "3s"])
+    expect_refused(rc, out, err, r"already being migrated", "a second migration")
+    t.join(TIMEOUT)
+    rc, out, err = result["r"]
+    expect(rc == 1 and "did not answer" in err, f"the first migration: {rc} {err!r}")
+    expect_source_finishes(src, ref, "after two migrations at once")
+    target.p.kill()
+    target.wait()
+    expect_nothing_runs(w.hosts, w.hosts.b)
+
+
+@cases
+@needs_hosts
 def link_down(env, w):
     """The link goes down while the program's memory streams over a slow
     link: the source gives up at its timeout and continues; the target
