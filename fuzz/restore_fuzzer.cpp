@@ -419,6 +419,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // name paths that mean nothing in another run).
     g_root = fs::temp_directory_path().string() + "/tern-fuzz-root-" + std::to_string(::getpid());
     std::fprintf(stderr, "restore_fuzzer: no private mount namespace; using %s\n", g_root.c_str());
+    // A private tmpfs vanishes with the process; this directory must be removed.
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(g_root, ec);
+    });
   }
   make_tree();
   reset_granted();
