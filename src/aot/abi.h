@@ -48,9 +48,8 @@ struct VmThread {
   std::atomic<uint64_t> limit_and_flags{0};
   // Non-zero while the stack unwinds for a checkpoint (read after calls).
   uint32_t unwinding = 0;
-  // While rewinding: the point to reach in the current function, as
-  // (stable-point index << 1) | (1 for a host call re-issued), and its saved
-  // values (locals, then operands).
+  // While rewinding: the point to reach in the current function (a
+  // RewindKey, below) and its saved values (locals, then operands).
   uint32_t rewind_point = 0;
   const uint64_t* rewind_values = nullptr;
   // The stack limit alone (code compiled without stable points).
@@ -58,10 +57,24 @@ struct VmThread {
   void* owner = nullptr; // the engine's thread record (runtime only)
 };
 
+// VmThread::rewind_point: the place in the current function that rewinding
+// goes to, as the index of its stable point (FunctionInfo::stable_points)
+// and whether it is a host call to issue again (else a call whose callee
+// rewinds, a loop header or the entry). The runtime sets it (helpers.cpp);
+// the compiled code's rewind dispatch switches on it.
+struct RewindKey {
+  uint32_t point = 0;
+  bool host_call = false;
+  constexpr uint32_t encode() const { return (point << 1) | (host_call ? 1u : 0u); }
+  static constexpr RewindKey decode(uint32_t key) { return {key >> 1, (key & 1) != 0}; }
+};
+static_assert(RewindKey::decode(RewindKey{7, true}.encode()).point == 7);
+static_assert(RewindKey::decode(RewindKey{7, true}.encode()).host_call);
+
 inline constexpr unsigned kFlagShift = 56;
 inline constexpr uint64_t kFlagMask = ~uint64_t(0) << kFlagShift;
 // Set while rewinding: every poll takes its slow path, which leads the way
-// to the saved point (function_codegen.cpp).
+// to the saved point (aot/llvm/stable_points.cpp).
 inline constexpr uint64_t kRewindingBit = uint64_t(1) << 63;
 
 namespace offsets {

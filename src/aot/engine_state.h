@@ -35,7 +35,7 @@ struct InstanceRecord {
 
 // A frame saved while unwinding, or to be rebuilt while rewinding. Its
 // values are the function's locals (dead ones zero), then the operands
-// live at the point (aot/llvm/function_codegen.cpp says which).
+// live at the point (aot/llvm/stable_points.cpp says which).
 struct SavedFrame {
   InstanceRecord* inst = nullptr;
   uint32_t func_index = 0;

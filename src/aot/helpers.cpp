@@ -63,7 +63,7 @@ uint32_t entry_slow(VmThread* t, VmInstance* ctx, uint32_t func_index, uint64_t 
   // the next one's function.
   const SavedFrame& f = ts.rewind[ts.rewind_next++];
   const bool host = f.kind == runtime::FrameKind::HostCall;
-  t->rewind_point = (f.point << 1) | (host ? 1u : 0u);
+  t->rewind_point = RewindKey{f.point, host}.encode();
   t->rewind_values = ts.rewind_values.data() + f.first;
   if (ts.rewind_next == ts.rewind.size() && f.kind == runtime::FrameKind::FunctionEntry)
     finish_rewind(ts);

@@ -114,7 +114,7 @@ struct ScratchDir {
 // Drops the polls inside innermost loops whose trip count is known when
 // they start (scalar evolution can compute it), in code without exact
 // points: such a loop runs a bounded number of iterations, and the poll
-// before it (function_codegen.cpp, enter_loop) keeps checkpoints close; the
+// before it (stable_points.cpp, enter_loop) keeps checkpoints close; the
 // loop, free of the poll's slow path, can be vectorized. Loops holding a
 // rewind target keep their polls: rewinding finds its way through them.
 struct ElidePolls : llvm::PassInfoMixin<ElidePolls> {

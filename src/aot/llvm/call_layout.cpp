@@ -1,5 +1,5 @@
 // After every call, stable-point code loads VmThread::unwinding and
-// branches (function_codegen.cpp, emit_unwind_check), so the call's block
+// branches (stable_points.cpp, emit_unwind_check), so the call's block
 // ends in a conditional branch. LLVM's code generator tail-duplicates a
 // small block only into predecessors that end in an unconditional branch
 // (TailDuplicator::canTailDuplicate): the small blocks that code without
