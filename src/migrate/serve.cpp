@@ -19,7 +19,7 @@ namespace tern::migrate {
 namespace {
 
 // What a receiving process tells serve over its link (one byte each).
-constexpr char kAskToRun = 'R'; // the source committed: may I run it?
+constexpr char kAskToRun = 'R'; // rebuilt: may I run it when the source commits?
 constexpr char kStarted = 'S';  // the program runs here
 constexpr char kYes = 'Y', kNo = 'N';
 
@@ -84,7 +84,7 @@ public:
   int run() {
     for (;;) {
       std::vector<pollfd> fds;
-      const bool accepting = !(o_.once && committed_);
+      const bool accepting = !(o_.once && chosen_);
       if (accepting) fds.push_back({listener_.fd(), POLLIN, 0});
       for (const Child& c : children_) fds.push_back({c.link.get(), POLLIN, 0});
       if (::poll(fds.data(), fds.size(), -1) < 0) {
@@ -134,8 +134,8 @@ private:
   pid_t handle(Child& c) {
     const char message = receive_byte(c.link.get());
     if (message == kAskToRun) {
-      const bool yes = !(o_.once && committed_);
-      if (yes && o_.once) committed_ = c.pid;
+      const bool yes = !(o_.once && chosen_);
+      if (yes && o_.once) chosen_ = c.pid;
       send_byte(c.link.get(), yes ? kYes : kNo);
       return c.pid;
     }
@@ -150,11 +150,11 @@ private:
     const int code = exit_status_of(status);
     if (c.started && o_.verbose)
       log(fmt::format("{}: the program ended with status {}", c.peer, code));
-    if (committed_ && *committed_ == c.pid) {
+    if (chosen_ && *chosen_ == c.pid) {
       if (c.started) {
         finished_ = code;
       } else {
-        committed_.reset(); // it could not confirm: wait for the next one
+        chosen_.reset(); // no commit, or it could not confirm: wait for the next one
       }
     }
     return -1;
@@ -176,7 +176,9 @@ private:
   Key key_;
   Listener listener_;
   std::vector<Child> children_;
-  std::optional<pid_t> committed_;
+  // --once: the receiving process that may run its program (it asked
+  // first); no other connection is accepted while it lives.
+  std::optional<pid_t> chosen_;
   std::optional<int> finished_;
 };
 

@@ -235,6 +235,9 @@ Received receive_program(Channel& channel, const TargetOptions& options,
     throw failed(e.what());
   }
   ++received.rounds; // the final one
+  // Asked before MRDY rather than after the commit: the answer (a round
+  // trip to serve's process) is then not part of the program's pause.
+  if (!may_run()) throw failed("this server runs one program only (--once) and has one");
   log(fmt::format("{}: program rebuilt ({} rounds); waiting for the commit", channel.peer(),
                   received.rounds));
   phase("ready");
@@ -249,7 +252,6 @@ Received receive_program(Channel& channel, const TargetOptions& options,
     throw failed(fmt::format("unexpected {} instead of the commit", tag_text(answer.tag)));
   phase("commit");
   util::trace_time("migration: commit received");
-  if (!may_run()) throw failed("this server runs one program only (--once) and has one");
   out.send(kRunningTag);
   out.flush();
   return received;

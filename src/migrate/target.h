@@ -37,12 +37,13 @@ struct Received {
   uint32_t rounds = 0;
 };
 
-// Receives a program over `channel`. Before the source's commit, `may_run`
-// is asked whether this process may run it (tern serve --once runs one);
-// false fails the migration. Returns the program, stopped and ready to
-// continue with run(); throws tern::Error when the migration fails (the
-// source is told why when the link still works and then keeps running
-// its program).
+// Receives a program over `channel`. Once the program is rebuilt, before
+// this end says ready, `may_run` is asked whether this process may run it
+// when the source commits (tern serve --once runs one: a yes reserves the
+// one place until this process ends); false fails the migration.
+// Returns the program, stopped and ready to continue with run(); throws
+// tern::Error when the migration fails (the source is told why when the
+// link still works and then keeps running its program).
 Received receive_program(Channel& channel, const TargetOptions& options,
                          const std::function<bool()>& may_run);
 

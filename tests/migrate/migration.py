@@ -424,6 +424,37 @@ def one_at_a_time(env, w):
 
 @cases
 @needs_hosts
+def once_two_sources(env, w):
+    """serve --once runs one program: while the first received one waits
+    for its commit (stopped there), a second source is not served, gives up
+    at its timeout and finishes its program itself; the first, woken,
+    moves and finishes on the target."""
+    program = dirtier(env, steps=100)
+    ref = w.reference(program)
+    target = w.serve(7000, fault="ready")
+    to = w.target_address(7000)
+    controls = [env.path("control1.sock"), env.path("control2.sock")]
+    srcs = [w.source(c, program, ["--pause-at", "3000"]) for c in controls]
+    first = {}
+    t = threading.Thread(target=lambda: first.update(
+        r=w.migrate(controls[0], to, ["--timeout", "60s"])))
+    t.start()
+    child = receiving_process(target)
+    wait_for(lambda: stopped(child) or target.p.poll() is not None, "the first to be rebuilt")
+    rc, out, err = w.migrate(controls[1], to, ["--timeout", "2s"])
+    expect(rc == 1 and "did not answer" in err, f"the second migration: {rc} {err!r}")
+    expect_source_finishes(srcs[1], ref, "the second source")
+    os.kill(child, signal.SIGCONT)
+    t.join(TIMEOUT)
+    expect_migrated(*first["r"], to)
+    src_rc, src_out, _ = srcs[0].wait()
+    expect(src_rc == 0, f"the first source ended with {src_rc}")
+    t_rc, t_out, t_err = target.wait()
+    expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]), "the first program's end and output")
+
+
+@cases
+@needs_hosts
 def link_down(env, w):
     """The link goes down while the program's memory streams over a slow
     link: the source gives up at its timeout and continues; the target
