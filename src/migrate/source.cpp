@@ -180,7 +180,21 @@ private:
           not_shrinking >= 3)
         break;
     }
+    // What is still in flight (socket buffers, the target decoding) would
+    // otherwise be part of the pause: the program stops only once the
+    // target has applied every round. Pages written meanwhile are caught
+    // by the final collect().
+    while (rounds_received_ < result_.rounds) receive_round_ack(true);
     pending_ = std::move(dirty);
+  }
+
+  // Reads the target's MRCV; without `wait`, only if one has arrived. A
+  // target that failed says so (MFAL) instead.
+  void receive_round_ack(bool wait) {
+    if (!wait && !channel_->readable(std::chrono::milliseconds(0))) return;
+    const snapshot::Section& s =
+        await(*in_, request_.to, {kReceivedTag}, "the target to apply the pre-copy rounds");
+    rounds_received_ = decode_round_end(s.payload(), s.name()).round + 1;
   }
 
   // The pages each log reports now, one flag per wasm page.
@@ -217,9 +231,7 @@ private:
     round_ms_ += ms_between(start, Clock::now());
     round_pages_ += sent;
     if (round_pages_ > 0) ms_per_page_ = round_ms_ / static_cast<double>(round_pages_);
-    // A target that failed says so (MFAL) instead of reading on.
-    if (channel_->readable(std::chrono::milliseconds(0)))
-      await(*in_, request_.to, {}, "nothing during pre-copy");
+    receive_round_ack(false);
   }
 
   // On the program's thread, the program stopped: the final state, and
@@ -284,6 +296,7 @@ private:
   double round_ms_ = 0;
   uint64_t round_pages_ = 0;
   double ms_per_page_ = 0;
+  uint32_t rounds_received_ = 0; // pre-copy rounds the target has applied
 };
 
 } // namespace

@@ -9,6 +9,7 @@
 //   header HOST MODL WASM MHLO  ------->   checks, compiles
 //                               <-------   header (MWAI...) MACC | MREF
 //   per round: (MEMD MEMP*)* MRND ----->   pages into the new instance
+//                               <-------   MRCV (round received)
 //   MFIN + snapshot (dirty pages) ----->   rebuilds the program
 //                               <-------   MRDY | MFAL
 //   MCMT                        ------->
@@ -38,6 +39,7 @@ inline constexpr snapshot::Tag kAbortTag = snapshot::make_tag("MABT");
 // Target to source.
 inline constexpr snapshot::Tag kWaitTag = snapshot::make_tag("MWAI");
 inline constexpr snapshot::Tag kAcceptTag = snapshot::make_tag("MACC");
+inline constexpr snapshot::Tag kReceivedTag = snapshot::make_tag("MRCV");
 inline constexpr snapshot::Tag kRefuseTag = snapshot::make_tag("MREF");
 inline constexpr snapshot::Tag kReadyTag = snapshot::make_tag("MRDY");
 inline constexpr snapshot::Tag kFailTag = snapshot::make_tag("MFAL");
@@ -52,7 +54,8 @@ struct Hello {
 std::vector<uint8_t> encode_hello(const Hello& hello);
 Hello decode_hello(std::span<const uint8_t> payload, const std::string& what);
 
-// MRND: the end of a pre-copy round.
+// MRND: the end of a pre-copy round; MRCV: the target has applied it
+// (the same payload).
 struct RoundEnd {
   uint32_t round = 0;
   uint64_t pages_sent = 0; // in this round

@@ -210,6 +210,8 @@ Received receive_program(Channel& channel, const TargetOptions& options,
         log(fmt::format("{}: round {} received ({} pages)", channel.peer(), end.round,
                         end.pages_sent));
         phase("precopy");
+        out.send(kReceivedTag, encode_round_end(end));
+        out.flush();
       } else if (s.tag == kAbortTag) {
         throw Error("the source gave up: " + decode_text(s.payload(), s.name()));
       } else if (s.tag == kFinalTag) {
