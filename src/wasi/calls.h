@@ -174,6 +174,12 @@ Ret sock_set_ip_drop_membership(Call& c, uint32_t fd, uint32_t group, uint32_t i
 Ret stream_read(Call& c, FdEntry& entry, std::vector<iovec>& iov, int msg_flags, size_t& n);
 Ret stream_write(Call& c, FdEntry& entry, std::vector<iovec>& iov, size_t& n);
 
+// A TCP connect through the gateway (wasi/gateway.h) carried on until the
+// gateway answers: success once connected, the connect's error, EAGAIN
+// (EALREADY when `again`, EINPROGRESS otherwise, for sock_connect) when a
+// non-blocking socket must wait, or a suspend for a checkpoint.
+Ret wait_gateway_connect(Call& c, FdEntry& entry, Errno not_yet);
+
 // The socket `fd` (any kind), holding the rights in `needed`: EBADF,
 // ENOTCAPABLE, or ENOTSOCK for an fd that is not a socket.
 Errno get_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out);

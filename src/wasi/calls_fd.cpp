@@ -119,11 +119,29 @@ Errno load_listing(FdEntry& dir) {
   return Errno::success;
 }
 
+// Bytes may move on a connection through the gateway once the gateway has
+// answered its connect (its answer is not the program's to read).
+bool gateway_connecting(const FdEntry& e) {
+  return e.gateway && e.kind == FdKind::TcpSocket;
+}
+
 } // namespace
 
 Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, size_t& n) {
   size_t wanted = total_length(iov);
   n = 0;
+  if (gateway_connecting(e)) {
+    Ret r = wait_gateway_connect(c, e, Errno::again);
+    if (!r.ok()) return r;
+  }
+  const bool peek = (msg_flags & MSG_PEEK) != 0;
+  const bool wait_all = (msg_flags & MSG_WAITALL) != 0 && !peek;
+  // A gateway connection's bytes drained at a checkpoint come first.
+  if (e.gateway && e.gateway->unread_size() > 0) {
+    n = take_unread(*e.gateway, iov, peek);
+    if (!wait_all || n == wanted) return Errno::success;
+    advance(iov, n);
+  }
   for (;;) {
     Wait w = wait_ready(e.host.get(), POLLIN, e.nonblocking(), c.interrupt, e.recv_timeout_us());
     if (w == Wait::Interrupted) return n > 0 ? Ret(Errno::success) : Ret::suspend();
@@ -139,7 +157,7 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
       continue;
     }
     n += size_t(got);
-    bool wait_all = (msg_flags & MSG_WAITALL) != 0 && (msg_flags & MSG_PEEK) == 0;
+    if (e.gateway && !peek) e.gateway->received += uint64_t(got);
     if (!wait_all || got == 0 || n == wanted) return Errno::success;
     advance(iov, size_t(got));
   }
@@ -147,10 +165,15 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
 
 Ret stream_write(Call& c, FdEntry& e, std::vector<iovec>& iov, size_t& n) {
   n = 0;
+  if (gateway_connecting(e)) {
+    Ret r = wait_gateway_connect(c, e, Errno::again);
+    if (!r.ok()) return r;
+  }
   for (;;) {
     ssize_t put = write_once(e, iov);
     if (put >= 0) {
       n = size_t(put);
+      if (e.gateway) e.gateway->sent += n;
       return Errno::success;
     }
     if (errno == EINTR) continue;
@@ -183,7 +206,19 @@ Ret fd_allocate(Call& c, uint32_t fd, uint64_t offset, uint64_t len) {
   return errno_from_posix(::posix_fallocate(e->host.get(), off_t(offset), off_t(len)));
 }
 
+namespace {
+
+// A gateway connection the program closes: the gateway hears it first.
+void tell_gateway_closing(Call& c, uint32_t fd) {
+  const FdEntry* e = c.ctx.fds().find(fd);
+  if (e && e->gateway && e->kind == FdKind::TcpStream && c.ctx.gateway_link())
+    c.ctx.gateway_link()->closing(*e->gateway, false);
+}
+
+} // namespace
+
 Ret fd_close(Call& c, uint32_t fd) {
+  tell_gateway_closing(c, fd);
   return c.ctx.fds().close(fd);
 }
 
@@ -393,6 +428,7 @@ Ret fd_readdir(Call& c, uint32_t fd, uint32_t buf, uint32_t buf_len, uint64_t co
 }
 
 Ret fd_renumber(Call& c, uint32_t fd, uint32_t to) {
+  if (fd != to && c.ctx.fds().find(fd)) tell_gateway_closing(c, to);
   return c.ctx.fds().renumber(fd, to);
 }
 

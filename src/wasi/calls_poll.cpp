@@ -96,6 +96,7 @@ uint64_t now_in(DeadlineClock clock, const Clocks& clocks) {
 }
 
 uint64_t readable_bytes(const FdEntry& e) {
+  const uint64_t unread = e.gateway ? e.gateway->unread_size() : 0;
   if (e.kind == FdKind::File) {
     struct stat st;
     off_t pos = ::lseek(e.host.get(), 0, SEEK_CUR);
@@ -103,8 +104,8 @@ uint64_t readable_bytes(const FdEntry& e) {
     return uint64_t(st.st_size - pos);
   }
   int avail = 0;
-  if (::ioctl(e.host.get(), FIONREAD, &avail) != 0 || avail < 0) return 0;
-  return uint64_t(avail);
+  if (::ioctl(e.host.get(), FIONREAD, &avail) != 0 || avail < 0) return unread;
+  return unread + uint64_t(avail);
 }
 
 Errno write_events(Call& c, uint32_t out, uint32_t nevents_out, const std::vector<Event>& events) {
@@ -160,7 +161,15 @@ private:
         events.push_back({s.userdata, err, s.type, 0, 0});
         continue;
       }
+      // Bytes a gateway connection holds are ready without asking the kernel.
+      if (read && e->gateway && e->gateway->unread_size() > 0) {
+        events.push_back({s.userdata, Errno::success, s.type, readable_bytes(*e), 0});
+        continue;
+      }
       fds_.push_back({e->host.get(), short(read ? POLLIN : POLLOUT), 0});
+      // A connect through the gateway is done when its reply arrives.
+      if (!read && e->gateway && e->socket->connecting && e->gateway->requested)
+        fds_.back().events = POLLIN;
       fd_subs_.push_back(i);
     }
     fds_.push_back({c_.interrupt.fd(), POLLIN, 0});

@@ -18,7 +18,22 @@ namespace {
 Errno stream_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out) {
   if (Errno e = get_socket(c, fd, needed, out); e != Errno::success) return e;
   if (out->kind == FdKind::TcpListener) return Errno::notsock;
-  return settle_connect(*out);
+  return settle_connect(*out, c.ctx.gateway_link());
+}
+
+// A connection on a published listener comes from the gateway, which says
+// first which of its clients it carries.
+GatewayLink::Offer take_gateway_offer(Call& c, FdEntry& entry) {
+  GatewayLink* link = c.ctx.gateway_link();
+  if (!link) return GatewayLink::Offer::Rejected;
+  auto g = std::make_unique<GatewayStream>();
+  SocketAddress peer;
+  GatewayLink::Offer offer = link->take_offer(entry.host.get(), c.interrupt, *g, peer);
+  if (offer == GatewayLink::Offer::Accepted) {
+    entry.gateway = std::move(g);
+    entry.socket->peer = peer;
+  }
+  return offer;
 }
 
 } // namespace
@@ -32,8 +47,19 @@ Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
   for (;;) {
     int conn = ::accept4(listener->host.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (conn >= 0) {
+      FdEntry entry = stream_entry(util::UniqueFd(conn), uint16_t(flags));
+      if (listener->published) {
+        switch (take_gateway_offer(c, entry)) {
+        case GatewayLink::Offer::Accepted:
+          break;
+        case GatewayLink::Offer::Rejected: // not from the gateway: closed; the next one
+          continue;
+        case GatewayLink::Offer::Interrupted: // closed: the gateway offers it again
+          return Ret::suspend();
+        }
+      }
       uint32_t new_fd;
-      Errno e = c.ctx.fds().insert(stream_entry(util::UniqueFd(conn), uint16_t(flags)), new_fd);
+      Errno e = c.ctx.fds().insert(std::move(entry), new_fd);
       if (e != Errno::success) return e;
       return c.mem.store<uint32_t>(fd_out, new_fd);
     }
@@ -86,6 +112,8 @@ Ret sock_shutdown(Call& c, uint32_t fd, uint32_t how) {
   bool rd = how & sdflag::rd, wr = how & sdflag::wr;
   if (how == 0 || (how & ~uint32_t(sdflag::rd | sdflag::wr))) return Errno::inval;
   int host_how = rd && wr ? SHUT_RDWR : rd ? SHUT_RD : SHUT_WR;
+  if (wr && e->gateway && e->kind == FdKind::TcpStream && c.ctx.gateway_link())
+    c.ctx.gateway_link()->closing(*e->gateway, true);
   if (::shutdown(e->host.get(), host_how) != 0) return last_errno();
   e->socket->shut_read |= rd;
   e->socket->shut_write |= wr;

@@ -145,6 +145,20 @@ std::vector<Resolved> usable(const addrinfo* list) {
 
 } // namespace
 
+// Connect to the gateway, send the request, read its reply; each wait is
+// for what the next step needs.
+Ret wait_gateway_connect(Call& c, FdEntry& e, Errno not_yet) {
+  for (;;) {
+    short events = 0;
+    if (Errno err = settle_connect(e, c.ctx.gateway_link(), events); err != Errno::success)
+      return err;
+    if (!e.socket->connecting) return Errno::success;
+    Wait w = wait_ready(e.host.get(), events, e.nonblocking(), c.interrupt, e.send_timeout_us());
+    if (w == Wait::Interrupted) return Ret::suspend();
+    if (w == Wait::NotReady) return not_yet;
+  }
+}
+
 namespace calls {
 
 Ret sock_open(Call& c, uint32_t /*pool_fd: WAMR ignores it too*/, uint32_t af, uint32_t socktype,
@@ -207,8 +221,11 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
   // The same connect issued again (after a suspend, or polling a
   // non-blocking one) waits for the attempt already under way.
   bool again = s.connecting && s.peer == target;
-  if (!again) {
-    if (s.connecting) return Errno::already;
+  GatewayLink* link = c.ctx.gateway_link();
+  if (!again && s.connecting) return Errno::already;
+  if (!again && link && e->kind == FdKind::TcpSocket && link->routes(target)) {
+    if (Errno err = start_gateway_connect(*e, *link, target); err != Errno::success) return err;
+  } else if (!again) {
     sockaddr_storage ss;
     socklen_t len = to_sockaddr(target, ss);
     if (::connect(e->host.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) {
@@ -219,11 +236,15 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
     s.connecting = true;
     s.peer = target;
   }
-  Wait w = wait_ready(e->host.get(), POLLOUT, e->nonblocking(), c.interrupt, e->send_timeout_us());
-  if (w == Wait::Interrupted) return Ret::suspend();
-  if (w == Wait::NotReady) return again ? Errno::already : Errno::inprogress;
-  if (Errno err = settle_connect(*e); err != Errno::success) return err;
-  return s.connecting ? Errno::inprogress : Errno::success;
+  if (!e->gateway) {
+    Wait w =
+        wait_ready(e->host.get(), POLLOUT, e->nonblocking(), c.interrupt, e->send_timeout_us());
+    if (w == Wait::Interrupted) return Ret::suspend();
+    if (w == Wait::NotReady) return again ? Errno::already : Errno::inprogress;
+    if (Errno err = settle_connect(*e, link); err != Errno::success) return err;
+    return s.connecting ? Errno::inprogress : Errno::success;
+  }
+  return wait_gateway_connect(c, *e, again ? Errno::already : Errno::inprogress);
 }
 
 Ret sock_addr_local(Call& c, uint32_t fd, uint32_t addr_out) {
@@ -241,7 +262,11 @@ Ret sock_addr_remote(Call& c, uint32_t fd, uint32_t addr_out) {
   FdEntry* e;
   if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
   if (!c.mem.in_bounds(addr_out, layout::wasi_addr::size)) return Errno::fault;
-  if (Errno err = settle_connect(*e); err != Errno::success) return err;
+  if (Errno err = settle_connect(*e, c.ctx.gateway_link()); err != Errno::success) return err;
+  // A gateway connection's peer is the gateway's client (or the target the
+  // program connected to), not the gateway.
+  if (e->gateway && e->kind == FdKind::TcpStream)
+    return write_wasi_addr(c.mem, addr_out, e->socket->peer);
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getpeername(e->host.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
@@ -294,6 +319,11 @@ Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, u
   if (Errno err = read_wasi_addr(c.mem, dest_addr, dest); err != Errno::success) return err;
   if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
   if (!c.ctx.net_policy().may_connect(dest)) return Errno::acces;
+  if (e->gateway) { // a stream ignores the address, as TCP does; the gateway counts the bytes
+    size_t n = 0;
+    if (Ret r = stream_write(c, *e, iov, n); !r.ok()) return r;
+    return c.mem.store<uint32_t>(so_datalen_out, uint32_t(n));
+  }
   sockaddr_storage ss;
   msghdr msg{};
   msg.msg_name = &ss;
@@ -325,7 +355,14 @@ Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len,
   if (!c.mem.in_bounds(src_addr_out, layout::wasi_addr::size) ||
       !c.mem.in_bounds(ro_datalen_out, 4))
     return Errno::fault;
-  if (Errno err = settle_connect(*e); err != Errno::success) return err;
+  if (Errno err = settle_connect(*e, c.ctx.gateway_link()); err != Errno::success) return err;
+  if (e->gateway) { // its peer is the gateway's client (or target), not the gateway
+    size_t n = 0;
+    int flags = (ri_flags & riflag::recv_peek) ? MSG_PEEK : 0;
+    if (Ret r = stream_read(c, *e, iov, flags, n); !r.ok()) return r;
+    write_wasi_addr(c.mem, src_addr_out, e->socket->peer);
+    return c.mem.store<uint32_t>(ro_datalen_out, uint32_t(n));
+  }
   sockaddr_storage ss{};
   msghdr msg{};
   msg.msg_iov = iov.data();

@@ -10,6 +10,7 @@
 #include "wasi/sandbox.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -83,6 +84,9 @@ public:
   PathResolver& resolver() { return resolver_; }
   const NetPolicy& net_policy() const { return net_policy_; }
   std::optional<PendingPoll>& pending_poll() { return pending_poll_; }
+  // The gateway the program is published through (`--gateway`), if any.
+  GatewayLink* gateway_link() const { return gateway_link_.get(); }
+  void set_gateway_link(std::shared_ptr<GatewayLink> link) { gateway_link_ = std::move(link); }
   // Reused by every read/write so that no call allocates.
   std::vector<iovec>& iov_scratch() { return iov_scratch_; }
 
@@ -97,6 +101,7 @@ private:
   PathResolver resolver_;
   NetPolicy net_policy_;
   std::optional<PendingPoll> pending_poll_;
+  std::shared_ptr<GatewayLink> gateway_link_;
   std::vector<iovec> iov_scratch_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "util/unique_fd.h"
 #include "wasi/abi.h"
+#include "wasi/gateway.h"
 
 #include <array>
 #include <cstdint>
@@ -133,6 +134,12 @@ struct FdEntry {
   Rights rights_inheriting = 0;
   FileIdentity identity; // files and directories
   std::optional<SocketState> socket;
+  // A TcpStream relayed by `tern gateway`, or a TcpSocket connecting
+  // through it (wasi/gateway.h).
+  std::unique_ptr<GatewayStream> gateway;
+  // A TcpListener whose connections come from the gateway (`tern run
+  // --listen ... --gateway ...`): each begins with the gateway's offer.
+  bool published = false;
   // Not state: a cache for fd_readdir, rebuilt from the directory on demand.
   std::unique_ptr<DirListing> listing;
 

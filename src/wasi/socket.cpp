@@ -178,8 +178,61 @@ void mark_connected(FdEntry& entry) {
   entry.socket->peer = peer_address(entry.host.get());
 }
 
-Errno settle_connect(FdEntry& entry) {
+namespace {
+
+// A gateway connect that failed leaves a socket connected to the gateway:
+// the program may try again, so it gets a fresh one with its options.
+Errno gateway_connect_failed(FdEntry& entry, Errno error) {
+  entry.socket->connecting = false;
+  entry.gateway.reset();
+  FdEntry fresh;
+  if (open_socket(entry.socket->family, false, fresh) == Errno::success) {
+    entry.host = std::move(fresh.host);
+    apply_socket_options(entry);
+  }
+  return error;
+}
+
+Errno settle_gateway_connect(FdEntry& entry, GatewayLink* link, short& events) {
+  if (!link) return gateway_connect_failed(entry, Errno::connrefused);
+  Errno error = Errno::success;
+  const SocketAddress target = entry.socket->peer;
+  switch (link->step_outgoing(entry.host.get(), target, *entry.gateway, events, error)) {
+  case GatewayLink::Step::Pending:
+    return Errno::success;
+  case GatewayLink::Step::Failed:
+    return gateway_connect_failed(entry, error);
+  case GatewayLink::Step::Done:
+    break;
+  }
+  mark_connected(entry);
+  entry.socket->peer = target; // not the gateway: the program connected to `target`
+  return Errno::success;
+}
+
+} // namespace
+
+Errno start_gateway_connect(FdEntry& entry, GatewayLink& link, const SocketAddress& target) {
+  util::UniqueFd fd;
+  if (Errno err = link.open_outgoing(fd); err != Errno::success) return err;
+  entry.host = std::move(fd);
+  if (Errno err = apply_socket_options(entry); err != Errno::success) return err;
+  entry.gateway = std::make_unique<GatewayStream>();
+  entry.gateway->outgoing = true;
+  entry.socket->connecting = true;
+  entry.socket->peer = target;
+  return Errno::success;
+}
+
+Errno settle_connect(FdEntry& entry, GatewayLink* link) {
+  short events = 0;
+  return settle_connect(entry, link, events);
+}
+
+Errno settle_connect(FdEntry& entry, GatewayLink* link, short& events) {
+  events = POLLOUT;
   if (entry.kind != FdKind::TcpSocket || !entry.socket->connecting) return Errno::success;
+  if (entry.gateway) return settle_gateway_connect(entry, link, events);
   pollfd pfd{entry.host.get(), POLLOUT, 0};
   if (::poll(&pfd, 1, 0) != 1) return Errno::success; // still in progress
   int error = 0;

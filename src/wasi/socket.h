@@ -32,8 +32,16 @@ void mark_connected(FdEntry& entry);
 
 // A TcpSocket whose non-blocking connect was in progress: if the kernel has
 // finished it, records the outcome: connected (success), or no longer
-// connecting (the connect's error, reported once, as Linux does).
-Errno settle_connect(FdEntry& entry);
+// connecting (the connect's error, reported once, as Linux does). A connect
+// through the gateway is moved on by `link` (wasi/gateway.h); `events` is
+// then what to wait for while it is still in progress.
+Errno settle_connect(FdEntry& entry, GatewayLink* link);
+Errno settle_connect(FdEntry& entry, GatewayLink* link, short& events);
+
+// Starts a TCP connect to `target` through the gateway: the socket in
+// `entry` is replaced by one connecting to the gateway, with the same
+// options, and the entry becomes a connect in progress.
+Errno start_gateway_connect(FdEntry& entry, GatewayLink& link, const SocketAddress& target);
 
 // Sets every option recorded in `entry`'s SocketOptions on its host socket,
 // memberships included (a restore re-creating the socket). Some must

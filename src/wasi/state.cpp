@@ -170,9 +170,14 @@ public:
       return state::reopen_path(f, root(f.preopen, fd_name(f)), ctx_.resolver(),
                                 options_.allow_changed_files);
     case Origin::Socket:
+      if (relayed(f)) return state::relayed_stream(f);
       return state::restore_socket(f, sockets_);
     }
     throw Error(fmt::format("fd {}: unknown origin", f.fd));
+  }
+
+  bool relayed(const SavedFd& f) const {
+    return f.kind == FdKind::TcpStream && options_.relayed_streams.count(f.fd) != 0;
   }
 
 private:
@@ -320,7 +325,7 @@ std::unique_ptr<WasiContext> restore_state(const snapshot::ExtensionSection& sec
   for (const SavedFd& f : s.fds) {
     FdEntry entry = restorer.restore(f);
     // tern's own stream may be closed: the guest sees EBADF, as in a run.
-    if (entry.host) ctx->fds().insert_at(f.fd, std::move(entry));
+    if (entry.host || restorer.relayed(f)) ctx->fds().insert_at(f.fd, std::move(entry));
   }
   restorer.check_every_listen_used();
   ctx->clocks().continue_from(ClockId::monotonic, s.monotonic_ns);

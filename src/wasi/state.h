@@ -10,6 +10,7 @@
 #include "wasi/context.h"
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,10 @@ struct RestoreOptions {
   // --listen ADDR:PORT at restore: the snapshot's listening sockets at these
   // addresses may listen again (without --allow-bind). Each must name one.
   std::vector<std::string> listen;
+  // Connected TCP sockets (by fd) that the caller brings back itself (a
+  // gateway re-joining them): they are in the fd table as recorded, without
+  // a host socket, for the caller to give one before the program runs.
+  std::set<uint32_t> relayed_streams;
 };
 
 // Builds the context of a restored program: same args and env, same fd

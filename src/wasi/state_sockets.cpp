@@ -252,19 +252,21 @@ util::UniqueFd local_reset_connection() {
   return ours;
 }
 
-FdEntry reset_stream(const SavedFd& f) {
-  util::UniqueFd fd = loopback_reset_connection();
-  if (!fd) fd = local_reset_connection();
-  if (!fd) fail_socket(f, "cannot create a reset connection", std::strerror(errno));
-  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+FdEntry stream_as_recorded(const SavedFd& f) {
   FdEntry e;
   e.kind = f.kind;
-  e.host = std::move(fd);
   e.guest_path = f.path;
   e.fdflags = f.fdflags;
   e.rights_base = f.rights_base;
   e.rights_inheriting = f.rights_inheriting;
   e.socket = f.socket; // the addresses the program was talking between
+  return e;
+}
+
+FdEntry reset_stream(const SavedFd& f) {
+  FdEntry e = stream_as_recorded(f);
+  e.host = reset_connection();
+  if (!e.host) fail_socket(f, "cannot create a reset connection", std::strerror(errno));
   return e;
 }
 
@@ -345,6 +347,10 @@ nlohmann::json socket_json(const SocketState& s) {
   return out;
 }
 
+FdEntry relayed_stream(const SavedFd& saved) {
+  return stream_as_recorded(saved);
+}
+
 bool SocketGrants::lists(const SocketAddress& local) {
   for (size_t i = 0; i < listen.size(); ++i) {
     if (unmapped(listen[i]) != unmapped(local)) continue;
@@ -372,3 +378,14 @@ FdEntry restore_socket(const SavedFd& saved, SocketGrants& grants) {
 }
 
 } // namespace tern::wasi::state
+
+namespace tern::wasi {
+
+util::UniqueFd reset_connection() {
+  util::UniqueFd fd = state::loopback_reset_connection();
+  if (!fd) fd = state::local_reset_connection();
+  if (fd) ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+} // namespace tern::wasi

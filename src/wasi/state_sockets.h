@@ -38,4 +38,18 @@ struct SocketGrants {
 // the same peer.
 FdEntry restore_socket(const SavedFd& saved, SocketGrants& grants);
 
+// A connected stream whose connection someone else brings back (a gateway
+// re-joining it: RestoreOptions::relayed_streams): the entry as recorded,
+// without a host socket yet.
+FdEntry relayed_stream(const SavedFd& saved);
+
 } // namespace tern::wasi::state
+
+namespace tern::wasi {
+
+// A connected TCP socket whose peer has reset the connection: the guest's
+// next recv or send on it fails with ECONNRESET, later reads see end of
+// stream and later writes EPIPE. Invalid if none could be made (errno).
+util::UniqueFd reset_connection();
+
+} // namespace tern::wasi
