@@ -20,11 +20,14 @@ using runtime::Slot;
 Program::~Program() = default;
 
 std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> module,
-                                         wasi::WasiOptions wasi, const EngineSpec& engine) {
+                                         wasi::WasiOptions wasi, const EngineSpec& engine,
+                                         Participants participants) {
   std::unique_ptr<Program> p(new Program);
   p->module_ = std::move(module);
   p->engine_name_ = engine.name;
+  p->participants_ = std::move(participants);
   p->wasi_ = std::make_unique<wasi::WasiContext>(std::move(wasi));
+  for (auto& participant : p->participants_) participant->started(*p->wasi_);
   p->store_ = std::make_unique<runtime::Store>(engine.make());
   p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
   p->link_and_instantiate(runtime::InitMode::Full);
@@ -96,28 +99,35 @@ bool Program::stopped_in_guest_checkpoint(const runtime::ViewThread& view) const
   return false;
 }
 
-namespace {
-
-const snapshot::ExtensionSection& wasi_state_of(const snapshot::Snapshot& s) {
-  const snapshot::Tag known[] = {wasi::kStateTag};
+// The WASI state rebuilt from `s`, the participants joining before and after
+// (the sections they own are the only extensions besides WASI's understood).
+std::unique_ptr<wasi::WasiContext> Program::restore_wasi(const snapshot::Snapshot& s,
+                                                         const wasi::RestoreOptions& options) {
+  std::vector<snapshot::Tag> known = {wasi::kStateTag};
+  for (const auto& participant : participants_) known.push_back(participant->tag());
   snapshot::check_extensions_understood(s, known);
   const snapshot::ExtensionSection* state = s.find_extension(wasi::kStateTag);
   if (!state) throw Error("the snapshot has no WASI state (it is not of a WASI program)");
-  return *state;
+  wasi::RestoreOptions wasi_options = options;
+  for (auto& participant : participants_)
+    participant->restoring(s.find_extension(participant->tag()), wasi_options);
+  return wasi::restore_state(*state, wasi_options);
 }
 
-} // namespace
+void Program::wasi_restored() {
+  for (auto& participant : participants_) participant->restored(*wasi_);
+}
 
 std::unique_ptr<Program> Program::restore(const std::string& path, const RestoreOptions& options,
                                           const EngineSpec& engine) {
   util::trace_time("restore starts");
   std::unique_ptr<Program> p(new Program);
   p->engine_name_ = engine.name;
+  p->participants_ = options.participants;
   // Everything but memory is known when the first memory section arrives:
   // build the instance then, so pages are decoded straight into it.
   auto build = [&](const snapshot::Snapshot& so_far) {
     if (p->instance_) return;
-    const snapshot::ExtensionSection& state = wasi_state_of(so_far);
     if (options.module) {
       snapshot::check_module(so_far, options.module->sha256());
       p->module_ = options.module;
@@ -136,7 +146,8 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
       util::trace_time("module hash checked");
       p->module_ = std::move(m);
     }
-    p->wasi_ = wasi::restore_state(state, options.wasi);
+    p->wasi_ = p->restore_wasi(so_far, options.wasi);
+    p->wasi_restored();
     util::trace_time("WASI state restored");
     p->store_ = std::make_unique<runtime::Store>(engine.make());
     p->thread_ = std::make_unique<runtime::Thread>(*p->store_);
@@ -171,7 +182,9 @@ std::unique_ptr<Program> Program::prepare_restore(std::shared_ptr<const wasm::Mo
 void Program::finish_restore(const snapshot::Snapshot& s, const wasi::RestoreOptions& options) {
   if (started_) throw Error("internal error: finish_restore of a program that ran");
   snapshot::check_module(s, module_->sha256());
-  *wasi_ = std::move(*wasi::restore_state(wasi_state_of(s), options));
+  // Moved into the context the host functions already know.
+  *wasi_ = std::move(*restore_wasi(s, options));
+  wasi_restored();
   apply_restored(s, "the migration stream");
 }
 
@@ -197,9 +210,14 @@ ExecOutcome Program::run() {
   } else {
     if (!stopped_) throw Error("internal error: the program is not stopped");
     util::trace_time("guest continues");
+    if (participant_sections_)
+      for (auto& participant : participants_) participant->resumed();
+    participant_sections_.reset();
     out = store_->engine().resume(*thread_, {});
   }
   stopped_ = out.kind == ExecOutcome::Kind::Suspended;
+  if (!stopped_)
+    for (auto& participant : participants_) participant->ended();
   return out;
 }
 
@@ -212,6 +230,12 @@ snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
   options.engine = engine_name_;
   snapshot::Snapshot s = snapshot::capture_instance(*instance_, std::move(threads), options);
   s.extensions.push_back(wasi::save_state(*wasi_, save));
+  if (!participant_sections_) {
+    participant_sections_.emplace();
+    for (auto& participant : participants_)
+      participant_sections_->push_back(participant->checkpoint(*wasi_));
+  }
+  for (const auto& section : *participant_sections_) s.extensions.push_back(section);
   return s;
 }
 

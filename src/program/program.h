@@ -25,6 +25,32 @@ namespace tern::program {
 inline constexpr const char* kTernModule = "tern";
 inline constexpr const char* kCheckpointImport = "checkpoint";
 
+// Host state outside the WASI context that takes part in checkpoints (the
+// gateway link, migrate/gateway_backend.h): it owns one snapshot section,
+// brings its outside world to agreement before each capture, and hears
+// when the program continues or ends.
+class Participant {
+public:
+  virtual ~Participant() = default;
+  // The extension section it writes; a restore that has it understands it.
+  virtual snapshot::Tag tag() const = 0;
+  // A fresh run: the program's WASI context was just built.
+  virtual void started(wasi::WasiContext&) {}
+  // A restore, before the WASI state is rebuilt from the snapshot: its
+  // section (null when the snapshot has none); it may change how WASI
+  // restores.
+  virtual void restoring(const snapshot::ExtensionSection*, wasi::RestoreOptions&) {}
+  // After the WASI context is rebuilt, before the program continues.
+  virtual void restored(wasi::WasiContext&) {}
+  // The program is stopped for a checkpoint: its section. Called once per
+  // stop, whatever the number of snapshots written from it.
+  virtual snapshot::ExtensionSection checkpoint(wasi::WasiContext&) = 0;
+  // The program continues after a checkpoint; the program ended.
+  virtual void resumed() {}
+  virtual void ended() {}
+};
+using Participants = std::vector<std::shared_ptr<Participant>>;
+
 struct EngineSpec {
   std::string name; // "interp", "aot", "jit": recorded in snapshots
   std::function<std::unique_ptr<runtime::Engine>()> make;
@@ -35,13 +61,15 @@ public:
   // A program about to run `module`'s `_start` (instantiated, start
   // section run).
   static std::unique_ptr<Program> create(std::shared_ptr<const wasm::Module> module,
-                                         wasi::WasiOptions wasi, const EngineSpec& engine);
+                                         wasi::WasiOptions wasi, const EngineSpec& engine,
+                                         Participants participants = {});
 
   struct RestoreOptions {
     // The module the snapshot was taken of; when null, the one embedded in
     // the snapshot. Either way its hash must match.
     std::shared_ptr<const wasm::Module> module;
     wasi::RestoreOptions wasi;
+    Participants participants;
   };
   // A program rebuilt from the snapshot at `path`: memory decoded straight
   // into the new instance, host state reopened, threads rebuilt by the
@@ -110,6 +138,11 @@ private:
   // The restore's last step: memories, globals, tables and segment state,
   // then the thread.
   void apply_restored(const snapshot::Snapshot& snapshot, const std::string& source);
+  // The WASI state of a snapshot rebuilt, its participants told before; then
+  // (once wasi_ holds it) after.
+  std::unique_ptr<wasi::WasiContext> restore_wasi(const snapshot::Snapshot& snapshot,
+                                                  const wasi::RestoreOptions& options);
+  void wasi_restored();
   void define_tern_imports(runtime::Linker& linker);
   runtime::HostResult guest_checkpoint(std::span<runtime::Slot> results);
   bool stopped_in_guest_checkpoint(const runtime::ViewThread& view) const;
@@ -122,6 +155,8 @@ private:
   std::string engine_name_;
   bool started_ = false;
   bool stopped_ = false;
+  Participants participants_;
+  std::optional<std::vector<snapshot::ExtensionSection>> participant_sections_; // of this stop
 
   // tern.checkpoint() progress: a stopped call is issued again on resume
   // and must then return instead of asking again.
