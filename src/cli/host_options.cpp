@@ -1,6 +1,7 @@
 #include "cli/host_options.h"
 
 #include "cli/stats.h"
+#include "migrate/gateway_backend.h"
 #include "program/supervisor.h"
 #include "tern/error.h"
 
@@ -39,6 +40,41 @@ void add_checkpoint_and_stats_options(CLI::App& cmd, HostCliOptions& o) {
                  "At the end, write JSON to FILE: stable points executed, memory sha256, "
                  "exit status (for tests)")
       ->type_name("FILE");
+}
+
+void add_gateway_options(CLI::App& cmd, HostCliOptions& o, bool restore) {
+  const char* group = "Gateway (live connections, docs/gateway.md)";
+  cmd.add_option("--gateway", o.gateway,
+                 restore ? "Re-join the program's connections through the `tern gateway` with this "
+                           "control address (default: the one the snapshot names)"
+                         : "Take clients through the `tern gateway` with this control address: "
+                           "the first --listen socket is published there, and connections "
+                           "survive checkpoints and moves")
+      ->type_name("CONTROL_ADDR:PORT")
+      ->group(group);
+  cmd.add_option("--key", o.key, "The key shared with the gateway (tern keygen)")
+      ->type_name("FILE")
+      ->group(group);
+  if (restore)
+    cmd.add_flag("--no-gateway", o.no_gateway,
+                 "Restore without the snapshot's gateway: its connections come back reset")
+        ->group(group);
+}
+
+program::Participants gateway_participants(const HostCliOptions& o, bool restore) {
+  if (o.no_gateway && (!o.gateway.empty() || !o.key.empty()))
+    throw Error("--no-gateway leaves the gateway out: it takes neither --gateway nor --key");
+  if (!restore && o.gateway.empty()) {
+    if (!o.key.empty()) throw Error("--key is the gateway's: it needs --gateway CONTROL_ADDR:PORT");
+    return {};
+  }
+  if (!o.gateway.empty() && o.key.empty())
+    throw Error(fmt::format("--gateway {} needs --key FILE (the gateway's key)", o.gateway));
+  migrate::BackendOptions backend;
+  backend.gateway = o.gateway;
+  backend.no_gateway = o.no_gateway;
+  if (!o.key.empty()) backend.key = migrate::Key::load(o.key);
+  return {std::make_shared<migrate::GatewayBackend>(std::move(backend))};
 }
 
 wasi::ResolveMode resolve_mode(const std::string& name) {

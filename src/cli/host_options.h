@@ -23,6 +23,9 @@ struct HostCliOptions {
   std::string path_resolver = "auto";
   CheckpointCliOptions checkpoint;
   std::string stats_out;
+  std::string gateway;     // --gateway CONTROL_ADDR:PORT
+  std::string key;         // --key FILE
+  bool no_gateway = false; // --no-gateway (restore)
 };
 
 // Adds the options in the order `--help` shows them: engine, streams,
@@ -30,6 +33,14 @@ struct HostCliOptions {
 void add_engine_and_stream_options(CLI::App& cmd, HostCliOptions& options);
 void add_sandbox_options(CLI::App& cmd, HostCliOptions& options);
 void add_checkpoint_and_stats_options(CLI::App& cmd, HostCliOptions& options);
+// --gateway and --key; a restore also has --no-gateway.
+void add_gateway_options(CLI::App& cmd, HostCliOptions& options, bool restore);
+
+// The program's link to `tern gateway` (migrate/gateway_backend.h): a run
+// has one with --gateway; a restore always has one, which re-joins the
+// snapshot's connections (or says why it cannot). Throws tern::Error for
+// options that do not go together or a key file that cannot be used.
+program::Participants gateway_participants(const HostCliOptions& options, bool restore);
 
 // --path-resolver's value; throws tern::Error for an unknown one.
 wasi::ResolveMode resolve_mode(const std::string& name);

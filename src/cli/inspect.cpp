@@ -4,6 +4,7 @@
 // offsets, locals and operands, and the extension sections (WASI state).
 // Every byte is verified on the way; a damaged snapshot is an error.
 #include "cli/commands.h"
+#include "migrate/gateway_records.h"
 #include "snapshot/capture.h"
 #include "snapshot/describe.h"
 #include "snapshot/format.h"
@@ -38,6 +39,9 @@ void register_section_renderers() {
          return json::parse(wasi::describe_state_json(s));
        },
        [](const snapshot::ExtensionSection& s) { return wasi::describe_state(s); }});
+  snapshot::register_extension_renderer(
+      migrate::gateway::kGatewayTag,
+      {migrate::gateway::describe_json, migrate::gateway::describe_text});
 }
 
 std::unique_ptr<wasm::Module> decode_for_names(std::vector<uint8_t> bytes,

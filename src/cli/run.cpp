@@ -132,7 +132,8 @@ int run_command(const RunOptions& o) {
   auto module = load_module(o.module);
   std::unique_ptr<program::Program> prog;
   try {
-    prog = program::Program::create(module, wasi_options(o), engine_spec(o.host));
+    prog = program::Program::create(module, wasi_options(o), engine_spec(o.host),
+                                    gateway_participants(o.host, false));
   } catch (const runtime::InstantiationTrap& t) {
     print_trap(t.trap(), *module);
     return kTrapExitCode;
@@ -144,6 +145,8 @@ int run_command(const RunOptions& o) {
 
 // --invoke: one exported function, without checkpoints.
 int invoke(const RunOptions& o) {
+  if (!o.host.gateway.empty())
+    throw Error("--gateway serves a WASI command's connections: it does not go with --invoke");
   program::install_signal_triggers({}, false);
   auto module = load_module(o.module);
   wasi::WasiContext ctx(wasi_options(o));
@@ -193,6 +196,7 @@ void add_run_command(CLI::App& app) {
   repeatable("--listen", o->listen, "ADDR:PORT",
              "Preopen a listening TCP socket on ADDR:PORT (fds after the --dir ones)");
   add_sandbox_options(*cmd, o->host);
+  add_gateway_options(*cmd, o->host, false);
   cmd->add_option("--invoke", o->invoke,
                   "Call exported function FUNC with ARGS as its arguments and print its results")
       ->type_name("FUNC");

@@ -1,0 +1,387 @@
+#include "migrate/gateway_protocol.h"
+
+#include "snapshot/payload.h"
+#include "tern/error.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <sys/random.h>
+
+namespace tern::migrate::gateway {
+namespace {
+
+using snapshot::PayloadReader;
+using snapshot::PayloadWriter;
+
+const std::array<uint8_t, kMagicSize> kOfferMagic = {'T', 'G', 'W', 'O', 'F', 'F', 'E', 'R'};
+const std::array<uint8_t, kMagicSize> kTakeMagic = {'T', 'G', 'W', 'T', 'A', 'K', 'E', 'N'};
+const std::array<uint8_t, kMagicSize> kReplyMagic = {'T', 'G', 'W', 'R', 'E', 'P', 'L', 'Y'};
+
+void fill_random(std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(fmt::format("getrandom: {}", std::strerror(errno)));
+    done += size_t(n);
+  }
+}
+
+// An address in 24 bytes: family u8, a zero byte, port u16, ip 16 bytes
+// (network order), 4 zero bytes.
+void put_address(PayloadWriter& w, const wasi::SocketAddress& a) {
+  w.u8(a.family);
+  w.u8(0);
+  w.u8(uint8_t(a.port));
+  w.u8(uint8_t(a.port >> 8));
+  w.bytes(a.ip);
+  w.u32(0);
+}
+
+wasi::SocketAddress get_address(PayloadReader& r) {
+  wasi::SocketAddress a;
+  a.family = r.u8();
+  if (a.family != 0 && a.family != 4 && a.family != 6)
+    r.fail(fmt::format("unknown address family {}", a.family));
+  r.u8();
+  a.port = uint16_t(r.u8() | r.u8() << 8);
+  auto ip = r.bytes(16);
+  std::copy(ip.begin(), ip.end(), a.ip.begin());
+  r.u32();
+  return a;
+}
+
+Mac mac_of(std::span<const uint8_t> bytes, const SessionKey& key) {
+  hmac_sha256_ctx ctx;
+  hmac_sha256_set_key(&ctx, key.size(), key.data());
+  hmac_sha256_update(&ctx, bytes.size(), bytes.data());
+  Mac mac;
+  hmac_sha256_digest(&ctx, mac.size(), mac.data());
+  return mac;
+}
+
+// Appends the MAC of everything written so far.
+std::vector<uint8_t> sealed(PayloadWriter& w, const SessionKey& key) {
+  Mac mac = mac_of(w.out(), key);
+  w.bytes(mac);
+  return std::move(w.out());
+}
+
+// The handshake's bytes without its MAC, if `bytes` has the size, the magic
+// and a MAC that matches.
+std::optional<std::span<const uint8_t>> opened(std::span<const uint8_t> bytes, size_t size,
+                                               const std::array<uint8_t, kMagicSize>& magic,
+                                               const SessionKey& key) {
+  if (bytes.size() != size || !std::equal(magic.begin(), magic.end(), bytes.begin()))
+    return std::nullopt;
+  auto body = bytes.first(size - sizeof(Mac));
+  Mac expected = mac_of(body, key);
+  if (!memeql_sec(expected.data(), bytes.data() + body.size(), expected.size()))
+    return std::nullopt;
+  return body;
+}
+
+std::array<uint8_t, 16> read_id(PayloadReader& r) {
+  std::array<uint8_t, 16> id;
+  auto b = r.bytes(16);
+  std::copy(b.begin(), b.end(), id.begin());
+  return id;
+}
+
+template <typename T>
+T decode_with(std::span<const uint8_t> payload, const char* what, T (*read)(PayloadReader&)) {
+  PayloadReader r(payload, fmt::format("gateway message {}", what));
+  T out = read(r);
+  r.expect_end();
+  return out;
+}
+
+} // namespace
+
+const std::array<uint8_t, kMagicSize> kJoinMagic = {'T', 'G', 'W', 'J', 'O', 'I', 'N', '1'};
+const std::array<uint8_t, kMagicSize> kConnectMagic = {'T', 'G', 'W', 'C', 'O', 'N', 'N', '1'};
+
+Id128 random_id() {
+  Id128 id;
+  fill_random(id);
+  return id;
+}
+
+SessionKey random_key() {
+  SessionKey key;
+  fill_random(key);
+  return key;
+}
+
+std::string hex(std::span<const uint8_t> bytes) {
+  std::string out;
+  for (uint8_t b : bytes) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+std::vector<uint8_t> frame(MsgType type, std::span<const uint8_t> payload) {
+  PayloadWriter w;
+  w.u32(uint32_t(payload.size() + 1));
+  w.u8(uint8_t(type));
+  w.bytes(payload);
+  return std::move(w.out());
+}
+
+std::optional<Message> unframe(std::vector<uint8_t>& buffer) {
+  if (buffer.size() < 4) return std::nullopt;
+  PayloadReader r(buffer, "gateway channel");
+  const uint32_t length = r.u32();
+  if (length == 0 || length > kMaxMessage)
+    throw Error(fmt::format("gateway channel: a message of {} bytes", length));
+  if (buffer.size() - 4 < length) return std::nullopt;
+  const uint8_t type = buffer[4];
+  if (type < uint8_t(MsgType::Register) || type > uint8_t(MsgType::Closed))
+    throw Error(fmt::format("gateway channel: unknown message type {}", type));
+  Message m{MsgType(type), std::vector<uint8_t>(buffer.begin() + 5, buffer.begin() + 4 + length)};
+  buffer.erase(buffer.begin(), buffer.begin() + 4 + length);
+  return m;
+}
+
+std::vector<uint8_t> encode(const RegisterMsg& m) {
+  PayloadWriter w;
+  w.bytes(m.program);
+  w.bytes(m.gateway);
+  w.boolean(m.publishes);
+  put_address(w, m.listener);
+  w.u32(uint32_t(m.connections.size()));
+  for (const HeldConnection& c : m.connections) {
+    w.u64(c.id);
+    w.boolean(c.outgoing);
+    w.u64(c.received);
+    w.u64(c.sent);
+  }
+  return std::move(w.out());
+}
+
+RegisterMsg decode_register(std::span<const uint8_t> payload) {
+  return decode_with<RegisterMsg>(payload, "REGISTER", [](PayloadReader& r) {
+    RegisterMsg m;
+    m.program = read_id(r);
+    m.gateway = read_id(r);
+    m.publishes = r.boolean();
+    m.listener = get_address(r);
+    m.connections.resize(r.count(25, "connections"));
+    for (HeldConnection& c : m.connections) {
+      c.id = r.u64();
+      c.outgoing = r.boolean();
+      c.received = r.u64();
+      c.sent = r.u64();
+    }
+    return m;
+  });
+}
+
+std::vector<uint8_t> encode(const RegisteredMsg& m) {
+  PayloadWriter w;
+  w.bytes(m.gateway);
+  w.u64(m.session);
+  w.bytes(m.key);
+  w.u32(uint32_t(m.connections.size()));
+  for (auto [id, status] : m.connections) {
+    w.u64(id);
+    w.u8(uint8_t(status));
+  }
+  return std::move(w.out());
+}
+
+RegisteredMsg decode_registered(std::span<const uint8_t> payload) {
+  return decode_with<RegisteredMsg>(payload, "REGISTERED", [](PayloadReader& r) {
+    RegisteredMsg m;
+    m.gateway = read_id(r);
+    m.session = r.u64();
+    auto key = r.bytes(m.key.size());
+    std::copy(key.begin(), key.end(), m.key.begin());
+    m.connections.resize(r.count(9, "connections"));
+    for (auto& [id, status] : m.connections) {
+      id = r.u64();
+      const uint8_t s = r.u8();
+      if (s > uint8_t(JoinStatus::Mismatch)) r.fail(fmt::format("unknown join status {}", s));
+      status = JoinStatus(s);
+    }
+    return m;
+  });
+}
+
+std::vector<uint8_t> encode(const FreezeMsg& m) {
+  PayloadWriter w;
+  w.u32(uint32_t(m.sent.size()));
+  for (auto [id, sent] : m.sent) {
+    w.u64(id);
+    w.u64(sent);
+  }
+  return std::move(w.out());
+}
+
+FreezeMsg decode_freeze(std::span<const uint8_t> payload) {
+  return decode_with<FreezeMsg>(payload, "FREEZE", [](PayloadReader& r) {
+    FreezeMsg m;
+    m.sent.resize(r.count(16, "connections"));
+    for (auto& [id, sent] : m.sent) {
+      id = r.u64();
+      sent = r.u64();
+    }
+    return m;
+  });
+}
+
+std::vector<uint8_t> encode(const FrozenMsg& m) {
+  PayloadWriter w;
+  w.u32(uint32_t(m.connections.size()));
+  for (const FrozenMsg::Entry& e : m.connections) {
+    w.u64(e.id);
+    w.u8(uint8_t(e.status));
+    w.u64(e.forwarded);
+  }
+  return std::move(w.out());
+}
+
+FrozenMsg decode_frozen(std::span<const uint8_t> payload) {
+  return decode_with<FrozenMsg>(payload, "FROZEN", [](PayloadReader& r) {
+    FrozenMsg m;
+    m.connections.resize(r.count(17, "connections"));
+    for (FrozenMsg::Entry& e : m.connections) {
+      e.id = r.u64();
+      const uint8_t s = r.u8();
+      if (s > uint8_t(FrozenStatus::Broken)) r.fail(fmt::format("unknown status {}", s));
+      e.status = FrozenStatus(s);
+      e.forwarded = r.u64();
+    }
+    return m;
+  });
+}
+
+std::vector<uint8_t> encode(const ClosedMsg& m) {
+  PayloadWriter w;
+  w.u64(m.id);
+  w.boolean(m.write_only);
+  return std::move(w.out());
+}
+
+ClosedMsg decode_closed(std::span<const uint8_t> payload) {
+  return decode_with<ClosedMsg>(payload, "CLOSED", [](PayloadReader& r) {
+    ClosedMsg m;
+    m.id = r.u64();
+    m.write_only = r.boolean();
+    return m;
+  });
+}
+
+std::vector<uint8_t> encode(const Offer& m, const SessionKey& key) {
+  PayloadWriter w;
+  w.bytes(kOfferMagic);
+  w.u64(m.session);
+  w.u64(m.id);
+  put_address(w, m.peer);
+  return sealed(w, key);
+}
+
+std::vector<uint8_t> encode_take(uint64_t id) {
+  PayloadWriter w;
+  w.bytes(kTakeMagic);
+  w.u64(id);
+  return std::move(w.out());
+}
+
+std::vector<uint8_t> encode(const Join& m, const SessionKey& key) {
+  PayloadWriter w;
+  w.bytes(kJoinMagic);
+  w.u64(m.session);
+  w.u64(m.id);
+  w.u64(m.received);
+  w.u64(m.sent);
+  return sealed(w, key);
+}
+
+std::vector<uint8_t> encode(const Connect& m, const SessionKey& key) {
+  PayloadWriter w;
+  w.bytes(kConnectMagic);
+  w.u64(m.session);
+  w.u64(m.sequence);
+  put_address(w, m.target);
+  return sealed(w, key);
+}
+
+std::vector<uint8_t> encode(const Reply& m) {
+  PayloadWriter w;
+  w.bytes(kReplyMagic);
+  w.u32(m.status);
+  w.u32(0);
+  w.u64(m.id);
+  return std::move(w.out());
+}
+
+uint64_t session_of(std::span<const uint8_t> handshake) {
+  PayloadReader r(handshake.subspan(kMagicSize, 8), "handshake");
+  return r.u64();
+}
+
+std::optional<Offer> decode_offer(std::span<const uint8_t> bytes, const SessionKey& key) {
+  auto body = opened(bytes, kOfferSize, kOfferMagic, key);
+  if (!body) return std::nullopt;
+  try {
+    PayloadReader r(body->subspan(kMagicSize), "offer");
+    Offer m;
+    m.session = r.u64();
+    m.id = r.u64();
+    m.peer = get_address(r);
+    return m;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<uint64_t> decode_take(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kTakeSize || !std::equal(kTakeMagic.begin(), kTakeMagic.end(), bytes.begin()))
+    return std::nullopt;
+  return PayloadReader(bytes.subspan(kMagicSize), "take").u64();
+}
+
+std::optional<Join> decode_join(std::span<const uint8_t> bytes, const SessionKey& key) {
+  auto body = opened(bytes, kJoinSize, kJoinMagic, key);
+  if (!body) return std::nullopt;
+  PayloadReader r(body->subspan(kMagicSize), "join");
+  Join m;
+  m.session = r.u64();
+  m.id = r.u64();
+  m.received = r.u64();
+  m.sent = r.u64();
+  return m;
+}
+
+std::optional<Connect> decode_connect(std::span<const uint8_t> bytes, const SessionKey& key) {
+  auto body = opened(bytes, kConnectSize, kConnectMagic, key);
+  if (!body) return std::nullopt;
+  try {
+    PayloadReader r(body->subspan(kMagicSize), "connect");
+    Connect m;
+    m.session = r.u64();
+    m.sequence = r.u64();
+    m.target = get_address(r);
+    return m;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<Reply> decode_reply(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kReplySize ||
+      !std::equal(kReplyMagic.begin(), kReplyMagic.end(), bytes.begin()))
+    return std::nullopt;
+  PayloadReader r(bytes.subspan(kMagicSize), "reply");
+  Reply m;
+  m.status = r.u32();
+  r.u32();
+  m.id = r.u64();
+  return m;
+}
+
+} // namespace tern::migrate::gateway
