@@ -1,0 +1,578 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `tern gateway` (docs/gateway.md) on four hosts made
+of network namespaces (hosts.py): clients, the gateway, and hosts a and b
+where the program runs and between which it moves. Each case creates its
+own namespaces and removes them, whatever happens.
+
+The program is guests/gw_server.c (poll(), any number of pipelined
+connections); the clients are load_client (native, in the clients'
+namespace), which checks that every reply comes exactly once, in order and
+byte for byte, and that the byte counts of both ends agree.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib  # noqa: E402
+from hosts import ADDRESS, GATEWAY_ADDRESS, Hosts  # noqa: E402
+from testlib import Failure, expect, expect_equal  # noqa: E402
+
+cases = testlib.Cases("gateway")
+SERVER_PORT = 7000
+
+
+class World:
+    """The gateway on its host, and the program wherever it runs now."""
+
+    def __init__(self, env, hosts, hold="60s", buffer=None, extra=()):
+        self.env = env
+        self.hosts = hosts
+        self.key = env.path("gateway.key")
+        rc, _, err = env.run(["keygen", self.key])
+        expect(rc == 0, f"tern keygen: {err}")
+        args = ["gateway", "--listen", "0.0.0.0:0", "--control", "0.0.0.0:0", "--key", self.key,
+                "--hold", hold, "--verbose", *extra]
+        if buffer:
+            args += ["--buffer", buffer]
+        self.gateway_log = open(env.path("gateway.log"), "wb")
+        self.gateway = hosts.start("gateway", env.tern + args, stderr=self.gateway_log)
+        line = self.gateway.stdout.readline().decode()
+        m = re.search(r"clients on \S+:(\d+), control on \S+:(\d+)", line)
+        expect(m, f"tern gateway's first line: {line!r} ({self.log()})")
+        self.client_port, self.control_port = int(m.group(1)), int(m.group(2))
+        self.program = None
+        self.host = None
+        self.moves = 0
+
+    def log(self):
+        self.gateway_log.flush()
+        with open(self.env.path("gateway.log"), errors="replace") as f:
+            return f.read()[-4000:]
+
+    def control_address(self, host):
+        return f"{GATEWAY_ADDRESS[host]}:{self.control_port}"
+
+    def control_socket(self, n):
+        return self.env.path(f"control{n}.sock")
+
+    def _started(self, host, proc, control):
+        self.program, self.host, self.control = proc, host, control
+        # Running once its control socket answers (after the registration).
+        testlib.wait_for(lambda: self._status(control) or proc.poll() is not None,
+                         "the program's control socket")
+        if proc.poll() is not None:
+            raise Failure(f"tern on {host} ended: {self.program_log()}")
+
+    def _status(self, control):
+        if not os.path.exists(control):
+            return False
+        rc, out, _ = self.env.run(["checkpoint", "--control", control, "--status"])
+        return rc == 0 and "running" in out
+
+    def program_log(self):
+        path = self.env.path(f"program{self.moves}.log")
+        with open(path, errors="replace") as f:
+            return f.read()[-4000:]
+
+    def _log_file(self):
+        return open(self.env.path(f"program{self.moves}.log"), "wb")
+
+    def start(self, host="a", program="gw_server", args=(), gateway=True):
+        control = self.control_socket(self.moves)
+        cmd = ["run", "--listen", f"0.0.0.0:{SERVER_PORT}", "--control", control]
+        if gateway:
+            cmd += ["--gateway", self.control_address(host), "--key", self.key]
+        proc = self.hosts.start(host, self.env.tern + cmd + list(args) + [self.env.wasm(program)],
+                                stderr=self._log_file())
+        self._started(host, proc, control)
+
+    def checkpoint(self, stop=True):
+        """A checkpoint of the program through its control socket: the
+        snapshot's path."""
+        snap = self.env.path(f"snap{self.moves}")
+        args = ["checkpoint", "--control", self.control, "-o", snap]
+        rc, out, err = self.env.run(args + (["--stop"] if stop else []))
+        expect(rc == 0, f"tern checkpoint: {out}{err} (program: {self.program_log()})")
+        if stop:
+            rc = self.program.wait(timeout=testlib.TIMEOUT)
+            expect(rc == 0, f"the stopped program's exit status {rc}: {self.program_log()}")
+        return snap
+
+    def restore(self, snap, host, args=()):
+        self.moves += 1
+        control = self.control_socket(self.moves)
+        cmd = ["restore", snap, "--key", self.key, "--control", control, *args]
+        proc = self.hosts.start(host, self.env.tern + cmd, stderr=self._log_file())
+        self._started(host, proc, control)
+
+    def move(self, to):
+        """Checkpoint file + restore: the program stops where it is and
+        continues on host `to`."""
+        snap = self.checkpoint()
+        self.restore(snap, to)
+        os.unlink(snap)
+
+    def clients(self, *args):
+        return self.hosts.start("clients", [self.env.load_client, GATEWAY_ADDRESS["clients"],
+                                            str(self.client_port), *map(str, args)])
+
+    def connect(self):
+        """A raw client socket (in the test's own namespace it could not reach
+        the gateway: it runs in the clients' one through a helper)."""
+        return ClientSocket(self)
+
+
+class ClientSocket:
+    """A client connection from the clients' namespace, driven from here:
+    a small relay process there (socat-like, in Python) joins its stdin and
+    stdout to the connection."""
+
+    RELAY = r"""
+import os, select, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print(s.getsockname()[0] + ":" + str(s.getsockname()[1]), flush=True)
+open_in = True
+while True:
+    r, _, _ = select.select([s] + ([0] if open_in else []), [], [])
+    if s in r:
+        data = s.recv(65536)
+        if not data:
+            break
+        while data:
+            data = data[os.write(1, data):]
+    if open_in and 0 in r:
+        data = os.read(0, 65536)
+        if data:
+            s.sendall(data)
+        else:
+            s.shutdown(socket.SHUT_WR)
+            open_in = False
+"""
+
+    def __init__(self, world):
+        self.proc = world.hosts.start(
+            "clients", [sys.executable, "-c", self.RELAY, GATEWAY_ADDRESS["clients"],
+                        str(world.client_port)], stdin=subprocess.PIPE)
+        self.address = self.proc.stdout.readline().decode().strip()
+        expect(self.address, "the client relay did not connect")
+        self.buffer = b""
+        self.closed = False
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def shutdown(self):
+        self.proc.stdin.close()
+
+    def _fill(self, timeout):
+        r, _, _ = select_one(self.proc.stdout, timeout)
+        if not r:
+            return False
+        data = os.read(self.proc.stdout.fileno(), 1 << 20)
+        if not data:
+            self.closed = True
+            return False
+        self.buffer += data
+        return True
+
+    def read_exact(self, n, timeout=testlib.TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while len(self.buffer) < n:
+            if not self._fill(max(0, deadline - time.monotonic())) and (
+                    self.closed or time.monotonic() > deadline):
+                raise Failure(f"the connection gave {len(self.buffer)} of {n} bytes "
+                              f"({'closed' if self.closed else 'timed out'})")
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def read_line(self, timeout=testlib.TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            if not self._fill(max(0, deadline - time.monotonic())) and (
+                    self.closed or time.monotonic() > deadline):
+                raise Failure(f"no line on the connection ({self.buffer[:200]!r}, "
+                              f"{'closed' if self.closed else 'timed out'})")
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+    def read_to_end(self, timeout=testlib.TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            if time.monotonic() > deadline:
+                raise Failure("the connection did not end")
+            self._fill(max(0, deadline - time.monotonic()))
+        out, self.buffer = self.buffer, b""
+        return out
+
+    def close(self):
+        testlib.kill_if_running(self.proc)
+
+
+def select_one(f, timeout):
+    import select
+    return select.select([f], [], [], timeout)
+
+
+def body(seq, n):
+    return bytes((seq * 31 + i * 7 + 1) & 0xFF for i in range(n))
+
+
+def reply_bytes(seq, n):
+    return bytes((seq * 13 + i * 5 + 3) & 0xFF for i in range(n))
+
+
+def request(seq, reply_size, body_len):
+    return f"REQ {seq} {reply_size} {body_len}\n".encode() + body(seq, body_len)
+
+
+def expect_reply(conn, seq, size):
+    line = conn.read_line()
+    expect_equal(line, f"REP {seq} {size}", "reply line")
+    data = conn.read_exact(size)
+    expect(data == reply_bytes(seq, size), f"reply {seq}: its bytes differ")
+
+
+def finish_clients(world, proc, what):
+    out, err = proc.communicate(timeout=600)
+    text = out.decode().strip().splitlines()
+    expect(text, f"{what}: load_client printed nothing: {err.decode()}")
+    result = json.loads(text[-1])
+    if proc.returncode != 0:
+        raise Failure(f"{what}: {result} {err.decode()[-3000:]}\n--- gateway:\n{world.log()}"
+                      f"\n--- program:\n{world.program_log()}")
+    return result
+
+
+def with_world(fn):
+    """Runs a case with fresh hosts and a gateway."""
+    def case(env):
+        with Hosts() as hosts:
+            fn(env, hosts)
+    case.__name__ = fn.__name__
+    return case
+
+
+# --- cases ---------------------------------------------------------------------
+
+
+@cases
+@with_world
+def relay(env, hosts):
+    """Clients reach the program through the gateway: replies and byte
+    counts agree, and the program sees each client's own address."""
+    w = World(env, hosts)
+    w.start("a")
+    result = finish_clients(w, w.clients("--connections", 8, "--pipeline", 4, "--requests", 200),
+                            "clients")
+    expect_equal(result["replies"], 8 * 200, "replies")
+    c = w.connect()
+    c.send(b"PEER 1\n")
+    expect_equal(c.read_line(), f"PEER 1 {c.address}", "the peer address the program sees")
+    c.close()
+
+
+@cases
+@with_world
+def move_file(env, hosts):
+    """64 persistent connections pipelining requests while the program moves
+    a -> b -> a ten times by checkpoint file and restore: every reply exactly
+    once and in order, no connection breaks, byte counts agree."""
+    w = World(env, hosts)
+    w.start("a")
+    stop = env.path("stop-clients")
+    clients = w.clients("--connections", 64, "--pipeline", 4, "--until-file", stop)
+    time.sleep(0.5)
+    for _ in range(10):
+        w.move("b")
+        time.sleep(0.2)
+        w.move("a")
+        time.sleep(0.2)
+    open(stop, "w").close()
+    result = finish_clients(w, clients, "clients")
+    expect(result["replies"] > 64 * 20, f"too few replies: {result}")
+    print(f"move_file: {result}", flush=True)
+
+
+@cases
+@with_world
+def checkpoint_every(env, hosts):
+    """Checkpoints that let the program continue (every 200 ms) while 16
+    connections pipeline requests: each one brings the connections to
+    agreement with the gateway and lets them go on; nothing breaks."""
+    w = World(env, hosts)
+    w.start("a", args=["--checkpoint-to", env.path("periodic.snap"), "--checkpoint-every",
+                       "200ms"])
+    result = finish_clients(w, w.clients("--connections", 16, "--pipeline", 4, "--duration", 3),
+                            "clients")
+    rc, out, _ = env.run(["checkpoint", "--control", w.control, "--status"])
+    n = int(re.search(r"checkpoints=(\d+)", out).group(1))
+    expect(n >= 3, f"only {n} checkpoints were written: {out}")
+    print(f"checkpoint_every: {n} checkpoints, {result}", flush=True)
+
+
+@cases
+@with_world
+def crash_restore(env, hosts):
+    """A program killed after a checkpoint it continued from, restored from
+    that snapshot: a connection idle since the snapshot re-joins; one that
+    moved bytes after it cannot continue exactly, and ends (the client sees
+    the end of stream, never wrong bytes)."""
+    w = World(env, hosts)
+    w.start("a")
+    idle, busy = w.connect(), w.connect()
+    for c in (idle, busy):
+        c.send(request(1, 10, 10))
+        expect_reply(c, 1, 10)
+    snap = w.checkpoint(stop=False)
+    busy.send(request(2, 10, 10))
+    expect_reply(busy, 2, 10)
+    w.program.kill()
+    w.program.wait()
+    w.restore(snap, "b")
+    idle.send(request(2, 30, 30))
+    expect_reply(idle, 2, 30)
+    expect_equal(busy.read_to_end(timeout=60), b"", "what the busy connection got")
+    expect("not the gateway's" in w.log(), f"the gateway's log: {w.log()}")
+    expect("comes back reset" in w.program_log(), f"the restore's warnings: {w.program_log()}")
+
+
+@cases
+@with_world
+def partial_request(env, hosts):
+    """The program stops while a request is half received: the first half
+    was read by the program (or waits in the kernel and is drained into the
+    snapshot), the second half comes after the move; the reply is whole."""
+    w = World(env, hosts)
+    w.start("a")
+    c = w.connect()
+    c.send(request(1, 100, 0))
+    expect_reply(c, 1, 100)
+    whole = request(2, 5000, 200000)
+    c.send(whole[:100000])
+    time.sleep(0.3)
+    snap = w.checkpoint()
+    rc, out, err = env.run(["inspect", "--json", snap])
+    expect(rc == 0, f"inspect: {err}")
+    w.restore(snap, "b")
+    c.send(whole[100000:])
+    expect_reply(c, 2, 5000)
+    c.send(b"STAT 3\n")
+    expect_equal(c.read_line(), f"STAT 3 {len(request(1, 100, 0)) + len(whole) + 7} "
+                 f"{len('REP 1 100') + 1 + 100 + len('REP 2 5000') + 1 + 5000}", "counts")
+    c.close()
+
+
+@cases
+@with_world
+def unread_bytes(env, hosts):
+    """Bytes the kernel received that the program had not read are drained
+    into the snapshot and read by the restored program."""
+    w = World(env, hosts)
+    w.start("a", program="gw_sleeper")
+    c = w.connect()
+    c.send(b"hello\n")
+    expect_equal(c.read_line(), "sleeping", "the sleeper's greeting")
+    data = body(5, 300000)
+    c.send(data)
+    time.sleep(0.5)  # in the kernel of host a by now; the program sleeps
+    snap = w.checkpoint()
+    rc, out, err = env.run(["inspect", "--json", snap])
+    expect(rc == 0, f"inspect: {err}")
+    gway = [s for s in json.loads(out)["sections"] if s.get("tag") == "GWAY"]
+    expect(gway, f"no GWAY section: {out[:2000]}")
+    conns = gway[0]["content"]["connections"]
+    expect(len(conns) == 1 and conns[0]["unread"] > 0,
+           f"the snapshot holds no unread bytes: {conns}")
+    w.restore(snap, "b")
+    wake = w.connect()  # the sleeper reads the first connection once a second one comes
+    c.shutdown()
+    echoed = c.read_to_end()
+    expect(echoed == data, f"echoed {len(echoed)} bytes, not the {len(data)} sent")
+    wake.close()
+
+
+@cases
+@with_world
+def big_reply(env, hosts):
+    """The program stops in the middle of sending a 1 MiB reply (the client
+    reads slowly, the gateway's buffer is small): the rest comes from the
+    restored program, byte for byte."""
+    w = World(env, hosts, buffer="64K")
+    w.start("a")
+    c = w.connect()
+    size = 1 << 20
+    c.send(request(1, size, 10))
+    expect_equal(c.read_line(), f"REP 1 {size}", "reply line")
+    first = c.read_exact(100000)
+    time.sleep(0.3)  # the program is blocked sending the rest
+    w.move("b")
+    rest = c.read_exact(size - 100000)
+    expect(first + rest == reply_bytes(1, size), "the 1 MiB reply differs")
+    c.send(request(2, 10, 10))
+    expect_reply(c, 2, 10)
+    c.close()
+
+
+@cases
+@with_world
+def held_while_away(env, hosts):
+    """While the program is away the gateway holds connections, reads up to
+    its buffer then stops (the client's sends block: back-pressure, nothing
+    dropped), and accepts new clients, which the restored program serves."""
+    w = World(env, hosts, buffer="64K")
+    w.start("a")
+    c = w.connect()
+    c.send(request(1, 10, 0))
+    expect_reply(c, 1, 10)
+    snap = w.checkpoint()
+    # Far more than the gateway buffers: the relay's sends block.
+    big = b"".join(request(seq, 10, 4000) for seq in range(2, 402))
+    c.send(big)
+    late = w.connect()  # accepted while the program is away
+    late.send(request(1, 20, 5))
+    time.sleep(1)
+    w.restore(snap, "b")
+    for seq in range(2, 402):
+        expect_reply(c, seq, 10)
+    expect_reply(late, 1, 20)
+    c.close()
+    late.close()
+
+
+@cases
+@with_world
+def outgoing(env, hosts):
+    """A program's own connection to a service, made through the gateway,
+    survives a move in the middle of the conversation."""
+    w = World(env, hosts)
+    service = Service(hosts)
+    control = w.control_socket(0)
+    log = w._log_file()
+    proc = hosts.start("a", env.tern + [
+        "run", "--gateway", w.control_address("a"), "--key", w.key, "--control", control,
+        "--allow-connect", f"{ADDRESS['clients']}:{service.port}", env.wasm("gw_client"),
+        ADDRESS["clients"], str(service.port), "400"], stderr=log)
+    w._started("a", proc, control)
+    testlib.wait_for(lambda: service.requests >= 50, "the program's first requests")
+    w.move("b")
+    testlib.wait_for(lambda: service.requests >= 200, "requests after the move")
+    w.move("a")
+    rc = w.program.wait(timeout=testlib.TIMEOUT)
+    out = w.program.stdout.read().decode()
+    expect(rc == 0, f"gw_client exit status {rc}: {out} {w.program_log()}")
+    expect("done 400 replies, counts agree" in out, f"gw_client: {out}")
+    expect_equal(service.connections, 1, "connections the service saw")
+    service.close()
+
+
+@cases
+@with_world
+def hold_expires(env, hosts):
+    """A program that does not come back within --hold: the gateway closes
+    its held connections cleanly (end of stream after every byte the
+    program sent), and the clients that came meanwhile too."""
+    w = World(env, hosts, hold="1s")
+    w.start("a")
+    c = w.connect()
+    c.send(request(1, 10, 0))
+    expect_reply(c, 1, 10)
+    w.checkpoint()
+    late = w.connect()
+    expect_equal(c.read_to_end(timeout=30), b"", "what a held client got")
+    expect_equal(late.read_to_end(timeout=30), b"", "what a waiting client got")
+    expect("did not come back" in w.log(), "the gateway's log")
+
+
+@cases
+@with_world
+def refusals(env, hosts):
+    """Bad keys and strangers get nowhere: a backend with another key cannot
+    register; a connection to the program's listener that does not come
+    from the gateway never reaches the program; a restore of a published
+    program without --key says what it needs; --no-gateway restores it
+    without (its connections reset)."""
+    w = World(env, hosts)
+    other = env.path("other.key")
+    env.run(["keygen", other])
+    r = hosts.run("a", env.tern + ["run", "--listen", f"0.0.0.0:{SERVER_PORT + 1}", "--gateway",
+                                   w.control_address("a"), "--key", other, env.wasm("gw_server")])
+    expect(r.returncode == 1 and b"cannot register with gateway" in r.stderr,
+           f"a backend with another key: {r.returncode} {r.stderr!r}")
+    w.start("a")
+    # A stranger on host b connects straight to the program's listener.
+    stranger = hosts.start("b", [sys.executable, "-c", (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('{ADDRESS['a']}',{SERVER_PORT}))\n"
+        "s.sendall(b'PEER 1\\n'+b'x'*200)\n"
+        "try:\n"
+        "    print(repr(s.recv(100)),flush=True)\n"
+        "except ConnectionResetError:\n"
+        "    print('reset',flush=True)\n")])
+    out, err = stranger.communicate(timeout=60)
+    expect(out.decode().strip() in ("b''", "reset"),
+           f"what a stranger got from the program: {out!r} {err!r}")
+    c = w.connect()
+    c.send(request(1, 10, 0))
+    expect_reply(c, 1, 10)
+    snap = w.checkpoint()
+    r = hosts.run("b", env.tern + ["restore", snap])
+    expect(r.returncode == 1 and b"--key" in r.stderr and r.stderr.count(b"\n") == 1,
+           f"a restore without --key: {r.returncode} {r.stderr!r}")
+    # Without the gateway the restored program takes its clients itself.
+    hosts.start("b", env.tern + ["restore", snap, "--no-gateway"])
+    direct = hosts.start("clients", [sys.executable, "-c", (
+        "import socket,time\n"
+        "while True:\n"
+        "    try:\n"
+        f"        s=socket.create_connection(('{ADDRESS['b']}',{SERVER_PORT})); break\n"
+        "    except OSError: time.sleep(0.05)\n"
+        "s.sendall(b'PEER 7\\n')\n"
+        "print(s.makefile().readline().split()[0:2],flush=True)\n")])
+    out, err = direct.communicate(timeout=60)
+    expect_equal(out.decode().strip(), "['PEER', '7']", f"a direct client of the restored program ({err!r})")
+
+
+class Service:
+    """The service a program connects out to (on the clients' host): it
+    answers the test protocol; counts requests and connections."""
+
+    def __init__(self, hosts):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = hosts.start("clients", [sys.executable, os.path.join(here, "service.py")])
+        line = self.proc.stdout.readline().decode()
+        self.port = int(line.split()[-1])
+        self.requests = 0
+        self.connections = 0
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self):
+        for raw in self.proc.stdout:
+            line = raw.decode()
+            if line.startswith("request"):
+                self.requests += 1
+            elif line.startswith("connection"):
+                self.connections += 1
+
+    def close(self):
+        testlib.kill_if_running(self.proc)
+
+
+def make_env(env, args):
+    env.load_client = os.path.abspath(args.load_client)
+    return env
+
+
+if __name__ == "__main__":
+    sys.exit(cases.main(__doc__, add_arguments=lambda ap: ap.add_argument(
+        "--load-client", required=True, help="the load_client binary"), make_env=make_env))
