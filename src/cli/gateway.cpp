@@ -49,9 +49,9 @@ int serve(const GatewayCliOptions& o) {
   migrate::GatewayOptions options;
   options.listen = o.listen;
   options.control = o.control;
-  options.key = migrate::Key::load(o.key);
   options.hold = parse_duration(o.hold, "--hold");
   options.buffer = parse_size(o.buffer);
+  options.key = migrate::Key::load(o.key);
   options.allow_connect = o.allow_connect;
   options.verbose = o.verbose;
   migrate::Gateway gateway(std::move(options));

@@ -158,10 +158,15 @@ struct Gateway::Impl {
   std::mutex events_mutex;
   std::deque<SessionEvent> events;
 
+  // Verbose lines carry the seconds since the gateway started, so that a
+  // program's time away can be read off its log.
+  const Clock::time_point started = Clock::now();
   template <typename... Args>
   void log(fmt::format_string<Args...> format, Args&&... args) {
     if (!opt.verbose) return;
-    fmt::print(stderr, "tern gateway: {}\n", fmt::format(format, std::forward<Args>(args)...));
+    const double t = std::chrono::duration<double>(Clock::now() - started).count();
+    fmt::print(stderr, "tern gateway: [{:.6f}] {}\n", t,
+               fmt::format(format, std::forward<Args>(args)...));
   }
 
   // --- epoll
@@ -988,6 +993,7 @@ void Gateway::Impl::on_message(Session& s, const Message& m) {
     return on_thaw(*p);
   case MsgType::Ready:
     p->ready = true;
+    log("program {} is ready at {}", short_id(p->id), p->backend);
     return offer_waiting(*p);
   case MsgType::Bye:
     return on_bye(*p);
