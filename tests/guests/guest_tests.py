@@ -788,6 +788,16 @@ def bad_usage(env):
         "no command": ([], "command"),
         "unknown option, no command": (["--bogus"], "unknown option '--bogus'"),
         "unknown command": (["bogus", wasm], "bogus"),
+        "--gateway without --key": (["run", "--gateway", "127.0.0.1:1", wasm], "--key"),
+        "--key without --gateway": (["run", "--key", "k", wasm], "--gateway"),
+        "--gateway with --invoke": (["run", "--gateway", "127.0.0.1:1", "--key", "k",
+                                     "--invoke", "f", wasm], "--invoke"),
+        "restore --no-gateway --key": (["restore", "--no-gateway", "--key", "k", "x.snap"],
+                                       "--no-gateway"),
+        "gateway, no --key": (["gateway", "--listen", "127.0.0.1:0", "--control",
+                               "127.0.0.1:0"], "--key"),
+        "gateway --hold bogus": (["gateway", "--listen", "127.0.0.1:0", "--control",
+                                  "127.0.0.1:0", "--key", wasm, "--hold", "bogus"], "--hold"),
     }
     for what, (args, mention) in attempts.items():
         expect_refused(env, what, args, mention)
@@ -805,7 +815,7 @@ def help(env):
     # (the text may differ where it depends on the host, as --target's default).
     option = re.compile(r"^\s+(?:-\w,)?(--[\w-]+)", re.M)
     for command in ("run", "restore", "compile", "wast", "checkpoint", "inspect", "keygen",
-                    "serve", "migrate"):
+                    "serve", "migrate", "gateway"):
         rc, out, _ = env.run([command, "--help"])
         expect_equal(rc, 0, f"exit code of {command} --help")
         block = re.search(r"```\n[^\n]*\nUsage: tern " + command + r" (.*?)```", doc, re.S)
