@@ -173,6 +173,12 @@ struct Gateway::Impl {
   void watch(int fd, uint64_t what, uint32_t events);
   void interest(int fd, uint64_t what, uint32_t& current, uint32_t want);
   void update(Conn& c);
+  // When the loop must wake up without an event: the earliest deadline
+  // set since the last scan (wake_at), or a little later for one removed.
+  std::optional<Clock::time_point> next_deadline;
+  void wake_at(Clock::time_point t);
+  void retry_dial(Conn& c);
+  std::optional<Clock::time_point> earliest_deadline() const;
   int next_timeout() const;
   void dispatch(uint64_t what, uint32_t events);
 
@@ -314,7 +320,9 @@ void Gateway::Impl::dispatch(uint64_t what, uint32_t events) {
 
 // The next deadline among dial retries, holds, lingering closes and data
 // handshakes, as epoll's timeout.
-int Gateway::Impl::next_timeout() const {
+// The earliest of the deadlines of dial retries, holds, lingering closes
+// and data handshakes (a scan: only when one is due).
+std::optional<Clock::time_point> Gateway::Impl::earliest_deadline() const {
   std::optional<Clock::time_point> next;
   auto consider = [&](const std::optional<Clock::time_point>& t) {
     if (t && (!next || *t < *next)) next = t;
@@ -326,8 +334,22 @@ int Gateway::Impl::next_timeout() const {
   }
   for (const auto& [id, p] : programs) consider(p->hold_until);
   for (const auto& [id, h] : handshakes) consider(h->deadline);
-  if (!next) return -1;
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
+  return next;
+}
+
+void Gateway::Impl::wake_at(Clock::time_point t) {
+  if (!next_deadline || t < *next_deadline) next_deadline = t;
+}
+
+// An offer that could not be made is made again a little later.
+void Gateway::Impl::retry_dial(Conn& c) {
+  c.dial_after = Clock::now() + kDialRetry;
+  wake_at(*c.dial_after);
+}
+
+int Gateway::Impl::next_timeout() const {
+  if (!next_deadline) return -1;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next_deadline - Clock::now()).count();
   return int(std::clamp<int64_t>(ms, 0, 60'000));
 }
 
@@ -391,6 +413,8 @@ void Gateway::Impl::accept_clients() {
     if (publisher && !publisher->ended) {
       conn.program = publisher;
       publisher->conns.insert(conn.id);
+    } else {
+      wake_at(conn.accepted + opt.hold); // no program takes it (yet)
     }
     log("client {} is connection {}", conn.peer_address.to_string(), conn.id);
     if (conn.program) dial(conn);
@@ -439,8 +463,10 @@ void Gateway::Impl::read_peer(Conn& c) {
   }
   while (!c.peer_eof && c.to_backend.size() < opt.buffer) {
     size_t n = 0;
-    switch (c.to_backend.read_from(c.peer.get(), opt.buffer - c.to_backend.size(), n)) {
+    bool drained = false;
+    switch (c.to_backend.read_from(c.peer.get(), opt.buffer - c.to_backend.size(), n, drained)) {
     case ByteQueue::Io::Moved:
+      if (drained) return; // epoll says when more comes
       continue;
     case ByteQueue::Io::End:
       c.peer_eof = true;
@@ -489,7 +515,7 @@ void Gateway::Impl::dial(Conn& c) {
   util::UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd ||
       (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS)) {
-    c.dial_after = Clock::now() + kDialRetry;
+    retry_dial(c);
     return;
   }
   set_nodelay(fd.get());
@@ -507,7 +533,7 @@ void Gateway::Impl::dial_done(Conn& c) {
     log("connection {}: offer to {} failed: {}", c.id, c.program->listener.to_string(),
         std::strerror(error));
     detach_link(c);
-    c.dial_after = Clock::now() + kDialRetry;
+    retry_dial(c);
     return;
   }
   c.link_state = LinkState::Offered;
@@ -525,14 +551,14 @@ void Gateway::Impl::read_take(Conn& c) {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n <= 0) { // not taken (the backend stopped, or refused it): offered again later
     detach_link(c);
-    c.dial_after = Clock::now() + kDialRetry;
+    retry_dial(c);
     return;
   }
   c.take.insert(c.take.end(), buffer, buffer + n);
   if (c.take.size() < kTakeSize) return;
   if (decode_take(c.take) != c.id) {
     detach_link(c);
-    c.dial_after = Clock::now() + kDialRetry;
+    retry_dial(c);
     return;
   }
   c.link_state = LinkState::Attached;
@@ -546,10 +572,13 @@ void Gateway::Impl::read_link(Conn& c) {
     size_t room = opt.buffer > c.to_peer.size() ? opt.buffer - c.to_peer.size() : 0;
     if (c.absorbing()) room = std::max<size_t>(room, size_t(c.freeze_sent - c.received));
     size_t n = 0;
-    switch (c.to_peer.read_from(c.link.get(), room, n)) {
+    bool drained = false;
+    switch (c.to_peer.read_from(c.link.get(), room, n, drained)) {
     case ByteQueue::Io::Moved:
       c.received += n;
-      continue;
+      if (!drained) continue;
+      if (c.frozen && c.program) check_freeze(*c.program);
+      return; // epoll says when more comes
     case ByteQueue::Io::End:
       return link_ended(c, false);
     case ByteQueue::Io::Again:
@@ -622,7 +651,7 @@ bool Gateway::Impl::write_handshake(Conn& c) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
     if (c.link_state == LinkState::Offered) { // not taken: offered again later
       detach_link(c);
-      c.dial_after = Clock::now() + kDialRetry;
+      retry_dial(c);
     } else {
       link_ended(c, true);
     }
@@ -669,11 +698,14 @@ void Gateway::Impl::pump(Conn& c) {
     ::shutdown(c.peer.get(), SHUT_WR);
     c.peer_shut = true;
   }
-  // Reading may have stopped for a full buffer that has room again.
-  if (c.link_state == LinkState::Attached && !c.backend_eof && c.to_peer.size() < opt.buffer)
+  // A side not watched for reading (its buffer was full) may have bytes
+  // waiting now that there is room; a watched one wakes the loop itself.
+  if (!(c.link_events & EPOLLIN) && c.link_state == LinkState::Attached && !c.backend_eof &&
+      c.to_peer.size() < opt.buffer)
     read_link(c);
   if (!alive(id)) return;
-  if (!c.peer_connecting && !c.peer_eof && c.to_backend.size() < opt.buffer && !c.closing_until)
+  if (!(c.peer_events & EPOLLIN) && !c.peer_connecting && !c.peer_eof &&
+      c.to_backend.size() < opt.buffer && !c.closing_until)
     read_peer(c);
   if (!alive(id)) return;
   finish_if_done(c);
@@ -705,6 +737,7 @@ void Gateway::Impl::close_cleanly(Conn& c) {
   c.peer_shut = true;
   c.to_peer = {};
   c.closing_until = Clock::now() + kLinger;
+  wake_at(*c.closing_until);
   update(c);
 }
 
@@ -740,6 +773,7 @@ void Gateway::Impl::accept_control() {
     h->id = next_token++;
     h->peer = address_text(from, len);
     h->deadline = Clock::now() + kDataHandshakeTimeout;
+    wake_at(h->deadline);
     h->fd = std::move(fd);
     watch(h->fd.get(), token(Watch::DataHandshake, h->id), EPOLLIN);
     handshakes[h->id] = std::move(h);
@@ -890,21 +924,13 @@ void Gateway::Impl::serve_session(std::shared_ptr<Session> s, util::UniqueFd fd)
       if (s->cancelled) throw ChannelCancelled("cancelled");
       s->channel = ch.get();
     }
-    std::vector<uint8_t> buffer;
     for (;;) {
+      // Between messages a channel may stay idle for ever (the read
+      // timeout counts from here).
       while (!ch->readable(std::chrono::milliseconds(60'000))) {
       }
-      uint8_t head[4];
-      if (!ch->read_exact(head)) break; // closed cleanly
-      buffer.assign(head, head + 4);
-      const uint32_t length = uint32_t(head[0]) | uint32_t(head[1]) << 8 | uint32_t(head[2]) << 16 |
-                              uint32_t(head[3]) << 24;
-      if (length == 0 || length > kMaxMessage)
-        throw ChannelError(fmt::format("a message of {} bytes", length));
-      buffer.resize(4 + length);
-      if (!ch->read_exact(std::span<uint8_t>(buffer).subspan(4)))
-        throw ChannelError("the channel ended in a message");
-      std::optional<Message> m = unframe(buffer);
+      std::optional<Message> m = read_message(*ch);
+      if (!m) break; // closed cleanly
       const bool wants_reply = m->type == MsgType::Register || m->type == MsgType::Freeze;
       post({s->token, std::move(m), ""});
       if (!wants_reply) continue;
@@ -1197,6 +1223,7 @@ void Gateway::Impl::leave(Program& p) {
   p.freeze.reset();
   by_session.erase(p.session);
   p.hold_until = Clock::now() + opt.hold;
+  wake_at(*p.hold_until);
   std::vector<uint64_t> ids(p.conns.begin(), p.conns.end());
   for (uint64_t id : ids) {
     if (!alive(id)) continue;
@@ -1223,6 +1250,7 @@ void Gateway::Impl::offer_waiting(Program& p) {
 
 void Gateway::Impl::expire_holds() {
   const auto now = Clock::now();
+  if (!next_deadline || now < *next_deadline) return;
   std::vector<uint64_t> lingered, redial, unclaimed;
   for (auto& [id, c] : conns) {
     if (c->closing_until && now >= *c->closing_until)
@@ -1253,6 +1281,7 @@ void Gateway::Impl::expire_holds() {
     if (publisher == p) publisher = nullptr;
     forget_if_done(*p);
   }
+  next_deadline = earliest_deadline();
 }
 
 // A program nobody runs and that has no connections is forgotten.

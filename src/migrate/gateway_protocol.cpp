@@ -85,11 +85,20 @@ std::optional<std::span<const uint8_t>> opened(std::span<const uint8_t> bytes, s
   return body;
 }
 
-std::array<uint8_t, 16> read_id(PayloadReader& r) {
-  std::array<uint8_t, 16> id;
-  auto b = r.bytes(16);
-  std::copy(b.begin(), b.end(), id.begin());
-  return id;
+// An authenticated handshake's fields after its magic, read by `read`;
+// nullopt when its size, magic or MAC is wrong, or a field is.
+template <typename T, typename Read>
+std::optional<T> decode_sealed(std::span<const uint8_t> bytes, size_t size,
+                               const std::array<uint8_t, kMagicSize>& magic, const SessionKey& key,
+                               Read read) {
+  auto body = opened(bytes, size, magic, key);
+  if (!body) return std::nullopt;
+  try {
+    PayloadReader r(body->subspan(kMagicSize), "handshake");
+    return read(r);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 template <typename T>
@@ -121,6 +130,25 @@ std::string hex(std::span<const uint8_t> bytes) {
   std::string out;
   for (uint8_t b : bytes) out += fmt::format("{:02x}", b);
   return out;
+}
+
+Id128 read_id(PayloadReader& r) {
+  Id128 id;
+  auto b = r.bytes(id.size());
+  std::copy(b.begin(), b.end(), id.begin());
+  return id;
+}
+
+std::optional<Message> read_message(util::ByteSource& in) {
+  std::vector<uint8_t> buffer(4);
+  if (!in.read_exact(buffer)) return std::nullopt;
+  const uint32_t length = PayloadReader(buffer, "gateway channel").u32();
+  if (length == 0 || length > kMaxMessage)
+    throw Error(fmt::format("gateway channel: a message of {} bytes", length));
+  buffer.resize(4 + length);
+  if (!in.read_exact(std::span<uint8_t>(buffer).subspan(4)))
+    throw Error("gateway channel: it ended in the middle of a message");
+  return unframe(buffer);
 }
 
 std::vector<uint8_t> frame(MsgType type, std::span<const uint8_t> payload) {
@@ -325,18 +353,13 @@ uint64_t session_of(std::span<const uint8_t> handshake) {
 }
 
 std::optional<Offer> decode_offer(std::span<const uint8_t> bytes, const SessionKey& key) {
-  auto body = opened(bytes, kOfferSize, kOfferMagic, key);
-  if (!body) return std::nullopt;
-  try {
-    PayloadReader r(body->subspan(kMagicSize), "offer");
+  return decode_sealed<Offer>(bytes, kOfferSize, kOfferMagic, key, [](PayloadReader& r) {
     Offer m;
     m.session = r.u64();
     m.id = r.u64();
     m.peer = get_address(r);
     return m;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  });
 }
 
 std::optional<uint64_t> decode_take(std::span<const uint8_t> bytes) {
@@ -346,30 +369,24 @@ std::optional<uint64_t> decode_take(std::span<const uint8_t> bytes) {
 }
 
 std::optional<Join> decode_join(std::span<const uint8_t> bytes, const SessionKey& key) {
-  auto body = opened(bytes, kJoinSize, kJoinMagic, key);
-  if (!body) return std::nullopt;
-  PayloadReader r(body->subspan(kMagicSize), "join");
-  Join m;
-  m.session = r.u64();
-  m.id = r.u64();
-  m.received = r.u64();
-  m.sent = r.u64();
-  return m;
+  return decode_sealed<Join>(bytes, kJoinSize, kJoinMagic, key, [](PayloadReader& r) {
+    Join m;
+    m.session = r.u64();
+    m.id = r.u64();
+    m.received = r.u64();
+    m.sent = r.u64();
+    return m;
+  });
 }
 
 std::optional<Connect> decode_connect(std::span<const uint8_t> bytes, const SessionKey& key) {
-  auto body = opened(bytes, kConnectSize, kConnectMagic, key);
-  if (!body) return std::nullopt;
-  try {
-    PayloadReader r(body->subspan(kMagicSize), "connect");
+  return decode_sealed<Connect>(bytes, kConnectSize, kConnectMagic, key, [](PayloadReader& r) {
     Connect m;
     m.session = r.u64();
     m.sequence = r.u64();
     m.target = get_address(r);
     return m;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  });
 }
 
 std::optional<Reply> decode_reply(std::span<const uint8_t> bytes) {

@@ -6,6 +6,8 @@
 // sockets here.
 #pragma once
 
+#include "snapshot/payload.h"
+#include "util/byte_stream.h"
 #include "wasi/fd_table.h"
 
 #include <array>
@@ -25,6 +27,7 @@ using Mac = std::array<uint8_t, 32>;
 Id128 random_id();
 SessionKey random_key();
 std::string hex(std::span<const uint8_t> bytes);
+Id128 read_id(snapshot::PayloadReader& r);
 
 // --- Control messages ---------------------------------------------------------
 
@@ -108,6 +111,9 @@ std::vector<uint8_t> frame(MsgType type, std::span<const uint8_t> payload);
 // A whole message at the front of `buffer`: removed from it. nullopt when
 // incomplete; throws tern::Error for a malformed frame.
 std::optional<Message> unframe(std::vector<uint8_t>& buffer);
+// The next message on a channel; nullopt when it ends cleanly before one.
+// Throws tern::Error for a malformed frame or a channel cut in one.
+std::optional<Message> read_message(util::ByteSource& in);
 
 std::vector<uint8_t> encode(const RegisterMsg& m);
 std::vector<uint8_t> encode(const RegisteredMsg& m);

@@ -16,13 +16,6 @@ using snapshot::PayloadWriter;
 constexpr size_t kMaxAddressText = 1024;
 constexpr uint32_t kNoListener = 0xFFFFFFFF;
 
-Id128 read_id(PayloadReader& r) {
-  Id128 id;
-  auto b = r.bytes(id.size());
-  std::copy(b.begin(), b.end(), id.begin());
-  return id;
-}
-
 } // namespace
 
 snapshot::ExtensionSection encode_section(const GatewayRecords& g) {

@@ -7,10 +7,6 @@
 namespace tern::migrate::gateway {
 namespace {
 
-// One recv or send moves at most this much: a busy connection cannot keep
-// the loop from the others for long.
-constexpr size_t kMaxMove = size_t(256) << 10;
-
 ByteQueue::Io failed_or_again() {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? ByteQueue::Io::Again
                                                                    : ByteQueue::Io::Failed;
@@ -29,8 +25,9 @@ void ByteQueue::consume(size_t n) {
   }
 }
 
-ByteQueue::Io ByteQueue::read_from(int fd, size_t room, size_t& n) {
+ByteQueue::Io ByteQueue::read_from(int fd, size_t room, size_t& n, bool& drained) {
   n = 0;
+  drained = false;
   const size_t want = std::min(room, kMaxMove);
   if (want == 0) return Io::Again;
   const size_t old = bytes_.size();
@@ -41,6 +38,7 @@ ByteQueue::Io ByteQueue::read_from(int fd, size_t room, size_t& n) {
   errno = saved;
   if (got > 0) {
     n = size_t(got);
+    drained = n < want;
     return Io::Moved;
   }
   if (got == 0) return Io::End;

@@ -23,6 +23,10 @@ using Clock = std::chrono::steady_clock;
 // Bytes on their way from one socket to another.
 class ByteQueue {
 public:
+  // One recv or send moves at most this much: a busy connection cannot keep
+  // the loop from the others for long.
+  static constexpr size_t kMaxMove = size_t(256) << 10;
+
   size_t size() const { return bytes_.size() - head_; }
   bool empty() const { return size() == 0; }
   std::span<const uint8_t> data() const { return std::span<const uint8_t>(bytes_).subspan(head_); }
@@ -31,8 +35,9 @@ public:
 
   // What the socket calls returned, boiled down.
   enum class Io { Moved, End, Again, Failed };
-  // Reads at most `room` bytes from `fd` (one recv); `n` is how many.
-  Io read_from(int fd, size_t room, size_t& n);
+  // Reads at most `room` bytes from `fd` (one recv); `n` is how many, and
+  // `drained` says the socket had no more (a short read).
+  Io read_from(int fd, size_t room, size_t& n, bool& drained);
   // Writes from the front to `fd` (one send); `n` is how many.
   Io write_to(int fd, size_t& n);
 
