@@ -95,17 +95,9 @@ void GatewayBackend::send(MsgType type, std::span<const uint8_t> payload) {
 
 Message GatewayBackend::request(MsgType type, std::span<const uint8_t> payload, MsgType expected) {
   send(type, payload);
-  std::vector<uint8_t> buffer(4);
-  if (!channel_->read_exact(buffer))
-    throw Error(fmt::format("gateway {} closed the channel", gateway_));
-  const uint32_t length = uint32_t(buffer[0]) | uint32_t(buffer[1]) << 8 |
-                          uint32_t(buffer[2]) << 16 | uint32_t(buffer[3]) << 24;
-  if (length == 0 || length > kMaxMessage)
-    throw Error(fmt::format("gateway {}: a message of {} bytes", gateway_, length));
-  buffer.resize(4 + length);
-  if (!channel_->read_exact(std::span<uint8_t>(buffer).subspan(4)))
-    throw Error(fmt::format("gateway {} closed the channel", gateway_));
-  Message m = *unframe(buffer);
+  std::optional<Message> reply = read_message(*channel_);
+  if (!reply) throw Error(fmt::format("gateway {} closed the channel", gateway_));
+  Message m = std::move(*reply);
   if (m.type == MsgType::Error)
     throw Error(fmt::format("gateway {} refused: {}", gateway_,
                             std::string(m.payload.begin(), m.payload.end())));
@@ -179,20 +171,28 @@ void GatewayBackend::restoring(const snapshot::ExtensionSection* section,
   for (const ConnectionRecord& c : saved_->connections) wasi.relayed_streams.insert(c.fd);
 }
 
+bool GatewayBackend::joins() const {
+  return !opt_.no_gateway && (saved_ || !opt_.gateway.empty());
+}
+
 void GatewayBackend::restored(wasi::WasiContext& ctx) {
-  if (opt_.no_gateway || (!saved_ && opt_.gateway.empty())) return;
+  if (!joins()) return;
   gateway_ = opt_.gateway.empty() ? saved_->gateway : opt_.gateway;
-  std::vector<HeldConnection> held;
   if (saved_) {
     program_ = saved_->program;
     instance_ = saved_->instance;
     listener_fd_ = saved_->listener_fd;
+    if (listener_fd_) {
+      const wasi::FdEntry* e = ctx.fds().find(*listener_fd_);
+      if (!e || e->kind != wasi::FdKind::TcpListener)
+        throw Error(fmt::format("section GWAY: fd {} is not a listening socket in the WASI state",
+                                *listener_fd_));
+    }
     for (const ConnectionRecord& c : saved_->connections) {
       const wasi::FdEntry* e = ctx.fds().find(c.fd);
       if (!e || e->kind != wasi::FdKind::TcpStream || e->host)
         throw Error(
             fmt::format("section GWAY: fd {} is not a connected socket in the WASI state", c.fd));
-      held.push_back({c.id, c.outgoing, c.received, c.sent});
     }
   } else { // published from now on: its first listening socket
     program_ = random_id();
@@ -202,6 +202,30 @@ void GatewayBackend::restored(wasi::WasiContext& ctx) {
         break;
       }
   }
+  if (!opt_.join_when_resuming) join(ctx);
+}
+
+void GatewayBackend::resuming(wasi::WasiContext& ctx) {
+  if (!joins() || !opt_.join_when_resuming) return;
+  // The program must run now whatever happens (a migration's source is
+  // gone): without the gateway, if need be.
+  try {
+    join(ctx);
+  } catch (const Error& e) {
+    warn(fmt::format("{}; the program runs without the gateway, its connections reset",
+                     e.what()));
+    channel_.reset();
+    reset_unjoined(ctx);
+  }
+}
+
+// Registers with the recorded connections, re-joins them, publishes the
+// listener and lets the gateway offer new clients.
+void GatewayBackend::join(wasi::WasiContext& ctx) {
+  std::vector<HeldConnection> held;
+  if (saved_)
+    for (const ConnectionRecord& c : saved_->connections)
+      held.push_back({c.id, c.outgoing, c.received, c.sent});
   RegisteredMsg reply;
   register_program(ctx, held, reply);
   rejoin(ctx, reply);
@@ -288,7 +312,6 @@ void GatewayBackend::rejoin(wasi::WasiContext& ctx, const RegisteredMsg& registe
     for (size_t k = 0; k < fds.size(); ++k)
       if (fds[k].revents) step(*waiting[k], fds[k].revents);
   }
-  std::set<uint32_t> joined;
   for (Joining& j : joins) {
     if (!j.ok) {
       warn(fmt::format("fd {}: connection {} comes back reset: the gateway did not take it back",
@@ -306,11 +329,17 @@ void GatewayBackend::rejoin(wasi::WasiContext& ctx, const RegisteredMsg& registe
     e.gateway->received = c.received;
     e.gateway->sent = c.sent;
     e.gateway->unread = c.unread;
-    joined.insert(c.fd);
   }
+  reset_unjoined(ctx);
+}
+
+// The recorded connections that were not re-joined come back reset, as
+// connected sockets do without a gateway.
+void GatewayBackend::reset_unjoined(wasi::WasiContext& ctx) {
+  if (!saved_) return;
   for (const ConnectionRecord& c : saved_->connections) {
-    if (joined.count(c.fd)) continue;
     wasi::FdEntry& e = *ctx.fds().find(c.fd);
+    if (e.host) continue;
     e.host = wasi::reset_connection();
     if (!e.host)
       throw Error(

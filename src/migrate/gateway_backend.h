@@ -31,6 +31,11 @@ struct BackendOptions {
   bool no_gateway = false;
   // How long the gateway may take to answer (registration, a checkpoint).
   std::chrono::milliseconds timeout{10'000};
+  // A migration's target: register only when the program is about to run
+  // (after the source committed), and run it without the gateway rather
+  // than not at all if that fails. Otherwise a restore registers at once,
+  // and a failure ends it.
+  bool join_when_resuming = false;
 };
 
 class GatewayBackend final : public wasi::GatewayLink,
@@ -45,6 +50,7 @@ public:
   void started(wasi::WasiContext& ctx) override;
   void restoring(const snapshot::ExtensionSection* section, wasi::RestoreOptions& wasi) override;
   void restored(wasi::WasiContext& ctx) override;
+  void resuming(wasi::WasiContext& ctx) override;
   snapshot::ExtensionSection checkpoint(wasi::WasiContext& ctx) override;
   void resumed() override;
   void ended() override;
@@ -64,7 +70,10 @@ private:
   gateway::Message request(gateway::MsgType type, std::span<const uint8_t> payload,
                            gateway::MsgType expected);
   void send(gateway::MsgType type, std::span<const uint8_t> payload = {});
+  bool joins() const;
+  void join(wasi::WasiContext& ctx);
   void rejoin(wasi::WasiContext& ctx, const gateway::RegisteredMsg& registered);
+  void reset_unjoined(wasi::WasiContext& ctx);
   void lost(const std::string& why);
 
   BackendOptions opt_;

@@ -195,7 +195,7 @@ void Program::apply_restored(const snapshot::Snapshot& s, const std::string& sou
                             s.threads.size()));
   const runtime::ViewThread& view = s.threads[0].view;
   store_->engine().restore(*thread_, *instance_, view);
-  started_ = stopped_ = true;
+  started_ = stopped_ = restored_ = true;
   if (stopped_in_guest_checkpoint(view)) guest_checkpoint_ = GuestCheckpoint::Restored;
 }
 
@@ -210,6 +210,9 @@ ExecOutcome Program::run() {
   } else {
     if (!stopped_) throw Error("internal error: the program is not stopped");
     util::trace_time("guest continues");
+    if (restored_)
+      for (auto& participant : participants_) participant->resuming(*wasi_);
+    restored_ = false;
     if (participant_sections_)
       for (auto& participant : participants_) participant->resumed();
     participant_sections_.reset();

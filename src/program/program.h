@@ -40,8 +40,11 @@ public:
   // section (null when the snapshot has none); it may change how WASI
   // restores.
   virtual void restoring(const snapshot::ExtensionSection*, wasi::RestoreOptions&) {}
-  // After the WASI context is rebuilt, before the program continues.
+  // After the WASI context is rebuilt.
   virtual void restored(wasi::WasiContext&) {}
+  // A restored program is about to continue for the first time (for a
+  // migration's target: only after the source committed).
+  virtual void resuming(wasi::WasiContext&) {}
   // The program is stopped for a checkpoint: its section. Called once per
   // stop, whatever the number of snapshots written from it.
   virtual snapshot::ExtensionSection checkpoint(wasi::WasiContext&) = 0;
@@ -155,6 +158,7 @@ private:
   std::string engine_name_;
   bool started_ = false;
   bool stopped_ = false;
+  bool restored_ = false; // not yet continued since the restore
   Participants participants_;
   std::optional<std::vector<snapshot::ExtensionSection>> participant_sections_; // of this stop
 
