@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""What `tern gateway` costs its clients (docs/performance.md, "Gateway"):
+
+1. Latency added by the gateway: one client connection, one request at a
+   time (64-byte body, 64-byte reply), N requests, to the same server
+   program (tests/gateway/guests/gw_server.c) reached directly and through
+   the gateway, alternating A/B rounds. The direct path crosses the
+   gateway's host too (the hosts are network namespaces linked through
+   it, which forwards), so the difference is the proxy, not the wire.
+2. The longest stall clients see while the program moves: 64 connections
+   pipelining requests while the program moves between hosts a and b by
+   checkpoint file and restore; per move, the clients' longest wait for a
+   reply and the program's time away (the gateway's log: FREEZE to READY).
+
+    bench/gateway/bench.py BUILD_DIR [--requests N] [--rounds R] [--moves M] [--mode MODE]
+
+Needs root (network namespaces), like the tests it borrows its hosts from.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "gateway"))
+from hosts import ADDRESS, GATEWAY_ADDRESS, Hosts  # noqa: E402
+
+PUBLISHED_PORT, DIRECT_PORT = 7000, 7001
+
+
+class Bench:
+    def __init__(self, build, hosts, tmp, mode):
+        self.tern = os.path.join(build, "tern")
+        self.server = os.path.join(build, "tests", "gateway", "gw_server.wasm")
+        self.client = os.path.join(build, "tests", "gateway", "gw_load_client")
+        self.hosts, self.tmp, self.mode = hosts, tmp, mode
+        self.key = os.path.join(tmp, "bench.key")
+        subprocess.run([self.tern, "keygen", self.key], check=True, capture_output=True)
+        self.log_path = os.path.join(tmp, "gateway.log")
+        self.gateway = hosts.start("gateway", [self.tern, "gateway", "--listen", "0.0.0.0:0",
+                                               "--control", "0.0.0.0:0", "--key", self.key,
+                                               "--verbose"], stderr=open(self.log_path, "wb"))
+        line = self.gateway.stdout.readline().decode()
+        m = re.search(r"clients on \S+:(\d+), control on \S+:(\d+)", line)
+        self.client_port, self.control_port = int(m.group(1)), int(m.group(2))
+        self.moves = 0
+
+    def engine(self):
+        if self.mode == "interp":
+            return ["--mode", "interp"]
+        return ["--mode", self.mode, "--cache-dir", os.path.join(self.tmp, "cache")]
+
+    def control(self):
+        return os.path.join(self.tmp, f"control{self.moves}.sock")
+
+    def wait_running(self, control):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if os.path.exists(control):
+                r = subprocess.run([self.tern, "checkpoint", "--control", control, "--status"],
+                                   capture_output=True, text=True)
+                if r.returncode == 0:
+                    return
+            time.sleep(0.01)
+        sys.exit("bench: the program did not start")
+
+    def start(self, host, port, published):
+        args = [self.tern, "run", *self.engine(), "--listen", f"0.0.0.0:{port}"]
+        if published:
+            args += ["--gateway", f"{GATEWAY_ADDRESS[host]}:{self.control_port}", "--key",
+                     self.key, "--control", self.control()]
+        proc = self.hosts.start(host, args + [self.server], stderr=subprocess.DEVNULL)
+        if published:
+            self.wait_running(self.control())
+        return proc
+
+    def clients(self, address, port, *args):
+        p = self.hosts.start("clients", [self.client, address, str(port), *map(str, args)])
+        out, err = p.communicate(timeout=3600)
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        if p.returncode != 0:
+            sys.exit(f"bench: clients failed: {result} {err.decode()[-2000:]}")
+        return result
+
+    def servers(self):
+        self.published = self.start("a", PUBLISHED_PORT, True)
+        self.direct = self.start("a", DIRECT_PORT, False)
+        time.sleep(1)  # the direct server is listening
+        # Warm both paths (compiled code, caches).
+        self.clients(ADDRESS["a"], DIRECT_PORT, "--connections", 1, "--requests", 2000)
+        self.clients(GATEWAY_ADDRESS["clients"], self.client_port, "--connections", 1,
+                     "--requests", 2000)
+
+    def latency(self, requests, rounds, connections, pipeline):
+        """A/B rounds of `requests` requests in all over `connections`
+        connections with `pipeline` requests in flight on each."""
+        args = ["--connections", connections, "--pipeline", pipeline, "--requests",
+                requests // connections, "--reply-size", 64, "--body-size", 64]
+        runs = {"direct": [], "gateway": []}
+        self.cpu = {"gateway": 0.0, "server direct": 0.0, "server published": 0.0}
+        for _ in range(rounds):
+            before = cpu_seconds(self.direct.pid)
+            runs["direct"].append(self.clients(ADDRESS["a"], DIRECT_PORT, *args))
+            self.cpu["server direct"] += cpu_seconds(self.direct.pid) - before
+            before = (cpu_seconds(self.gateway.pid), cpu_seconds(self.published.pid))
+            runs["gateway"].append(self.clients(GATEWAY_ADDRESS["clients"], self.client_port,
+                                                *args))
+            self.cpu["gateway"] += cpu_seconds(self.gateway.pid) - before[0]
+            self.cpu["server published"] += cpu_seconds(self.published.pid) - before[1]
+        per = requests // connections * connections * rounds
+        print("CPU time per request: " + ", ".join(
+            f"{k} {v / per * 1e6:.1f}us" for k, v in self.cpu.items()))
+        return runs
+
+    def log_times(self, what):
+        with open(self.log_path, errors="replace") as f:
+            return [float(m.group(1)) for m in re.finditer(r"\[(\d+\.\d+)\] " + what, f.read())]
+
+    def moves_stall(self, moves):
+        program = self.start("a", PUBLISHED_PORT + 10, True)
+        host = "a"
+        results = []
+        for _ in range(moves):
+            stop = os.path.join(self.tmp, f"stop{self.moves}")
+            clients = self.hosts.start("clients", [
+                self.client, GATEWAY_ADDRESS["clients"], str(self.client_port), "--connections",
+                "64", "--pipeline", "4", "--until-file", stop])
+            time.sleep(1)
+            snap = os.path.join(self.tmp, "move.snap")
+            freezes = len(self.log_times("program \\S+ checkpoints"))
+            subprocess.run([self.tern, "checkpoint", "--control", self.control(), "--stop", "-o",
+                            snap], check=True, capture_output=True)
+            program.wait()
+            host = "b" if host == "a" else "a"
+            self.moves += 1
+            program = self.hosts.start(host, [self.tern, "restore", snap, *self.engine(), "--key",
+                                              self.key, "--control", self.control()],
+                                       stderr=subprocess.DEVNULL)
+            self.wait_running(self.control())
+            time.sleep(1)
+            open(stop, "w").close()
+            out, err = clients.communicate(timeout=600)
+            r = json.loads(out.decode().strip().splitlines()[-1])
+            if clients.returncode != 0:
+                sys.exit(f"bench: clients failed during a move: {r} {err.decode()[-2000:]}")
+            frozen = self.log_times("program \\S+ checkpoints")[freezes]
+            ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
+            results.append({"stall_ms": r["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,
+                            "replies": r["replies"]})
+        return results
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile_table(runs):
+    def pick(key):
+        return {k: [r[key] for r in v] for k, v in runs.items()}
+    p50, p99 = pick("p50_us"), pick("p99_us")
+    print(f"{'round':>5} {'direct p50':>11} {'gateway p50':>12} {'added':>7}   "
+          f"{'direct p99':>11} {'gateway p99':>12} {'added':>7}")
+    for i in range(len(p50["direct"])):
+        d50, g50, d99, g99 = p50["direct"][i], p50["gateway"][i], p99["direct"][i], p99["gateway"][i]
+        print(f"{i + 1:>5} {d50:>9.1f}us {g50:>10.1f}us {100 * (g50 / d50 - 1):>6.1f}%   "
+              f"{d99:>9.1f}us {g99:>10.1f}us {100 * (g99 / d99 - 1):>6.1f}%")
+    m = {k: statistics.median(v) for k, v in p50.items()}
+    m99 = {k: statistics.median(v) for k, v in p99.items()}
+    print(f"median {m['direct']:>8.1f}us {m['gateway']:>10.1f}us "
+          f"{100 * (m['gateway'] / m['direct'] - 1):>6.1f}%   {m99['direct']:>9.1f}us "
+          f"{m99['gateway']:>10.1f}us {100 * (m99['gateway'] / m99['direct'] - 1):>6.1f}%")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build")
+    ap.add_argument("--requests", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--moves", type=int, default=10)
+    ap.add_argument("--mode", default="jit")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    with tempfile.TemporaryDirectory(prefix="tern-gateway-bench-") as tmp, Hosts() as hosts:
+        bench = Bench(build, hosts, tmp, args.mode)
+        bench.servers()
+        print(f"latency: {args.requests} requests per run, one connection, one request at a "
+              f"time, server in {args.mode} mode")
+        percentile_table(bench.latency(args.requests, args.rounds, 1, 1))
+        print(f"\nlatency under load: {args.requests} requests per run over 64 connections with "
+              f"4 requests in flight each, server in {args.mode} mode")
+        percentile_table(bench.latency(args.requests, args.rounds, 64, 4))
+        print(f"\nmoves: 64 connections, 4 requests in flight each, checkpoint file + restore "
+              f"a <-> b, {args.mode} mode")
+        print(f"{'move':>4} {'away':>9} {'longest stall':>14} {'stall - away':>13} {'replies':>8}")
+        for i, r in enumerate(bench.moves_stall(args.moves)):
+            print(f"{i + 1:>4} {r['away_ms']:>7.1f}ms {r['stall_ms']:>12.1f}ms "
+                  f"{r['stall_ms'] - r['away_ms']:>11.1f}ms {r['replies']:>8}")
+
+
+if __name__ == "__main__":
+    main()
