@@ -39,6 +39,11 @@ constexpr std::chrono::milliseconds kDataHandshakeTimeout{10'000};
 constexpr std::chrono::milliseconds kDialRetry{200};
 // A connection closed cleanly waits this long for its peer's end of stream.
 constexpr std::chrono::milliseconds kLinger{5'000};
+// Out of descriptors or memory, the listeners rest this long (a pending
+// connection would wake the loop again at once).
+constexpr std::chrono::milliseconds kListenPause{100};
+// Control channels at once (each has a thread while it lasts).
+constexpr size_t kMaxSessions = 256;
 
 // epoll tokens: what the event is about in the low bits, whose in the rest.
 enum class Watch : uint64_t { ClientListener, ControlListener, Wake, Peer, Link, DataHandshake };
@@ -178,6 +183,9 @@ struct Gateway::Impl {
   std::optional<Clock::time_point> next_deadline;
   void wake_at(Clock::time_point t);
   void retry_dial(Conn& c);
+  std::optional<Clock::time_point> listening_paused_until;
+  void pause_listening();
+  void resume_listening();
   std::optional<Clock::time_point> earliest_deadline() const;
   int next_timeout() const;
   void dispatch(uint64_t what, uint32_t events);
@@ -334,7 +342,26 @@ std::optional<Clock::time_point> Gateway::Impl::earliest_deadline() const {
   }
   for (const auto& [id, p] : programs) consider(p->hold_until);
   for (const auto& [id, h] : handshakes) consider(h->deadline);
+  consider(listening_paused_until);
   return next;
+}
+
+// Stops watching both listeners for a while: accepting fails for want of
+// descriptors or memory, and a connection waiting in the backlog would
+// wake the loop for ever. Closing connections frees what it needs.
+void Gateway::Impl::pause_listening() {
+  if (listening_paused_until) return;
+  listening_paused_until = Clock::now() + kListenPause;
+  wake_at(*listening_paused_until);
+  ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, clients.fd(), nullptr);
+  ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, control.fd(), nullptr);
+  log("out of descriptors or memory: not accepting for {} ms", kListenPause.count());
+}
+
+void Gateway::Impl::resume_listening() {
+  listening_paused_until.reset();
+  watch(clients.fd(), token(Watch::ClientListener), EPOLLIN);
+  watch(control.fd(), token(Watch::ControlListener), EPOLLIN);
 }
 
 void Gateway::Impl::wake_at(Clock::time_point t) {
@@ -401,7 +428,9 @@ void Gateway::Impl::accept_clients() {
                                 SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return; // EAGAIN, or out of descriptors: the next event tries again
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        pause_listening();
+      return;
     }
     set_nodelay(fd.get());
     auto c = std::make_unique<Conn>();
@@ -767,6 +796,8 @@ void Gateway::Impl::accept_control() {
                                 SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        pause_listening();
       return;
     }
     auto h = std::make_unique<DataHandshake>();
@@ -902,6 +933,10 @@ void Gateway::Impl::connect_out(DataHandshake& h, Program& p) {
 // ================================================= programs and sessions
 
 void Gateway::Impl::start_session(util::UniqueFd fd, std::string peer) {
+  if (sessions.size() >= kMaxSessions) {
+    log("{}: too many control channels; closed", peer);
+    return;
+  }
   auto s = std::make_shared<Session>();
   s->token = next_token++;
   s->peer = std::move(peer);
@@ -1251,6 +1286,7 @@ void Gateway::Impl::offer_waiting(Program& p) {
 void Gateway::Impl::expire_holds() {
   const auto now = Clock::now();
   if (!next_deadline || now < *next_deadline) return;
+  if (listening_paused_until && now >= *listening_paused_until) resume_listening();
   std::vector<uint64_t> lingered, redial, unclaimed;
   for (auto& [id, c] : conns) {
     if (c->closing_until && now >= *c->closing_until)

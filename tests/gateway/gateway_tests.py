@@ -542,6 +542,46 @@ def refusals(env, hosts):
     expect_equal(out.decode().strip(), "['PEER', '7']", f"a direct client of the restored program ({err!r})")
 
 
+@cases
+def out_of_descriptors(env):
+    """A gateway out of file descriptors stops accepting for a moment instead
+    of spinning on its listener, and accepts again once connections close."""
+    with Hosts() as hosts:
+        key = env.path("gateway.key")
+        env.run(["keygen", key])
+        log = open(env.path("gateway.log"), "wb")
+        gateway = hosts.start("gateway", ["prlimit", "--nofile=40", "--"] + env.tern + [
+            "gateway", "--listen", "0.0.0.0:0", "--control", "0.0.0.0:0", "--key", key,
+            "--verbose"], stderr=log)
+        port = int(re.search(r"clients on \S+:(\d+)", gateway.stdout.readline().decode()).group(1))
+        holder = hosts.start("clients", [sys.executable, "-c", (
+            "import socket,sys,time\n"
+            f"s=[socket.create_connection(('{GATEWAY_ADDRESS['clients']}',{port})) for _ in range(60)]\n"
+            "print('connected',flush=True)\n"
+            "sys.stdin.readline()\n"
+            "for c in s[:45]: c.close()\n"
+            "print('closed',flush=True)\n"
+            "sys.stdin.readline()\n")], stdin=subprocess.PIPE)
+        expect_equal(holder.stdout.readline().decode().strip(), "connected", "the clients")
+        time.sleep(0.5)
+        with open(f"/proc/{gateway.pid}/stat") as f:
+            before = sum(map(int, f.read().rsplit(")", 1)[1].split()[11:13]))
+        time.sleep(2)
+        with open(f"/proc/{gateway.pid}/stat") as f:
+            busy = sum(map(int, f.read().rsplit(")", 1)[1].split()[11:13])) - before
+        expect(busy < os.sysconf("SC_CLK_TCK"), f"the gateway used {busy} ticks in 2 s")
+        log.flush()
+        expect("out of descriptors" in open(env.path("gateway.log")).read(), "the gateway's log")
+        holder.stdin.write(b"\n")
+        holder.stdin.flush()
+        holder.stdout.readline()
+        testlib.wait_for(lambda: open(env.path("gateway.log")).read().count("is connection") >= 60,
+                         "the gateway to accept the clients that waited")
+        holder.stdin.write(b"\n")
+        holder.stdin.flush()
+        holder.wait()
+
+
 class Service:
     """The service a program connects out to (on the clients' host): it
     answers the test protocol; counts requests and connections."""
