@@ -140,7 +140,8 @@ class Bench:
             host = "b" if host == "a" else "a"
             self.moves += 1
             program = self.hosts.start(host, [self.tern, "restore", snap, *self.engine(), "--key",
-                                              self.key, "--control", self.control()],
+                                              self.key, "--control", self.control(), "--listen",
+                                              f"0.0.0.0:{PUBLISHED_PORT + 10}"],
                                        stderr=subprocess.DEVNULL)
             self.wait_running(self.control())
             time.sleep(1)

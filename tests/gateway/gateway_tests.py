@@ -51,6 +51,7 @@ class World:
         self.program = None
         self.host = None
         self.moves = 0
+        self.listens = True  # the program has its --listen socket (a restore grants it again)
 
     def log(self):
         self.gateway_log.flush()
@@ -110,6 +111,8 @@ class World:
         self.moves += 1
         control = self.control_socket(self.moves)
         cmd = ["restore", snap, "--key", self.key, "--control", control, *args]
+        if self.listens:
+            cmd += ["--listen", f"0.0.0.0:{SERVER_PORT}"]
         proc = self.hosts.start(host, self.env.tern + cmd, stderr=self._log_file())
         self._started(host, proc, control)
 
@@ -463,6 +466,7 @@ def outgoing(env, hosts):
         "--allow-connect", f"{ADDRESS['clients']}:{service.port}", env.wasm("gw_client"),
         ADDRESS["clients"], str(service.port), "400"], stderr=log)
     w._started("a", proc, control)
+    w.listens = False
     testlib.wait_for(lambda: service.requests >= 50, "the program's first requests")
     w.move("b")
     testlib.wait_for(lambda: service.requests >= 200, "requests after the move")
@@ -525,11 +529,12 @@ def refusals(env, hosts):
     c.send(request(1, 10, 0))
     expect_reply(c, 1, 10)
     snap = w.checkpoint()
-    r = hosts.run("b", env.tern + ["restore", snap])
+    r = hosts.run("b", env.tern + ["restore", snap, "--listen", f"0.0.0.0:{SERVER_PORT}"])
     expect(r.returncode == 1 and b"--key" in r.stderr and r.stderr.count(b"\n") == 1,
            f"a restore without --key: {r.returncode} {r.stderr!r}")
     # Without the gateway the restored program takes its clients itself.
-    hosts.start("b", env.tern + ["restore", snap, "--no-gateway"])
+    hosts.start("b", env.tern + ["restore", snap, "--no-gateway", "--listen",
+                                 f"0.0.0.0:{SERVER_PORT}"])
     direct = hosts.start("clients", [sys.executable, "-c", (
         "import socket,time\n"
         "while True:\n"
