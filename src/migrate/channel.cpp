@@ -1,5 +1,6 @@
 #include "migrate/channel.h"
 
+#include "util/hex.h"
 #include "util/host_port.h"
 #include "util/sha256.h"
 
@@ -30,12 +31,6 @@ constexpr unsigned char kCipherId[2] = {0x13, 0x01};
 constexpr const char* kCipherName = "TLS_AES_128_GCM_SHA256";
 constexpr std::string_view kIdentityPrefix = "tern-psk-1:";
 constexpr size_t kWriteBuffer = size_t(1) << 18;
-
-std::string hex(std::span<const uint8_t> bytes) {
-  std::string out;
-  for (uint8_t b : bytes) out += fmt::format("{:02x}", b);
-  return out;
-}
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -152,7 +147,7 @@ void Key::save_new(const std::string& path) const {
       throw Error(fmt::format("{} exists; a key is never overwritten (remove it first)", path));
     throw Error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
   }
-  const std::string text = hex(bytes_) + "\n";
+  const std::string text = util::to_hex(bytes_) + "\n";
   bool ok = ::fchmod(fd.get(), 0600) == 0 &&
             ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             ::fsync(fd.get()) == 0;
@@ -169,7 +164,7 @@ std::string Key::id() const {
   input.insert(input.end(), domain.begin(), domain.end());
   input.insert(input.end(), bytes_.begin(), bytes_.end());
   const util::Sha256Digest digest = util::sha256(input);
-  return hex(std::span<const uint8_t>(digest).first(8));
+  return util::to_hex(std::span<const uint8_t>(digest).first(8));
 }
 
 // ------------------------------------------------------------- listener
@@ -531,6 +526,15 @@ bool Channel::readable(std::chrono::milliseconds wait) {
   while (rc < 0 && errno == EINTR);
   if (fds[1].revents) throw ChannelCancelled(fmt::format("{}: cancelled", peer_));
   return rc > 0;
+}
+
+std::array<uint8_t, 32> Channel::export_secret(std::string_view label) const {
+  std::array<uint8_t, 32> out{};
+  const std::string name(label);
+  if (SSL_export_keying_material(state_->ssl, out.data(), out.size(), name.data(), name.size(),
+                                 nullptr, 0, 0) != 1)
+    throw ChannelError(fmt::format("{}: deriving a secret from the channel failed", peer_));
+  return out;
 }
 
 void Channel::cancel() {

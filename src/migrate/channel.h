@@ -136,6 +136,12 @@ public:
   // timeout); the socket is closed by the destructor.
   void close();
 
+  // A secret only the two ends of this channel know, derived from its TLS
+  // session (the exporter of RFC 8446 §7.5); `label` names what it is for.
+  // tern gateway's data connections prove they belong to a control channel
+  // with it, so the key file is checked by this channel's handshake alone.
+  std::array<uint8_t, 32> export_secret(std::string_view label) const;
+
   // "HOST:PORT" of the other end, as given or accepted.
   const std::string& peer() const { return peer_; }
   uint64_t bytes_written() const { return bytes_written_; }

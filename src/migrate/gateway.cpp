@@ -3,6 +3,7 @@
 #include "migrate/gateway_protocol.h"
 #include "migrate/gateway_relay.h"
 #include "tern/error.h"
+#include "util/hex.h"
 #include "wasi/net_policy.h"
 #include "wasi/socket.h"
 
@@ -74,7 +75,7 @@ std::vector<uint8_t> error_frame(std::string_view text) {
 }
 
 std::string short_id(const Id128& id) {
-  return hex(std::span<const uint8_t>(id).first(4));
+  return util::to_hex(std::span<const uint8_t>(id).first(4));
 }
 
 } // namespace
@@ -113,6 +114,7 @@ struct Session {
   std::mutex mutex;
   std::condition_variable cv;
   Channel* channel = nullptr; // while the thread has one
+  SessionKey key{};           // derived from the channel before its first message
   std::optional<std::vector<uint8_t>> reply;
   bool cancelled = false;
   // The loop's own.
@@ -958,6 +960,7 @@ void Gateway::Impl::serve_session(std::shared_ptr<Session> s, util::UniqueFd fd)
       std::lock_guard lock(s->mutex);
       if (s->cancelled) throw ChannelCancelled("cancelled");
       s->channel = ch.get();
+      s->key = ch->export_secret(kSessionKeyLabel);
     }
     for (;;) {
       // Between messages a channel may stay idle for ever (the read
@@ -1103,7 +1106,10 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
     std::memcpy(&p.session, r.data(), sizeof p.session);
   }
   by_session[p.session] = &p;
-  p.key = random_key();
+  {
+    std::lock_guard lock(s.mutex);
+    p.key = s.key;
+  }
   p.last_sequence = 0;
   p.backend = s.peer;
   p.publishes = m.publishes;
@@ -1125,7 +1131,6 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
   RegisteredMsg reply;
   reply.gateway = instance;
   reply.session = p.session;
-  reply.key = p.key;
   std::set<uint64_t> recorded;
   for (const HeldConnection& h : m.connections) {
     recorded.insert(h.id);

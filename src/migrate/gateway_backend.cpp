@@ -139,7 +139,7 @@ void GatewayBackend::register_program(wasi::WasiContext& ctx,
   }
   instance_ = reply.gateway;
   session_ = reply.session;
-  key_ = reply.key;
+  key_ = channel_->export_secret(kSessionKeyLabel);
   sequence_ = 0;
   taken_.clear();
 }
@@ -212,8 +212,7 @@ void GatewayBackend::resuming(wasi::WasiContext& ctx) {
   try {
     join(ctx);
   } catch (const Error& e) {
-    warn(fmt::format("{}; the program runs without the gateway, its connections reset",
-                     e.what()));
+    warn(fmt::format("{}; the program runs without the gateway, its connections reset", e.what()));
     channel_.reset();
     reset_unjoined(ctx);
   }

@@ -4,12 +4,10 @@
 #include "tern/error.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fmt/format.h>
-#include <nettle/hmac.h>
-#include <nettle/memops.h>
-#include <sys/random.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 namespace tern::migrate::gateway {
 namespace {
@@ -20,16 +18,6 @@ using snapshot::PayloadWriter;
 const std::array<uint8_t, kMagicSize> kOfferMagic = {'T', 'G', 'W', 'O', 'F', 'F', 'E', 'R'};
 const std::array<uint8_t, kMagicSize> kTakeMagic = {'T', 'G', 'W', 'T', 'A', 'K', 'E', 'N'};
 const std::array<uint8_t, kMagicSize> kReplyMagic = {'T', 'G', 'W', 'R', 'E', 'P', 'L', 'Y'};
-
-void fill_random(std::span<uint8_t> out) {
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(fmt::format("getrandom: {}", std::strerror(errno)));
-    done += size_t(n);
-  }
-}
 
 // An address in 24 bytes: family u8, a zero byte, port u16, ip 16 bytes
 // (network order), 4 zero bytes.
@@ -55,12 +43,14 @@ wasi::SocketAddress get_address(PayloadReader& r) {
   return a;
 }
 
+// HMAC-SHA256 (OpenSSL, as the channel's TLS).
 Mac mac_of(std::span<const uint8_t> bytes, const SessionKey& key) {
-  hmac_sha256_ctx ctx;
-  hmac_sha256_set_key(&ctx, key.size(), key.data());
-  hmac_sha256_update(&ctx, bytes.size(), bytes.data());
   Mac mac;
-  hmac_sha256_digest(&ctx, mac.size(), mac.data());
+  size_t length = 0;
+  if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(), bytes.data(),
+                 bytes.size(), mac.data(), mac.size(), &length) ||
+      length != mac.size())
+    throw Error("gateway: HMAC-SHA256 failed (OpenSSL)");
   return mac;
 }
 
@@ -80,7 +70,7 @@ std::optional<std::span<const uint8_t>> opened(std::span<const uint8_t> bytes, s
     return std::nullopt;
   auto body = bytes.first(size - sizeof(Mac));
   Mac expected = mac_of(body, key);
-  if (!memeql_sec(expected.data(), bytes.data() + body.size(), expected.size()))
+  if (CRYPTO_memcmp(expected.data(), bytes.data() + body.size(), expected.size()) != 0)
     return std::nullopt;
   return body;
 }
@@ -116,20 +106,8 @@ const std::array<uint8_t, kMagicSize> kConnectMagic = {'T', 'G', 'W', 'C', 'O', 
 
 Id128 random_id() {
   Id128 id;
-  fill_random(id);
+  if (RAND_bytes(id.data(), int(id.size())) != 1) throw Error("gateway: no random bytes (OpenSSL)");
   return id;
-}
-
-SessionKey random_key() {
-  SessionKey key;
-  fill_random(key);
-  return key;
-}
-
-std::string hex(std::span<const uint8_t> bytes) {
-  std::string out;
-  for (uint8_t b : bytes) out += fmt::format("{:02x}", b);
-  return out;
 }
 
 Id128 read_id(PayloadReader& r) {
@@ -212,7 +190,6 @@ std::vector<uint8_t> encode(const RegisteredMsg& m) {
   PayloadWriter w;
   w.bytes(m.gateway);
   w.u64(m.session);
-  w.bytes(m.key);
   w.u32(uint32_t(m.connections.size()));
   for (auto [id, status] : m.connections) {
     w.u64(id);
@@ -226,8 +203,6 @@ RegisteredMsg decode_registered(std::span<const uint8_t> payload) {
     RegisteredMsg m;
     m.gateway = read_id(r);
     m.session = r.u64();
-    auto key = r.bytes(m.key.size());
-    std::copy(key.begin(), key.end(), m.key.begin());
     m.connections.resize(r.count(9, "connections"));
     for (auto& [id, status] : m.connections) {
       id = r.u64();

@@ -15,25 +15,30 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tern::migrate::gateway {
 
 using Id128 = std::array<uint8_t, 16>;
-using SessionKey = std::array<uint8_t, 32>;
 using Mac = std::array<uint8_t, 32>;
 
-// 16 or 32 random bytes from the kernel (getrandom).
+// The key that authenticates a session's data connection handshakes
+// (HMAC-SHA256): both ends derive it from their control channel
+// (Channel::export_secret with this label), so it never travels and only
+// the two ends of a channel that proved the key file have it.
+using SessionKey = std::array<uint8_t, 32>;
+inline constexpr std::string_view kSessionKeyLabel = "EXPORTER-tern-gateway-handshakes";
+
+// 16 random bytes (OpenSSL's generator).
 Id128 random_id();
-SessionKey random_key();
-std::string hex(std::span<const uint8_t> bytes);
 Id128 read_id(snapshot::PayloadReader& r);
 
 // --- Control messages ---------------------------------------------------------
 
 enum class MsgType : uint8_t {
   Register = 1,   // backend: who it is, where it listens, the connections it had
-  Registered = 2, // gateway: session id and key, what becomes of each connection
+  Registered = 2, // gateway: session id, what becomes of each connection
   Freeze = 3,     // backend: a checkpoint; the bytes it sent on each connection
   Frozen = 4,     // gateway: everything received; the bytes it sent on each
   Thaw = 5,       // backend: the program continues
@@ -68,7 +73,6 @@ enum class JoinStatus : uint8_t {
 struct RegisteredMsg {
   Id128 gateway{};
   uint64_t session = 0;
-  SessionKey key{};
   std::vector<std::pair<uint64_t, JoinStatus>> connections; // as in the RegisterMsg
 };
 

@@ -2,6 +2,7 @@
 
 #include "snapshot/payload.h"
 #include "tern/error.h"
+#include "util/hex.h"
 #include "wasi/fd_table.h"
 
 #include <algorithm>
@@ -83,8 +84,8 @@ nlohmann::json describe_json(const snapshot::ExtensionSection& section) {
                            {"sent", c.sent},
                            {"unread", c.unread.size()}});
   nlohmann::json out = {{"gateway", g.gateway},
-                        {"program", hex(g.program)},
-                        {"instance", hex(g.instance)},
+                        {"program", util::to_hex(g.program)},
+                        {"instance", util::to_hex(g.instance)},
                         {"connections", std::move(connections)}};
   if (g.listener_fd) out["listener_fd"] = *g.listener_fd;
   return out;
@@ -94,7 +95,7 @@ std::vector<std::string> describe_text(const snapshot::ExtensionSection& section
   GatewayRecords g = decode_section(section);
   std::vector<std::string> lines;
   lines.push_back(fmt::format("gateway {}, program {}, gateway instance {}", g.gateway,
-                              hex(g.program), hex(g.instance)));
+                              util::to_hex(g.program), util::to_hex(g.instance)));
   if (g.listener_fd) lines.push_back(fmt::format("published listener: fd {}", *g.listener_fd));
   for (const ConnectionRecord& c : g.connections)
     lines.push_back(fmt::format("fd {}: connection {} ({}), {} bytes received ({} unread), {} sent",

@@ -1,5 +1,7 @@
 #include "util/sha256.h"
 
+#include "util/hex.h"
+
 #include <nettle/sha2.h>
 
 namespace tern::util {
@@ -14,14 +16,7 @@ Sha256Digest sha256(std::span<const uint8_t> bytes) {
 }
 
 std::string to_hex(const Sha256Digest& digest) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (uint8_t b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
+  return to_hex(std::span<const uint8_t>(digest));
 }
 
 } // namespace tern::util

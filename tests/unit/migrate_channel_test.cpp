@@ -148,6 +148,26 @@ TEST(MigrateChannel, SameKeyCarriesBytesBothWays) {
   EXPECT_EQ(s.channel->read_some({&byte, 1}), 0u);
 }
 
+// Both ends derive the same secret per label; another channel with the same
+// key derives another one (it is the session's, not the key's).
+TEST(MigrateChannel, ExportedSecretIsSharedByTheEndsOfOneChannelOnly) {
+  const Key key = Key::generate();
+  Listener l("127.0.0.1:0", "--listen");
+  auto first_server = serve_one(l, key);
+  auto first = Channel::connect(l.address(), key, quick());
+  Served a = first_server.get();
+  ASSERT_TRUE(a.channel) << a.error;
+  auto second_server = serve_one(l, key);
+  auto second = Channel::connect(l.address(), key, quick());
+  Served b = second_server.get();
+  ASSERT_TRUE(b.channel) << b.error;
+
+  EXPECT_EQ(first->export_secret("EXPORTER-test"), a.channel->export_secret("EXPORTER-test"));
+  EXPECT_EQ(second->export_secret("EXPORTER-test"), b.channel->export_secret("EXPORTER-test"));
+  EXPECT_NE(first->export_secret("EXPORTER-test"), second->export_secret("EXPORTER-test"));
+  EXPECT_NE(first->export_secret("EXPORTER-test"), first->export_secret("EXPORTER-other"));
+}
+
 TEST(MigrateChannel, AnotherKeyIsRefusedByBothEnds) {
   const Key key = Key::generate(), other = Key::generate();
   Listener l("127.0.0.1:0", "--listen");
