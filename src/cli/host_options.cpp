@@ -42,29 +42,38 @@ void add_checkpoint_and_stats_options(CLI::App& cmd, HostCliOptions& o) {
       ->type_name("FILE");
 }
 
-void add_gateway_options(CLI::App& cmd, HostCliOptions& o, bool restore) {
+void add_gateway_options(CLI::App& cmd, HostCliOptions& o, GatewayUse use) {
   const char* group = "Gateway (live connections, docs/gateway.md)";
-  cmd.add_option("--gateway", o.gateway,
-                 restore ? "Re-join the program's connections through the `tern gateway` with this "
-                           "control address (default: the one the snapshot names)"
-                         : "Take clients through the `tern gateway` with this control address: "
-                           "the first --listen socket is published there, and connections "
-                           "survive checkpoints and moves")
-      ->type_name("CONTROL_ADDR:PORT")
-      ->group(group);
-  cmd.add_option("--key", o.key, "The key shared with the gateway (tern keygen)")
-      ->type_name("FILE")
-      ->group(group);
-  if (restore)
+  const char* help =
+      use == GatewayUse::Run
+          ? "Take clients through the `tern gateway` with this control address: the first "
+            "--listen socket is published there, and connections survive checkpoints and moves"
+      : use == GatewayUse::Restore
+          ? "Re-join the program's connections through the `tern gateway` with this control "
+            "address (default: the one the snapshot names)"
+          : "Re-join received programs' connections through the `tern gateway` with this "
+            "control address, with --key (default: the one the stream names)";
+  cmd.add_option("--gateway", o.gateway, help)->type_name("CONTROL_ADDR:PORT")->group(group);
+  // tern serve's --key (the migrations') is the gateway's too: one key.
+  if (use != GatewayUse::Serve)
+    cmd.add_option("--key", o.key, "The key shared with the gateway (tern keygen)")
+        ->type_name("FILE")
+        ->group(group);
+  if (use != GatewayUse::Run)
     cmd.add_flag("--no-gateway", o.no_gateway,
-                 "Restore without the snapshot's gateway: its connections come back reset")
+                 use == GatewayUse::Restore
+                     ? "Restore without the snapshot's gateway: its connections come back reset"
+                     : "Run received programs without their gateway: their connections come "
+                       "back reset")
         ->group(group);
 }
 
-program::Participants gateway_participants(const HostCliOptions& o, bool restore) {
-  if (o.no_gateway && (!o.gateway.empty() || !o.key.empty()))
+program::Participants gateway_participants(const HostCliOptions& o, GatewayUse use) {
+  if (o.no_gateway && !o.gateway.empty())
+    throw Error("--no-gateway leaves the gateway out: it takes no --gateway");
+  if (o.no_gateway && !o.key.empty() && use == GatewayUse::Restore)
     throw Error("--no-gateway leaves the gateway out: it takes neither --gateway nor --key");
-  if (!restore && o.gateway.empty()) {
+  if (use == GatewayUse::Run && o.gateway.empty()) {
     if (!o.key.empty()) throw Error("--key is the gateway's: it needs --gateway CONTROL_ADDR:PORT");
     return {};
   }
@@ -73,6 +82,9 @@ program::Participants gateway_participants(const HostCliOptions& o, bool restore
   migrate::BackendOptions backend;
   backend.gateway = o.gateway;
   backend.no_gateway = o.no_gateway;
+  // A migration's target registers once the source has committed, and runs
+  // the program even if the gateway cannot be reached then.
+  backend.join_when_resuming = use == GatewayUse::Serve;
   if (!o.key.empty()) backend.key = migrate::Key::load(o.key);
   return {std::make_shared<migrate::GatewayBackend>(std::move(backend))};
 }

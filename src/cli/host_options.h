@@ -33,14 +33,20 @@ struct HostCliOptions {
 void add_engine_and_stream_options(CLI::App& cmd, HostCliOptions& options);
 void add_sandbox_options(CLI::App& cmd, HostCliOptions& options);
 void add_checkpoint_and_stats_options(CLI::App& cmd, HostCliOptions& options);
-// --gateway and --key; a restore also has --no-gateway.
-void add_gateway_options(CLI::App& cmd, HostCliOptions& options, bool restore);
+// Who links a program to `tern gateway`: `tern run`, `tern restore`, or
+// `tern serve` for the programs it receives.
+enum class GatewayUse { Run, Restore, Serve };
+
+// --gateway and --key (serve has its own --key, the same key); a restore
+// and serve also have --no-gateway.
+void add_gateway_options(CLI::App& cmd, HostCliOptions& options, GatewayUse use);
 
 // The program's link to `tern gateway` (migrate/gateway_backend.h): a run
-// has one with --gateway; a restore always has one, which re-joins the
-// snapshot's connections (or says why it cannot). Throws tern::Error for
-// options that do not go together or a key file that cannot be used.
-program::Participants gateway_participants(const HostCliOptions& options, bool restore);
+// has one with --gateway; a restore or a received program always has one,
+// which re-joins the snapshot's connections (or says why it cannot). Throws
+// tern::Error for options that do not go together or a key file that
+// cannot be used.
+program::Participants gateway_participants(const HostCliOptions& options, GatewayUse use);
 
 // --path-resolver's value; throws tern::Error for an unknown one.
 wasi::ResolveMode resolve_mode(const std::string& name);

@@ -38,7 +38,7 @@ int restore(const RestoreCliOptions& o) {
   options.wasi.listen = o.listen;
   options.wasi.allow_changed_files = o.allow_changed_files;
   apply_host_options(o.host, options.wasi);
-  options.participants = gateway_participants(o.host, true);
+  options.participants = gateway_participants(o.host, GatewayUse::Restore);
   auto prog = program::Program::restore(o.snapshot, options, engine_spec(o.host));
   return supervise_and_report(*prog, *supervisor, o.host);
 }
@@ -68,7 +68,7 @@ void add_restore_command(CLI::App& app) {
       ->type_size(1);
   // The network sandbox is the restore's own, as for `tern run`.
   add_sandbox_options(*cmd, o->host);
-  add_gateway_options(*cmd, o->host, true);
+  add_gateway_options(*cmd, o->host, GatewayUse::Restore);
   add_checkpoint_and_stats_options(*cmd, o->host);
   cmd->callback([o] { guarded([&] { return restore(*o); }); });
 }

@@ -133,7 +133,7 @@ int run_command(const RunOptions& o) {
   std::unique_ptr<program::Program> prog;
   try {
     prog = program::Program::create(module, wasi_options(o), engine_spec(o.host),
-                                    gateway_participants(o.host, false));
+                                    gateway_participants(o.host, GatewayUse::Run));
   } catch (const runtime::InstantiationTrap& t) {
     print_trap(t.trap(), *module);
     return kTrapExitCode;
@@ -196,7 +196,7 @@ void add_run_command(CLI::App& app) {
   repeatable("--listen", o->listen, "ADDR:PORT",
              "Preopen a listening TCP socket on ADDR:PORT (fds after the --dir ones)");
   add_sandbox_options(*cmd, o->host);
-  add_gateway_options(*cmd, o->host, false);
+  add_gateway_options(*cmd, o->host, GatewayUse::Run);
   cmd->add_option("--invoke", o->invoke,
                   "Call exported function FUNC with ARGS as its arguments and print its results")
       ->type_name("FUNC");

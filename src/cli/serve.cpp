@@ -55,6 +55,12 @@ int serve(const ServeCliOptions& o) {
   s.target.wasi.stdio_from_snapshot = o.stdio_from_snapshot;
   s.target.wasi.allow_changed_files = o.allow_changed_files;
   apply_host_options(o.host, s.target.wasi);
+  // A received program re-joins its gateway with serve's key, at the
+  // gateway the stream names unless --gateway says another.
+  HostCliOptions gateway = o.host;
+  gateway.key = o.key;
+  gateway_participants(gateway, GatewayUse::Serve); // options checked now
+  s.target.participants = [gateway] { return gateway_participants(gateway, GatewayUse::Serve); };
   s.run = [&o](program::Program& prog) {
     auto supervisor = make_supervisor(o.host);
     return supervise_and_report(prog, *supervisor, o.host);
@@ -87,6 +93,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_flag("--allow-changed-files", o->allow_changed_files,
                 "Reopen files that differ from the source's instead of refusing");
   add_sandbox_options(*cmd, o->host);
+  add_gateway_options(*cmd, o->host, GatewayUse::Serve);
   cmd->add_flag("--once", o->once,
                 "Run the first program received in the foreground (its output is serve's) and "
                 "exit with its exit status");

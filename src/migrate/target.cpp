@@ -171,7 +171,9 @@ Received receive_program(Channel& channel, const TargetOptions& options,
     const program::EngineSpec engine = options.engine(received.mode);
     const auto period = std::clamp(std::chrono::milliseconds(hello.timeout_ms / 4), 100ms, 1000ms);
     Keepalive keepalive(out, period);
-    received.program = program::Program::prepare_restore(std::move(module), engine);
+    received.program = program::Program::prepare_restore(
+        std::move(module), engine,
+        options.participants ? options.participants() : program::Participants{});
   } catch (const ChannelError&) {
     throw;
   } catch (const std::exception& e) {

@@ -24,6 +24,9 @@ struct TargetOptions {
   // What the restored program may open: serve's own --dir grants and
   // sandbox, never paths from the stream.
   wasi::RestoreOptions wasi;
+  // Host state besides WASI that joins each received program (tern
+  // gateway's link); none when empty.
+  std::function<program::Participants()> participants;
   // Called at each step (phase names in docs/migration-stream.md, "Fault
   // injection"), e.g. to stop the process there in fault tests.
   std::function<void(const char* phase)> at_phase;

@@ -167,9 +167,11 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
 }
 
 std::unique_ptr<Program> Program::prepare_restore(std::shared_ptr<const wasm::Module> module,
-                                                  const EngineSpec& engine) {
+                                                  const EngineSpec& engine,
+                                                  Participants participants) {
   std::unique_ptr<Program> p(new Program);
   p->engine_name_ = engine.name;
+  p->participants_ = std::move(participants);
   p->module_ = std::move(module);
   p->wasi_ =
       std::make_unique<wasi::WasiContext>(wasi::WasiOptions{}, wasi::WasiContext::EmptyFdTable{});

@@ -87,8 +87,10 @@ public:
   // known) ready for a restore, its memories empty; then finish_restore
   // with the final state, whose memories were decoded straight into the
   // instance's (prepare_memory_for_restore, snapshot/capture.h).
+  // `participants` join the restore as in RestoreOptions.
   static std::unique_ptr<Program> prepare_restore(std::shared_ptr<const wasm::Module> module,
-                                                  const EngineSpec& engine);
+                                                  const EngineSpec& engine,
+                                                  Participants participants = {});
   void finish_restore(const snapshot::Snapshot& snapshot, const wasi::RestoreOptions& options);
 
   ~Program();

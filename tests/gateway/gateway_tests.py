@@ -27,13 +27,16 @@ from testlib import Failure, expect, expect_equal  # noqa: E402
 
 cases = testlib.Cases("gateway")
 SERVER_PORT = 7000
+SERVE_PORT = 7100  # tern serve on the target host, plus the move's number
+RESULT = re.compile(r"^migrated to (\S+): (\d+) rounds, [\d.]+ MiB sent, downtime [\d.]+ ms$")
 
 
 class World:
     """The gateway on its host, and the program wherever it runs now."""
 
-    def __init__(self, env, hosts, hold="60s", buffer=None, extra=()):
+    def __init__(self, env, hosts, hold="60s", buffer=None, extra=(), by="file"):
         self.env = env
+        self.by = by  # how the program moves: "file" (checkpoint + restore) or "migrate"
         self.hosts = hosts
         self.key = env.path("gateway.key")
         rc, _, err = env.run(["keygen", self.key])
@@ -117,11 +120,35 @@ class World:
         self._started(host, proc, control)
 
     def move(self, to):
-        """Checkpoint file + restore: the program stops where it is and
-        continues on host `to`."""
+        """The program stops where it is and continues on host `to`: by a
+        checkpoint file and a restore, or by `tern migrate` to `tern serve`."""
+        if self.by == "migrate":
+            self.migrate(to)
+            return
         snap = self.checkpoint()
         self.restore(snap, to)
         os.unlink(snap)
+
+    def migrate(self, to):
+        """`tern migrate` to `tern serve --once` on host `to` (the same key as
+        the gateway's), which re-registers the program once it runs there."""
+        self.moves += 1
+        control = self.control_socket(self.moves)
+        target = f"{ADDRESS[to]}:{SERVE_PORT + self.moves}"
+        cmd = ["serve", "--once", "--verbose", "--listen", target, "--key", self.key,
+               "--control", control]
+        if self.listens:
+            cmd += ["--allow-bind", "0.0.0.0/0"]
+        proc = self.hosts.start(to, self.env.tern + cmd, stderr=self._log_file())
+        testlib.wait_for(lambda: "listening on" in self.program_log() or proc.poll() is not None,
+                         "tern serve")
+        rc, out, err = self.env.run(["migrate", "--control", self.control, "--to", target,
+                                     "--key", self.key])
+        expect(rc == 0 and RESULT.match(out.strip()),
+               f"tern migrate: {rc} {out!r} {err!r} (target: {self.program_log()})")
+        rc = self.program.wait(timeout=testlib.TIMEOUT)
+        expect(rc == 0, f"the source's exit status after the move: {rc}")
+        self._started(to, proc, control)
 
     def clients(self, *args):
         return self.hosts.start("clients", [self.env.load_client, GATEWAY_ADDRESS["clients"],
@@ -265,6 +292,18 @@ def with_world(fn):
     return case
 
 
+def both_ways(fn):
+    """Registers a case twice, as NAME_file (moves by checkpoint file and
+    restore) and NAME_migrate (moves by `tern migrate`); fn(env, hosts, by)."""
+    for by in ("file", "migrate"):
+        def case(env, by=by):
+            with Hosts() as hosts:
+                fn(env, hosts, by)
+        case.__name__ = f"{fn.__name__}_{by}"
+        cases(case)
+    return fn
+
+
 # --- cases ---------------------------------------------------------------------
 
 
@@ -284,13 +323,13 @@ def relay(env, hosts):
     c.close()
 
 
-@cases
-@with_world
-def move_file(env, hosts):
+@both_ways
+def move(env, hosts, by):
     """64 persistent connections pipelining requests while the program moves
-    a -> b -> a ten times by checkpoint file and restore: every reply exactly
-    once and in order, no connection breaks, byte counts agree."""
-    w = World(env, hosts)
+    a -> b -> a ten times (by checkpoint file and restore, or by tern
+    migrate): every reply exactly once and in order, no connection breaks,
+    byte counts agree."""
+    w = World(env, hosts, by=by)
     w.start("a")
     stop = env.path("stop-clients")
     clients = w.clients("--connections", 64, "--pipeline", 4, "--until-file", stop)
@@ -303,7 +342,7 @@ def move_file(env, hosts):
     open(stop, "w").close()
     result = finish_clients(w, clients, "clients")
     expect(result["replies"] > 64 * 20, f"too few replies: {result}")
-    print(f"move_file: {result}", flush=True)
+    print(f"move_{by}: {result}", flush=True)
 
 
 @cases
@@ -349,13 +388,12 @@ def crash_restore(env, hosts):
     expect("comes back reset" in w.program_log(), f"the restore's warnings: {w.program_log()}")
 
 
-@cases
-@with_world
-def partial_request(env, hosts):
+@both_ways
+def partial_request(env, hosts, by):
     """The program stops while a request is half received: the first half
     was read by the program (or waits in the kernel and is drained into the
     snapshot), the second half comes after the move; the reply is whole."""
-    w = World(env, hosts)
+    w = World(env, hosts, by=by)
     w.start("a")
     c = w.connect()
     c.send(request(1, 100, 0))
@@ -363,10 +401,7 @@ def partial_request(env, hosts):
     whole = request(2, 5000, 200000)
     c.send(whole[:100000])
     time.sleep(0.3)
-    snap = w.checkpoint()
-    rc, out, err = env.run(["inspect", "--json", snap])
-    expect(rc == 0, f"inspect: {err}")
-    w.restore(snap, "b")
+    w.move("b")
     c.send(whole[100000:])
     expect_reply(c, 2, 5000)
     c.send(b"STAT 3\n")
@@ -404,13 +439,12 @@ def unread_bytes(env, hosts):
     wake.close()
 
 
-@cases
-@with_world
-def big_reply(env, hosts):
+@both_ways
+def big_reply(env, hosts, by):
     """The program stops in the middle of sending a 1 MiB reply (the client
     reads slowly, the gateway's buffer is small): the rest comes from the
     restored program, byte for byte."""
-    w = World(env, hosts, buffer="64K")
+    w = World(env, hosts, buffer="64K", by=by)
     w.start("a")
     c = w.connect()
     size = 1 << 20
@@ -438,26 +472,29 @@ def held_while_away(env, hosts):
     c.send(request(1, 10, 0))
     expect_reply(c, 1, 10)
     snap = w.checkpoint()
-    # Far more than the gateway buffers: the relay's sends block.
+    # Far more than the gateway buffers: the relay's sends block, and so may
+    # this write once the kernel's buffers are full too (from a thread, so
+    # that the restore comes meanwhile).
     big = b"".join(request(seq, 10, 4000) for seq in range(2, 402))
-    c.send(big)
+    sender = threading.Thread(target=c.send, args=(big,), daemon=True)
+    sender.start()
     late = w.connect()  # accepted while the program is away
     late.send(request(1, 20, 5))
     time.sleep(1)
     w.restore(snap, "b")
     for seq in range(2, 402):
         expect_reply(c, seq, 10)
+    sender.join()
     expect_reply(late, 1, 20)
     c.close()
     late.close()
 
 
-@cases
-@with_world
-def outgoing(env, hosts):
+@both_ways
+def outgoing(env, hosts, by):
     """A program's own connection to a service, made through the gateway,
     survives a move in the middle of the conversation."""
-    w = World(env, hosts)
+    w = World(env, hosts, by=by)
     service = Service(hosts)
     control = w.control_socket(0)
     log = w._log_file()
