@@ -9,8 +9,11 @@
    it, which forwards), so the difference is the proxy, not the wire.
 2. The longest stall clients see while the program moves: 64 connections
    pipelining requests while the program moves between hosts a and b by
-   checkpoint file and restore; per move, the clients' longest wait for a
-   reply and the program's time away (the gateway's log: FREEZE to READY).
+   checkpoint file and restore, and by `tern migrate` to `tern serve`; per
+   move, the clients' longest wait for a reply, the program's time away
+   (the gateway's log: FREEZE to READY) and, for tern migrate, the
+   downtime it reports (the program's stop at the source to its
+   confirmation at the target).
 
     bench/gateway/bench.py BUILD_DIR [--requests N] [--rounds R] [--moves M] [--mode MODE]
 
@@ -157,6 +160,57 @@ class Bench:
         return results
 
 
+    def moves_stall_migrate(self, moves):
+        """As moves_stall, each move by `tern migrate` to `tern serve --once`
+        on the other host (the same key as the gateway's)."""
+        self.moves += 1
+        program = self.start("a", PUBLISHED_PORT + 20, True)
+        host = "a"
+        results = []
+        for _ in range(moves):
+            stop = os.path.join(self.tmp, f"stop{self.moves}")
+            clients = self.hosts.start("clients", [
+                self.client, GATEWAY_ADDRESS["clients"], str(self.client_port), "--connections",
+                "64", "--pipeline", "4", "--until-file", stop])
+            time.sleep(1)
+            freezes = len(self.log_times("program \\S+ checkpoints"))
+            source_control = self.control()
+            host = "b" if host == "a" else "a"
+            self.moves += 1
+            to = f"{ADDRESS[host]}:{7100 + self.moves}"
+            serve_log = os.path.join(self.tmp, f"serve{self.moves}.log")
+            target = self.hosts.start(host, [
+                self.tern, "serve", "--once", "--verbose", "--listen", to, *self.engine(),
+                "--key", self.key, "--control", self.control(), "--allow-bind", "0.0.0.0/0"],
+                stderr=open(serve_log, "wb"))
+            deadline = time.monotonic() + 60
+            while "listening on" not in open(serve_log, errors="replace").read():
+                if time.monotonic() > deadline:
+                    sys.exit("bench: tern serve did not start")
+                time.sleep(0.01)
+            r = subprocess.run([self.tern, "migrate", "--control", source_control, "--to", to,
+                                "--key", self.key], capture_output=True, text=True)
+            m = re.match(r"migrated to \S+: (\d+) rounds, ([\d.]+) MiB sent, downtime ([\d.]+) ms",
+                         r.stdout.strip())
+            if r.returncode != 0 or not m:
+                sys.exit(f"bench: tern migrate failed: {r.stdout} {r.stderr}")
+            program.wait()
+            program = target
+            self.wait_running(self.control())
+            time.sleep(1)
+            open(stop, "w").close()
+            out, err = clients.communicate(timeout=600)
+            c = json.loads(out.decode().strip().splitlines()[-1])
+            if clients.returncode != 0:
+                sys.exit(f"bench: clients failed during a move: {c} {err.decode()[-2000:]}")
+            frozen = self.log_times("program \\S+ checkpoints")[freezes]
+            ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
+            results.append({"stall_ms": c["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,
+                            "downtime_ms": float(m.group(3)), "rounds": int(m.group(1)),
+                            "replies": c["replies"]})
+        return results
+
+
 def cpu_seconds(pid):
     """User + system CPU time of a process so far."""
     with open(f"/proc/{pid}/stat") as f:
@@ -205,6 +259,14 @@ def main():
         for i, r in enumerate(bench.moves_stall(args.moves)):
             print(f"{i + 1:>4} {r['away_ms']:>7.1f}ms {r['stall_ms']:>12.1f}ms "
                   f"{r['stall_ms'] - r['away_ms']:>11.1f}ms {r['replies']:>8}")
+        print(f"\nmoves: 64 connections, 4 requests in flight each, tern migrate a <-> b, "
+              f"{args.mode} mode")
+        print(f"{'move':>4} {'rounds':>6} {'downtime':>9} {'away':>9} {'longest stall':>14} "
+              f"{'stall - downtime':>17} {'replies':>8}")
+        for i, r in enumerate(bench.moves_stall_migrate(args.moves)):
+            print(f"{i + 1:>4} {r['rounds']:>6} {r['downtime_ms']:>7.1f}ms {r['away_ms']:>7.1f}ms "
+                  f"{r['stall_ms']:>12.1f}ms {r['stall_ms'] - r['downtime_ms']:>15.1f}ms "
+                  f"{r['replies']:>8}")
 
 
 if __name__ == "__main__":
