@@ -62,6 +62,10 @@ class Bench:
     def control(self):
         return os.path.join(self.tmp, f"control{self.moves}.sock")
 
+    def program_log(self):
+        """A file for the stderr of the program's tern of this move."""
+        return open(os.path.join(self.tmp, f"program{self.moves}.log"), "wb")
+
     def wait_running(self, control):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -71,14 +75,15 @@ class Bench:
                 if r.returncode == 0:
                     return
             time.sleep(0.01)
-        sys.exit("bench: the program did not start")
+        with open(os.path.join(self.tmp, f"program{self.moves}.log"), errors="replace") as f:
+            sys.exit(f"bench: the program did not start: {f.read()[-2000:]}")
 
     def start(self, host, port, published):
         args = [self.tern, "run", *self.engine(), "--listen", f"0.0.0.0:{port}"]
         if published:
             args += ["--gateway", f"{GATEWAY_ADDRESS[host]}:{self.control_port}", "--key",
                      self.key, "--control", self.control()]
-        proc = self.hosts.start(host, args + [self.server], stderr=subprocess.DEVNULL)
+        proc = self.hosts.start(host, args + [self.server], stderr=self.program_log())
         if published:
             self.wait_running(self.control())
         return proc
@@ -125,6 +130,14 @@ class Bench:
         with open(self.log_path, errors="replace") as f:
             return [float(m.group(1)) for m in re.finditer(r"\[(\d+\.\d+)\] " + what, f.read())]
 
+    def stop_servers(self):
+        """Ends the latency runs' servers: the gateway fronts one publishing
+        program at a time, and the moves publish their own."""
+        for p in (self.published, self.direct):
+            p.kill()
+            p.wait()
+        self.moves += 1
+
     def moves_stall(self, moves):
         program = self.start("a", PUBLISHED_PORT + 10, True)
         host = "a"
@@ -145,7 +158,7 @@ class Bench:
             program = self.hosts.start(host, [self.tern, "restore", snap, *self.engine(), "--key",
                                               self.key, "--control", self.control(), "--listen",
                                               f"0.0.0.0:{PUBLISHED_PORT + 10}"],
-                                       stderr=subprocess.DEVNULL)
+                                       stderr=self.program_log())
             self.wait_running(self.control())
             time.sleep(1)
             open(stop, "w").close()
@@ -157,15 +170,15 @@ class Bench:
             ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
             results.append({"stall_ms": r["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,
                             "replies": r["replies"]})
+        self.program, self.host = program, host
         return results
 
 
     def moves_stall_migrate(self, moves):
-        """As moves_stall, each move by `tern migrate` to `tern serve --once`
-        on the other host (the same key as the gateway's)."""
-        self.moves += 1
-        program = self.start("a", PUBLISHED_PORT + 20, True)
-        host = "a"
+        """As moves_stall (continuing its program), each move by `tern
+        migrate` to `tern serve --once` on the other host (the same key as
+        the gateway's)."""
+        program, host = self.program, self.host
         results = []
         for _ in range(moves):
             stop = os.path.join(self.tmp, f"stop{self.moves}")
@@ -242,31 +255,42 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--moves", type=int, default=10)
     ap.add_argument("--mode", default="jit")
+    ap.add_argument("--skip-latency", action="store_true", help="only the moves")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     with tempfile.TemporaryDirectory(prefix="tern-gateway-bench-") as tmp, Hosts() as hosts:
         bench = Bench(build, hosts, tmp, args.mode)
-        bench.servers()
-        print(f"latency: {args.requests} requests per run, one connection, one request at a "
-              f"time, server in {args.mode} mode")
-        percentile_table(bench.latency(args.requests, args.rounds, 1, 1))
-        print(f"\nlatency under load: {args.requests} requests per run over 64 connections with "
-              f"4 requests in flight each, server in {args.mode} mode")
-        percentile_table(bench.latency(args.requests, args.rounds, 64, 4))
-        print(f"\nmoves: 64 connections, 4 requests in flight each, checkpoint file + restore "
-              f"a <-> b, {args.mode} mode")
-        print(f"{'move':>4} {'away':>9} {'longest stall':>14} {'stall - away':>13} {'replies':>8}")
-        for i, r in enumerate(bench.moves_stall(args.moves)):
-            print(f"{i + 1:>4} {r['away_ms']:>7.1f}ms {r['stall_ms']:>12.1f}ms "
-                  f"{r['stall_ms'] - r['away_ms']:>11.1f}ms {r['replies']:>8}")
-        print(f"\nmoves: 64 connections, 4 requests in flight each, tern migrate a <-> b, "
-              f"{args.mode} mode")
-        print(f"{'move':>4} {'rounds':>6} {'downtime':>9} {'away':>9} {'longest stall':>14} "
-              f"{'stall - downtime':>17} {'replies':>8}")
-        for i, r in enumerate(bench.moves_stall_migrate(args.moves)):
-            print(f"{i + 1:>4} {r['rounds']:>6} {r['downtime_ms']:>7.1f}ms {r['away_ms']:>7.1f}ms "
-                  f"{r['stall_ms']:>12.1f}ms {r['stall_ms'] - r['downtime_ms']:>15.1f}ms "
-                  f"{r['replies']:>8}")
+        if not args.skip_latency:
+            latency(bench, args)
+        moves(bench, args)
+
+
+def latency(bench, args):
+    bench.servers()
+    print(f"latency: {args.requests} requests per run, one connection, one request at a "
+          f"time, server in {args.mode} mode")
+    percentile_table(bench.latency(args.requests, args.rounds, 1, 1))
+    print(f"\nlatency under load: {args.requests} requests per run over 64 connections with "
+          f"4 requests in flight each, server in {args.mode} mode")
+    percentile_table(bench.latency(args.requests, args.rounds, 64, 4))
+    bench.stop_servers()
+
+
+def moves(bench, args):
+    print(f"\nmoves: 64 connections, 4 requests in flight each, checkpoint file + restore "
+          f"a <-> b, {args.mode} mode")
+    print(f"{'move':>4} {'away':>9} {'longest stall':>14} {'stall - away':>13} {'replies':>8}")
+    for i, r in enumerate(bench.moves_stall(args.moves)):
+        print(f"{i + 1:>4} {r['away_ms']:>7.1f}ms {r['stall_ms']:>12.1f}ms "
+              f"{r['stall_ms'] - r['away_ms']:>11.1f}ms {r['replies']:>8}")
+    print(f"\nmoves: 64 connections, 4 requests in flight each, tern migrate a <-> b, "
+          f"{args.mode} mode")
+    print(f"{'move':>4} {'rounds':>6} {'downtime':>9} {'away':>9} {'longest stall':>14} "
+          f"{'stall - downtime':>17} {'replies':>8}")
+    for i, r in enumerate(bench.moves_stall_migrate(args.moves)):
+        print(f"{i + 1:>4} {r['rounds']:>6} {r['downtime_ms']:>7.1f}ms {r['away_ms']:>7.1f}ms "
+              f"{r['stall_ms']:>12.1f}ms {r['stall_ms'] - r['downtime_ms']:>15.1f}ms "
+              f"{r['replies']:>8}")
 
 
 if __name__ == "__main__":
