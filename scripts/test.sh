@@ -22,7 +22,10 @@
 #             or jit mode restored in each of them (the 8 pairs besides
 #             interp -> interp, smaller K, every kind of stable point
 #             restored from), chained restores alternating engines, and
-#             every engine's uninterrupted run equal to the interpreter's
+#             every engine's uninterrupted run equal to the interpreter's;
+#             and --mode auto moved from the interpreter into compiled code
+#             at K points (--tier-up-at), checkpoints just before, at and
+#             after each move restored in interp, aot, jit and auto
 #   checkpoint-cross  the same with snapshots taken on x86-64 and restored
 #             by the s390x and aarch64 builds under qemu, and back (small K);
 #             also in aot mode with artifacts from `tern compile --target`
@@ -110,6 +113,8 @@ checkpoint_modes() {
   python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" --programs "$programs" \
     --pairs interp:aot,interp:jit,aot:interp,aot:aot,aot:jit,jit:interp,jit:aot,jit:jit \
     -k 3 --kinds 10 --cache-dir "$aot_cache"
+  python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" --programs "$programs" \
+    --tier-up -k 4 --cache-dir "$aot_cache"
 }
 
 # Compiled code under qemu is slow to start: the aot parts use a few

@@ -118,38 +118,69 @@ Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
 // under the host's CPU identity (host_cpu_id, found without LLVM): a run
 // that finds it loads it with tern's own ELF loader and never loads the
 // compiler plugin. Without a cache it is compiled and linked in-process.
+namespace {
+
+// The cache entry of code compiled with `options` for this host ("" with no cache).
+std::string jit_cache_path(const util::Sha256Digest& hash, const CompileOptions& options,
+                           const std::string& cache_dir) {
+  if (cache_dir.empty()) return {};
+  CompileOptions key = options;
+  if (key.target.cpu == "native") key.target.cpu = host_cpu_id();
+  return cache_path(cache_dir, hash, key, CacheKind::JitObject);
+}
+
+} // namespace
+
+std::shared_ptr<const CodeImage> jit_cached(const util::Sha256Digest& hash,
+                                            const CompileOptions& options,
+                                            const std::string& cache_dir) {
+  const std::string path = jit_cache_path(hash, options, cache_dir);
+  if (path.empty() || !std::filesystem::exists(path)) return nullptr;
+  try {
+    return load_artifact(util::read_file(path), hash, path);
+  } catch (const std::exception&) {
+    return nullptr; // a stale or damaged entry, replaced when compiled again
+  }
+}
+
+Compiled<std::vector<uint8_t>> jit_artifact(const wasm::Module& module,
+                                            const util::Sha256Digest& hash,
+                                            const CompileOptions& requested,
+                                            const std::string& cache_dir) {
+  if (requested.target.arch != host_target().arch)
+    return {{}, "the JIT compiles for this host only"};
+  if (!plugin().api) return {{}, plugin().error};
+  CompileOptions options = requested;
+  if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
+  auto artifact = plugin().api->compile_artifact(module, hash, options);
+  if (!artifact.ok()) return artifact;
+  if (const std::string path = jit_cache_path(hash, requested, cache_dir); !path.empty()) {
+    try {
+      util::create_directories(cache_dir);
+      util::write_file_atomic(path, artifact.value);
+    } catch (const std::exception&) {
+      // An unwritable cache only costs the next run a compilation.
+    }
+  }
+  return artifact;
+}
+
 Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& module,
                                                        const util::Sha256Digest& hash,
                                                        const CompileOptions& requested,
                                                        const std::string& cache_dir) {
   if (requested.target.arch != host_target().arch)
     return {{}, "the JIT compiles for this host only"};
-  CompileOptions key = requested;
-  if (key.target.cpu == "native") key.target.cpu = host_cpu_id();
-  const std::string path =
-      cache_dir.empty() ? std::string() : cache_path(cache_dir, hash, key, CacheKind::JitObject);
-  if (!path.empty() && std::filesystem::exists(path)) {
-    try {
-      return {load_artifact(util::read_file(path), hash, path), {}};
-    } catch (const std::exception&) {
-      // A stale or damaged entry is replaced below.
-    }
-  }
+  if (auto cached = jit_cached(hash, requested, cache_dir)) return {cached, {}};
   if (!plugin().api) return {{}, plugin().error};
-  CompileOptions options = requested;
-  if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
   try {
-    if (!path.empty()) {
-      auto artifact = plugin().api->compile_artifact(module, hash, options);
+    if (!cache_dir.empty()) {
+      auto artifact = jit_artifact(module, hash, requested, cache_dir);
       if (!artifact.ok()) return {{}, artifact.error};
-      try {
-        util::create_directories(cache_dir);
-        util::write_file_atomic(path, artifact.value);
-      } catch (const std::exception&) {
-        // An unwritable cache only costs the next run a compilation.
-      }
       return {load_artifact(artifact.value, hash, "the compiled module"), {}};
     }
+    CompileOptions options = requested;
+    if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
     auto object = plugin().api->compile_object(module, hash, options);
     if (!object.ok()) return {{}, object.error};
     auto linked = plugin().api->jit_link(object.value);

@@ -61,4 +61,16 @@ Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& modul
                                                        const CompileOptions& options,
                                                        const std::string& cache_dir);
 
+// The two halves of jit_compile with a cache, for code made elsewhere
+// than where it runs (aot/background_compile.h): the cached code for this
+// host, or null; and a fresh artifact for this host, also written to the
+// cache when `cache_dir` is not empty.
+std::shared_ptr<const CodeImage> jit_cached(const util::Sha256Digest& hash,
+                                            const CompileOptions& options,
+                                            const std::string& cache_dir);
+Compiled<std::vector<uint8_t>> jit_artifact(const wasm::Module& module,
+                                            const util::Sha256Digest& hash,
+                                            const CompileOptions& options,
+                                            const std::string& cache_dir);
+
 } // namespace tern::aot

@@ -2,9 +2,12 @@
 
 #include "aot/abi.h"
 #include "aot/artifact.h"
+#include "aot/background_compile.h"
 #include "aot/cache.h"
 #include "aot/engine.h"
 #include "interp/engine.h"
+#include "runtime/instance.h"
+#include "runtime/tiering.h"
 #include "tern/error.h"
 #include "util/file.h"
 
@@ -12,6 +15,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <map>
 
 namespace tern::cli {
 namespace {
@@ -74,19 +78,53 @@ std::shared_ptr<const aot::CodeImage> jit_code(const EngineOptions& o, const was
   return code.value;
 }
 
+// auto: the interpreter at once, compiled code (cached, else compiled in
+// a child process) from the first stable point after it is ready
+// (runtime/tiering.h). The code is the JIT's, under the same cache key, so
+// `--mode jit` and `--mode auto` share it.
+std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
+  aot::CompileOptions options = o.compile;
+  if (options.target.cpu.empty()) options.target.cpu = "native";
+  const std::string cache_dir = o.use_cache ? cache_dir_of(o) : std::string();
+  using Codes = std::map<const wasm::Module*, std::shared_ptr<aot::BackgroundCompile>>;
+  auto codes = std::make_shared<Codes>();
+  runtime::TieringParts parts;
+  parts.first = interp::make_engine();
+  parts.faster = aot::make_engine([codes](const wasm::Module& m, const util::Sha256Digest&) {
+    auto it = codes->find(&m);
+    if (it == codes->end()) throw Error("internal error: no compiled code was started");
+    return it->second->code();
+  });
+  parts.start = [codes, options, cache_dir](const runtime::ModuleInstance& inst,
+                                            std::function<void()> ready) {
+    auto code = std::make_shared<aot::BackgroundCompile>(inst.module_ptr(), inst.module().sha256(),
+                                                         options, cache_dir, std::move(ready));
+    (*codes)[&inst.module()] = code;
+    return code;
+  };
+  parts.switch_at = o.tier_up_at;
+  return runtime::make_tiering_engine(std::move(parts));
+}
+
 } // namespace
 
 const std::vector<std::string>& engine_modes() {
-  static const std::vector<std::string> modes = {"interp", "aot", "jit"};
+  static const std::vector<std::string> modes = {"interp", "aot", "jit", "auto"};
   return modes;
 }
 
 void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_option("--mode", o.mode,
                  "Execution engine: interp (interpreter), aot (compiled code from --artifact or "
-                 "the cache, compiled first if missing), jit (compiled in-process)")
+                 "the cache, compiled first if missing), jit (compiled in-process), auto "
+                 "(starts in the interpreter, moves into compiled code when it is ready)")
       ->check(CLI::IsMember(engine_modes()))
       ->capture_default_str();
+  cmd.add_option("--tier-up-at", o.tier_up_at,
+                 "auto: move into compiled code at the N-th stable point exactly, waiting for "
+                 "the code if needed (for tests)")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--artifact", o.artifact, "Compiled code for the module (from `tern compile`)")
       ->type_name("FILE");
   cmd.add_option("--cache-dir", o.cache_dir,
@@ -106,7 +144,9 @@ std::unique_ptr<runtime::Engine> make_engine_for_mode(const std::string& mode) {
 }
 
 std::unique_ptr<runtime::Engine> make_engine_for_mode(const EngineOptions& o) {
+  if (o.tier_up_at && o.mode != "auto") throw Error("--tier-up-at needs --mode auto");
   if (o.mode == "interp") return interp::make_engine();
+  if (o.mode == "auto") return auto_engine(o);
   if (o.mode == "aot")
     return aot::make_engine(
         [o](const wasm::Module& m, const util::Sha256Digest& h) { return aot_code(o, m, h); });

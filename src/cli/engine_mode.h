@@ -5,7 +5,9 @@
 #include "aot/compiler.h"
 #include "runtime/engine.h"
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,11 +30,14 @@ struct EngineOptions {
   // memory every time.
   std::string cache_dir;
   bool use_cache = true;
-  // For code compiled on the fly (aot without an artifact, jit).
+  // For code compiled on the fly (aot without an artifact, jit, auto).
   aot::CompileOptions compile;
+  // auto: move into compiled code at this stable point exactly (tests).
+  std::optional<uint64_t> tier_up_at;
 };
 
-// Adds --mode, --artifact, --cache-dir and --no-cache to a subcommand.
+// Adds --mode, --tier-up-at, --artifact, --cache-dir and --no-cache to a
+// subcommand.
 void add_engine_options(CLI::App& cmd, EngineOptions& options);
 
 // The engine for `mode` with default options; throws tern::Error for an

@@ -97,12 +97,12 @@ inline uint64_t f64_copysign(uint64_t a, uint64_t b) {
 }
 
 // The slow path of a stable point: counts it in counting mode; true when
-// the thread must stop here.
+// the thread must stop here (a checkpoint, or a move to compiled code).
 bool stop_here(runtime::Thread& thread, uint32_t flag) {
   if (flag & runtime::Interrupt::kCounting) {
     if (++thread.stable_points == thread.stop_at) return true;
   }
-  return (flag & runtime::Interrupt::kRequested) != 0;
+  return (flag & (runtime::Interrupt::kRequested | runtime::Interrupt::kTierUp)) != 0;
 }
 
 const CompiledFunction* code_of(const FunctionInstance* f) {

@@ -20,10 +20,18 @@ runs, --restore-target for the restores, compiled by --compile-tern).
 --kinds inspects each snapshot and tries more stop points until a restore
 started from a function entry, a loop header and a call site.
 
+--tier-up checks `--mode auto` (issue 18): for K points N the program
+starts in the interpreter and moves into compiled code at the N-th stable
+point (`--tier-up-at N`), and must end like the interpreter's run; a
+checkpoint one point after the switch is restored in every engine (auto
+restores move again a few points later), and checkpoints just before and
+at the switch in one engine each (taking turns).
+
     differential.py --tern build/tern --programs DIR [--only NAME,...] [-k 50]
     differential.py --tern build/tern --programs DIR --pairs all -k 4 --kinds 6
     differential.py --tern build/tern --restore-tern "qemu-s390x build-s390x/tern" \\
         --pairs interp:aot --restore-target s390x --programs DIR -k 2
+    differential.py --tern build/tern --programs DIR --tier-up -k 6
 
 Prints one line per program (and pair) and the total "N restores, M
 divergences"; exits non-zero when anything diverged.
@@ -49,6 +57,7 @@ from testlib import find_wasm, payload, tern_command, tree_digest  # noqa: E402
 
 TIMEOUT = 120  # seconds for one tern process (the programs take a few); a hang is a divergence
 MODES = ("interp", "aot", "jit")
+TIER_MODES = MODES + ("auto",)  # restores of --tier-up
 KINDS = ("function-entry", "loop-header", "call-site")
 
 
@@ -320,7 +329,7 @@ class Harness:
                   "; ".join(problems), flush=True)
         return not problems
 
-    def checkpoint_run(self, program, n, kinds_wanted=None):
+    def checkpoint_run(self, program, n, kinds_wanted=None, run_extra=()):
         """Stops a run at stable point n. Returns (first run, root, snapshot,
         kind), or None after reporting a divergence; with kinds_wanted,
         also None (quietly) when the point is of another kind."""
@@ -328,7 +337,7 @@ class Harness:
         snap = os.path.join(root, "snap")
         first = self.run_cmd(program, root, dir_args,
                              ["--checkpoint-to", snap, "--checkpoint-at", str(n),
-                              "--stop-after-checkpoint"])
+                              "--stop-after-checkpoint"] + list(run_extra))
         if first.rc != 0 or not os.path.exists(snap):
             self.divergences += 1
             print(f"  DIVERGED {program.name} at {n} [{self.source}]: the checkpoint run ended "
@@ -346,10 +355,11 @@ class Harness:
             return None
         return first, root, snap, kinds
 
-    def single(self, program, ref, n, kinds_wanted=None):
+    def single(self, program, ref, n, kinds_wanted=None, run_extra=(), restore_extra=(),
+               label=None):
         """Stop at n, restore (with the directories moved), finish. Returns
         the kinds of stable point the frames stopped at (if inspected)."""
-        taken = self.checkpoint_run(program, n, kinds_wanted)
+        taken = self.checkpoint_run(program, n, kinds_wanted, run_extra)
         if taken is None:
             return []
         first, root, snap, kinds = taken
@@ -360,14 +370,14 @@ class Harness:
             os.rename(old, new)
             moved += ["--dir", f"{new}::{guest}"]
             os.makedirs(old)  # an empty decoy where the old path was
-        final = self.restore_cmd(program, root, snap, moved)
+        final = self.restore_cmd(program, root, snap, moved + list(restore_extra))
         self.restores += 1
         for i in range(len(program.dirs)):  # compare in the reference's layout
             shutil.rmtree(os.path.join(root, f"d{i}"))
             os.rename(os.path.join(root, f"m{i}"), os.path.join(root, f"d{i}"))
         os.unlink(snap)
-        self.compare(program, ref, f"at {n} ({kinds[0]})" if kinds else f"at {n}",
-                     first.out + final.out, first.err + final.err, final, root)
+        label = label or (f"at {n} ({kinds[0]})" if kinds else f"at {n}")
+        self.compare(program, ref, label, first.out + final.out, first.err + final.err, final, root)
         return kinds or []
 
     def chained(self, program, ref, stops):
@@ -407,6 +417,37 @@ class Harness:
             if not missing:
                 break
             seen.update(self.single(program, ref, n, kinds_wanted=missing))
+
+    def tier_up(self, program, ref):
+        """--mode auto switched at K points, and checkpoints around each
+        switch restored in every engine."""
+        total = ref.stats["stable_points"]
+        before = (self.restores, self.divergences)
+        auto = Side(self.tern, "auto", None)
+        switches = 0
+        for i, n in enumerate(self.stop_points(total)):
+            self.source = self.dest = auto
+            root, dir_args = self.workspace(program, f"tier{n}")
+            r = self.run_cmd(program, root, dir_args, ["--tier-up-at", str(n)])
+            self.compare(program, ref, f"tier-up at {n}", r.out, r.err, r, root)
+            switches += 1
+            turn = TIER_MODES[i % len(TIER_MODES)]
+            for c, modes, when in ((n + 1, TIER_MODES, "after"), (n, (turn,), "at"),
+                                   (n - 1, (turn,), "before")):
+                if not 1 <= c <= total:
+                    continue
+                for mode in modes:
+                    self.dest = Side(self.restore_tern, mode, None)
+                    # An auto restore moves on its own a few points later.
+                    again = ["--tier-up-at", str(c + 3)] if mode == "auto" and c + 3 <= total else []
+                    self.single(program, ref, c, run_extra=["--tier-up-at", str(n)],
+                                restore_extra=again,
+                                label=f"checkpoint at {c} ({when} the switch at {n})")
+        restores = self.restores - before[0]
+        diverged = self.divergences - before[1]
+        memory = "" if ref.memory_reproducible else " (final memory holds host facts: not compared)"
+        print(f"{program.name} [tier-up]: {total} stable points, {switches} switches, "
+              f"{restores} restores, {diverged} divergences{memory}", flush=True)
 
     def check(self, program, ref):
         total = ref.stats["stable_points"]
@@ -468,6 +509,9 @@ def main():
                     help="report the kinds of stable point the restored frames stood at, and try "
                     "up to TRIES more stop points per program until every kind was restored from "
                     "(else fail)")
+    ap.add_argument("--tier-up", action="store_true",
+                    help="check --mode auto instead: switches from the interpreter at K points "
+                    "(--tier-up-at) and checkpoints around them restored in every engine")
     ap.add_argument("--no-chain", action="store_true",
                     help="no chained restores (which checkpoint in the restore engine too)")
     ap.add_argument("--programs", required=True,
@@ -521,6 +565,9 @@ def check_program(index):
         try:
             h.set_pair(*pairs[0])
             ref = h.reference(p)
+            if args.tier_up:
+                h.tier_up(p, ref)
+                return out.getvalue(), err.getvalue(), (h.restores, h.divergences, h.uncovered)
             for mode in dict.fromkeys(src for src, _ in pairs[1:]):
                 if mode != pairs[0][0]:
                     h.uninterrupted(p, ref, Side(h.tern, mode, h.target))

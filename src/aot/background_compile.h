@@ -1,0 +1,63 @@
+// Compiled code for this host made while the program runs (`tern run
+// --mode auto`, runtime/tiering.h). Code already in the cache is ready at
+// once. Otherwise a child process (forked, so it has the module without
+// reading it again) loads the compiler, compiles, writes the cache entry
+// and sends the artifact back through a pipe; a thread of tern waits for
+// it and loads it with tern's own ELF loader. The compiler never runs in
+// tern's process, so the program's threads and memory are untouched by it,
+// and a program that ends first does not wait: with a cache the child
+// finishes the entry for the next run, without one it is killed.
+#pragma once
+
+#include "aot/code_image.h"
+#include "aot/compiler.h"
+#include "runtime/tiering.h"
+#include "util/unique_fd.h"
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+
+namespace tern::aot {
+
+class BackgroundCompile final : public runtime::PendingCode {
+public:
+  // `ready` is called once, from another thread (or from here when the
+  // code was cached), when the code is made or has failed.
+  BackgroundCompile(std::shared_ptr<const wasm::Module> module, const util::Sha256Digest& hash,
+                    const CompileOptions& options, const std::string& cache_dir,
+                    std::function<void()> ready);
+  ~BackgroundCompile() override;
+  BackgroundCompile(const BackgroundCompile&) = delete;
+  BackgroundCompile& operator=(const BackgroundCompile&) = delete;
+
+  bool ready() const override;
+  std::string wait() override;
+  // The code (waits for it); throws tern::Error when there is none.
+  std::shared_ptr<const CodeImage> code();
+
+private:
+  void start_child(const wasm::Module& module, const util::Sha256Digest& hash,
+                   const CompileOptions& options, const std::string& cache_dir);
+  void receive(util::Sha256Digest hash);
+  void finish(std::shared_ptr<const CodeImage> image, std::string error);
+
+  std::function<void()> ready_callback_;
+  bool keep_child_ = false; // it writes a cache entry worth finishing
+  pid_t child_ = -1;
+  util::UniqueFd from_child_;
+  util::UniqueFd stop_; // eventfd: the watcher gives up
+  std::thread watcher_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::shared_ptr<const CodeImage> image_;
+  std::string error_;
+};
+
+} // namespace tern::aot
