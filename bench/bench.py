@@ -85,6 +85,19 @@ COLUMNS = [
         prepare="{tern} run --mode jit --cache-dir {out}/jit-cache {wasm}",
         needs=["{tern}"],
     ),
+    # Issue 18's comparison: the JIT with a cold cache (compiled on every
+    # run, in memory), and --mode auto cold (starts interpreting, a child
+    # compiles, the program moves over when the code is ready; killed if
+    # the program ends first) and warm (the JIT's cache entry, from the
+    # first instruction).
+    Column("tern-jit-cold", "{tern} run --mode jit --no-cache {wasm}", needs=["{tern}"]),
+    Column("tern-auto-cold", "{tern} run --mode auto --no-cache {wasm}", needs=["{tern}"]),
+    Column(
+        "tern-auto",
+        "{tern} run --mode auto --cache-dir {out}/jit-cache {wasm}",
+        prepare="{tern} run --mode jit --cache-dir {out}/jit-cache {wasm}",
+        needs=["{tern}"],
+    ),
     Column("node", NODE + " {bench}/node-wasi.mjs {wasm}"),
     Column("node-turbofan", NODE + " --no-liftoff {bench}/node-wasi.mjs {wasm}"),
 ]
