@@ -9,7 +9,8 @@
 # Stages:
 #   unit      ctest in BUILD_DIR: GoogleTest suites, the wast runner's own
 #             checks, guest programs under `tern run`
-#   spec      the WebAssembly spec suite, interpreter (0 failed)
+#   spec      the WebAssembly spec suite and the threads proposal's scripts,
+#             interpreter (0 failed)
 #   spec-aot  the same spec files with the AOT compiler (--mode aot)
 #   spec-jit  the same with the JIT (--mode jit)
 #   asan      ASan+UBSan build: unit tests and the spec suite
@@ -89,7 +90,7 @@ cross() {
     -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$arch.cmake" \
     -DTERN_TESTS=OFF -DTERN_GUESTS=OFF >/dev/null
   cmake --build "build-$arch" -j "$jobs" --target tern
-  TERN_RUNNER="qemu-$arch" scripts/spec-test.sh "build-$arch/tern"
+  TERN_RUNNER="qemu-$arch" TERN_CONVERTER="$build/tern" scripts/spec-test.sh "build-$arch/tern"
 }
 
 programs="$build/tests/guests:$build/tests/checkpoint"

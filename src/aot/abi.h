@@ -32,7 +32,7 @@
 
 namespace tern::aot {
 
-inline constexpr uint32_t kAbiVersion = 8;
+inline constexpr uint32_t kAbiVersion = 9;
 
 // --- Per thread --------------------------------------------------------------
 
@@ -173,6 +173,8 @@ enum class Helper : uint32_t {
   TableCopy,    // void(t, ctx, u32 dst_table, u32 src_table, u32 dst, u32 src, u32 n)
   TableInit,    // void(t, ctx, u32 table, u32 segment, u32 dst, u32 src, u32 n)
   ElemDrop,     // void(t, ctx, u32 segment)
+  AtomicWait,   // u32(t, ctx, u64 ea, u64 expected, u64 timeout_ns, u32 bytes): 0, 1 or 2
+  AtomicNotify, // u32(t, ctx, u64 ea, u32 count): the number woken
   Count
 };
 inline constexpr uint32_t kNumHelpers = static_cast<uint32_t>(Helper::Count);

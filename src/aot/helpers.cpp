@@ -8,6 +8,7 @@
 // that point, hence the split into a "check" part that returns a trap kind
 // and the jump.
 #include "aot/engine_state.h"
+#include "runtime/atomics.h"
 #include "runtime/store.h"
 #include "runtime/view_frames.h"
 
@@ -183,6 +184,32 @@ void data_drop(VmThread*, VmInstance* ctx, uint32_t segment) {
   rec_of(ctx).instance->data_dropped[segment] = true;
 }
 
+// memory.atomic.wait32/64 and notify: aligned, in bounds; wait needs a
+// shared memory (runtime/wait_queue.h).
+void check_atomic(VmThread* t, const runtime::Memory& mem, uint64_t ea, uint32_t bytes) {
+  if (!runtime::atomics::aligned(ea, bytes)) trap_now(t, uint32_t(TrapKind::UnalignedAtomic));
+  if (!mem.in_bounds(ea, bytes)) trap_now(t, uint32_t(TrapKind::MemoryOutOfBounds));
+}
+
+uint32_t atomic_wait(VmThread* t, VmInstance* ctx, uint64_t ea, uint64_t expected,
+                     uint64_t timeout_ns, uint32_t bytes) {
+  runtime::Memory& mem = memory_of(ctx);
+  check_atomic(t, mem, ea, bytes);
+  runtime::WaitQueues* queues = mem.wait_queues();
+  if (!queues) trap_now(t, uint32_t(TrapKind::ExpectedSharedMemory));
+  ThreadState& ts = ts_of(t);
+  auto r = queues->wait(ea, mem.base() + ea, bytes, expected, static_cast<int64_t>(timeout_ns),
+                        {ts.thread->id, -1});
+  return static_cast<uint32_t>(r.outcome);
+}
+
+uint32_t atomic_notify(VmThread* t, VmInstance* ctx, uint64_t ea, uint32_t count) {
+  runtime::Memory& mem = memory_of(ctx);
+  check_atomic(t, mem, ea, 4);
+  runtime::WaitQueues* queues = mem.wait_queues();
+  return queues ? queues->notify(ea, count) : 0;
+}
+
 // --- Tables -----------------------------------------------------------------------
 
 runtime::Table& table_of(VmInstance* ctx, uint32_t index) {
@@ -252,7 +279,8 @@ void* const* helper_table() {
       reinterpret_cast<void*>(&table_get),     reinterpret_cast<void*>(&table_set),
       reinterpret_cast<void*>(&table_grow),    reinterpret_cast<void*>(&table_fill),
       reinterpret_cast<void*>(&table_copy),    reinterpret_cast<void*>(&table_init),
-      reinterpret_cast<void*>(&elem_drop),
+      reinterpret_cast<void*>(&elem_drop),     reinterpret_cast<void*>(&atomic_wait),
+      reinterpret_cast<void*>(&atomic_notify),
   };
   static_assert(std::size(table) == kNumHelpers);
   return table;

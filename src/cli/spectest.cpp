@@ -51,6 +51,10 @@ void define_spectest(runtime::Store& store, runtime::Linker& linker) {
                 runtime::Extern::of(store.add_table(table_type, runtime::kNullRef)));
   wasm::MemoryType memory_type{wasm::Limits{1, 2, false}};
   linker.define(kModule, "memory", runtime::Extern::of(store.add_memory(memory_type)));
+  // The threads proposal's reference interpreter adds a shared memory.
+  wasm::MemoryType shared_memory_type{wasm::Limits{1, 2, true}};
+  linker.define(kModule, "shared_memory",
+                runtime::Extern::of(store.add_memory(shared_memory_type)));
 }
 
 } // namespace tern::cli

@@ -1,11 +1,13 @@
 // `tern wast FILE.wast...`: runs WebAssembly spec test scripts and reports
 // per file and in total "N passed, M failed[, K skipped]". Scripts are
-// converted with wast2json; `--json FILE.json` runs an already converted
+// converted with wast2json (the threads proposal's thread and wait commands
+// by tern itself, cli/wast_threads.h); `--json FILE.json` runs an already converted
 // one (so a cross-built tern under qemu needs no wast2json of its own).
 #include "cli/commands.h"
 #include "cli/engine_mode.h"
 #include "cli/wast_convert.h"
 #include "cli/wast_script.h"
+#include "cli/wast_threads.h"
 #include "tern/error.h"
 #include "util/file.h"
 
@@ -22,6 +24,7 @@ namespace {
 struct WastOptions {
   std::vector<std::string> wast_files;
   std::vector<std::string> json_files;
+  std::string convert_to; // only convert the scripts into this directory
   EngineOptions engine;
 };
 
@@ -51,10 +54,21 @@ WastTally run_json(const std::string& json_path, const std::string& fallback_nam
 
 WastTally run_wast(const std::string& wast_path, const EngineOptions& engine) {
   TempDir dir;
-  return run_json(convert_wast(wast_path, dir.path()), wast_path, engine);
+  return run_json(convert_script(wast_path, dir.path()), wast_path, engine);
+}
+
+// --convert-to DIR: each script's command list and modules, for a later
+// `tern wast --json DIR/STEM.json` (by a cross-built tern under qemu).
+int convert_all(const WastOptions& options) {
+  if (options.wast_files.empty()) throw Error("no scripts given: pass FILE.wast");
+  std::filesystem::create_directories(options.convert_to);
+  for (const auto& path : options.wast_files)
+    fmt::print("{}\n", convert_script(path, options.convert_to));
+  return 0;
 }
 
 int run_all(const WastOptions& options) {
+  if (!options.convert_to.empty()) return convert_all(options);
   if (options.wast_files.empty() && options.json_files.empty())
     throw Error("no scripts given: pass FILE.wast or --json FILE.json");
   WastTally total;
@@ -88,6 +102,9 @@ void add_wast_command(CLI::App& app) {
                   "Spec scripts (.wast), converted with wabt's wast2json");
   cmd->add_option("--json", options->json_files,
                   "Scripts already converted by wast2json (their .wasm files next to them)");
+  cmd->add_option("--convert-to", options->convert_to,
+                  "Only convert the scripts (thread commands included) into DIR and print "
+                  "each command list's path");
   add_engine_options(*cmd, options->engine);
   cmd->callback([options] { guarded([&] { return run_all(*options); }); });
 }

@@ -121,7 +121,7 @@ std::string convert_wast(const std::string& wast_path, const std::string& out_di
   std::string stem = std::filesystem::path(wast_path).stem().string();
   std::string json_path = fmt::format("{}/{}.json", out_dir, stem);
   std::string log_path = fmt::format("{}/{}.log", out_dir, stem);
-  int status = run_logged({kConverter, wast_path, "-o", json_path}, log_path);
+  int status = run_logged({kConverter, "--enable-threads", wast_path, "-o", json_path}, log_path);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return json_path;
   std::string diagnostics = read_diagnostics(log_path);
   throw Error(fmt::format("{}: {} failed ({}){}{}", wast_path, kConverter, describe_status(status),

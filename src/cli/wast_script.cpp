@@ -9,6 +9,7 @@
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 
+#include <atomic>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace tern::cli {
@@ -97,6 +99,7 @@ bool mentions_v128(const json& cmd) {
     return list.is_array() && std::any_of(list.begin(), list.end(), is_v128);
   };
   if (cmd.contains("expected") && any_v128(cmd["expected"])) return true;
+  if (cmd.contains("either") && any_v128(cmd["either"])) return true;
   return cmd.contains("action") && cmd["action"].contains("args") &&
          any_v128(cmd["action"]["args"]);
 }
@@ -223,11 +226,18 @@ std::string describe_expectation(const json& cmd) {
   if (type == "module") return "instantiation";
   if (type == "register") return "a registered module";
   if (type == "action") return "a return";
+  if (type == "assert_return" && cmd.contains("either")) {
+    std::vector<std::string> items;
+    for (const auto& e : cmd["either"]) items.push_back(describe(parse_expectation(e)));
+    return fmt::format("one of {}", describe_list(items));
+  }
   if (type == "assert_return") {
     std::vector<std::string> items;
     for (const auto& e : cmd.at("expected")) items.push_back(describe(parse_expectation(e)));
     return describe_list(items);
   }
+  if (type == "thread") return "a thread started";
+  if (type == "wait") return "a thread to wait for";
   if (type == "assert_trap" || type == "assert_exhaustion" || type == "assert_uninstantiable")
     return fmt::format("trap \"{}\"", text);
   if (type == "assert_invalid") return fmt::format("invalid module (\"{}\")", text);
@@ -282,13 +292,35 @@ struct ActionResult {
 class ScriptRunner {
 public:
   ScriptRunner(const WastScript& script, const EngineOptions& engine)
-      : script_(script), store_(make_engine_for_mode(engine)), thread_(store_) {
+      : script_(script), engine_(engine), store_(make_engine_for_mode(engine)), thread_(store_) {
+    static std::atomic<uint64_t> next_thread_id{0};
+    thread_.id = next_thread_id++;
     define_spectest(store_, linker_);
   }
+  // Script threads still running are waited for: they use this runner's
+  // instances.
+  ~ScriptRunner() { join_all(); }
+  ScriptRunner(const ScriptRunner&) = delete;
+  ScriptRunner& operator=(const ScriptRunner&) = delete;
 
+  // Runs wast2json's top-level object.
   WastTally run(const json& commands);
 
 private:
+  // A script thread: its own runner (store, engine, registrations) on a
+  // host thread of its own.
+  struct ScriptThread {
+    std::unique_ptr<ScriptRunner> runner;
+    json commands;
+    WastTally tally;
+    std::thread host;
+  };
+
+  WastTally run_list(const json& commands);
+  void join_all();
+  Verdict thread_command(const json& cmd);
+  Verdict wait_command(const json& cmd);
+
   using Handler = Verdict (ScriptRunner::*)(const json&);
   Verdict run_guarded(const json& cmd);
   void report_failure(const json& cmd, const std::string& got) const;
@@ -310,6 +342,9 @@ private:
   ActionResult invoke(runtime::ModuleInstance& instance, const json& action);
 
   const WastScript& script_;
+  EngineOptions engine_;
+  WastTally tally_;
+  std::map<std::string, std::unique_ptr<ScriptThread>> threads_;
   runtime::Store store_;
   runtime::Thread thread_;
   runtime::Linker linker_;
@@ -321,23 +356,75 @@ private:
 WastTally ScriptRunner::run(const json& commands) {
   if (!commands.is_object() || !commands.contains("commands") || !commands["commands"].is_array())
     throw Error("not a wast2json command list (no \"commands\" array)");
-  WastTally tally;
-  for (const auto& cmd : commands["commands"]) {
+  return run_list(commands["commands"]);
+}
+
+// Runs the commands and waits for the threads they started; the tally
+// includes theirs.
+WastTally ScriptRunner::run_list(const json& commands) {
+  for (const auto& cmd : commands) {
     Verdict verdict = run_guarded(cmd);
     switch (verdict.kind) {
     case Verdict::Kind::Pass:
-      ++tally.passed;
+      ++tally_.passed;
       break;
     case Verdict::Kind::Skip:
-      ++tally.skipped;
+      ++tally_.skipped;
       break;
     case Verdict::Kind::Fail:
-      ++tally.failed;
+      ++tally_.failed;
       report_failure(cmd, verdict.got);
       break;
     }
   }
-  return tally;
+  join_all();
+  return tally_;
+}
+
+void ScriptRunner::join_all() {
+  for (auto& [name, t] : threads_) {
+    if (t->host.joinable()) t->host.join();
+    tally_ += t->tally;
+  }
+  threads_.clear();
+}
+
+// (thread $T (shared (module $M))* ...): the body runs against a fresh
+// store that knows only the shared modules (cli/wast_threads.h).
+Verdict ScriptRunner::thread_command(const json& cmd) {
+  std::string name = string_field(cmd, "name");
+  if (threads_.contains(name)) throw Error(fmt::format("thread {} is already running", name));
+  auto t = std::make_unique<ScriptThread>();
+  t->runner = std::make_unique<ScriptRunner>(script_, engine_);
+  for (const auto& shared : cmd.value("shared", json::array())) {
+    std::string module = shared.get<std::string>();
+    auto it = named_.find(module);
+    if (it == named_.end() || !it->second)
+      throw Error(fmt::format("thread {} shares {}, which is not instantiated", name, module));
+    t->runner->named_[module] = it->second;
+  }
+  t->commands = cmd.value("commands", json::array());
+  ScriptThread* raw = t.get();
+  t->host = std::thread([raw] {
+    try {
+      raw->tally = raw->runner->run_list(raw->commands);
+    } catch (const std::exception& e) {
+      fmt::print("{}: thread: {}\n", raw->runner->script_.name, e.what());
+      ++raw->tally.failed;
+    }
+  });
+  threads_[name] = std::move(t);
+  return Verdict::pass();
+}
+
+Verdict ScriptRunner::wait_command(const json& cmd) {
+  std::string name = string_field(cmd, "thread");
+  auto it = threads_.find(name);
+  if (it == threads_.end()) throw Error(fmt::format("no thread {} is running", name));
+  it->second->host.join();
+  tally_ += it->second->tally;
+  threads_.erase(it);
+  return Verdict::pass();
 }
 
 Verdict ScriptRunner::run_guarded(const json& cmd) {
@@ -352,6 +439,8 @@ Verdict ScriptRunner::run_guarded(const json& cmd) {
       {"assert_malformed", &ScriptRunner::assert_malformed},
       {"assert_unlinkable", &ScriptRunner::assert_unlinkable},
       {"assert_uninstantiable", &ScriptRunner::assert_uninstantiable},
+      {"thread", &ScriptRunner::thread_command},
+      {"wait", &ScriptRunner::wait_command},
   };
   try {
     auto it = handlers.find(optional_string_field(cmd, "type"));
@@ -462,12 +551,20 @@ Verdict ScriptRunner::action_command(const json& cmd) {
   return Verdict::fail(describe_outcome(result.outcome, result.values));
 }
 
+// The results must match "expected", or with "either" (threads proposal:
+// several outcomes are allowed) one of its values.
 Verdict ScriptRunner::assert_return(const json& cmd) {
   std::vector<Expectation> expected;
-  for (const auto& e : cmd.at("expected")) expected.push_back(parse_expectation(e));
+  for (const auto& e : cmd.value("expected", json::array())) expected.push_back(parse_expectation(e));
   ActionResult result = perform(cmd.at("action"));
   std::string got = describe_outcome(result.outcome, result.values);
   if (result.outcome.kind != ExecOutcome::Kind::Returned) return Verdict::fail(got);
+  if (cmd.contains("either")) {
+    for (const auto& e : cmd["either"])
+      if (result.values.size() == 1 && matches(parse_expectation(e), result.values[0]))
+        return Verdict::pass();
+    return Verdict::fail(got);
+  }
   if (result.values.size() != expected.size()) return Verdict::fail(got);
   for (size_t i = 0; i < expected.size(); ++i)
     if (!matches(expected[i], result.values[i])) return Verdict::fail(got);

@@ -16,6 +16,7 @@
 #include "interp/code.h"
 #include "interp/engine.h"
 #include "interp/exec.h"
+#include "runtime/atomics.h"
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
@@ -498,6 +499,101 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   STORE(I64Store16, uint16_t)
   STORE(I64Store32, uint32_t)
 
+  // Atomic accesses [d|addr] [x|y] [offset] (threads proposal): aligned to
+  // their size (checked first, as the reference interpreter does), in
+  // bounds, sequentially consistent.
+#define ATOMIC_EA(size)                                                                            \
+  uint64_t w = ip[1].u64;                                                                          \
+  uint64_t xy = ip[2].u64;                                                                         \
+  (void)xy;                                                                                        \
+  uint64_t ea = uint64_t(static_cast<uint32_t>(SLOT(HI(w)))) + ip[3].u64;                          \
+  if (!runtime::atomics::aligned(ea, (size))) TRAP(TrapKind::UnalignedAtomic);                    \
+  if (ea + (size) > mem_size) TRAP(TrapKind::MemoryOutOfBounds)
+#define ATOMIC_LOAD(NAME, T)                                                                       \
+  L_##NAME : {                                                                                     \
+    ATOMIC_EA(sizeof(T));                                                                          \
+    SLOT(LO(w)) = ZX(runtime::atomics::load<T>(mem_base + ea));                                    \
+    DISPATCH(4);                                                                                   \
+  }
+#define ATOMIC_STORE(NAME, T)                                                                      \
+  L_##NAME : {                                                                                     \
+    ATOMIC_EA(sizeof(T));                                                                          \
+    runtime::atomics::store<T>(mem_base + ea, static_cast<T>(SLOT(LO(xy))));                       \
+    DISPATCH(4);                                                                                   \
+  }
+#define ATOMIC_RMW(NAME, T, OP)                                                                    \
+  L_##NAME : {                                                                                     \
+    ATOMIC_EA(sizeof(T));                                                                          \
+    SLOT(LO(w)) = ZX(runtime::atomics::rmw<T>(runtime::atomics::RmwOp::OP, mem_base + ea,          \
+                                              static_cast<T>(SLOT(LO(xy)))));                      \
+    DISPATCH(4);                                                                                   \
+  }
+#define ATOMIC_CMPXCHG(NAME, T)                                                                    \
+  L_##NAME : {                                                                                     \
+    ATOMIC_EA(sizeof(T));                                                                          \
+    SLOT(LO(w)) = ZX(runtime::atomics::cmpxchg<T>(mem_base + ea, static_cast<T>(SLOT(LO(xy))),     \
+                                                  static_cast<T>(SLOT(HI(xy)))));                  \
+    DISPATCH(4);                                                                                   \
+  }
+#define ATOMIC_RMW_FAMILY(Op, OP)                                                                  \
+  ATOMIC_RMW(I32AtomicRmw##Op, uint32_t, OP)                                                       \
+  ATOMIC_RMW(I64AtomicRmw##Op, uint64_t, OP)                                                       \
+  ATOMIC_RMW(I32AtomicRmw8##Op##U, uint8_t, OP)                                                    \
+  ATOMIC_RMW(I32AtomicRmw16##Op##U, uint16_t, OP)                                                  \
+  ATOMIC_RMW(I64AtomicRmw8##Op##U, uint8_t, OP)                                                    \
+  ATOMIC_RMW(I64AtomicRmw16##Op##U, uint16_t, OP)                                                  \
+  ATOMIC_RMW(I64AtomicRmw32##Op##U, uint32_t, OP)
+  ATOMIC_LOAD(I32AtomicLoad, uint32_t)
+  ATOMIC_LOAD(I64AtomicLoad, uint64_t)
+  ATOMIC_LOAD(I32AtomicLoad8U, uint8_t)
+  ATOMIC_LOAD(I32AtomicLoad16U, uint16_t)
+  ATOMIC_LOAD(I64AtomicLoad8U, uint8_t)
+  ATOMIC_LOAD(I64AtomicLoad16U, uint16_t)
+  ATOMIC_LOAD(I64AtomicLoad32U, uint32_t)
+  ATOMIC_STORE(I32AtomicStore, uint32_t)
+  ATOMIC_STORE(I64AtomicStore, uint64_t)
+  ATOMIC_STORE(I32AtomicStore8, uint8_t)
+  ATOMIC_STORE(I32AtomicStore16, uint16_t)
+  ATOMIC_STORE(I64AtomicStore8, uint8_t)
+  ATOMIC_STORE(I64AtomicStore16, uint16_t)
+  ATOMIC_STORE(I64AtomicStore32, uint32_t)
+  ATOMIC_RMW_FAMILY(Add, Add)
+  ATOMIC_RMW_FAMILY(Sub, Sub)
+  ATOMIC_RMW_FAMILY(And, And)
+  ATOMIC_RMW_FAMILY(Or, Or)
+  ATOMIC_RMW_FAMILY(Xor, Xor)
+  ATOMIC_RMW_FAMILY(Xchg, Xchg)
+  ATOMIC_CMPXCHG(I32AtomicRmwCmpxchg, uint32_t)
+  ATOMIC_CMPXCHG(I64AtomicRmwCmpxchg, uint64_t)
+  ATOMIC_CMPXCHG(I32AtomicRmw8CmpxchgU, uint8_t)
+  ATOMIC_CMPXCHG(I32AtomicRmw16CmpxchgU, uint16_t)
+  ATOMIC_CMPXCHG(I64AtomicRmw8CmpxchgU, uint8_t)
+  ATOMIC_CMPXCHG(I64AtomicRmw16CmpxchgU, uint16_t)
+  ATOMIC_CMPXCHG(I64AtomicRmw32CmpxchgU, uint32_t)
+L_MemoryAtomicNotify: {
+  ATOMIC_EA(4);
+  runtime::WaitQueues* queues = s.mem->wait_queues();
+  uint32_t count = static_cast<uint32_t>(SLOT(LO(xy)));
+  SLOT(LO(w)) = queues ? queues->notify(ea, count) : 0;
+  DISPATCH(4);
+}
+L_MemoryAtomicWait32:
+L_MemoryAtomicWait64: {
+  const bool wide = ip->handler == &&L_MemoryAtomicWait64;
+  ATOMIC_EA(wide ? 8u : 4u);
+  runtime::WaitQueues* queues = s.mem->wait_queues();
+  if (!queues) TRAP(TrapKind::ExpectedSharedMemory);
+  uint64_t expected = wide ? SLOT(LO(xy)) : static_cast<uint32_t>(SLOT(LO(xy)));
+  int64_t timeout = static_cast<int64_t>(SLOT(HI(xy)));
+  auto r = queues->wait(ea, mem_base + ea, wide ? 8 : 4, expected, timeout, {thread.id, -1});
+  SLOT(LO(w)) = static_cast<uint32_t>(r.outcome);
+  RELOAD_MEMORY(); // other threads may have grown it meanwhile
+  DISPATCH(4);
+}
+L_AtomicFence:
+  runtime::atomics::fence();
+  DISPATCH(1);
+
   // A back edge lands just past the loop header's Poll and does its work:
   // a stop is taken at the Poll (ip - 1), exactly as if it had run.
 #define BACK_EDGE(target)                                                                          \
@@ -678,6 +774,7 @@ L_GlobalSet: {
 
   // --- Memory -----------------------------------------------------------------
 L_MemorySize:
+  RELOAD_MEMORY(); // a shared memory may have grown in another thread
   SLOT(LO(ip[1].u64)) = mem_size / wasm::kPageSize;
   DISPATCH(2);
 L_MemoryGrow: {
@@ -816,6 +913,13 @@ suspend:
   }
 
 trap: {
+  // Another thread may have grown a shared memory since this one last
+  // looked: the access is tried again with the current size.
+  if (s.trap_kind == TrapKind::MemoryOutOfBounds && s.mem && s.mem->shared() &&
+      s.mem->size() != mem_size) {
+    RELOAD_MEMORY();
+    NEXT();
+  }
   runtime::Trap t = make_trap(s.trap_kind, std::move(s.trap_message), s.self, ip, s.fsp, s.base);
   thread.frame_top = s.base;
   return ExecOutcome::trapped(std::move(t));

@@ -28,6 +28,7 @@ using wasm::ValType;
 // wasm op → handler, for the families derived from the opcode table.
 struct HandlerMaps {
   std::array<Handler, wasm::kOpCount> ss{}, si{}, one{}, load_add_ss{}, load_add_si{}, absolute{};
+  std::array<Handler, wasm::kOpCount> atomic{};
   std::array<bool, wasm::kOpCount> load{};
   std::array<Handler, size_t(Handler::Count)> back_edge{}; // branch → its ...Loop twin
 
@@ -53,6 +54,7 @@ struct HandlerMaps {
 #define WASM_STORE(n)                                                                              \
   one[size_t(Op::n)] = Handler::n;                                                                 \
   absolute[size_t(Op::n)] = Handler::n##_abs;
+#define WASM_ATOMIC(n) atomic[size_t(Op::n)] = Handler::n;
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
   }
@@ -252,6 +254,7 @@ private:
   void on_table_set(const wasm::Instr& in);
   void on_table_fill(const wasm::Instr& in);
   void on_table_bulk(const wasm::Instr& in);
+  void on_atomic(const wasm::Instr& in);
 
   const wasm::Module& module_;
   const wasm::Function& fn_;
@@ -771,6 +774,7 @@ void Translator::translate(const wasm::Instr& in) {
 #define WASM_UNARY(n)
 #define WASM_LOAD(n)
 #define WASM_STORE(n)
+#define WASM_ATOMIC(n)
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
     return on_binary(in);
@@ -778,6 +782,7 @@ void Translator::translate(const wasm::Instr& in) {
 #define WASM_UNARY(n) case Op::n:
 #define WASM_LOAD(n)
 #define WASM_STORE(n)
+#define WASM_ATOMIC(n)
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
     return on_unary(in);
@@ -785,6 +790,7 @@ void Translator::translate(const wasm::Instr& in) {
 #define WASM_UNARY(n)
 #define WASM_LOAD(n) case Op::n:
 #define WASM_STORE(n)
+#define WASM_ATOMIC(n)
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
     return pending_is_sum() ? on_load_of_sum(in) : on_unary(in);
@@ -792,9 +798,18 @@ void Translator::translate(const wasm::Instr& in) {
 #define WASM_UNARY(n)
 #define WASM_LOAD(n)
 #define WASM_STORE(n) case Op::n:
+#define WASM_ATOMIC(n)
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
     return on_store(in);
+#define WASM_BINARY(n)
+#define WASM_UNARY(n)
+#define WASM_LOAD(n)
+#define WASM_STORE(n)
+#define WASM_ATOMIC(n) case Op::n:
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return on_atomic(in);
   case Op::Nop:
     return;
   case Op::Unreachable:
@@ -906,6 +921,9 @@ void Translator::translate(const wasm::Instr& in) {
     emit(Handler::ElemDrop);
     emit_u64(in.a);
     return;
+  case Op::AtomicFence:
+    emit(Handler::AtomicFence);
+    return;
   }
   throw Error(fmt::format("interpreter: instruction {} at offset 0x{:x} out of range",
                           static_cast<unsigned>(in.op), in.offset));
@@ -964,6 +982,36 @@ void Translator::on_table_bulk(const wasm::Instr& in) {
   emit_u64(pack(dst, src));
   emit_u64(copy ? uint64_t(n) : pack(n, in.a)); // init: elem segment
   emit_u64(copy ? pack(in.a, in.b) : uint64_t(in.b));
+}
+
+// Atomic accesses: [d|addr] [x|y] [offset], operands in slots; the result
+// (all but stores have one) is held back like any producer's.
+void Translator::on_atomic(const wasm::Instr& in) {
+  const wasm::OpInfo& info = wasm::op_info(in.op);
+  size_t operands = 2; // cmpxchg, wait
+  switch (info.sig) {
+  case wasm::Sig::i_i: case wasm::Sig::i_l:
+    operands = 0;
+    break;
+  case wasm::Sig::ii_v: case wasm::Sig::il_v: case wasm::Sig::ii_i: case wasm::Sig::il_l:
+    operands = 1;
+    break;
+  default:
+    break;
+  }
+  uint32_t y = operands == 2 ? pop_slot() : 0;
+  uint32_t x = operands >= 1 ? pop_slot() : 0;
+  uint32_t addr = pop_slot();
+  Pending p{maps().atomic[size_t(in.op)], addr, true, pack(x, y), true, in.imm};
+  p.op = in.op;
+  if (!(info.sig != wasm::Sig::ii_v && info.sig != wasm::Sig::il_v)) { // a store
+    emit(p.handler);
+    emit_u64(pack(0, addr));
+    emit_u64(p.w2);
+    emit_u64(p.w3);
+    return;
+  }
+  push_pending(p);
 }
 
 CompiledFunction Translator::run() {

@@ -52,6 +52,7 @@ Memory::Memory(const wasm::MemoryType& type, bool mirrored)
   // Made now, not on first use: another thread may open a log while this
   // one grows the memory.
   dirty_ = std::make_unique<DirtyTracker>(*this);
+  if (shared_) wait_queues_ = std::make_unique<WaitQueues>();
 }
 
 Memory::~Memory() {
@@ -125,6 +126,7 @@ bool Memory::commit(uint64_t new_size) {
 }
 
 int64_t Memory::grow(uint64_t delta_pages) {
+  std::lock_guard lock(grow_mutex_);
   uint64_t old_pages = pages();
   uint64_t limit =
       max_pages_ ? std::min(*max_pages_, wasm::kMaxRuntimePages) : wasm::kMaxRuntimePages;

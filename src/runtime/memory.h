@@ -19,6 +19,7 @@
 #pragma once
 
 #include "runtime/dirty_pages.h"
+#include "runtime/wait_queue.h"
 #include "wasm/types.h"
 
 #include <atomic>
@@ -26,6 +27,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 
@@ -51,6 +53,9 @@ public:
   uint64_t pages() const { return bounds_.size / wasm::kPageSize; }
   std::optional<uint64_t> max_pages() const { return max_pages_; }
   bool shared() const { return shared_; }
+  // memory.atomic.wait/notify's queues: a shared memory's, else nullptr
+  // (wait on an unshared memory traps, notify wakes nobody).
+  WaitQueues* wait_queues() const { return wait_queues_.get(); }
   // Whether addresses past size() fault (guard reservation) on this host.
   bool has_guard_region() const { return guarded_; }
   // Whether base() + 4 GiB + a is another view of base() + a (see above).
@@ -59,6 +64,7 @@ public:
   wasm::MemoryType type() const;
 
   // memory.grow: the old page count, or -1 when the limit forbids it.
+  // Safe to call from several threads (shared memories).
   int64_t grow(uint64_t delta_pages);
 
   std::span<uint8_t> bytes() { return {bounds_.base, bounds_.size}; }
@@ -129,6 +135,8 @@ private:
   int mirror_fd_ = -1;
   std::atomic<bool> watch_host_writes_{false};
   std::unique_ptr<DirtyTracker> dirty_;
+  std::unique_ptr<WaitQueues> wait_queues_;
+  std::mutex grow_mutex_; // threads of a shared memory may grow it at once
 };
 
 } // namespace tern::runtime

@@ -59,6 +59,10 @@ public:
   uint64_t stable_points = 0;
   uint64_t stop_at = 0;
 
+  // The thread's number in its program (0: the main thread), as snapshots
+  // and wait queues name it.
+  uint64_t id = 0;
+
   // Where the running engine keeps its loop state (opaque; engines only).
   void* engine_scratch = nullptr;
 

@@ -28,6 +28,10 @@ std::string_view trap_message(TrapKind k) {
     return "null reference";
   case TrapKind::Host:
     return "host trap";
+  case TrapKind::UnalignedAtomic:
+    return "unaligned atomic";
+  case TrapKind::ExpectedSharedMemory:
+    return "expected shared memory";
   }
   return "trap";
 }

@@ -21,6 +21,9 @@ enum class TrapKind : uint8_t {
   CallStackExhausted,
   NullReference,
   Host, // raised by a host function, message supplied
+  // Threads proposal. Compiled code passes kinds as numbers: append only.
+  UnalignedAtomic,      // an atomic access at an address not a multiple of its size
+  ExpectedSharedMemory, // memory.atomic.wait on an unshared memory
 };
 
 std::string_view trap_message(TrapKind k);

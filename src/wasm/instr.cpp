@@ -63,6 +63,10 @@ void InstrReader::next(Instr& in) {
     uint32_t sub = r_.u32();
     op = op_from_misc(sub);
     if (!op) r_.fail_at(in.offset, fmt::format("illegal opcode 0xfc {}", sub));
+  } else if (byte == 0xFE) {
+    uint32_t sub = r_.u32();
+    op = op_from_atomic(sub);
+    if (!op) r_.fail_at(in.offset, fmt::format("illegal opcode 0xfe {}", sub));
   } else {
     op = op_from_byte(byte);
     if (!op)
@@ -92,12 +96,16 @@ void InstrReader::next(Instr& in) {
     in.b = r_.u32();
     break;
   case ImmKind::MemArg:
+  case ImmKind::AtomicMemArg:
     in.align = r_.u32();
     in.imm = r_.u32();
     break;
   case ImmKind::Mem:
     zero_byte(r_);
     in.a = 0;
+    break;
+  case ImmKind::Zero:
+    zero_byte(r_);
     break;
   case ImmKind::I32:
     in.imm = static_cast<uint32_t>(r_.s32());

@@ -26,4 +26,12 @@ constexpr std::array<uint16_t, 32> kOpByMisc = [] {
   return map;
 }();
 
+constexpr std::array<uint16_t, 128> kOpByAtomic = [] {
+  std::array<uint16_t, 128> map{};
+  map.fill(kNoOp);
+  for (uint16_t i = 0; i < kOpCount; ++i)
+    if (kOpInfo[i].prefix == 0xFE) map[kOpInfo[i].code] = i;
+  return map;
+}();
+
 } // namespace tern::wasm::detail

@@ -45,6 +45,8 @@ enum class ImmKind : uint8_t {
   TableCopy, // dst table, src table
   MemInit,   // data index, memory index
   MemCopy,   // dst memory, src memory
+  AtomicMemArg, // align, offset of an atomic access (align must be natural)
+  Zero,         // a zero byte (atomic.fence)
 };
 
 // Fixed operand/result types; Special means the validator decides.
@@ -83,6 +85,11 @@ enum class Sig : uint8_t {
   if_v,
   id_v,
   iii_v,
+  il_l,
+  iii_i,
+  ill_l,
+  iil_i,
+  ill_i,
 };
 
 struct OpInfo {
@@ -101,6 +108,7 @@ inline constexpr uint16_t kNoOp = 0xFFFF;
 extern const std::array<OpInfo, kOpCount> kOpInfo;
 extern const std::array<uint16_t, 256> kOpByByte;
 extern const std::array<uint16_t, 32> kOpByMisc;
+extern const std::array<uint16_t, 128> kOpByAtomic;
 } // namespace detail
 
 inline const OpInfo& op_info(Op op) {
@@ -120,6 +128,17 @@ inline std::optional<Op> op_from_misc(uint32_t sub) {
   if (sub >= detail::kOpByMisc.size() || detail::kOpByMisc[sub] == detail::kNoOp)
     return std::nullopt;
   return static_cast<Op>(detail::kOpByMisc[sub]);
+}
+// The opcode for a 0xFE (atomic) sub-opcode.
+inline std::optional<Op> op_from_atomic(uint32_t sub) {
+  if (sub >= detail::kOpByAtomic.size() || detail::kOpByAtomic[sub] == detail::kNoOp)
+    return std::nullopt;
+  return static_cast<Op>(detail::kOpByAtomic[sub]);
+}
+// Whether `op` is one of the threads proposal's atomic memory accesses
+// (loads, stores, read-modify-writes, wait and notify).
+inline bool is_atomic_access(Op op) {
+  return op_info(op).imm == ImmKind::AtomicMemArg;
 }
 
 } // namespace tern::wasm

@@ -6,7 +6,6 @@ namespace tern::wasm {
 namespace {
 
 constexpr const char* kSimd = "SIMD";
-constexpr const char* kThreads = "threads (atomic instructions)";
 constexpr const char* kExceptions = "exception handling";
 constexpr const char* kTailCalls = "tail calls";
 constexpr const char* kFunctionReferences = "typed function references";
@@ -34,7 +33,6 @@ constexpr Known kOpcodes[] = {
     {0x15, kFunctionReferences, "return_call_ref"},
     {0xFB, kGc, "instruction prefix 0xfb"},
     {0xFD, kSimd, "instruction prefix 0xfd"},
-    {0xFE, kThreads, "instruction prefix 0xfe"},
 };
 
 constexpr Known kValueTypes[] = {

@@ -126,7 +126,7 @@ void check_supported(ValType t, uint32_t offset) {
 // converts them to binaries without a data count section.
 void check_well_formed(const Module& m, const Instr& in) {
   ImmKind imm = facts(in.op).imm;
-  if (imm == ImmKind::MemArg && in.align >= 32)
+  if ((imm == ImmKind::MemArg || imm == ImmKind::AtomicMemArg) && in.align >= 32)
     throw DecodeError(in.offset, "malformed memop flags");
   if ((in.op == Op::MemoryInit || in.op == Op::DataDrop) && !m.data_count && in.a < m.datas.size())
     throw DecodeError(in.offset, "data count section required");
@@ -366,8 +366,10 @@ void FunctionValidator::step(const Instr& in) {
 #define WASM_UNARY(n) case Op::n:
 #define WASM_LOAD(n) case Op::n:
 #define WASM_STORE(n) case Op::n:
+#define WASM_ATOMIC(n) case Op::n:
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
+  case Op::AtomicFence:
   case Op::Nop:
   case Op::I32Const:
   case Op::I64Const:
@@ -403,6 +405,13 @@ void FunctionValidator::check_immediates(const Instr& in) {
     memory(0);
     if ((uint64_t(1) << in.align) > facts(in.op).access_bytes)
       invalid(offset_, "alignment must not be larger than natural");
+    return;
+  case ImmKind::AtomicMemArg:
+    // Atomic accesses name their natural alignment exactly (the threads
+    // proposal); an unaligned address traps at run time instead.
+    memory(0);
+    if ((uint64_t(1) << in.align) != facts(in.op).access_bytes)
+      invalid(offset_, "alignment must be equal to natural alignment");
     return;
   case ImmKind::Mem:
   case ImmKind::MemCopy:
@@ -441,6 +450,7 @@ void FunctionValidator::check_immediates(const Instr& in) {
   case ImmKind::RefType:
   case ImmKind::SelectT:
   case ImmKind::TableCopy:
+  case ImmKind::Zero: // atomic.fence
     return;
   }
 }

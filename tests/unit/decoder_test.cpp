@@ -550,8 +550,6 @@ TEST(DecoderProposals, NamedInsteadOfMalformed) {
   const Case cases[] = {
       {with_body(cat({{0xFD, 0x0C}, Bytes(16, 0), {0x1A}})), "illegal opcode 0xfd", "SIMD",
        "instruction prefix 0xfd", 23},
-      {with_body({0x41, 0x00, 0xFE, 0x10, 0x02, 0x00, 0x1A}), "illegal opcode 0xfe",
-       "threads (atomic instructions)", "instruction prefix 0xfe", 25},
       {with_body({0x06, 0x40, 0x0B}), "illegal opcode 0x06", "exception handling", "try", 23},
       {with_body({0x12, 0x00}), "illegal opcode 0x12", "tail calls", "return_call", 23},
       {with_body({0x02, 0x7B, 0x00, 0x0B}), "malformed block type", "SIMD", "value type v128", 24},

@@ -368,6 +368,52 @@ TEST(ValidatorBodies, AcceptsAndRejectsWithTheSpecMessages) {
     EXPECT_EQ(body_error(c.params, c.results, c.body), c.error) << c.name;
 }
 
+// Threads proposal: atomic accesses need a memory and exactly their
+// natural alignment; wait and notify have their fixed types.
+TEST(ValidatorBodies, AtomicInstructions) {
+  constexpr uint8_t kAtomic = 0xFE;
+  struct AtomicCase {
+    const char* name;
+    std::vector<uint8_t> body;
+    const char* error;
+  };
+  const AtomicCase cases[] = {
+      {"i32.atomic.load", {kI32Const, 0, kAtomic, 0x10, 2, 0, kDrop, kEnd}, ""},
+      {"i64.atomic.load", {kI32Const, 0, kAtomic, 0x11, 3, 0, kDrop, kEnd}, ""},
+      {"under-aligned", {kI32Const, 0, kAtomic, 0x10, 1, 0, kDrop, kEnd},
+       "alignment must be equal to natural alignment"},
+      {"over-aligned", {kI32Const, 0, kAtomic, 0x12, 1, 0, kDrop, kEnd},
+       "alignment must be equal to natural alignment"},
+      {"i64.atomic.rmw.add types",
+       {kI32Const, 0, kI64Const, 1, kAtomic, 0x1F, 3, 0, kDrop, kEnd}, ""},
+      {"i64.atomic.rmw.add wrong operand",
+       {kI32Const, 0, kI32Const, 1, kAtomic, 0x1F, 3, 0, kDrop, kEnd}, "type mismatch"},
+      {"i32.atomic.rmw.cmpxchg",
+       {kI32Const, 0, kI32Const, 1, kI32Const, 2, kAtomic, 0x48, 2, 0, kDrop, kEnd}, ""},
+      {"memory.atomic.wait64",
+       {kI32Const, 0, kI64Const, 1, kI64Const, 2, kAtomic, 0x02, 3, 0, kDrop, kEnd}, ""},
+      {"memory.atomic.notify",
+       {kI32Const, 0, kI32Const, 1, kAtomic, 0x00, 2, 0, kDrop, kEnd}, ""},
+      {"i32.atomic.store8", {kI32Const, 0, kI32Const, 1, kAtomic, 0x19, 0, 0, kEnd}, ""},
+      {"atomic.fence", {kAtomic, 0x03, 0, kEnd}, ""},
+  };
+  for (const AtomicCase& c : cases) {
+    TestModule t;
+    t.memory(1, 1);
+    t.func(t.type({}, {}), c.body);
+    EXPECT_EQ(validation_error(t), c.error) << c.name;
+  }
+  TestModule no_memory;
+  no_memory.func(no_memory.type({}, {}), {kI32Const, 0, kAtomic, 0x10, 2, 0, kDrop, kEnd});
+  EXPECT_EQ(validation_error(no_memory), "unknown memory 0");
+  TestModule fence_without_memory; // atomic.fence needs none
+  fence_without_memory.func(fence_without_memory.type({}, {}), {kAtomic, 0x03, 0, kEnd});
+  EXPECT_EQ(validation_error(fence_without_memory), "");
+  TestModule unknown;
+  unknown.func(unknown.type({}, {}), {kAtomic, 0x7F, kEnd});
+  EXPECT_EQ(decode_error(unknown), "illegal opcode 0xfe 127");
+}
+
 TEST(ValidatorBodies, ErrorsCarryTheOffsetOfTheInstruction) {
   TestModule t;
   uint32_t begin = t.func(t.type({}, {}), {kI64Const, 0, kI32Const, 0, kI32Add, kDrop, kEnd});

@@ -168,13 +168,23 @@ void FunctionCodegen::translate(const wasm::Instr& in) {
 #define WASM_UNARY(n)
 #define WASM_LOAD(n) case Op::n:
 #define WASM_STORE(n) case Op::n:
+#define WASM_ATOMIC(n)
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
     return memory_access(in);
+#define WASM_BINARY(n)
+#define WASM_UNARY(n)
+#define WASM_LOAD(n)
+#define WASM_STORE(n)
+#define WASM_ATOMIC(n) case Op::n:
+#define WASM_OTHER(n)
+#include "wasm/op_classes.def"
+    return atomic_access(in);
 #define WASM_BINARY(n) case Op::n:
 #define WASM_UNARY(n) case Op::n:
 #define WASM_LOAD(n)
 #define WASM_STORE(n)
+#define WASM_ATOMIC(n)
 #define WASM_OTHER(n)
 #include "wasm/op_classes.def"
     return numeric(in);
@@ -191,6 +201,9 @@ void FunctionCodegen::translate(const wasm::Instr& in) {
     push(b_.CreateBitCast(b_.getInt64(in.imm), b_.getDoubleTy()));
     return;
   case Op::Nop:
+    return;
+  case Op::AtomicFence:
+    b_.CreateFence(llvm::AtomicOrdering::SequentiallyConsistent);
     return;
   case Op::Unreachable: {
     llvm::CallInst* call =

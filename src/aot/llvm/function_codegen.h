@@ -182,6 +182,11 @@ private:
   void on_memory_or_table(const wasm::Instr& in);
   llvm::Value* effective_pointer(llvm::Value* addr, uint64_t offset, unsigned size);
   llvm::Value* bswap_if_big_endian(llvm::Value* v);
+  // Atomic accesses (threads proposal).
+  void atomic_access(const wasm::Instr& in);
+  llvm::Value* atomic_pointer(llvm::Value* addr, uint64_t offset, unsigned size);
+  llvm::Value* big_endian_add_sub(llvm::AtomicRMWInst::BinOp op, llvm::Value* p, llvm::Value* v,
+                                  unsigned bytes);
 
   // --- Calls (calls.cpp) ---
   void on_call(const wasm::Instr& in);

@@ -51,6 +51,7 @@ Access access_of(Op op) {
 #define WASM_UNARY(n) case Op::n:
 #define WASM_LOAD(n)
 #define WASM_STORE(n)
+#define WASM_ATOMIC(n) case Op::n:
 #define WASM_OTHER(n) case Op::n:
 #include "wasm/op_classes.def"
     break;
@@ -190,6 +191,138 @@ void FunctionCodegen::on_memory_or_table(const wasm::Instr& in) {
     throw Error(fmt::format("compiler: {} at offset 0x{:x} is not a memory or table instruction",
                             wasm::op_name(in.op), in.offset));
   }
+}
+
+// --- Atomic accesses (threads proposal) -------------------------------------------
+
+// An atomic access's pointer: the effective address must be a multiple of
+// the access size ("unaligned atomic", checked first as the reference
+// interpreter does), then it is an ordinary access's pointer.
+llvm::Value* FunctionCodegen::atomic_pointer(llvm::Value* addr, uint64_t offset, unsigned size) {
+  if (size > 1) {
+    llvm::Value* ea = b_.CreateAdd(b_.CreateZExt(addr, b_.getInt64Ty()), b_.getInt64(offset));
+    llvm::Value* misaligned = b_.CreateAnd(ea, b_.getInt64(size - 1));
+    trap_if(b_.CreateICmpNE(misaligned, b_.getInt64(0)), TrapKind::UnalignedAtomic);
+  }
+  return effective_pointer(addr, offset, size);
+}
+
+// add and sub on a big-endian host: wasm memory is little-endian, so the
+// arithmetic happens on the swapped value in a compare-and-swap loop.
+// Returns the value before, in memory's byte order.
+llvm::Value* FunctionCodegen::big_endian_add_sub(llvm::AtomicRMWInst::BinOp op, llvm::Value* p,
+                                                 llvm::Value* v, unsigned bytes) {
+  llvm::Type* type = v->getType();
+  constexpr auto seq = llvm::AtomicOrdering::SequentiallyConsistent;
+  llvm::LoadInst* first = b_.CreateAlignedLoad(type, p, llvm::Align(bytes));
+  first->setAtomic(seq);
+  first->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().memory);
+  llvm::BasicBlock* before = b_.GetInsertBlock();
+  llvm::BasicBlock* loop = block("atomic.cas");
+  llvm::BasicBlock* done = block("atomic.done");
+  b_.CreateBr(loop);
+  b_.SetInsertPoint(loop);
+  llvm::PHINode* old = b_.CreatePHI(type, 2);
+  old->addIncoming(first, before);
+  llvm::Value* value = bswap_if_big_endian(old);
+  llvm::Value* next = op == llvm::AtomicRMWInst::Add ? b_.CreateAdd(value, v) : b_.CreateSub(value, v);
+  llvm::AtomicCmpXchgInst* cas = b_.CreateAtomicCmpXchg(p, old, bswap_if_big_endian(next),
+                                                        llvm::MaybeAlign(bytes), seq, seq);
+  llvm::Value* seen = b_.CreateExtractValue(cas, 0);
+  old->addIncoming(seen, loop);
+  b_.CreateCondBr(b_.CreateExtractValue(cas, 1), done, loop);
+  b_.SetInsertPoint(done);
+  return old;
+}
+
+// Loads, stores, read-modify-writes and cmpxchg: sequentially consistent
+// LLVM atomics on the little-endian bytes; wait and notify call the
+// runtime's wait queues.
+void FunctionCodegen::atomic_access(const wasm::Instr& in) {
+  const wasm::OpInfo& info = wasm::op_info(in.op);
+  const unsigned bytes = info.access_bytes;
+  constexpr auto seq = llvm::AtomicOrdering::SequentiallyConsistent;
+  if (in.op == Op::MemoryAtomicNotify || in.op == Op::MemoryAtomicWait32 ||
+      in.op == Op::MemoryAtomicWait64) {
+    auto ea = [&](llvm::Value* addr) {
+      return b_.CreateAdd(b_.CreateZExt(addr, b_.getInt64Ty()), b_.getInt64(in.imm));
+    };
+    if (in.op == Op::MemoryAtomicNotify) {
+      auto v = pop_n(2);
+      push(call_helper(Helper::AtomicNotify, {thread(), instance(), ea(v[0]), v[1]}));
+      return;
+    }
+    auto v = pop_n(3);
+    llvm::Value* expected = b_.CreateZExt(v[1], b_.getInt64Ty()); // i32 for wait32
+    push(call_helper(Helper::AtomicWait,
+                     {thread(), instance(), ea(v[0]), expected, v[2], u32(bytes)}));
+    return;
+  }
+  // The value is an i64 for the i64.atomic instructions.
+  const std::string_view prefix = info.text.substr(0, 3);
+  llvm::Type* value_type = prefix == "i64" ? b_.getInt64Ty() : b_.getInt32Ty();
+  llvm::Type* mem_type = b_.getIntNTy(bytes * 8);
+  auto narrow = [&](llvm::Value* v) {
+    return v->getType() == mem_type ? v : b_.CreateTrunc(v, mem_type);
+  };
+  auto widen = [&](llvm::Value* v) {
+    return value_type == mem_type ? v : b_.CreateZExt(v, value_type);
+  };
+  auto tag = [&](llvm::Instruction* i) {
+    i->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().memory);
+    return i;
+  };
+  const std::string_view text = info.text;
+  if (text.find(".load") != std::string_view::npos) {
+    llvm::Value* p = atomic_pointer(pop(), in.imm, bytes);
+    llvm::LoadInst* load = b_.CreateAlignedLoad(mem_type, p, llvm::Align(bytes));
+    load->setAtomic(seq);
+    tag(load);
+    push(widen(bswap_if_big_endian(load)));
+    return;
+  }
+  if (text.find(".store") != std::string_view::npos) {
+    llvm::Value* v = narrow(pop());
+    llvm::Value* p = atomic_pointer(pop(), in.imm, bytes);
+    llvm::StoreInst* store = b_.CreateAlignedStore(bswap_if_big_endian(v), p, llvm::Align(bytes));
+    store->setAtomic(seq);
+    tag(store);
+    return;
+  }
+  if (text.find(".cmpxchg") != std::string_view::npos) {
+    auto v = pop_n(3);
+    llvm::Value* p = atomic_pointer(v[0], in.imm, bytes);
+    auto* cas = b_.CreateAtomicCmpXchg(p, bswap_if_big_endian(narrow(v[1])),
+                                       bswap_if_big_endian(narrow(v[2])), llvm::MaybeAlign(bytes),
+                                       seq, seq);
+    tag(cas);
+    push(widen(bswap_if_big_endian(b_.CreateExtractValue(cas, 0))));
+    return;
+  }
+  // Read-modify-write: the operation is the name's last part ("rmw16.add_u").
+  std::string_view name = text.substr(text.rfind('.') + 1);
+  if (name.ends_with("_u")) name.remove_suffix(2);
+  using B = llvm::AtomicRMWInst;
+  B::BinOp op = name == "add"   ? B::Add
+                : name == "sub" ? B::Sub
+                : name == "and" ? B::And
+                : name == "or"  ? B::Or
+                : name == "xor" ? B::Xor
+                                : B::Xchg;
+  auto v = pop_n(2);
+  llvm::Value* operand = narrow(v[1]);
+  llvm::Value* p = atomic_pointer(v[0], in.imm, bytes);
+  llvm::Value* old;
+  if (mc_.options().target.big_endian() && bytes > 1 && (op == B::Add || op == B::Sub)) {
+    old = big_endian_add_sub(op, p, operand, bytes);
+  } else {
+    llvm::AtomicRMWInst* rmw =
+        b_.CreateAtomicRMW(op, p, bswap_if_big_endian(operand), llvm::MaybeAlign(bytes), seq);
+    tag(rmw);
+    old = rmw;
+  }
+  push(widen(bswap_if_big_endian(old)));
+  return;
 }
 
 } // namespace tern::aot::llvmc

@@ -118,6 +118,8 @@ void ModuleCodegen::declare_helpers() {
   set(Helper::TableCopy, fn(v, {ptr, ptr, u32, u32, u32, u32, u32}));
   set(Helper::TableInit, fn(v, {ptr, ptr, u32, u32, u32, u32, u32}));
   set(Helper::ElemDrop, fn(v, {ptr, ptr, u32}));
+  set(Helper::AtomicWait, fn(u32, {ptr, ptr, u64, u64, u64, u32}));
+  set(Helper::AtomicNotify, fn(u32, {ptr, ptr, u64, u32}));
 
   auto* table_type = llvm::ArrayType::get(ptr, kNumHelpers);
   helper_table_ =

@@ -318,6 +318,7 @@ void FunctionCodegen::numeric(const wasm::Instr& in) {
 #define WASM_UNARY(n)
 #define WASM_LOAD(n) case Op::n:
 #define WASM_STORE(n) case Op::n:
+#define WASM_ATOMIC(n) case Op::n:
 #define WASM_OTHER(n) case Op::n:
 #include "wasm/op_classes.def"
     break;
