@@ -33,24 +33,29 @@ void reset_signals_in_child() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-[[noreturn]] void run_child(const std::function<void()>& write, int error_fd, pid_t parent) {
+// The pipe carries one message: kSucceeded and the write's result, or
+// kFailed and the error.
+constexpr char kSucceeded = 'k', kFailed = 'e';
+
+[[noreturn]] void run_child(const std::function<std::string()>& write, int pipe_fd, pid_t parent) {
   // Die with the parent: a writer outliving a killed tern would replace the
   // previous snapshot behind its back.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(1);
   reset_signals_in_child();
-  std::string message;
+  std::string message(1, kFailed);
+  int status = 1;
   try {
-    write();
-    ::_exit(0);
+    message = kSucceeded + write();
+    status = 0;
   } catch (const std::exception& e) {
-    message = e.what();
+    message += e.what();
   } catch (...) {
-    message = "unknown error";
+    message += "unknown error";
   }
   if (message.size() > kMaxMessage) message.resize(kMaxMessage);
-  [[maybe_unused]] ssize_t n = ::write(error_fd, message.data(), message.size());
-  ::_exit(1);
+  [[maybe_unused]] ssize_t n = ::write(pipe_fd, message.data(), message.size());
+  ::_exit(status);
 }
 
 std::string read_all(int fd) {
@@ -67,7 +72,8 @@ std::string read_all(int fd) {
 } // namespace
 
 BackgroundWrite::BackgroundWrite(BackgroundWrite&& o) noexcept
-    : pid_(o.pid_), error_pipe_(o.error_pipe_), done_(o.done_), error_(std::move(o.error_)) {
+    : pid_(o.pid_), error_pipe_(o.error_pipe_), done_(o.done_), error_(std::move(o.error_)),
+      result_(std::move(o.result_)) {
   o.pid_ = -1;
   o.error_pipe_ = -1;
   o.done_ = true;
@@ -82,7 +88,7 @@ BackgroundWrite::~BackgroundWrite() {
   if (error_pipe_ >= 0) ::close(error_pipe_);
 }
 
-BackgroundWrite BackgroundWrite::start(const std::function<void()>& write) {
+BackgroundWrite BackgroundWrite::start(const std::function<std::string()>& write) {
   BackgroundWrite bw;
   int fds[2];
   const pid_t parent = ::getpid();
@@ -103,7 +109,7 @@ BackgroundWrite BackgroundWrite::start(const std::function<void()>& write) {
   // No fork: write here and now.
   bw.done_ = true;
   try {
-    write();
+    bw.result_ = write();
   } catch (const std::exception& e) {
     bw.error_ = e.what();
   }
@@ -133,19 +139,45 @@ void BackgroundWrite::wait() {
 void BackgroundWrite::collect(int status) {
   done_ = true;
   std::string message = read_all(error_pipe_);
+  const char kind = message.empty() ? kFailed : message[0];
+  if (!message.empty()) message.erase(0, 1);
+  if (status == 0 && kind == kSucceeded) {
+    result_ = std::move(message);
+    return;
+  }
   if (status == -1)
     error_ = "snapshot writer process was lost";
   else if (WIFSIGNALED(status))
     error_ = fmt::format("snapshot writer process was killed by signal {}", WTERMSIG(status));
+  else if (!message.empty())
+    error_ = message;
   else if (WEXITSTATUS(status) != 0)
-    error_ = message.empty()
-                 ? fmt::format("snapshot writer exited with status {}", WEXITSTATUS(status))
-                 : message;
+    error_ = fmt::format("snapshot writer exited with status {}", WEXITSTATUS(status));
+  else
+    error_ = "snapshot writer ended without reporting its outcome";
 }
 
 BackgroundWrite start_background_write(const std::string& path, const Snapshot& snapshot,
-                                       const WriteOptions& options) {
-  return BackgroundWrite::start([&] { write_snapshot_file(path, snapshot, options); });
+                                       const WriteOptions& options,
+                                       const std::function<void()>& then) {
+  return BackgroundWrite::start([&] {
+    const WrittenSnapshot written = write_snapshot_file(path, snapshot, options);
+    if (then) then();
+    std::string result(8 + written.sha256.size(), '\0');
+    std::memcpy(result.data(), &written.bytes, 8);
+    std::memcpy(result.data() + 8, written.sha256.data(), written.sha256.size());
+    return result;
+  });
+}
+
+WrittenSnapshot written_snapshot(const BackgroundWrite& write) {
+  WrittenSnapshot written;
+  const std::string& r = write.result();
+  if (r.size() != 8 + written.sha256.size())
+    throw Error("internal error: the snapshot writer reported no size and hash");
+  std::memcpy(&written.bytes, r.data(), 8);
+  std::memcpy(written.sha256.data(), r.data() + 8, written.sha256.size());
+  return written;
 }
 
 } // namespace tern::snapshot

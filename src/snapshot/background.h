@@ -32,8 +32,9 @@ public:
   // Waits for the child (no zombies), ignoring its outcome: call wait() to see it.
   ~BackgroundWrite();
 
-  // Runs `write` in a forked child (or here, if fork fails).
-  static BackgroundWrite start(const std::function<void()>& write);
+  // Runs `write` in a forked child (or here, if fork fails). What it
+  // returns (at most 4000 bytes) is result() once it has succeeded.
+  static BackgroundWrite start(const std::function<std::string()>& write);
 
   bool forked() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
@@ -42,6 +43,8 @@ public:
   // Blocks until the write has finished; throws tern::Error with the
   // writer's message if it failed. Later calls repeat the outcome.
   void wait();
+  // What the write returned (after a successful wait()).
+  const std::string& result() const { return result_; }
 
 private:
   BackgroundWrite() = default;
@@ -51,12 +54,16 @@ private:
   int error_pipe_ = -1;
   bool done_ = false;
   std::optional<std::string> error_;
+  std::string result_;
 };
 
-// write_snapshot_file(path, snapshot, options) in the background. The
-// snapshot may refer to the live instance's memory: the child has its own
-// copy as of now.
+// write_snapshot_file(path, snapshot, options) in the background, then
+// `then` (in the same process, if the write succeeded). The snapshot may
+// refer to the live instance's memory: the child has its own copy as of now.
 BackgroundWrite start_background_write(const std::string& path, const Snapshot& snapshot,
-                                       const WriteOptions& options = {});
+                                       const WriteOptions& options = {},
+                                       const std::function<void()>& then = {});
+// What start_background_write wrote (after a successful wait()).
+WrittenSnapshot written_snapshot(const BackgroundWrite& write);
 
 } // namespace tern::snapshot

@@ -201,13 +201,26 @@ void check_module(const Snapshot& snapshot, const util::Sha256Digest& actual) {
                             util::to_hex(expected), util::to_hex(actual)));
 }
 
-void copy_shared_memories(const ModuleInstance& inst, Snapshot& s) {
+void copy_shared_memories(const ModuleInstance& inst, Snapshot& s, const CarriedPages& carried) {
   for (size_t i = 0; i < inst.memories.size() && i < s.memories.size(); ++i) {
     const runtime::Memory& m = *inst.memories[i];
-    if (!m.mirrored() || s.memories[i].contents.owner) continue; // private, or copied already
+    MemoryImage& image = s.memories[i];
+    if (!m.mirrored() || image.contents.owner) continue; // private, or copied already
+    if (i < carried.size() && carried[i]) {
+      // A delta: only the pages it carries, into memory that costs nothing
+      // where nothing is copied.
+      const std::vector<bool>& pages = *carried[i];
+      auto copy = std::make_shared<PageBuffer>(m.size());
+      for (uint64_t p = 0; p < pages.size() && p < image.pages; ++p)
+        if (pages[p])
+          std::memcpy(copy->bytes().data() + p * kPageSize, m.base() + p * kPageSize, kPageSize);
+      image.contents = {copy->bytes(), copy};
+      image.private_mapping = true; // PageBuffer: private anonymous memory
+      continue;
+    }
     auto copy = std::make_shared<std::vector<uint8_t>>(m.base(), m.base() + m.size());
-    s.memories[i].contents = {std::span<const uint8_t>(*copy), copy};
-    s.memories[i].private_mapping = false; // heap memory: read every page
+    image.contents = {std::span<const uint8_t>(*copy), copy};
+    image.private_mapping = false; // heap memory: read every page
   }
 }
 

@@ -48,8 +48,11 @@ Snapshot capture_instance(const runtime::ModuleInstance& instance, std::vector<T
 // contents `snapshot` still borrows a private copy, since the forked writer
 // would otherwise see the program's later writes. Private memories are
 // left alone: fork() preserves them copy-on-write. The copy is the pause's
-// main cost for mirrored memories (docs/performance.md, "Snapshots").
-void copy_shared_memories(const runtime::ModuleInstance& instance, Snapshot& snapshot);
+// main cost for mirrored memories (docs/performance.md, "Snapshots"); of an
+// snapshot written as a delta (`carried`: WriteOptions::carried_pages) only
+// the pages it carries are copied.
+void copy_shared_memories(const runtime::ModuleInstance& instance, Snapshot& snapshot,
+                          const CarriedPages& carried = {});
 
 // Throws tern::Error naming both hashes unless the module whose SHA-256 is
 // `module_sha256` is the one the snapshot was taken of.

@@ -54,13 +54,15 @@ json module_json(const Snapshot& s, const std::string& source) {
   return m;
 }
 
-json memory_json(size_t index, const MemoryImage& m) {
+// An incremental snapshot carries pages written since its parent (zero or
+// not): "carried_pages" there, "nonzero_pages" in a self-contained one.
+json memory_json(size_t index, const MemoryImage& m, bool incremental) {
   return {{"index", index},
           {"pages", m.pages},
           {"max_pages", m.max_pages ? json(*m.max_pages) : json(nullptr)},
           {"shared", m.shared},
           {"bytes", m.pages * kPageSize},
-          {"nonzero_pages", m.nonzero_pages},
+          {incremental ? "carried_pages" : "nonzero_pages", m.nonzero_pages},
           {"stored_bytes", m.stored_bytes}};
 }
 
@@ -173,12 +175,16 @@ std::string frame_kind_name(runtime::FrameKind kind) {
 json describe_snapshot(const Snapshot& s, const wasm::Module* module,
                        const std::string& module_source) {
   json out;
-  out["format_version"] = kFormatVersion;
+  out["format_version"] = s.parent ? kIncrementalFormatVersion : kFormatVersion;
   out["host"] = host_json(s.host);
   out["module"] = module_json(s, module_source);
+  out["parent"] = s.parent ? json{{"name", s.parent->name},
+                                  {"bytes", s.parent->size},
+                                  {"sha256", util::to_hex(s.parent->sha256)}}
+                           : json(nullptr);
   out["memories"] = json::array();
   for (size_t i = 0; i < s.memories.size(); ++i)
-    out["memories"].push_back(memory_json(i, s.memories[i]));
+    out["memories"].push_back(memory_json(i, s.memories[i], s.parent.has_value()));
   out["globals"] = json::array();
   for (size_t i = 0; i < s.globals.size(); ++i) {
     json g = value_json(s.globals[i].value);

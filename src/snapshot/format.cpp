@@ -85,10 +85,10 @@ public:
     XXH64_reset(&hash_, 0);
   }
 
-  void file_header() {
+  void file_header(uint32_t version) {
     uint8_t h[kFileHeaderBytes];
     std::memcpy(h, kMagic.data(), kMagic.size());
-    put_u32(h + 8, kFormatVersion);
+    put_u32(h + 8, version);
     put_u32(h + 12, 0);
     raw(h);
   }
@@ -105,28 +105,42 @@ public:
     if (progress_) progress_(bytes_);
   }
 
-  void tail() {
+  WrittenSnapshot tail() {
     PayloadWriter p;
     p.u64(bytes_);
     p.u32(sections_);
     p.u64(XXH64_digest(&hash_));
     section(kTailTag, false, p.out());
     sink_.flush();
+    return {bytes_, sha256_.digest()};
   }
 
 private:
   void raw(std::span<const uint8_t> b) {
     sink_.write(b);
     XXH64_update(&hash_, b.data(), b.size());
+    sha256_.update(b);
     bytes_ += b.size();
   }
 
   util::ByteSink& sink_;
   const std::function<void(uint64_t)>& progress_;
   XXH64_state_t hash_;
+  util::Sha256 sha256_;
   uint64_t bytes_ = 0;
   uint32_t sections_ = 0;
 };
+
+std::vector<uint8_t> encode_parent(const ParentRef& parent) {
+  if (!is_plain_file_name(parent.name))
+    throw Error(
+        fmt::format("the parent snapshot's name '{}' is not a plain file name", parent.name));
+  PayloadWriter p;
+  p.string(parent.name);
+  p.u64(parent.size);
+  p.bytes(parent.sha256);
+  return std::move(p.out());
+}
 
 std::vector<uint8_t> encode_globals(const std::vector<GlobalImage>& globals) {
   PayloadWriter p;
@@ -280,10 +294,11 @@ public:
     if (got < kFileHeaderBytes)
       throw Error(
           fmt::format("snapshot is truncated: it ends at byte {}, inside the file header", got));
-    const uint32_t version = get_u32(h + 8);
-    if (version != kFormatVersion)
-      throw Error(fmt::format("unsupported snapshot format version {} (this tern reads version {})",
-                              version, kFormatVersion));
+    version_ = get_u32(h + 8);
+    if (version_ != kFormatVersion && version_ != kIncrementalFormatVersion)
+      throw Error(fmt::format("unsupported snapshot format version {} (this tern reads versions "
+                              "{} and {})",
+                              version_, kFormatVersion, kIncrementalFormatVersion));
     if (uint32_t flags = get_u32(h + 12); flags != 0)
       throw Error(fmt::format("snapshot header has unknown flags 0x{:x}", flags));
     account({h, kFileHeaderBytes});
@@ -334,6 +349,9 @@ public:
     return true;
   }
 
+  uint32_t version() const { return version_; }
+  uint64_t offset() const { return offset_; }
+  util::Sha256Digest sha256() { return sha256_.digest(); }
   uint64_t hash_before_section() const { return hash_before_; }
   uint64_t offset_before_section() const { return offset_before_; }
   uint32_t sections_before_section() const { return sections_ - 1; }
@@ -375,11 +393,14 @@ private:
 
   void account(std::span<const uint8_t> b) {
     XXH64_update(&hash_, b.data(), b.size());
+    sha256_.update(b);
     offset_ += b.size();
   }
 
   util::ByteSource& source_;
   XXH64_state_t hash_;
+  util::Sha256 sha256_;
+  uint32_t version_ = 0;
   uint64_t offset_ = 0; // after the last complete header or section
   uint64_t read_ = 0;   // bytes taken from the source
   uint32_t sections_ = 0;
@@ -389,34 +410,40 @@ private:
 
 // Sections must come in this order (extensions between threads and
 // memories); the singletons and each extension tag at most once.
-constexpr int kExtensionRank = 7;
+constexpr int kExtensionRank = 8;
 
 int rank(const Tag& tag) {
-  static const std::pair<Tag, int> ranks[] = {
-      {kHostTag, 0},     {kModuleTag, 1}, {kWasmTag, 2},   {kGlobalsTag, 3}, {kTableTag, 4},
-      {kSegmentsTag, 5}, {kThreadTag, 6}, {kMemoryTag, 8}, {kPagesTag, 8},   {kTailTag, 9}};
+  static const std::pair<Tag, int> ranks[] = {{kHostTag, 0},     {kModuleTag, 1},  {kParentTag, 2},
+                                              {kWasmTag, 3},     {kGlobalsTag, 4}, {kTableTag, 5},
+                                              {kSegmentsTag, 6}, {kThreadTag, 7},  {kMemoryTag, 9},
+                                              {kPagesTag, 9},    {kTailTag, 10}};
   for (const auto& [t, r] : ranks)
     if (t == tag) return r;
   return kExtensionRank;
 }
 
 bool is_singleton(const Tag& tag) {
-  return tag == kHostTag || tag == kModuleTag || tag == kWasmTag || tag == kGlobalsTag ||
-         tag == kSegmentsTag;
+  return tag == kHostTag || tag == kModuleTag || tag == kParentTag || tag == kWasmTag ||
+         tag == kGlobalsTag || tag == kSegmentsTag;
 }
 
 class SnapshotBuilder {
 public:
-  explicit SnapshotBuilder(const ReadOptions& options) : options_(options) {}
+  SnapshotBuilder(const ReadOptions& options, uint32_t version)
+      : options_(options), version_(version) {}
 
-  // Returns true at the TAIL section.
+  // Returns true at the TAIL section (or, reading only the identity, at the
+  // first section after it).
   bool add(Section& s, const StreamReader& stream) {
+    if (options_.identity_only && rank(s.tag) > rank(kWasmTag)) return true;
     check_order(s);
     PayloadReader r(s.payload(), s.name());
     if (s.tag == kHostTag)
       read_host(r);
     else if (s.tag == kModuleTag)
       read_module(r);
+    else if (s.tag == kParentTag)
+      read_parent(r);
     else if (s.tag == kWasmTag)
       read_wasm(s, r);
     else if (s.tag == kGlobalsTag)
@@ -462,6 +489,24 @@ private:
     util::Sha256Digest d;
     module_size_ = decode_module(r, d);
     snap_.module.sha256 = d;
+    if (!options_.inherited_module.data.empty()) { // checked against MODL by the chain
+      snap_.module.binary = options_.inherited_module;
+      snap_.module.embed_binary = true;
+    }
+  }
+
+  void read_parent(PayloadReader& r) {
+    if (version_ != kIncrementalFormatVersion)
+      r.fail(fmt::format("a version {} snapshot cannot have a parent", version_));
+    ParentRef p;
+    p.name = r.string();
+    p.size = r.u64();
+    auto digest = r.bytes(p.sha256.size());
+    std::copy(digest.begin(), digest.end(), p.sha256.begin());
+    r.expect_end();
+    if (!is_plain_file_name(p.name))
+      r.fail(fmt::format("the parent's name '{}' is not a plain file name", p.name));
+    snap_.parent = std::move(p);
   }
 
   void read_wasm(const Section& s, PayloadReader& r) {
@@ -573,7 +618,9 @@ private:
       m.contents = {target, buffer};
       m.private_mapping = true; // PageBuffer: private anonymous memory
     }
-    decoder_ = std::make_unique<ChunkDecoder>(index, m.pages, target);
+    std::vector<bool>* filled = nullptr;
+    if (options_.filled && index < options_.filled->size()) filled = &(*options_.filled)[index];
+    decoder_ = std::make_unique<ChunkDecoder>(index, m.pages, target, filled);
     snap_.memories.push_back(std::move(m));
   }
 
@@ -607,11 +654,14 @@ private:
     for (const Tag& required : {kGlobalsTag, kSegmentsTag})
       if (!seen_.contains(required))
         r.fail(fmt::format("the snapshot has no {} section", tag_name(required)));
+    if (version_ == kIncrementalFormatVersion && !snap_.parent)
+      r.fail("a version 2 (incremental) snapshot without a PRNT section");
     finish_memory();
     return true;
   }
 
   ReadOptions options_;
+  uint32_t version_;
   Snapshot snap_;
   std::set<Tag> seen_;
   int rank_ = 0;
@@ -644,7 +694,8 @@ bool is_core_tag(const Tag& tag) {
   return rank(tag) != kExtensionRank;
 }
 
-void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions& options) {
+WrittenSnapshot write_snapshot(const Snapshot& s, util::ByteSink& sink,
+                               const WriteOptions& options) {
   std::set<Tag> tags;
   for (const ExtensionSection& e : s.extensions) {
     if (is_core_tag(e.tag) || !printable_tag(e.tag))
@@ -656,10 +707,19 @@ void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions&
   if (!s.module.sha256 && binary.empty()) throw Error("the snapshot has no module identity");
   const util::Sha256Digest digest = s.module.sha256 ? *s.module.sha256 : util::sha256(binary);
 
+  // An incremental snapshot carries what changed since its parent, zero
+  // pages included: the non-zero pages alone would let the parent's
+  // contents show through a page that became zero.
+  if (s.parent)
+    for (size_t i = 0; i < s.memories.size(); ++i)
+      if (i >= options.carried_pages.size() || !options.carried_pages[i])
+        throw Error(fmt::format("memory {}: an incremental snapshot needs the pages to carry", i));
+
   StreamWriter w(sink, options.progress);
-  w.file_header();
+  w.file_header(s.parent ? kIncrementalFormatVersion : kFormatVersion);
   w.section(kHostTag, true, encode_host(s.host));
   w.section(kModuleTag, false, encode_module(digest, binary.size()));
+  if (s.parent) w.section(kParentTag, false, encode_parent(*s.parent));
   if (s.module.embed_binary) w.section(kWasmTag, true, binary);
   w.section(kGlobalsTag, false, encode_globals(s.globals));
   for (size_t i = 0; i < s.tables.size(); ++i)
@@ -678,23 +738,28 @@ void write_snapshot(const Snapshot& s, util::ByteSink& sink, const WriteOptions&
     else
       encode_memory_chunks(index, m.contents.data, m.private_mapping, chunk_options, emit);
   }
-  w.tail();
+  return w.tail();
 }
 
 Snapshot read_snapshot(util::ByteSource& source, const ReadOptions& options) {
   StreamReader stream(source);
   stream.file_header();
-  SnapshotBuilder builder(options);
+  SnapshotBuilder builder(options, stream.version());
   Section s;
   do stream.next(s);
   while (!builder.add(s, stream));
-  return builder.take();
+  Snapshot snap = builder.take();
+  snap.stream_bytes = stream.offset();
+  snap.stream_sha256 = stream.sha256();
+  return snap;
 }
 
-void write_snapshot_file(const std::string& path, const Snapshot& snapshot,
-                         const WriteOptions& options) {
-  util::write_file_atomic(path,
-                          [&](util::ByteSink& sink) { write_snapshot(snapshot, sink, options); });
+WrittenSnapshot write_snapshot_file(const std::string& path, const Snapshot& snapshot,
+                                    const WriteOptions& options) {
+  WrittenSnapshot written;
+  util::write_file_atomic(
+      path, [&](util::ByteSink& sink) { written = write_snapshot(snapshot, sink, options); });
+  return written;
 }
 
 Snapshot read_snapshot_file(const std::string& path, const ReadOptions& options) {

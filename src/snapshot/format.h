@@ -1,8 +1,10 @@
-// The snapshot byte format, version 1 (docs/snapshot-format.md): a header,
-// then self-describing sections (tag, flags, length, header check, payload,
+// The snapshot byte format (docs/snapshot-format.md): a header, then
+// self-describing sections (tag, flags, length, header check, payload,
 // xxh64 of the payload), ending with a TAIL section that checks the whole
 // stream. Written and read strictly forward, so the same bytes can go to a
-// file, a socket or a buffer.
+// file, a socket or a buffer. Version 1 is a self-contained snapshot;
+// version 2 an incremental one, which names its parent (PRNT) and carries
+// only the memory pages written since (chain.h reads whole chains).
 #pragma once
 
 #include "snapshot/model.h"
@@ -18,11 +20,13 @@
 namespace tern::snapshot {
 
 inline constexpr std::array<uint8_t, 8> kMagic = {0x89, 'T', 'E', 'R', 'N', 'S', 'N', 'P'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 1;            // self-contained
+inline constexpr uint32_t kIncrementalFormatVersion = 2; // with a parent
 
 // Section tags of version 1.
 inline constexpr Tag kHostTag = make_tag("HOST");
 inline constexpr Tag kModuleTag = make_tag("MODL");
+inline constexpr Tag kParentTag = make_tag("PRNT");
 inline constexpr Tag kWasmTag = make_tag("WASM");
 inline constexpr Tag kGlobalsTag = make_tag("GLOB");
 inline constexpr Tag kTableTag = make_tag("TABL");
@@ -51,6 +55,18 @@ struct ReadOptions {
   // false: memory chunks are verified and counted but their contents are not
   // kept (MemoryImage::contents stays empty), for inspecting big snapshots.
   bool keep_memory = true;
+  // Stop after the sections that identify the snapshot (HOST, MODL, PRNT,
+  // WASM): what a chain's links are checked by before anything is decoded.
+  // Nothing after them is read or verified.
+  bool identity_only = false;
+  // The module binary, for a snapshot that does not carry it while a link
+  // of its chain does (chain.h): set as the snapshot's embedded module when
+  // MODL arrives, after checking its hash.
+  Bytes inherited_module;
+  // Reading a chain (chain.h), later links first: per memory, the pages a
+  // later link already set. Only the others are decoded (and then marked);
+  // set pages are verified but left alone.
+  std::vector<std::vector<bool>>* filled = nullptr;
   // Where memory `index` is decoded, asked when its MEMD section arrives
   // (`so_far` holds every section before it, the module identity included):
   // zero-filled, header.pages * 64 KiB. Restore returns the fresh instance's
@@ -99,16 +115,24 @@ std::vector<uint8_t> encode_memory_header(uint32_t index, const MemoryImage& mem
 // Reads and checks one (limits, maximum, shared); contents stay empty.
 MemoryImage decode_memory_header(PayloadReader& reader, uint32_t& index);
 
-void write_snapshot(const Snapshot& snapshot, util::ByteSink& sink,
-                    const WriteOptions& options = {});
+// What was written: the stream's length and SHA-256 (a child snapshot names
+// its parent by them).
+struct WrittenSnapshot {
+  uint64_t bytes = 0;
+  util::Sha256Digest sha256{};
+};
+
+// Writes version 1, or version 2 when `snapshot.parent` is set.
+WrittenSnapshot write_snapshot(const Snapshot& snapshot, util::ByteSink& sink,
+                               const WriteOptions& options = {});
 // Reads exactly one snapshot, stopping after its TAIL section. Every
 // malformed input throws tern::Error naming the byte offset and the problem.
 Snapshot read_snapshot(util::ByteSource& source, const ReadOptions& options = {});
 
 // Atomically replaces `path` (temp file, fsync, rename, fsync of the
 // directory): a crash leaves the old file or the new one, never a torn one.
-void write_snapshot_file(const std::string& path, const Snapshot& snapshot,
-                         const WriteOptions& options = {});
+WrittenSnapshot write_snapshot_file(const std::string& path, const Snapshot& snapshot,
+                                    const WriteOptions& options = {});
 // Errors start with the path; bytes after the TAIL section are an error.
 Snapshot read_snapshot_file(const std::string& path, const ReadOptions& options = {});
 

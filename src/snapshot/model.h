@@ -21,6 +21,10 @@ namespace tern::snapshot {
 
 // Section tags: four ASCII characters (docs/snapshot-format.md).
 using Tag = std::array<char, 4>;
+
+// By memory index, where set: the pages a snapshot written as a delta
+// carries, one flag per page (WriteOptions::carried_pages).
+using CarriedPages = std::vector<std::optional<std::vector<bool>>>;
 constexpr Tag make_tag(const char (&s)[5]) {
   return {s[0], s[1], s[2], s[3]};
 }
@@ -70,8 +74,9 @@ struct MemoryImage {
   // map shows untouched read as zero (pages.h, find_nonzero_pages). False
   // for a mirrored memory (a shared mapping) and for decoded snapshots.
   bool private_mapping = false;
-  // Filled by the reader: pages that are not all zero, and the bytes their
-  // chunks took in the stream (compressed).
+  // Filled by the reader: pages the stream carries (in a self-contained
+  // snapshot, the non-zero ones), and the bytes their chunks took
+  // (compressed).
   uint64_t nonzero_pages = 0;
   uint64_t stored_bytes = 0;
 };
@@ -110,15 +115,39 @@ struct ExtensionSection {
   std::vector<uint8_t> payload;
 };
 
+// The snapshot an incremental one is a difference against: a file beside
+// it (a plain file name, never a path: docs/snapshot-format.md), and its
+// exact bytes, by length and SHA-256.
+struct ParentRef {
+  std::string name;
+  uint64_t size = 0;
+  util::Sha256Digest sha256{};
+};
+
+// Whether `name` may name a parent: a file name without a directory part
+// ("/"), not "." or "..", not empty, at most 255 bytes, without NUL.
+inline bool is_plain_file_name(std::string_view name) {
+  return !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
 struct Snapshot {
   HostInfo host;
   ModuleIdentity module;
+  // Set in an incremental snapshot: its memories carry only the pages that
+  // changed since this parent (written with WriteOptions::carried_pages).
+  std::optional<ParentRef> parent;
   std::vector<MemoryImage> memories; // the instance's memory index space
   std::vector<GlobalImage> globals;  // the global index space (imports first)
   std::vector<TableImage> tables;    // the table index space
   SegmentState segments;
   std::vector<ThreadImage> threads;
   std::vector<ExtensionSection> extensions;
+
+  // Filled by the reader: the stream's length and SHA-256, which a child
+  // snapshot names its parent by.
+  uint64_t stream_bytes = 0;
+  util::Sha256Digest stream_sha256{};
 
   const ExtensionSection* find_extension(const Tag& tag) const {
     for (const auto& e : extensions)

@@ -184,8 +184,11 @@ void encode_page_chunks(uint32_t index, std::span<const uint8_t> memory,
   encode_chunks(index, memory, chunks_of(pages), options, emit);
 }
 
-ChunkDecoder::ChunkDecoder(uint32_t index, uint64_t pages, std::span<uint8_t> memory)
-    : index_(index), pages_(pages), memory_(memory) {}
+ChunkDecoder::ChunkDecoder(uint32_t index, uint64_t pages, std::span<uint8_t> memory,
+                           std::vector<bool>* filled)
+    : index_(index), pages_(pages), memory_(memory), filled_(filled) {
+  if (filled_ && filled_->size() < pages) filled_->resize(pages, false);
+}
 
 ChunkDecoder::~ChunkDecoder() {
   ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
@@ -221,9 +224,16 @@ void ChunkDecoder::decode(std::span<const uint8_t> payload, const std::string& w
     return;
   }
 
-  // Decode in place when the pages are contiguous, else through scratch.
+  // The pages to write: all, but those a later link of a chain set.
+  uint64_t wanted = bitmap;
+  if (filled_)
+    for (uint64_t bits = bitmap; bits != 0; bits &= bits - 1)
+      if ((*filled_)[first + std::countr_zero(bits)])
+        wanted &= ~(uint64_t(1) << std::countr_zero(bits));
+  // Decode in place when the pages are contiguous and all wanted, else
+  // through scratch.
   const size_t raw = n * kPageSize;
-  const bool in_place = !memory_.empty() && contiguous(bitmap);
+  const bool in_place = !memory_.empty() && contiguous(bitmap) && wanted == bitmap;
   uint8_t* dst;
   if (in_place) {
     dst = memory_.data() + (first + std::countr_zero(bitmap)) * kPageSize;
@@ -243,10 +253,16 @@ void ChunkDecoder::decode(std::span<const uint8_t> payload, const std::string& w
     if (ZSTD_isError(got)) r.fail(fmt::format("zstd: {}", ZSTD_getErrorName(got)));
     if (got != raw) r.fail(fmt::format("zstd data holds {} bytes, {} pages need {}", got, n, raw));
   }
-  if (in_place || memory_.empty()) return;
+  if (memory_.empty()) return;
+  if (filled_)
+    for (uint64_t bits = wanted; bits != 0; bits &= bits - 1)
+      (*filled_)[first + std::countr_zero(bits)] = true;
+  if (in_place) return;
   const uint8_t* src = scratch_.data();
   for (uint64_t bits = bitmap; bits != 0; bits &= bits - 1) {
-    std::memcpy(memory_.data() + (first + std::countr_zero(bits)) * kPageSize, src, kPageSize);
+    const uint64_t page = first + std::countr_zero(bits);
+    if (wanted >> (page - first) & 1)
+      std::memcpy(memory_.data() + page * kPageSize, src, kPageSize);
     src += kPageSize;
   }
 }

@@ -4,6 +4,7 @@
 // chunk straight into its place.
 #pragma once
 
+#include "snapshot/model.h"
 #include "wasm/types.h"
 
 #include <cstdint>
@@ -58,10 +59,14 @@ void encode_page_chunks(uint32_t index, std::span<const uint8_t> memory,
                         const std::function<void(std::span<const uint8_t>)>& emit);
 
 // Decodes MEMP payloads of one memory (in stream order) into `memory`
-// (zero-filled, pages * 64 KiB; empty to verify and count only).
+// (zero-filled, pages * 64 KiB; empty to verify and count only). With
+// `filled` (at least `pages` flags; reading a chain of incremental
+// snapshots, later ones first), pages flagged there are left alone and the
+// pages decoded are flagged.
 class ChunkDecoder {
 public:
-  ChunkDecoder(uint32_t index, uint64_t pages, std::span<uint8_t> memory);
+  ChunkDecoder(uint32_t index, uint64_t pages, std::span<uint8_t> memory,
+               std::vector<bool>* filled = nullptr);
   ~ChunkDecoder();
   ChunkDecoder(const ChunkDecoder&) = delete;
   ChunkDecoder& operator=(const ChunkDecoder&) = delete;
@@ -75,6 +80,7 @@ private:
   uint32_t index_;
   uint64_t pages_;
   std::span<uint8_t> memory_;
+  std::vector<bool>* filled_;
   uint64_t next_page_ = 0; // chunks go forward without overlap
   uint64_t nonzero_pages_ = 0;
   uint64_t stored_bytes_ = 0;

@@ -2,17 +2,18 @@
 
 #include "util/hex.h"
 
-#include <nettle/sha2.h>
-
 namespace tern::util {
 
 Sha256Digest sha256(std::span<const uint8_t> bytes) {
-  sha256_ctx ctx;
-  sha256_init(&ctx);
-  sha256_update(&ctx, bytes.size(), bytes.data());
-  Sha256Digest digest;
-  sha256_digest(&ctx, digest.size(), digest.data());
-  return digest;
+  Sha256 h;
+  h.update(bytes);
+  return h.digest();
+}
+
+Sha256Digest Sha256::digest() {
+  Sha256Digest out;
+  sha256_digest(&ctx_, out.size(), out.data());
+  return out;
 }
 
 std::string to_hex(const Sha256Digest& digest) {

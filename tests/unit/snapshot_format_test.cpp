@@ -296,9 +296,9 @@ TEST(SnapshotFormat, WrongMagicAndVersion) {
   auto wrong_magic = bytes;
   wrong_magic[1] = 'X';
   expect_error([&] { from_bytes(wrong_magic); }, "not a tern snapshot");
-  auto v2 = bytes;
-  v2[8] = 2;
-  expect_error([&] { from_bytes(v2); }, "unsupported snapshot format version 2");
+  auto v3 = bytes;
+  v3[8] = 3;
+  expect_error([&] { from_bytes(v3); }, "unsupported snapshot format version 3");
   expect_error([&] { from_bytes(SpecStream(0).minimal_instance().finish()); },
                "unsupported snapshot format version 0");
   auto flags = bytes;
