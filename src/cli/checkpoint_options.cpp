@@ -116,6 +116,15 @@ void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& o) {
       ->type_name("N")
       ->check(CLI::Validator(check_count, ""))
       ->group(group);
+  cmd.add_option("--checkpoint-every-points", o.every_points,
+                 "Checkpoint at every N-th stable point executed: N, 2N, 3N, ... (deterministic)")
+      ->type_name("N")
+      ->check(CLI::Validator(check_count, ""))
+      ->group(group);
+  cmd.add_flag("--incremental", o.incremental,
+               "Checkpoints to PATH form a chain: PATH.1 self-contained, then PATH.2, ... each "
+               "with only the memory pages written since the one before; PATH names the newest")
+      ->group(group);
   cmd.add_flag("--stop-after-checkpoint", o.stop_after,
                "Exit (status 0) once a checkpoint has been written")
       ->group(group);
@@ -132,10 +141,12 @@ void add_checkpoint_options(CLI::App& cmd, CheckpointCliOptions& o) {
 program::CheckpointPolicy checkpoint_policy(const CheckpointCliOptions& o) {
   program::CheckpointPolicy p;
   p.path = o.to;
-  const bool needs_path = o.on_exit || !o.every.empty() || o.at > 0 || o.stop_after;
+  const bool needs_path = o.on_exit || !o.every.empty() || o.at > 0 || o.every_points > 0 ||
+                          o.stop_after || o.incremental;
   if (needs_path && p.path.empty())
-    throw Error("--checkpoint-on-exit, --checkpoint-every, --checkpoint-at and "
-                "--stop-after-checkpoint need --checkpoint-to PATH");
+    throw Error("--checkpoint-on-exit, --checkpoint-every, --checkpoint-at, "
+                "--checkpoint-every-points, --stop-after-checkpoint and --incremental need "
+                "--checkpoint-to PATH");
   const int signal = parse_signal(o.on_signal); // checked even when unused
   if (!p.path.empty()) p.continue_signals.push_back(signal);
   p.checkpoint_on_sigterm = o.on_exit;
@@ -148,6 +159,8 @@ program::CheckpointPolicy checkpoint_policy(const CheckpointCliOptions& o) {
     p.pause_at = o.pause_at;
   }
   p.commands.push_back(migrate::migrate_command());
+  if (o.every_points > 0) p.every_points = o.every_points;
+  p.incremental = o.incremental;
   p.stop_after_checkpoint = o.stop_after;
   p.save.bundle_files = o.bundle_files;
   p.capture.embed_module = !o.no_embed_module;

@@ -25,6 +25,8 @@ struct CheckpointCliOptions {
   std::string control;            // --control SOCKET
   uint64_t at = 0;                // --checkpoint-at N (0: off)
   uint64_t pause_at = 0;          // --pause-at N (0: off)
+  uint64_t every_points = 0;      // --checkpoint-every-points N (0: off)
+  bool incremental = false;       // --incremental
   bool stop_after = false;        // --stop-after-checkpoint
   bool bundle_files = false;      // --bundle-files
   bool no_embed_module = false;   // --no-embed-module

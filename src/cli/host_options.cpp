@@ -89,6 +89,13 @@ program::Participants gateway_participants(const HostCliOptions& o, GatewayUse u
   return {std::make_shared<migrate::GatewayBackend>(std::move(backend))};
 }
 
+void add_parents_option(CLI::App& cmd, std::string& dir) {
+  cmd.add_option("--parents", dir,
+                 "Where the parents of an incremental snapshot are (default: beside the "
+                 "snapshot that names each)")
+      ->type_name("DIR");
+}
+
 wasi::ResolveMode resolve_mode(const std::string& name) {
   if (name == "auto") return wasi::ResolveMode::Auto;
   if (name == "openat2") return wasi::ResolveMode::Openat2;
@@ -102,7 +109,8 @@ program::EngineSpec engine_spec(const HostCliOptions& o) {
   // loop header and function entry the interpreter counts, so compiled code
   // polls at each of them; without, inner loops may poll once before they
   // start (and vectorize).
-  if (o.checkpoint.at != 0 || o.checkpoint.pause_at != 0 || !o.stats_out.empty())
+  if (o.checkpoint.at != 0 || o.checkpoint.pause_at != 0 || o.checkpoint.every_points != 0 ||
+      !o.stats_out.empty())
     engine.compile.exact_points = true;
   return {engine.mode, [engine] { return make_engine_for_mode(engine); }};
 }
@@ -115,7 +123,8 @@ int supervise_and_report(program::Program& prog, program::Supervisor& supervisor
                          const HostCliOptions& o) {
   // --stats-out counts stable points, which needs counting mode
   // (--checkpoint-at turns it on by itself).
-  if (!o.stats_out.empty() && o.checkpoint.at == 0) prog.stop_at_stable_point(0);
+  if (!o.stats_out.empty() && o.checkpoint.at == 0 && o.checkpoint.every_points == 0)
+    prog.stop_at_stable_point(0);
   program::SupervisedOutcome outcome = supervisor.run(prog);
   int status = exit_status(outcome, prog.module());
   if (!o.stats_out.empty()) write_stats(o.stats_out, prog, outcome, status);

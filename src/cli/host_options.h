@@ -48,6 +48,10 @@ void add_gateway_options(CLI::App& cmd, HostCliOptions& options, GatewayUse use)
 // cannot be used.
 program::Participants gateway_participants(const HostCliOptions& options, GatewayUse use);
 
+// --parents DIR, for the commands that read chains of incremental
+// snapshots (restore, inspect, snapshot flatten).
+void add_parents_option(CLI::App& cmd, std::string& dir);
+
 // --path-resolver's value; throws tern::Error for an unknown one.
 wasi::ResolveMode resolve_mode(const std::string& name);
 

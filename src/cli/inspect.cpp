@@ -1,11 +1,15 @@
-// `tern inspect SNAPSHOT [--json] [--module FILE]`: what a snapshot holds,
-// for people: where and when it was taken, the module, memory, globals,
-// tables, each thread's frames (innermost first) with function names, wasm
-// offsets, locals and operands, and the extension sections (WASI state).
-// Every byte is verified on the way; a damaged snapshot is an error.
+// `tern inspect SNAPSHOT [--json] [--module FILE] [--parents DIR]`: what a
+// snapshot holds, for people: where and when it was taken, the module,
+// memory, globals, tables, each thread's frames (innermost first) with
+// function names, wasm offsets, locals and operands, the extension sections
+// (WASI state), and for an incremental snapshot the chain of its parents.
+// Every byte of every link is verified on the way; a damaged snapshot is an
+// error.
 #include "cli/commands.h"
+#include "cli/host_options.h"
 #include "migrate/gateway_records.h"
 #include "snapshot/capture.h"
+#include "snapshot/chain.h"
 #include "snapshot/describe.h"
 #include "snapshot/format.h"
 #include "tern/error.h"
@@ -28,6 +32,7 @@ using nlohmann::json;
 struct InspectOptions {
   std::string snapshot;
   std::string module;
+  std::string parents;
   bool json = false;
 };
 
@@ -79,7 +84,10 @@ std::string values_text(const json& values) {
 void print_header(const json& d, const std::string& path) {
   const json& h = d["host"];
   const json& m = d["module"];
-  fmt::print("{}: tern snapshot, format version {}\n", path, d["format_version"].get<int>());
+  const std::string kind =
+      d["parent"].is_null() ? "" : ", incremental on " + d["parent"]["name"].get<std::string>();
+  fmt::print("{}: tern snapshot, format version {}{}\n", path, d["format_version"].get<int>(),
+             kind);
   fmt::print("  taken {} by tern {} on {} ({}-endian), engine {}\n", h["time"].get<std::string>(),
              h["tern_version"].get<std::string>(), h["arch"].get<std::string>(),
              h["byte_order"].get<std::string>(), h["engine"].get<std::string>());
@@ -90,12 +98,15 @@ void print_header(const json& d, const std::string& path) {
 }
 
 void print_state(const json& d) {
-  for (const json& m : d["memories"])
-    fmt::print("memory {}: {} pages{}{}, {} non-zero ({}), {} stored\n", m["index"].get<size_t>(),
+  for (const json& m : d["memories"]) {
+    const bool carried = m.contains("carried_pages");
+    const uint64_t pages = m[carried ? "carried_pages" : "nonzero_pages"].get<uint64_t>();
+    fmt::print("memory {}: {} pages{}{}, {} {} ({}), {} stored\n", m["index"].get<size_t>(),
                m["pages"].get<uint64_t>(), optional_max(m["max_pages"], ""),
-               m["shared"].get<bool>() ? ", shared" : "", m["nonzero_pages"].get<uint64_t>(),
-               size_text(m["nonzero_pages"].get<uint64_t>() * 65536),
+               m["shared"].get<bool>() ? ", shared" : "", pages,
+               carried ? "written since the parent" : "non-zero", size_text(pages * 65536),
                size_text(m["stored_bytes"].get<uint64_t>()));
+  }
   fmt::print("globals: {}\n", d["globals"].size());
   for (const json& g : d["globals"])
     fmt::print("  global {}: {}{} = {}\n", g["index"].get<size_t>(), g["type"].get<std::string>(),
@@ -138,11 +149,47 @@ void print_sections(const json& d, const snapshot::Snapshot& s) {
   }
 }
 
+// An incremental snapshot's chain, newest first: every link was read and
+// verified, each parent against the size and SHA-256 its child records.
+json chain_json(const std::vector<snapshot::ChainLink>& links) {
+  json out = json::array();
+  for (const snapshot::ChainLink& l : links) {
+    json memories = json::array();
+    for (const snapshot::MemoryImage& m : l.memories)
+      memories.push_back({{"pages", m.pages},
+                          {l.parent ? "carried_pages" : "nonzero_pages", m.nonzero_pages},
+                          {"stored_bytes", m.stored_bytes}});
+    out.push_back({{"path", l.path},
+                   {"incremental", l.parent.has_value()},
+                   {"bytes", l.bytes},
+                   {"sha256", util::to_hex(l.sha256)},
+                   {"memories", memories}});
+  }
+  return out;
+}
+
+void print_chain(const json& chain) {
+  fmt::print("chain: {} snapshots, newest first, each verified\n", chain.size());
+  for (const json& l : chain) {
+    uint64_t carried = 0, pages = 0;
+    for (const json& m : l["memories"]) {
+      pages += m["pages"].get<uint64_t>();
+      carried +=
+          m[l["incremental"].get<bool>() ? "carried_pages" : "nonzero_pages"].get<uint64_t>();
+    }
+    fmt::print("  {}: {}, {} of {} pages, {}, sha256 {}\n", l["path"].get<std::string>(),
+               l["incremental"].get<bool>() ? "incremental" : "self-contained", carried, pages,
+               size_text(l["bytes"].get<uint64_t>()), l["sha256"].get<std::string>());
+  }
+}
+
 int run_inspect(const InspectOptions& o) {
   register_section_renderers();
   snapshot::ReadOptions read_options;
   read_options.keep_memory = false; // verified and counted, not kept
-  const snapshot::Snapshot s = snapshot::read_snapshot_file(o.snapshot, read_options);
+  std::vector<snapshot::ChainLink> links;
+  const snapshot::Snapshot s =
+      snapshot::read_snapshot_chain(o.snapshot, read_options, {o.parents}, &links);
 
   std::unique_ptr<wasm::Module> module;
   std::string source;
@@ -156,7 +203,8 @@ int run_inspect(const InspectOptions& o) {
     module = decode_for_names({b.begin(), b.end()}, o.snapshot + " (embedded module)");
     source = "snapshot";
   }
-  const json d = snapshot::describe_snapshot(s, module.get(), source);
+  json d = snapshot::describe_snapshot(s, module.get(), source);
+  if (s.parent) d["chain"] = chain_json(links);
   if (o.json) {
     // Strings a forged HOST section carries need not be UTF-8: shown with
     // U+FFFD instead of failing (the WASI section's own strings keep
@@ -168,6 +216,7 @@ int run_inspect(const InspectOptions& o) {
   print_state(d);
   print_threads(d);
   print_sections(d, s);
+  if (s.parent) print_chain(d["chain"]);
   return 0;
 }
 
@@ -183,6 +232,7 @@ void add_inspect_command(CLI::App& app) {
                   "The snapshot's module, for function and local names when the snapshot does "
                   "not include it (must have the snapshot's sha256)")
       ->type_name("FILE");
+  add_parents_option(*cmd, o->parents);
   cmd->callback([o] { guarded([&] { return run_inspect(*o); }); });
 }
 

@@ -17,6 +17,7 @@ struct RestoreCliOptions {
   bool dirs_from_snapshot = false;
   bool stdio_from_snapshot = false;
   std::vector<std::string> listen;
+  std::string parents;
   bool allow_changed_files = false;
   HostCliOptions host;
 };
@@ -37,6 +38,7 @@ int restore(const RestoreCliOptions& o) {
   options.wasi.stdio_from_snapshot = o.stdio_from_snapshot;
   options.wasi.listen = o.listen;
   options.wasi.allow_changed_files = o.allow_changed_files;
+  options.chain.parents_dir = o.parents;
   apply_host_options(o.host, options.wasi);
   options.participants = gateway_participants(o.host, GatewayUse::Restore);
   auto prog = program::Program::restore(o.snapshot, options, engine_spec(o.host));
@@ -46,7 +48,10 @@ int restore(const RestoreCliOptions& o) {
 void add_restore_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("restore", "Continue a checkpointed program from its snapshot");
   auto o = std::make_shared<RestoreCliOptions>();
-  cmd->add_option("SNAPSHOT", o->snapshot, "The snapshot file")->required()->type_name("");
+  cmd->add_option("SNAPSHOT", o->snapshot,
+                  "The snapshot file (an incremental one with its parents beside it)")
+      ->required()
+      ->type_name("");
   add_engine_and_stream_options(*cmd, o->host);
   cmd->add_option("--module", o->module,
                   "The program's module, when the snapshot does not carry it (checked by sha256)")
@@ -59,6 +64,7 @@ void add_restore_command(CLI::App& app) {
   cmd->add_flag("--stdio-from-snapshot", o->stdio_from_snapshot,
                 "Continue streams the run redirected to files in those files (no "
                 "--stdin/--stdout/--stderr given)");
+  add_parents_option(*cmd, o->parents);
   cmd->add_flag("--allow-changed-files", o->allow_changed_files,
                 "Reopen files that changed since the checkpoint instead of refusing");
   cmd->add_option("--listen", o->listen,

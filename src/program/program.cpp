@@ -159,7 +159,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     build(so_far);
     return snapshot::prepare_memory_for_restore(*p->instance_, index, header.pages);
   };
-  snapshot::Snapshot s = snapshot::read_snapshot_file(path, read);
+  snapshot::Snapshot s = snapshot::read_snapshot_chain(path, read, options.chain);
   util::trace_time("snapshot read, instance built");
   build(s);
   p->apply_restored(s, path);
@@ -244,8 +244,9 @@ snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
   return s;
 }
 
-void Program::detach_shared_memory(snapshot::Snapshot& s) const {
-  snapshot::copy_shared_memories(*instance_, s);
+void Program::detach_shared_memory(snapshot::Snapshot& s,
+                                   const snapshot::CarriedPages& carried) const {
+  snapshot::copy_shared_memories(*instance_, s, carried);
 }
 
 std::optional<util::Sha256Digest> Program::memory_sha256() const {

@@ -8,6 +8,7 @@
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "snapshot/capture.h"
+#include "snapshot/chain.h"
 #include "util/sha256.h"
 #include "wasi/context.h"
 #include "wasi/state.h"
@@ -73,10 +74,12 @@ public:
     std::shared_ptr<const wasm::Module> module;
     wasi::RestoreOptions wasi;
     Participants participants;
+    snapshot::ChainOptions chain; // where an incremental snapshot's parents are
   };
-  // A program rebuilt from the snapshot at `path`: memory decoded straight
-  // into the new instance, host state reopened, threads rebuilt by the
-  // engine, ready to continue with run(). Throws tern::Error for a corrupt or
+  // A program rebuilt from the snapshot at `path` (and its parents, if it
+  // is incremental): memory decoded straight into the new instance, host
+  // state reopened, threads rebuilt by the engine, ready to continue with
+  // run(). Throws tern::Error for a corrupt or
   // mismatched snapshot, naming what does not fit.
   static std::unique_ptr<Program> restore(const std::string& path, const RestoreOptions& options,
                                           const EngineSpec& engine);
@@ -109,13 +112,18 @@ public:
   // forked child while the program runs on. A forked child sees private
   // memory as it was at the fork, but a mirrored memory (runtime/memory.h)
   // is a shared mapping the program keeps writing: its bytes are copied
-  // into the snapshot now, at the cost of a memcpy in the pause.
-  void detach_shared_memory(snapshot::Snapshot& snapshot) const;
+  // into the snapshot now, at the cost of a memcpy in the pause (of the
+  // `carried` pages only, for a snapshot written as a delta).
+  void detach_shared_memory(snapshot::Snapshot& snapshot,
+                            const snapshot::CarriedPages& carried = {}) const;
 
   // Counting mode: stop at the n-th stable point executed (0: never stop,
   // only count).
   void stop_at_stable_point(uint64_t n);
   uint64_t stable_points() const { return thread_->stable_points; }
+
+  // The instance's memories (dirty-page tracking, program/incremental.h).
+  const std::vector<runtime::Memory*>& memories() const { return instance_->memories; }
 
   // SHA-256 of the first memory's bytes (its size is part of the data
   // hashed), or nullopt when the module has no memory: for tests that

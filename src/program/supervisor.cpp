@@ -1,9 +1,11 @@
 #include "program/supervisor.h"
 
 #include "program/control_socket.h"
+#include "program/incremental.h"
 #include "program/signals.h"
 #include "snapshot/background.h"
 #include "tern/error.h"
+#include "util/file.h"
 
 #include <algorithm>
 #include <bit>
@@ -22,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 
 // --- Requests ----------------------------------------------------------------
 
-enum class Reason { Signal, Terminate, Timer, Control, Guest, Count };
+enum class Reason { Signal, Terminate, Timer, Control, Guest, Count, EveryPoints };
 
 const char* reason_name(Reason r) {
   switch (r) {
@@ -38,6 +40,8 @@ const char* reason_name(Reason r) {
     return "tern.checkpoint()";
   case Reason::Count:
     return "--checkpoint-at";
+  case Reason::EveryPoints:
+    return "--checkpoint-every-points";
   }
   return "?";
 }
@@ -210,42 +214,53 @@ private:
 // so snapshots land in order.
 class Writer {
 public:
-  using Done = std::function<void(const std::string& error)>;
+  // How a write went: the error message ("" on success), and what was written.
+  struct Outcome {
+    std::string error;
+    std::optional<snapshot::WrittenSnapshot> written;
+  };
+  using Done = std::function<void(const Outcome&)>;
+  // Runs after a successful write, where the write ran (an incremental
+  // link's head name).
+  using Then = std::function<void()>;
 
   explicit Writer(Status& status) : status_(status) {}
   ~Writer() { wait(); }
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Writes and reports; returns the error message ("" on success).
-  std::string write_now(const std::string& path, const snapshot::Snapshot& s,
-                        const snapshot::WriteOptions& options) {
+  // Writes and reports.
+  Outcome write_now(const std::string& path, const snapshot::Snapshot& s,
+                    const snapshot::WriteOptions& options, const Then& then = {}) {
     wait();
-    std::string error;
+    Outcome out;
     try {
-      snapshot::write_snapshot_file(path, s, options);
+      out.written = snapshot::write_snapshot_file(path, s, options);
+      if (then) then();
     } catch (const std::exception& e) {
-      error = e.what();
+      out = {e.what(), std::nullopt};
     }
-    report(path, error);
-    return error;
+    report(path, out.error);
+    return out;
   }
 
   // Calls `done` with the outcome, on the watcher thread, once written.
   void write_in_background(const std::string& path, const snapshot::Snapshot& s,
-                           const snapshot::WriteOptions& options, Done done) {
+                           const snapshot::WriteOptions& options, Done done,
+                           const Then& then = {}) {
     wait();
     auto write = std::make_shared<snapshot::BackgroundWrite>(
-        snapshot::start_background_write(path, s, options));
+        snapshot::start_background_write(path, s, options, then));
     watcher_ = std::thread([this, write, path, done = std::move(done)] {
-      std::string error;
+      Outcome out;
       try {
         write->wait();
+        out.written = snapshot::written_snapshot(*write);
       } catch (const std::exception& e) {
-        error = e.what();
+        out = {e.what(), std::nullopt};
       }
-      report(path, error);
-      done(error);
+      report(path, out.error);
+      done(out);
     });
   }
 
@@ -393,6 +408,9 @@ struct Supervisor::State {
   std::string engine;
   RequestQueue queue;
   Status status;
+  // --incremental, while the program runs (its logs refer to the program's
+  // memories); before the writer, whose last write reports to it.
+  std::unique_ptr<IncrementalChain> chain;
   Writer writer{status};
   std::optional<PeriodicTimer> timer;
   Commands commands{queue};
@@ -472,6 +490,7 @@ struct Supervisor::State {
     }
     if (control) control->close(why);
     timer.reset();
+    chain.reset(); // tracking ends with the run
   }
 
   // Folds signal bits, queued requests and a reached --checkpoint-at into
@@ -489,7 +508,56 @@ struct Supervisor::State {
       requests.push_back({Reason::Count, "", false, std::nullopt});
       count_taken = true;
     }
+    if (policy.every_points && program.stable_points() > 0 &&
+        program.stable_points() % *policy.every_points == 0)
+      requests.push_back({Reason::EveryPoints, "", false, std::nullopt});
     return requests;
+  }
+
+  // Counting mode stops the program at the next stable point that
+  // --checkpoint-at, --pause-at or --checkpoint-every-points asks for.
+  void arm_count_triggers(Program& program, bool count_taken) {
+    const uint64_t now = program.stable_points();
+    std::optional<uint64_t> next;
+    if (policy.at && !count_taken && *policy.at > now) next = *policy.at;
+    if (policy.pause_at && *policy.pause_at > now)
+      next = next ? std::min(*next, *policy.pause_at) : *policy.pause_at;
+    if (policy.every_points) {
+      const uint64_t periodic = (now / *policy.every_points + 1) * *policy.every_points;
+      next = next ? std::min(*next, periodic) : periodic;
+    }
+    if (next) program.stop_at_stable_point(*next);
+  }
+
+  // Writes `snap` as the next link of the incremental chain; the outcome
+  // goes to `done` (on the writer's thread when in the background) and,
+  // when written `now`, is returned too.
+  std::optional<Writer::Outcome> write_link(Program& program, snapshot::Snapshot snap, bool now,
+                                            const Writer::Done& done) {
+    writer.wait(); // the previous link's outcome decides this one's parent
+    const IncrementalChain::Link link = chain->next(snap);
+    if (policy.verbose) {
+      if (link.parent.empty())
+        fmt::print(stderr, "tern: {} is self-contained (the chain starts)\n", link.path);
+      else
+        fmt::print(stderr, "tern: {} is incremental: {} of {} pages written since {}\n", link.path,
+                   link.carried, link.pages, link.parent);
+    }
+    const Writer::Then then = [link] { util::link_file_atomic(link.path, link.head); };
+    auto finished = [this, link, done](const Writer::Outcome& out) {
+      chain->finished(link, out.written);
+      done(out);
+    };
+    snapshot::WriteOptions options = policy.write;
+    options.carried_pages = link.carried_pages;
+    if (now) {
+      Writer::Outcome out = writer.write_now(link.path, snap, options, then);
+      finished(out);
+      return out;
+    }
+    program.detach_shared_memory(snap, link.carried_pages);
+    writer.write_in_background(link.path, snap, options, finished, then);
+    return std::nullopt;
   }
 
   // Takes one capture for every request of this stop, writes it once to
@@ -526,8 +594,22 @@ struct Supervisor::State {
           fmt::print(stderr, "tern: checkpoint ({}) at stable point {} to {}\n",
                      reason_name(r->reason), program.stable_points(), path);
       }
+      if (chain && path == policy.path) {
+        const std::optional<Writer::Outcome> out =
+            write_link(program, snap, stop, [this, path, replies, periodic](const auto& o) {
+              for (const auto& reply : replies) reply.send(reply_for(path, o.error));
+              if (periodic && timer) timer->restart();
+            });
+        const bool failed = out && !out->error.empty();
+        if (failed)
+          stop = false; // never lose the program
+        else
+          result.last_checkpoint = path;
+        guest_written = guest_written || (from_guest && !failed);
+        continue;
+      }
       if (stop) { // synchronous: the program ends only once the snapshot is safe
-        const std::string error = writer.write_now(path, snap, policy.write);
+        const std::string error = writer.write_now(path, snap, policy.write).error;
         for (const auto& reply : replies) reply.send(reply_for(path, error));
         if (!error.empty())
           stop = false; // never lose the program
@@ -539,8 +621,8 @@ struct Supervisor::State {
         program.detach_shared_memory(snap);
         writer.write_in_background(
             path, snap, policy.write,
-            [this, path, replies = std::move(replies), periodic](const std::string& error) {
-              for (const auto& reply : replies) reply.send(reply_for(path, error));
+            [this, path, replies = std::move(replies), periodic](const Writer::Outcome& out) {
+              for (const auto& reply : replies) reply.send(reply_for(path, out.error));
               if (periodic && timer) timer->restart();
             });
         result.last_checkpoint = path;
@@ -569,10 +651,13 @@ SupervisedOutcome Supervisor::run(Program& program) {
                             "N must be greater to checkpoint it again",
                             *policy.at, program.stable_points()));
   s.ran = true;
-  if (policy.at)
-    program.stop_at_stable_point(*policy.at);
-  else if (policy.pause_at)
-    program.stop_at_stable_point(*policy.pause_at);
+  if (policy.incremental) {
+    s.chain = std::make_unique<IncrementalChain>(program, policy.path);
+    if (policy.verbose)
+      fmt::print(stderr, "tern: incremental checkpoints to {}.N; pages written are tracked by {}\n",
+                 policy.path, s.chain->tracking());
+  }
+  s.arm_count_triggers(program, false);
   bool guest_asked = false;
   bool count_taken = false;
   bool pause_taken = false;
@@ -598,6 +683,7 @@ SupervisedOutcome Supervisor::run(Program& program) {
     // now or raises the flag again for the next stable point.
     program.interrupt().clear();
     std::vector<Request> requests = s.collect_requests(program, guest_asked, count_taken);
+    if (policy.every_points) s.arm_count_triggers(program, count_taken);
     if (policy.pause_at && !pause_taken && program.stable_points() == *policy.pause_at) {
       pause_taken = true;
       // Held until a control request: a checkpoint, a command's stop, or a

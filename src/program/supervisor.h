@@ -72,12 +72,16 @@ struct CheckpointPolicy {
   // previous one is written (not after it was asked for), so the program
   // always runs between two of them however long a checkpoint takes.
   std::optional<std::chrono::milliseconds> every;
-  std::string control_socket;         // control_socket.h; commands `checkpoint`, `status`
+  std::string control_socket;           // control_socket.h; commands `checkpoint`, `status`
   std::vector<ProgramCommand> commands; // more control commands (migrate)
-  std::optional<uint64_t> at;         // the N-th stable point (counting mode)
+  std::optional<uint64_t> at;           // the N-th stable point (counting mode)
   // Hold the program at the N-th stable point until a control request has
   // been handled there (counting mode; tests act at a chosen place).
   std::optional<uint64_t> pause_at;
+  std::optional<uint64_t> every_points; // every N-th stable point: N, 2N, ... (counting mode)
+  // Checkpoints to `path` form a chain of incremental snapshots
+  // (program/incremental.h): PATH.1, PATH.2, ..., PATH naming the newest.
+  bool incremental = false;
   bool stop_after_checkpoint = false; // end the run after the first checkpoint written
   snapshot::CaptureOptions capture;
   wasi::SaveOptions save;

@@ -236,4 +236,35 @@ void write_file_atomic_at(int dir, const std::string& name, const std::string& d
   ::fsync(dir);
 }
 
+void link_file_atomic(const std::string& target, const std::string& path) {
+  const std::string name = base_name(path);
+  UniqueFd dir(::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) fail("cannot create", path);
+  remove_stale_temporaries(dir.get(), name);
+  std::string temp;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    temp = temp_name(name);
+    if (::linkat(AT_FDCWD, target.c_str(), dir.get(), temp.c_str(), 0) == 0) break;
+    if (errno == EEXIST) continue;
+    if (errno != EPERM && errno != EXDEV && errno != EMLINK && errno != EOPNOTSUPP)
+      fail("cannot link " + target + " as", path);
+    // No hard links here: a copy, written the one safe way.
+    UniqueFd from(::open(target.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!from) fail("cannot open", target);
+    write_file_atomic_at(dir.get(), name, path, [&](ByteSink& sink) {
+      FdSource source(from.get(), target);
+      uint8_t buf[1 << 16];
+      while (size_t n = source.read_some(buf)) sink.write({buf, n});
+    });
+    return;
+  }
+  if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
+    const int saved = errno;
+    ::unlinkat(dir.get(), temp.c_str(), 0);
+    errno = saved;
+    fail("cannot rename into", path);
+  }
+  ::fsync(dir.get());
+}
+
 } // namespace tern::util

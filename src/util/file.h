@@ -51,6 +51,11 @@ void write_file_atomic_at(int dir, const std::string& name, const std::string& d
                           const std::function<void(ByteSink&)>& write,
                           const AtomicWriteOptions& options = {});
 
+// Makes `path` a second name of the existing file `target` (a hard link,
+// or a copy where the file system has no hard links), replacing what was
+// at `path` atomically, as write_file_atomic does.
+void link_file_atomic(const std::string& target, const std::string& path);
+
 // mkdir -p: creates path and its missing parents; an Error naming path if
 // that fails.
 void create_directories(const std::string& path);

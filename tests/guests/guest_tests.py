@@ -815,8 +815,8 @@ def help(env):
     # (the text may differ where it depends on the host, as --target's default).
     option = re.compile(r"^\s+(?:-\w,)?(--[\w-]+)", re.M)
     for command in ("run", "restore", "compile", "wast", "checkpoint", "inspect", "keygen",
-                    "serve", "migrate", "gateway"):
-        rc, out, _ = env.run([command, "--help"])
+                    "serve", "migrate", "gateway", "snapshot flatten"):
+        rc, out, _ = env.run(command.split() + ["--help"])
         expect_equal(rc, 0, f"exit code of {command} --help")
         block = re.search(r"```\n[^\n]*\nUsage: tern " + command + r" (.*?)```", doc, re.S)
         expect(block, f"docs/cli.md shows no `tern {command} --help`")
