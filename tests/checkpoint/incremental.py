@@ -77,13 +77,13 @@ class Incremental(Harness):
         self.failures += 1
         print(f"  FAILED {what}", flush=True)
 
-    def invoke(self, cmd, stats_path):
+    def invoke(self, cmd, stats_path, *args, **kwargs):
         # Harness.invoke with this case's environment (the tracking mechanism).
         old = dict(os.environ)
         os.environ.clear()
         os.environ.update(self.env)
         try:
-            return super().invoke(cmd, stats_path)
+            return super().invoke(cmd, stats_path, *args, **kwargs)
         finally:
             os.environ.clear()
             os.environ.update(old)
