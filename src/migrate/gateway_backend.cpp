@@ -357,7 +357,14 @@ void GatewayBackend::lost(const std::string& why) {
 // Brings every relayed connection to agreement with the gateway: it reads
 // every byte the program sent, stops sending, and says how much it sent;
 // those bytes are drained from the kernel here. Then the records are exact.
-snapshot::ExtensionSection GatewayBackend::checkpoint(wasi::WasiContext& ctx) {
+std::optional<snapshot::ExtensionSection> GatewayBackend::checkpoint(wasi::WasiContext& ctx) {
+  if (!channel_) {
+    // Not joined (yet): a restore stopped again before the program continued
+    // keeps its saved records as they are, unless they were given up with
+    // --no-gateway; a program that never had a gateway has no section.
+    if (saved_ && !opt_.no_gateway) return encode_section(*saved_);
+    if (gateway_.empty()) return std::nullopt;
+  }
   GatewayRecords g;
   g.gateway = gateway_;
   g.program = program_;

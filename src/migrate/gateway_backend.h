@@ -51,7 +51,7 @@ public:
   void restoring(const snapshot::ExtensionSection* section, wasi::RestoreOptions& wasi) override;
   void restored(wasi::WasiContext& ctx) override;
   void resuming(wasi::WasiContext& ctx) override;
-  snapshot::ExtensionSection checkpoint(wasi::WasiContext& ctx) override;
+  std::optional<snapshot::ExtensionSection> checkpoint(wasi::WasiContext& ctx) override;
   void resumed() override;
   void ended() override;
 

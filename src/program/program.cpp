@@ -238,7 +238,8 @@ snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
   if (!participant_sections_) {
     participant_sections_.emplace();
     for (auto& participant : participants_)
-      participant_sections_->push_back(participant->checkpoint(*wasi_));
+      if (auto section = participant->checkpoint(*wasi_))
+        participant_sections_->push_back(std::move(*section));
   }
   for (const auto& section : *participant_sections_) s.extensions.push_back(section);
   return s;

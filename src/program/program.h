@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace tern::program {
@@ -47,8 +48,9 @@ public:
   // migration's target: only after the source committed).
   virtual void resuming(wasi::WasiContext&) {}
   // The program is stopped for a checkpoint: its section. Called once per
-  // stop, whatever the number of snapshots written from it.
-  virtual snapshot::ExtensionSection checkpoint(wasi::WasiContext&) = 0;
+  // stop, whatever the number of snapshots written from it. None when it
+  // has nothing to record (no gateway was ever joined).
+  virtual std::optional<snapshot::ExtensionSection> checkpoint(wasi::WasiContext&) = 0;
   // The program continues after a checkpoint; the program ended.
   virtual void resumed() {}
   virtual void ended() {}
