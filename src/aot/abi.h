@@ -32,7 +32,7 @@
 
 namespace tern::aot {
 
-inline constexpr uint32_t kAbiVersion = 9;
+inline constexpr uint32_t kAbiVersion = 10;
 
 // --- Per thread --------------------------------------------------------------
 

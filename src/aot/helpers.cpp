@@ -63,7 +63,8 @@ uint32_t entry_slow(VmThread* t, VmInstance* ctx, uint32_t func_index, uint64_t 
   // The frames were checked against the code when restored: this call is
   // the next one's function.
   const SavedFrame& f = ts.rewind[ts.rewind_next++];
-  const bool host = f.kind == runtime::FrameKind::HostCall;
+  const bool host =
+      f.kind == runtime::FrameKind::HostCall || f.kind == runtime::FrameKind::AtomicWait;
   t->rewind_point = RewindKey{f.point, host}.encode();
   t->rewind_values = ts.rewind_values.data() + f.first;
   if (ts.rewind_next == ts.rewind.size() && f.kind == runtime::FrameKind::FunctionEntry)
@@ -199,7 +200,14 @@ uint32_t atomic_wait(VmThread* t, VmInstance* ctx, uint64_t ea, uint64_t expecte
   if (!queues) trap_now(t, uint32_t(TrapKind::ExpectedSharedMemory));
   ThreadState& ts = ts_of(t);
   auto r = queues->wait(ea, mem.base() + ea, bytes, expected, static_cast<int64_t>(timeout_ns),
-                        {ts.thread->id, -1});
+                        {ts.thread->id, ts.thread->store().interrupt().fd()});
+  if (r.outcome == runtime::WaitQueues::Outcome::Interrupted) {
+    // Unwind from the wait's stable point; rewinding issues it again
+    // (code compiled without stable points has no such point: it waits on).
+    ts.host_suspended = true;
+    ts.vm.unwinding = 1;
+    return 0;
+  }
   return static_cast<uint32_t>(r.outcome);
 }
 

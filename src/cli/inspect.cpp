@@ -19,6 +19,7 @@
 #include "wasm/decoder.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -131,6 +132,21 @@ void print_threads(const json& d) {
       fmt::print("       locals: {}\n", values_text(f["locals"]));
       fmt::print("       stack:  {}\n", values_text(f["stack"]));
     }
+  }
+  for (const json& m : d["wait_queues"]) {
+    fmt::print("wait queues of memory {}:\n", m["memory"].get<uint32_t>());
+    for (const json& q : m["queues"]) {
+      std::vector<std::string> waiters;
+      for (const json& w : q["waiters"])
+        waiters.push_back(w["remaining_ns"].is_null()
+                              ? fmt::format("thread {}", w["thread"].get<uint64_t>())
+                              : fmt::format("thread {} ({} ns left)", w["thread"].get<uint64_t>(),
+                                            w["remaining_ns"].get<int64_t>()));
+      fmt::print("  address {}: {}\n", q["address"].get<uint64_t>(), fmt::join(waiters, ", "));
+    }
+    for (const json& w : m["notified"])
+      fmt::print("  notified, not yet returned: thread {} at address {}\n",
+                 w["thread"].get<uint64_t>(), w["address"].get<uint64_t>());
   }
 }
 

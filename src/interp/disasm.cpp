@@ -20,6 +20,7 @@ const char* point_name(wasm::StablePointKind k) {
   case wasm::StablePointKind::FunctionEntry: return "function entry";
   case wasm::StablePointKind::LoopHeader: return "loop header";
   case wasm::StablePointKind::CallSite: return "call site";
+  case wasm::StablePointKind::AtomicWait: return "atomic wait";
   }
   return "?";
 }

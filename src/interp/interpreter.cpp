@@ -585,7 +585,10 @@ L_MemoryAtomicWait64: {
   if (!queues) TRAP(TrapKind::ExpectedSharedMemory);
   uint64_t expected = wide ? SLOT(LO(xy)) : static_cast<uint32_t>(SLOT(LO(xy)));
   int64_t timeout = static_cast<int64_t>(SLOT(HI(xy)));
-  auto r = queues->wait(ea, mem_base + ea, wide ? 8 : 4, expected, timeout, {thread.id, -1});
+  auto r = queues->wait(ea, mem_base + ea, wide ? 8 : 4, expected, timeout,
+                        {thread.id, thread.store().interrupt().fd()});
+  // A checkpoint request: stop at the wait, issued again on resume.
+  if (r.outcome == runtime::WaitQueues::Outcome::Interrupted) goto suspend;
   SLOT(LO(w)) = static_cast<uint32_t>(r.outcome);
   RELOAD_MEMORY(); // other threads may have grown it meanwhile
   DISPATCH(4);

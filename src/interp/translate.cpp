@@ -985,9 +985,14 @@ void Translator::on_table_bulk(const wasm::Instr& in) {
 }
 
 // Atomic accesses: [d|addr] [x|y] [offset], operands in slots; the result
-// (all but stores have one) is held back like any producer's.
+// (all but stores have one) is held back like any producer's. A wait is a
+// stable point (a checkpoint stops a thread blocked there): its operands
+// are in their canonical slots and it is emitted at once, so the point's
+// code index is its handler's.
 void Translator::on_atomic(const wasm::Instr& in) {
   const wasm::OpInfo& info = wasm::op_info(in.op);
+  const bool wait = in.op == Op::MemoryAtomicWait32 || in.op == Op::MemoryAtomicWait64;
+  if (wait) materialize_all();
   size_t operands = 2; // cmpxchg, wait
   switch (info.sig) {
   case wasm::Sig::i_i: case wasm::Sig::i_l:
@@ -1012,6 +1017,12 @@ void Translator::on_atomic(const wasm::Instr& in) {
     return;
   }
   push_pending(p);
+  if (wait) {
+    const uint32_t with_operands = height() + 2; // the result replaced three operands
+    record_point(wasm::StablePointKind::AtomicWait, in.offset, here(), here(), with_operands,
+                 with_operands);
+    flush_pending();
+  }
 }
 
 CompiledFunction Translator::run() {

@@ -144,7 +144,9 @@ private:
     while (out.kind == ExecOutcome::Kind::Suspended && !stopped_for_program_) {
       if (due(thread.stable_points)) {
         ViewThread view = parts_.first->capture(thread);
-        if (!view.frames.empty() && view.frames.back().kind == FrameKind::HostCall) return out;
+        if (!view.frames.empty() && (view.frames.back().kind == FrameKind::HostCall ||
+                                     view.frames.back().kind == FrameKind::AtomicWait))
+          return out;
         hand_over(thread, view);
         return parts_.faster->resume(thread, results);
       }

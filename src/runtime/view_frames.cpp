@@ -66,6 +66,8 @@ StablePointKind point_kind(FrameKind kind) {
     return StablePointKind::FunctionEntry;
   case FrameKind::LoopHeader:
     return StablePointKind::LoopHeader;
+  case FrameKind::AtomicWait:
+    return StablePointKind::AtomicWait;
   case FrameKind::CallSite:
   case FrameKind::HostCall:
     break;
@@ -79,6 +81,8 @@ FrameKind frame_kind(StablePointKind point, bool host_call) {
     return FrameKind::FunctionEntry;
   case StablePointKind::LoopHeader:
     return FrameKind::LoopHeader;
+  case StablePointKind::AtomicWait:
+    return FrameKind::AtomicWait;
   case StablePointKind::CallSite:
     break;
   }
@@ -92,6 +96,7 @@ uint32_t live_operands(const wasm::Module& m, uint32_t func_index, const wasm::S
     return 0;
   case FrameKind::LoopHeader:
   case FrameKind::HostCall:
+  case FrameKind::AtomicWait:
     return p.stack_height;
   case FrameKind::CallSite:
     break;

@@ -22,12 +22,14 @@ class ModuleInstance;
 // The validator's kind of the stable point a frame of `kind` is stopped at.
 wasm::StablePointKind point_kind(FrameKind kind);
 // The frame kind for a stop at `point`: a call site is a host call being
-// re-issued when `host_call`, else a wasm call in progress.
+// re-issued when `host_call`, else a wasm call in progress; an atomic wait
+// point is always a wait being re-issued.
 FrameKind frame_kind(wasm::StablePointKind point, bool host_call);
 
 // Operands a frame keeps at its point: none at a function entry; all of
-// them at a loop header and at a host call being re-issued (its arguments,
-// and call_indirect's index, on top); those below the arguments at a wasm
+// them at a loop header, at a host call being re-issued (its arguments,
+// and call_indirect's index, on top) and at an atomic wait (its address,
+// expected value and timeout on top); those below the arguments at a wasm
 // call site (the arguments are the callee's first locals).
 uint32_t live_operands(const wasm::Module& module, uint32_t func_index,
                        const wasm::StablePoint& point, FrameKind kind);

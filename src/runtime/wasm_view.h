@@ -30,6 +30,9 @@ enum class FrameKind : uint8_t {
   LoopHeader = 1,    // at a loop header; the header's own poll has already been counted
   CallSite = 2,      // a wasm call in progress; the next frame is the callee
   HostCall = 3,      // a call to an import that is issued again on resume
+  // blocked in memory.atomic.wait32/64, issued again on resume; whether it
+  // still waits, was notified or is yet to start is the wait queues' record
+  AtomicWait = 4,
 };
 
 // One activation. `wasm_offset` is the absolute module offset of the

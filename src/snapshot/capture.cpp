@@ -189,6 +189,13 @@ Snapshot capture_instance(const ModuleInstance& inst, std::vector<ThreadImage> t
   for (const auto& refs : inst.elem_segments) s.segments.elem_dropped.push_back(refs.empty());
   s.segments.data_dropped = inst.data_dropped;
   s.threads = std::move(threads);
+  // Every thread is stopped: no waiter comes or goes while the queues are
+  // read.
+  for (size_t i = 0; i < inst.memories.size(); ++i)
+    if (const runtime::WaitQueues* queues = inst.memories[i]->wait_queues()) {
+      runtime::WaitQueues::State state = queues->capture();
+      if (!state.empty()) s.wait_queues.push_back({static_cast<uint32_t>(i), std::move(state)});
+    }
   return s;
 }
 
@@ -236,6 +243,37 @@ std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t ind
   return untouched ? grow(m, pages, index) : grow_and_clear(m, pages, index);
 }
 
+namespace {
+
+// The waiters of each shared memory, parked at their places: every thread
+// named is stopped at a wait (each issues it again when it continues and
+// takes up its place, or returns "ok" if it had been notified).
+void apply_wait_queues(const Snapshot& s, ModuleInstance& inst) {
+  for (const WaitQueueImage& m : s.wait_queues) {
+    runtime::WaitQueues* queues =
+        m.memory < inst.memories.size() ? inst.memories[m.memory]->wait_queues() : nullptr;
+    if (!queues)
+      throw Error(fmt::format("the snapshot's wait queues are of memory {}, which is not a shared "
+                              "memory of the module",
+                              m.memory));
+    auto check = [&](uint64_t id) {
+      for (const ThreadImage& t : s.threads)
+        if (t.id == id && !t.view.frames.empty() &&
+            t.view.frames.back().kind == runtime::FrameKind::AtomicWait)
+          return;
+      throw Error(fmt::format("thread {} is in the snapshot's wait queues but not stopped at a "
+                              "wait",
+                              id));
+    };
+    for (const auto& q : m.state.queues)
+      for (const auto& w : q.waiters) check(w.thread_id);
+    for (const auto& w : m.state.woken) check(w.thread_id);
+    queues->restore(m.state);
+  }
+}
+
+} // namespace
+
 void apply_snapshot(const Snapshot& s, ModuleInstance& inst) {
   check_module(s, inst.module().sha256());
   check_count(s.memories, inst.memories, "memories");
@@ -246,6 +284,7 @@ void apply_snapshot(const Snapshot& s, ModuleInstance& inst) {
     apply_global(inst, s.globals[i], *inst.globals[i], i);
   for (size_t i = 0; i < s.tables.size(); ++i) apply_table(inst, s.tables[i], *inst.tables[i], i);
   apply_segments(s.segments, inst);
+  apply_wait_queues(s, inst);
 }
 
 } // namespace tern::snapshot

@@ -118,6 +118,21 @@ json thread_json(const ThreadImage& t, const wasm::Module* module) {
   return {{"id", t.id}, {"stable_points", t.view.stable_points}, {"frames", std::move(frames)}};
 }
 
+json wait_queues_json(const WaitQueueImage& m) {
+  json queues = json::array();
+  for (const auto& q : m.state.queues) {
+    json waiters = json::array();
+    for (const auto& w : q.waiters)
+      waiters.push_back({{"thread", w.thread_id},
+                         {"remaining_ns", w.remaining_ns ? json(*w.remaining_ns) : json(nullptr)}});
+    queues.push_back({{"address", q.addr}, {"waiters", std::move(waiters)}});
+  }
+  json woken = json::array();
+  for (const auto& w : m.state.woken)
+    woken.push_back({{"thread", w.thread_id}, {"address", w.addr}});
+  return {{"memory", m.memory}, {"queues", std::move(queues)}, {"notified", std::move(woken)}};
+}
+
 json extension_json(const ExtensionSection& e) {
   json out = {{"tag", std::string(to_string_view(e.tag))},
               {"optional", e.optional},
@@ -168,6 +183,8 @@ std::string frame_kind_name(runtime::FrameKind kind) {
     return "call-site";
   case runtime::FrameKind::HostCall:
     return "host-call";
+  case runtime::FrameKind::AtomicWait:
+    return "atomic-wait";
   }
   return "?";
 }
@@ -198,6 +215,8 @@ json describe_snapshot(const Snapshot& s, const wasm::Module* module,
                      {"data_dropped", dropped_indices(s.segments.data_dropped)}};
   out["threads"] = json::array();
   for (const ThreadImage& t : s.threads) out["threads"].push_back(thread_json(t, module));
+  out["wait_queues"] = json::array();
+  for (const WaitQueueImage& m : s.wait_queues) out["wait_queues"].push_back(wait_queues_json(m));
   out["sections"] = json::array();
   for (const ExtensionSection& e : s.extensions) out["sections"].push_back(extension_json(e));
   return out;

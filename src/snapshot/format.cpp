@@ -195,6 +195,31 @@ std::vector<uint8_t> encode_thread(const ThreadImage& t) {
   return std::move(p.out());
 }
 
+// WAIT: every shared memory's queues and notified waiters.
+std::vector<uint8_t> encode_wait_queues(const std::vector<WaitQueueImage>& memories) {
+  PayloadWriter p;
+  p.u32(static_cast<uint32_t>(memories.size()));
+  for (const WaitQueueImage& m : memories) {
+    p.u32(m.memory);
+    p.u32(static_cast<uint32_t>(m.state.queues.size()));
+    for (const auto& q : m.state.queues) {
+      p.u64(q.addr);
+      p.u32(static_cast<uint32_t>(q.waiters.size()));
+      for (const auto& w : q.waiters) {
+        p.u32(static_cast<uint32_t>(w.thread_id));
+        p.boolean(w.remaining_ns.has_value());
+        p.u64(static_cast<uint64_t>(w.remaining_ns.value_or(0)));
+      }
+    }
+    p.u32(static_cast<uint32_t>(m.state.woken.size()));
+    for (const auto& w : m.state.woken) {
+      p.u32(static_cast<uint32_t>(w.thread_id));
+      p.u64(w.addr);
+    }
+  }
+  return std::move(p.out());
+}
+
 } // namespace
 
 std::vector<uint8_t> encode_host(const HostInfo& h) {
@@ -408,15 +433,15 @@ private:
   uint64_t offset_before_ = 0;
 };
 
-// Sections must come in this order (extensions between threads and
+// Sections must come in this order (extensions between the wait queues and
 // memories); the singletons and each extension tag at most once.
-constexpr int kExtensionRank = 8;
+constexpr int kExtensionRank = 9;
 
 int rank(const Tag& tag) {
-  static const std::pair<Tag, int> ranks[] = {{kHostTag, 0},     {kModuleTag, 1},  {kParentTag, 2},
-                                              {kWasmTag, 3},     {kGlobalsTag, 4}, {kTableTag, 5},
-                                              {kSegmentsTag, 6}, {kThreadTag, 7},  {kMemoryTag, 9},
-                                              {kPagesTag, 9},    {kTailTag, 10}};
+  static const std::pair<Tag, int> ranks[] = {
+      {kHostTag, 0},       {kModuleTag, 1},  {kParentTag, 2},   {kWasmTag, 3},
+      {kGlobalsTag, 4},    {kTableTag, 5},   {kSegmentsTag, 6}, {kThreadTag, 7},
+      {kWaitQueuesTag, 8}, {kMemoryTag, 10}, {kPagesTag, 10},   {kTailTag, 11}};
   for (const auto& [t, r] : ranks)
     if (t == tag) return r;
   return kExtensionRank;
@@ -424,7 +449,7 @@ int rank(const Tag& tag) {
 
 bool is_singleton(const Tag& tag) {
   return tag == kHostTag || tag == kModuleTag || tag == kParentTag || tag == kWasmTag ||
-         tag == kGlobalsTag || tag == kSegmentsTag;
+         tag == kGlobalsTag || tag == kSegmentsTag || tag == kWaitQueuesTag;
 }
 
 class SnapshotBuilder {
@@ -454,6 +479,8 @@ public:
       read_segments(r);
     else if (s.tag == kThreadTag)
       read_thread(r);
+    else if (s.tag == kWaitQueuesTag)
+      read_wait_queues(r);
     else if (s.tag == kMemoryTag)
       read_memory(r);
     else if (s.tag == kPagesTag)
@@ -579,12 +606,65 @@ private:
     snap_.threads.push_back(std::move(t));
   }
 
+  // WAIT (docs/snapshot-format.md §6.8): every thread it names is a THRD
+  // thread, named once; memories and addresses increase.
+  void read_wait_queues(PayloadReader& r) {
+    std::set<uint32_t> named;
+    auto thread = [&] {
+      const uint32_t id = r.u32();
+      bool known = false;
+      for (const ThreadImage& t : snap_.threads) known = known || t.id == id;
+      if (!known) r.fail(fmt::format("thread {} waits but has no THRD section", id));
+      if (!named.insert(id).second) r.fail(fmt::format("thread {} waits twice", id));
+      return id;
+    };
+    const uint32_t n = r.count(12, "memories");
+    for (uint32_t i = 0; i < n; ++i) {
+      WaitQueueImage m;
+      m.memory = r.u32();
+      if (i > 0 && m.memory <= snap_.wait_queues.back().memory)
+        r.fail(fmt::format("memory {} does not follow memory {}", m.memory,
+                           snap_.wait_queues.back().memory));
+      const uint32_t queues = r.count(12, "queues");
+      for (uint32_t q = 0; q < queues; ++q) {
+        runtime::WaitQueues::QueueRecord record;
+        record.addr = r.u64();
+        if (q > 0 && record.addr <= m.state.queues.back().addr)
+          r.fail(fmt::format("memory {}: address {} does not follow address {}", m.memory,
+                             record.addr, m.state.queues.back().addr));
+        const uint32_t waiters = r.count(13, "waiters");
+        if (waiters == 0) r.fail(fmt::format("memory {}: an empty queue", m.memory));
+        for (uint32_t k = 0; k < waiters; ++k) {
+          runtime::WaitQueues::WaiterRecord w;
+          w.thread_id = thread();
+          const bool has_timeout = r.boolean();
+          const uint64_t remaining = r.u64();
+          if (remaining > uint64_t(INT64_MAX) || (!has_timeout && remaining != 0))
+            r.fail(fmt::format("thread {}: invalid time left {}", w.thread_id, remaining));
+          if (has_timeout) w.remaining_ns = int64_t(remaining);
+          record.waiters.push_back(w);
+        }
+        m.state.queues.push_back(std::move(record));
+      }
+      const uint32_t woken = r.count(12, "notified waiters");
+      for (uint32_t k = 0; k < woken; ++k) {
+        runtime::WaitQueues::WokenRecord w;
+        w.thread_id = thread();
+        w.addr = r.u64();
+        m.state.woken.push_back(w);
+      }
+      if (m.state.empty()) r.fail(fmt::format("memory {} has no waiters", m.memory));
+      snap_.wait_queues.push_back(std::move(m));
+    }
+    r.expect_end();
+  }
+
   static runtime::ViewFrame read_frame(PayloadReader& r, uint32_t i, bool innermost) {
     runtime::ViewFrame f;
     f.func_index = r.u32();
     f.wasm_offset = r.u32();
     const uint8_t kind = r.u8();
-    if (kind > static_cast<uint8_t>(runtime::FrameKind::HostCall))
+    if (kind > static_cast<uint8_t>(runtime::FrameKind::AtomicWait))
       r.fail(fmt::format("frame {}: unknown frame kind {}", i, kind));
     f.kind = static_cast<runtime::FrameKind>(kind);
     if (innermost == (f.kind == runtime::FrameKind::CallSite))
@@ -726,6 +806,7 @@ WrittenSnapshot write_snapshot(const Snapshot& s, util::ByteSink& sink,
     w.section(kTableTag, false, encode_table(static_cast<uint32_t>(i), s.tables[i]));
   w.section(kSegmentsTag, false, encode_segments(s.segments));
   for (const ThreadImage& t : s.threads) w.section(kThreadTag, false, encode_thread(t));
+  if (!s.wait_queues.empty()) w.section(kWaitQueuesTag, false, encode_wait_queues(s.wait_queues));
   for (const ExtensionSection& e : s.extensions) w.section(e.tag, e.optional, e.payload);
   const ChunkOptions chunk_options{options.compress, options.zstd_level, options.threads};
   for (size_t i = 0; i < s.memories.size(); ++i) {

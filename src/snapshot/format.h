@@ -32,6 +32,7 @@ inline constexpr Tag kGlobalsTag = make_tag("GLOB");
 inline constexpr Tag kTableTag = make_tag("TABL");
 inline constexpr Tag kSegmentsTag = make_tag("SEGS");
 inline constexpr Tag kThreadTag = make_tag("THRD");
+inline constexpr Tag kWaitQueuesTag = make_tag("WAIT");
 inline constexpr Tag kMemoryTag = make_tag("MEMD");
 inline constexpr Tag kPagesTag = make_tag("MEMP");
 inline constexpr Tag kTailTag = make_tag("TAIL");

@@ -4,6 +4,7 @@
 // address or a host-endian word.
 #pragma once
 
+#include "runtime/wait_queue.h"
 #include "runtime/wasm_view.h"
 #include "util/sha256.h"
 #include "wasm/types.h"
@@ -105,6 +106,14 @@ struct ThreadImage {
   runtime::ViewThread view;
 };
 
+// The waiters of memory.atomic.wait on one shared memory (WAIT section):
+// per address the threads in queue order with the time they had left, and
+// the threads notified that had not returned from their wait yet.
+struct WaitQueueImage {
+  uint32_t memory = 0; // index in the memory index space
+  runtime::WaitQueues::State state;
+};
+
 // State owned by other parts (WASI fd table, sockets, ...), encoded by them:
 // one section each, written between the threads and the memories.
 // `optional` sections may be ignored by a reader that does not know the tag;
@@ -142,6 +151,8 @@ struct Snapshot {
   std::vector<TableImage> tables;    // the table index space
   SegmentState segments;
   std::vector<ThreadImage> threads;
+  // Only memories with waiters, by increasing index.
+  std::vector<WaitQueueImage> wait_queues;
   std::vector<ExtensionSection> extensions;
 
   // Filled by the reader: the stream's length and SHA-256, which a child

@@ -69,6 +69,9 @@ enum class StablePointKind : uint8_t {
   FunctionEntry = 0, // before the first instruction
   LoopHeader = 1,    // the first instruction of a loop body
   CallSite = 2,      // a call / call_indirect in progress
+  // memory.atomic.wait32/64: a thread blocked there stops for a checkpoint
+  // and issues the wait again on resume (runtime/wait_queue.h)
+  AtomicWait = 3,
 };
 
 struct StablePoint {

@@ -361,7 +361,7 @@ void FunctionValidator::step(const Instr& in) {
     if (!ctx_.declared_refs[in.a]) invalid(offset_, "undeclared function reference");
     push(ValType::FuncRef);
     return;
-  // The Sig column of opcodes.def says all there is to check of these.
+    // The Sig column of opcodes.def says all there is to check of these.
 #define WASM_BINARY(n) case Op::n:
 #define WASM_UNARY(n) case Op::n:
 #define WASM_LOAD(n) case Op::n:
@@ -394,6 +394,9 @@ void FunctionValidator::step(const Instr& in) {
 void FunctionValidator::step_fixed(const Instr& in) {
   const OpFacts& f = facts(in.op);
   if (f.imm != ImmKind::None) check_immediates(in);
+  // A thread blocked in a wait can be checkpointed there.
+  if (in.op == Op::MemoryAtomicWait32 || in.op == Op::MemoryAtomicWait64)
+    record(StablePointKind::AtomicWait);
   for (size_t i = f.sig.num_params; i-- > 0;) pop(f.sig.params[i]);
   if (f.sig.has_result) push(f.sig.result);
 }

@@ -287,6 +287,51 @@ def blocked_accept(env):
                  "connection 2: echoed 6 bytes\n", "server output across the restore")
 
 
+@case
+def blocked_wait(env):
+    """A program blocked in memory.atomic.wait32 (its shared memory, a 4 s
+    timeout) stops at the wait: the innermost frame is an atomic wait and
+    the snapshot's wait queue holds thread 0 with the time it had left.
+    Continued in place (SIGUSR1), the wait goes on where it was; restored,
+    it waits out the rest and the program prints the same ticks, every
+    wait timing out (no wakeup invented)."""
+    wasm = env.wasm("atomic_sleeper")
+    rc, ref, err = env.run(["run", *env.engine_args(env.mode), wasm])
+    expect_equal((rc, ref.splitlines()[-1]), (0, "tick 5: 2"), f"reference run ({err})")
+
+    cont = env.path("wait-continue.snap")
+    proc = env.start(["run", *env.engine_args(env.mode), "--checkpoint-to", cont, wasm])
+    head = read_until(proc, "waiting")
+    wait_blocked(proc)
+    proc.send_signal(signal.SIGUSR1)
+    rc, rest, err = finish(proc)
+    expect_equal((rc, head + rest), (0, ref), f"output of a run checkpointed in its wait ({err})")
+
+    sock, snap = env.path("wait.sock"), env.path("wait.snap")
+    proc = env.start(["run", *env.engine_args(env.mode), "--control", sock, wasm])
+    head = read_until(proc, "waiting")
+    wait_blocked(proc)
+    rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
+    expect_equal(rc, 0, f"client ({err})")
+    rc, rest, err = finish(proc)
+    expect_equal((rc, head + rest), (0, "waiting\n"), f"the stopped program ({err})")
+    for taken in (cont, snap):
+        rc, out, err = env.run(["inspect", "--json", taken])
+        expect_equal(rc, 0, f"tern inspect ({err})")
+        described = json.loads(out)
+        expect_equal(described["threads"][0]["frames"][0]["kind"], "atomic-wait",
+                     "innermost frame of a program blocked in a wait")
+        queues = described["wait_queues"]
+        expect_equal((len(queues), queues[0]["memory"], len(queues[0]["queues"]),
+                      queues[0]["queues"][0]["address"], queues[0]["notified"]),
+                     (1, 0, 1, 0, []), f"the wait queues recorded: {queues}")
+        waiters = queues[0]["queues"][0]["waiters"]
+        expect(len(waiters) == 1 and waiters[0]["thread"] == 0 and
+               0 <= waiters[0]["remaining_ns"] <= 4_000_000_000, f"the waiter recorded: {waiters}")
+        rc, restored, err = env.run(["restore", *env.engine_args(env.restore_mode), taken])
+        expect_equal((rc, "waiting\n" + restored), (0, ref), f"output across the restore ({err})")
+
+
 # --- bad snapshots -------------------------------------------------------------------
 
 @case

@@ -15,10 +15,12 @@
 #include "wasm/validator.h"
 #include "wat.h"
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <map>
+#include <thread>
 
 namespace tern {
 namespace {
@@ -74,8 +76,8 @@ constexpr const char* kProgram = R"(
       (global.get $g))))
 )";
 
-std::shared_ptr<wasm::Module> load(const char* wat) {
-  auto m = std::make_shared<wasm::Module>(wasm::decode_module(test::wat_to_wasm(wat)));
+std::shared_ptr<wasm::Module> load(const char* wat, const std::string& flags = "") {
+  auto m = std::make_shared<wasm::Module>(wasm::decode_module(test::wat_to_wasm(wat, flags)));
   wasm::validate_module(*m);
   return m;
 }
@@ -309,6 +311,90 @@ TEST_F(AotCheckpoint, BlockedHostCallIsIssuedAgainInEveryMode) {
             << from << "→" << to;
         EXPECT_EQ(result, expected) << from << "→" << to << " call " << which;
         EXPECT_EQ(calls, 3) << from << "→" << to; // the suspended call was issued again
+      }
+    }
+  }
+}
+
+// A thread blocked in memory.atomic.wait32 stops there for a checkpoint
+// request, keeping its place in the wait queue, in every mode; the view has
+// every operand (the wait's three on top) and resumes in every mode as the
+// queues say: notified (returns 0, "ok"), still queued with no time left
+// (2, "timed-out"), or in place after a notify that came while it was
+// stopped.
+TEST_F(AotCheckpoint, AtomicWaitStopsAndResumesInEveryMode) {
+  auto m = load(R"(
+    (module
+      (memory 1 1 shared)
+      (func (export "main") (param i32) (result i32) (local i32)
+        (local.set 1 (i32.mul (local.get 0) (i32.const 7)))
+        (i32.add (local.get 1)
+          (i32.mul (i32.const 100)
+            (memory.atomic.wait32 offset=4 (i32.const 4) (i32.const 0) (i64.const 60000000000))))))
+  )",
+                "--enable-threads");
+  auto stop_in_wait = [&](runtime::Store& store, runtime::Thread& thread,
+                          runtime::ModuleInstance* inst) {
+    // The request comes while the thread waits.
+    std::thread requester([&] {
+      while (inst->memory0()->wait_queues()->waiting_at(8) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      store.interrupt().request();
+    });
+    Slot arg = 5, result = 0;
+    EXPECT_EQ(store.engine()
+                  .call(thread, inst->find_func_export("main"), std::span<const Slot>(&arg, 1),
+                        std::span(&result, 1))
+                  .kind,
+              ExecOutcome::Kind::Suspended);
+    requester.join();
+    store.interrupt().clear();
+  };
+  for (const char* from : kModes) {
+    runtime::Store store1(test::make_engine(from));
+    runtime::Thread thread1(store1);
+    auto* inst1 = store1.instantiate(m, runtime::Linker().resolve(*m), thread1);
+    stop_in_wait(store1, thread1, inst1);
+    runtime::ViewThread view = store1.engine().capture(thread1);
+    ASSERT_EQ(view.frames.size(), 1u);
+    const runtime::ViewFrame& f = view.frames[0];
+    EXPECT_EQ(f.kind, FrameKind::AtomicWait) << from;
+    ASSERT_EQ(f.stack.size(), 5u) << from; // the local's copy, 100, address, expected, timeout
+    EXPECT_EQ(f.stack[0].bits, 35u);
+    EXPECT_EQ(f.stack[1].bits, 100u);
+    EXPECT_EQ(f.stack[2].bits, 4u);
+    EXPECT_EQ(f.stack[4].bits, 60000000000u);
+    runtime::WaitQueues& queues1 = *inst1->memory0()->wait_queues();
+    auto state = queues1.capture();
+    ASSERT_EQ(state.queues.size(), 1u);
+    EXPECT_EQ(state.queues[0].addr, 8u);
+    EXPECT_EQ(state.queues[0].waiters[0].thread_id, 0u);
+
+    // In place: a notify while it is stopped wakes it when it resumes.
+    EXPECT_EQ(queues1.notify(8, 1), 1u);
+    Slot result = 0;
+    ASSERT_EQ(store1.engine().resume(thread1, std::span(&result, 1)).kind,
+              ExecOutcome::Kind::Returned)
+        << from;
+    EXPECT_EQ(result, 35u) << from;
+
+    for (const char* to : kModes) {
+      for (bool notified : {true, false}) {
+        runtime::Store store2(test::make_engine(to));
+        runtime::Thread thread2(store2);
+        auto* inst2 = store2.instantiate(m, runtime::Linker().resolve(*m), thread2);
+        runtime::WaitQueues::State restored;
+        if (notified)
+          restored.woken.push_back({0, 8});
+        else
+          restored.queues.push_back({8, {{0, int64_t(0)}}});
+        inst2->memory0()->wait_queues()->restore(restored);
+        store2.engine().restore(thread2, *inst2, view);
+        ASSERT_EQ(store2.engine().resume(thread2, std::span(&result, 1)).kind,
+                  ExecOutcome::Kind::Returned)
+            << from << "→" << to;
+        EXPECT_EQ(result, notified ? 35u : 235u) << from << "→" << to;
+        EXPECT_TRUE(inst2->memory0()->wait_queues()->capture().empty());
       }
     }
   }

@@ -93,6 +93,51 @@ TEST(SnapshotFormat, RoundTripsEverySection) {
   EXPECT_TRUE(out.extensions[1].optional);
 }
 
+// WAIT (docs/snapshot-format.md §6.13): the queues in order with the time
+// each waiter had left, the notified waiters; every thread named is a THRD
+// thread, once; memories and addresses increase; no empty queue.
+TEST(SnapshotFormat, WaitQueuesRoundTripAndAreChecked) {
+  using State = runtime::WaitQueues::State;
+  Snapshot in = sample_snapshot();
+  State state;
+  state.queues.push_back({8, {{7, int64_t(1500)}, {0, std::nullopt}}});
+  state.queues.push_back({4096, {{8, int64_t(0)}}});
+  in.wait_queues.push_back({1, state});
+  in.threads.push_back({9, in.threads[2].view});
+  in.wait_queues.back().state.woken.push_back({9, 8});
+  Snapshot out = from_bytes(to_bytes(in));
+  ASSERT_EQ(out.wait_queues.size(), 1u);
+  EXPECT_EQ(out.wait_queues[0].memory, 1u);
+  const State& got = out.wait_queues[0].state;
+  ASSERT_EQ(got.queues.size(), 2u);
+  EXPECT_EQ(got.queues[0].addr, 8u);
+  ASSERT_EQ(got.queues[0].waiters.size(), 2u);
+  EXPECT_EQ(got.queues[0].waiters[0].thread_id, 7u);
+  EXPECT_EQ(got.queues[0].waiters[0].remaining_ns, int64_t(1500));
+  EXPECT_EQ(got.queues[0].waiters[1].thread_id, 0u);
+  EXPECT_FALSE(got.queues[0].waiters[1].remaining_ns);
+  EXPECT_EQ(got.queues[1].waiters[0].remaining_ns, int64_t(0));
+  EXPECT_EQ(got.woken, in.wait_queues[0].state.woken);
+  // Without waiters there is no WAIT section at all.
+  EXPECT_TRUE(from_bytes(to_bytes(sample_snapshot())).wait_queues.empty());
+
+  auto refused = [&](auto change, const char* why) {
+    Snapshot bad = in;
+    change(bad.wait_queues);
+    expect_error([&] { from_bytes(to_bytes(bad)); }, why);
+  };
+  using Memories = std::vector<snapshot::WaitQueueImage>;
+  refused([](Memories& m) { m[0].state.queues[0].waiters[0].thread_id = 42; },
+          "thread 42 waits but has no THRD section");
+  refused([](Memories& m) { m[0].state.woken[0].thread_id = 7; }, "thread 7 waits twice");
+  refused([](Memories& m) { m[0].state.queues[1].addr = 8; }, "does not follow address");
+  refused([](Memories& m) { m[0].state.queues[1].waiters.clear(); }, "an empty queue");
+  refused([](Memories& m) { m.push_back({0, m[0].state}); }, "does not follow memory");
+  refused([](Memories& m) { m[0].state = {}; }, "has no waiters");
+  refused([](Memories& m) { m[0].state.queues[0].waiters[0].remaining_ns = -1; },
+          "invalid time left");
+}
+
 TEST(SnapshotFormat, ModuleBinaryIsOptional) {
   Snapshot in = sample_snapshot();
   in.module.embed_binary = false;
@@ -400,7 +445,7 @@ TEST(SnapshotFormat, InconsistentCountsAndAbsurdSizes) {
   expect_error(
       [&] {
         from_bytes(
-            with("THRD", SpecBytes().u32(0).u64(0).u32(1).u32(0).u32(0).u8(4).u32(0).u32(0).b));
+            with("THRD", SpecBytes().u32(0).u64(0).u32(1).u32(0).u32(0).u8(5).u32(0).u32(0).b));
       },
       "unknown frame kind");
   expect_error(

@@ -6,6 +6,7 @@
 #include "runtime/interrupt.h"
 #include "runtime/memory.h"
 #include "runtime/wait_queue.h"
+#include "tern/error.h"
 
 #include <atomic>
 #include <chrono>
@@ -138,7 +139,85 @@ TEST(WaitQueues, CheckpointRequestInterruptsWithTheTimeLeft) {
   ASSERT_TRUE(result.remaining_ns);
   EXPECT_LE(*result.remaining_ns, int64_t(60e9));
   EXPECT_GT(*result.remaining_ns, 0);
-  EXPECT_EQ(q.waiting_at(4), 0u); // it left the queue
+  EXPECT_EQ(q.waiting_at(4), 1u); // parked: it keeps its place
+  interrupt.clear();
+  // Issued again, the wait takes up its place without looking at the value.
+  atomics::store<uint32_t>(mem.base() + 4, 99);
+  std::thread again([&] {
+    result = q.wait(4, mem.base() + 4, 4, 0, int64_t(60e9), {7, interrupt.fd()});
+  });
+  while (q.capture().queues.empty() || q.waiting_at(4) != 1) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(q.notify(4, 1), 1u);
+  again.join();
+  EXPECT_EQ(result.outcome, Outcome::Woken);
+  EXPECT_TRUE(q.capture().empty());
+}
+
+// A waiter interrupted by a checkpoint request, then notified before it
+// issues its wait again: the wait returns "ok" (no lost wakeup), and a
+// checkpoint in between records it as notified.
+TEST(WaitQueues, NotifyWhileParkedIsKept) {
+  Memory mem(shared_type());
+  WaitQueues& q = *mem.wait_queues();
+  Interrupt interrupt;
+  interrupt.request();
+  auto r = q.wait(8, mem.base() + 8, 4, 0, -1, {3, interrupt.fd()});
+  EXPECT_EQ(r.outcome, Outcome::Interrupted);
+  EXPECT_FALSE(r.remaining_ns);
+  EXPECT_EQ(q.notify(8, 1), 1u);
+  auto state = q.capture();
+  EXPECT_TRUE(state.queues.empty());
+  ASSERT_EQ(state.woken.size(), 1u);
+  EXPECT_EQ(state.woken[0], (WaitQueues::WokenRecord{3, 8}));
+  interrupt.clear();
+  EXPECT_EQ(q.wait(8, mem.base() + 8, 4, 0, -1, {3, interrupt.fd()}).outcome, Outcome::Woken);
+  EXPECT_TRUE(q.capture().empty());
+}
+
+// What capture() recorded, put back into other queues: the same order,
+// deadlines, notified waiters; each thread resumes its own wait.
+TEST(WaitQueues, RestoreRebuildsOrderAndWakesOnlyTheNotified) {
+  WaitQueues::State state;
+  state.queues.push_back({16, {{5, std::nullopt}, {2, int64_t(60e9)}, {9, int64_t(0)}}});
+  state.woken.push_back({4, 16});
+  Memory mem(shared_type());
+  WaitQueues& q = *mem.wait_queues();
+  q.restore(state);
+  auto again = q.capture();
+  ASSERT_EQ(again.queues.size(), 1u);
+  ASSERT_EQ(again.queues[0].waiters.size(), 3u);
+  EXPECT_EQ(again.queues[0].waiters[0].thread_id, 5u);
+  EXPECT_FALSE(again.queues[0].waiters[0].remaining_ns);
+  EXPECT_EQ(again.queues[0].waiters[1].thread_id, 2u);
+  EXPECT_GT(*again.queues[0].waiters[1].remaining_ns, int64_t(50e9));
+  EXPECT_EQ(again.woken, state.woken);
+  EXPECT_THROW(q.restore(state), Error);
+
+  Interrupt interrupt;                          // never requested
+  atomics::store<uint32_t>(mem.base() + 16, 1); // the value is not looked at again
+  EXPECT_EQ(q.wait(16, mem.base() + 16, 4, 0, -1, {4, interrupt.fd()}).outcome, Outcome::Woken);
+  EXPECT_EQ(q.wait(16, mem.base() + 16, 4, 0, -1, {9, interrupt.fd()}).outcome,
+            Outcome::TimedOut); // no time left
+  EXPECT_THROW(q.wait(20, mem.base() + 20, 4, 0, -1, {5, interrupt.fd()}), Error);
+  WaitQueues::WaitResult first, second;
+  std::thread t5([&] { first = q.wait(16, mem.base() + 16, 4, 0, -1, {5, interrupt.fd()}); });
+  std::thread t2([&] { second = q.wait(16, mem.base() + 16, 4, 0, -1, {2, interrupt.fd()}); });
+  EXPECT_EQ(q.notify(16, 1), 1u); // the oldest: thread 5, whether it runs yet or not
+  t5.join();
+  EXPECT_EQ(first.outcome, Outcome::Woken);
+  EXPECT_EQ(q.waiting_at(16), 1u);
+  EXPECT_EQ(q.notify(16, 1), 1u);
+  t2.join();
+  EXPECT_EQ(second.outcome, Outcome::Woken);
+  EXPECT_TRUE(q.capture().empty());
+}
+
+TEST(WaitQueues, RestoreRefusesAThreadTwice) {
+  WaitQueues::State state;
+  state.queues.push_back({0, {{1, std::nullopt}}});
+  state.woken.push_back({1, 4});
+  Memory mem(shared_type());
+  EXPECT_THROW(mem.wait_queues()->restore(state), Error);
 }
 
 TEST(WaitQueues, NoWakeupIsLostAgainstAConcurrentStore) {

@@ -221,7 +221,10 @@ size_t FunctionCodegen::matching_end(size_t begin) const {
 bool FunctionCodegen::innermost_without_calls(size_t begin, size_t end) const {
   for (size_t i = begin + 1; i < end; ++i) {
     Op op = instrs_[i].op;
-    if (op == Op::Loop || op == Op::Call || op == Op::CallIndirect) return false;
+    // A wait is a stable point with a rewind target, like a call.
+    if (op == Op::Loop || op == Op::Call || op == Op::CallIndirect ||
+        op == Op::MemoryAtomicWait32 || op == Op::MemoryAtomicWait64)
+      return false;
   }
   return true;
 }

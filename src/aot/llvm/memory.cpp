@@ -252,10 +252,34 @@ void FunctionCodegen::atomic_access(const wasm::Instr& in) {
       push(call_helper(Helper::AtomicNotify, {thread(), instance(), ea(v[0]), v[1]}));
       return;
     }
-    auto v = pop_n(3);
-    llvm::Value* expected = b_.CreateZExt(v[1], b_.getInt64Ty()); // i32 for wait32
-    push(call_helper(Helper::AtomicWait,
-                     {thread(), instance(), ea(v[0]), expected, v[2], u32(bytes)}));
+    auto wait = [&](const std::vector<llvm::Value*>& v) {
+      llvm::Value* expected = b_.CreateZExt(v[1], b_.getInt64Ty()); // i32 for wait32
+      return call_helper(Helper::AtomicWait,
+                         {thread(), instance(), ea(v[0]), expected, v[2], u32(bytes)});
+    };
+    if (!stable_points_) {
+      push(wait(pop_n(3)));
+      return;
+    }
+    // A stable point: a checkpoint request interrupts the wait, which then
+    // unwinds like a suspended host call, saving every operand (its own
+    // three on top), and is issued again when rewinding.
+    const uint32_t point = point_index(in.offset, StablePointKind::AtomicWait);
+    const std::vector<llvm::Value*> operands = stack_;
+    llvm::BasicBlock* at = block("atomic_wait");
+    std::vector<llvm::PHINode*> phis = merge_into(at, operands);
+    llvm::Value* result = wait({phis.end() - 3, phis.end()});
+    llvm::Value* unwinding =
+        mc_.load_runtime(b_, b_.getInt32Ty(), thread(), offsets::kThreadUnwinding, false);
+    llvm::BasicBlock* unwind = block("atomic_wait_unwind");
+    llvm::BasicBlock* cont = block("atomic_wait_cont");
+    emit_unwind_check(unwinding, unwind, cont);
+    b_.SetInsertPoint(unwind);
+    emit_unwind(point, std::vector<llvm::Value*>(phis.begin(), phis.end()));
+    add_host_call_restore(point, phis, at);
+    b_.SetInsertPoint(cont);
+    stack_.assign(phis.begin(), phis.end() - 3);
+    push(result);
     return;
   }
   // The value is an i64 for the i64.atomic instructions.
