@@ -332,6 +332,34 @@ def blocked_wait(env):
         expect_equal((rc, "waiting\n" + restored), (0, ref), f"output across the restore ({err})")
 
 
+@case
+def blocked_wait_incremental(env):
+    """Incremental checkpoints every 300 ms of a program that spends its
+    time in memory.atomic.wait32 (issue 19 item 5): the links taken while
+    it waits carry the wait queue, and every link restores (in the restore
+    engine) to the rest of the uninterrupted output, each wait timing out
+    as it would have."""
+    wasm = env.wasm("atomic_sleeper")
+    rc, ref, err = env.run(["run", *env.engine_args(env.mode), wasm])
+    expect_equal(rc, 0, f"reference run ({err})")
+    snap = env.path("chain.snap")
+    rc, out, err = env.run(["run", *env.engine_args(env.mode), "--checkpoint-to", snap,
+                            "--incremental", "--checkpoint-every", "300ms", wasm])
+    expect_equal((rc, out), (0, ref), f"output of the checkpointed run ({err})")
+    links = sorted((p for p in os.listdir(os.path.dirname(snap))
+                    if p.startswith("chain.snap.")), key=lambda p: int(p.rsplit(".", 1)[1]))
+    expect(len(links) >= 2, f"links written: {links}")
+    waiting = 0
+    for link in links:
+        path = os.path.join(os.path.dirname(snap), link)
+        if innermost_kind(env, path) == "atomic-wait":
+            waiting += 1
+        rc, restored, err = env.run(["restore", *env.engine_args(env.restore_mode), path])
+        expect_equal(rc, 0, f"restore of {link} ({err})")
+        expect_tail(restored, ref, f"output restored from {link}")
+    expect(waiting > 0, f"no link of {links} was taken in a wait")
+
+
 # --- bad snapshots -------------------------------------------------------------------
 
 @case
