@@ -202,6 +202,31 @@ def loopback(env):
 
 
 @cases
+def loopback_waiting(env):
+    """A program blocked in memory.atomic.wait32 moves (issue 19 item 5; it
+    waits 4 s of its 4.5 s): the final stop interrupts the wait, the target takes the waiter back
+    into its queue with the time it had left, and the program finishes
+    there with the reference's output (every wait timing out as it would
+    have: no wakeup lost or invented)."""
+    w = World(env)
+    program = [env.wasm("atomic_sleeper")]
+    ref = w.reference(program)
+    expect(ref[0] == 0, f"reference run: {ref}")
+    port = free_port()
+    target = w.serve(port)
+    control = env.path("control.sock")
+    src = w.source(control, program)
+    src.out.wait("waiting")
+    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+    src_rc, src_out, src_err = src.wait()
+    expect(src_rc == 0, f"the source ended with {src_rc}: {src_err}")
+    t_rc, t_out, t_err = target.wait()
+    expect_equal(t_rc, 0, f"serve's exit status (the program's): {t_err}")
+    expect_equal(src_out + t_out, ref[1], "stdout of source and target")
+
+
+@cases
 def refusals(env):
     """Peers without the key, garbage, a directory serve does not grant:
     each refused with one clear error while the source runs on, and serve
