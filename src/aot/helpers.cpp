@@ -199,11 +199,13 @@ uint32_t atomic_wait(VmThread* t, VmInstance* ctx, uint64_t ea, uint64_t expecte
   runtime::WaitQueues* queues = mem.wait_queues();
   if (!queues) trap_now(t, uint32_t(TrapKind::ExpectedSharedMemory));
   ThreadState& ts = ts_of(t);
+  // Code compiled without stable points cannot stop at the wait: a
+  // checkpoint request does not interrupt it (it would return early).
+  const bool stoppable = (rec_of(ctx).code->info().flags & kStablePoints) != 0;
   auto r = queues->wait(ea, mem.base() + ea, bytes, expected, static_cast<int64_t>(timeout_ns),
-                        {ts.thread->id, ts.thread->store().interrupt().fd()});
+                        {ts.thread->id, stoppable ? ts.thread->store().interrupt().fd() : -1});
   if (r.outcome == runtime::WaitQueues::Outcome::Interrupted) {
-    // Unwind from the wait's stable point; rewinding issues it again
-    // (code compiled without stable points has no such point: it waits on).
+    // Unwind from the wait's stable point; rewinding issues it again.
     ts.host_suspended = true;
     ts.vm.unwinding = 1;
     return 0;
