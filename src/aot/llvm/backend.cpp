@@ -4,9 +4,11 @@
 #include "aot/llvm/call_layout.h"
 #include "aot/llvm/codegen.h"
 #include "aot/llvm/inline_cost.h"
+#include "aot/llvm/partition.h"
 #include "util/file.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include <llvm/Analysis/LoopInfo.h>
 #include <llvm/Analysis/ScalarEvolution.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/IR/IntrinsicInst.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Verifier.h>
@@ -29,6 +32,8 @@
 #include <llvm/Transforms/Utils/Local.h>
 #include <llvm/Transforms/Utils/Mem2Reg.h>
 #include <mutex>
+#include <sched.h>
+#include <thread>
 #include <unistd.h>
 
 extern "C" {
@@ -399,8 +404,116 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
     for (llvm::Function& f : module) straighten_after_calls(f);
 }
 
-Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,
-                                           const CompileOptions& options) {
+namespace {
+
+// Emits an optimized `module` as a relocatable object.
+Compiled<std::vector<char>> emit_object(llvm::Module& module, llvm::TargetMachine& machine) {
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream out(buffer);
+  llvm::legacy::PassManager pm;
+  llvm::TargetLibraryInfoImpl tlii = no_libc(machine.getTargetTriple());
+  pm.add(new llvm::TargetLibraryInfoWrapperPass(tlii));
+  if (machine.addPassesToEmitFile(pm, out, nullptr, llvm::CodeGenFileType::ObjectFile))
+    return {{}, "LLVM cannot emit an object file for this target"};
+  pm.run(module);
+  return {std::vector<char>(buffer.begin(), buffer.end()), {}};
+}
+
+// One part (partition.h), in a context of its own.
+Compiled<std::vector<char>> compile_part(std::span<const char> bitcode,
+                                         const CompileOptions& options) {
+  auto tm = make_target_machine(options.target, options.opt_level);
+  if (!tm.ok()) return {{}, tm.error};
+  llvm::LLVMContext context;
+  llvm::MemoryBufferRef buffer(llvm::StringRef(bitcode.data(), bitcode.size()), "part");
+  llvm::Expected<std::unique_ptr<llvm::Module>> module = llvm::parseBitcodeFile(buffer, context);
+  if (!module)
+    return {{},
+            "internal error: a part of the module does not read back: " +
+                llvm::toString(module.takeError())};
+  optimize(**module, *tm.value, options);
+  return emit_object(**module, *tm.value);
+}
+
+// The cores this process may run on (its affinity mask), or
+// TERN_COMPILE_THREADS: 1 compiles the parts one after another.
+unsigned compile_threads() {
+  if (const char* forced = std::getenv("TERN_COMPILE_THREADS"); forced && std::atoi(forced) > 0)
+    return unsigned(std::atoi(forced));
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(std::max(1, CPU_COUNT(&set)));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Compiles the parts on up to compile_threads() threads, each taking the
+// next part not yet started.
+Compiled<std::vector<std::vector<char>>>
+compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const CompileOptions& options) {
+  std::vector<Compiled<std::vector<char>>> objects(parts.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < parts.size();)
+      objects[i] = compile_part(parts[i], options);
+  };
+  // LLVM's developer options (-time-passes, -print-*) keep global state.
+  const unsigned threads = std::getenv(kLlvmArgsVariable)
+                               ? 1u
+                               : std::min<unsigned>(compile_threads(), unsigned(parts.size()));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  std::vector<std::vector<char>> out;
+  for (auto& object : objects) {
+    if (!object.ok()) return {{}, object.error};
+    out.push_back(std::move(object.value));
+  }
+  return {std::move(out), {}};
+}
+
+// Runs lld (in-process, one link at a time: lld keeps global state) on
+// `objects` written to a scratch directory, with `options` before them;
+// returns the output file's bytes.
+Compiled<std::vector<uint8_t>> run_lld(const std::vector<std::vector<char>>& objects,
+                                       const std::vector<std::string>& options) {
+  static std::mutex lld_mutex;
+  std::lock_guard lock(lld_mutex);
+  ScratchDir dir;
+  if (dir.path.empty()) return {{}, "cannot create a scratch directory for linking"};
+  const std::string out = dir.path + "/module.out";
+  std::vector<std::string> inputs;
+  try {
+    for (size_t i = 0; i < objects.size(); ++i) {
+      inputs.push_back(fmt::format("{}/part{}.o", dir.path, i));
+      util::write_file_atomic(
+          inputs.back(),
+          std::span(reinterpret_cast<const uint8_t*>(objects[i].data()), objects[i].size()));
+    }
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+  std::vector<const char*> args = {"ld.lld"};
+  for (const std::string& o : options) args.push_back(o.c_str());
+  args.push_back("-o");
+  args.push_back(out.c_str());
+  for (const std::string& in : inputs) args.push_back(in.c_str());
+  std::string messages;
+  llvm::raw_string_ostream diag(messages);
+  lld::Result r = lld::lldMain(args, diag, diag, {{lld::Gnu, &lld::elf::link}});
+  diag.flush();
+  if (r.retCode != 0) return {{}, "linking the compiled module failed: " + messages};
+  try {
+    return {util::read_file(out), {}};
+  } catch (const std::exception& e) {
+    return {{}, e.what()};
+  }
+}
+
+} // namespace
+
+Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& wasm,
+                                                         const util::Sha256Digest& hash,
+                                                         const CompileOptions& options) {
   auto tm = make_target_machine(options.target, options.opt_level);
   if (!tm.ok()) return {{}, tm.error};
   llvm::LLVMContext context;
@@ -413,7 +526,8 @@ Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util:
     return {{}, e.what()};
   }
   // For studying the generated code: TERN_AOT_DUMP_IR=PREFIX writes
-  // PREFIX.ll (as generated) and PREFIX.opt.ll (optimized).
+  // PREFIX.ll (as generated) and PREFIX.opt.ll (optimized), of the module
+  // compiled as one part.
   const char* dump = std::getenv("TERN_AOT_DUMP_IR");
   auto write_ir = [&](const char* suffix) {
     std::error_code ec;
@@ -425,48 +539,34 @@ Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util:
   llvm::raw_string_ostream verify_stream(verify_errors);
   if (llvm::verifyModule(*module, &verify_stream))
     return {{}, "internal error: invalid IR generated: " + verify_errors.substr(0, 2000)};
-  optimize(*module, *tm.value, options);
-  if (dump) write_ir(".opt.ll");
-
-  llvm::SmallVector<char, 0> buffer;
-  llvm::raw_svector_ostream out(buffer);
-  llvm::legacy::PassManager pm;
-  llvm::TargetLibraryInfoImpl tlii = no_libc(tm.value->getTargetTriple());
-  pm.add(new llvm::TargetLibraryInfoWrapperPass(tlii));
-  if (tm.value->addPassesToEmitFile(pm, out, nullptr, llvm::CodeGenFileType::ObjectFile))
-    return {{}, "LLVM cannot emit an object file for this target"};
-  pm.run(*module);
-  return {std::vector<char>(buffer.begin(), buffer.end()), {}};
+  const unsigned parts = dump ? 1 : part_count(*module);
+  if (parts == 1) {
+    optimize(*module, *tm.value, options);
+    if (dump) write_ir(".opt.ll");
+    auto object = emit_object(*module, *tm.value);
+    if (!object.ok()) return {{}, object.error};
+    return {{std::move(object.value)}, {}};
+  }
+  const std::vector<llvm::SmallVector<char, 0>> bitcode = split_module(*module, parts);
+  module.reset();
+  return compile_parts(bitcode, options);
 }
 
-Compiled<std::vector<uint8_t>> link_shared_object(std::span<const char> object) {
-  // lld keeps global state: one link at a time.
-  static std::mutex lld_mutex;
-  std::lock_guard lock(lld_mutex);
-  ScratchDir dir;
-  if (dir.path.empty()) return {{}, "cannot create a scratch directory for linking"};
-  const std::string in = dir.path + "/module.o";
-  const std::string out = dir.path + "/module.so";
-  try {
-    util::write_file_atomic(
-        in, std::span(reinterpret_cast<const uint8_t*>(object.data()), object.size()));
-  } catch (const std::exception& e) {
-    return {{}, e.what()};
-  }
-  const std::string entry = std::string("--entry=") + kModuleInfoSymbol;
-  const char* args[] = {"ld.lld",          "-shared", "--no-undefined", "-Bsymbolic",
-                        "--build-id=none", "-z",      "noexecstack",    "--hash-style=gnu",
-                        entry.c_str(),     "-o",      out.c_str(),      in.c_str()};
-  std::string messages;
-  llvm::raw_string_ostream diag(messages);
-  lld::Result r = lld::lldMain(args, diag, diag, {{lld::Gnu, &lld::elf::link}});
-  diag.flush();
-  if (r.retCode != 0) return {{}, "linking the compiled module failed: " + messages};
-  try {
-    return {util::read_file(out), {}};
-  } catch (const std::exception& e) {
-    return {{}, e.what()};
-  }
+Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,
+                                           const CompileOptions& options) {
+  auto objects = compile_objects(wasm, hash, options);
+  if (!objects.ok()) return {{}, objects.error};
+  if (objects.value.size() == 1) return {std::move(objects.value[0]), {}};
+  // One relocatable object of all parts.
+  auto merged = run_lld(objects.value, {"-r"});
+  if (!merged.ok()) return {{}, merged.error};
+  return {std::vector<char>(merged.value.begin(), merged.value.end()), {}};
+}
+
+Compiled<std::vector<uint8_t>> link_shared_object(const std::vector<std::vector<char>>& objects) {
+  return run_lld(objects,
+                 {"-shared", "--no-undefined", "-Bsymbolic", "--build-id=none", "-z", "noexecstack",
+                  "--hash-style=gnu", std::string("--entry=") + kModuleInfoSymbol});
 }
 
 } // namespace tern::aot::llvmc

@@ -25,12 +25,19 @@ Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target&
 // code must not call memset & co.: it references no external symbol).
 void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options);
 
-// Generates IR for `wasm`, optimizes it and emits a relocatable object.
+// Generates IR for `wasm`, optimizes it and emits relocatable objects:
+// one, or one per part of a large module compiled on all cores
+// (partition.h).
+Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& wasm,
+                                                         const util::Sha256Digest& hash,
+                                                         const CompileOptions& options);
+
+// compile_objects' result as one relocatable object (the JIT's).
 Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,
                                            const CompileOptions& options);
 
-// Links an object into a shared object whose ELF entry is the module's
+// Links objects into a shared object whose ELF entry is the module's
 // descriptor and which has no undefined symbols.
-Compiled<std::vector<uint8_t>> link_shared_object(std::span<const char> object);
+Compiled<std::vector<uint8_t>> link_shared_object(const std::vector<std::vector<char>>& objects);
 
 } // namespace tern::aot::llvmc

@@ -22,9 +22,9 @@ std::string llvm_message(llvm::Error error) {
 Compiled<std::vector<uint8_t>> plugin_compile_artifact(const wasm::Module& module,
                                                        const util::Sha256Digest& hash,
                                                        const CompileOptions& options) {
-  auto object = llvmc::compile_object(module, hash, options);
-  if (!object.ok()) return {{}, object.error};
-  auto shared = llvmc::link_shared_object(object.value);
+  auto objects = llvmc::compile_objects(module, hash, options);
+  if (!objects.ok()) return {{}, objects.error};
+  auto shared = llvmc::link_shared_object(objects.value);
   if (!shared.ok()) return {{}, shared.error};
   try {
     return {
