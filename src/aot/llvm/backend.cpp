@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
 #include <lld/Common/Driver.h>
@@ -419,6 +421,27 @@ Compiled<std::vector<char>> emit_object(llvm::Module& module, llvm::TargetMachin
   return {std::vector<char>(buffer.begin(), buffer.end()), {}};
 }
 
+// TERN_TRACE_TIME (util/trace_time.h, whose state the plugin's copy of
+// tern_core does not share): the CPU time of the compile's serial steps
+// and of each part, on stderr. The parts' busiest thread plus the serial
+// steps is the compile's wall time on an idle machine with as many cores
+// as threads.
+bool tracing_time() {
+  const char* env = std::getenv("TERN_TRACE_TIME");
+  return env && *env && *env != '0';
+}
+
+double thread_cpu_ms() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) / 1e6;
+}
+
+void trace_step(const char* step, double since_ms) {
+  if (tracing_time())
+    std::fprintf(stderr, "tern: compile %s: cpu %.1f ms\n", step, thread_cpu_ms() - since_ms);
+}
+
 // One part (partition.h), in a context of its own.
 Compiled<std::vector<char>> compile_part(std::span<const char> bitcode,
                                          const CompileOptions& options) {
@@ -450,10 +473,19 @@ unsigned compile_threads() {
 Compiled<std::vector<std::vector<char>>>
 compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const CompileOptions& options) {
   std::vector<Compiled<std::vector<char>>> objects(parts.size());
+  std::vector<double> part_ms(parts.size());
   std::atomic<size_t> next{0};
+  std::mutex busiest_mutex;
+  double busiest_ms = 0; // the CPU time of the thread that worked longest
   auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < parts.size();)
+    const double start = thread_cpu_ms();
+    for (size_t i; (i = next.fetch_add(1)) < parts.size();) {
+      const double part_start = thread_cpu_ms();
       objects[i] = compile_part(parts[i], options);
+      part_ms[i] = thread_cpu_ms() - part_start;
+    }
+    std::lock_guard lock(busiest_mutex);
+    busiest_ms = std::max(busiest_ms, thread_cpu_ms() - start);
   };
   // LLVM's developer options (-time-passes, -print-*) keep global state.
   const unsigned threads = std::getenv(kLlvmArgsVariable)
@@ -463,6 +495,12 @@ compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const Compil
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (std::thread& t : pool) t.join();
+  if (tracing_time()) {
+    for (size_t i = 0; i < parts.size(); ++i)
+      std::fprintf(stderr, "tern: compile part %zu: cpu %.1f ms\n", i, part_ms[i]);
+    std::fprintf(stderr, "tern: compile parts: %zu on %u threads, busiest thread cpu %.1f ms\n",
+                 parts.size(), threads, busiest_ms);
+  }
   std::vector<std::vector<char>> out;
   for (auto& object : objects) {
     if (!object.ok()) return {{}, object.error};
@@ -514,6 +552,7 @@ Compiled<std::vector<uint8_t>> run_lld(const std::vector<std::vector<char>>& obj
 Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& wasm,
                                                          const util::Sha256Digest& hash,
                                                          const CompileOptions& options) {
+  const double start = thread_cpu_ms();
   auto tm = make_target_machine(options.target, options.opt_level);
   if (!tm.ok()) return {{}, tm.error};
   llvm::LLVMContext context;
@@ -544,11 +583,13 @@ Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& was
     optimize(*module, *tm.value, options);
     if (dump) write_ir(".opt.ll");
     auto object = emit_object(*module, *tm.value);
+    trace_step("whole module (IR, optimization, emission)", start);
     if (!object.ok()) return {{}, object.error};
     return {{std::move(object.value)}, {}};
   }
   const std::vector<llvm::SmallVector<char, 0>> bitcode = split_module(*module, parts);
   module.reset();
+  trace_step("IR and split (serial)", start);
   return compile_parts(bitcode, options);
 }
 
@@ -558,15 +599,20 @@ Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util:
   if (!objects.ok()) return {{}, objects.error};
   if (objects.value.size() == 1) return {std::move(objects.value[0]), {}};
   // One relocatable object of all parts.
+  const double start = thread_cpu_ms();
   auto merged = run_lld(objects.value, {"-r"});
+  trace_step("merge (serial)", start);
   if (!merged.ok()) return {{}, merged.error};
   return {std::vector<char>(merged.value.begin(), merged.value.end()), {}};
 }
 
 Compiled<std::vector<uint8_t>> link_shared_object(const std::vector<std::vector<char>>& objects) {
-  return run_lld(objects,
-                 {"-shared", "--no-undefined", "-Bsymbolic", "--build-id=none", "-z", "noexecstack",
-                  "--hash-style=gnu", std::string("--entry=") + kModuleInfoSymbol});
+  const double start = thread_cpu_ms();
+  auto linked = run_lld(objects, {"-shared", "--no-undefined", "-Bsymbolic", "--build-id=none",
+                                  "-z", "noexecstack", "--hash-style=gnu",
+                                  std::string("--entry=") + kModuleInfoSymbol});
+  trace_step("link (serial)", start);
+  return linked;
 }
 
 } // namespace tern::aot::llvmc
