@@ -27,6 +27,12 @@
 #             and --mode auto moved from the interpreter into compiled code
 #             at K points (--tier-up-at), checkpoints just before, at and
 #             after each move restored in interp, aot, jit and auto
+#   checkpoint-lazy  lazy restore (the default: memory loaded on first
+#             touch, userfaultfd) with the background prefetch off, so that
+#             pages are still missing when the program checkpoints again,
+#             grows its memory or exits: snapshots of each engine restored
+#             in each engine, chained restores; every restore must have
+#             loaded lazily. Then the eager path (--eager) the same way.
 #   checkpoint-cross  the same with snapshots taken on x86-64 and restored
 #             by the s390x and aarch64 builds under qemu, and back (small K);
 #             also in aot mode with artifacts from `tern compile --target`
@@ -44,7 +50,7 @@ build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 all_stages="unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
-  checkpoint-cross migrate migrate-cross fuzz"
+  checkpoint-lazy checkpoint-cross migrate migrate-cross fuzz"
 # One space between names (the list spans lines), each a known stage: a
 # stage that is not matched would be skipped without a word.
 stages=$(echo ${TERN_STAGES:-$all_stages})
@@ -118,6 +124,20 @@ checkpoint_modes() {
     --tier-up -k 4 --cache-dir "$aot_cache"
 }
 
+# Lazy restores in every engine, from snapshots of every engine, with the
+# memory still partly unloaded at every later checkpoint (no prefetch);
+# then eager restores (the fallback path). Each must end as the
+# uninterrupted run (stdout, exit status, files, final memory).
+checkpoint_lazy() {
+  TERN_LAZY_PREFETCH=0 python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" \
+    --programs "$programs" --expect-loading "on first touch" \
+    --pairs interp:interp,interp:aot,interp:jit,aot:interp,jit:aot,aot:jit -k 4 \
+    --cache-dir "$aot_cache"
+  python3 tests/checkpoint/differential.py -j "$jobs" --tern "$build/tern" --programs "$programs" \
+    --restore-arg=--eager --expect-loading "before the program continued" \
+    --pairs interp:interp,aot:jit -k 4 --cache-dir "$aot_cache"
+}
+
 # Compiled code under qemu is slow to start: the aot parts use a few
 # programs (every kind of code: libc start-up and exit, files, deep calls,
 # floating point, strings).
@@ -173,6 +193,7 @@ stage s390x cross s390x
 stage aarch64 cross aarch64
 stage checkpoint checkpoint
 stage checkpoint-modes checkpoint_modes
+stage checkpoint-lazy checkpoint_lazy
 stage checkpoint-cross checkpoint_cross
 stage migrate migrate
 stage migrate-cross migrate_cross

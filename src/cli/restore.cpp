@@ -7,6 +7,8 @@
 #include "cli/load.h"
 #include "program/program.h"
 
+#include <fmt/format.h>
+
 namespace tern::cli {
 namespace {
 
@@ -19,6 +21,7 @@ struct RestoreCliOptions {
   std::vector<std::string> listen;
   std::string parents;
   bool allow_changed_files = false;
+  bool eager = false;
   HostCliOptions host;
 };
 
@@ -39,9 +42,17 @@ int restore(const RestoreCliOptions& o) {
   options.wasi.listen = o.listen;
   options.wasi.allow_changed_files = o.allow_changed_files;
   options.chain.parents_dir = o.parents;
+  // Lazy unless asked not to, or unless dirty-page tracking must cover the
+  // memory from the start (its userfaultfd and the loader's cannot share
+  // the memory: tracking would wait for the whole memory anyway).
+  options.lazy = !o.eager && !o.host.checkpoint.incremental;
+  options.eager_because =
+      o.eager ? "--eager" : "--incremental tracks the pages written from the start";
   apply_host_options(o.host, options.wasi);
   options.participants = gateway_participants(o.host, GatewayUse::Restore);
   auto prog = program::Program::restore(o.snapshot, options, engine_spec(o.host));
+  if (o.host.checkpoint.verbose)
+    fmt::print(stderr, "tern: restore: memory loaded {}\n", prog->memory_loading());
   return supervise_and_report(*prog, *supervisor, o.host);
 }
 
@@ -65,6 +76,9 @@ void add_restore_command(CLI::App& app) {
                 "Continue streams the run redirected to files in those files (no "
                 "--stdin/--stdout/--stderr given)");
   add_parents_option(*cmd, o->parents);
+  cmd->add_flag("--eager", o->eager,
+                "Load the whole memory before the program continues (default: pages load on "
+                "first touch and in the background, with userfaultfd where it works)");
   cmd->add_flag("--allow-changed-files", o->allow_changed_files,
                 "Reopen files that changed since the checkpoint instead of refusing");
   cmd->add_option("--listen", o->listen,

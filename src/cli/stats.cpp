@@ -16,6 +16,9 @@ void write_stats(const std::string& path, const program::Program& program,
   j["checkpoints_failed"] = outcome.checkpoints_failed;
   auto digest = program.memory_sha256();
   j["memory_sha256"] = digest ? nlohmann::json(util::to_hex(*digest)) : nlohmann::json(nullptr);
+  // How a restore loaded memory (Program::memory_loading), null for a run.
+  j["memory_loading"] = program.memory_loading().empty() ? nlohmann::json(nullptr)
+                                                         : nlohmann::json(program.memory_loading());
   std::string text = j.dump(2) + "\n";
   util::write_file_atomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }

@@ -10,7 +10,8 @@
 namespace tern::cli {
 
 // {"exit_status": N, "stopped": bool, "stable_points": N, "checkpoints": N,
-//  "checkpoints_failed": N, "memory_sha256": "hex"|null}
+//  "checkpoints_failed": N, "memory_sha256": "hex"|null,
+//  "memory_loading": "on first touch (...)"|"before the program continued (...)"|null}
 void write_stats(const std::string& path, const program::Program& program,
                  const program::SupervisedOutcome& outcome, int exit_status);
 

@@ -2,6 +2,7 @@
 
 #include "snapshot/capture.h"
 #include "snapshot/format.h"
+#include "snapshot/lazy.h"
 #include "tern/error.h"
 #include "util/trace_time.h"
 #include "wasi/wasi.h"
@@ -159,8 +160,34 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
     build(so_far);
     return snapshot::prepare_memory_for_restore(*p->instance_, index, header.pages);
   };
+  std::unique_ptr<snapshot::LazyMemory> lazy;
+  std::string eager_because = options.lazy ? "" : options.eager_because;
+  if (options.lazy)
+    read.defer_pages = [&](uint32_t index, const snapshot::MemoryImage& header) {
+      if (p->instance_->memories.size() != 1) {
+        eager_because = "several memories";
+        return false;
+      }
+      lazy = snapshot::LazyMemory::prepare(*p->instance_->memories[index], index, header.pages,
+                                           eager_because);
+      return lazy != nullptr;
+    };
   snapshot::Snapshot s = snapshot::read_snapshot_chain(path, read, options.chain);
   util::trace_time("snapshot read, instance built");
+  if (s.deferred_pages) {
+    lazy->start(std::move(*s.deferred_pages->file), path, *s.deferred_pages);
+    p->memory_loading_ = fmt::format("on first touch (userfaultfd: {} chunks, prefetched in the "
+                                     "background)",
+                                     lazy->chunks());
+    p->instance_->memories[s.deferred_pages->index]->load_lazily(std::move(lazy));
+    util::trace_time("memory left to load on demand");
+  } else {
+    lazy.reset();
+    if (eager_because.empty())
+      eager_because = s.parent ? "an incremental snapshot: its pages come from its chain"
+                               : "the snapshot has no memory";
+    p->memory_loading_ = fmt::format("before the program continued ({})", eager_because);
+  }
   build(s);
   p->apply_restored(s, path);
   return p;
@@ -229,6 +256,9 @@ ExecOutcome Program::run() {
 snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
                                     const wasi::SaveOptions& save) {
   if (!stopped_) throw Error("internal error: capture of a running program");
+  // A lazily restored memory whole first: the snapshot's writer is a forked
+  // child, which userfaultfd would not serve (it would read zeros).
+  for (runtime::Memory* m : instance_->memories) m->wait_loaded();
   std::vector<snapshot::ThreadImage> threads;
   threads.push_back({0, store_->engine().capture(*thread_)});
   snapshot::CaptureOptions options = capture;

@@ -77,6 +77,11 @@ public:
     wasi::RestoreOptions wasi;
     Participants participants;
     snapshot::ChainOptions chain; // where an incremental snapshot's parents are
+    // Continue before memory is loaded, loading pages on first touch
+    // (snapshot/lazy.h); eager where that is impossible. False: `because`
+    // says why not, for memory_loading().
+    bool lazy = false;
+    std::string eager_because = "not asked for";
   };
   // A program rebuilt from the snapshot at `path` (and its parents, if it
   // is incremental): memory decoded straight into the new instance, host
@@ -124,6 +129,11 @@ public:
   void stop_at_stable_point(uint64_t n);
   uint64_t stable_points() const { return thread_->stable_points; }
 
+  // How a restore loaded memory, for --verbose-checkpoints: "on first
+  // touch (userfaultfd: N chunks, prefetched in the background)" or
+  // "before the program continued (REASON)". Empty for a fresh run.
+  const std::string& memory_loading() const { return memory_loading_; }
+
   // The instance's memories (dirty-page tracking, program/incremental.h).
   const std::vector<runtime::Memory*>& memories() const { return instance_->memories; }
 
@@ -168,6 +178,7 @@ private:
   std::unique_ptr<runtime::Thread> thread_;
   runtime::ModuleInstance* instance_ = nullptr;
   std::string engine_name_;
+  std::string memory_loading_;
   bool started_ = false;
   bool stopped_ = false;
   bool restored_ = false; // not yet continued since the restore

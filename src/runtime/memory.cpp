@@ -56,7 +56,8 @@ Memory::Memory(const wasm::MemoryType& type, bool mirrored)
 }
 
 Memory::~Memory() {
-  dirty_.reset(); // before the mappings it protects or registered go
+  pending_.reset(); // stops loading while the memory is mapped
+  dirty_.reset();   // before the mappings it protects or registered go
   if (bounds_.base) ::munmap(bounds_.base, reserved_);
   if (mirror_fd_ >= 0) ::close(mirror_fd_);
 }
@@ -137,7 +138,21 @@ int64_t Memory::grow(uint64_t delta_pages) {
   return static_cast<int64_t>(old_pages);
 }
 
+void Memory::load_lazily(std::unique_ptr<PendingContents> pending) {
+  std::lock_guard lock(pending_mutex_);
+  pending_ = std::move(pending);
+}
+
+void Memory::wait_loaded() {
+  std::lock_guard lock(pending_mutex_);
+  if (!pending_) return;
+  pending_->finish();
+  pending_.reset();
+}
+
 DirtyLog Memory::open_dirty_log(std::optional<DirtyMechanism> mechanism) {
+  // Both register the memory with a userfaultfd, and a range takes one.
+  wait_loaded();
   return dirty_->open_log(mechanism);
 }
 

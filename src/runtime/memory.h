@@ -33,6 +33,17 @@
 
 namespace tern::runtime {
 
+// Contents still arriving in a memory: a lazy restore (snapshot/lazy.h)
+// loads pages on first touch and in the background. Whoever needs the
+// whole memory as plain anonymous or shared pages (dirty-page tracking,
+// a checkpoint's forked writer) waits for finish() first.
+class PendingContents {
+public:
+  virtual ~PendingContents() = default;
+  // Blocks until every page is in and the memory is an ordinary one.
+  virtual void finish() = 0;
+};
+
 class Memory {
 public:
   explicit Memory(const wasm::MemoryType& type, bool mirrored = false);
@@ -74,8 +85,16 @@ public:
   // The reserved address range (guard pages included).
   uint64_t reserved() const { return reserved_; }
 
+  // A lazy restore's loader: owned by the memory from now on, destroyed
+  // (its threads stopped) before the memory is unmapped.
+  void load_lazily(std::unique_ptr<PendingContents> pending);
+  // Returns once the memory holds all of its contents (at once unless a
+  // lazy restore is still loading it). Any thread.
+  void wait_loaded();
+
   // Dirty-page tracking (runtime/dirty_pages.h): a new log of the pages
-  // written from now on; the first log starts tracking, with `mechanism`
+  // written from now on (once a lazy restore has loaded the memory: the
+  // log waits for it, wait_loaded); the first log starts tracking, with `mechanism`
   // (nullopt: TERN_DIRTY_TRACKING or the automatic choice). The log must
   // not outlive the memory.
   DirtyLog open_dirty_log(std::optional<DirtyMechanism> mechanism = std::nullopt);
@@ -137,6 +156,8 @@ private:
   std::unique_ptr<DirtyTracker> dirty_;
   std::unique_ptr<WaitQueues> wait_queues_;
   std::mutex grow_mutex_; // threads of a shared memory may grow it at once
+  std::mutex pending_mutex_;
+  std::unique_ptr<PendingContents> pending_; // a lazy restore still loading
 };
 
 } // namespace tern::runtime

@@ -85,8 +85,13 @@ Snapshot read_link(OpenLink& link, const ReadOptions& options) {
     util::FdSource source(link.fd.get(), link.path);
     Snapshot s = read_snapshot(source, options);
     uint8_t extra;
-    if (!options.identity_only && source.read_some({&extra, 1}) != 0)
+    if (s.deferred_pages) {
+      s.deferred_pages->file =
+          std::make_shared<util::UniqueFd>(::fcntl(link.fd.get(), F_DUPFD_CLOEXEC, 0));
+      if (!*s.deferred_pages->file) throw Error(fmt::format("cannot read: {}", errno_text()));
+    } else if (!options.identity_only && source.read_some({&extra, 1}) != 0) {
       throw Error("snapshot is malformed: bytes follow the TAIL section");
+    }
     return s;
   } catch (const Error& e) {
     if (link.child.empty()) throw Error(fmt::format("{}: {}", link.path, e.what()));
@@ -154,6 +159,7 @@ Snapshot read_snapshot_chain(const std::string& path, const ReadOptions& options
 
   // Each memory decoded where the head's is; pages flagged once set.
   const bool compose = options.keep_memory && open.size() > 1;
+  if (compose) head_options.defer_pages = {}; // a chain's memory is composed as it is read
   std::vector<std::vector<bool>> filled;
   std::vector<std::span<uint8_t>> targets;
   std::vector<std::shared_ptr<PageBuffer>> buffers;

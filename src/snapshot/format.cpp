@@ -6,6 +6,7 @@
 #include "util/file.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -376,6 +377,7 @@ public:
 
   uint32_t version() const { return version_; }
   uint64_t offset() const { return offset_; }
+  uint32_t sections() const { return sections_; }
   util::Sha256Digest sha256() { return sha256_.digest(); }
   uint64_t hash_before_section() const { return hash_before_; }
   uint64_t offset_before_section() const { return offset_before_; }
@@ -482,7 +484,7 @@ public:
     else if (s.tag == kWaitQueuesTag)
       read_wait_queues(r);
     else if (s.tag == kMemoryTag)
-      read_memory(r);
+      return read_memory(r, stream);
     else if (s.tag == kPagesTag)
       read_pages(s);
     else if (s.tag == kTailTag)
@@ -679,7 +681,8 @@ private:
     return f;
   }
 
-  void read_memory(PayloadReader& r) {
+  // Returns true when the memory's pages are deferred: the reader stops.
+  bool read_memory(PayloadReader& r, const StreamReader& stream) {
     finish_memory();
     uint32_t index = 0;
     MemoryImage m = decode_memory_header(r, index);
@@ -702,6 +705,13 @@ private:
     if (options_.filled && index < options_.filled->size()) filled = &(*options_.filled)[index];
     decoder_ = std::make_unique<ChunkDecoder>(index, m.pages, target, filled);
     snap_.memories.push_back(std::move(m));
+    if (!options_.keep_memory || !options_.defer_pages ||
+        !options_.defer_pages(index, snap_.memories.back()))
+      return false;
+    check_complete(r);
+    decoder_.reset();
+    snap_.deferred_pages = DeferredPages{index, stream.offset(), stream.sections(), nullptr};
+    return true;
   }
 
   void read_pages(const Section& s) { decoder_->decode(s.payload(), s.name()); }
@@ -731,13 +741,18 @@ private:
                          "bytes in {} sections written, or a different checksum)",
                          stream.offset_before_section(), stream.sections_before_section(), bytes,
                          sections));
+    check_complete(r);
+    finish_memory();
+    return true;
+  }
+
+  // The sections every snapshot has are there.
+  void check_complete(PayloadReader& r) {
     for (const Tag& required : {kGlobalsTag, kSegmentsTag})
       if (!seen_.contains(required))
         r.fail(fmt::format("the snapshot has no {} section", tag_name(required)));
     if (version_ == kIncrementalFormatVersion && !snap_.parent)
       r.fail("a version 2 (incremental) snapshot without a PRNT section");
-    finish_memory();
-    return true;
   }
 
   ReadOptions options_;
@@ -768,6 +783,70 @@ void write_section(util::ByteSink& sink, const Tag& tag, bool optional,
 
 bool read_section(util::ByteSource& source, uint64_t offset, Section& out) {
   return StreamReader(source, offset).next_or_end(out);
+}
+
+namespace {
+
+// Reads a file from an offset with pread: several threads share its fd.
+class PreadSource : public util::ByteSource {
+public:
+  PreadSource(int fd, uint64_t offset) : fd_(fd), offset_(offset) {}
+  size_t read_some(std::span<uint8_t> out) override {
+    for (;;) {
+      const ssize_t n = ::pread(fd_, out.data(), out.size(), static_cast<off_t>(offset_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error(fmt::format("cannot read: {}", std::strerror(errno)));
+      offset_ += static_cast<uint64_t>(n);
+      return static_cast<size_t>(n);
+    }
+  }
+
+private:
+  int fd_;
+  uint64_t offset_;
+};
+
+} // namespace
+
+SectionFrame read_frame_at(int fd, uint64_t offset, uint64_t file_size,
+                           std::span<uint8_t> payload_start) {
+  std::vector<uint8_t> buffer(kSectionHeaderBytes + payload_start.size());
+  const uint8_t* h = buffer.data();
+  PreadSource source(fd, offset);
+  size_t got = 0;
+  while (got < buffer.size()) {
+    const size_t n = source.read_some(std::span(buffer).subspan(got));
+    if (n == 0) break;
+    got += n;
+  }
+  if (got < kSectionHeaderBytes)
+    throw Error(fmt::format("snapshot is truncated: it ends at byte {}, inside the header of the "
+                            "section that starts at byte {}",
+                            offset + got, offset));
+  if (got > kSectionHeaderBytes)
+    std::memcpy(payload_start.data(), h + kSectionHeaderBytes, got - kSectionHeaderBytes);
+  if (kVerifyChecks && get_u32(h + 12) != header_check(h))
+    throw Error(
+        fmt::format("snapshot is corrupt: the section header at byte {} fails its check", offset));
+  SectionFrame f;
+  std::memcpy(f.tag.data(), h, 4);
+  f.offset = offset;
+  f.length = get_u32(h + 8);
+  if (const uint32_t flags = get_u32(h + 4); flags & ~kOptionalFlag)
+    throw Error(fmt::format("section {} at byte {}: unknown section flags 0x{:x}", tag_name(f.tag),
+                            offset, flags));
+  if (offset + section_bytes(f.length) > file_size)
+    throw Error(fmt::format("snapshot is truncated: it ends at byte {}, inside section {} at byte "
+                            "{} (which should end at byte {})",
+                            file_size, tag_name(f.tag), offset, offset + section_bytes(f.length)));
+  return f;
+}
+
+void read_section_at(int fd, const SectionFrame& frame, Section& out) {
+  PreadSource source(fd, frame.offset);
+  if (!read_section(source, frame.offset, out) || out.tag != frame.tag)
+    throw Error(fmt::format("section {} at byte {} changed while it was read", tag_name(frame.tag),
+                            frame.offset));
 }
 
 bool is_core_tag(const Tag& tag) {
@@ -857,7 +936,7 @@ Snapshot read_snapshot_file(const std::string& path, const ReadOptions& options)
   try {
     Snapshot s = read_snapshot(source, options);
     uint8_t extra;
-    if (source.read_some({&extra, 1}) != 0)
+    if (!s.deferred_pages && source.read_some({&extra, 1}) != 0)
       throw Error("snapshot is malformed: bytes follow the TAIL section");
     return s;
   } catch (const Error& e) {

@@ -68,6 +68,11 @@ struct ReadOptions {
   // later link already set. Only the others are decoded (and then marked);
   // set pages are verified but left alone.
   std::vector<std::vector<bool>>* filled = nullptr;
+  // Lazy restore (snapshot/lazy.h): asked after memory_target for each
+  // memory; true stops the reader right after that MEMD section, leaving
+  // the memory's pages and the TAIL unread (Snapshot::deferred_pages says
+  // where they start). Every section before was read and checked.
+  std::function<bool(uint32_t index, const MemoryImage& header)> defer_pages;
   // Where memory `index` is decoded, asked when its MEMD section arrives
   // (`so_far` holds every section before it, the module identity included):
   // zero-filled, header.pages * 64 KiB. Restore returns the fresh instance's
@@ -102,6 +107,23 @@ bool read_section(util::ByteSource& source, uint64_t offset, Section& out);
 inline uint64_t section_bytes(uint64_t payload_bytes) {
   return 16 + payload_bytes + 8;
 }
+
+// Random access to a snapshot file's sections, for lazy restore
+// (snapshot/lazy.h), which reads a memory's chunks when they are needed.
+struct SectionFrame {
+  Tag tag{};
+  uint64_t offset = 0; // of the section header
+  uint32_t length = 0; // of the payload
+};
+// The frame of the section at `offset` of the file open at `fd`, whose
+// size is `file_size`: its header checked, its end within the file. The
+// same read fills `payload_start` with the payload's first bytes (as many
+// as the payload has).
+SectionFrame read_frame_at(int fd, uint64_t offset, uint64_t file_size,
+                           std::span<uint8_t> payload_start = {});
+// The section `frame` locates, read with pread (any thread), its header
+// and payload checked as read_section does.
+void read_section_at(int fd, const SectionFrame& frame, Section& out);
 
 // Payloads of the sections a migration stream shares with snapshots
 // (docs/migration-stream.md): HOST (§6.1), MODL (§6.2) and MEMD (§6.9).

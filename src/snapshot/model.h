@@ -7,6 +7,7 @@
 #include "runtime/wait_queue.h"
 #include "runtime/wasm_view.h"
 #include "util/sha256.h"
+#include "util/unique_fd.h"
 #include "wasm/types.h"
 
 #include <array>
@@ -140,6 +141,19 @@ inline bool is_plain_file_name(std::string_view name) {
          name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
+// Where a reader left a memory's pages for lazy loading
+// (ReadOptions::defer_pages, snapshot/lazy.h): the stream offset of the
+// first section after the memory's MEMD, and how many sections came before
+// that offset (the TAIL counts them).
+struct DeferredPages {
+  uint32_t index = 0;
+  uint64_t offset = 0;
+  uint32_t sections = 0;
+  // The file read (set by read_snapshot_chain): the pages are read from
+  // the very file whose other sections were checked.
+  std::shared_ptr<util::UniqueFd> file;
+};
+
 struct Snapshot {
   HostInfo host;
   ModuleIdentity module;
@@ -159,6 +173,9 @@ struct Snapshot {
   // snapshot names its parent by.
   uint64_t stream_bytes = 0;
   util::Sha256Digest stream_sha256{};
+  // Set when the reader stopped at a memory whose pages are loaded later
+  // (then stream_bytes and stream_sha256 cover only what was read).
+  std::optional<DeferredPages> deferred_pages;
 
   const ExtensionSection* find_extension(const Tag& tag) const {
     for (const auto& e : extensions)

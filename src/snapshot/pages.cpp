@@ -16,7 +16,6 @@
 namespace tern::snapshot {
 namespace {
 
-constexpr size_t kChunkHeaderBytes = 4 + 4 + 4 + 8 + 1;
 enum Encoding : uint8_t { kStored = 0, kZstd = 1 };
 
 bool all_zero(const uint8_t* p, size_t n) {
@@ -194,27 +193,37 @@ ChunkDecoder::~ChunkDecoder() {
   ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
 }
 
+ChunkHeader read_chunk_header(PayloadReader& r, uint32_t index, uint64_t pages,
+                              uint64_t next_page) {
+  ChunkHeader h;
+  h.index = r.u32();
+  h.first = r.u32();
+  h.count = r.u32();
+  h.bitmap = r.u64();
+  h.encoding = r.u8();
+  if (h.index != index)
+    r.fail(fmt::format("chunk of memory {} after the header of memory {}", h.index, index));
+  if (h.count == 0 || h.count > kMaxChunkPages)
+    r.fail(fmt::format("chunk of {} pages (1 to {} allowed)", h.count, kMaxChunkPages));
+  if (h.first < next_page)
+    r.fail(fmt::format("chunk at page {} overlaps or precedes the previous chunk (ends at {})",
+                       h.first, next_page));
+  if (h.first + h.count > pages)
+    r.fail(fmt::format("chunk of pages {}..{} is outside the memory's {} pages", h.first,
+                       h.first + h.count - 1, pages));
+  if (h.count < 64 && (h.bitmap >> h.count) != 0) r.fail("bitmap marks pages beyond the chunk");
+  if (h.encoding != kStored && h.encoding != kZstd)
+    r.fail(fmt::format("unknown chunk encoding {}", h.encoding));
+  return h;
+}
+
 void ChunkDecoder::decode(std::span<const uint8_t> payload, const std::string& what) {
   PayloadReader r(payload, what);
-  const uint32_t index = r.u32();
-  const uint64_t first = r.u32();
-  const uint32_t count = r.u32();
-  const uint64_t bitmap = r.u64();
-  const uint8_t encoding = r.u8();
-  if (index != index_)
-    r.fail(fmt::format("chunk of memory {} after the header of memory {}", index, index_));
-  if (count == 0 || count > kMaxChunkPages)
-    r.fail(fmt::format("chunk of {} pages (1 to {} allowed)", count, kMaxChunkPages));
-  if (first < next_page_)
-    r.fail(fmt::format("chunk at page {} overlaps or precedes the previous chunk (ends at {})",
-                       first, next_page_));
-  if (first + count > pages_)
-    r.fail(fmt::format("chunk of pages {}..{} is outside the memory's {} pages", first,
-                       first + count - 1, pages_));
-  if (count < 64 && (bitmap >> count) != 0) r.fail("bitmap marks pages beyond the chunk");
-  if (encoding != kStored && encoding != kZstd)
-    r.fail(fmt::format("unknown chunk encoding {}", encoding));
-  next_page_ = first + count;
+  const ChunkHeader h = read_chunk_header(r, index_, pages_, any_order_ ? 0 : next_page_);
+  const uint64_t first = h.first;
+  const uint64_t bitmap = h.bitmap;
+  const uint8_t encoding = h.encoding;
+  next_page_ = first + h.count;
   const uint64_t n = std::popcount(bitmap);
   nonzero_pages_ += n;
   stored_bytes_ += payload.size();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "snapshot/model.h"
+#include "snapshot/payload.h"
 #include "wasm/types.h"
 
 #include <cstdint>
@@ -58,6 +59,21 @@ void encode_page_chunks(uint32_t index, std::span<const uint8_t> memory,
                         const std::vector<bool>& pages, const ChunkOptions& options,
                         const std::function<void(std::span<const uint8_t>)>& emit);
 
+// The fixed part of a MEMP payload (docs/snapshot-format.md): memory
+// index, first page, page count, bitmap of the pages carried, encoding.
+inline constexpr size_t kChunkHeaderBytes = 4 + 4 + 4 + 8 + 1;
+struct ChunkHeader {
+  uint32_t index = 0;
+  uint64_t first = 0;
+  uint32_t count = 0;
+  uint64_t bitmap = 0;
+  uint8_t encoding = 0;
+};
+// Reads and checks one for memory `index` of `pages` pages whose previous
+// chunk ended at page `next_page` (chunks go forward without overlap).
+ChunkHeader read_chunk_header(PayloadReader& reader, uint32_t index, uint64_t pages,
+                              uint64_t next_page);
+
 // Decodes MEMP payloads of one memory (in stream order) into `memory`
 // (zero-filled, pages * 64 KiB; empty to verify and count only). With
 // `filled` (at least `pages` flags; reading a chain of incremental
@@ -73,6 +89,12 @@ public:
 
   // `what` names the section in errors.
   void decode(std::span<const uint8_t> payload, const std::string& what);
+  // Chunks may then come in any order (lazy restore loads them as pages
+  // are touched): each is still checked against the memory's size.
+  void allow_any_order() { any_order_ = true; }
+  // With an empty memory: the pages the last chunk decoded carries, in
+  // page order (lazy restore places them itself).
+  std::span<const uint8_t> decoded() const { return scratch_; }
   uint64_t nonzero_pages() const { return nonzero_pages_; }
   uint64_t stored_bytes() const { return stored_bytes_; }
 
@@ -82,6 +104,7 @@ private:
   std::span<uint8_t> memory_;
   std::vector<bool>* filled_;
   uint64_t next_page_ = 0; // chunks go forward without overlap
+  bool any_order_ = false;
   uint64_t nonzero_pages_ = 0;
   uint64_t stored_bytes_ = 0;
   std::vector<uint8_t> scratch_;

@@ -151,6 +151,8 @@ class Harness:
         self.verbose = args.verbose
         self.kinds_required = args.kinds
         self.chain = not args.no_chain
+        self.restore_args = list(getattr(args, "restore_arg", None) or [])
+        self.expect_loading = getattr(args, "expect_loading", None)
         self.pair_index = 0
         self.many_pairs = False
         self.uncovered = 0  # programs and pairs with a kind never restored from (--kinds)
@@ -241,8 +243,16 @@ class Harness:
         # redirected it; a restore opens only what it is granted).
         streams = ["--stdio-from-snapshot"] if program.stdin is not None else []
         cmd = (side.tern + ["restore"] + self.engine_args(side, program) +
-               ["--stats-out", stats] + streams + extra + [snapshot])
-        return self.invoke(cmd, stats)
+               ["--stats-out", stats] + streams + self.restore_args + extra + [snapshot])
+        run = self.invoke(cmd, stats)
+        # The restore loaded memory the way this suite checks (a silent
+        # fallback to the eager path would test nothing lazy).
+        loading = run.stats and run.stats.get("memory_loading")
+        if self.expect_loading and run.stats and not (loading or "").startswith(self.expect_loading):
+            self.divergences += 1
+            print(f"  DIVERGED {program.name} [{self.source} -> {side}]: memory loaded "
+                  f"{loading!r}, expected {self.expect_loading!r}...", flush=True)
+        return run
 
     def frame_kinds(self, snapshot):
         """The kinds of stable point the snapshot's frames stopped at (tern
@@ -515,6 +525,11 @@ def main():
     ap.add_argument("--tier-up", action="store_true",
                     help="check --mode auto instead: switches from the interpreter at K points "
                     "(--tier-up-at) and checkpoints around them restored in every engine")
+    ap.add_argument("--restore-arg", action="append", default=[], metavar="ARG",
+                    help="an option given to every restore (repeatable), e.g. --eager")
+    ap.add_argument("--expect-loading", metavar="PREFIX",
+                    help="every restore's memory_loading (--stats-out) must start with PREFIX, "
+                    "e.g. 'on first touch' (lazy) or 'before the program continued' (eager)")
     ap.add_argument("--no-chain", action="store_true",
                     help="no chained restores (which checkpoint in the restore engine too)")
     ap.add_argument("--programs", required=True,
