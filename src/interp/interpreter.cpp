@@ -577,22 +577,28 @@ L_MemoryAtomicNotify: {
   SLOT(LO(w)) = queues ? queues->notify(ea, count) : 0;
   DISPATCH(4);
 }
+  // Two handlers, not one testing its own address: labels at the same
+  // place compare equal, which made every wait32 a wait64.
+#define ATOMIC_WAIT(wide)                                                                          \
+  {                                                                                                \
+    ATOMIC_EA(wide ? 8u : 4u);                                                                     \
+    runtime::WaitQueues* queues = s.mem->wait_queues();                                            \
+    if (!queues) TRAP(TrapKind::ExpectedSharedMemory);                                             \
+    uint64_t expected = wide ? SLOT(LO(xy)) : static_cast<uint32_t>(SLOT(LO(xy)));                 \
+    int64_t timeout = static_cast<int64_t>(SLOT(HI(xy)));                                          \
+    auto r = queues->wait(ea, mem_base + ea, wide ? 8 : 4, expected, timeout,                      \
+                          {thread.id, thread.store().interrupt().fd()});                           \
+    /* A checkpoint request: stop at the wait, issued again on resume. */                          \
+    if (r.outcome == runtime::WaitQueues::Outcome::Interrupted) goto suspend;                      \
+    SLOT(LO(w)) = static_cast<uint32_t>(r.outcome);                                                \
+    RELOAD_MEMORY(); /* other threads may have grown it meanwhile */                               \
+    DISPATCH(4);                                                                                   \
+  }
 L_MemoryAtomicWait32:
-L_MemoryAtomicWait64: {
-  const bool wide = ip->handler == &&L_MemoryAtomicWait64;
-  ATOMIC_EA(wide ? 8u : 4u);
-  runtime::WaitQueues* queues = s.mem->wait_queues();
-  if (!queues) TRAP(TrapKind::ExpectedSharedMemory);
-  uint64_t expected = wide ? SLOT(LO(xy)) : static_cast<uint32_t>(SLOT(LO(xy)));
-  int64_t timeout = static_cast<int64_t>(SLOT(HI(xy)));
-  auto r = queues->wait(ea, mem_base + ea, wide ? 8 : 4, expected, timeout,
-                        {thread.id, thread.store().interrupt().fd()});
-  // A checkpoint request: stop at the wait, issued again on resume.
-  if (r.outcome == runtime::WaitQueues::Outcome::Interrupted) goto suspend;
-  SLOT(LO(w)) = static_cast<uint32_t>(r.outcome);
-  RELOAD_MEMORY(); // other threads may have grown it meanwhile
-  DISPATCH(4);
-}
+  ATOMIC_WAIT(false)
+L_MemoryAtomicWait64:
+  ATOMIC_WAIT(true)
+#undef ATOMIC_WAIT
 L_AtomicFence:
   runtime::atomics::fence();
   DISPATCH(1);
