@@ -30,6 +30,7 @@ public:
   bool wants_mirrored_memories(const runtime::ModuleInstance& inst) override {
     return code_for(inst).code->info().flags & kWideAddresses;
   }
+  std::unique_ptr<runtime::Engine> for_new_thread() override;
   ExecOutcome call(runtime::Thread& thread, runtime::FunctionInstance* func,
                    std::span<const Slot> args, std::span<Slot> results) override;
   runtime::ViewThread capture(const runtime::Thread& thread) const override;
@@ -68,6 +69,17 @@ const AotEngine::ModuleCode& AotEngine::code_for(const runtime::ModuleInstance& 
   ModuleCode mc{inst.module_ptr(), provider_(inst.module(), hash)};
   util::trace_time("compiled code loaded");
   return modules_.emplace(&inst.module(), std::move(mc)).first->second;
+}
+
+// The code this engine loaded, shared (a CodeImage is immutable once
+// loaded); other modules still come from the provider.
+std::unique_ptr<runtime::Engine> AotEngine::for_new_thread() {
+  auto loaded = std::make_shared<std::map<const wasm::Module*, ModuleCode>>(modules_);
+  return std::make_unique<AotEngine>(
+      [loaded, provider = provider_](const wasm::Module& m, const util::Sha256Digest& hash) {
+        auto it = loaded->find(&m);
+        return it != loaded->end() ? it->second.code : provider(m, hash);
+      });
 }
 
 void AotEngine::prepare(runtime::ModuleInstance& inst) {

@@ -16,6 +16,12 @@ void add_engine_and_stream_options(CLI::App& cmd, HostCliOptions& o) {
       ->type_name("FILE");
   cmd.add_option("--stderr", o.stderr_path, "Write the program's stderr to FILE")
       ->type_name("FILE");
+  cmd.add_option("--max-threads", o.max_threads,
+                 "wasi-threads: at most N spawned threads running at once; thread-spawn "
+                 "beyond them fails with -EAGAIN")
+      ->type_name("N")
+      ->check(CLI::Range(0u, program::kMaxThreadId))
+      ->capture_default_str();
 }
 
 void add_sandbox_options(CLI::App& cmd, HostCliOptions& o) {
@@ -112,7 +118,7 @@ program::EngineSpec engine_spec(const HostCliOptions& o) {
   if (o.checkpoint.at != 0 || o.checkpoint.pause_at != 0 || o.checkpoint.every_points != 0 ||
       !o.stats_out.empty())
     engine.compile.exact_points = true;
-  return {engine.mode, [engine] { return make_engine_for_mode(engine); }};
+  return {engine.mode, [engine] { return make_engine_for_mode(engine); }, o.max_threads};
 }
 
 std::unique_ptr<program::Supervisor> make_supervisor(const HostCliOptions& o) {

@@ -23,9 +23,10 @@ struct HostCliOptions {
   std::string path_resolver = "auto";
   CheckpointCliOptions checkpoint;
   std::string stats_out;
-  std::string gateway;     // --gateway CONTROL_ADDR:PORT
-  std::string key;         // --key FILE
-  bool no_gateway = false; // --no-gateway (restore)
+  std::string gateway;                                // --gateway CONTROL_ADDR:PORT
+  std::string key;                                    // --key FILE
+  bool no_gateway = false;                            // --no-gateway (restore)
+  uint32_t max_threads = program::kDefaultMaxThreads; // --max-threads (wasi-threads)
 };
 
 // Adds the options in the order `--help` shows them: engine, streams,

@@ -29,6 +29,11 @@ public:
     inst.engine_code = std::move(code);
   }
 
+  // Translating is per instance anyway (type ids are the store's).
+  std::unique_ptr<runtime::Engine> for_new_thread() override {
+    return std::make_unique<InterpEngine>();
+  }
+
   ExecOutcome call(runtime::Thread& thread, runtime::FunctionInstance* func,
                    std::span<const Slot> args, std::span<Slot> results) override {
     if (func->is_host()) return call_host(thread, func, args, results);

@@ -26,6 +26,7 @@ std::unique_ptr<Program> Program::create(std::shared_ptr<const wasm::Module> mod
   std::unique_ptr<Program> p(new Program);
   p->module_ = std::move(module);
   p->engine_name_ = engine.name;
+  p->max_threads_ = engine.max_threads;
   p->participants_ = std::move(participants);
   p->wasi_ = std::make_unique<wasi::WasiContext>(std::move(wasi));
   for (auto& participant : p->participants_) participant->started(*p->wasi_);
@@ -40,7 +41,87 @@ void Program::link_and_instantiate(runtime::InitMode init) {
   runtime::Linker linker;
   wasi::register_wasi(*wasi_, *store_, linker, *module_);
   define_tern_imports(linker);
+  define_imported_memory(linker);
+  if (uses_wasi_threads(*module_)) {
+    threads_ = std::make_unique<ProgramThreads>(max_threads_,
+                                                [this](std::unique_ptr<runtime::Engine> engine) {
+                                                  return build_spawned_thread(std::move(engine));
+                                                });
+    define_thread_spawn(*store_, linker);
+  }
   instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, init);
+  if (threads_) threads_->set_main(*store_, *thread_, *instance_);
+}
+
+// The memory a module imports as env.memory is the program's, made here with
+// the import's limits (shared or not), as wasi-sdk's threads target expects.
+void Program::define_imported_memory(runtime::Linker& linker) {
+  for (const wasm::Import& imp : module_->imports) {
+    if (imp.kind != wasm::ExternKind::Memory || imp.module != "env" || imp.name != "memory")
+      continue;
+    // Compiled code may need the memory mirrored; the engine says so for an
+    // instance of the module, which does not exist yet: ask for a stand-in.
+    runtime::ModuleInstance stand_in(*store_, module_);
+    const bool mirrored = store_->engine().wants_mirrored_memories(stand_in);
+    imported_memory_ = store_->add_memory(imp.memory, mirrored);
+    linker.define("env", "memory", runtime::Extern::of(imported_memory_));
+  }
+}
+
+void Program::define_thread_spawn(runtime::Store& store, runtime::Linker& linker) {
+  runtime::HostFunction spawn;
+  spawn.type.params = {wasm::ValType::I32};
+  spawn.type.results = {wasm::ValType::I32};
+  spawn.module_name = kWasiThreadsModule;
+  spawn.name = kThreadSpawnImport;
+  spawn.callback = [this](runtime::CallContext& cc, std::span<const Slot> args,
+                          std::span<Slot> results) {
+    const int32_t tid = threads_->spawn(cc.thread.store().engine(), static_cast<uint32_t>(args[0]));
+    results[0] = static_cast<uint32_t>(tid);
+    return HostResult::ok();
+  };
+  linker.define(kWasiThreadsModule, kThreadSpawnImport,
+                runtime::Extern::of(store.add_host_function(std::move(spawn))));
+}
+
+void Program::define_spawned_tern_imports(runtime::Store& store, runtime::Linker& linker) {
+  runtime::HostFunction checkpoint;
+  checkpoint.type.results = {wasm::ValType::I32};
+  checkpoint.module_name = kTernModule;
+  checkpoint.name = kCheckpointImport;
+  checkpoint.callback = [](runtime::CallContext&, std::span<const Slot>, std::span<Slot> results) {
+    results[0] = static_cast<uint32_t>(-1);
+    return HostResult::ok();
+  };
+  linker.define(kTernModule, kCheckpointImport,
+                runtime::Extern::of(store.add_host_function(std::move(checkpoint))));
+}
+
+// A spawned thread: a new instance of the module in a store of its own,
+// sharing the program's memory and WASI context.
+ProgramThreads::Built Program::build_spawned_thread(std::unique_ptr<runtime::Engine> engine) {
+  ProgramThreads::Built built;
+  built.store = std::make_unique<runtime::Store>(std::move(engine));
+  built.thread = std::make_unique<runtime::Thread>(*built.store);
+  runtime::Linker linker;
+  wasi::register_wasi(*wasi_, *built.store, linker, *module_);
+  define_spawned_tern_imports(*built.store, linker);
+  linker.define("env", "memory", runtime::Extern::of(imported_memory_));
+  define_thread_spawn(*built.store, linker);
+  built.instance = built.store->instantiate(module_, linker.resolve(*module_), *built.thread);
+  return built;
+}
+
+// With wasi-threads, the first thread to end decides: the main thread's
+// return, exit or trap, or one a spawned thread reported first (then the
+// main thread was stopped for it). The other threads are joined here.
+runtime::ExecOutcome Program::program_outcome(ExecOutcome main) {
+  if (!threads_) return main;
+  if (main.kind == ExecOutcome::Kind::Suspended && !threads_->ended()) return main;
+  if (main.kind != ExecOutcome::Kind::Suspended) threads_->end(main);
+  ExecOutcome out = *threads_->ended();
+  threads_->join();
+  return out;
 }
 
 void Program::define_tern_imports(runtime::Linker& linker) {
@@ -124,6 +205,7 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
   util::trace_time("restore starts");
   std::unique_ptr<Program> p(new Program);
   p->engine_name_ = engine.name;
+  p->max_threads_ = engine.max_threads;
   p->participants_ = options.participants;
   // Everything but memory is known when the first memory section arrives:
   // build the instance then, so pages are decoded straight into it.
@@ -198,6 +280,7 @@ std::unique_ptr<Program> Program::prepare_restore(std::shared_ptr<const wasm::Mo
                                                   Participants participants) {
   std::unique_ptr<Program> p(new Program);
   p->engine_name_ = engine.name;
+  p->max_threads_ = engine.max_threads;
   p->participants_ = std::move(participants);
   p->module_ = std::move(module);
   p->wasi_ =
@@ -247,6 +330,7 @@ ExecOutcome Program::run() {
     participant_sections_.reset();
     out = store_->engine().resume(*thread_, {});
   }
+  out = program_outcome(std::move(out));
   stopped_ = out.kind == ExecOutcome::Kind::Suspended;
   if (!stopped_)
     for (auto& participant : participants_) participant->ended();
@@ -256,6 +340,9 @@ ExecOutcome Program::run() {
 snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
                                     const wasi::SaveOptions& save) {
   if (!stopped_) throw Error("internal error: capture of a running program");
+  if (threads_ && threads_->spawned_running() > 0)
+    throw Error("a checkpoint of a program whose spawned threads (wasi-threads) still run is not "
+                "supported yet");
   // A lazily restored memory whole first: the snapshot's writer is a forked
   // child, which userfaultfd would not serve (it would read zeros).
   for (runtime::Memory* m : instance_->memories) m->wait_loaded();

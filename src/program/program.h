@@ -4,6 +4,7 @@
 // snapshot on this host, in any engine.
 #pragma once
 
+#include "program/threads.h"
 #include "runtime/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
@@ -60,6 +61,8 @@ using Participants = std::vector<std::shared_ptr<Participant>>;
 struct EngineSpec {
   std::string name; // "interp", "aot", "jit": recorded in snapshots
   std::function<std::unique_ptr<runtime::Engine>()> make;
+  // wasi-threads: spawned threads running at once (program/threads.h).
+  uint32_t max_threads = kDefaultMaxThreads;
 };
 
 class Program {
@@ -146,6 +149,9 @@ public:
   runtime::ModuleInstance& instance() { return *instance_; }
   wasi::WasiContext& wasi() { return *wasi_; }
   runtime::Interrupt& interrupt() { return store_->interrupt(); }
+  // Every thread of a wasi-threads program; null for a module that does
+  // not import thread-spawn.
+  ProgramThreads* threads() { return threads_.get(); }
   const wasm::Module& module() const { return *module_; }
   const std::string& engine_name() const { return engine_name_; }
 
@@ -169,6 +175,14 @@ private:
                                                   const wasi::RestoreOptions& options);
   void wasi_restored();
   void define_tern_imports(runtime::Linker& linker);
+  // env.memory, for modules that import their memory (wasi-threads).
+  void define_imported_memory(runtime::Linker& linker);
+  void define_thread_spawn(runtime::Store& store, runtime::Linker& linker);
+  ProgramThreads::Built build_spawned_thread(std::unique_ptr<runtime::Engine> engine);
+  // A spawned thread's tern.checkpoint(): always -1 (not supported yet).
+  void define_spawned_tern_imports(runtime::Store& store, runtime::Linker& linker);
+  // The outcome of the whole program, given the main thread's.
+  runtime::ExecOutcome program_outcome(runtime::ExecOutcome main);
   runtime::HostResult guest_checkpoint(std::span<runtime::Slot> results);
   bool stopped_in_guest_checkpoint(const runtime::ViewThread& view) const;
 
@@ -190,6 +204,10 @@ private:
   enum class GuestCheckpoint { None, Requested, Written, Failed, Restored };
   GuestCheckpoint guest_checkpoint_ = GuestCheckpoint::None;
   CheckpointRequest guest_request_;
+
+  uint32_t max_threads_ = kDefaultMaxThreads;
+  runtime::Memory* imported_memory_ = nullptr; // env.memory, created here
+  std::unique_ptr<ProgramThreads> threads_;    // last: joins before the rest goes
 };
 
 } // namespace tern::program

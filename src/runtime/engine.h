@@ -40,6 +40,12 @@ public:
   virtual void prepare(ModuleInstance& instance) = 0;
   // Whether the store should make memories mirrored (runtime/memory.h).
   virtual bool wants_mirrored_memories(const ModuleInstance& /*instance*/) { return false; }
+  // An engine for another host thread of the same program (wasi-threads):
+  // it runs the modules this engine prepared with the same code, compiling
+  // nothing again. Engines are not thread-safe, so each host thread has its
+  // own (and its own store); call this on the thread that uses this engine.
+  // Throws tern::Error for an engine that cannot.
+  virtual std::unique_ptr<Engine> for_new_thread();
   // Call a wasm or host function with arguments; results are written back.
   // A Suspended outcome leaves the thread stopped at stable points.
   virtual ExecOutcome call(Thread& thread, FunctionInstance* func, std::span<const Slot> args,

@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 
 namespace tern::runtime {
+
+std::unique_ptr<Engine> Engine::for_new_thread() {
+  throw Error("this engine cannot run more than one thread");
+}
 namespace {
 
 using wasm::ExternKind;

@@ -67,6 +67,10 @@ public:
     return continue_faster(thread, std::move(out), results);
   }
 
+  // A new thread stays in the engine the program is in now: it does not
+  // move into compiled code later.
+  std::unique_ptr<Engine> for_new_thread() override { return engine().for_new_thread(); }
+
   ViewThread capture(const Thread& thread) const override { return engine().capture(thread); }
 
   void restore(Thread& thread, ModuleInstance& instance, const ViewThread& view) override {

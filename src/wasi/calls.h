@@ -19,6 +19,8 @@ struct Call {
   WasiContext& ctx;
   GuestMemory mem;
   const runtime::Interrupt& interrupt; // blocking waits watch it
+  // The context's calls_mutex(), held for the call; null in unit tests.
+  std::unique_lock<std::mutex>* context_lock = nullptr;
 };
 
 // What a call returns: an errno for the guest, or a HostResult that stops

@@ -135,7 +135,7 @@ public:
     for (;;) {
       timespec timeout{};
       bool finite = events.empty() ? next_timeout(timeout) : true;
-      int n = ::ppoll(fds_.data(), fds_.size(), finite ? &timeout : nullptr, nullptr);
+      int n = sleep_or_poll(finite ? &timeout : nullptr);
       if (n < 0 && errno != EINTR) return fail_all(events);
       collect(events);
       if (!events.empty()) return true;
@@ -144,6 +144,19 @@ public:
   }
 
 private:
+  // With fd subscriptions the context stays locked (the entries are in
+  // use); a call that only sleeps lets other threads' calls run meanwhile.
+  int sleep_or_poll(const timespec* timeout) {
+    if (!fd_subs_.empty() || !c_.context_lock)
+      return ::ppoll(fds_.data(), fds_.size(), timeout, nullptr);
+    c_.context_lock->unlock();
+    int n = ::ppoll(fds_.data(), fds_.size(), timeout, nullptr);
+    int saved = errno;
+    c_.context_lock->lock();
+    errno = saved;
+    return n;
+  }
+
   // fd subscriptions go into the pollfd set; ones that cannot be polled
   // become error events at once.
   void setup(std::vector<Event>& events) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,11 @@ public:
   void set_gateway_link(std::shared_ptr<GatewayLink> link) { gateway_link_ = std::move(link); }
   // Reused by every read/write so that no call allocates.
   std::vector<iovec>& iov_scratch() { return iov_scratch_; }
+  // The threads of a program (wasi-threads) share its context: each call
+  // holds this lock, so calls happen one at a time (wasi/wasi.cpp). A call
+  // that only sleeps (poll_oneoff on clocks) lets it go while it waits; one
+  // that blocks on an fd keeps it (other threads' calls wait meanwhile).
+  std::mutex& calls_mutex() { return *calls_mutex_; }
 
 private:
   void open_stdio();
@@ -103,6 +109,9 @@ private:
   std::optional<PendingPoll> pending_poll_;
   std::shared_ptr<GatewayLink> gateway_link_;
   std::vector<iovec> iov_scratch_;
+  // Behind a pointer: the context is move-assigned (a migration target),
+  // never while a call runs.
+  std::unique_ptr<std::mutex> calls_mutex_ = std::make_unique<std::mutex>();
 };
 
 } // namespace tern::wasi

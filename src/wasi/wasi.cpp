@@ -58,7 +58,8 @@ runtime::HostFunction make(WasiContext& ctx, const char* name) {
   using A = Adapter<decltype(Fn)>;
   auto callback = [&ctx](runtime::CallContext& cc, std::span<const Slot> args,
                          std::span<Slot> results) {
-    Call call{ctx, GuestMemory(cc.memory()), cc.thread.store().interrupt()};
+    std::unique_lock lock(ctx.calls_mutex());
+    Call call{ctx, GuestMemory(cc.memory()), cc.thread.store().interrupt(), &lock};
     return A::template invoke<Fn>(call, args, results);
   };
   return {A::type(), std::move(callback), kModuleName, name};

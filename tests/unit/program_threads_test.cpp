@@ -1,0 +1,86 @@
+// wasi-threads in a Program (program/threads.h): spawned threads run in
+// every engine, and the registry's checkpoint protocol reaches each of
+// them: a request on a spawned thread's interrupt parks it at a stable
+// point with frames the engine can capture, continue_parked() resumes it.
+#include "program/program.h"
+#include "program/threads.h"
+#include "runtime/atomics.h"
+#include "test_engines.h"
+#include "wasm/decoder.h"
+#include "wasm/validator.h"
+#include "wat.h"
+
+#include <atomic>
+#include <gtest/gtest.h>
+#include <thread>
+
+namespace tern {
+namespace {
+
+// _start spawns two threads and waits until both have finished (count at
+// 12). Each thread counts at 4 in a loop until the word at 8 is non-zero.
+const char* kSpawningModule = R"wat((module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (loop $spin
+      (drop (i32.atomic.rmw.add (i32.const 4) (i32.const 1)))
+      (br_if $spin (i32.eqz (i32.atomic.load (i32.const 8)))))
+    (drop (i32.atomic.rmw.add (i32.const 12) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 12) (i32.const 1))))
+  (func (export "_start") (local $n i32)
+    (if (i32.le_s (call $spawn (i32.const 0)) (i32.const 0)) (then unreachable))
+    (if (i32.le_s (call $spawn (i32.const 0)) (i32.const 0)) (then unreachable))
+    (block $all (loop $wait
+      (local.set $n (i32.atomic.load (i32.const 12)))
+      (br_if $all (i32.eq (local.get $n) (i32.const 2)))
+      (drop (memory.atomic.wait32 (i32.const 12) (local.get $n) (i64.const -1)))
+      (br $wait))))))wat";
+
+class ProgramThreadsTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(ProgramThreadsTest, SpawnedThreadsParkAndContinue) {
+  auto module = std::make_shared<wasm::Module>(
+      wasm::decode_module(test::wat_to_wasm(kSpawningModule, "--enable-threads")));
+  wasm::validate_module(*module);
+  const std::string mode = GetParam();
+  program::EngineSpec engine{mode, [mode] { return test::make_engine(mode); }};
+  auto program = program::Program::create(module, wasi::WasiOptions{}, engine);
+  program::ProgramThreads* threads = program->threads();
+  ASSERT_NE(threads, nullptr);
+  runtime::Memory& memory = *program->memories()[0];
+  EXPECT_TRUE(memory.shared());
+
+  runtime::ExecOutcome outcome;
+  std::thread main([&] { outcome = program->run(); });
+  // Both threads started and counting (no time limit: only progress).
+  while (threads->spawned_running() < 2 ||
+         runtime::atomics::load<uint32_t>(memory.base() + 4) < 100)
+    std::this_thread::yield();
+
+  threads->for_each([](program::ProgramThreads::Entry& e) {
+    if (e.tid != 0) e.store->interrupt().request();
+  });
+  threads->wait_parked();
+  size_t parked = 0;
+  threads->for_each([&](program::ProgramThreads::Entry& e) {
+    if (e.tid == 0) return;
+    EXPECT_EQ(e.state, program::ProgramThreads::Entry::State::Parked) << "thread " << e.tid;
+    runtime::ViewThread view = e.store->engine().capture(*e.thread);
+    EXPECT_FALSE(view.frames.empty()) << "thread " << e.tid;
+    ++parked;
+  });
+  EXPECT_EQ(parked, 2u);
+
+  threads->continue_parked();
+  runtime::atomics::store<uint32_t>(memory.base() + 8, 1);
+  main.join();
+  EXPECT_EQ(outcome.kind, runtime::ExecOutcome::Kind::Returned);
+  EXPECT_EQ(runtime::atomics::load<uint32_t>(memory.base() + 12), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ProgramThreadsTest,
+                         testing::Values("interp", "aot", "aot-wide", "jit"));
+
+} // namespace
+} // namespace tern
