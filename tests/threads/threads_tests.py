@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""wasi-threads under `tern run`: the threaded C guests (POSIX threads from
+guest/) print their known answers in every engine, many runs in a row; a
+thread that exits or traps ends the whole program; the thread limit; modules
+that import thread-spawn without the rest of the ABI are refused with one
+error.
+
+    threads_tests.py --tern build/tern --programs build/tests/threads CASE...
+    threads_tests.py --list
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import Cases, Failure, expect, expect_equal, expect_one_error  # noqa: E402
+
+case = Cases("threads")
+
+MODES = ("interp", "aot", "jit", "auto")
+# Each guest's output, worked out by hand (not taken from tern):
+#  sum_mutex: 0 + 1 + ... + 99999 = 99999 * 100000 / 2;
+#  queue_cond: 2 producers x (1 + ... + 5000) = 2 * 12502500;
+#  stencil_barrier: the parallel checksum equals the serial one (the guest
+#    computes both; the value itself is checked to be that one);
+#  thread_pool: the workers did all 200 tasks; the step total is the sum of
+#    the Collatz steps of 1000000 + 7i, i < 200 (collatz_total below).
+RUNS = 20  # runs of each guest in each engine
+
+
+def collatz_total():
+    total = 0
+    for i in range(200):
+        n, steps = 1000000 + 7 * i, 0
+        while n != 1:
+            n = 3 * n + 1 if n % 2 else n // 2
+            steps += 1
+        total += steps
+    return total
+
+
+def stencil_checksum():
+    cells, steps, prime = 4096, 200, 1000003
+    g = [(i * 7919) % (1 << 32) % prime for i in range(cells)]
+    for _ in range(steps):
+        g = [(g[i - 1] + 2 * g[i] + 3 * g[(i + 1) % cells] + 1) % prime for i in range(cells)]
+    s = 0
+    for v in g:
+        s = (s * 31 + v) % (1 << 64)
+    return s
+
+
+def expected_output(guest):
+    if guest == "sum_mutex":
+        return "sum 4999950000 of 100000 additions\n"
+    if guest == "queue_cond":
+        return "consumed 10000 items, sum 25005000\n"
+    if guest == "stencil_barrier":
+        c = stencil_checksum()
+        return f"stencil {c}, serial {c}\n"
+    if guest == "thread_pool":
+        return f"pool: 200 tasks, 200 by the workers, {collatz_total()} steps\n"
+    raise ValueError(guest)
+
+
+GUESTS = ("sum_mutex", "queue_cond", "stencil_barrier", "thread_pool")
+
+
+def make_stress_case(guest, mode):
+    def stress(env):
+        if mode != "interp" and not env.compiler:
+            return
+        want = expected_output(guest)
+        for run in range(RUNS):
+            rc, out, err = env.run(["run"] + engine_args(env, mode) + [env.wasm(guest)])
+            expect_equal((rc, out), (0, want), f"{guest} in {mode}, run {run + 1} (stderr {err!r})")
+    return stress
+
+
+for guest in GUESTS:
+    for mode in MODES:
+        case.cases[f"{guest}.{mode}"] = make_stress_case(guest, mode)
+
+
+@case
+def thread_exits(env):
+    """exit(N) in a thread while main blocks in pthread_join (and another
+    thread waits on a condition variable for ever): the program ends with N
+    in every engine."""
+    for mode in env.modes():
+        rc, out, err = env.run(["run"] + engine_args(env, mode) +
+                               [env.wasm("thread_ends_program"), "exit", "7"])
+        expect_equal((rc, out), (7, "threads started\n"), f"exit(7) in a thread, {mode} ({err!r})")
+
+
+@case
+def thread_traps(env):
+    """A trap in a thread ends the program as a trap (status 134, the trap's
+    message) in every engine."""
+    for mode in env.modes():
+        rc, out, err = env.run(["run"] + engine_args(env, mode) +
+                               [env.wasm("thread_ends_program"), "trap"])
+        expect_equal((rc, out), (134, "threads started\n"), f"trap in a thread, {mode}")
+        expect(err.startswith("tern: trap: unreachable"), f"{mode}: stderr {err!r}")
+
+
+@case
+def main_returns(env):
+    """main returns while two threads wait: the program ends with main's
+    status; the waiting threads do not keep it alive."""
+    for mode in env.modes():
+        rc, out, err = env.run(["run"] + engine_args(env, mode) +
+                               [env.wasm("thread_ends_program"), "main-returns"])
+        expect_equal((rc, out), (5, "threads started\n"), f"main returns 5, {mode} ({err!r})")
+
+
+@case
+def thread_limit(env):
+    """--max-threads N: the (N+1)-th running thread is refused with EAGAIN,
+    not a crash; after joins there is room again. The default limit (128)
+    is reached the same way."""
+    for mode in env.modes():
+        rc, out, err = env.run(["run", "--max-threads", "5"] + engine_args(env, mode) +
+                               [env.wasm("thread_limit")])
+        expect_equal((rc, out), (0, "started 5 threads, then EAGAIN\n"
+                                    "joined them; another one: started\n"),
+                     f"--max-threads 5, {mode} ({err!r})")
+    rc, out, err = env.run(["run", env.wasm("thread_limit")])
+    expect_equal((rc, out), (0, "started 128 threads, then EAGAIN\n"
+                                "joined them; another one: started\n"), f"default limit ({err!r})")
+    rc, out, err = env.run(["run", "--max-threads", "0", env.wasm("thread_limit")])
+    expect_equal((rc, out), (0, "started 0 threads, then EAGAIN\n"
+                                "joined them; another one: Resource temporarily unavailable\n"),
+                 f"--max-threads 0 ({err!r})")
+    rc, out, err = env.run(["run", "--max-threads", "-1", env.wasm("thread_limit")])
+    expect(rc != 0 and "--max-threads" in err, f"--max-threads -1: {rc} {err!r}")
+
+
+# Modules that import wasi.thread-spawn without the rest of the ABI.
+BAD_MODULES = {
+    "unshared_memory": ("""(module
+  (import "wasi" "thread-spawn" (func (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1))
+  (func (export "_start"))
+  (func (export "wasi_thread_start") (param i32 i32)))""", "env.memory is not shared"),
+    "own_memory": ("""(module
+  (import "wasi" "thread-spawn" (func (param i32) (result i32)))
+  (memory 1 1 shared)
+  (func (export "_start"))
+  (func (export "wasi_thread_start") (param i32 i32)))""", "does not import its memory as env.memory"),
+    "no_start_export": ("""(module
+  (import "wasi" "thread-spawn" (func (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "_start")))""", "does not export wasi_thread_start"),
+    "start_wrong_type": ("""(module
+  (import "wasi" "thread-spawn" (func (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "_start"))
+  (func (export "wasi_thread_start") (param i32)))""", "wasi_thread_start is not a function (param i32 i32)"),
+    "spawn_wrong_type": ("""(module
+  (import "wasi" "thread-spawn" (func (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "_start"))
+  (func (export "wasi_thread_start") (param i32 i32)))""", "not as a function (param i32) (result i32)"),
+}
+
+
+@case
+def bad_imports(env):
+    """Each broken module: one clear error naming what is wrong, exit 1."""
+    wat2wasm = shutil.which("wat2wasm")
+    if not wat2wasm:
+        raise Failure("wat2wasm (wabt) is needed")
+    for name, (text, why) in BAD_MODULES.items():
+        wat, wasm = env.path(name + ".wat"), env.path(name + ".wasm")
+        with open(wat, "w") as f:
+            f.write(text)
+        subprocess.run([wat2wasm, "--enable-threads", wat, "-o", wasm], check=True)
+        for mode in env.modes():
+            rc, out, err = env.run(["run"] + engine_args(env, mode) + [wasm])
+            expect_one_error(rc, err, [r"thread-spawn", why.replace("(", r"\(").replace(")", r"\)")],
+                             f"{name} in {mode}")
+
+
+@case
+def spawn_from_wat(env):
+    """The raw ABI, without the guest library: thread-spawn returns TIDs
+    1, 2, ...; each thread runs wasi_thread_start(tid, arg) in its own
+    instance (its own globals) on the shared memory."""
+    wat2wasm = shutil.which("wat2wasm")
+    if not wat2wasm:
+        raise Failure("wat2wasm (wabt) is needed")
+    wat, wasm = env.path("spawn.wat"), env.path("spawn.wasm")
+    with open(wat, "w") as f:
+        f.write(SPAWN_WAT)
+    subprocess.run([wat2wasm, "--enable-threads", wat, "-o", wasm], check=True)
+    for mode in env.modes():
+        rc, out, err = env.run(["run"] + engine_args(env, mode) + [wasm])
+        expect_equal((rc, out, err), (0, "", ""), f"spawn.wat in {mode}")
+
+
+# _start spawns 3 threads (arg 10*i), sums the TIDs it got at address 0,
+# waits until 3 threads have finished (counter at 12), then checks:
+# mem[4] == sum(1000*tid + arg) == 6060 and mem[8] == 3 (each thread
+# saw its own global `g` start at 0). A wrong value is `unreachable`.
+SPAWN_WAT = """(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (global $g (mut i32) (i32.const 0))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (drop (i32.atomic.rmw.add (i32.const 4)
+      (i32.add (i32.mul (local.get $tid) (i32.const 1000)) (local.get $arg))))
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (drop (i32.atomic.rmw.add (i32.const 8) (global.get $g)))
+    (drop (i32.atomic.rmw.add (i32.const 12) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 12) (i32.const 1))))
+  (func (export "_start") (local $i i32) (local $n i32)
+    (block $done (loop $more
+      (br_if $done (i32.eq (local.get $i) (i32.const 3)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (drop (i32.atomic.rmw.add (i32.const 0) (call $spawn (i32.mul (local.get $i) (i32.const 10)))))
+      (br $more)))
+    (block $all (loop $wait
+      (local.set $n (i32.atomic.load (i32.const 12)))
+      (br_if $all (i32.eq (local.get $n) (i32.const 3)))
+      (drop (memory.atomic.wait32 (i32.const 12) (local.get $n) (i64.const -1)))
+      (br $wait)))
+    (if (i32.ne (i32.atomic.load (i32.const 0)) (i32.const 6)) (then unreachable))
+    (if (i32.ne (i32.atomic.load (i32.const 4)) (i32.const 6060)) (then unreachable))
+    (if (i32.ne (i32.atomic.load (i32.const 8)) (i32.const 3)) (then unreachable))))
+"""
+
+
+def engine_args(env, mode):
+    """--mode auto without a cache: its compile child then dies with tern
+    (with a cache it would outlive each run to fill it), and every run
+    starts in the interpreter, spawning threads there."""
+    if mode == "auto":
+        return ["--mode", "auto", "--no-cache"]
+    return env.engine_args(mode)
+
+
+def make_env(env, args):
+    env.compiler = args.compiler in ("1", "ON", "TRUE", "true")
+    env.modes = lambda: MODES if env.compiler else ("interp",)
+    return env
+
+
+if __name__ == "__main__":
+    sys.exit(case.main(__doc__.split("\n\n")[0], make_env=make_env,
+                       add_arguments=lambda ap: ap.add_argument("--compiler", default="1")))
