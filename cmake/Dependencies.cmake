@@ -1,11 +1,19 @@
-# Third-party libraries, all from Debian packages. Cross builds (s390x,
-# aarch64) find the multiarch libraries (zstd, nettle, OpenSSL) and use the
-# architecture-independent headers (fmt header-only, CLI11, nlohmann-json,
-# xxhash inline) so that no foreign C++ library has to be installed;
-# OpenSSL's one architecture-specific header directory comes from the
-# unpacked sysroot (scripts/install-deps.sh).
-add_library(tern_deps INTERFACE)
-add_library(tern::deps ALIAS tern_deps)
+# Third-party libraries, all from Debian packages, one interface target per
+# use so that each layer (cmake/Layers.cmake) links only what it uses:
+#   tern::base   fmt, nettle (sha256), xxhash, threads: every layer
+#   tern::zstd   snapshot pages and artifacts' compression
+#   tern::json   the JSON of `tern inspect --json` and `tern stats`
+#   tern::tls    OpenSSL (TLS 1.3 for migration streams, src/migrate/)
+#   tern::cli11  the command line (src/cli/ only)
+# Cross builds (s390x, aarch64) find the multiarch libraries (zstd, nettle,
+# OpenSSL) and use the architecture-independent headers (fmt header-only,
+# CLI11, nlohmann-json, xxhash inline) so that no foreign C++ library has to
+# be installed; OpenSSL's one architecture-specific header directory comes
+# from the unpacked sysroot (scripts/install-deps.sh).
+foreach(dep base zstd json tls cli11)
+  add_library(tern_dep_${dep} INTERFACE)
+  add_library(tern::${dep} ALIAS tern_dep_${dep})
+endforeach()
 
 if(CMAKE_CROSSCOMPILING)
   # Only the architecture-independent headers: putting all of /usr/include
@@ -20,13 +28,16 @@ if(CMAKE_CROSSCOMPILING)
   find_path(OPENSSL_ARCH_INCLUDE openssl/configuration.h
     PATHS ${CMAKE_FIND_ROOT_PATH} PATH_SUFFIXES usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
     NO_DEFAULT_PATH REQUIRED)
-  target_compile_definitions(tern_deps INTERFACE FMT_HEADER_ONLY)
-  target_include_directories(tern_deps SYSTEM INTERFACE ${cross_include} ${OPENSSL_ARCH_INCLUDE})
+  target_compile_definitions(tern_dep_base INTERFACE FMT_HEADER_ONLY)
+  target_include_directories(tern_dep_base SYSTEM INTERFACE ${cross_include})
+  target_include_directories(tern_dep_tls SYSTEM INTERFACE ${OPENSSL_ARCH_INCLUDE})
 else()
   find_package(fmt REQUIRED)
   find_package(CLI11 REQUIRED)
   find_package(nlohmann_json REQUIRED)
-  target_link_libraries(tern_deps INTERFACE fmt::fmt CLI11::CLI11 nlohmann_json::nlohmann_json)
+  target_link_libraries(tern_dep_base INTERFACE fmt::fmt)
+  target_link_libraries(tern_dep_cli11 INTERFACE CLI11::CLI11)
+  target_link_libraries(tern_dep_json INTERFACE nlohmann_json::nlohmann_json)
 endif()
 
 if(CMAKE_CROSSCOMPILING) # cross builds link statically (cmake/toolchains)
@@ -37,10 +48,10 @@ if(CMAKE_CROSSCOMPILING) # cross builds link statically (cmake/toolchains)
 else()
   find_library(ZSTD_LIBRARY zstd REQUIRED)
   find_library(NETTLE_LIBRARY nettle REQUIRED)
-  # TLS 1.3 for migration streams (src/migrate/channel.h).
   find_library(SSL_LIBRARY ssl REQUIRED)
   find_library(CRYPTO_LIBRARY crypto REQUIRED)
 endif()
-target_link_libraries(tern_deps INTERFACE ${ZSTD_LIBRARY} ${NETTLE_LIBRARY} ${SSL_LIBRARY}
-  ${CRYPTO_LIBRARY} ${CMAKE_DL_LIBS} pthread)
-target_compile_definitions(tern_deps INTERFACE XXH_INLINE_ALL)
+target_link_libraries(tern_dep_base INTERFACE ${NETTLE_LIBRARY} pthread)
+target_compile_definitions(tern_dep_base INTERFACE XXH_INLINE_ALL)
+target_link_libraries(tern_dep_zstd INTERFACE ${ZSTD_LIBRARY})
+target_link_libraries(tern_dep_tls INTERFACE ${SSL_LIBRARY} ${CRYPTO_LIBRARY} ${CMAKE_DL_LIBS})

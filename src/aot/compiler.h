@@ -1,7 +1,7 @@
-// The AOT/JIT compiler's interface, free of LLVM: tern_aot implements it
-// with LLVM (aot/llvm/) or, in builds without LLVM (cross builds), with
-// stubs that say so (aot/without_llvm/). Errors come back as values; the
-// compiler never throws through LLVM code.
+// The AOT/JIT compiler's interface, free of LLVM: aot/compiler.cpp loads
+// the compiler plugin (aot/llvm/, aot/compiler_plugin.h) on first use, or,
+// in builds without it (cross builds), says that it cannot compile. Errors
+// come back as values; the compiler never throws through LLVM code.
 #pragma once
 
 #include "aot/code_image.h"
