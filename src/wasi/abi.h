@@ -88,6 +88,21 @@ enum class Errno : uint16_t {
   notcapable = 76,
 };
 
+// The one way WASI code passes an error on: WASI_TRY(expr) returns the
+// result of `expr` from the enclosing function unless it succeeded. It
+// takes an Errno, or in the calls a Ret (wasi/calls.h), which also stops
+// for a checkpoint or a trap:
+//   WASI_TRY(c.ctx.fds().get(fd, right::fd_read, e));
+//   WASI_TRY(stream_read(c, *e, *iov, 0, n));
+inline bool failed(Errno e) {
+  return e != Errno::success;
+}
+#define WASI_TRY(expr)                                                                             \
+  do {                                                                                             \
+    if (auto wasi_try_result_ = (expr); ::tern::wasi::failed(wasi_try_result_))                    \
+      return wasi_try_result_;                                                                     \
+  } while (0)
+
 // Rights: what an fd may be used for. A call lacking a right fails with
 // Errno::notcapable.
 using Rights = uint64_t;

@@ -34,6 +34,9 @@ struct Ret {
   bool ok() const { return !stop && err == Errno::success; }
   static Ret suspend() { return runtime::HostResult::suspend(); }
 };
+inline bool failed(const Ret& r) {
+  return !r.ok();
+}
 
 // open(2) flags for path_open with these oflags, rights and fdflags
 // (O_NONBLOCK excepted: non-blocking is the guest's view only). A restore

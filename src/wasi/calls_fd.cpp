@@ -188,7 +188,7 @@ namespace calls {
 
 Ret fd_advise(Call& c, uint32_t fd, uint64_t offset, uint64_t len, uint32_t advice) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_advise, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_advise, e));
   static constexpr int kHostAdvice[] = {POSIX_FADV_NORMAL,   POSIX_FADV_SEQUENTIAL,
                                         POSIX_FADV_RANDOM,   POSIX_FADV_WILLNEED,
                                         POSIX_FADV_DONTNEED, POSIX_FADV_NOREUSE};
@@ -201,7 +201,7 @@ Ret fd_advise(Call& c, uint32_t fd, uint64_t offset, uint64_t len, uint32_t advi
 
 Ret fd_allocate(Call& c, uint32_t fd, uint64_t offset, uint64_t len) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_allocate, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_allocate, e));
   if (int64_t(offset) < 0 || int64_t(len) <= 0) return Errno::inval;
   return errno_from_posix(::posix_fallocate(e->host.get(), off_t(offset), off_t(len)));
 }
@@ -224,20 +224,20 @@ Ret fd_close(Call& c, uint32_t fd) {
 
 Ret fd_datasync(Call& c, uint32_t fd) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_datasync, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_datasync, e));
   return ::fdatasync(e->host.get()) == 0 ? Errno::success : last_errno();
 }
 
 Ret fd_sync(Call& c, uint32_t fd) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_sync, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_sync, e));
   return ::fsync(e->host.get()) == 0 ? Errno::success : last_errno();
 }
 
 Ret fd_fdstat_get(Call& c, uint32_t fd, uint32_t stat_out) {
   namespace L = layout::fdstat;
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, 0, e));
   Record<L::size> rec;
   rec.put(L::filetype, file_type_of(e->kind));
   rec.put<uint16_t>(L::flags, e->fdflags);
@@ -248,8 +248,7 @@ Ret fd_fdstat_get(Call& c, uint32_t fd, uint32_t stat_out) {
 
 Ret fd_fdstat_set_flags(Call& c, uint32_t fd, uint32_t flags) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_fdstat_set_flags, e); err != Errno::success)
-    return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_fdstat_set_flags, e));
   if (flags & ~uint32_t(fdflag::all)) return Errno::inval;
   // Linux cannot change O_SYNC / O_DSYNC on an open file.
   constexpr uint16_t kSyncFlags = fdflag::dsync | fdflag::rsync | fdflag::sync;
@@ -267,7 +266,7 @@ Ret fd_fdstat_set_flags(Call& c, uint32_t fd, uint32_t flags) {
 
 Ret fd_fdstat_set_rights(Call& c, uint32_t fd, uint64_t base, uint64_t inheriting) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, 0, e));
   // Rights can only be dropped.
   if ((base & ~e->rights_base) || (inheriting & ~e->rights_inheriting)) return Errno::notcapable;
   e->rights_base = base;
@@ -277,10 +276,10 @@ Ret fd_fdstat_set_rights(Call& c, uint32_t fd, uint64_t base, uint64_t inheritin
 
 Ret fd_filestat_get(Call& c, uint32_t fd, uint32_t stat_out) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_filestat_get, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_filestat_get, e));
   struct stat st;
   if (::fstat(e->host.get(), &st) != 0) return last_errno();
-  if (Errno err = write_filestat(c.mem, stat_out, st); err != Errno::success) return err;
+  WASI_TRY(write_filestat(c.mem, stat_out, st));
   // fstat cannot tell a datagram socket from a stream socket; the fd's kind can.
   if (!e->is_socket()) return Errno::success;
   return c.mem.store<uint8_t>(stat_out + layout::filestat::filetype,
@@ -289,30 +288,25 @@ Ret fd_filestat_get(Call& c, uint32_t fd, uint32_t stat_out) {
 
 Ret fd_filestat_set_size(Call& c, uint32_t fd, uint64_t size) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_filestat_set_size, e); err != Errno::success)
-    return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_filestat_set_size, e));
   if (int64_t(size) < 0) return Errno::inval;
   return ::ftruncate(e->host.get(), off_t(size)) == 0 ? Errno::success : last_errno();
 }
 
 Ret fd_filestat_set_times(Call& c, uint32_t fd, uint64_t atim, uint64_t mtim, uint32_t fst_flags) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_filestat_set_times, e); err != Errno::success)
-    return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_filestat_set_times, e));
   timespec times[2];
-  if (Errno err = host_times(atim, mtim, fst_flags, times); err != Errno::success) return err;
+  WASI_TRY(host_times(atim, mtim, fst_flags, times));
   return ::futimens(e->host.get(), times) == 0 ? Errno::success : last_errno();
 }
 
 Ret fd_pread(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint64_t offset,
              uint32_t nread_out) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_read | right::fd_seek, e); err != Errno::success)
-    return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_read | right::fd_seek, e));
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::IntoGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::IntoGuest));
   if (!c.mem.in_bounds(nread_out, 4)) return Errno::fault;
   if (int64_t(offset) < 0) return Errno::inval;
   ssize_t n = ::preadv(e->host.get(), iov->data(), int(iov->size()), off_t(offset));
@@ -323,12 +317,9 @@ Ret fd_pread(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint64_t of
 Ret fd_pwrite(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint64_t offset,
               uint32_t nwritten_out) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_write | right::fd_seek, e); err != Errno::success)
-    return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_write | right::fd_seek, e));
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::FromGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::FromGuest));
   if (!c.mem.in_bounds(nwritten_out, 4)) return Errno::fault;
   if (int64_t(offset) < 0) return Errno::inval;
   ssize_t n = ::pwritev(e->host.get(), iov->data(), int(iov->size()), off_t(offset));
@@ -338,15 +329,13 @@ Ret fd_pwrite(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint64_t o
 
 Ret fd_read(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nread_out) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_read, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_read, e));
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::IntoGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::IntoGuest));
   if (!c.mem.in_bounds(nread_out, 4)) return Errno::fault;
   size_t n = 0;
   if (e->is_stream()) {
-    if (Ret r = stream_read(c, *e, *iov, 0, n); !r.ok()) return r;
+    WASI_TRY(stream_read(c, *e, *iov, 0, n));
   } else {
     ssize_t got = ::readv(e->host.get(), iov->data(), int(iov->size()));
     if (got < 0) return last_errno();
@@ -357,15 +346,13 @@ Ret fd_read(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nre
 
 Ret fd_write(Call& c, uint32_t fd, uint32_t iovs, uint32_t iovs_len, uint32_t nwritten_out) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_write, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_write, e));
   std::vector<iovec>* iov;
-  if (Errno err = gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::FromGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(gather(c, iovs, iovs_len, iov, GuestMemory::Transfer::FromGuest));
   if (!c.mem.in_bounds(nwritten_out, 4)) return Errno::fault;
   size_t n = 0;
   if (e->is_socket()) {
-    if (Ret r = stream_write(c, *e, *iov, n); !r.ok()) return r;
+    WASI_TRY(stream_write(c, *e, *iov, n));
   } else {
     ssize_t put = ::writev(e->host.get(), iov->data(), int(iov->size()));
     if (put < 0) return last_errno();
@@ -396,15 +383,15 @@ Ret fd_readdir(Call& c, uint32_t fd, uint32_t buf, uint32_t buf_len, uint64_t co
                uint32_t bufused_out) {
   namespace L = layout::dirent;
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_readdir, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_readdir, e));
   if (e->kind != FdKind::Directory) return Errno::notdir;
   std::span<uint8_t> out;
-  if (Errno err = c.mem.bytes(buf, buf_len, out); err != Errno::success) return err;
+  WASI_TRY(c.mem.bytes(buf, buf_len, out));
   if (!c.mem.in_bounds(bufused_out, 4)) return Errno::fault;
   // Cookie 0 starts over and sees the directory as it is now; other cookies
   // are positions in the listing taken then.
   if (cookie == 0 || !e->listing) {
-    if (Errno err = load_listing(*e); err != Errno::success) return err;
+    WASI_TRY(load_listing(*e));
   }
   const auto& entries = e->listing->entries;
   size_t used = 0;
@@ -434,9 +421,9 @@ Ret fd_renumber(Call& c, uint32_t fd, uint32_t to) {
 
 Ret fd_seek(Call& c, uint32_t fd, uint64_t offset, uint32_t whence, uint32_t newoffset_out) {
   Rights needed;
-  if (Errno err = seek_rights(offset, whence, needed); err != Errno::success) return err;
+  WASI_TRY(seek_rights(offset, whence, needed));
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, needed, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, needed, e));
   if (!c.mem.in_bounds(newoffset_out, 8)) return Errno::fault;
   static constexpr int kHostWhence[] = {SEEK_SET, SEEK_CUR, SEEK_END};
   off_t pos = ::lseek(e->host.get(), off_t(int64_t(offset)), kHostWhence[whence]);
@@ -446,7 +433,7 @@ Ret fd_seek(Call& c, uint32_t fd, uint64_t offset, uint32_t whence, uint32_t new
 
 Ret fd_tell(Call& c, uint32_t fd, uint32_t offset_out) {
   FdEntry* e;
-  if (Errno err = c.ctx.fds().get(fd, right::fd_tell, e); err != Errno::success) return err;
+  WASI_TRY(c.ctx.fds().get(fd, right::fd_tell, e));
   if (!c.mem.in_bounds(offset_out, 8)) return Errno::fault;
   off_t pos = ::lseek(e->host.get(), 0, SEEK_CUR);
   if (pos < 0) return last_errno();

@@ -37,7 +37,7 @@ namespace {
 // and the path itself.
 Errno dir_and_path(Call& c, uint32_t fd, Rights needed, uint32_t path, uint32_t path_len,
                    FdEntry*& dir, std::string& path_out) {
-  if (Errno e = c.ctx.fds().get(fd, needed, dir); e != Errno::success) return e;
+  WASI_TRY(c.ctx.fds().get(fd, needed, dir));
   if (dir->kind != FdKind::Directory) return Errno::notdir;
   return c.mem.string(path, path_len, path_out);
 }
@@ -95,9 +95,7 @@ Ret path_open(Call& c, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t p
   if ((oflags & ~uint32_t(oflag::all)) || (fdflags & ~uint32_t(fdflag::all))) return Errno::inval;
   FdEntry* dir;
   std::string guest_path;
-  if (Errno e = dir_and_path(c, fd, open_rights_needed(oflags), path, path_len, dir, guest_path);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, open_rights_needed(oflags), path, path_len, dir, guest_path));
   // A new fd gets at most what its directory may hand down.
   rights_base &= right::all;
   rights_inheriting &= right::all;
@@ -108,9 +106,7 @@ Ret path_open(Call& c, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t p
   bool follow = dirflags & lookupflag::symlink_follow;
   util::UniqueFd host;
   int flags = host_open_flags(oflags, rights_base, fdflags, follow);
-  if (Errno e = c.ctx.resolver().open(dir->host.get(), guest_path, flags, 0666, host);
-      e != Errno::success)
-    return e;
+  WASI_TRY(c.ctx.resolver().open(dir->host.get(), guest_path, flags, 0666, host));
   struct stat st;
   if (::fstat(host.get(), &st) != 0) return last_errno();
 
@@ -126,18 +122,16 @@ Ret path_open(Call& c, uint32_t fd, uint32_t dirflags, uint32_t path, uint32_t p
   entry.rights_inheriting = entry.kind == FdKind::Directory ? rights_inheriting : 0;
   entry.identity = FileIdentity::of(st);
   uint32_t new_fd;
-  if (Errno e = c.ctx.fds().insert(std::move(entry), new_fd); e != Errno::success) return e;
+  WASI_TRY(c.ctx.fds().insert(std::move(entry), new_fd));
   return c.mem.store<uint32_t>(fd_out, new_fd);
 }
 
 Ret path_create_directory(Call& c, uint32_t fd, uint32_t path, uint32_t path_len) {
   FdEntry* dir;
   std::string p;
-  if (Errno e = dir_and_path(c, fd, right::path_create_directory, path, path_len, dir, p);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_create_directory, path, path_len, dir, p));
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, p, false, parent); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *dir, p, false, parent));
   return ::mkdirat(parent.fd, parent.name.c_str(), 0777) == 0 ? Errno::success : last_errno();
 }
 
@@ -145,14 +139,11 @@ Ret path_filestat_get(Call& c, uint32_t fd, uint32_t flags, uint32_t path, uint3
                       uint32_t stat_out) {
   FdEntry* dir;
   std::string p;
-  if (Errno e = dir_and_path(c, fd, right::path_filestat_get, path, path_len, dir, p);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_filestat_get, path, path_len, dir, p));
   if (!c.mem.in_bounds(stat_out, layout::filestat::size)) return Errno::fault;
   bool follow = flags & lookupflag::symlink_follow;
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, p, follow || p.ends_with('/'), parent); e != Errno::success)
-    return e;
+  WASI_TRY(resolve_parent(c, *dir, p, follow || p.ends_with('/'), parent));
   struct stat st;
   if (::fstatat(parent.fd, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
   if (parent.trailing_slash && !S_ISDIR(st.st_mode)) return Errno::notdir;
@@ -163,15 +154,13 @@ Ret path_filestat_set_times(Call& c, uint32_t fd, uint32_t flags, uint32_t path,
                             uint64_t atim, uint64_t mtim, uint32_t fst_flags) {
   FdEntry* dir;
   std::string p;
-  if (Errno e = dir_and_path(c, fd, right::path_filestat_set_times, path, path_len, dir, p);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_filestat_set_times, path, path_len, dir, p));
   timespec times[2];
-  if (Errno e = host_times(atim, mtim, fst_flags, times); e != Errno::success) return e;
+  WASI_TRY(host_times(atim, mtim, fst_flags, times));
   bool follow = flags & lookupflag::symlink_follow;
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, p, follow, parent); e != Errno::success) return e;
-  if (Errno e = check_trailing_slash(parent); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *dir, p, follow, parent));
+  WASI_TRY(check_trailing_slash(parent));
   if (::utimensat(parent.fd, parent.name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
     return last_errno();
   return Errno::success;
@@ -182,24 +171,18 @@ Ret path_link(Call& c, uint32_t old_fd, uint32_t old_flags, uint32_t old_path,
   FdEntry* old_dir;
   FdEntry* new_dir;
   std::string from, to;
-  if (Errno e =
-          dir_and_path(c, old_fd, right::path_link_source, old_path, old_path_len, old_dir, from);
-      e != Errno::success)
-    return e;
-  if (Errno e =
-          dir_and_path(c, new_fd, right::path_link_target, new_path, new_path_len, new_dir, to);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, old_fd, right::path_link_source, old_path, old_path_len, old_dir, from));
+  WASI_TRY(dir_and_path(c, new_fd, right::path_link_target, new_path, new_path_len, new_dir, to));
   ParentDir src, dst;
   bool follow = old_flags & lookupflag::symlink_follow;
-  if (Errno e = resolve_parent(c, *old_dir, from, follow, src); e != Errno::success) return e;
-  if (Errno e = resolve_parent(c, *new_dir, to, false, dst); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *old_dir, from, follow, src));
+  WASI_TRY(resolve_parent(c, *new_dir, to, false, dst));
   if (src.trailing_slash) {
     // Directories cannot be hard-linked; "file/" is not a directory.
     Errno e = check_trailing_slash(src);
     return e == Errno::success ? Errno::perm : e;
   }
-  if (Errno e = refuse_trailing_slash(dst); e != Errno::success) return e;
+  WASI_TRY(refuse_trailing_slash(dst));
   if (::linkat(src.fd, src.name.c_str(), dst.fd, dst.name.c_str(), 0) != 0) return last_errno();
   return Errno::success;
 }
@@ -208,14 +191,12 @@ Ret path_readlink(Call& c, uint32_t fd, uint32_t path, uint32_t path_len, uint32
                   uint32_t buf_len, uint32_t bufused_out) {
   FdEntry* dir;
   std::string p;
-  if (Errno e = dir_and_path(c, fd, right::path_readlink, path, path_len, dir, p);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_readlink, path, path_len, dir, p));
   std::span<uint8_t> out;
-  if (Errno e = c.mem.bytes(buf, buf_len, out); e != Errno::success) return e;
+  WASI_TRY(c.mem.bytes(buf, buf_len, out));
   if (!c.mem.in_bounds(bufused_out, 4)) return Errno::fault;
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, p, false, parent); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *dir, p, false, parent));
   // Read into a host buffer big enough for any link, then truncate to the
   // guest's buffer as readlink(2) does.
   std::vector<char> target(PATH_MAX);
@@ -229,11 +210,9 @@ Ret path_readlink(Call& c, uint32_t fd, uint32_t path, uint32_t path_len, uint32
 Ret path_remove_directory(Call& c, uint32_t fd, uint32_t path, uint32_t path_len) {
   FdEntry* dir;
   std::string p;
-  if (Errno e = dir_and_path(c, fd, right::path_remove_directory, path, path_len, dir, p);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_remove_directory, path, path_len, dir, p));
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, p, false, parent); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *dir, p, false, parent));
   if (::unlinkat(parent.fd, parent.name.c_str(), AT_REMOVEDIR) != 0) return last_errno();
   return Errno::success;
 }
@@ -243,20 +222,14 @@ Ret path_rename(Call& c, uint32_t fd, uint32_t old_path, uint32_t old_path_len, 
   FdEntry* old_dir;
   FdEntry* new_dir;
   std::string from, to;
-  if (Errno e =
-          dir_and_path(c, fd, right::path_rename_source, old_path, old_path_len, old_dir, from);
-      e != Errno::success)
-    return e;
-  if (Errno e =
-          dir_and_path(c, new_fd, right::path_rename_target, new_path, new_path_len, new_dir, to);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_rename_source, old_path, old_path_len, old_dir, from));
+  WASI_TRY(dir_and_path(c, new_fd, right::path_rename_target, new_path, new_path_len, new_dir, to));
   ParentDir src, dst;
-  if (Errno e = resolve_parent(c, *old_dir, from, false, src); e != Errno::success) return e;
-  if (Errno e = resolve_parent(c, *new_dir, to, false, dst); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *old_dir, from, false, src));
+  WASI_TRY(resolve_parent(c, *new_dir, to, false, dst));
   if (src.trailing_slash || dst.trailing_slash) {
     // Only directories may be renamed with a trailing slash.
-    if (Errno e = check_trailing_slash({{}, src.fd, src.name, true}); e != Errno::success) return e;
+    WASI_TRY(check_trailing_slash({{}, src.fd, src.name, true}));
   }
   if (::renameat(src.fd, src.name.c_str(), dst.fd, dst.name.c_str()) != 0) return last_errno();
   return Errno::success;
@@ -265,19 +238,17 @@ Ret path_rename(Call& c, uint32_t fd, uint32_t old_path, uint32_t old_path_len, 
 Ret path_symlink(Call& c, uint32_t old_path, uint32_t old_path_len, uint32_t fd, uint32_t new_path,
                  uint32_t new_path_len) {
   std::string target;
-  if (Errno e = c.mem.string(old_path, old_path_len, target); e != Errno::success) return e;
+  WASI_TRY(c.mem.string(old_path, old_path_len, target));
   FdEntry* dir;
   std::string link;
-  if (Errno e = dir_and_path(c, fd, right::path_symlink, new_path, new_path_len, dir, link);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_symlink, new_path, new_path_len, dir, link));
   // The link's own directory, relative to the preopen root.
   std::string link_path = join_guest_path(dir->guest_path, link);
   std::string link_dir = link_path.substr(0, link_path.find_last_of('/') + 1);
   if (!lexically_beneath(link_dir, target)) return Errno::notcapable;
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, link, false, parent); e != Errno::success) return e;
-  if (Errno e = refuse_trailing_slash(parent); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *dir, link, false, parent));
+  WASI_TRY(refuse_trailing_slash(parent));
   if (::symlinkat(target.c_str(), parent.fd, parent.name.c_str()) != 0) return last_errno();
   return Errno::success;
 }
@@ -285,11 +256,9 @@ Ret path_symlink(Call& c, uint32_t old_path, uint32_t old_path_len, uint32_t fd,
 Ret path_unlink_file(Call& c, uint32_t fd, uint32_t path, uint32_t path_len) {
   FdEntry* dir;
   std::string p;
-  if (Errno e = dir_and_path(c, fd, right::path_unlink_file, path, path_len, dir, p);
-      e != Errno::success)
-    return e;
+  WASI_TRY(dir_and_path(c, fd, right::path_unlink_file, path, path_len, dir, p));
   ParentDir parent;
-  if (Errno e = resolve_parent(c, *dir, p, false, parent); e != Errno::success) return e;
+  WASI_TRY(resolve_parent(c, *dir, p, false, parent));
   if (parent.trailing_slash) {
     // "x/" names a directory, which unlink_file does not remove.
     Errno e = check_trailing_slash(parent);

@@ -117,7 +117,7 @@ Errno write_events(Call& c, uint32_t out, uint32_t nevents_out, const std::vecto
     rec.put(E::type, ev.type);
     rec.put<uint64_t>(E::nbytes, ev.nbytes);
     rec.put<uint16_t>(E::flags, ev.flags);
-    if (Errno e = rec.write_to(c.mem, out + i * E::size); e != Errno::success) return e;
+    WASI_TRY(rec.write_to(c.mem, out + i * E::size));
   }
   return c.mem.store<uint32_t>(nevents_out, uint32_t(events.size()));
 }
@@ -242,12 +242,12 @@ Ret poll_oneoff(Call& c, uint32_t in, uint32_t out, uint32_t nsubscriptions, uin
   if (nsubscriptions == 0) return Errno::inval;
   uint64_t in_size = uint64_t(nsubscriptions) * S::size;
   std::span<const uint8_t> in_bytes;
-  if (Errno e = c.mem.bytes(in, in_size, in_bytes); e != Errno::success) return e;
+  WASI_TRY(c.mem.bytes(in, in_size, in_bytes));
   if (!c.mem.in_bounds(out, uint64_t(nsubscriptions) * E::size) || !c.mem.in_bounds(nevents_out, 4))
     return Errno::fault;
   std::vector<uint8_t> raw(in_bytes.begin(), in_bytes.end());
   std::vector<Subscription> subs;
-  if (Errno e = parse(raw, nsubscriptions, subs); e != Errno::success) return e;
+  WASI_TRY(parse(raw, nsubscriptions, subs));
 
   // The same call issued again after a suspension keeps its deadlines.
   auto& pending = c.ctx.pending_poll();

@@ -18,8 +18,7 @@ Ret list_sizes(Call& c, const std::vector<std::string>& list, uint32_t count_out
   uint64_t bytes = 0;
   for (const auto& s : list) bytes += s.size() + 1;
   if (bytes > UINT32_MAX) return Errno::overflow;
-  if (Errno e = c.mem.store<uint32_t>(count_out, uint32_t(list.size())); e != Errno::success)
-    return e;
+  WASI_TRY(c.mem.store<uint32_t>(count_out, uint32_t(list.size())));
   return c.mem.store<uint32_t>(size_out, uint32_t(bytes));
 }
 
@@ -78,19 +77,19 @@ Ret environ_sizes_get(Call& c, uint32_t count_out, uint32_t buf_size_out) {
 
 Ret clock_res_get(Call& c, uint32_t clock_id, uint32_t resolution_out) {
   uint64_t res = 0;
-  if (Errno e = c.ctx.clocks().resolution(clock_id, res); e != Errno::success) return e;
+  WASI_TRY(c.ctx.clocks().resolution(clock_id, res));
   return c.mem.store<uint64_t>(resolution_out, res);
 }
 
 Ret clock_time_get(Call& c, uint32_t clock_id, uint64_t /*precision*/, uint32_t time_out) {
   uint64_t now = 0;
-  if (Errno e = c.ctx.clocks().now(clock_id, now); e != Errno::success) return e;
+  WASI_TRY(c.ctx.clocks().now(clock_id, now));
   return c.mem.store<uint64_t>(time_out, now);
 }
 
 Ret random_get(Call& c, uint32_t buf, uint32_t buf_len) {
   std::span<uint8_t> out;
-  if (Errno e = c.mem.bytes(buf, buf_len, out); e != Errno::success) return e;
+  WASI_TRY(c.mem.bytes(buf, buf_len, out));
   size_t done = 0;
   while (done < out.size()) {
     ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);

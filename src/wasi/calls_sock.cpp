@@ -16,7 +16,7 @@ namespace {
 // A socket that carries data: connected TCP, UDP, or a TCP socket the
 // guest opened (the kernel says whether it is connected).
 Errno stream_socket(Call& c, uint32_t fd, Rights needed, FdEntry*& out) {
-  if (Errno e = get_socket(c, fd, needed, out); e != Errno::success) return e;
+  WASI_TRY(get_socket(c, fd, needed, out));
   if (out->kind == FdKind::TcpListener) return Errno::notsock;
   return settle_connect(*out, c.ctx.gateway_link());
 }
@@ -40,7 +40,7 @@ GatewayLink::Offer take_gateway_offer(Call& c, FdEntry& entry) {
 
 Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
   FdEntry* listener;
-  if (Errno e = c.ctx.fds().get(fd, right::sock_accept, listener); e != Errno::success) return e;
+  WASI_TRY(c.ctx.fds().get(fd, right::sock_accept, listener));
   if (listener->kind != FdKind::TcpListener) return Errno::notsock;
   if (flags & ~uint32_t(fdflag::nonblock)) return Errno::inval;
   if (!c.mem.in_bounds(fd_out, 4)) return Errno::fault;
@@ -59,8 +59,7 @@ Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
         }
       }
       uint32_t new_fd;
-      Errno e = c.ctx.fds().insert(std::move(entry), new_fd);
-      if (e != Errno::success) return e;
+      WASI_TRY(c.ctx.fds().insert(std::move(entry), new_fd));
       return c.mem.store<uint32_t>(fd_out, new_fd);
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -75,12 +74,10 @@ Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
 Ret sock_recv(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint32_t ri_flags,
               uint32_t ro_datalen_out, uint32_t ro_flags_out) {
   FdEntry* e;
-  if (Errno err = stream_socket(c, fd, right::fd_read, e); err != Errno::success) return err;
+  WASI_TRY(stream_socket(c, fd, right::fd_read, e));
   if (ri_flags & ~uint32_t(riflag::recv_peek | riflag::recv_waitall)) return Errno::inval;
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov, GuestMemory::Transfer::IntoGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(c.mem.iovecs(ri_data, ri_data_len, iov, GuestMemory::Transfer::IntoGuest));
   if (!c.mem.in_bounds(ro_datalen_out, 4) || !c.mem.in_bounds(ro_flags_out, 2)) return Errno::fault;
   int flags = 0;
   if (ri_flags & riflag::recv_peek) flags |= MSG_PEEK;
@@ -94,12 +91,10 @@ Ret sock_recv(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint
 Ret sock_send(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint32_t si_flags,
               uint32_t so_datalen_out) {
   FdEntry* e;
-  if (Errno err = stream_socket(c, fd, right::fd_write, e); err != Errno::success) return err;
+  WASI_TRY(stream_socket(c, fd, right::fd_write, e));
   if (si_flags != 0) return Errno::inval; // preview1 defines no send flags
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest));
   if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
   size_t n = 0;
   if (Ret r = stream_write(c, *e, iov, n); !r.ok()) return r;
@@ -108,7 +103,7 @@ Ret sock_send(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint
 
 Ret sock_shutdown(Call& c, uint32_t fd, uint32_t how) {
   FdEntry* e;
-  if (Errno err = stream_socket(c, fd, right::sock_shutdown, e); err != Errno::success) return err;
+  WASI_TRY(stream_socket(c, fd, right::sock_shutdown, e));
   bool rd = how & sdflag::rd, wr = how & sdflag::wr;
   if (how == 0 || (how & ~uint32_t(sdflag::rd | sdflag::wr))) return Errno::inval;
   int host_how = rd && wr ? SHUT_RDWR : rd ? SHUT_RD : SHUT_WR;

@@ -21,7 +21,7 @@ namespace tern::wasi {
 Errno read_wasi_addr(GuestMemory& mem, uint32_t addr, SocketAddress& out) {
   namespace L = layout::wasi_addr;
   std::span<const uint8_t> rec;
-  if (Errno e = mem.bytes(addr, L::size, rec); e != Errno::success) return e;
+  WASI_TRY(mem.bytes(addr, L::size, rec));
   using runtime::Memory;
   uint32_t kind = Memory::load_le<uint32_t>(rec.data() + L::kind);
   out = {};
@@ -108,9 +108,9 @@ Errno read_hints(GuestMemory& mem, uint32_t addr, ResolveHints& out) {
   uint8_t enabled = 0;
   uint32_t type = 0;
   uint64_t base = addr; // no 32-bit wrap-around past the end of memory
-  if (Errno e = mem.load(base + L::hints_enabled, enabled); e != Errno::success) return e;
-  if (Errno e = mem.load(base + L::type, type); e != Errno::success) return e;
-  if (Errno e = mem.load(base + L::family, out.family); e != Errno::success) return e;
+  WASI_TRY(mem.load(base + L::hints_enabled, enabled));
+  WASI_TRY(mem.load(base + L::type, type));
+  WASI_TRY(mem.load(base + L::family, out.family));
   out.enabled = enabled != 0;
   out.type = int32_t(type);
   return Errno::success;
@@ -150,8 +150,7 @@ std::vector<Resolved> usable(const addrinfo* list) {
 Ret wait_gateway_connect(Call& c, FdEntry& e, Errno not_yet) {
   for (;;) {
     short events = 0;
-    if (Errno err = settle_connect(e, c.ctx.gateway_link(), events); err != Errno::success)
-      return err;
+    WASI_TRY(settle_connect(e, c.ctx.gateway_link(), events));
     if (!e.socket->connecting) return Errno::success;
     Wait w = wait_ready(e.host.get(), events, e.nonblocking(), c.interrupt, e.send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
@@ -170,11 +169,9 @@ Ret sock_open(Call& c, uint32_t /*pool_fd: WAMR ignores it too*/, uint32_t af, u
   if (!c.mem.in_bounds(fd_out, 4)) return Errno::fault;
   FdEntry entry;
   uint8_t family = af == uint32_t(AddressFamily::inet6) ? 6 : 4;
-  if (Errno e = open_socket(family, socktype == uint32_t(SockType::dgram), entry);
-      e != Errno::success)
-    return e;
+  WASI_TRY(open_socket(family, socktype == uint32_t(SockType::dgram), entry));
   uint32_t fd;
-  if (Errno e = c.ctx.fds().insert(std::move(entry), fd); e != Errno::success) return e;
+  WASI_TRY(c.ctx.fds().insert(std::move(entry), fd));
   return c.mem.store<uint32_t>(fd_out, fd);
 }
 
@@ -184,18 +181,18 @@ Ret sock_close(Call& c, uint32_t fd) {
 
 Ret sock_bind(Call& c, uint32_t fd, uint32_t addr) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, right::sock_bind, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, right::sock_bind, e));
   SocketAddress a;
-  if (Errno err = read_wasi_addr(c.mem, addr, a); err != Errno::success) return err;
+  WASI_TRY(read_wasi_addr(c.mem, addr, a));
   if (!c.ctx.net_policy().may_bind(a)) return Errno::acces;
-  if (Errno err = host_bind(e->host.get(), a); err != Errno::success) return err;
+  WASI_TRY(host_bind(e->host.get(), a));
   e->socket->local = local_address(e->host.get());
   return Errno::success;
 }
 
 Ret sock_listen(Call& c, uint32_t fd, uint32_t backlog) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, right::sock_listen, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, right::sock_listen, e));
   if (e->kind == FdKind::UdpSocket) return Errno::notsup;
   // listen() on an unbound socket binds it to the wildcard address: that
   // too must be allowed.
@@ -212,9 +209,9 @@ Ret sock_listen(Call& c, uint32_t fd, uint32_t backlog) {
 
 Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, right::sock_connect, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, right::sock_connect, e));
   SocketAddress target;
-  if (Errno err = read_wasi_addr(c.mem, addr, target); err != Errno::success) return err;
+  WASI_TRY(read_wasi_addr(c.mem, addr, target));
   if (!c.ctx.net_policy().may_connect(target)) return Errno::acces;
   if (e->kind == FdKind::TcpStream) return Errno::isconn;
   SocketState& s = *e->socket;
@@ -224,7 +221,7 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
   GatewayLink* link = c.ctx.gateway_link();
   if (!again && s.connecting) return Errno::already;
   if (!again && link && e->kind == FdKind::TcpSocket && link->routes(target)) {
-    if (Errno err = start_gateway_connect(*e, *link, target); err != Errno::success) return err;
+    WASI_TRY(start_gateway_connect(*e, *link, target));
   } else if (!again) {
     sockaddr_storage ss;
     socklen_t len = to_sockaddr(target, ss);
@@ -241,7 +238,7 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
         wait_ready(e->host.get(), POLLOUT, e->nonblocking(), c.interrupt, e->send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return again ? Errno::already : Errno::inprogress;
-    if (Errno err = settle_connect(*e, link); err != Errno::success) return err;
+    WASI_TRY(settle_connect(*e, link));
     return s.connecting ? Errno::inprogress : Errno::success;
   }
   return wait_gateway_connect(c, *e, again ? Errno::already : Errno::inprogress);
@@ -249,7 +246,7 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
 
 Ret sock_addr_local(Call& c, uint32_t fd, uint32_t addr_out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   if (!c.mem.in_bounds(addr_out, layout::wasi_addr::size)) return Errno::fault;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -260,9 +257,9 @@ Ret sock_addr_local(Call& c, uint32_t fd, uint32_t addr_out) {
 
 Ret sock_addr_remote(Call& c, uint32_t fd, uint32_t addr_out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   if (!c.mem.in_bounds(addr_out, layout::wasi_addr::size)) return Errno::fault;
-  if (Errno err = settle_connect(*e, c.ctx.gateway_link()); err != Errno::success) return err;
+  WASI_TRY(settle_connect(*e, c.ctx.gateway_link()));
   // A gateway connection's peer is the gateway's client (or the target the
   // program connected to), not the gateway.
   if (e->gateway && e->kind == FdKind::TcpStream)
@@ -278,10 +275,10 @@ Ret sock_addr_resolve(Call& c, uint32_t host, uint32_t service, uint32_t hints, 
                       uint32_t info_count, uint32_t max_count_out) {
   constexpr uint32_t kMaxName = 1024;
   std::string host_name, service_name;
-  if (Errno e = c.mem.c_string(host, kMaxName, host_name); e != Errno::success) return e;
-  if (Errno e = c.mem.c_string(service, kMaxName, service_name); e != Errno::success) return e;
+  WASI_TRY(c.mem.c_string(host, kMaxName, host_name));
+  WASI_TRY(c.mem.c_string(service, kMaxName, service_name));
   ResolveHints h;
-  if (Errno e = read_hints(c.mem, hints, h); e != Errno::success) return e;
+  WASI_TRY(read_hints(c.mem, hints, h));
   if (!c.mem.in_bounds(info_out, uint64_t(info_count) * layout::addr_info::size) ||
       !c.mem.in_bounds(max_count_out, 4))
     return Errno::fault;
@@ -309,14 +306,12 @@ Ret sock_addr_resolve(Call& c, uint32_t host, uint32_t service, uint32_t hints, 
 Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint32_t si_flags,
                  uint32_t dest_addr, uint32_t so_datalen_out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, right::fd_write, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, right::fd_write, e));
   if (si_flags != 0) return Errno::inval; // no send flags are defined
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest));
   SocketAddress dest;
-  if (Errno err = read_wasi_addr(c.mem, dest_addr, dest); err != Errno::success) return err;
+  WASI_TRY(read_wasi_addr(c.mem, dest_addr, dest));
   if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
   if (!c.ctx.net_policy().may_connect(dest)) return Errno::acces;
   if (e->gateway) { // a stream ignores the address, as TCP does; the gateway counts the bytes
@@ -345,17 +340,15 @@ Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, u
 Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint32_t ri_flags,
                    uint32_t src_addr_out, uint32_t ro_datalen_out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, right::fd_read, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, right::fd_read, e));
   if (e->kind == FdKind::TcpListener) return Errno::notconn;
   if (ri_flags & ~uint32_t(riflag::recv_peek)) return Errno::inval;
   auto& iov = c.ctx.iov_scratch();
-  if (Errno err = c.mem.iovecs(ri_data, ri_data_len, iov, GuestMemory::Transfer::IntoGuest);
-      err != Errno::success)
-    return err;
+  WASI_TRY(c.mem.iovecs(ri_data, ri_data_len, iov, GuestMemory::Transfer::IntoGuest));
   if (!c.mem.in_bounds(src_addr_out, layout::wasi_addr::size) ||
       !c.mem.in_bounds(ro_datalen_out, 4))
     return Errno::fault;
-  if (Errno err = settle_connect(*e, c.ctx.gateway_link()); err != Errno::success) return err;
+  WASI_TRY(settle_connect(*e, c.ctx.gateway_link()));
   if (e->gateway) { // its peer is the gateway's client (or target), not the gateway
     size_t n = 0;
     int flags = (ri_flags & riflag::recv_peek) ? MSG_PEEK : 0;

@@ -76,9 +76,9 @@ Errno checked(uint32_t value, uint32_t max, int& out) {
 
 Ret set_bool(Call& c, uint32_t fd, uint32_t enabled, const BoolOption& o) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   bool on = enabled != 0;
-  if (Errno err = set_int(*e, o.host, on); err != Errno::success) return err;
+  WASI_TRY(set_int(*e, o.host, on));
   e->socket->options.*o.field = on;
   return Errno::success;
 }
@@ -87,10 +87,10 @@ Ret set_bool(Call& c, uint32_t fd, uint32_t enabled, const BoolOption& o) {
 template <typename T>
 Ret get_as(Call& c, uint32_t fd, uint32_t out, HostOption o) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   if (!c.mem.in_bounds(out, sizeof(T))) return Errno::fault;
   int value;
-  if (Errno err = get_int(*e, o, value); err != Errno::success) return err;
+  WASI_TRY(get_int(*e, o, value));
   if constexpr (std::is_same_v<T, bool>) {
     return c.mem.store<uint8_t>(out, value != 0);
   } else {
@@ -107,10 +107,10 @@ template <typename T>
 Ret set_recorded(Call& c, uint32_t fd, uint32_t value, uint32_t max,
                  HostOption (*option)(const FdEntry&), std::optional<T> SocketOptions::*field) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   int host_value;
-  if (Errno err = checked(value, max, host_value); err != Errno::success) return err;
-  if (Errno err = set_int(*e, option(*e), host_value); err != Errno::success) return err;
+  WASI_TRY(checked(value, max, host_value));
+  WASI_TRY(set_int(*e, option(*e), host_value));
   e->socket->options.*field = T(value);
   return Errno::success;
 }
@@ -122,7 +122,7 @@ HostOption fixed(const FdEntry&) {
 
 Ret set_timeout(Call& c, uint32_t fd, uint64_t timeout_us, uint64_t SocketOptions::*field) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   // A negative timeout (as the signed count Linux takes) is out of the
   // option's domain, as setsockopt says for a negative timeval.
   if (timeout_us > uint64_t(INT64_MAX)) return Errno::dom;
@@ -132,7 +132,7 @@ Ret set_timeout(Call& c, uint32_t fd, uint64_t timeout_us, uint64_t SocketOption
 
 Ret get_timeout(Call& c, uint32_t fd, uint32_t out, uint64_t SocketOptions::*field) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   return c.mem.store<uint64_t>(out, e->socket->options.*field);
 }
 
@@ -140,7 +140,7 @@ Ret get_timeout(Call& c, uint32_t fd, uint32_t out, uint64_t SocketOptions::*fie
 Errno read_addr_ip(GuestMemory& mem, uint32_t addr, SocketAddress& out) {
   namespace L = layout::wasi_addr_ip;
   std::span<const uint8_t> rec;
-  if (Errno e = mem.bytes(addr, L::size, rec); e != Errno::success) return e;
+  WASI_TRY(mem.bytes(addr, L::size, rec));
   using runtime::Memory;
   uint32_t kind = Memory::load_le<uint32_t>(rec.data() + L::kind);
   out = {};
@@ -183,11 +183,11 @@ Errno host_membership(const FdEntry& e, const SocketOptions::Membership& m, bool
 
 Ret membership(Call& c, uint32_t fd, uint32_t group, uint32_t interface, bool join) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   SocketOptions::Membership m;
-  if (Errno err = read_addr_ip(c.mem, group, m.group); err != Errno::success) return err;
+  WASI_TRY(read_addr_ip(c.mem, group, m.group));
   m.interface = interface;
-  if (Errno err = host_membership(*e, m, join); err != Errno::success) return err;
+  WASI_TRY(host_membership(*e, m, join));
   auto& joined = e->socket->options.memberships;
   auto it = std::find(joined.begin(), joined.end(), m);
   if (join && it == joined.end()) joined.push_back(m);
@@ -201,8 +201,7 @@ Errno apply_socket_options(const FdEntry& e) {
   const SocketOptions& o = e.socket->options;
   for (const BoolOption* b : {&kReuseAddr, &kReusePort, &kKeepAlive, &kBroadcast, &kNoDelay,
                               &kQuickAck, &kFastOpenConnect, &kIpv6Only})
-    if (o.*b->field)
-      if (Errno err = set_int(e, b->host, 1); err != Errno::success) return err;
+    if (o.*b->field) WASI_TRY(set_int(e, b->host, 1));
   auto set_if = [&](const auto& value, HostOption option) {
     return value ? set_int(e, option, int(*value)) : Errno::success;
   };
@@ -217,8 +216,7 @@ Errno apply_socket_options(const FdEntry& e) {
     if (::setsockopt(e.host.get(), SOL_SOCKET, SO_LINGER, &value, sizeof value) != 0)
       return last_errno();
   }
-  for (const auto& m : o.memberships)
-    if (Errno err = host_membership(e, m, true); err != Errno::success) return err;
+  for (const auto& m : o.memberships) WASI_TRY(host_membership(e, m, true));
   return Errno::success;
 }
 
@@ -275,7 +273,7 @@ Ret sock_get_ipv6_only(Call& c, uint32_t fd, uint32_t out) {
 
 Ret sock_set_linger(Call& c, uint32_t fd, uint32_t enabled, uint32_t linger_s) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   if (linger_s > uint32_t(INT_MAX)) return Errno::inval; // a negative int
   linger value{enabled != 0, int(linger_s)};
   if (::setsockopt(e->host.get(), SOL_SOCKET, SO_LINGER, &value, sizeof value) != 0)
@@ -286,7 +284,7 @@ Ret sock_set_linger(Call& c, uint32_t fd, uint32_t enabled, uint32_t linger_s) {
 
 Ret sock_get_linger(Call& c, uint32_t fd, uint32_t enabled_out, uint32_t linger_s_out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   if (!c.mem.in_bounds(enabled_out, 1) || !c.mem.in_bounds(linger_s_out, 4)) return Errno::fault;
   linger value{};
   socklen_t len = sizeof value;
@@ -339,7 +337,7 @@ Ret sock_set_ip_ttl(Call& c, uint32_t fd, uint32_t ttl) {
 }
 Ret sock_get_ip_ttl(Call& c, uint32_t fd, uint32_t out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   return get_as<uint8_t>(c, fd, out, ttl_option(*e));
 }
 Ret sock_set_ip_multicast_ttl(Call& c, uint32_t fd, uint32_t ttl) {
@@ -347,16 +345,14 @@ Ret sock_set_ip_multicast_ttl(Call& c, uint32_t fd, uint32_t ttl) {
 }
 Ret sock_get_ip_multicast_ttl(Call& c, uint32_t fd, uint32_t out) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
   return get_as<uint8_t>(c, fd, out, multicast_ttl_option(*e));
 }
 
 Ret sock_set_ip_multicast_loop(Call& c, uint32_t fd, uint32_t ipv6, uint32_t enabled) {
   FdEntry* e;
-  if (Errno err = get_socket(c, fd, 0, e); err != Errno::success) return err;
-  if (Errno err = set_int(*e, multicast_loop_option(ipv6 != 0), enabled != 0);
-      err != Errno::success)
-    return err;
+  WASI_TRY(get_socket(c, fd, 0, e));
+  WASI_TRY(set_int(*e, multicast_loop_option(ipv6 != 0), enabled != 0));
   e->socket->options.multicast_loop = enabled != 0;
   return Errno::success;
 }

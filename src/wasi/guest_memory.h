@@ -60,7 +60,7 @@ public:
 
   Errno write(uint64_t addr, std::span<const uint8_t> data) {
     std::span<uint8_t> dst;
-    if (Errno e = bytes(addr, data.size(), dst); e != Errno::success) return e;
+    WASI_TRY(bytes(addr, data.size(), dst));
     std::copy(data.begin(), data.end(), dst.begin());
     return Errno::success;
   }

@@ -146,7 +146,7 @@ Errno PathResolver::walk_dir(int root, std::string_view path, util::UniqueFd& ou
       if (++links > kMaxSymlinks) return Errno::loop;
       std::string target;
       // Read the link we opened, not whatever the name points to now.
-      if (Errno e = read_link(fd.get(), "", target); e != Errno::success) return e;
+      WASI_TRY(read_link(fd.get(), "", target));
       if (target.empty()) return Errno::noent;
       if (is_absolute(target)) return Errno::notcapable;
       auto parts = components(target);
@@ -184,7 +184,7 @@ Errno PathResolver::parent(int root, const std::string& path, bool follow_final,
     util::UniqueFd dir;
     if (last.name == "." || last.name == "..") {
       // The path names a directory by itself: act on "." inside it.
-      if (Errno e = open_dir(root, current, dir, links); e != Errno::success) return e;
+      WASI_TRY(open_dir(root, current, dir, links));
       last.name = ".";
     } else if (Errno e = open_dir(root, last.dir, dir, links); e != Errno::success) {
       return e;
@@ -216,8 +216,7 @@ Errno PathResolver::open(int root, const std::string& path, int flags, mode_t mo
     if (e != Errno::nosys) return e;
   }
   ParentDir parent_dir;
-  if (Errno e = parent(root, path, (flags & O_NOFOLLOW) == 0, parent_dir); e != Errno::success)
-    return e;
+  WASI_TRY(parent(root, path, (flags & O_NOFOLLOW) == 0, parent_dir));
   // O_NOFOLLOW: a symlink swapped in after parent() is refused, not followed.
   int final_flags = flags | O_NOFOLLOW | O_CLOEXEC;
   if (parent_dir.trailing_slash) final_flags |= O_DIRECTORY;

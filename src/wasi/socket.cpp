@@ -214,9 +214,9 @@ Errno settle_gateway_connect(FdEntry& entry, GatewayLink* link, short& events) {
 
 Errno start_gateway_connect(FdEntry& entry, GatewayLink& link, const SocketAddress& target) {
   util::UniqueFd fd;
-  if (Errno err = link.open_outgoing(fd); err != Errno::success) return err;
+  WASI_TRY(link.open_outgoing(fd));
   entry.host = std::move(fd);
-  if (Errno err = apply_socket_options(entry); err != Errno::success) return err;
+  WASI_TRY(apply_socket_options(entry));
   entry.gateway = std::make_unique<GatewayStream>();
   entry.gateway->outgoing = true;
   entry.socket->connecting = true;
