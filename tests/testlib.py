@@ -223,14 +223,54 @@ def tern_command(text):
 
 
 class Cases:
-    """A registry of test cases: decorate functions taking an Env."""
+    """A registry of test cases: decorate functions taking an Env. ctest
+    finds them (`--list`, cmake/Testing.cmake): a new case needs no CMake
+    edit.
+
+        @case                 a case ctest runs (in the interpreter)
+        @case.also_in("aot", "interp:jit")
+                              ... and runs again as its own ctest in each
+                              engine named, MODE or MODE:RESTORE_MODE
+                              (--mode, --restore-mode), listed by
+                              --list-engine-runs
+        @case.on_request      run only when named (it needs what ctest does
+                              not have, e.g. a cross-built tern), not listed
+        @case.needs_compiler  a case ctest runs only in builds with the
+                              compiler (left out by --list --without-compiler)
+    """
 
     def __init__(self, name):
         self.name = name
         self.cases = {}
+        self.listed = []
+        self.compiler_only = set()
+        self.engine_runs = []  # (case, mode, restore mode)
+
+    def _register(self, fn):
+        name = fn.__name__.rstrip("_")
+        self.cases[name] = fn
+        return name
 
     def __call__(self, fn):
-        self.cases[fn.__name__.rstrip("_")] = fn
+        self.listed.append(self._register(fn))
+        return fn
+
+    def also_in(self, *engines):
+        def register(fn):
+            self(fn)
+            for e in engines:
+                mode, _, restore = e.partition(":")
+                self.engine_runs.append((fn.__name__.rstrip("_"), mode, restore or mode))
+            return fn
+        return register
+
+    def needs_compiler(self, fn):
+        self(fn)
+        self.compiler_only.add(fn.__name__.rstrip("_"))
+        return fn
+
+    def on_request(self, fn):
+        self._register(fn)
         return fn
 
     def main(self, description, add_arguments=None, make_env=None):
@@ -246,17 +286,27 @@ class Cases:
         ap.add_argument("--restore-mode", help="engine of the restores (default: --mode)")
         ap.add_argument("--cache-dir", help="compiled-code cache for aot and jit runs "
                         "(default: one in each case's temporary directory)")
-        ap.add_argument("--list", action="store_true", help="print the case names")
+        ap.add_argument("--list", action="store_true",
+                        help="print the names of the cases ctest runs")
+        ap.add_argument("--without-compiler", action="store_true",
+                        help="with --list: leave out the cases that need the compiler")
+        ap.add_argument("--list-engine-runs", action="store_true",
+                        help="print `CASE MODE RESTORE_MODE` for each run of a case in "
+                        "another engine that ctest makes")
         if add_arguments:
             add_arguments(ap)
         ap.add_argument("cases", nargs="*")
         args = ap.parse_args()
         if args.list:
-            print("\n".join(self.cases))
+            print("\n".join(n for n in self.listed
+                            if not (args.without_compiler and n in self.compiler_only)))
+            return 0
+        if args.list_engine_runs:
+            print("\n".join(" ".join(run) for run in self.engine_runs))
             return 0
         if not args.tern or not args.programs:
             ap.error("--tern and --programs are required")
-        names = args.cases or list(self.cases)
+        names = args.cases or list(self.listed)
         unknown = [n for n in names if n not in self.cases]
         if unknown:
             sys.exit(f"unknown cases {unknown}; cases: {', '.join(self.cases)}")

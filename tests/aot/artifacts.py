@@ -238,7 +238,7 @@ def damaged_cache_entry(env):
                          f"{mode}: the {damage} entry's replacement")
 
 
-@case
+@case.on_request
 def no_compiler(env):
     """A tern without a compiler (--tern a cross build) in aot mode: one
     clear error when no compiled code is there, or when it is damaged;

@@ -24,8 +24,10 @@ mechanisms: the chain case for one program with dirty pages tracked by
     incremental.py --tern build/tern --programs DIR[:DIR...] [--only NAME,...] [--links 20]
         [--cache-dir DIR] [case ...]
 
-damaged, flatten and mechanisms use the first program of --only. ctest runs
-each case (and the chain case per program) as its own test.
+A case is chain (every program of --only, default CHAIN_PROGRAMS),
+chain.PROGRAM, damaged, flatten or mechanisms (each on the first program of
+--only, default its own in ONE_PROGRAM_CASES). ctest runs what --list
+prints, each as its own test (cmake/Testing.cmake).
 """
 
 import argparse
@@ -53,6 +55,8 @@ CHAIN_PROGRAMS = ("files", "bintrees", "echo", "wordfreq", "pages")
 # chain of N must carry at most 64 / N of them, plus 3 (the stack, the
 # page a round straddles, the heap's bookkeeping).
 SPARSE_PROGRAMS = {"pages": 64}
+# The cases run on one program, and the program each runs on by default.
+ONE_PROGRAM_CASES = {"damaged": "files", "flatten": "pages", "mechanisms": "pages"}
 
 
 def programs(search_path):
@@ -316,15 +320,34 @@ class Incremental(Harness):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tern", required=True)
-    ap.add_argument("--programs", required=True)
+    ap.add_argument("--tern")
+    ap.add_argument("--programs")
     ap.add_argument("--cache-dir")
     ap.add_argument("--links", type=int, default=20)
     ap.add_argument("--only", help="comma-separated program names (default: a chosen few)")
     ap.add_argument("--verbose", action="store_true")
-    ap.add_argument("cases", nargs="*", default=["chain", "damaged", "flatten", "mechanisms"])
+    ap.add_argument("--list", action="store_true", help="print the names of the cases ctest runs")
+    ap.add_argument("--without-compiler", action="store_true",
+                    help="with --list: leave out the cases that need the compiler (all do)")
+    ap.add_argument("cases", nargs="*", default=["chain", *ONE_PROGRAM_CASES])
     args = ap.parse_args()
-    names = args.only.split(",") if args.only else list(CHAIN_PROGRAMS)
+    if args.list:
+        if not args.without_compiler:
+            print("\n".join([f"chain.{name}" for name in CHAIN_PROGRAMS] + list(ONE_PROGRAM_CASES)))
+        return 0
+    if not args.tern or not args.programs:
+        ap.error("--tern and --programs are required")
+    only = args.only.split(",") if args.only else None
+    runs = []  # (case, the names of its programs)
+    for case in args.cases:
+        kind, _, program = case.partition(".")
+        if kind == "chain":
+            runs.append((kind, [program] if program else only or list(CHAIN_PROGRAMS)))
+        elif kind in ONE_PROGRAM_CASES and not program:
+            runs.append((kind, [(only or [ONE_PROGRAM_CASES[kind]])[0]]))
+        else:
+            sys.exit(f"incremental: unknown case {case}")
+    names = list(dict.fromkeys(name for _, case_names in runs for name in case_names))
     selected = {p.name: p for p in programs(args.programs) if p.name in names}
     for name in names:
         if name not in selected or not os.path.exists(selected[name].wasm):
@@ -334,20 +357,20 @@ def main():
         refs = {name: h.reference(selected[name]) for name in names}
         for name in names:
             h.warm(selected[name], refs[name])
-        for case in args.cases:
+        for case, case_names in runs:
             if case == "chain":
                 # Every link of an interpreter chain in every engine; the
                 # compiled engines' chains in each engine in turn.
-                for name in names:
+                for name in case_names:
                     h.check_verbose(selected[name], refs[name], "interp", b"")
                     for mode in MODES:
                         h.chain_case(selected[name], refs[name], mode, rotate=mode != "interp")
             elif case == "damaged":
-                h.damaged(selected[names[0]], refs[names[0]])
+                h.damaged(selected[case_names[0]], refs[case_names[0]])
             elif case == "flatten":
-                h.flatten(selected[names[0]], refs[names[0]])
+                h.flatten(selected[case_names[0]], refs[case_names[0]])
             elif case == "mechanisms":
-                p = selected[names[0]]
+                p = selected[case_names[0]]
                 links, h.links = h.links, max(3, h.links // 4)
                 for mechanism, title in MECHANISMS.items():
                     h.env = dict(os.environ, TERN_DIRTY_TRACKING=mechanism)
@@ -357,8 +380,6 @@ def main():
                             print(f"  (pages tracked by {mechanism})", flush=True)
                 h.env = dict(os.environ)
                 h.links = links
-            else:
-                sys.exit(f"incremental: unknown case {case}")
     finally:
         shutil.rmtree(h.tmp, ignore_errors=True)
     print(f"{h.restores} restores, {h.divergences} divergences, {h.failures} failures")

@@ -157,7 +157,7 @@ def trial(env, command, ref, trigger, delay, tag):
             os.unlink(path)
 
 
-@case
+@case.also_in("aot", "jit")
 def random_triggers(env):
     """Many trials per engine: `tern run` and `tern restore` of a 48 MiB
     snapshot, each with one trigger fired at a random moment, half of them
@@ -204,7 +204,7 @@ def random_triggers(env):
 
 # --- before the program runs ------------------------------------------------------
 
-@case
+@case.also_in("jit")
 def before_start(env):
     """Requests that arrive before the program runs: tern is held in its
     start-up by a --stdin FIFO nobody writes yet (opening it blocks). The
@@ -258,7 +258,7 @@ def before_start(env):
 
 # --- periodic checkpoints --------------------------------------------------------
 
-@case
+@case.also_in("aot")
 def every_1ms(env):
     """--checkpoint-every 1ms on a program whose checkpoints (32 MiB of
     memory) take far longer: the program still finishes with its output,

@@ -27,6 +27,8 @@ from testlib import (Cases, connect, expect, expect_equal, finish, free_port,  #
                      kill_if_running, read_until, wait_blocked)
 
 case = Cases("trigger")
+# Engine pairs a blocked host call is checkpointed and restored across.
+ENGINE_PAIRS = ("interp:aot", "interp:jit", "aot:interp", "jit:interp", "aot:jit")
 
 
 def frames(env, snapshot):
@@ -204,7 +206,7 @@ def guest(env):
 # These run with --mode and restore with --restore-mode (default: the same),
 # so a call blocked under one engine is issued again under another.
 
-@case
+@case.also_in(*ENGINE_PAIRS)
 def blocked_sleep(env):
     """A program asleep in poll_oneoff stops at that call; after the restore
     the sleep is issued again with its original deadline and the program
@@ -223,7 +225,7 @@ def blocked_sleep(env):
     expect_equal((rc, head + rest + restored), (0, ref), f"output across the restore ({err})")
 
 
-@case
+@case.also_in(*ENGINE_PAIRS)
 def blocked_read(env):
     """A program blocked reading a pipe stops without consuming input; the
     restored program reads its new stdin and numbers on."""
@@ -256,7 +258,7 @@ def echo(port, data):
         return got
 
 
-@case
+@case.also_in(*ENGINE_PAIRS)
 def blocked_accept(env):
     """A server blocked in sock_accept stops there; the restored server has
     its listening socket bound again at the same port and serves."""
@@ -287,7 +289,7 @@ def blocked_accept(env):
                  "connection 2: echoed 6 bytes\n", "server output across the restore")
 
 
-@case
+@case.also_in(*ENGINE_PAIRS)
 def blocked_wait(env):
     """A program blocked in memory.atomic.wait32 (its shared memory, a 4 s
     timeout) stops at the wait: the innermost frame is an atomic wait and
@@ -332,7 +334,7 @@ def blocked_wait(env):
         expect_equal((rc, "waiting\n" + restored), (0, ref), f"output across the restore ({err})")
 
 
-@case
+@case.also_in(*ENGINE_PAIRS)
 def blocked_wait_incremental(env):
     """Incremental checkpoints every 300 ms of a program that spends its
     time in memory.atomic.wait32 (issue 19 item 5): the links taken while

@@ -214,19 +214,19 @@ def cache_attack(env, mode):
     expect(os.path.isfile(os.path.join(cache, entries[0])), "the cache entry written again")
 
 
-@case
+@case.needs_compiler
 def temp_cache_aot(env):
     """A local user who can write the compiled-code cache plants a link at
     an entry's temporary name."""
     cache_attack(env, "aot")
 
 
-@case
+@case.needs_compiler
 def temp_cache_jit(env):
     cache_attack(env, "jit")
 
 
-@case
+@case.needs_compiler
 def temp_compile_output(env):
     victim = victim_file(env)
     out = env.path("prog.aot")

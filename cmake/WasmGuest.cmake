@@ -1,0 +1,80 @@
+# Guest programs: wasm32-wasi C and C++ built with Debian's clang, wasi-libc
+# and libc++ for wasm32 as part of the build.
+#
+#   tern_add_wasm_guest(NAME SOURCES FILE... [SOCKETS] [FLAGS FLAG...] [DEPENDS FILE...])
+#
+# builds ${CMAKE_CURRENT_BINARY_DIR}/NAME.wasm from SOURCES (relative to the
+# current source directory, or absolute) with `-O2 -Wall -Werror`; C++ when
+# a source ends in .cpp (with -fno-exceptions: wasi-libc has no unwinder).
+# SOCKETS links the guest library in guest/ (the BSD socket API over tern's
+# socket extension). FLAGS are added to the compiler's; DEPENDS are headers
+# and other inputs that rebuild the guest when they change. Each guest is
+# its own target, wasm-<dir>-NAME, in `all`. A guest whose one source ends
+# in .wat is assembled by wabt's wat2wasm instead, with the threads proposal
+# enabled (shared memories and atomics, which wasi-libc's objects cannot
+# link with); FLAGS are then wat2wasm's.
+#
+# TERN_WASM_GUESTS is false when the toolchain is missing; callers then skip
+# their guests and the tests that run them.
+include_guard(GLOBAL)
+
+find_program(TERN_WASI_CLANG clang)
+find_program(TERN_WASI_CLANGXX clang++)
+if(TERN_WASI_CLANG AND TERN_WASI_CLANGXX AND EXISTS /usr/include/wasm32-wasi/stdio.h)
+  set(TERN_WASM_GUESTS TRUE)
+else()
+  set(TERN_WASM_GUESTS FALSE)
+  message(STATUS "wasm32-wasi guests: clang, clang++ or wasi-libc missing; guests and their tests skipped")
+endif()
+
+set(TERN_GUEST_SOCKET_LIB ${PROJECT_SOURCE_DIR}/guest/src/wasi_socket_ext.c)
+set(TERN_GUEST_SOCKET_INCLUDE ${PROJECT_SOURCE_DIR}/guest/include)
+
+function(tern_add_wasm_guest name)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "SOCKETS" "" "SOURCES;FLAGS;DEPENDS")
+  if(NOT TERN_WASM_GUESTS)
+    return()
+  endif()
+  if(NOT arg_SOURCES)
+    message(FATAL_ERROR "tern_add_wasm_guest(${name}): no SOURCES")
+  endif()
+  set(output ${CMAKE_CURRENT_BINARY_DIR}/${name}.wasm)
+  if(arg_SOURCES MATCHES "\\.wat$")
+    find_program(TERN_WAT2WASM wat2wasm REQUIRED)
+    cmake_path(ABSOLUTE_PATH arg_SOURCES BASE_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}
+               OUTPUT_VARIABLE source)
+    set(command ${TERN_WAT2WASM} --enable-threads ${arg_FLAGS} ${source})
+    set(depends ${source} ${arg_DEPENDS})
+  else()
+    set(compiler ${TERN_WASI_CLANG})
+    set(flags --target=wasm32-wasi -O2 -Wall -Werror ${arg_FLAGS})
+    set(sources)
+    foreach(source IN LISTS arg_SOURCES)
+      cmake_path(ABSOLUTE_PATH source BASE_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
+      list(APPEND sources ${source})
+      if(source MATCHES "\\.cpp$")
+        set(compiler ${TERN_WASI_CLANGXX})
+      endif()
+    endforeach()
+    if(compiler STREQUAL TERN_WASI_CLANGXX)
+      list(APPEND flags -fno-exceptions)
+    endif()
+    set(depends ${sources} ${arg_DEPENDS})
+    if(arg_SOCKETS)
+      list(APPEND flags -I${TERN_GUEST_SOCKET_INCLUDE})
+      list(APPEND sources ${TERN_GUEST_SOCKET_LIB})
+      list(APPEND depends ${TERN_GUEST_SOCKET_LIB} ${TERN_GUEST_SOCKET_INCLUDE}/wasi_socket_ext.h)
+    endif()
+    set(command ${compiler} ${flags} ${sources})
+  endif()
+
+  add_custom_command(
+    OUTPUT ${output}
+    COMMAND ${command} -o ${output}
+    DEPENDS ${depends}
+    COMMENT "Building wasm32-wasi guest ${name}.wasm"
+    VERBATIM)
+  file(RELATIVE_PATH dir ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR})
+  string(MAKE_C_IDENTIFIER "${dir}" dir)
+  add_custom_target(wasm-${dir}-${name} ALL DEPENDS ${output})
+endfunction()
