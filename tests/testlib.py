@@ -19,9 +19,27 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-TIMEOUT = 120  # seconds for one tern process; only so a hang fails instead of blocking
+# Time limits. Tests share the machine's cores with builds and other test
+# runs, so a wall-clock limit on work fails when the machine is busy. The
+# limits here are of two kinds, neither a constant on how long work takes:
+#
+# - Hangs: a test waits for its tern processes as long as they use CPU. A
+#   runnable process gets some CPU every second however loaded the machine
+#   is; only a process that waits for something that will not come uses
+#   none. When no process a test started (nor their children) has used any
+#   CPU for IDLE_LIMIT seconds, the test has hung.
+# - Runaways: a process may be given a CPU budget, in CPU seconds (which do
+#   not grow with load), computed from work measured in the same run, e.g.
+#   ten times what the same program took uninterrupted
+#   (tests/checkpoint/differential.py). Compiling gets no budget: a slow
+#   compile is never a failure.
+IDLE_LIMIT = 60
+# A fixed wall-clock limit, left only for the scripts of tests/migrate
+# until they move to the waits above; nothing else may use it.
+TIMEOUT = 120
 
 
 class Failure(Exception):
@@ -89,13 +107,169 @@ def find_wasm(search_path, name):
 # --- processes -------------------------------------------------------------------
 
 
-def wait_for(predicate, what, timeout=TIMEOUT):
-    """Polls until predicate() is true (no timing assertion: a generous limit
-    only so that a broken tern fails the test instead of hanging it)."""
-    deadline = time.monotonic() + timeout
+class Hung(Exception):
+    """A process, or the test, stopped making progress or ran over its CPU
+    budget."""
+
+
+def _cpu_by_pid():
+    """{pid: (parent pid, CPU seconds used, reaped children included)} of
+    every process on the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name may hold spaces and parentheses: split
+                # after its closing parenthesis.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tick)
+    return out
+
+
+def _tree_cpu(table, pid):
+    """CPU seconds used by `pid` and its live descendants."""
+    total, todo = 0.0, [pid]
+    children = {}
+    for p, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(p)
+    while todo:
+        p = todo.pop()
+        if p in table:
+            total += table[p][1]
+        todo += children.get(p, [])
+    return total
+
+
+class Progress:
+    """The processes a test started (and their children), and whether they
+    still use CPU: see IDLE_LIMIT. One per Python process (cases run one
+    after the other; differential.py's workers are processes)."""
+
+    def __init__(self):
+        self.pids = set()
+        self.last_cpu = {}
+        self.last_progress = time.monotonic()
+        self.last_sample = 0.0
+
+    def started(self, proc):
+        self.pids.add(proc.pid)
+        self.last_progress = time.monotonic()
+
+    def check(self, proc=None, cpu_limit=None):
+        """Raises Hung when nothing progressed for IDLE_LIMIT seconds, or
+        when `proc` used more than `cpu_limit` CPU seconds. Samples at most
+        twice a second."""
+        now = time.monotonic()
+        if now - self.last_sample < 0.5:
+            return
+        self.last_sample = now
+        # Processes are not polled here (that would reap them under their
+        # owner's feet): one that was reaped is gone from /proc.
+        table = _cpu_by_pid()
+        self.pids &= table.keys()
+        cpu = {pid: _tree_cpu(table, pid) for pid in self.pids}
+        if any(c > self.last_cpu.get(pid, 0.0) for pid, c in cpu.items()):
+            self.last_progress = now
+        self.last_cpu = cpu
+        if proc is not None and cpu_limit is not None and cpu.get(proc.pid, 0.0) > cpu_limit:
+            raise Hung(f"used more than {cpu_limit:.1f} s of CPU")
+        if now - self.last_progress > IDLE_LIMIT:
+            raise Hung(f"no progress: no CPU used for {IDLE_LIMIT} s")
+
+
+PROGRESS = Progress()
+
+
+def start(cmd, **popen_args):
+    """subprocess.Popen, watched for progress (IDLE_LIMIT)."""
+    proc = subprocess.Popen(cmd, **popen_args)
+    PROGRESS.started(proc)
+    return proc
+
+
+def communicate(proc, stdin=None, cpu_limit=None):
+    """proc.communicate() while the test progresses: (stdout, stderr) as
+    bytes, or raises Hung (after killing the process)."""
+    while True:
+        try:
+            return proc.communicate(stdin, timeout=0.25)
+        except subprocess.TimeoutExpired:
+            stdin = None  # sent by the first call
+            try:
+                PROGRESS.check(proc, cpu_limit)
+            except Hung:
+                kill_if_running(proc)
+                raise
+
+
+class Completed:
+    """A finished process: exit status, output (bytes), CPU seconds used
+    (with its children)."""
+
+    def __init__(self, rc, out, err, cpu):
+        self.rc, self.out, self.err, self.cpu = rc, out, err, cpu
+
+
+def run_process(cmd, stdin=b"", env=None, cpu_limit=None, cwd=None, preexec_fn=None):
+    """Runs cmd to the end while it progresses (see IDLE_LIMIT), within
+    `cpu_limit` CPU seconds if given: a Completed, or raises Hung. The CPU
+    time is exact: the process is reaped here, with its resource usage."""
+    proc = start(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 env=env, cwd=cwd, preexec_fn=preexec_fn)
+    out, err = [], []
+
+    def pump(stream, into):
+        into.append(stream.read())
+
+    readers = [threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, err), daemon=True)]
+    for t in readers:
+        t.start()
+
+    def feed():
+        try:
+            proc.stdin.write(stdin)
+        except OSError:  # it exited without reading everything
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            break
+        try:
+            PROGRESS.check(proc, cpu_limit)
+        except Hung:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            raise
+        time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for t in readers + [writer]:
+        t.join()
+    return Completed(proc.returncode, out[0], err[0], usage.ru_utime + usage.ru_stime)
+
+
+def wait_for(predicate, what):
+    """Polls until predicate() is true, for as long as the test's processes
+    progress (no timing assertion: see IDLE_LIMIT)."""
     while not predicate():
-        if time.monotonic() > deadline:
-            raise Failure(f"timed out waiting for {what}")
+        try:
+            PROGRESS.check()
+        except Hung as e:
+            raise Failure(f"waiting for {what}: {e}")
         time.sleep(0.02)
 
 
@@ -126,7 +300,7 @@ def read_until(proc, text):
 
 def finish(proc):
     """Waits for a started process: (exit status, stdout text, stderr text)."""
-    out, err = proc.communicate(timeout=TIMEOUT)
+    out, err = communicate(proc)
     return proc.returncode, out.decode(), err.decode()
 
 
@@ -145,15 +319,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def connect(port, host="127.0.0.1", timeout=TIMEOUT):
-    """A connection to host:port, retried until something listens there."""
-    deadline = time.monotonic() + timeout
+def connect(port, host="127.0.0.1"):
+    """A connection to host:port, retried until something listens there
+    (while the test's processes progress). Reads and writes on it time out
+    after IDLE_LIMIT seconds of silence."""
     while True:
         try:
-            return socket.create_connection((host, port), timeout=timeout)
+            return socket.create_connection((host, port), timeout=IDLE_LIMIT)
         except OSError:
-            if time.monotonic() > deadline:
-                raise Failure(f"nothing listens on {host} port {port}")
+            try:
+                PROGRESS.check()
+            except Hung as e:
+                raise Failure(f"nothing listens on {host} port {port}: {e}")
             time.sleep(0.02)
 
 
@@ -196,21 +373,20 @@ class Env:
             return ["--mode", "interp"]
         return ["--mode", mode, "--cache-dir", self.cache_dir]
 
-    def run_bytes(self, args, stdin=b"", env=None, timeout=TIMEOUT, tern=None):
+    def run_bytes(self, args, stdin=b"", env=None, tern=None, cpu_limit=None):
         """Runs `tern ARGS` (or another tern command): (exit status,
         stdout bytes, stderr text)."""
-        p = subprocess.run((tern or self.tern) + args, input=stdin, capture_output=True, timeout=timeout,
-                           env=env)
-        return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+        p = run_process((tern or self.tern) + args, stdin, env, cpu_limit)
+        return p.rc, p.out, p.err.decode(errors="replace")
 
-    def run(self, args, stdin=b"", env=None, timeout=TIMEOUT, tern=None):
+    def run(self, args, stdin=b"", env=None, tern=None, cpu_limit=None):
         """Runs `tern ARGS`: (exit status, stdout text, stderr text)."""
-        rc, out, err = self.run_bytes(args, stdin, env, timeout, tern)
+        rc, out, err = self.run_bytes(args, stdin, env, tern, cpu_limit)
         return rc, out.decode(errors="replace"), err
 
     def start(self, args, stdin=subprocess.DEVNULL):
-        return subprocess.Popen(self.tern + args, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        return start(self.tern + args, stdin=stdin, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
 
 
 def tern_command(text):
@@ -321,7 +497,7 @@ class Cases:
                     env = make_env(env, args)
                 self.cases[name](env)
                 print(f"{name}: ok", flush=True)
-            except (Failure, subprocess.TimeoutExpired) as e:
+            except (Failure, Hung) as e:
                 failed += 1
                 print(f"{name}: FAILED: {e}", flush=True)
             finally:

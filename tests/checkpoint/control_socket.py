@@ -21,8 +21,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (TIMEOUT, Cases, Failure, expect, expect_equal, finish,  # noqa: E402
-                     kill_if_running, read_until, wait_for)
+from testlib import (IDLE_LIMIT, Cases, Failure, expect, expect_equal, finish,  # noqa: E402
+                     kill_if_running, read_until, run_process, start, wait_for)
 
 case = Cases("control")
 
@@ -39,11 +39,12 @@ def wait_socket(proc, path):
     wait_for(ready, f"the control socket {path}")
 
 
-def raw_request(path, data, shut_write=False, timeout=60):
+def raw_request(path, data, shut_write=False):
     """Sends `data` as is and returns everything the server answers until it
-    closes (bytes), or None if the socket cannot be reached."""
+    closes (bytes), or None if the socket cannot be reached. A server
+    silent for IDLE_LIMIT seconds is a failure (testlib.py, "Time limits")."""
     s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
+    s.settimeout(IDLE_LIMIT)
     try:
         try:
             s.connect(path)
@@ -66,14 +67,14 @@ def raw_request(path, data, shut_write=False, timeout=60):
             reply += chunk
         return reply
     except socket.timeout:
-        raise Failure(f"no reply to {data[:80]!r} within {timeout} s")
+        raise Failure(f"no reply to {data[:80]!r} within {IDLE_LIMIT} s")
     finally:
         s.close()
 
 
-def client(env, sock, *args, timeout=60):
+def client(env, sock, *args):
     """`tern checkpoint --control SOCK ARGS`: (exit status, stdout, stderr)."""
-    return env.run(["checkpoint", "--control", sock, *args], timeout=timeout)
+    return env.run(["checkpoint", "--control", sock, *args])
 
 
 def expect_answered(rc, out, err, what):
@@ -98,9 +99,8 @@ def umask0(env):
     """Under umask 0 the socket is still 0600: no other local user may ask
     tern to write a snapshot over a file tern's user owns."""
     sock = env.path("umask.sock")
-    proc = subprocess.Popen(env.tern + ["run", "--control", sock, env.wasm("sleeper"), "20", "50"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: os.umask(0))
+    proc = start(env.tern + ["run", "--control", sock, env.wasm("sleeper"), "20", "50"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.umask(0))
     try:
         wait_socket(proc, sock)
         mode = os.lstat(sock).st_mode
@@ -152,7 +152,7 @@ def as_other_user(sock, request):
             os.setgid(65534)
             os.setuid(65534)
             s = socket.socket(socket.AF_UNIX)
-            s.settimeout(TIMEOUT)
+            s.settimeout(IDLE_LIMIT)
             s.connect(sock)
             try:
                 s.sendall(request)
@@ -181,13 +181,13 @@ def silent_client(env):
     snap = env.path("silent.snap")
     proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "30", "50"])
     silent = socket.socket(socket.AF_UNIX)
-    silent.settimeout(TIMEOUT)
+    silent.settimeout(IDLE_LIMIT)
     try:
         read_until(proc, "tick 0 ")
         silent.connect(sock)
-        rc, out, err = client(env, sock, "--status", timeout=30)
+        rc, out, err = client(env, sock, "--status")
         expect(rc == 0 and out.startswith("running "), f"status beside a silent client: {err!r}")
-        rc, out, err = client(env, sock, "-o", snap, timeout=30)
+        rc, out, err = client(env, sock, "-o", snap)
         expect_equal((rc, out), (0, f"checkpoint written to {snap}\n"),
                      f"checkpoint beside a silent client ({err})")
         rc, _, err = finish(proc)
@@ -207,9 +207,9 @@ def long_lines(env):
     without its newline. Nothing is written for any of them."""
     work = env.fresh_dir("cwd")  # tern's directory: where a flag taken as a path would land
     sock = env.path("long.sock")
-    proc = subprocess.Popen(env.tern + ["run", "--control", sock, "--checkpoint-to",
-                                        env.path("default.snap"), env.wasm("sleeper"), "40", "50"],
-                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start(env.tern + ["run", "--control", sock, "--checkpoint-to",
+                             env.path("default.snap"), env.wasm("sleeper"), "40", "50"],
+                 cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         read_until(proc, "tick 0 ")
         target = env.path("cut.snap")
@@ -247,11 +247,11 @@ def long_lines(env):
         expect_equal(reply, "ok -dash.snap\n", "a path after --")
         expect(os.path.exists(os.path.join(work, "-dash.snap")), "-dash.snap not in tern's directory")
         client_dir = env.fresh_dir("client")
-        p = subprocess.run(env.tern + ["checkpoint", "--control", sock, "-o", "rel.snap"],
-                           cwd=client_dir, capture_output=True, timeout=TIMEOUT)
-        expect_equal((p.returncode, p.stdout.decode()),
+        p = run_process(env.tern + ["checkpoint", "--control", sock, "-o", "rel.snap"],
+                        cwd=client_dir)
+        expect_equal((p.rc, p.out.decode()),
                      (0, f"checkpoint written to {os.path.join(client_dir, 'rel.snap')}\n"),
-                     f"relative -o ({p.stderr.decode()})")
+                     f"relative -o ({p.err.decode()})")
         rc, _, err = finish(proc)
         expect_equal(rc, 0, f"program exit status ({err})")
     finally:
@@ -283,7 +283,7 @@ class Spammer(threading.Thread):
             self.error = e
 
     def check(self):
-        self.join(TIMEOUT)
+        self.join(IDLE_LIMIT)
         expect(not self.is_alive(), "a client is still waiting for its reply")
         if self.error:
             raise self.error

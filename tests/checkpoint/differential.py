@@ -27,6 +27,11 @@ checkpoint one point after the switch is restored in every engine (auto
 restores move again a few points later), and checkpoints just before and
 at the switch in one engine each (taking turns).
 
+Every side (tern command and engine) runs each program uninterrupted
+first: that run must equal the reference, it compiles the program into the
+cache once, and its CPU time sets the budget of that side's later runs, so
+a hang or a runaway is a divergence while a busy machine is not.
+
     differential.py --tern build/tern --programs DIR [--only NAME,...] [-k 50]
     differential.py --tern build/tern --programs DIR --pairs all -k 4 --kinds 6
     differential.py --tern build/tern --restore-tern "qemu-s390x build-s390x/tern" \\
@@ -48,14 +53,20 @@ import random
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import find_wasm, payload, tern_command, tree_digest  # noqa: E402
+from testlib import Hung, find_wasm, payload, run_process, tern_command, tree_digest  # noqa: E402
 
-TIMEOUT = 120  # seconds for one tern process (the programs take a few); a hang is a divergence
+# Each run or restore may use BUDGET_FACTOR times the CPU time its side's
+# uninterrupted run of the program used, plus BUDGET_FLOOR CPU seconds for
+# writing and reading the snapshot and starting the process (testlib.py,
+# "Time limits"): CPU seconds, which a busy machine does not stretch. The
+# uninterrupted runs come first and also fill the compiled-code cache, so no
+# later run compiles; they, and compiling, have no budget.
+BUDGET_FACTOR = 10
+BUDGET_FLOOR = 10.0
 MODES = ("interp", "aot", "jit")
 TIER_MODES = MODES + ("auto",)  # restores of --tier-up
 KINDS = ("function-entry", "loop-header", "call-site")
@@ -117,8 +128,8 @@ def innermost_backtrace(err):
 
 
 class Run:
-    def __init__(self, rc, out, err, stats):
-        self.rc, self.out, self.err, self.stats = rc, out, err, stats
+    def __init__(self, rc, out, err, stats, cpu=0.0):
+        self.rc, self.out, self.err, self.stats, self.cpu = rc, out, err, stats, cpu
 
 
 class Side:
@@ -132,6 +143,9 @@ class Side:
     def __str__(self):
         where = f" ({self.target} artifact)" if self.target else ""
         return self.mode + where
+
+    def key(self):
+        return (tuple(self.tern), self.mode, self.target)
 
 
 class Harness:
@@ -155,6 +169,7 @@ class Harness:
         self.expect_loading = getattr(args, "expect_loading", None)
         self.pair_index = 0
         self.many_pairs = False
+        self.budgets = {}  # Side.key() -> CPU seconds a run there may use
         self.uncovered = 0  # programs and pairs with a kind never restored from (--kinds)
         self.set_pair(args.mode, args.restore_mode or args.mode)
 
@@ -187,10 +202,10 @@ class Harness:
             os.makedirs(self.cache, exist_ok=True)
             cmd = self.compile_tern + ["compile", "--target", target, "--exact-points",
                                        program.wasm, "-o", path]
-            p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
-            if p.returncode != 0:
+            p = run_process(cmd)
+            if p.rc != 0:
                 raise RuntimeError(f"{program.name}: tern compile --target {target} failed: "
-                                   f"{p.stderr.decode()[-400:]}")
+                                   f"{p.err.decode()[-400:]}")
         return self.artifacts[key]
 
     def workspace(self, program, tag):
@@ -211,21 +226,26 @@ class Harness:
                 f.write(program.stdin)
         return root, dir_args
 
-    def invoke(self, cmd, stats_path, timeout=TIMEOUT):
+    def invoke(self, cmd, stats_path, side):
+        """Runs cmd within side's budget (none before it is measured)."""
         if self.verbose:
             print("  $", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr)
         try:
-            p = subprocess.run(cmd, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            return Run(f"timeout after {TIMEOUT} s", e.stdout or b"", e.stderr or b"", None)
+            p = run_process(cmd, cpu_limit=self.budgets.get(side.key()))
+        except Hung as e:
+            return Run(f"hung: {e}", b"", b"", None)
         stats = None
         if os.path.exists(stats_path):
             with open(stats_path) as f:
                 stats = json.load(f)
             os.unlink(stats_path)
-        return Run(p.returncode, p.stdout, p.stderr, stats)
+        return Run(p.rc, p.out, p.err, stats, p.cpu)
 
-    def run_cmd(self, program, root, dir_args, extra, side=None, timeout=TIMEOUT):
+    def measured(self, side, run):
+        """Sets side's budget from its uninterrupted run."""
+        self.budgets.setdefault(side.key(), BUDGET_FACTOR * run.cpu + BUDGET_FLOOR)
+
+    def run_cmd(self, program, root, dir_args, extra, side=None):
         side = side or self.source
         cmd = side.tern + ["run"] + self.engine_args(side, program) + dir_args
         for kv in program.env:
@@ -234,7 +254,7 @@ class Harness:
             cmd += ["--stdin", os.path.join(root, "stdin.bin")]
         stats = os.path.join(root, "stats.json")
         return self.invoke(cmd + ["--stats-out", stats] + extra + [program.wasm] + program.args,
-                           stats, timeout)
+                           stats, side)
 
     def restore_cmd(self, program, root, snapshot, extra, side=None):
         side = side or self.dest
@@ -244,7 +264,7 @@ class Harness:
         streams = ["--stdio-from-snapshot"] if program.stdin is not None else []
         cmd = (side.tern + ["restore"] + self.engine_args(side, program) +
                ["--stats-out", stats] + streams + self.restore_args + extra + [snapshot])
-        run = self.invoke(cmd, stats)
+        run = self.invoke(cmd, stats, side)
         # The restore loaded memory the way this suite checks (a silent
         # fallback to the eager path would test nothing lazy).
         loading = run.stats and run.stats.get("memory_loading")
@@ -259,16 +279,16 @@ class Harness:
         inspect), innermost first: --checkpoint-at stops the innermost
         frame at a function entry or a loop header; outer frames wait at
         call sites."""
-        p = subprocess.run(self.compile_tern + ["inspect", "--json", snapshot],
-                           capture_output=True, timeout=TIMEOUT)
-        if p.returncode != 0:
+        p = run_process(self.compile_tern + ["inspect", "--json", snapshot])
+        if p.rc != 0:
             return ["uninspectable"]
-        return [f["kind"] for f in json.loads(p.stdout)["threads"][0]["frames"]] or ["no frames"]
+        return [f["kind"] for f in json.loads(p.out)["threads"][0]["frames"]] or ["no frames"]
 
     def reference(self, program):
         """The uninterrupted run, twice: a program whose final memory holds
         host facts (inode numbers, times) differs between two plain runs,
-        and then only its outputs and files are compared."""
+        and then only its outputs and files are compared. The second run
+        (its code cached by the first) measures the source side's budget."""
         runs = []
         for tag in ("reference", "reference2"):
             root, dir_args = self.workspace(program, tag)
@@ -280,13 +300,18 @@ class Harness:
             runs.append(r)
         ref = runs[0]
         ref.memory_reproducible = runs[0].stats["memory_sha256"] == runs[1].stats["memory_sha256"]
+        self.measured(self.source, runs[1])
         return ref
 
     def uninterrupted(self, program, ref, side):
-        """A plain run in another engine must end exactly like the reference
-        (same outputs, files, final memory and stable-point count)."""
-        root, dir_args = self.workspace(program, f"plain-{side.mode}")
+        """A plain run on another side (engine, tern command) must end
+        exactly like the reference (same outputs, files, final memory and
+        stable-point count); it sets the side's budget."""
+        if side.key() in self.budgets:
+            return
+        root, dir_args = self.workspace(program, f"plain-{len(self.budgets)}")
         r = self.run_cmd(program, root, dir_args, [], side=side)
+        self.measured(side, r)
         pair = (self.source, self.dest)
         self.source = self.dest = side
         self.compare(program, ref, f"uninterrupted {side}", r.out, r.err, r, root)
@@ -438,10 +463,11 @@ class Harness:
         for i, n in enumerate(self.stop_points(total)):
             self.source = self.dest = auto
             root, dir_args = self.workspace(program, f"tier{n}")
-            # The first move waits for the compile, which has no time limit
-            # (a busy machine makes it slow); later runs find the cache.
-            r = self.run_cmd(program, root, dir_args, ["--tier-up-at", str(n)],
-                             timeout=None if i == 0 else TIMEOUT)
+            # The first move waits for the compile, which has no budget (a
+            # busy machine makes it slow) and sets the budget of the later
+            # runs, which find the cache.
+            r = self.run_cmd(program, root, dir_args, ["--tier-up-at", str(n)])
+            self.measured(auto, r)
             self.compare(program, ref, f"tier-up at {n}", r.out, r.err, r, root)
             switches += 1
             turn = TIER_MODES[i % len(TIER_MODES)]
@@ -586,9 +612,11 @@ def check_program(index):
             if args.tier_up:
                 h.tier_up(p, ref)
                 return out.getvalue(), err.getvalue(), (h.restores, h.divergences, h.uncovered)
-            for mode in dict.fromkeys(src for src, _ in pairs[1:]):
-                if mode != pairs[0][0]:
-                    h.uninterrupted(p, ref, Side(h.tern, mode, h.target))
+            # Every other side runs it uninterrupted before any checkpoint.
+            for pair in pairs:
+                h.set_pair(*pair)
+                h.uninterrupted(p, ref, h.source)
+                h.uninterrupted(p, ref, h.dest)
             for index, pair in enumerate(pairs):
                 h.pair_index = index
                 h.set_pair(*pair)

@@ -19,12 +19,11 @@ unprivileged: a user who may not handle kernel-mode faults
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import Cases, expect, expect_equal, expect_one_error  # noqa: E402
+from testlib import Cases, expect, expect_equal, expect_one_error, run_process  # noqa: E402
 
 case = Cases("lazy")
 PROGRAM, STOP = "pages", 30000  # 4 MiB of memory written: several chunks
@@ -90,11 +89,10 @@ def unprivileged(env):
         snap = os.path.join(shared, "snap")
         out, first = reference_and_snapshot(env, snap)
         os.chmod(snap, 0o644)
-        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] +
-                           env.tern + ["restore", "--verbose-checkpoints", snap],
-                           capture_output=True, cwd=shared, timeout=600)
-        err = p.stderr.decode(errors="replace")
-        expect_equal((p.returncode, first + p.stdout.decode()), (0, out),
+        p = run_process(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] +
+                        env.tern + ["restore", "--verbose-checkpoints", snap], cwd=shared)
+        err = p.err.decode(errors="replace")
+        expect_equal((p.rc, first + p.out.decode()), (0, out),
                      f"the unprivileged restore ({err})")
         expect("memory loaded before the program continued (userfaultfd: not permitted" in err,
                f"the eager path and why: {err!r}")

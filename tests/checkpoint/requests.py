@@ -26,8 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (TIMEOUT, Cases, Failure, expect, expect_equal, finish,  # noqa: E402
-                     kill_if_running, read_until, wait_for)
+from testlib import (PROGRESS, Cases, Failure, expect, expect_equal, finish,  # noqa: E402
+                     kill_if_running, read_until, start, wait_for)
 
 case = Cases("requests")
 
@@ -63,10 +63,9 @@ def running_own_code(pid, sig):
 
 
 def wait_started(proc, sig):
-    deadline = time.monotonic() + TIMEOUT
+    """Polls tightly (the signal must land early) while tern progresses."""
     while not running_own_code(proc.pid, sig) and proc.poll() is None:
-        if time.monotonic() > deadline:
-            raise Failure("tern never started running its own code")
+        PROGRESS.check()
         time.sleep(0.0002)
 
 
@@ -233,8 +232,8 @@ def before_start(env):
             expect(" pending=0" in status(sock), "pending requests before any")
             wait_started(proc, signal.SIGUSR1)
             proc.send_signal(signal.SIGUSR1)
-            waiting = subprocess.Popen(env.tern + ["checkpoint", "--control", sock, "-o", early],
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            waiting = start(env.tern + ["checkpoint", "--control", sock, "-o", early],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             # Both requests are kept, and only then does the program start.
             wait_for(lambda: " pending=2" in status(sock), "two pending requests")
             with open(fifo, "w"):

@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (Cases, connect, expect, expect_equal, finish, free_port,  # noqa: E402
+from testlib import (IDLE_LIMIT, Cases, connect, expect, expect_equal, finish, free_port,  # noqa: E402
                      kill_if_running, read_until, wait_blocked)
 
 case = Cases("trigger")
@@ -159,7 +159,7 @@ def control_bad_reply(env):
         t = threading.Thread(target=answer, args=(1,), daemon=True)
         t.start()
         rc, out, err = env.run(["checkpoint", "--control", sock, "-o", env.path("x.snap"), *args])
-        t.join(timeout=60)
+        t.join(timeout=IDLE_LIMIT)
         lines = err.splitlines()
         expect(rc == 1 and len(lines) == 1 and lines[0].startswith("tern: error: ") and
                "unexpected reply" in lines[0], f"checkpoint {args}: {rc} {err!r}")

@@ -15,7 +15,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (TIMEOUT, Cases, connect, expect, expect_equal,  # noqa: E402
+from testlib import (Cases, communicate, connect, expect, expect_equal,  # noqa: E402
                      expect_one_error, free_port, read_text, wait_for)
 
 case = Cases("wasi-state")
@@ -97,7 +97,7 @@ def talk(proc, port, first):
     output; a new connection sends a word the server prints."""
     with connect(port) as c:
         c.sendall(b"again")
-    out, err = proc.communicate(timeout=TIMEOUT)
+    out, err = communicate(proc)
     return proc.returncode, first + out.decode(), err.decode()
 
 

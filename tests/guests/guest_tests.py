@@ -16,8 +16,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (TIMEOUT, Cases, connect, expect, expect_equal, free_port,  # noqa: E402
-                     kill_if_running, payload)
+from testlib import (IDLE_LIMIT, Cases, communicate, connect, expect, expect_equal,  # noqa: E402
+                     free_port, kill_if_running, payload)
 
 case = Cases("guests")
 
@@ -107,10 +107,9 @@ def closed_stdout(env):
     the program, which reports it and exits 1: tern does not die of
     SIGPIPE (it did in `tern run`, exit status 141), with --invoke or not."""
     for extra in ([], ["--invoke", "_start"]):
-        proc = subprocess.Popen(env.tern + ["run", *extra, env.wasm("echo")], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = env.start(["run", *extra, env.wasm("echo")], stdin=subprocess.PIPE)
         proc.stdout.close()  # the reader is gone before the first write
-        _, err = proc.communicate(payload(300_000), timeout=TIMEOUT)
+        _, err = communicate(proc, payload(300_000))
         expect_equal((proc.returncode, err.decode()), (1, "write: Broken pipe\n"),
                      f"tern run {' '.join(extra)} into a closed pipe")
 
@@ -214,7 +213,7 @@ def wordfreq(env):
 
 def echo_exchange(port, data, host="127.0.0.1"):
     """Sends `data` while reading the echo (so neither side's buffers fill)."""
-    s = connect(port, host, timeout=30)
+    s = connect(port, host)
     errors = []
 
     def send():
@@ -248,7 +247,7 @@ def tcp_echo(env):
             data = payload(size) if size < 100_000 else os.urandom(size)
             got = echo_exchange(port, data)
             expect(got == data, f"echo of {size} bytes came back as {len(got)} bytes")
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = communicate(proc)
     finally:
         kill_if_running(proc)
     expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
@@ -267,14 +266,14 @@ def upper_server(family=socket.AF_INET, host="127.0.0.1"):
     srv = socket.socket(family, socket.SOCK_STREAM)
     srv.bind((host, 0))
     srv.listen(1)
-    srv.settimeout(TIMEOUT)
+    srv.settimeout(IDLE_LIMIT)
     result = {}
 
     def run():
         try:
             conn, _ = srv.accept()
             with conn:
-                conn.settimeout(TIMEOUT)
+                conn.settimeout(IDLE_LIMIT)
                 data = bytearray()
                 while True:
                     chunk = conn.recv(65536)
@@ -369,7 +368,7 @@ def run_tcp_server(env, addr, host, allow):
             data = os.urandom(size)
             got = echo_exchange(port, data, addr)
             expect(got == data, f"echo of {size} bytes came back as {len(got)} bytes")
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = communicate(proc)
     finally:
         kill_if_running(proc)
     expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
@@ -405,14 +404,14 @@ def sock_udp_server(env):
         expect(first.startswith("bound to 127.0.0.1:"), f"first line: {first!r}")
         port = int(first.split(":")[1])
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(TIMEOUT)
+            s.settimeout(IDLE_LIMIT)
             s.bind(("127.0.0.1", 0))
             for data in (b"hello", bytes(range(256)) * 4, b""):
                 s.sendto(data, ("127.0.0.1", port))
                 reply, source = s.recvfrom(4096)
                 expect_equal(reply, data[::-1], "the answer")
                 expect_equal(source, ("127.0.0.1", port), "the answer's source")
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = communicate(proc)
     finally:
         kill_if_running(proc)
     expect_equal(proc.returncode, 0, f"exit code (stderr {err!r})")
@@ -425,7 +424,7 @@ def sock_udp_server(env):
 def sock_udp_client(env):
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(("127.0.0.1", 0))
-    srv.settimeout(TIMEOUT)
+    srv.settimeout(IDLE_LIMIT)
     port = srv.getsockname()[1]
     seen = []
 

@@ -22,8 +22,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (TIMEOUT, Cases, expect, expect_equal, expect_one_error,  # noqa: E402
-                     finish, free_port, kill_if_running, read_text, read_until, wait_for)
+from testlib import (Cases, communicate, expect, expect_equal, expect_one_error,  # noqa: E402
+                     finish, free_port, kill_if_running, read_text, read_until, run_process,
+                     start, wait_for)
 
 case = Cases("security")
 
@@ -113,9 +114,8 @@ def run_planted(env, args, plant, stdin=b""):
     pid plants names in advance."""
     def preexec():
         plant(os.getpid())
-    p = subprocess.run(env.tern + args, input=stdin, capture_output=True, timeout=TIMEOUT,
-                       preexec_fn=preexec)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    p = run_process(env.tern + args, stdin, preexec_fn=preexec)
+    return p.rc, p.out.decode(errors="replace"), p.err.decode(errors="replace")
 
 
 def plant_link(target, at):
@@ -126,9 +126,8 @@ def plant_link(target, at):
 
 def forge(env, snap, *edits):
     out = snap + ".forged"
-    p = subprocess.run([env.forge_tool, snap, out] + [str(e) for e in edits], capture_output=True,
-                       timeout=TIMEOUT)
-    expect(p.returncode == 0, f"forge_snapshot {edits}: {p.stderr.decode()}")
+    p = run_process([env.forge_tool, snap, out] + [str(e) for e in edits])
+    expect(p.rc == 0, f"forge_snapshot {edits}: {p.err.decode()}")
     return out
 
 
@@ -165,12 +164,11 @@ def temp_checkpoint_in_preopen(env):
     snap = os.path.join(data, "snap")
     # A checkpoint that stops is written by tern itself (one that continues
     # by a child, whose pid the guest could only guess).
-    proc = subprocess.Popen(env.tern + ["run", "--dir", f"{data}::/data", "--checkpoint-to", snap,
-                                        "--stop-after-checkpoint", env.wasm("attacker"),
-                                        "plant-checkpoint", "/data", "snap"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = env.start(["run", "--dir", f"{data}::/data", "--checkpoint-to", snap,
+                      "--stop-after-checkpoint", env.wasm("attacker"), "plant-checkpoint", "/data",
+                      "snap"], stdin=subprocess.PIPE)
     try:
-        out, err = proc.communicate(f"{proc.pid}\n".encode(), timeout=TIMEOUT)
+        out, err = communicate(proc, f"{proc.pid}\n".encode())
         out, err = out.decode(), err.decode()
     finally:
         kill_if_running(proc)
@@ -253,10 +251,9 @@ def killed_writer_leaves_nothing(env):
     snapshot and nothing else."""
     d = env.fresh_dir("killed")
     snap = os.path.join(d, "snap")
-    proc = subprocess.Popen(env.tern + ["run", "--checkpoint-to", snap, "--checkpoint-every",
-                                        "50ms", env.wasm("attacker"), "fill", "32"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = start(env.tern + ["run", "--checkpoint-to", snap, "--checkpoint-every", "50ms",
+                             env.wasm("attacker"), "fill", "32"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         read_until(proc, "filled")
 
@@ -461,10 +458,8 @@ def udp_shutdown_spin(env):
 def udp_timeout_overflow(env):
     """A receive timeout near INT64_MAX µs waits (it used to overflow and
     fail at once); negative ones are EDOM."""
-    proc = subprocess.Popen(env.tern + ["run", "--allow-bind", "127.0.0.1", "--allow-connect",
-                                        "127.0.0.1", env.wasm("attacker"), "udp-timeout"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = env.start(["run", "--allow-bind", "127.0.0.1", "--allow-connect", "127.0.0.1",
+                      env.wasm("attacker"), "udp-timeout"])
     try:
         head = read_until(proc, "waiting")
         port = int(re.search(r"bound to port (\d+)", head).group(1))
@@ -496,11 +491,10 @@ def inspect_non_utf8(env):
     """Arguments and environment are any bytes; tern inspect --json keeps
     them (as arrays of byte values) instead of failing."""
     snap = env.path("bytes.snap")
-    p = subprocess.run(env.tern + ["run", "--env", b"K=\xff\xfe", "--checkpoint-at", "1",
-                                   "--checkpoint-to", snap, "--stop-after-checkpoint",
-                                   env.wasm("args_env"), b"\xc3\x28", "plain"],
-                       capture_output=True, timeout=TIMEOUT)
-    expect(p.returncode == 0, f"the checkpoint: {p.stderr!r}")
+    p = run_process(env.tern + ["run", "--env", b"K=\xff\xfe", "--checkpoint-at", "1",
+                                "--checkpoint-to", snap, "--stop-after-checkpoint",
+                                env.wasm("args_env"), b"\xc3\x28", "plain"])
+    expect(p.rc == 0, f"the checkpoint: {p.err!r}")
     rc, out, err = env.run(["inspect", "--json", snap])
     expect_equal(rc, 0, f"tern inspect --json ({err})")
     wasi = [s["content"] for s in json.loads(out)["sections"] if s["tag"] == "WASI"][0]
@@ -538,10 +532,10 @@ def snapshot_mode(env):
     """Snapshots hold the program's memory and environment: mode 0600,
     even under umask 0."""
     snap = env.path("private.snap")
-    p = subprocess.run(env.tern + ["run", "--checkpoint-at", "1", "--checkpoint-to", snap,
-                                   "--stop-after-checkpoint", env.wasm("exit_code"), "0"],
-                       capture_output=True, timeout=TIMEOUT, preexec_fn=lambda: os.umask(0))
-    expect(p.returncode == 0, f"the checkpoint: {p.stderr!r}")
+    p = run_process(env.tern + ["run", "--checkpoint-at", "1", "--checkpoint-to", snap,
+                                "--stop-after-checkpoint", env.wasm("exit_code"), "0"],
+                    preexec_fn=lambda: os.umask(0))
+    expect(p.rc == 0, f"the checkpoint: {p.err!r}")
     expect_equal(oct(stat.S_IMODE(os.stat(snap).st_mode)), oct(0o600), "the snapshot's mode")
 
 
