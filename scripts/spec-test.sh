@@ -3,7 +3,9 @@
 #
 #   scripts/spec-test.sh TERN_BINARY [extra `tern wast` args, e.g. --mode interp]
 #
-# TERN_SPEC_DIR   the suite (default: ../shared/spec-testsuite next to the repo)
+# TERN_SPEC_DIR   the suite (default: ../shared/spec-testsuite next to the
+#                 repository, else /work/shared/spec-testsuite, where this
+#                 project's machines keep it; a clone elsewhere finds it too)
 # TERN_RUNNER     prefix for running tern, e.g. "qemu-s390x -L /usr/s390x-linux-gnu"
 # TERN_CONVERTER  a tern that runs here, to convert the threads proposal's
 #                 scripts (default: TERN_BINARY itself)
@@ -26,11 +28,19 @@ tern=$1
 shift
 converter=${TERN_CONVERTER:-$tern}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-spec_dir=${TERN_SPEC_DIR:-$repo/../shared/spec-testsuite}
+spec_dir=${TERN_SPEC_DIR:-}
+if [ -z "$spec_dir" ]; then
+  for candidate in "$repo/../shared/spec-testsuite" /work/shared/spec-testsuite; do
+    if [ -d "$candidate" ]; then
+      spec_dir=$candidate
+      break
+    fi
+  done
+fi
 read -r -a runner <<<"${TERN_RUNNER:-}"
 
 if [ ! -d "$spec_dir" ]; then
-  echo "spec-test: no spec suite at $spec_dir (set TERN_SPEC_DIR)" >&2
+  echo "spec-test: no spec suite at ${spec_dir:-../shared/spec-testsuite or /work/shared/spec-testsuite} (set TERN_SPEC_DIR)" >&2
   exit 2
 fi
 spec_dir=$(cd "$spec_dir" && pwd)
