@@ -1,4 +1,4 @@
-// The wasm view of a suspended thread (DESIGN.md §1): what every engine
+// The wasm view of a suspended thread (docs/design.md §1): what every engine
 // produces when it stops at stable points and consumes when it resumes.
 // Nothing here is a native address or host-endian word: functions are
 // indices in the instance's function space, values carry their wasm type.

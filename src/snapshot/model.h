@@ -1,4 +1,4 @@
-// A snapshot in memory: the wasm view of a stopped program (DESIGN.md §1).
+// A snapshot in memory: the wasm view of a stopped program (docs/design.md §1).
 // capture.h fills it from an instance and puts it back; format.h writes and
 // reads it as bytes (docs/snapshot-format.md). Nothing here is a native
 // address or a host-endian word.

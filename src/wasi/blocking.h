@@ -1,6 +1,6 @@
 // Waiting for an fd without becoming unstoppable: every wait also watches
 // the store's checkpoint request (runtime::Interrupt), so a blocked guest
-// reaches its host-call stable point promptly (DESIGN.md §2).
+// reaches its host-call stable point promptly (docs/design.md §2).
 #pragma once
 
 #include "runtime/interrupt.h"

@@ -1,5 +1,5 @@
 // The WASI fd table: the one owner of every guest file descriptor and of
-// everything a restore needs to rebuild it (DESIGN.md §4). Guest fd numbers
+// everything a restore needs to rebuild it (docs/design.md §4). Guest fd numbers
 // are virtual; each entry owns its host fd. The record is semantic (kind,
 // guest path, preopen, flags, rights, file identity, socket addresses), so
 // the checkpoint code can write it down without looking at host structures.

@@ -1,7 +1,7 @@
 // Which locals are live at each stable point of a function: read on some
 // path from the point before being written. A frame's dead locals cannot
 // influence what the program does next, so the wasm view records them as
-// zero (DESIGN.md §1, docs/aot.md): compiled code then keeps nothing alive
+// zero (docs/design.md §1, docs/aot.md): compiled code then keeps nothing alive
 // just to save it, and every engine produces the same view.
 #pragma once
 
