@@ -286,11 +286,27 @@ def wait_blocked(proc):
     wait_for(blocked, "the program to block in a host call")
 
 
+def read_line(proc):
+    """One line of the process's stdout ("" at its end), read from the pipe
+    a byte at a time: a buffered readline() may take more than the line
+    from the pipe, and communicate() (finish) reads the pipe itself, so
+    that output was lost (seen in control_socket.stop_race: the line after
+    the one waited for went missing)."""
+    fd = proc.stdout.fileno()
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode(errors="replace")
+
+
 def read_until(proc, text):
     """Reads the process's stdout line by line until a line contains `text`."""
     lines = []
     while True:
-        line = proc.stdout.readline().decode()
+        line = read_line(proc)
         if not line:
             raise Failure(f"the program ended before printing {text!r}: {''.join(lines)!r}")
         lines.append(line)

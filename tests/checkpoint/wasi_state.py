@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (Cases, communicate, connect, expect, expect_equal,  # noqa: E402
-                     expect_one_error, free_port, read_text, wait_for)
+                     expect_one_error, free_port, read_line, read_text, wait_for)
 
 case = Cases("wasi-state")
 
@@ -111,13 +111,13 @@ def connections_reset(env):
     with connect(port) as client:
         expect_equal(client.recv(2), b"hi", "greeting")
         client.sendall(b"x")
-        first = run.stdout.readline().decode()
+        first = read_line(run)
         expect_equal(first, "restored=0 recv=1 ok\n", "the run's held connection")
         rc, out, err = talk(run, port, first)
     expect_equal((rc, out), (0, first + "next connection: again\n"), f"the run ({err})")
 
     restored = env.start(["restore", "--listen", f"127.0.0.1:{port}", snap])
-    first = restored.stdout.readline().decode()
+    first = read_line(restored)
     expect_equal(first, "restored=1 recv=-1 Connection reset by peer\n",
                  "the restored program's held connection")
     rc, out, err = talk(restored, port, first)
@@ -133,7 +133,7 @@ def port_taken(env):
     with connect(port) as client:
         client.recv(2)
         client.sendall(b"x")
-        first = run.stdout.readline().decode()
+        first = read_line(run)
         expect_equal(first, "restored=0 recv=1 ok\n", "the run's held connection")
         # The run still listens (it waits for its next connection). Its
         # snapshot is written in the background: wait for it to appear.

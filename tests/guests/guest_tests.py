@@ -17,7 +17,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (IDLE_LIMIT, Cases, communicate, connect, expect, expect_equal,  # noqa: E402
-                     free_port, kill_if_running, payload)
+                     free_port, kill_if_running, payload, read_line)
 
 case = Cases("guests")
 
@@ -360,7 +360,7 @@ def sock_tcp_client_refused(env):
 def run_tcp_server(env, addr, host, allow):
     proc = env.start(["run"] + allow + [env.wasm("tcp_server"), addr, "0", "3"])
     try:
-        first = proc.stdout.readline().decode()
+        first = read_line(proc)
         prefix = f"listening on {host}:"
         expect(first.startswith(prefix), f"first line: {first!r}")
         port = int(first[len(prefix):])
@@ -400,7 +400,7 @@ def sock_udp_server(env):
                              "--allow-connect", "127.0.0.1", env.wasm("udp_echo"), "server",
                              "127.0.0.1", "3"])
     try:
-        first = proc.stdout.readline().decode()
+        first = read_line(proc)
         expect(first.startswith("bound to 127.0.0.1:"), f"first line: {first!r}")
         port = int(first.split(":")[1])
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
