@@ -581,7 +581,7 @@ def back_and_forth(env, w):
     hops(w, dirtier(env, mib=2, rate=2, steps=30), chain, "back and forth")
 
 
-@cases
+@cases.on_request
 @needs_hosts
 def to_s390x(env, w):
     """A program moved from x86-64 to a tern built for big-endian s390x
