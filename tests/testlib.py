@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 import re
+import select
 import shlex
 import shutil
 import socket
@@ -335,13 +336,39 @@ def free_port():
         return s.getsockname()[1]
 
 
+class WatchedSocket:
+    """A connected socket whose recv() waits for as long as the test's
+    processes progress (IDLE_LIMIT), not for a fixed time: the peer may be a
+    tern still compiling its module on a busy machine. Everything else is
+    the socket's."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._sock.close()
+
+    def recv(self, size, *flags):
+        while not select.select([self._sock], [], [], 0.25)[0]:
+            try:
+                PROGRESS.check()
+            except Hung as e:
+                raise Failure(f"nothing received on the connection: {e}")
+        return self._sock.recv(size, *flags)
+
+
 def connect(port, host="127.0.0.1"):
-    """A connection to host:port, retried until something listens there
-    (while the test's processes progress). Reads and writes on it time out
-    after IDLE_LIMIT seconds of silence."""
+    """A connection to host:port (a WatchedSocket), retried until something
+    listens there, while the test's processes progress."""
     while True:
         try:
-            return socket.create_connection((host, port), timeout=IDLE_LIMIT)
+            return WatchedSocket(socket.create_connection((host, port)))
         except OSError:
             try:
                 PROGRESS.check()
