@@ -147,18 +147,18 @@ def _tree_cpu(table, pid):
 
 
 class Progress:
-    """The processes a test started (and their children), and whether they
-    still use CPU: see IDLE_LIMIT. One per Python process (cases run one
-    after the other; differential.py's workers are processes)."""
+    """Whether the processes this test started (every child of this Python
+    process, however it was started: testlib's start, a network namespace's
+    Popen, a thread's subprocess) and their children still use CPU: see
+    IDLE_LIMIT. One per Python process (cases run one after the other;
+    differential.py's workers are processes)."""
 
     def __init__(self):
-        self.pids = set()
         self.last_cpu = {}
         self.last_progress = time.monotonic()
         self.last_sample = 0.0
 
     def started(self, proc):
-        self.pids.add(proc.pid)
         self.last_progress = time.monotonic()
 
     def check(self, proc=None, cpu_limit=None):
@@ -172,10 +172,10 @@ class Progress:
         # Processes are not polled here (that would reap them under their
         # owner's feet): one that was reaped is gone from /proc.
         table = _cpu_by_pid()
-        self.pids &= table.keys()
-        cpu = {pid: _tree_cpu(table, pid) for pid in self.pids}
-        if any(c > self.last_cpu.get(pid, 0.0) for pid, c in cpu.items()):
-            self.last_progress = now
+        me = os.getpid()
+        cpu = {pid: _tree_cpu(table, pid) for pid, (ppid, _) in table.items() if ppid == me}
+        if any(c > self.last_cpu.get(pid, -1.0) for pid, c in cpu.items()):
+            self.last_progress = now  # a child used CPU, or a new one started
         self.last_cpu = cpu
         if proc is not None and cpu_limit is not None and cpu.get(proc.pid, 0.0) > cpu_limit:
             raise Hung(f"used more than {cpu_limit:.1f} s of CPU")
