@@ -212,7 +212,7 @@ ExecOutcome AotEngine::call(runtime::Thread& thread, runtime::FunctionInstance* 
 
 runtime::ViewThread AotEngine::capture(const runtime::Thread& thread) const {
   auto it = threads_.find(&thread);
-  if (it == threads_.end() || it->second->saved.empty())
+  if (it == threads_.end() || (it->second->saved.empty() && it->second->rewind.empty()))
     throw Error("the thread is not suspended at a stable point");
   runtime::ViewThread view = capture_frames(*it->second);
   view.stable_points = thread.stable_points;

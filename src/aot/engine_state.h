@@ -85,9 +85,10 @@ struct ThreadState {
 // Ends rewinding: the innermost saved point is reached.
 void finish_rewind(ThreadState& ts);
 
-// The wasm view of the frames saved by unwinding, and back into frames to
-// rewind (frames.cpp). Restore checks the view against the module and its
-// code and throws tern::Error if it does not fit.
+// The wasm view of the frames saved by unwinding (or, for a thread restored
+// and not resumed yet, of the frames it will rewind), and back into frames
+// to rewind (frames.cpp). Restore checks the view against the module and
+// its code and throws tern::Error if it does not fit.
 runtime::ViewThread capture_frames(const ThreadState& ts);
 void restore_frames(ThreadState& ts, InstanceRecord& rec, const runtime::ViewThread& view);
 

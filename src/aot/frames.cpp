@@ -9,13 +9,19 @@
 #include "runtime/view_frames.h"
 #include "tern/error.h"
 
+#include <ranges>
+#include <vector>
+
 namespace tern::aot {
 
-runtime::ViewThread capture_frames(const ThreadState& ts) {
+namespace {
+
+// `frames` outermost first, their values in `values`.
+template <typename Frames>
+runtime::ViewThread view_of(const Frames& frames, const std::vector<uint64_t>& values) {
   runtime::ViewThread view;
   runtime::ViewFrameBuilder builder;
-  for (auto it = ts.saved.rbegin(); it != ts.saved.rend(); ++it) {
-    const SavedFrame& f = *it;
+  for (const SavedFrame& f : frames) {
     const runtime::ModuleInstance& inst = *f.inst->instance;
     const wasm::StablePoint& point =
         inst.module().defined_func(f.func_index).info.stable_points[f.point];
@@ -23,9 +29,18 @@ runtime::ViewThread capture_frames(const ThreadState& ts) {
                       runtime::live_operands(inst.module(), f.func_index, point, f.kind))
       throw Error("internal error: a saved frame is shorter than its point needs");
     view.frames.push_back(
-        builder.build(inst, f.func_index, point, f.kind, ts.saved_values.data() + f.first));
+        builder.build(inst, f.func_index, point, f.kind, values.data() + f.first));
   }
   return view;
+}
+
+} // namespace
+
+runtime::ViewThread capture_frames(const ThreadState& ts) {
+  // Unwinding saves the innermost frame first; a restore keeps the view's
+  // order, outermost first.
+  if (ts.saved.empty()) return view_of(ts.rewind, ts.rewind_values);
+  return view_of(std::ranges::reverse_view(ts.saved), ts.saved_values);
 }
 
 void restore_frames(ThreadState& ts, InstanceRecord& rec, const runtime::ViewThread& view) {

@@ -298,7 +298,6 @@ class DirtyPagesInEngines
 
 TEST_P(DirtyPagesInEngines, CompiledAndInterpretedWritesAreTrackedAndTrapsStayTraps) {
   const auto& [mode, mechanism] = GetParam();
-  if (mode != "interp" && !aot::compiler_available()) GTEST_SKIP() << "no compiler";
   if (mechanism == DirtyMechanism::Userfaultfd) {
     std::string why_not;
     if (!util::KernelWriteTracker::open(why_not)) GTEST_SKIP() << why_not;
@@ -335,7 +334,7 @@ TEST_P(DirtyPagesInEngines, CompiledAndInterpretedWritesAreTrackedAndTrapsStayTr
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, DirtyPagesInEngines,
-                         ::testing::Combine(::testing::Values("interp", "aot", "aot-wide", "jit"),
+                         ::testing::Combine(::testing::ValuesIn(test::engine_modes()),
                                             ::testing::Values(DirtyMechanism::Userfaultfd,
                                                               DirtyMechanism::Mprotect,
                                                               DirtyMechanism::Hash)),

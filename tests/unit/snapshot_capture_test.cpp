@@ -1,8 +1,8 @@
-// Capture from a live interpreter instance, through the byte format, applied
-// to a fresh instance of the same module: memories, globals, tables, segment
-// state and a suspended thread's frames all come back, and the restored
-// program computes what the uninterrupted one does.
-#include "interp/engine.h"
+// Capture from a live instance, through the byte format, applied to a fresh
+// instance of the same module, in every engine (test_engines.h): memories,
+// globals, tables, segment state and a suspended thread's frames all come
+// back, and the restored program computes what the uninterrupted one does.
+#include "test_engines.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "snapshot/capture.h"
@@ -92,9 +92,13 @@ std::shared_ptr<const wasm::Module> load(const std::string& wat) {
   return m;
 }
 
-// A store with one thread and one instance of a module without imports.
+// The engine of the running test (its parameter).
+std::string g_mode;
+
+// A store with one thread and one instance of a module without imports, in
+// the test's engine.
 struct Running {
-  runtime::Store store{interp::make_engine()};
+  runtime::Store store{make_engine(g_mode)};
   runtime::Thread thread{store};
   runtime::ModuleInstance* instance = nullptr;
   explicit Running(std::shared_ptr<const wasm::Module> module,
@@ -124,15 +128,22 @@ uint32_t func_index(const runtime::ModuleInstance& inst, Slot ref) {
   return *inst.func_index_of(runtime::slot_funcref(ref));
 }
 
-TEST(SnapshotCapture, InstanceStateRoundTripsIntoAFreshInstance) {
+class SnapshotCapture : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override { g_mode = GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, SnapshotCapture, ::testing::ValuesIn(engine_modes()), mode_name);
+
+TEST_P(SnapshotCapture, InstanceStateRoundTripsIntoAFreshInstance) {
   auto module = load(kStateModule);
   Running original(module);
   ASSERT_EQ(original.call("fill").kind, ExecOutcome::Kind::Returned);
 
   snapshot::CaptureOptions options;
-  options.engine = "interp";
+  options.engine = GetParam();
   const snapshot::Snapshot captured = snapshot::capture_instance(*original.instance, {}, options);
-  EXPECT_EQ(captured.host.engine, "interp");
+  EXPECT_EQ(captured.host.engine, GetParam());
   const snapshot::Snapshot read = through_bytes(captured);
   EXPECT_EQ(*read.module.sha256, util::sha256(module->bytes));
 
@@ -184,7 +195,7 @@ TEST(SnapshotCapture, InstanceStateRoundTripsIntoAFreshInstance) {
 // An instance made for a restore writes no data segment (they count as
 // dropped) and runs no start function: its memory is all zero until the
 // snapshot's pages are decoded into it, and then it is the snapshot's.
-TEST(SnapshotCapture, AnInstanceMadeForRestoreGetsItsMemoryOnlyFromTheSnapshot) {
+TEST_P(SnapshotCapture, AnInstanceMadeForRestoreGetsItsMemoryOnlyFromTheSnapshot) {
   auto module = load(kStateModule);
   Running original(module);
   ASSERT_EQ(original.call("fill").kind, ExecOutcome::Kind::Returned);
@@ -213,7 +224,7 @@ TEST(SnapshotCapture, AnInstanceMadeForRestoreGetsItsMemoryOnlyFromTheSnapshot) 
   EXPECT_EQ(rb, ra);
 }
 
-TEST(SnapshotCapture, AnInstanceMadeForRestoreRunsNoStartFunction) {
+TEST_P(SnapshotCapture, AnInstanceMadeForRestoreRunsNoStartFunction) {
   const char* const wat = R"((module
     (global (export "g") (mut i32) (i32.const 0))
     (func $start (global.set 0 (i32.const 1)))
@@ -224,7 +235,7 @@ TEST(SnapshotCapture, AnInstanceMadeForRestoreRunsNoStartFunction) {
   EXPECT_EQ(for_restore.instance->globals[0]->value, 0u);
 }
 
-TEST(SnapshotCapture, AKnownModuleHashIsHandedToTheWriter) {
+TEST_P(SnapshotCapture, AKnownModuleHashIsHandedToTheWriter) {
   auto module = std::make_shared<wasm::Module>(*load(kLoopModule));
   const util::Sha256Digest real = util::sha256(module->bytes);
   EXPECT_EQ(module->sha256(), real); // computed when not known
@@ -239,7 +250,7 @@ TEST(SnapshotCapture, AKnownModuleHashIsHandedToTheWriter) {
   EXPECT_EQ(*through_bytes(captured).module.sha256, marker);
 }
 
-TEST(SnapshotCapture, MemoryDecodesInPlaceIntoTheFreshInstance) {
+TEST_P(SnapshotCapture, MemoryDecodesInPlaceIntoTheFreshInstance) {
   auto module = load(kStateModule);
   Running original(module);
   ASSERT_EQ(original.call("fill").kind, ExecOutcome::Kind::Returned);
@@ -272,7 +283,7 @@ TEST(SnapshotCapture, MemoryDecodesInPlaceIntoTheFreshInstance) {
   EXPECT_EQ(rb, ra);
 }
 
-TEST(SnapshotCapture, SuspendedThreadResumesInAFreshInstance) {
+TEST_P(SnapshotCapture, SuspendedThreadResumesInAFreshInstance) {
   const Slot n = 50;
   // The uninterrupted result.
   Slot expected = 0;
@@ -307,7 +318,7 @@ TEST(SnapshotCapture, SuspendedThreadResumesInAFreshInstance) {
   }
 }
 
-TEST(SnapshotCapture, AnotherModuleIsRefusedNamingBothHashes) {
+TEST_P(SnapshotCapture, AnotherModuleIsRefusedNamingBothHashes) {
   auto state_module = load(kStateModule);
   auto loop_module = load(kLoopModule);
   Running original(state_module);
@@ -325,14 +336,14 @@ TEST(SnapshotCapture, AnotherModuleIsRefusedNamingBothHashes) {
   EXPECT_NO_THROW(snapshot::check_module(read, util::sha256(state_module->bytes)));
 }
 
-TEST(SnapshotCapture, HostReferencesCannotBeSaved) {
+TEST_P(SnapshotCapture, HostReferencesCannotBeSaved) {
   auto module = load(R"((module (global (export "g") (mut externref) (ref.null extern))))");
   Running r(module);
   r.instance->globals[0]->value = runtime::externref_slot(5);
   EXPECT_THROW(snapshot::capture_instance(*r.instance, {}), Error);
 }
 
-TEST(SnapshotCapture, EmbeddedModuleTravelsWithTheSnapshot) {
+TEST_P(SnapshotCapture, EmbeddedModuleTravelsWithTheSnapshot) {
   auto module = load(kLoopModule);
   Running r(module);
   snapshot::CaptureOptions options;

@@ -1,62 +1,33 @@
-// Test helper: an engine for each execution mode, with compiled code built
-// in-process (no cache on disk but the JIT's, in a per-process temporary
-// directory) and with exact stable points, so that every mode counts what
-// the interpreter counts.
+// Test helper: the engines an engine-independent test runs in. Such a test
+// is a TEST_P over engine_modes() (or engine_pairs(), for a checkpoint in
+// one engine and a restore in another) instead of one copy per engine
+// (tests/README.md). Compiled code is built in-process (no cache on disk
+// but the JIT's, in a per-process temporary directory removed at exit) and
+// with exact stable points, so that every mode counts what the interpreter
+// counts.
 #pragma once
 
-#include "aot/artifact.h"
 #include "aot/compiler.h"
-#include "aot/engine.h"
-#include "interp/engine.h"
 #include "runtime/engine.h"
-#include "tern/error.h"
 
-#include <filesystem>
-#include <map>
+#include <gtest/gtest.h>
 #include <memory>
 #include <string>
-#include <unistd.h>
+#include <tuple>
 #include <vector>
 
 namespace tern::test {
 
-inline aot::CompileOptions exact_options() {
-  aot::CompileOptions o;
-  o.exact_points = true; // counting mode must count what the interpreter counts
-  return o;
-}
+// "interp", and when this build has the compiler, "aot" (artifacts compiled
+// once per module), "aot-wide" (the same with wide addresses, on mirrored
+// memory) and "jit".
+std::vector<std::string> engine_modes();
+// Every (checkpoint engine, restore engine) pair of engine_modes().
+std::vector<std::tuple<std::string, std::string>> engine_pairs();
+std::unique_ptr<runtime::Engine> make_engine(const std::string& mode);
 
-// An AOT engine whose code for each module is compiled once and reused.
-template <bool WideAddresses>
-std::unique_ptr<runtime::Engine> make_aot_engine() {
-  return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
-    static std::map<util::Sha256Digest, std::vector<uint8_t>> artifacts;
-    auto& bytes = artifacts[hash];
-    if (bytes.empty()) {
-      aot::CompileOptions options = exact_options();
-      options.wide_addresses = WideAddresses;
-      auto compiled = aot::compile_artifact(m, hash, options);
-      if (!compiled.ok()) throw Error(compiled.error);
-      bytes = std::move(compiled.value);
-    }
-    return std::shared_ptr<const aot::CodeImage>(aot::load_artifact(bytes, hash, "test"));
-  });
-}
-
-// Engines by mode: "interp", "aot", "aot-wide" (code with wide addresses, on
-// mirrored memory), "jit".
-inline std::unique_ptr<runtime::Engine> make_engine(const std::string& mode) {
-  if (mode == "interp") return interp::make_engine();
-  if (mode == "aot") return make_aot_engine<false>();
-  if (mode == "aot-wide") return make_aot_engine<true>();
-  return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
-    static const std::string cache =
-        (std::filesystem::temp_directory_path() / ("tern-jit-test-" + std::to_string(::getpid())))
-            .string();
-    auto code = aot::jit_compile(m, hash, exact_options(), cache);
-    if (!code.ok()) throw Error(code.error);
-    return code.value;
-  });
-}
+// Test-name suffixes: "aot_wide", "interp_to_jit".
+std::string mode_name(const ::testing::TestParamInfo<std::string>& info);
+std::string pair_name(const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info);
 
 } // namespace tern::test
