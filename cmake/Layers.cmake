@@ -1,4 +1,4 @@
-# tern_add_layer(NAME [OBJECT] [DEPENDS LAYER...] [LIBRARIES LIB...])
+# tern_add_layer(NAME [OBJECT] [DEPENDS LAYER...] [LIBRARIES LIB...] [EXCLUDE FILE...])
 #
 # One library per folder of src/ (docs/architecture.md, "Layers and
 # folders"): target tern_NAME, alias tern::NAME, built from every
@@ -14,12 +14,18 @@
 #
 # OBJECT makes an object library, for folders whose files register
 # themselves with static constructors (src/cli/): every object is linked.
+# EXCLUDE names files of the folder that are not part of the library (the
+# cli's main.cpp, which is the tern executable's).
 # A folder without sources yet is an interface library, so a layer can be
 # declared before its first file lands.
 function(tern_add_layer name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "OBJECT" "" "DEPENDS;LIBRARIES")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "OBJECT" "" "DEPENDS;LIBRARIES;EXCLUDE")
   set(folder ${PROJECT_SOURCE_DIR}/src/${name})
   file(GLOB sources CONFIGURE_DEPENDS ${folder}/*.cpp)
+  list(TRANSFORM arg_EXCLUDE PREPEND ${folder}/)
+  if(arg_EXCLUDE)
+    list(REMOVE_ITEM sources ${arg_EXCLUDE})
+  endif()
 
   set(root ${PROJECT_BINARY_DIR}/layers/${name})
   file(MAKE_DIRECTORY ${root})

@@ -176,16 +176,18 @@ Compiled<std::shared_ptr<const CodeImage>> jit_compile(const wasm::Module& modul
   try {
     if (!cache_dir.empty()) {
       auto artifact = jit_artifact(module, hash, requested, cache_dir);
-      if (!artifact.ok()) return {{}, artifact.error};
+      if (!artifact.ok()) return {{}, artifact.error, artifact.internal};
       return {load_artifact(artifact.value, hash, "the compiled module"), {}};
     }
     CompileOptions options = requested;
     if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
     auto object = plugin().api->compile_object(module, hash, options);
-    if (!object.ok()) return {{}, object.error};
+    if (!object.ok()) return {{}, object.error, object.internal};
     auto linked = plugin().api->jit_link(object.value);
-    if (!linked.ok()) return {{}, linked.error};
+    if (!linked.ok()) return {{}, linked.error, linked.internal};
     return {std::make_shared<JitImage>(linked.value), {}};
+  } catch (const InternalError& e) {
+    return {{}, e.what(), true};
   } catch (const std::exception& e) {
     return {{}, e.what()};
   }

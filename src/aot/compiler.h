@@ -6,11 +6,15 @@
 
 #include "aot/code_image.h"
 #include "aot/target.h"
+#include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/sha256.h"
 #include "wasm/module.h"
 
+#include <fmt/format.h>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tern::aot {
@@ -39,7 +43,18 @@ template <typename T>
 struct Compiled {
   T value{};
   std::string error; // empty on success
+  // The reason is a bug in the compiler (it generated invalid IR), not a
+  // module, target or option it cannot compile.
+  bool internal = false;
   bool ok() const { return error.empty(); }
+
+  // The value; else throws the reason: tern::InternalError when internal,
+  // else tern::Error("CONTEXT: reason").
+  T take(std::string_view context) && {
+    if (internal) throw InternalError(error);
+    if (!ok()) throw Error(fmt::format("{}: {}", context, error));
+    return std::move(value);
+  }
 };
 
 // Whether this tern was built with the compiler.

@@ -6,6 +6,7 @@
 #include "aot/engine_state.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/trace_time.h"
 
 #include <fmt/format.h>
@@ -112,7 +113,7 @@ void AotEngine::prepare(runtime::ModuleInstance& inst) {
       rec.funcs[i] = {info.host_stubs[m.func_types[i]], &hi};
       if (!f->code) f->code = &rec.funcs[i]; // for call_indirect through tables
     } else {
-      if (!f->code) throw Error("an imported function has no compiled code");
+      if (!f->code) throw InternalError("an imported function has no compiled code");
       rec.funcs[i] = *static_cast<const VmFunc*>(f->code);
     }
   }
@@ -143,7 +144,7 @@ ThreadState& AotEngine::state(runtime::Thread& thread) {
 InstanceRecord& AotEngine::record_of(const runtime::ModuleInstance& inst) {
   for (InstanceRecord& rec : instances_)
     if (rec.instance == &inst) return rec;
-  throw Error("the instance was not prepared by this engine");
+  throw InternalError("the instance was not prepared by this engine");
 }
 
 ExecOutcome AotEngine::enter(ThreadState& ts, const runtime::FunctionInstance* func,
@@ -213,7 +214,7 @@ ExecOutcome AotEngine::call(runtime::Thread& thread, runtime::FunctionInstance* 
 runtime::ViewThread AotEngine::capture(const runtime::Thread& thread) const {
   auto it = threads_.find(&thread);
   if (it == threads_.end() || (it->second->saved.empty() && it->second->rewind.empty()))
-    throw Error("the thread is not suspended at a stable point");
+    throw InternalError("the thread is not suspended at a stable point");
   runtime::ViewThread view = capture_frames(*it->second);
   view.stable_points = thread.stable_points;
   return view;
@@ -235,7 +236,7 @@ void AotEngine::restore(runtime::Thread& thread, runtime::ModuleInstance& instan
 ExecOutcome AotEngine::resume(runtime::Thread& thread, std::span<Slot> results) {
   ThreadState& ts = state(thread);
   if (ts.rewind.empty()) { // suspended here: rebuild from the frames just saved
-    if (ts.saved.empty()) throw Error("the thread has nothing to resume");
+    if (ts.saved.empty()) throw InternalError("the thread has nothing to resume");
     ts.rewind.assign(ts.saved.rbegin(), ts.saved.rend());
     ts.rewind_values = std::move(ts.saved_values);
   }

@@ -8,6 +8,7 @@
 #include "aot/engine_state.h"
 #include "runtime/view_frames.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <ranges>
 #include <vector>
@@ -27,7 +28,7 @@ runtime::ViewThread view_of(const Frames& frames, const std::vector<uint64_t>& v
         inst.module().defined_func(f.func_index).info.stable_points[f.point];
     if (f.count < runtime::local_types(inst.module(), f.func_index).size() +
                       runtime::live_operands(inst.module(), f.func_index, point, f.kind))
-      throw Error("internal error: a saved frame is shorter than its point needs");
+      throw InternalError("a saved frame is shorter than its point needs");
     view.frames.push_back(
         builder.build(inst, f.func_index, point, f.kind, values.data() + f.first));
   }

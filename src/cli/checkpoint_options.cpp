@@ -2,6 +2,7 @@
 
 #include "migrate/source.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <cctype>
 #include <charconv>
@@ -192,7 +193,7 @@ int exit_status(const program::SupervisedOutcome& outcome, const wasm::Module& m
   case runtime::ExecOutcome::Kind::Suspended:
     break;
   }
-  throw Error("internal error: the program is still stopped");
+  throw InternalError("the program is still stopped");
 }
 
 } // namespace tern::cli

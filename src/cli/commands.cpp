@@ -1,5 +1,8 @@
 #include "cli/commands.h"
 
+#include "tern/error.h"
+#include "tern/internal_error.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -17,6 +20,12 @@ int exit_code() {
 void guarded(const std::function<int()>& body) {
   try {
     g_exit_code = body();
+  } catch (const InternalError& e) {
+    fmt::print(stderr,
+               "tern: internal error: {} (a bug in tern: please report it with the "
+               "command that caused it)\n",
+               e.what());
+    g_exit_code = kInternalErrorExitCode;
   } catch (const std::exception& e) {
     fmt::print(stderr, "tern: error: {}\n", e.what());
     g_exit_code = 1;

@@ -15,9 +15,15 @@ void register_commands(CLI::App& app, std::string_view first_arg);
 // The process exit code chosen by the subcommand that ran.
 int exit_code();
 
+// The exit status of a command stopped by a bug in tern (tern::InternalError),
+// EX_SOFTWARE of sysexits.h: never 1, which means bad input.
+inline constexpr int kInternalErrorExitCode = 70;
+
 // Runs a subcommand body: its return value becomes the exit code; a
 // tern::Error or other exception prints one "tern: error: ..." line on stderr
-// and exits with 1 (bad input never crashes).
+// and exits with 1 (bad input never crashes); a tern::InternalError prints
+// one "tern: internal error: ..." line that asks for a bug report and exits
+// with kInternalErrorExitCode.
 void guarded(const std::function<int()>& body);
 
 // Adds a subcommand to `app`; one per subcommand file, registered with

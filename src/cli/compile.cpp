@@ -48,8 +48,8 @@ int compile(const CompileCommand& c) {
   }
   auto module = load_module(c.module);
   const util::Sha256Digest hash = util::sha256(module->bytes);
-  auto artifact = aot::compile_artifact(*module, hash, options);
-  if (!artifact.ok()) throw Error(fmt::format("{}: cannot compile: {}", c.module, artifact.error));
+  auto artifact = aot::compile_artifact(*module, hash, options)
+                      .take(fmt::format("{}: cannot compile", c.module));
   std::string path = c.output;
   if (path.empty()) {
     util::create_directories(c.cache_dir);
@@ -59,7 +59,7 @@ int compile(const CompileCommand& c) {
   // others unless the umask says otherwise); cache entries stay private.
   util::AtomicWriteOptions mode;
   if (!c.output.empty()) mode.mode = 0644;
-  util::write_file_atomic(path, artifact.value, mode);
+  util::write_file_atomic(path, artifact, mode);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "runtime/instance.h"
 #include "runtime/tiering.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/file.h"
 
 #include <CLI/CLI.hpp>
@@ -59,23 +60,20 @@ std::shared_ptr<const aot::CodeImage> aot_code(const EngineOptions& o, const was
         "no compiled code for the module (sha-256 {}) in {}: this tern has no compiler; "
         "compile it with `tern compile --target {}` and pass --artifact or --cache-dir",
         util::to_hex(hash), o.use_cache ? cache_dir_of(o) : "memory", o.compile.target.name()));
-  auto artifact = aot::compile_artifact(module, hash, o.compile);
-  if (!artifact.ok()) throw Error("cannot compile the module: " + artifact.error);
+  auto artifact = aot::compile_artifact(module, hash, o.compile).take("cannot compile the module");
   if (!path.empty()) {
     util::create_directories(cache_dir_of(o));
-    util::write_file_atomic(path, artifact.value);
+    util::write_file_atomic(path, artifact);
   }
-  return aot::load_artifact(artifact.value, hash, "the compiled module");
+  return aot::load_artifact(artifact, hash, "the compiled module");
 }
 
 std::shared_ptr<const aot::CodeImage> jit_code(const EngineOptions& o, const wasm::Module& module,
                                                const util::Sha256Digest& hash) {
   aot::CompileOptions options = o.compile;
   if (options.target.cpu.empty()) options.target.cpu = "native";
-  auto code =
-      aot::jit_compile(module, hash, options, o.use_cache ? cache_dir_of(o) : std::string());
-  if (!code.ok()) throw Error("cannot compile the module: " + code.error);
-  return code.value;
+  return aot::jit_compile(module, hash, options, o.use_cache ? cache_dir_of(o) : std::string())
+      .take("cannot compile the module");
 }
 
 // auto: the interpreter at once, compiled code (cached, else compiled in
@@ -92,7 +90,7 @@ std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
   parts.first = interp::make_engine();
   parts.faster = aot::make_engine([codes](const wasm::Module& m, const util::Sha256Digest&) {
     auto it = codes->find(&m);
-    if (it == codes->end()) throw Error("internal error: no compiled code was started");
+    if (it == codes->end()) throw InternalError("no compiled code was started");
     return it->second->code();
   });
   parts.start = [codes, options, cache_dir](const runtime::ModuleInstance& inst,

@@ -5,6 +5,7 @@
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/file.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
@@ -269,6 +270,8 @@ std::string describe_error(const std::exception& e) {
   if (dynamic_cast<const runtime::InstantiationTrap*>(&e))
     return fmt::format("trap \"{}\" during instantiation", e.what());
   if (dynamic_cast<const Error*>(&e)) return fmt::format("error: {}", e.what());
+  if (dynamic_cast<const InternalError*>(&e))
+    return fmt::format("internal error (a bug in tern): {}", e.what());
   return fmt::format("unexpected exception: {}", e.what());
 }
 

@@ -9,6 +9,7 @@
 #include "runtime/store.h"
 #include "runtime/view_frames.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -37,11 +38,11 @@ runtime::ViewThread capture_thread(const runtime::Thread& thread) {
     const CompiledFunction& code = code_of(f->func);
     const uint32_t index = code.index_of(static_cast<const Word*>(f->pc));
     const CodePoint* point = innermost ? code.point_at_code(index) : code.point_resuming_at(index);
-    if (!point) throw Error("internal error: a suspended frame is not at a stable point");
+    if (!point) throw InternalError("a suspended frame is not at a stable point");
     const ModuleInstance& inst = *f->func->instance;
     const wasm::StablePoint* sp =
         inst.module().defined_func(f->func->index).info.find(point->wasm_offset, point->kind);
-    if (!sp) throw Error("internal error: a suspended frame's point is not the validator's");
+    if (!sp) throw InternalError("a suspended frame's point is not the validator's");
     // The frame's slots are [locals | operands]: the layout the builder takes.
     view.frames.push_back(builder.build(inst, f->func->index, *sp,
                                         runtime::frame_kind(point->kind, innermost), f->fp));
@@ -62,8 +63,7 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst,
     const CompiledFunction& code = code_of(func);
     const CodePoint* point = code.point_at_wasm(cf.point->offset, cf.point->kind);
     if (!point)
-      throw Error(
-          fmt::format("internal error: no translated point at offset 0x{:x}", cf.point->offset));
+      throw InternalError(fmt::format("no translated point at offset 0x{:x}", cf.point->offset));
     if (fsp >= thread.frames_end() || fp + code.frame_slots > thread.stack_end())
       throw Error("the snapshot's call stack does not fit in this thread");
     std::copy(cf.values.begin(), cf.values.end(), fp);

@@ -2,6 +2,7 @@
 
 #include "snapshot/pages.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -34,7 +35,7 @@ std::string IncrementalChain::tracking() const {
 
 IncrementalChain::Link IncrementalChain::next(snapshot::Snapshot& snapshot) {
   if (snapshot.memories.size() != logs_.size())
-    throw Error("internal error: the snapshot's memories are not the tracked ones");
+    throw InternalError("the snapshot's memories are not the tracked ones");
   // Pages written since the parent: what the failed links since it would
   // have carried, and what was written since the last capture.
   PageSet since = since_parent_;
@@ -73,7 +74,7 @@ IncrementalChain::Link IncrementalChain::next(snapshot::Snapshot& snapshot) {
 void IncrementalChain::finished(const Link& link,
                                 const std::optional<snapshot::WrittenSnapshot>& written) {
   if (!attempt_ || attempt_->link.path != link.path)
-    throw Error("internal error: an incremental link finished that was not started");
+    throw InternalError("an incremental link finished that was not started");
   if (written) {
     // The new parent; nothing written since its capture is known yet.
     parent_ = Parent{{file_name(link.path), written->bytes, written->sha256},

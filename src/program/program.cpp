@@ -4,6 +4,7 @@
 #include "snapshot/format.h"
 #include "snapshot/lazy.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/trace_time.h"
 #include "wasi/wasi.h"
 #include "wasm/decoder.h"
@@ -292,7 +293,7 @@ std::unique_ptr<Program> Program::prepare_restore(std::shared_ptr<const wasm::Mo
 }
 
 void Program::finish_restore(const snapshot::Snapshot& s, const wasi::RestoreOptions& options) {
-  if (started_) throw Error("internal error: finish_restore of a program that ran");
+  if (started_) throw InternalError("finish_restore of a program that ran");
   snapshot::check_module(s, module_->sha256());
   // Moved into the context the host functions already know.
   *wasi_ = std::move(*restore_wasi(s, options));
@@ -320,7 +321,7 @@ ExecOutcome Program::run() {
     util::trace_time("guest starts");
     out = store_->engine().call(*thread_, start, {}, {});
   } else {
-    if (!stopped_) throw Error("internal error: the program is not stopped");
+    if (!stopped_) throw InternalError("the program is not stopped");
     util::trace_time("guest continues");
     if (restored_)
       for (auto& participant : participants_) participant->resuming(*wasi_);
@@ -339,7 +340,7 @@ ExecOutcome Program::run() {
 
 snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
                                     const wasi::SaveOptions& save) {
-  if (!stopped_) throw Error("internal error: capture of a running program");
+  if (!stopped_) throw InternalError("capture of a running program");
   if (threads_ && threads_->spawned_running() > 0)
     throw Error("a checkpoint of a program whose spawned threads (wasi-threads) still run is not "
                 "supported yet");

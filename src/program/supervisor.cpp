@@ -5,6 +5,7 @@
 #include "program/signals.h"
 #include "snapshot/background.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/file.h"
 
 #include <algorithm>
@@ -644,7 +645,7 @@ Supervisor::~Supervisor() {
 
 SupervisedOutcome Supervisor::run(Program& program) {
   State& s = *state_;
-  if (s.ran) throw Error("internal error: a supervisor runs one program");
+  if (s.ran) throw InternalError("a supervisor runs one program");
   const CheckpointPolicy& policy = s.policy;
   if (policy.at && *policy.at <= program.stable_points())
     throw Error(fmt::format("--checkpoint-at {}: the program was restored at stable point {}; "

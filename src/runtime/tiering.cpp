@@ -5,6 +5,7 @@
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/trace_time.h"
 
 #include <fmt/format.h>
@@ -168,7 +169,7 @@ private:
 
   void hand_over(Thread& thread, const ViewThread& view) {
     auto it = instance_of_.find(&thread);
-    if (it == instance_of_.end()) throw Error("internal error: tiering a thread never started");
+    if (it == instance_of_.end()) throw InternalError("tiering a thread never started");
     switch_code();
     parts_.faster->restore(thread, *it->second, view);
     util::trace_time("moved into compiled code");

@@ -2,6 +2,7 @@
 
 #include "runtime/atomics.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "util/unique_fd.h"
 
 #include <algorithm>
@@ -191,7 +192,7 @@ WaitQueues::State WaitQueues::capture() const {
 
 void WaitQueues::restore(const State& state) {
   std::lock_guard lock(mutex_);
-  if (!waiters_.empty()) throw Error("internal error: wait queues restored over live waiters");
+  if (!waiters_.empty()) throw InternalError("wait queues restored over live waiters");
   const auto now = Clock::now();
   auto add = [&](uint64_t thread_id, uint64_t addr) {
     if (parked_place(thread_id))

@@ -1,6 +1,7 @@
 #include "snapshot/background.h"
 
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <cerrno>
 #include <csignal>
@@ -174,7 +175,7 @@ WrittenSnapshot written_snapshot(const BackgroundWrite& write) {
   WrittenSnapshot written;
   const std::string& r = write.result();
   if (r.size() != 8 + written.sha256.size())
-    throw Error("internal error: the snapshot writer reported no size and hash");
+    throw InternalError("the snapshot writer reported no size and hash");
   std::memcpy(&written.bytes, r.data(), 8);
   std::memcpy(written.sha256.data(), r.data() + 8, written.sha256.size());
   return written;

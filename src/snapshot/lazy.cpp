@@ -3,6 +3,7 @@
 #include "snapshot/pages.h"
 #include "snapshot/payload.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <algorithm>
 #include <array>
@@ -101,7 +102,7 @@ std::unique_ptr<LazyMemory> LazyMemory::prepare(runtime::Memory& memory, uint32_
     why_not = "the memory's base may move on this host";
     return nullptr;
   }
-  if (memory.pages() < pages) throw Error("internal error: lazy restore of a memory too small");
+  if (memory.pages() < pages) throw InternalError("lazy restore of a memory too small");
   util::UniqueFd uffd = open_userfaultfd(why_not);
   if (!uffd) return nullptr;
   uffdio_api api{};

@@ -1,6 +1,7 @@
 #include "snapshot/payload.h"
 
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <fmt/format.h>
 
@@ -46,8 +47,8 @@ void PayloadWriter::value(const runtime::ViewValue& v) {
   if (width == 0 || width == 16)
     throw Error(fmt::format("a {} value cannot be saved", wasm::to_string(v.type)));
   if (width == 4 && v.bits > 0xFFFFFFFFu)
-    throw Error(fmt::format("internal error: {} value 0x{:x} is wider than 32 bits",
-                            wasm::to_string(v.type), v.bits));
+    throw InternalError(
+        fmt::format("{} value 0x{:x} is wider than 32 bits", wasm::to_string(v.type), v.bits));
   if (v.type == ValType::ExternRef && v.bits != 0)
     throw Error("a host (extern) reference cannot be saved");
   u8(static_cast<uint8_t>(v.type));

@@ -2,6 +2,7 @@
 
 #include "snapshot/payload.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 #include "wasi/state_sockets.h"
 
 #include <ctime>
@@ -34,9 +35,8 @@ void write_pending_poll(PayloadWriter& w, const std::optional<PendingPoll>& poll
   w.boolean(poll.has_value());
   if (!poll) return;
   if (poll->subscriptions.size() != poll->deadlines.size() * kSubscriptionBytes)
-    throw Error(fmt::format("internal error: a pending poll with {} subscription bytes and {} "
-                            "deadlines",
-                            poll->subscriptions.size(), poll->deadlines.size()));
+    throw InternalError(fmt::format("a pending poll with {} subscription bytes and {} deadlines",
+                                    poll->subscriptions.size(), poll->deadlines.size()));
   w.u32(poll->in);
   w.u32(static_cast<uint32_t>(poll->deadlines.size()));
   w.bytes(poll->subscriptions);

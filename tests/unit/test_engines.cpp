@@ -28,9 +28,7 @@ std::unique_ptr<runtime::Engine> make_aot_engine() {
     static std::map<util::Sha256Digest, std::vector<uint8_t>> artifacts;
     auto& bytes = artifacts[hash];
     if (bytes.empty()) {
-      auto compiled = aot::compile_artifact(m, hash, exact_options(WideAddresses));
-      if (!compiled.ok()) throw Error(compiled.error);
-      bytes = std::move(compiled.value);
+      bytes = aot::compile_artifact(m, hash, exact_options(WideAddresses)).take("test");
     }
     return std::shared_ptr<const aot::CodeImage>(aot::load_artifact(bytes, hash, "test"));
   });
@@ -49,9 +47,7 @@ struct JitCache {
 std::unique_ptr<runtime::Engine> make_jit_engine() {
   return aot::make_engine([](const wasm::Module& m, const util::Sha256Digest& hash) {
     static const JitCache cache;
-    auto code = aot::jit_compile(m, hash, exact_options(), cache.dir.string());
-    if (!code.ok()) throw Error(code.error);
-    return code.value;
+    return aot::jit_compile(m, hash, exact_options(), cache.dir.string()).take("test");
   });
 }
 

@@ -7,6 +7,7 @@
 #include "runtime/memory.h"
 #include "runtime/wait_queue.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <atomic>
 #include <chrono>
@@ -191,7 +192,7 @@ TEST(WaitQueues, RestoreRebuildsOrderAndWakesOnlyTheNotified) {
   EXPECT_EQ(again.queues[0].waiters[1].thread_id, 2u);
   EXPECT_GT(*again.queues[0].waiters[1].remaining_ns, int64_t(50e9));
   EXPECT_EQ(again.woken, state.woken);
-  EXPECT_THROW(q.restore(state), Error);
+  EXPECT_THROW(q.restore(state), InternalError); // over live waiters: a bug
 
   Interrupt interrupt;                          // never requested
   atomics::store<uint32_t>(mem.base() + 16, 1); // the value is not looked at again

@@ -5,6 +5,7 @@
 #include "aot/llvm/codegen.h"
 #include "aot/llvm/inline_cost.h"
 #include "aot/llvm/partition.h"
+#include "tern/internal_error.h"
 #include "util/file.h"
 
 #include <algorithm>
@@ -451,9 +452,8 @@ Compiled<std::vector<char>> compile_part(std::span<const char> bitcode,
   llvm::MemoryBufferRef buffer(llvm::StringRef(bitcode.data(), bitcode.size()), "part");
   llvm::Expected<std::unique_ptr<llvm::Module>> module = llvm::parseBitcodeFile(buffer, context);
   if (!module)
-    return {{},
-            "internal error: a part of the module does not read back: " +
-                llvm::toString(module.takeError())};
+    return {
+        {}, "a part of the module does not read back: " + llvm::toString(module.takeError()), true};
   optimize(**module, *tm.value, options);
   return emit_object(**module, *tm.value);
 }
@@ -503,7 +503,7 @@ compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const Compil
   }
   std::vector<std::vector<char>> out;
   for (auto& object : objects) {
-    if (!object.ok()) return {{}, object.error};
+    if (!object.ok()) return {{}, object.error, object.internal};
     out.push_back(std::move(object.value));
   }
   return {std::move(out), {}};
@@ -561,6 +561,8 @@ Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& was
     ModuleCodegen codegen(context, wasm, hash, options, tm.value->createDataLayout(),
                           tm.value->getTargetTriple().str());
     module = codegen.run();
+  } catch (const InternalError& e) {
+    return {{}, e.what(), true};
   } catch (const std::exception& e) {
     return {{}, e.what()};
   }
@@ -577,14 +579,14 @@ Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& was
   std::string verify_errors;
   llvm::raw_string_ostream verify_stream(verify_errors);
   if (llvm::verifyModule(*module, &verify_stream))
-    return {{}, "internal error: invalid IR generated: " + verify_errors.substr(0, 2000)};
+    return {{}, "the compiler generated invalid IR: " + verify_errors.substr(0, 2000), true};
   const unsigned parts = dump ? 1 : part_count(*module);
   if (parts == 1) {
     optimize(*module, *tm.value, options);
     if (dump) write_ir(".opt.ll");
     auto object = emit_object(*module, *tm.value);
     trace_step("whole module (IR, optimization, emission)", start);
-    if (!object.ok()) return {{}, object.error};
+    if (!object.ok()) return {{}, object.error, object.internal};
     return {{std::move(object.value)}, {}};
   }
   const std::vector<llvm::SmallVector<char, 0>> bitcode = split_module(*module, parts);
@@ -596,13 +598,13 @@ Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& was
 Compiled<std::vector<char>> compile_object(const wasm::Module& wasm, const util::Sha256Digest& hash,
                                            const CompileOptions& options) {
   auto objects = compile_objects(wasm, hash, options);
-  if (!objects.ok()) return {{}, objects.error};
+  if (!objects.ok()) return {{}, objects.error, objects.internal};
   if (objects.value.size() == 1) return {std::move(objects.value[0]), {}};
   // One relocatable object of all parts.
   const double start = thread_cpu_ms();
   auto merged = run_lld(objects.value, {"-r"});
   trace_step("merge (serial)", start);
-  if (!merged.ok()) return {{}, merged.error};
+  if (!merged.ok()) return {{}, merged.error, merged.internal};
   return {std::vector<char>(merged.value.begin(), merged.value.end()), {}};
 }
 

@@ -23,9 +23,9 @@ Compiled<std::vector<uint8_t>> plugin_compile_artifact(const wasm::Module& modul
                                                        const util::Sha256Digest& hash,
                                                        const CompileOptions& options) {
   auto objects = llvmc::compile_objects(module, hash, options);
-  if (!objects.ok()) return {{}, objects.error};
+  if (!objects.ok()) return {{}, objects.error, objects.internal};
   auto shared = llvmc::link_shared_object(objects.value);
-  if (!shared.ok()) return {{}, shared.error};
+  if (!shared.ok()) return {{}, shared.error, shared.internal};
   try {
     return {
         make_artifact(current_header(options.target, module_flags(options), hash), shared.value),
@@ -39,7 +39,7 @@ Compiled<std::vector<uint8_t>> plugin_compile_object(const wasm::Module& module,
                                                      const util::Sha256Digest& hash,
                                                      const CompileOptions& options) {
   auto object = llvmc::compile_object(module, hash, options);
-  if (!object.ok()) return {{}, object.error};
+  if (!object.ok()) return {{}, object.error, object.internal};
   return {std::vector<uint8_t>(object.value.begin(), object.value.end()), {}};
 }
 
