@@ -131,8 +131,7 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
   size_t wanted = total_length(iov);
   n = 0;
   if (gateway_connecting(e)) {
-    Ret r = wait_gateway_connect(c, e, Errno::again);
-    if (!r.ok()) return r;
+    WASI_TRY(wait_gateway_connect(c, e, Errno::again));
   }
   const bool peek = (msg_flags & MSG_PEEK) != 0;
   const bool wait_all = (msg_flags & MSG_WAITALL) != 0 && !peek;
@@ -166,8 +165,7 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
 Ret stream_write(Call& c, FdEntry& e, std::vector<iovec>& iov, size_t& n) {
   n = 0;
   if (gateway_connecting(e)) {
-    Ret r = wait_gateway_connect(c, e, Errno::again);
-    if (!r.ok()) return r;
+    WASI_TRY(wait_gateway_connect(c, e, Errno::again));
   }
   for (;;) {
     ssize_t put = write_once(e, iov);

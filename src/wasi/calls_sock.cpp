@@ -83,7 +83,7 @@ Ret sock_recv(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len, uint
   if (ri_flags & riflag::recv_peek) flags |= MSG_PEEK;
   if (ri_flags & riflag::recv_waitall) flags |= MSG_WAITALL;
   size_t n = 0;
-  if (Ret r = stream_read(c, *e, iov, flags, n); !r.ok()) return r;
+  WASI_TRY(stream_read(c, *e, iov, flags, n));
   c.mem.store<uint32_t>(ro_datalen_out, uint32_t(n));
   return c.mem.store<uint16_t>(ro_flags_out, 0);
 }
@@ -97,7 +97,7 @@ Ret sock_send(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, uint
   WASI_TRY(c.mem.iovecs(si_data, si_data_len, iov, GuestMemory::Transfer::FromGuest));
   if (!c.mem.in_bounds(so_datalen_out, 4)) return Errno::fault;
   size_t n = 0;
-  if (Ret r = stream_write(c, *e, iov, n); !r.ok()) return r;
+  WASI_TRY(stream_write(c, *e, iov, n));
   return c.mem.store<uint32_t>(so_datalen_out, uint32_t(n));
 }
 

@@ -316,7 +316,7 @@ Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, u
   if (!c.ctx.net_policy().may_connect(dest)) return Errno::acces;
   if (e->gateway) { // a stream ignores the address, as TCP does; the gateway counts the bytes
     size_t n = 0;
-    if (Ret r = stream_write(c, *e, iov, n); !r.ok()) return r;
+    WASI_TRY(stream_write(c, *e, iov, n));
     return c.mem.store<uint32_t>(so_datalen_out, uint32_t(n));
   }
   sockaddr_storage ss;
@@ -352,7 +352,7 @@ Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len,
   if (e->gateway) { // its peer is the gateway's client (or target), not the gateway
     size_t n = 0;
     int flags = (ri_flags & riflag::recv_peek) ? MSG_PEEK : 0;
-    if (Ret r = stream_read(c, *e, iov, flags, n); !r.ok()) return r;
+    WASI_TRY(stream_read(c, *e, iov, flags, n));
     write_wasi_addr(c.mem, src_addr_out, e->socket->peer);
     return c.mem.store<uint32_t>(ro_datalen_out, uint32_t(n));
   }
