@@ -25,6 +25,24 @@ function(tern_python_cache prefix out)
   set(${out} ${cache} PARENT_SCOPE)
 endfunction()
 
+# The lines `SCRIPT ARGS...` prints, as a list in OUT; CMake configures
+# again when the script or testlib.py changes.
+function(tern_script_lines out script)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${script}
+                                                                ${PROJECT_SOURCE_DIR}/tests/testlib.py)
+  execute_process(
+    COMMAND ${Python3_EXECUTABLE} ${script} ${ARGN}
+    OUTPUT_VARIABLE lines
+    RESULT_VARIABLE status
+    ERROR_VARIABLE error)
+  if(NOT status EQUAL 0)
+    message(FATAL_ERROR "${script} ${ARGN} failed (${status}): ${error}")
+  endif()
+  string(STRIP "${lines}" lines)
+  string(REPLACE "\n" ";" lines "${lines}")
+  set(${out} "${lines}" PARENT_SCOPE)
+endfunction()
+
 # tern_add_python_cases(PREFIX SCRIPT [ARGS ARG...] [PROPERTIES ...])
 #
 # One ctest per case of a Python test script built on tests/testlib.py's
@@ -46,18 +64,7 @@ function(tern_add_python_cases prefix script)
     return()
   endif()
   cmake_path(ABSOLUTE_PATH script BASE_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${script}
-                                                                ${PROJECT_SOURCE_DIR}/tests/testlib.py)
-  execute_process(
-    COMMAND ${Python3_EXECUTABLE} ${script} ${list_args}
-    OUTPUT_VARIABLE cases
-    RESULT_VARIABLE status
-    ERROR_VARIABLE error)
-  if(NOT status EQUAL 0)
-    message(FATAL_ERROR "${script} ${list_args} failed (${status}): ${error}")
-  endif()
-  string(STRIP "${cases}" cases)
-  string(REPLACE "\n" ";" cases "${cases}")
+  tern_script_lines(cases ${script} ${list_args})
   set(cache_args)
   set(cache_properties)
   if(arg_SHARED_CACHE AND cases)
@@ -88,21 +95,10 @@ function(tern_add_python_engine_cases prefix script)
     return()
   endif()
   cmake_path(ABSOLUTE_PATH script BASE_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${script}
-                                                                ${PROJECT_SOURCE_DIR}/tests/testlib.py)
-  execute_process(
-    COMMAND ${Python3_EXECUTABLE} ${script} --list-engine-runs
-    OUTPUT_VARIABLE runs
-    RESULT_VARIABLE status
-    ERROR_VARIABLE error)
-  if(NOT status EQUAL 0)
-    message(FATAL_ERROR "${script} --list-engine-runs failed (${status}): ${error}")
-  endif()
-  string(STRIP "${runs}" runs)
-  if(runs STREQUAL "")
+  tern_script_lines(runs ${script} --list-engine-runs)
+  if(NOT runs)
     return()
   endif()
-  string(REPLACE "\n" ";" runs "${runs}")
   tern_python_cache(${prefix} cache)
   foreach(run IN LISTS runs)
     string(REPLACE " " ";" run "${run}")
