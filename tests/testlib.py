@@ -474,6 +474,12 @@ class Cases:
         self.listed.append(self._register(fn))
         return fn
 
+    def add(self, name, fn):
+        """A case made at run time (one per guest and engine, say), run
+        and listed like a decorated one."""
+        self.cases[name] = fn
+        self.listed.append(name)
+
     def also_in(self, *engines):
         def register(fn):
             self(fn)

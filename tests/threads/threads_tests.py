@@ -81,7 +81,7 @@ def make_stress_case(guest, mode):
 
 for guest in GUESTS:
     for mode in MODES:
-        case.cases[f"{guest}.{mode}"] = make_stress_case(guest, mode)
+        case.add(f"{guest}.{mode}", make_stress_case(guest, mode))
 
 
 @case
