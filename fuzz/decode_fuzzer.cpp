@@ -138,8 +138,8 @@ void run_exports(const std::shared_ptr<Module>& module) {
 }
 
 void run_pipeline(const uint8_t* data, size_t size) {
-  auto module = std::make_shared<Module>(
-      tern::wasm::decode_module(std::vector<uint8_t>(data, data + size)));
+  auto module =
+      std::make_shared<Module>(tern::wasm::decode_module(std::vector<uint8_t>(data, data + size)));
   check_decoded(*module);
   tern::wasm::validate_module(*module);
   check_validated(*module);

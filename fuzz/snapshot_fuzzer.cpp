@@ -4,14 +4,14 @@
 // must survive a write and a second read unchanged; a WASI section is
 // decoded and rendered too. Built and run by
 // scripts/fuzz.sh snapshot.
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-
 #include "snapshot/format.h"
 #include "tern/error.h"
 #include "wasi/state.h"
 #include "wasi/state_records.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace {
 

@@ -39,13 +39,22 @@ extern "C" {
 #define PTHREAD_MUTEX_DEFAULT 0
 #define PTHREAD_MUTEX_RECURSIVE 1
 #define PTHREAD_MUTEX_ERRORCHECK 2
-#define PTHREAD_MUTEX_INITIALIZER {{{0}}}
-#define PTHREAD_COND_INITIALIZER {{{0}}}
+#define PTHREAD_MUTEX_INITIALIZER                                                                  \
+  {                                                                                                \
+    {                                                                                              \
+      { 0 }                                                                                        \
+    }                                                                                              \
+  }
+#define PTHREAD_COND_INITIALIZER                                                                   \
+  {                                                                                                \
+    {                                                                                              \
+      { 0 }                                                                                        \
+    }                                                                                              \
+  }
 #define PTHREAD_ONCE_INIT 0
 #define PTHREAD_BARRIER_SERIAL_THREAD (-1)
 
-int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
-                   void* arg);
+int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg);
 int pthread_join(pthread_t thread, void** result);
 pthread_t pthread_self(void);
 int pthread_equal(pthread_t a, pthread_t b);

@@ -10,8 +10,8 @@
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <fmt/format.h>
@@ -558,7 +558,8 @@ Verdict ScriptRunner::action_command(const json& cmd) {
 // several outcomes are allowed) one of its values.
 Verdict ScriptRunner::assert_return(const json& cmd) {
   std::vector<Expectation> expected;
-  for (const auto& e : cmd.value("expected", json::array())) expected.push_back(parse_expectation(e));
+  for (const auto& e : cmd.value("expected", json::array()))
+    expected.push_back(parse_expectation(e));
   ActionResult result = perform(cmd.at("action"));
   std::string got = describe_outcome(result.outcome, result.values);
   if (result.outcome.kind != ExecOutcome::Kind::Returned) return Verdict::fail(got);

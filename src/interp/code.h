@@ -9,11 +9,11 @@
 // stable point, so the wasm view of a frame is a plain read of its slots.
 #pragma once
 
+#include "wasm/module.h"
+
 #include <cstdint>
 #include <memory>
 #include <vector>
-
-#include "wasm/module.h"
 
 namespace tern::interp {
 
@@ -31,7 +31,9 @@ union Word {
 };
 static_assert(sizeof(Word) == 8);
 
-inline uint64_t pack(uint32_t lo, uint32_t hi) { return uint64_t(lo) | (uint64_t(hi) << 32); }
+inline uint64_t pack(uint32_t lo, uint32_t hi) {
+  return uint64_t(lo) | (uint64_t(hi) << 32);
+}
 
 // A stable point in translated code.
 struct CodePoint {

@@ -2,9 +2,8 @@
 // tuning the translator: handler names, operands, wasm offsets, stable points.
 #include "interp/disasm.h"
 
-#include <map>
-
 #include <fmt/format.h>
+#include <map>
 
 namespace tern::interp {
 namespace {
@@ -17,10 +16,14 @@ constexpr const char* kHandlerNames[] = {
 
 const char* point_name(wasm::StablePointKind k) {
   switch (k) {
-  case wasm::StablePointKind::FunctionEntry: return "function entry";
-  case wasm::StablePointKind::LoopHeader: return "loop header";
-  case wasm::StablePointKind::CallSite: return "call site";
-  case wasm::StablePointKind::AtomicWait: return "atomic wait";
+  case wasm::StablePointKind::FunctionEntry:
+    return "function entry";
+  case wasm::StablePointKind::LoopHeader:
+    return "loop header";
+  case wasm::StablePointKind::CallSite:
+    return "call site";
+  case wasm::StablePointKind::AtomicWait:
+    return "atomic wait";
   }
   return "?";
 }
@@ -42,7 +45,8 @@ std::string disassemble(const CompiledFunction& f) {
       continue;
     }
     if (const CodePoint* p = f.point_at_code(static_cast<uint32_t>(i)))
-      out += fmt::format("      ; stable point: {} at 0x{:x}\n", point_name(p->kind), p->wasm_offset);
+      out +=
+          fmt::format("      ; stable point: {} at 0x{:x}\n", point_name(p->kind), p->wasm_offset);
     out += fmt::format("{:5} [0x{:05x}] {}", i, f.wasm_offset_at(static_cast<uint32_t>(i)),
                        it->second);
     size_t j = i + 1;

@@ -1,9 +1,9 @@
 // Listing of the interpreter's internal code, for `tern disasm`.
 #pragma once
 
-#include <string>
-
 #include "interp/code.h"
+
+#include <string>
 
 namespace tern::interp {
 

@@ -1,14 +1,13 @@
 #include "interp/engine.h"
 
-#include <algorithm>
-#include <cstring>
-
-#include <fmt/format.h>
-
 #include "interp/exec.h"
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "tern/error.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fmt/format.h>
 
 namespace tern::interp {
 namespace {
@@ -48,8 +47,7 @@ public:
     act.base = base;
     act.frame_top = base + 1;
     ExecOutcome out = execute(&thread, act);
-    if (out.kind == ExecOutcome::Kind::Returned)
-      std::copy_n(fp, results.size(), results.begin());
+    if (out.kind == ExecOutcome::Kind::Returned) std::copy_n(fp, results.size(), results.begin());
     if (out.kind == ExecOutcome::Kind::Suspended) {
       thread.suspended_fp = fp;
     } else {
@@ -92,7 +90,7 @@ private:
       runtime::Trap t;
       t.kind = runtime::TrapKind::Host;
       t.message = r.status == runtime::HostStatus::Trap ? r.message
-                                                         : "host function suspended outside wasm";
+                                                        : "host function suspended outside wasm";
       return ExecOutcome::trapped(std::move(t));
     }
     }
@@ -102,6 +100,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<runtime::Engine> make_engine() { return std::make_unique<InterpEngine>(); }
+std::unique_ptr<runtime::Engine> make_engine() {
+  return std::make_unique<InterpEngine>();
+}
 
 } // namespace tern::interp

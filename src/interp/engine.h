@@ -1,9 +1,9 @@
 // The interpreter as a runtime::Engine.
 #pragma once
 
-#include <memory>
-
 #include "runtime/engine.h"
+
+#include <memory>
 
 namespace tern::interp {
 

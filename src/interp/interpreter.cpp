@@ -5,14 +5,6 @@
 // the next handler. The running frame lives in locals (ip, fp, self); caller
 // frames are records on the thread's frame stack, values on its slot stack.
 // Memory is accessed little-endian on every host (runtime::Memory::load_le).
-#include <bit>
-#include <cmath>
-#include <algorithm>
-#include <cstring>
-#include <limits>
-
-#include <fmt/format.h>
-
 #include "interp/code.h"
 #include "interp/engine.h"
 #include "interp/exec.h"
@@ -20,6 +12,13 @@
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+#include <limits>
 
 namespace tern::interp {
 
@@ -35,17 +34,25 @@ namespace {
 
 // --- Value conversions between slots and C++ types -------------------------
 
-inline float f32_of(uint64_t s) { return std::bit_cast<float>(static_cast<uint32_t>(s)); }
-inline double f64_of(uint64_t s) { return std::bit_cast<double>(s); }
-inline uint64_t bits_of(float f) { return std::bit_cast<uint32_t>(f); }
-inline uint64_t bits_of(double d) { return std::bit_cast<uint64_t>(d); }
+inline float f32_of(uint64_t s) {
+  return std::bit_cast<float>(static_cast<uint32_t>(s));
+}
+inline double f64_of(uint64_t s) {
+  return std::bit_cast<double>(s);
+}
+inline uint64_t bits_of(float f) {
+  return std::bit_cast<uint32_t>(f);
+}
+inline uint64_t bits_of(double d) {
+  return std::bit_cast<uint64_t>(d);
+}
 
 // --- Float semantics the spec fixes more tightly than C++ ------------------
 
 template <typename F>
 F wasm_min(F a, F b) {
   if (std::isnan(a) || std::isnan(b)) return a + b; // a NaN operand propagates (quieted)
-  if (a == b) return std::signbit(a) ? a : b;      // min(-0, +0) = -0
+  if (a == b) return std::signbit(a) ? a : b;       // min(-0, +0) = -0
   return a < b ? a : b;
 }
 
@@ -75,7 +82,8 @@ bool trunc_in_range(F x) {
 template <typename I, typename F>
 I trunc_sat(F x) {
   if (std::isnan(x)) return 0;
-  if (!trunc_in_range<I>(x)) return x < F(0) ? std::numeric_limits<I>::min() : std::numeric_limits<I>::max();
+  if (!trunc_in_range<I>(x))
+    return x < F(0) ? std::numeric_limits<I>::min() : std::numeric_limits<I>::max();
   return static_cast<I>(x);
 }
 
@@ -86,13 +94,21 @@ F quiet(F x) {
   return std::isnan(x) ? x + x : x;
 }
 
-inline uint32_t f32_abs(uint64_t s) { return static_cast<uint32_t>(s) & 0x7FFFFFFFu; }
-inline uint32_t f32_neg(uint64_t s) { return static_cast<uint32_t>(s) ^ 0x80000000u; }
+inline uint32_t f32_abs(uint64_t s) {
+  return static_cast<uint32_t>(s) & 0x7FFFFFFFu;
+}
+inline uint32_t f32_neg(uint64_t s) {
+  return static_cast<uint32_t>(s) ^ 0x80000000u;
+}
 inline uint32_t f32_copysign(uint64_t a, uint64_t b) {
   return (static_cast<uint32_t>(a) & 0x7FFFFFFFu) | (static_cast<uint32_t>(b) & 0x80000000u);
 }
-inline uint64_t f64_abs(uint64_t s) { return s & 0x7FFFFFFFFFFFFFFFull; }
-inline uint64_t f64_neg(uint64_t s) { return s ^ 0x8000000000000000ull; }
+inline uint64_t f64_abs(uint64_t s) {
+  return s & 0x7FFFFFFFFFFFFFFFull;
+}
+inline uint64_t f64_neg(uint64_t s) {
+  return s ^ 0x8000000000000000ull;
+}
 inline uint64_t f64_copysign(uint64_t a, uint64_t b) {
   return (a & 0x7FFFFFFFFFFFFFFFull) | (b & 0x8000000000000000ull);
 }
@@ -114,8 +130,9 @@ const CompiledFunction* code_of(const FunctionInstance* f) {
 // results go to the same slots (the arguments are copied out first). The
 // thread's stack tops are published so the host may call back into wasm.
 runtime::HostStatus call_host(runtime::Thread& thread, ModuleInstance* caller,
-                              FunctionInstance* callee, char* fp, const CompiledFunction* frame_code,
-                              Frame* fsp, char* args, runtime::HostResult& result) {
+                              FunctionInstance* callee, char* fp,
+                              const CompiledFunction* frame_code, Frame* fsp, char* args,
+                              runtime::HostResult& result) {
   const wasm::FuncType& type = *callee->type;
   Slot inline_args[16];
   std::vector<Slot> heap_args;
@@ -128,8 +145,9 @@ runtime::HostStatus call_host(runtime::Thread& thread, ModuleInstance* caller,
   thread.frame_top = fsp;
   thread.slot_top = reinterpret_cast<Slot*>(fp) + frame_code->frame_slots;
   runtime::CallContext ctx{thread, caller};
-  result = callee->host->callback(ctx, std::span<const Slot>(copy, type.params.size()),
-                                  std::span<Slot>(reinterpret_cast<Slot*>(args), type.results.size()));
+  result =
+      callee->host->callback(ctx, std::span<const Slot>(copy, type.params.size()),
+                             std::span<Slot>(reinterpret_cast<Slot*>(args), type.results.size()));
   return result.status;
 }
 
@@ -149,7 +167,8 @@ static runtime::Trap make_trap(TrapKind kind, std::string message, const Functio
         {f->index, c->wasm_offset_at(index), f->instance->module().func_name(f->index)});
   };
   add(self, ip, false);
-  for (const Frame* f = frames_end; f-- > base + 1;) add(f->func, static_cast<const Word*>(f->pc), true);
+  for (const Frame* f = frames_end; f-- > base + 1;)
+    add(f->func, static_cast<const Word*>(f->pc), true);
   return t;
 }
 
@@ -204,7 +223,7 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
 #define SLOT(off) (*reinterpret_cast<Slot*>(fp + (off)))
 #define LO(w) static_cast<uint32_t>(w)
 #define HI(w) static_cast<uint32_t>((w) >> 32)
-#define NEXT() goto* ip->handler
+#define NEXT() goto * ip->handler
 #define DISPATCH(n)                                                                                \
   do {                                                                                             \
     ip += (n);                                                                                     \
@@ -212,20 +231,20 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   } while (0)
 #define TRAP(kind)                                                                                 \
   do {                                                                                             \
-    s.trap_kind = (kind);                                                                            \
+    s.trap_kind = (kind);                                                                          \
     goto trap;                                                                                     \
   } while (0)
 #define RELOAD_MEMORY()                                                                            \
   do {                                                                                             \
-    mem_base = s.mem ? s.mem->base() : nullptr;                                                        \
-    mem_size = s.mem ? s.mem->size() : 0;                                                              \
+    mem_base = s.mem ? s.mem->base() : nullptr;                                                    \
+    mem_size = s.mem ? s.mem->size() : 0;                                                          \
   } while (0)
 #define RELOAD_INSTANCE()                                                                          \
   do {                                                                                             \
-    s.inst = s.self->instance;                                                                         \
-    s.funcs = s.inst->funcs.data();                                                                    \
-    s.globals = s.inst->globals.data();                                                                \
-    s.mem = s.inst->memory0();                                                                         \
+    s.inst = s.self->instance;                                                                     \
+    s.funcs = s.inst->funcs.data();                                                                \
+    s.globals = s.inst->globals.data();                                                            \
+    s.mem = s.inst->memory0();                                                                     \
     RELOAD_MEMORY();                                                                               \
   } while (0)
 
@@ -507,7 +526,7 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   uint64_t xy = ip[2].u64;                                                                         \
   (void)xy;                                                                                        \
   uint64_t ea = uint64_t(static_cast<uint32_t>(SLOT(HI(w)))) + ip[3].u64;                          \
-  if (!runtime::atomics::aligned(ea, (size))) TRAP(TrapKind::UnalignedAtomic);                    \
+  if (!runtime::atomics::aligned(ea, (size))) TRAP(TrapKind::UnalignedAtomic);                     \
   if (ea + (size) > mem_size) TRAP(TrapKind::MemoryOutOfBounds)
 #define ATOMIC_LOAD(NAME, T)                                                                       \
   L_##NAME : {                                                                                     \
@@ -570,15 +589,15 @@ ExecOutcome execute(runtime::Thread* thread_ptr, const Activation& act) {
   ATOMIC_CMPXCHG(I64AtomicRmw8CmpxchgU, uint8_t)
   ATOMIC_CMPXCHG(I64AtomicRmw16CmpxchgU, uint16_t)
   ATOMIC_CMPXCHG(I64AtomicRmw32CmpxchgU, uint32_t)
-L_MemoryAtomicNotify: {
+L_MemoryAtomicNotify : {
   ATOMIC_EA(4);
   runtime::WaitQueues* queues = s.mem->wait_queues();
   uint32_t count = static_cast<uint32_t>(SLOT(LO(xy)));
   SLOT(LO(w)) = queues ? queues->notify(ea, count) : 0;
   DISPATCH(4);
 }
-  // Two handlers, not one testing its own address: labels at the same
-  // place compare equal, which made every wait32 a wait64.
+// Two handlers, not one testing its own address: labels at the same
+// place compare equal, which made every wait32 a wait64.
 #define ATOMIC_WAIT(wide)                                                                          \
   {                                                                                                \
     ATOMIC_EA(wide ? 8u : 4u);                                                                     \
@@ -623,15 +642,15 @@ L_AtomicFence:
   } while (0)
 
   // Fused compare-and-branch: _ss [a|b][target], _si [a][imm][target].
-#define CMP_BRANCH_AS(NAME, SUFFIX, JUMP, IN, EXPR)                                                       \
-  L_BrIf##NAME##_ss##SUFFIX : {                                                                           \
+#define CMP_BRANCH_AS(NAME, SUFFIX, JUMP, IN, EXPR)                                                \
+  L_BrIf##NAME##_ss##SUFFIX : {                                                                    \
     uint64_t w = ip[1].u64;                                                                        \
     auto a = RD_##IN(SLOT(LO(w)));                                                                 \
     auto b = RD_##IN(SLOT(HI(w)));                                                                 \
     if (EXPR) JUMP(ip[2].target);                                                                  \
     DISPATCH(3);                                                                                   \
   }                                                                                                \
-  L_BrIf##NAME##_si##SUFFIX : {                                                                           \
+  L_BrIf##NAME##_si##SUFFIX : {                                                                    \
     auto a = RD_##IN(SLOT(ip[1].u64));                                                             \
     auto b = RD_##IN(ip[2].u64);                                                                   \
     if (EXPR) JUMP(ip[3].target);                                                                  \
@@ -645,7 +664,7 @@ L_AtomicFence:
 #undef TERN_COMPARE
 
   // --- Control ----------------------------------------------------------------
-L_Entry: {
+L_Entry : {
   uint64_t w = ip[1].u64;
   if (fp + ip[2].u64 > s.stack_end) TRAP(TrapKind::CallStackExhausted);
   for (uint32_t i = 0, n = HI(w); i < n; ++i) SLOT(LO(w) + 8 * i) = 0;
@@ -677,14 +696,14 @@ L_BrIfNzLoop:
 L_BrIfZLoop:
   if (static_cast<uint32_t>(SLOT(ip[1].u64)) == 0) BACK_EDGE(ip[2].target);
   DISPATCH(3);
-L_BrTable: {
+L_BrTable : {
   uint64_t w = ip[1].u64;
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w)));
   uint32_t n = HI(w);
   ip = ip[2 + (i < n ? i : n)].target;
   NEXT();
 }
-L_Ret: {
+L_Ret : {
   --s.fsp;
   if (s.fsp == s.base) goto returned;
   ip = static_cast<const Word*>(s.fsp->pc);
@@ -699,20 +718,21 @@ L_Ret: {
   }
   NEXT();
 }
-L_Call: {
+L_Call : {
   uint64_t w = ip[1].u64;
   s.callee = s.funcs[LO(w)];
   s.call_args = fp + HI(w);
   s.call_next = ip + 2;
   goto do_call;
 }
-L_CallIndirect: {
+L_CallIndirect : {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
   runtime::Table* table = s.inst->tables[HI(w1)];
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w2)));
   if (i >= table->size()) {
-    s.trap_message = fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallOutOfRange), i);
+    s.trap_message =
+        fmt::format("{} {}", runtime::trap_message(TrapKind::IndirectCallOutOfRange), i);
     TRAP(TrapKind::IndirectCallOutOfRange);
   }
   s.callee = runtime::slot_funcref(table->get(i));
@@ -727,7 +747,8 @@ L_CallIndirect: {
 }
 do_call:
   if (s.callee->is_host()) {
-    switch (call_host(thread, s.inst, s.callee, fp, code_of(s.self), s.fsp, s.call_args, s.host_result)) {
+    switch (call_host(thread, s.inst, s.callee, fp, code_of(s.self), s.fsp, s.call_args,
+                      s.host_result)) {
     case runtime::HostStatus::Ok:
       RELOAD_MEMORY();
       ip = s.call_next;
@@ -749,12 +770,12 @@ do_call:
   s.self = s.callee;
   if (s.callee->instance != s.inst) RELOAD_INSTANCE();
   NEXT();
-L_Mov: {
+L_Mov : {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = SLOT(HI(w));
   DISPATCH(2);
 }
-L_Mov2: {
+L_Mov2 : {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = SLOT(HI(w));
   w = ip[2].u64;
@@ -764,18 +785,18 @@ L_Mov2: {
 L_Const:
   SLOT(ip[1].u64) = ip[2].u64;
   DISPATCH(3);
-L_Select: {
+L_Select : {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
   SLOT(LO(w1)) = static_cast<uint32_t>(SLOT(HI(w2))) ? SLOT(HI(w1)) : SLOT(LO(w2));
   DISPATCH(3);
 }
-L_GlobalGet: {
+L_GlobalGet : {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = s.globals[HI(w)]->value;
   DISPATCH(2);
 }
-L_GlobalSet: {
+L_GlobalSet : {
   uint64_t w = ip[1].u64;
   s.globals[LO(w)]->value = SLOT(HI(w));
   DISPATCH(2);
@@ -786,14 +807,14 @@ L_MemorySize:
   RELOAD_MEMORY(); // a shared memory may have grown in another thread
   SLOT(LO(ip[1].u64)) = mem_size / wasm::kPageSize;
   DISPATCH(2);
-L_MemoryGrow: {
+L_MemoryGrow : {
   uint64_t w = ip[1].u64;
   int64_t old = s.mem->grow(static_cast<uint32_t>(SLOT(HI(w))));
   RELOAD_MEMORY();
   SLOT(LO(w)) = static_cast<uint32_t>(old);
   DISPATCH(2);
 }
-L_MemoryFill: {
+L_MemoryFill : {
   uint64_t w = ip[1].u64;
   uint64_t dst = static_cast<uint32_t>(SLOT(LO(w)));
   uint64_t n = static_cast<uint32_t>(SLOT(ip[2].u64));
@@ -801,7 +822,7 @@ L_MemoryFill: {
   std::memset(mem_base + dst, static_cast<uint8_t>(SLOT(HI(w))), n);
   DISPATCH(3);
 }
-L_MemoryCopy: {
+L_MemoryCopy : {
   uint64_t w = ip[1].u64;
   uint64_t dst = static_cast<uint32_t>(SLOT(LO(w)));
   uint64_t src = static_cast<uint32_t>(SLOT(HI(w)));
@@ -810,7 +831,7 @@ L_MemoryCopy: {
   std::memmove(mem_base + dst, mem_base + src, n);
   DISPATCH(3);
 }
-L_MemoryInit: {
+L_MemoryInit : {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
   uint64_t dst = static_cast<uint32_t>(SLOT(LO(w1)));
@@ -828,7 +849,7 @@ L_DataDrop:
   DISPATCH(2);
 
   // --- Tables and references -------------------------------------------------
-L_TableGet: {
+L_TableGet : {
   uint64_t w = ip[1].u64;
   runtime::Table* t = s.inst->tables[ip[2].u64];
   uint32_t i = static_cast<uint32_t>(SLOT(HI(w)));
@@ -836,7 +857,7 @@ L_TableGet: {
   SLOT(LO(w)) = t->get(i);
   DISPATCH(3);
 }
-L_TableSet: {
+L_TableSet : {
   uint64_t w = ip[1].u64;
   runtime::Table* t = s.inst->tables[ip[2].u64];
   uint32_t i = static_cast<uint32_t>(SLOT(LO(w)));
@@ -844,19 +865,19 @@ L_TableSet: {
   t->set(i, SLOT(HI(w)));
   DISPATCH(3);
 }
-L_TableSize: {
+L_TableSize : {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = s.inst->tables[HI(w)]->size();
   DISPATCH(2);
 }
-L_TableGrow: {
+L_TableGrow : {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
   int64_t old = s.inst->tables[HI(w2)]->grow(static_cast<uint32_t>(SLOT(LO(w2))), SLOT(HI(w1)));
   SLOT(LO(w1)) = static_cast<uint32_t>(old);
   DISPATCH(3);
 }
-L_TableFill: {
+L_TableFill : {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
   runtime::Table* t = s.inst->tables[HI(w2)];
@@ -866,7 +887,7 @@ L_TableFill: {
   std::fill_n(t->data() + i, n, SLOT(HI(w1)));
   DISPATCH(3);
 }
-L_TableCopy: {
+L_TableCopy : {
   uint64_t w1 = ip[1].u64;
   uint64_t w3 = ip[3].u64;
   runtime::Table* dt = s.inst->tables[LO(w3)];
@@ -878,7 +899,7 @@ L_TableCopy: {
   if (n) std::memmove(dt->data() + dst, st->data() + src, n * sizeof(Slot));
   DISPATCH(4);
 }
-L_TableInit: {
+L_TableInit : {
   uint64_t w1 = ip[1].u64;
   uint64_t w2 = ip[2].u64;
   runtime::Table* t = s.inst->tables[ip[3].u64];
@@ -893,12 +914,12 @@ L_TableInit: {
 L_ElemDrop:
   s.inst->elem_segments[ip[1].u64].clear();
   DISPATCH(2);
-L_RefIsNull: {
+L_RefIsNull : {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = SLOT(HI(w)) == runtime::kNullRef;
   DISPATCH(2);
 }
-L_RefFunc: {
+L_RefFunc : {
   uint64_t w = ip[1].u64;
   SLOT(LO(w)) = runtime::funcref_slot(s.funcs[HI(w)]);
   DISPATCH(2);
@@ -921,7 +942,7 @@ suspend:
     return out;
   }
 
-trap: {
+trap : {
   // Another thread may have grown a shared memory since this one last
   // looked: the access is tried again with the current size.
   if (s.trap_kind == TrapKind::MemoryOutOfBounds && s.mem && s.mem->shared() &&

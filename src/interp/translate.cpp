@@ -10,14 +10,13 @@
 // into a compare-and-branch. Everything is written to canonical slots at
 // every control-flow boundary and call, so stable points see the plain
 // wasm-view layout (code.h).
-#include <algorithm>
-#include <array>
-#include <optional>
-
-#include <fmt/format.h>
-
 #include "interp/code.h"
 #include "tern/error.h"
+
+#include <algorithm>
+#include <array>
+#include <fmt/format.h>
+#include <optional>
 
 namespace tern::interp {
 namespace {
@@ -88,10 +87,24 @@ const CompareFacts* compare_facts(Op op) {
 // swapped through CompareFacts::mirrored instead).
 bool is_commutative(Op op) {
   switch (op) {
-  case Op::I32Add: case Op::I32Mul: case Op::I32And: case Op::I32Or: case Op::I32Xor:
-  case Op::I64Add: case Op::I64Mul: case Op::I64And: case Op::I64Or: case Op::I64Xor:
-  case Op::F32Add: case Op::F32Mul: case Op::F64Add: case Op::F64Mul:
-  case Op::F32Eq: case Op::F32Ne: case Op::F64Eq: case Op::F64Ne:
+  case Op::I32Add:
+  case Op::I32Mul:
+  case Op::I32And:
+  case Op::I32Or:
+  case Op::I32Xor:
+  case Op::I64Add:
+  case Op::I64Mul:
+  case Op::I64And:
+  case Op::I64Or:
+  case Op::I64Xor:
+  case Op::F32Add:
+  case Op::F32Mul:
+  case Op::F64Add:
+  case Op::F64Mul:
+  case Op::F32Eq:
+  case Op::F32Ne:
+  case Op::F64Eq:
+  case Op::F64Ne:
     return true;
   default:
     return false;
@@ -366,8 +379,7 @@ bool Translator::consumes_pending(const wasm::Instr& in) const {
   }
 }
 
-void Translator::block_arity(const wasm::BlockType& bt, uint32_t& params,
-                             uint32_t& results) const {
+void Translator::block_arity(const wasm::BlockType& bt, uint32_t& params, uint32_t& results) const {
   switch (bt.kind) {
   case wasm::BlockType::Kind::Empty:
     params = results = 0;
@@ -449,9 +461,8 @@ void Translator::emit_cond_branch(const Cond& c, bool negate, Ctrl* target,
   emit_dest();
 }
 
-void Translator::record_point(wasm::StablePointKind kind, uint32_t wasm_offset,
-                              uint32_t code_index, uint32_t resume_index, uint32_t stack_height,
-                              uint32_t args_height) {
+void Translator::record_point(wasm::StablePointKind kind, uint32_t wasm_offset, uint32_t code_index,
+                              uint32_t resume_index, uint32_t stack_height, uint32_t args_height) {
   CodePoint p;
   p.wasm_offset = wasm_offset;
   p.kind = kind;
@@ -733,7 +744,8 @@ void Translator::on_load_of_sum(const wasm::Instr& in) {
   stack_.pop_back();
   Pending p;
   p.op = in.op;
-  p.handler = sum.rhs_is_imm ? maps().load_add_si[size_t(in.op)] : maps().load_add_ss[size_t(in.op)];
+  p.handler =
+      sum.rhs_is_imm ? maps().load_add_si[size_t(in.op)] : maps().load_add_ss[size_t(in.op)];
   p.a = sum.a;
   p.has_w2 = p.has_w3 = true;
   p.w2 = sum.w2;
@@ -743,7 +755,9 @@ void Translator::on_load_of_sum(const wasm::Instr& in) {
 
 void Translator::translate_skipped(const wasm::Instr& in) {
   switch (in.op) {
-  case Op::Block: case Op::Loop: case Op::If:
+  case Op::Block:
+  case Op::Loop:
+  case Op::If:
     ++dead_depth_;
     break;
   case Op::Else:
@@ -995,10 +1009,14 @@ void Translator::on_atomic(const wasm::Instr& in) {
   if (wait) materialize_all();
   size_t operands = 2; // cmpxchg, wait
   switch (info.sig) {
-  case wasm::Sig::i_i: case wasm::Sig::i_l:
+  case wasm::Sig::i_i:
+  case wasm::Sig::i_l:
     operands = 0;
     break;
-  case wasm::Sig::ii_v: case wasm::Sig::il_v: case wasm::Sig::ii_i: case wasm::Sig::il_l:
+  case wasm::Sig::ii_v:
+  case wasm::Sig::il_v:
+  case wasm::Sig::ii_i:
+  case wasm::Sig::il_l:
     operands = 1;
     break;
   default:
@@ -1038,9 +1056,9 @@ CompiledFunction Translator::run() {
   body.num_results = static_cast<uint32_t>(type_.results.size());
   ctrl_.push_back(std::move(body));
 
-  wasm::ByteReader bytes(
-      std::span<const uint8_t>(module_.bytes).subspan(fn_.body_begin, fn_.body_end - fn_.body_begin),
-      fn_.body_begin);
+  wasm::ByteReader bytes(std::span<const uint8_t>(module_.bytes)
+                             .subspan(fn_.body_begin, fn_.body_end - fn_.body_begin),
+                         fn_.body_begin);
   wasm::InstrReader reader(bytes);
   wasm::Instr in;
   while (!reader.at_end() && !ctrl_.empty()) {

@@ -4,6 +4,8 @@
 
 namespace tern::runtime {
 
-Memory* CallContext::memory() const { return caller ? caller->memory0() : nullptr; }
+Memory* CallContext::memory() const {
+  return caller ? caller->memory0() : nullptr;
+}
 
 } // namespace tern::runtime

@@ -2,13 +2,13 @@
 // (WASI, the spectest module, embedder callbacks), called with one ABI.
 #pragma once
 
+#include "runtime/value.h"
+#include "wasm/types.h"
+
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <string>
-
-#include "runtime/value.h"
-#include "wasm/types.h"
 
 namespace tern::runtime {
 
@@ -40,11 +40,11 @@ struct HostResult {
 struct CallContext {
   Thread& thread;
   ModuleInstance* caller; // the calling instance (nullptr when called from the host)
-  Memory* memory() const;  // the caller's memory 0, or nullptr
+  Memory* memory() const; // the caller's memory 0, or nullptr
 };
 
-using HostCallback =
-    std::function<HostResult(CallContext& ctx, std::span<const Slot> args, std::span<Slot> results)>;
+using HostCallback = std::function<HostResult(CallContext& ctx, std::span<const Slot> args,
+                                              std::span<Slot> results)>;
 
 struct HostFunction {
   wasm::FuncType type;

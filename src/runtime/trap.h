@@ -12,7 +12,7 @@ enum class TrapKind : uint8_t {
   Unreachable,
   MemoryOutOfBounds,
   TableOutOfBounds,
-  IndirectCallNull,     // "uninitialized element"
+  IndirectCallNull,       // "uninitialized element"
   IndirectCallOutOfRange, // "undefined element"
   IndirectCallTypeMismatch,
   IntegerDivideByZero,
@@ -37,7 +37,7 @@ struct BacktraceFrame {
 
 struct Trap {
   TrapKind kind = TrapKind::Unreachable;
-  std::string message;                  // the spec message, or the host's
+  std::string message;                   // the spec message, or the host's
   std::vector<BacktraceFrame> backtrace; // innermost first
 };
 

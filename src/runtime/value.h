@@ -4,11 +4,11 @@
 // adds the wasm type, for the embedding API, host calls and snapshots.
 #pragma once
 
+#include "wasm/types.h"
+
 #include <bit>
 #include <cstdint>
 #include <string>
-
-#include "wasm/types.h"
 
 namespace tern::runtime {
 
@@ -20,10 +20,18 @@ struct FunctionInstance;
 // References in a Slot: 0 is null for both reference types. A funcref is the
 // FunctionInstance's address; an externref is the host's value plus one.
 inline constexpr Slot kNullRef = 0;
-inline Slot funcref_slot(const FunctionInstance* f) { return reinterpret_cast<uintptr_t>(f); }
-inline FunctionInstance* slot_funcref(Slot s) { return reinterpret_cast<FunctionInstance*>(s); }
-inline Slot externref_slot(uint64_t host_value) { return host_value + 1; }
-inline uint64_t slot_externref(Slot s) { return s - 1; }
+inline Slot funcref_slot(const FunctionInstance* f) {
+  return reinterpret_cast<uintptr_t>(f);
+}
+inline FunctionInstance* slot_funcref(Slot s) {
+  return reinterpret_cast<FunctionInstance*>(s);
+}
+inline Slot externref_slot(uint64_t host_value) {
+  return host_value + 1;
+}
+inline uint64_t slot_externref(Slot s) {
+  return s - 1;
+}
 
 struct Value {
   ValType type = ValType::I32;
@@ -52,6 +60,8 @@ struct Value {
 std::string to_string(const Value& v);
 
 // Zero value of a type (locals, table fill defaults).
-inline Value zero_value(ValType t) { return {t, 0}; }
+inline Value zero_value(ValType t) {
+  return {t, 0};
+}
 
 } // namespace tern::runtime

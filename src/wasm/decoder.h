@@ -2,10 +2,10 @@
 // type checking is the validator's job (validator.h).
 #pragma once
 
+#include "wasm/module.h"
+
 #include <cstdint>
 #include <vector>
-
-#include "wasm/module.h"
 
 namespace tern::wasm {
 

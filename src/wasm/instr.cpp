@@ -15,7 +15,12 @@ BlockType InstrReader::block_type() {
     return bt;
   }
   switch (first) {
-  case 0x7F: case 0x7E: case 0x7D: case 0x7C: case 0x70: case 0x6F:
+  case 0x7F:
+  case 0x7E:
+  case 0x7D:
+  case 0x7C:
+  case 0x70:
+  case 0x6F:
     r_.u8();
     bt.kind = BlockType::Kind::Value;
     bt.value = static_cast<ValType>(first);
@@ -25,8 +30,7 @@ BlockType InstrReader::block_type() {
   }
   const size_t start = r_.offset();
   int64_t index = r_.s33();
-  if (index < 0)
-    refuse(Encoding::ValueType, first, start, "malformed block type");
+  if (index < 0) refuse(Encoding::ValueType, first, start, "malformed block type");
   bt.kind = BlockType::Kind::TypeIndex;
   bt.type_index = static_cast<uint32_t>(index);
   return bt;
@@ -35,8 +39,7 @@ BlockType InstrReader::block_type() {
 static ValType ref_type(ByteReader& r) {
   const size_t start = r.offset();
   uint8_t b = r.u8();
-  if (b != 0x70 && b != 0x6F)
-    refuse(Encoding::ValueType, b, start, "malformed reference type");
+  if (b != 0x70 && b != 0x6F) refuse(Encoding::ValueType, b, start, "malformed reference type");
   return static_cast<ValType>(b);
 }
 
@@ -44,7 +47,12 @@ static ValType value_type(ByteReader& r) {
   const size_t start = r.offset();
   uint8_t b = r.u8();
   switch (b) {
-  case 0x7F: case 0x7E: case 0x7D: case 0x7C: case 0x70: case 0x6F:
+  case 0x7F:
+  case 0x7E:
+  case 0x7D:
+  case 0x7C:
+  case 0x70:
+  case 0x6F:
     return static_cast<ValType>(b);
   default:
     refuse(Encoding::ValueType, b, start, "malformed value type");
@@ -79,8 +87,13 @@ void InstrReader::next(Instr& in) {
   case ImmKind::Block:
     in.block = block_type();
     break;
-  case ImmKind::Label: case ImmKind::Func: case ImmKind::Local: case ImmKind::Global:
-  case ImmKind::Table: case ImmKind::Elem: case ImmKind::Data:
+  case ImmKind::Label:
+  case ImmKind::Func:
+  case ImmKind::Local:
+  case ImmKind::Global:
+  case ImmKind::Table:
+  case ImmKind::Elem:
+  case ImmKind::Data:
     in.a = r_.u32();
     break;
   case ImmKind::BrTable: {

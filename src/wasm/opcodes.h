@@ -41,10 +41,10 @@ enum class ImmKind : uint8_t {
   SelectT, // vec(valtype)
   Elem,
   Data,
-  TableInit, // elem index, table index
-  TableCopy, // dst table, src table
-  MemInit,   // data index, memory index
-  MemCopy,   // dst memory, src memory
+  TableInit,    // elem index, table index
+  TableCopy,    // dst table, src table
+  MemInit,      // data index, memory index
+  MemCopy,      // dst memory, src memory
   AtomicMemArg, // align, offset of an atomic access (align must be natural)
   Zero,         // a zero byte (atomic.fence)
 };

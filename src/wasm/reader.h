@@ -2,12 +2,12 @@
 // floats, names). Every failure throws DecodeError with the absolute offset.
 #pragma once
 
+#include "tern/error.h"
+
 #include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
-
-#include "tern/error.h"
 
 namespace tern::wasm {
 

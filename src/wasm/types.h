@@ -20,8 +20,12 @@ enum class ValType : uint8_t {
   ExternRef = 0x6F,
 };
 
-inline bool is_ref(ValType t) { return t == ValType::FuncRef || t == ValType::ExternRef; }
-inline bool is_num(ValType t) { return !is_ref(t) && t != ValType::V128; }
+inline bool is_ref(ValType t) {
+  return t == ValType::FuncRef || t == ValType::ExternRef;
+}
+inline bool is_num(ValType t) {
+  return !is_ref(t) && t != ValType::V128;
+}
 std::string_view to_string(ValType t);
 
 struct FuncType {

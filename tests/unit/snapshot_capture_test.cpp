@@ -2,13 +2,13 @@
 // instance of the same module, in every engine (test_engines.h): memories,
 // globals, tables, segment state and a suspended thread's frames all come
 // back, and the restored program computes what the uninterrupted one does.
-#include "test_engines.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
 #include "snapshot/capture.h"
 #include "snapshot/format.h"
 #include "snapshot_test_util.h"
 #include "tern/error.h"
+#include "test_engines.h"
 #include "util/sha256.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"

@@ -3,15 +3,14 @@
 // docs/snapshot-format.md (not from tern's encoder) to craft inputs.
 #pragma once
 
+#include "snapshot/format.h"
+#include "snapshot/model.h"
+
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
-
 #include <xxhash.h>
-
-#include "snapshot/format.h"
-#include "snapshot/model.h"
 
 namespace tern::test {
 

@@ -1,12 +1,12 @@
 #include "wat.h"
 
+#include "util/file.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <unistd.h>
-
-#include "util/file.h"
 
 namespace tern::test {
 

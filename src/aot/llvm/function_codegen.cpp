@@ -2,6 +2,7 @@
 // each instruction, the prologue, traps and runtime helpers. The class and
 // where each concern lives: function_codegen.h.
 #include "aot/llvm/function_codegen.h"
+
 #include "tern/error.h"
 
 #include <fmt/format.h>

@@ -29,8 +29,7 @@ public:
   FunctionCodegen(ModuleCodegen& mc, uint32_t func_index)
       : mc_(mc), ctx_(mc.context()), wasm_(mc.wasm()), func_index_(func_index),
         fn_(wasm_.defined_func(func_index)), type_(wasm_.func_type(func_index)),
-        f_(mc.defined_function(func_index)), b_(ctx_),
-        stable_points_(mc.options().stable_points) {}
+        f_(mc.defined_function(func_index)), b_(ctx_), stable_points_(mc.options().stable_points) {}
 
   void run();
 
@@ -87,13 +86,11 @@ private:
   };
   struct CallSite {
     CallLayout layout;
-    std::vector<llvm::PHINode*> phis; // in layout order
+    std::vector<llvm::PHINode*> phis;  // in layout order
     llvm::BasicBlock* block = nullptr; // the call block: merge, call, unwind check
     llvm::BasicBlock* cont = nullptr;  // after the call, not unwinding
     llvm::Value* result = nullptr;
-    std::vector<llvm::Value*> below() const {
-      return {phis.begin(), phis.begin() + layout.below};
-    }
+    std::vector<llvm::Value*> below() const { return {phis.begin(), phis.begin() + layout.below}; }
     std::vector<llvm::Value*> args() const {
       return {phis.begin() + layout.below, phis.begin() + layout.below + layout.args};
     }

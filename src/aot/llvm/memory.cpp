@@ -24,29 +24,52 @@ struct Access {
 // described here.
 Access access_of(Op op) {
   switch (op) {
-  case Op::I32Load: return {4, ValType::I32, false, false};
-  case Op::I64Load: return {8, ValType::I64, false, false};
-  case Op::F32Load: return {4, ValType::F32, false, false};
-  case Op::F64Load: return {8, ValType::F64, false, false};
-  case Op::I32Load8S: return {1, ValType::I32, true, false};
-  case Op::I32Load8U: return {1, ValType::I32, false, false};
-  case Op::I32Load16S: return {2, ValType::I32, true, false};
-  case Op::I32Load16U: return {2, ValType::I32, false, false};
-  case Op::I64Load8S: return {1, ValType::I64, true, false};
-  case Op::I64Load8U: return {1, ValType::I64, false, false};
-  case Op::I64Load16S: return {2, ValType::I64, true, false};
-  case Op::I64Load16U: return {2, ValType::I64, false, false};
-  case Op::I64Load32S: return {4, ValType::I64, true, false};
-  case Op::I64Load32U: return {4, ValType::I64, false, false};
-  case Op::I32Store: return {4, ValType::I32, false, true};
-  case Op::I64Store: return {8, ValType::I64, false, true};
-  case Op::F32Store: return {4, ValType::F32, false, true};
-  case Op::F64Store: return {8, ValType::F64, false, true};
-  case Op::I32Store8: return {1, ValType::I32, false, true};
-  case Op::I32Store16: return {2, ValType::I32, false, true};
-  case Op::I64Store8: return {1, ValType::I64, false, true};
-  case Op::I64Store16: return {2, ValType::I64, false, true};
-  case Op::I64Store32: return {4, ValType::I64, false, true};
+  case Op::I32Load:
+    return {4, ValType::I32, false, false};
+  case Op::I64Load:
+    return {8, ValType::I64, false, false};
+  case Op::F32Load:
+    return {4, ValType::F32, false, false};
+  case Op::F64Load:
+    return {8, ValType::F64, false, false};
+  case Op::I32Load8S:
+    return {1, ValType::I32, true, false};
+  case Op::I32Load8U:
+    return {1, ValType::I32, false, false};
+  case Op::I32Load16S:
+    return {2, ValType::I32, true, false};
+  case Op::I32Load16U:
+    return {2, ValType::I32, false, false};
+  case Op::I64Load8S:
+    return {1, ValType::I64, true, false};
+  case Op::I64Load8U:
+    return {1, ValType::I64, false, false};
+  case Op::I64Load16S:
+    return {2, ValType::I64, true, false};
+  case Op::I64Load16U:
+    return {2, ValType::I64, false, false};
+  case Op::I64Load32S:
+    return {4, ValType::I64, true, false};
+  case Op::I64Load32U:
+    return {4, ValType::I64, false, false};
+  case Op::I32Store:
+    return {4, ValType::I32, false, true};
+  case Op::I64Store:
+    return {8, ValType::I64, false, true};
+  case Op::F32Store:
+    return {4, ValType::F32, false, true};
+  case Op::F64Store:
+    return {8, ValType::F64, false, true};
+  case Op::I32Store8:
+    return {1, ValType::I32, false, true};
+  case Op::I32Store16:
+    return {2, ValType::I32, false, true};
+  case Op::I64Store8:
+    return {1, ValType::I64, false, true};
+  case Op::I64Store16:
+    return {2, ValType::I64, false, true};
+  case Op::I64Store32:
+    return {4, ValType::I64, false, true};
 #define WASM_BINARY(n) case Op::n:
 #define WASM_UNARY(n) case Op::n:
 #define WASM_LOAD(n)
@@ -225,9 +248,10 @@ llvm::Value* FunctionCodegen::big_endian_add_sub(llvm::AtomicRMWInst::BinOp op, 
   llvm::PHINode* old = b_.CreatePHI(type, 2);
   old->addIncoming(first, before);
   llvm::Value* value = bswap_if_big_endian(old);
-  llvm::Value* next = op == llvm::AtomicRMWInst::Add ? b_.CreateAdd(value, v) : b_.CreateSub(value, v);
-  llvm::AtomicCmpXchgInst* cas = b_.CreateAtomicCmpXchg(p, old, bswap_if_big_endian(next),
-                                                        llvm::MaybeAlign(bytes), seq, seq);
+  llvm::Value* next =
+      op == llvm::AtomicRMWInst::Add ? b_.CreateAdd(value, v) : b_.CreateSub(value, v);
+  llvm::AtomicCmpXchgInst* cas =
+      b_.CreateAtomicCmpXchg(p, old, bswap_if_big_endian(next), llvm::MaybeAlign(bytes), seq, seq);
   llvm::Value* seen = b_.CreateExtractValue(cas, 0);
   old->addIncoming(seen, loop);
   b_.CreateCondBr(b_.CreateExtractValue(cas, 1), done, loop);

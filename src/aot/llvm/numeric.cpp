@@ -20,9 +20,7 @@ void FunctionCodegen::numeric(const wasm::Instr& in) {
     llvm::Value* lhs = pop();
     push(fn(lhs, rhs));
   };
-  auto un = [&](auto fn) {
-    push(fn(pop()));
-  };
+  auto un = [&](auto fn) { push(fn(pop())); };
   auto cmp = [&](llvm::CmpInst::Predicate p) {
     return bin(
         [&](llvm::Value* a, llvm::Value* c) { return b_.CreateZExt(b_.CreateCmp(p, a, c), i32); });

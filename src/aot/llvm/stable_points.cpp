@@ -72,7 +72,7 @@ void FunctionCodegen::finish_stable_points() {
 }
 
 std::vector<llvm::PHINode*> FunctionCodegen::merge_into(llvm::BasicBlock* at,
-                                                       const std::vector<llvm::Value*>& values) {
+                                                        const std::vector<llvm::Value*>& values) {
   llvm::BasicBlock* from = b_.GetInsertBlock();
   b_.CreateBr(at);
   b_.SetInsertPoint(at);
@@ -85,10 +85,11 @@ std::vector<llvm::PHINode*> FunctionCodegen::merge_into(llvm::BasicBlock* at,
   return phis;
 }
 
-FunctionCodegen::CallSite FunctionCodegen::around_call(
-    uint32_t point, const CallLayout& layout, const std::vector<llvm::Value*>& merged,
-    const std::function<llvm::Value*(const CallSite&)>& issue,
-    const std::function<std::vector<llvm::Value*>()>& rewind_callee) {
+FunctionCodegen::CallSite
+FunctionCodegen::around_call(uint32_t point, const CallLayout& layout,
+                             const std::vector<llvm::Value*>& merged,
+                             const std::function<llvm::Value*(const CallSite&)>& issue,
+                             const std::function<std::vector<llvm::Value*>()>& rewind_callee) {
   CallSite site;
   site.layout = layout;
   site.block = block("call");
@@ -101,7 +102,8 @@ FunctionCodegen::CallSite FunctionCodegen::around_call(
   emit_unwind_check(unwinding, unwind, site.cont);
 
   b_.SetInsertPoint(unwind);
-  emit_unwind(point, std::vector<llvm::Value*>(site.phis.begin(), site.phis.begin() + layout.saved));
+  emit_unwind(point,
+              std::vector<llvm::Value*>(site.phis.begin(), site.phis.begin() + layout.saved));
 
   // Rewinding to this call: reload the operands below the arguments; the
   // callee rewinds itself and ignores its (zero) arguments.
@@ -364,8 +366,8 @@ std::vector<llvm::Value*> FunctionCodegen::emit_reload(uint32_t point,
 // call (arguments included) into `phis` and issue it again from `target`.
 void FunctionCodegen::add_host_call_restore(uint32_t point, const std::vector<llvm::PHINode*>& phis,
                                             llvm::BasicBlock* target) {
-  llvm::BasicBlock* restore = begin_restore(RewindKey{point, true}.encode(), "restore_host_call",
-                                              loop_chain_);
+  llvm::BasicBlock* restore =
+      begin_restore(RewindKey{point, true}.encode(), "restore_host_call", loop_chain_);
   std::vector<llvm::Type*> types;
   for (llvm::PHINode* phi : phis) types.push_back(phi->getType());
   std::vector<llvm::Value*> values = emit_reload(point, types);
