@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench format clean
+.PHONY: all deps build test demo bench format format-check clean
 
 all: build
 
@@ -23,8 +23,13 @@ demo: build
 bench: build
 	./bench/run.sh $(BUILD)
 
+# clang-format on every C++ source; format-check only checks (a stage of
+# `make test`).
 format:
-	git ls-files '*.cpp' '*.h' | xargs clang-format -i
+	./scripts/format.sh
+
+format-check:
+	./scripts/format.sh --check
 
 clean:
 	rm -rf $(BUILD) build-*

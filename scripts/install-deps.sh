@@ -5,7 +5,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 native_packages=(
-  build-essential cmake ninja-build ccache pkg-config git python3
+  build-essential cmake ninja-build ccache pkg-config git python3 clang-format
   clang-19 lld-19 llvm-19-dev liblld-19-dev libclang-rt-19-dev
   libzstd-dev libxxhash-dev nettle-dev libssl-dev openssl
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev

@@ -7,6 +7,9 @@
 #   TERN_STAGES="unit spec" scripts/test.sh build    only some of them
 #
 # Stages:
+#   format    every tracked C++ source formatted as clang-format 14 and
+#             .clang-format lay it out (a dry run that changes nothing;
+#             `make format` fixes what it lists)
 #   unit      ctest in BUILD_DIR: GoogleTest suites, the wast runner's own
 #             checks, guest programs under `tern run`
 #   spec      the WebAssembly spec suite and the threads proposal's scripts,
@@ -49,7 +52,7 @@ set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-all_stages="unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
+all_stages="format unit spec spec-aot spec-jit asan s390x aarch64 checkpoint checkpoint-modes
   checkpoint-lazy checkpoint-cross migrate migrate-cross fuzz"
 # One space between names (the list spans lines), each a known stage: a
 # stage that is not matched would be skipped without a word.
@@ -72,6 +75,10 @@ stage() {
   local start=$SECONDS
   "$@"
   echo "=== test stage: $name passed in $((SECONDS - start)) s"
+}
+
+format() {
+  scripts/format.sh --check
 }
 
 unit() {
@@ -181,6 +188,7 @@ fuzz() {
   scripts/fuzz.sh "$((fuzz_seconds / 2))" restore
 }
 
+stage format format
 stage unit unit
 stage spec spec
 # spec-aot compiles every module in three parts (aot/llvm/partition.h),
