@@ -22,16 +22,16 @@ void add_disasm_command(CLI::App& app) {
       auto module = load_module(*path);
       std::vector<uint32_t> type_ids;
       for (uint32_t i = 0; i < module->types.size(); ++i) type_ids.push_back(i);
-      auto code = interp::translate_module(*module, type_ids);
+      interp::CompiledModule code(*module, std::move(type_ids));
       bool found = false;
-      for (const auto& f : code->funcs) {
+      for (const auto& f : code.funcs) {
         std::string name = module->func_name(f.func_index);
         const wasm::Export* e = func->empty() ? nullptr : module->find_export(*func);
         bool match = func->empty() || name == *func || std::to_string(f.func_index) == *func ||
                      (e && e->kind == wasm::ExternKind::Func && e->index == f.func_index);
         if (!match) continue;
         found = true;
-        fmt::print(";; {}\n{}\n", name, interp::disassemble(f));
+        fmt::print(";; {}\n{}\n", name, interp::disassemble(interp::translated(f)));
       }
       if (!found) throw Error(fmt::format("no function '{}' defined in {}", *func, *path));
       return 0;

@@ -22,13 +22,13 @@ public:
     std::vector<uint32_t> type_ids;
     type_ids.reserve(module.types.size());
     for (const auto& t : module.types) type_ids.push_back(inst.store().intern_type(t));
-    auto code = translate_module(module, type_ids);
+    auto code = std::make_shared<CompiledModule>(module, std::move(type_ids));
     for (uint32_t i = 0; i < code->funcs.size(); ++i)
       inst.funcs[module.num_imported_funcs + i]->code = &code->funcs[i];
     inst.engine_code = std::move(code);
   }
 
-  // Translating is per instance anyway (type ids are the store's).
+  // Code is per instance anyway (type ids are the store's).
   std::unique_ptr<runtime::Engine> for_new_thread() override {
     return std::make_unique<InterpEngine>();
   }

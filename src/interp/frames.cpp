@@ -60,7 +60,7 @@ void restore_thread(runtime::Thread& thread, ModuleInstance& inst,
     const runtime::CheckedFrame& cf = frames[i];
     const bool innermost = i + 1 == frames.size();
     FunctionInstance* func = inst.funcs[cf.func_index];
-    const CompiledFunction& code = code_of(func);
+    const CompiledFunction& code = translated(code_of(func));
     const CodePoint* point = code.point_at_wasm(cf.point->offset, cf.point->kind);
     if (!point)
       throw InternalError(fmt::format("no translated point at offset 0x{:x}", cf.point->offset));

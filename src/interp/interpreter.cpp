@@ -673,6 +673,10 @@ L_Entry : {
   }
   DISPATCH(3);
 }
+L_Translate:
+  // A function's first call (s.self is the callee; its frame is set up).
+  ip = translated(*code_of(s.self)).entry();
+  NEXT();
 L_Poll:
   if (uint32_t flag = s.poll->load(std::memory_order_relaxed)) [[unlikely]] {
     if (stop_here(thread, flag)) goto suspend;

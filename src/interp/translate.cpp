@@ -12,6 +12,7 @@
 // wasm-view layout (code.h).
 #include "interp/code.h"
 #include "tern/error.h"
+#include "tern/internal_error.h"
 
 #include <algorithm>
 #include <array>
@@ -939,8 +940,8 @@ void Translator::translate(const wasm::Instr& in) {
     emit(Handler::AtomicFence);
     return;
   }
-  throw Error(fmt::format("interpreter: instruction {} at offset 0x{:x} out of range",
-                          static_cast<unsigned>(in.op), in.offset));
+  throw InternalError(fmt::format("interpreter: instruction {} at offset 0x{:x} out of range",
+                                  static_cast<unsigned>(in.op), in.offset));
 }
 
 void Translator::on_store(const wasm::Instr& in) {
@@ -1101,15 +1102,27 @@ const CodePoint* CompiledFunction::point_at_wasm(uint32_t wasm_offset,
   return nullptr;
 }
 
-std::shared_ptr<const CompiledModule> translate_module(const wasm::Module& module,
-                                                       const std::vector<uint32_t>& type_ids) {
-  auto out = std::make_shared<CompiledModule>();
-  out->funcs.reserve(module.functions.size());
-  const void* const* handlers = handler_table();
-  for (uint32_t i = 0; i < module.functions.size(); ++i)
-    out->funcs.push_back(
-        Translator(module, module.num_imported_funcs + i, type_ids, handlers).run());
-  return out;
+CompiledModule::CompiledModule(const wasm::Module& module, std::vector<uint32_t> type_ids)
+    : module_(module), type_ids_(std::move(type_ids)) {
+  stub_.handler = handler_table()[size_t(Handler::Translate)];
+  funcs.resize(module.functions.size());
+  for (uint32_t i = 0; i < funcs.size(); ++i) {
+    funcs[i].func_index = module.num_imported_funcs + i;
+    funcs[i].entry_point = &stub_;
+    funcs[i].owner = this;
+  }
+}
+
+const CompiledFunction& translated(const CompiledFunction& f) {
+  if (f.translated()) return f;
+  const CompiledModule& m = *f.owner;
+  // The functions are the module's own (funcs is not const): only the
+  // pointer that reached here is.
+  auto& slot = const_cast<CompiledFunction&>(f);
+  slot = Translator(m.module_, f.func_index, m.type_ids_, handler_table()).run();
+  slot.entry_point = slot.code.data();
+  slot.owner = &m;
+  return slot;
 }
 
 } // namespace tern::interp
