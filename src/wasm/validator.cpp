@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace tern::wasm {
@@ -103,6 +104,12 @@ TypeList single(ValType t) {
 // code byte (a point takes at least 2 bytes) plus a fixed allowance.
 constexpr size_t kStackTypesPerCodeByte = 16;
 constexpr size_t kStackTypesAllowance = size_t(1) << 22;
+
+// Function bodies of a module with this much code are validated on two
+// threads: a thread costs ~0.1 ms, validating 1 MB ~5 ms of one core, and
+// validation is on the way to every module's first instruction
+// (docs/performance.md, "Time to first instruction").
+constexpr size_t kParallelCodeBytes = size_t(256) << 10;
 
 [[noreturn]] void invalid(uint32_t offset, const std::string& message) {
   throw ValidationError(offset, message);
@@ -674,6 +681,8 @@ private:
   void start();
   void exports();
   void functions();
+  void validate_functions(size_t begin, size_t end, BodyContext& ctx);
+  bool functions_in_parallel(size_t code_bytes);
   void collect_declared_refs();
 
   // Validates a constant expression of type `expect`.
@@ -865,14 +874,53 @@ void ModuleValidator::functions() {
   size_t code_bytes = 0;
   for (const Function& f : m_.functions) code_bytes += f.body_end - f.body_begin;
   ctx_.stack_types_budget = kStackTypesAllowance + kStackTypesPerCodeByte * code_bytes;
-  FunctionValidator fv(m_, ctx_);
-  for (size_t i = 0; i < m_.functions.size(); ++i) {
+  const bool lengths_agree = m_.num_imported_funcs + m_.functions.size() <= m_.func_types.size();
+  if (lengths_agree && code_bytes >= kParallelCodeBytes &&
+      std::thread::hardware_concurrency() >= 2 && functions_in_parallel(code_bytes))
+    return;
+  validate_functions(0, m_.functions.size(), ctx_);
+}
+
+void ModuleValidator::validate_functions(size_t begin, size_t end, BodyContext& ctx) {
+  FunctionValidator fv(m_, ctx);
+  for (size_t i = begin; i < end; ++i) {
     uint32_t func_index = m_.num_imported_funcs + static_cast<uint32_t>(i);
     if (func_index >= m_.func_types.size())
       throw DecodeError(m_.functions[i].body_begin,
                         "function and code section have inconsistent lengths");
     fv.validate(func_index, m_.functions[i]);
   }
+}
+
+// The bodies in two halves (by code size) on two threads, each with the
+// whole stable-point budget. True when both were valid and used no more
+// than the budget together; otherwise the caller validates in order, which
+// finds the same error with the same message a single pass always did
+// (the module is invalid: its time does not matter).
+bool ModuleValidator::functions_in_parallel(size_t code_bytes) {
+  size_t split = 0;
+  for (size_t bytes = 0; split < m_.functions.size() && bytes < code_bytes / 2; ++split)
+    bytes += m_.functions[split].body_end - m_.functions[split].body_begin;
+  BodyContext second = ctx_;
+  bool second_ok = false;
+  std::thread worker([&] {
+    try {
+      validate_functions(split, m_.functions.size(), second);
+      second_ok = true;
+    } catch (...) {
+    }
+  });
+  bool first_ok = false;
+  BodyContext first = ctx_;
+  try {
+    validate_functions(0, split, first);
+    first_ok = true;
+  } catch (...) {
+  }
+  worker.join();
+  const size_t budget = ctx_.stack_types_budget;
+  return first_ok && second_ok &&
+         (budget - first.stack_types_budget) + (budget - second.stack_types_budget) <= budget;
 }
 
 // ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include "wasm/validator.h"
 #include "wat.h"
 
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <initializer_list>
 #include <string>
@@ -727,6 +728,65 @@ TEST(ValidatorWat, StablePointsOfADecodedFunction) {
   EXPECT_EQ(f.info.max_stack_height, 3u);
   expect_points(m.functions[0].info, {{m.functions[0].body_begin, Kind::FunctionEntry, {}}});
   EXPECT_EQ(m.functions[0].info.max_stack_height, 1u);
+}
+
+// A module with more than 256 KiB of code is validated on two threads
+// (validator.cpp, kParallelCodeBytes). It must accept and reject exactly
+// what one pass does, with the same error, and record every function's
+// stable points.
+struct LargeModule {
+  TestModule t;
+  std::vector<uint32_t> begins;
+  static constexpr size_t kFunctions = 3000;
+  static constexpr size_t kNops = 120; // ~360 KB of code
+
+  explicit LargeModule(size_t invalid_at = SIZE_MAX) {
+    uint32_t ty = t.type({}, {I32});
+    for (size_t i = 0; i < kFunctions; ++i) {
+      std::vector<uint8_t> body(kNops, kNop);
+      body.insert(body.end(), {kLoop, kVoid, kEnd});
+      if (i != invalid_at) body.insert(body.end(), {kI32Const, 7});
+      body.push_back(kEnd); // without the constant: nothing to return
+      begins.push_back(t.func(ty, std::move(body)));
+    }
+  }
+};
+
+TEST(ValidatorLargeModule, EveryFunctionGetsItsStablePoints) {
+  LargeModule large;
+  validate_module(large.t.m);
+  for (size_t i = 0; i < LargeModule::kFunctions; ++i)
+    expect_points(large.t.m.functions[i].info,
+                  {{large.begins[i], Kind::FunctionEntry, {}},
+                   {large.begins[i] + uint32_t(LargeModule::kNops), Kind::LoopHeader, {}}});
+}
+
+TEST(ValidatorLargeModule, AnInvalidFunctionAnywhereIsTheSameError) {
+  for (size_t bad : {size_t(0), size_t(1499), size_t(1500), LargeModule::kFunctions - 1}) {
+    LargeModule large(bad);
+    try {
+      validate_module(large.t.m);
+      ADD_FAILURE() << "function " << bad << " was accepted";
+    } catch (const ValidationError& e) {
+      EXPECT_EQ(std::string(e.what()), "type mismatch") << bad;
+      // At the function's `end`, after the nops and the empty loop.
+      EXPECT_EQ(e.offset(), large.begins[bad] + LargeModule::kNops + 3) << bad;
+    }
+  }
+}
+
+TEST(ValidatorLargeModule, TheFirstOfTwoInvalidFunctionsIsReported) {
+  LargeModule large(2900);
+  // A second invalid body early in the module: a one-pass validator meets
+  // it first, so must the parallel one.
+  large.t.m.bytes[large.begins[10]] = kDrop;
+  try {
+    validate_module(large.t.m);
+    ADD_FAILURE() << "accepted";
+  } catch (const ValidationError& e) {
+    EXPECT_EQ(std::string(e.what()), "type mismatch");
+    EXPECT_EQ(e.offset(), large.begins[10]);
+  }
 }
 
 } // namespace
