@@ -36,8 +36,9 @@ bool write_all(int fd, const void* data, size_t size) {
 
 // The child: a compiler and nothing else of tern. It holds no descriptor
 // of the program (sockets, files, the control socket stay the parent's),
-// takes signals by default (an interrupt at the terminal ends it too) and,
-// without a cache to fill, dies with its parent.
+// takes signals by default (an interrupt at the terminal ends it too) and
+// dies with its parent (the watcher thread that forked it lives as long as
+// tern needs the code).
 [[noreturn]] void compile_in_child(int to_parent, pid_t parent, const wasm::Module& module,
                                    const util::Sha256Digest& hash, const CompileOptions& options,
                                    const std::string& cache_dir) {
@@ -46,10 +47,8 @@ bool write_all(int fd, const void* data, size_t size) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (cache_dir.empty()) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(0);
-  }
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
   int null = ::open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
   ::dup2(to_parent, 3);
@@ -75,15 +74,34 @@ bool write_all(int fd, const void* data, size_t size) {
 
 BackgroundCompile::BackgroundCompile(std::shared_ptr<const wasm::Module> module,
                                      const util::Sha256Digest& hash, const CompileOptions& options,
-                                     const std::string& cache_dir, std::function<void()> ready)
+                                     const std::string& cache_dir, std::chrono::milliseconds delay,
+                                     std::function<void()> ready)
     : ready_callback_(std::move(ready)) {
   if (auto cached = jit_cached(hash, options, cache_dir)) {
     finish(std::move(cached), {});
     return;
   }
-  keep_child_ = !cache_dir.empty();
-  start_child(*module, hash, options, cache_dir);
-  watcher_ = std::thread([this, hash] { receive(hash); });
+  stop_ = util::UniqueFd(::eventfd(0, EFD_CLOEXEC));
+  if (!stop_) throw Error(fmt::format("cannot start compiling: eventfd: {}", std::strerror(errno)));
+  watcher_ = std::thread([this, module = std::move(module), hash, options, cache_dir, delay] {
+    watch(module, hash, options, cache_dir, delay);
+  });
+}
+
+void BackgroundCompile::watch(std::shared_ptr<const wasm::Module> module, util::Sha256Digest hash,
+                              CompileOptions options, std::string cache_dir,
+                              std::chrono::milliseconds delay) {
+  pollfd stop = {stop_.get(), POLLIN, 0};
+  int n;
+  while ((n = ::poll(&stop, 1, int(delay.count()))) < 0 && errno == EINTR) {
+  }
+  if (n != 0) return; // the program ended first (or poll failed: nobody waits then)
+  try {
+    start_child(*module, hash, options, cache_dir);
+  } catch (const std::exception& e) {
+    return finish(nullptr, e.what());
+  }
+  receive(hash);
 }
 
 void BackgroundCompile::start_child(const wasm::Module& module, const util::Sha256Digest& hash,
@@ -92,8 +110,6 @@ void BackgroundCompile::start_child(const wasm::Module& module, const util::Sha2
   if (::pipe2(fds, O_CLOEXEC) != 0)
     throw Error(fmt::format("cannot start compiling: pipe: {}", std::strerror(errno)));
   util::UniqueFd read_end(fds[0]), write_end(fds[1]);
-  stop_ = util::UniqueFd(::eventfd(0, EFD_CLOEXEC));
-  if (!stop_) throw Error(fmt::format("cannot start compiling: eventfd: {}", std::strerror(errno)));
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(fmt::format("cannot start compiling: fork: {}", std::strerror(errno)));
@@ -155,7 +171,7 @@ BackgroundCompile::~BackgroundCompile() {
     [[maybe_unused]] ssize_t n = ::write(stop_.get(), &one, sizeof one);
     watcher_.join();
   }
-  if (child_ > 0 && !keep_child_) {
+  if (child_ > 0) {
     ::kill(child_, SIGKILL);
     while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
     }

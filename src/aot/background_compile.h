@@ -4,9 +4,11 @@
 // reading it again) loads the compiler, compiles, writes the cache entry
 // and sends the artifact back through a pipe; a thread of tern waits for
 // it and loads it with tern's own ELF loader. The compiler never runs in
-// tern's process, so the program's threads and memory are untouched by it,
-// and a program that ends first does not wait: with a cache the child
-// finishes the entry for the next run, without one it is killed.
+// tern's process, so the program's threads and memory are untouched by it.
+// The child is started by that thread after `delay` (a program that ends
+// sooner never forks one: short programs pay nothing for compiling) and
+// never outlives tern: a program that ends first does not wait, the child
+// is killed (and dies with tern however tern ends).
 #pragma once
 
 #include "aot/code_image.h"
@@ -14,6 +16,7 @@
 #include "runtime/tiering.h"
 #include "util/unique_fd.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -30,7 +33,7 @@ public:
   // code was cached), when the code is made or has failed.
   BackgroundCompile(std::shared_ptr<const wasm::Module> module, const util::Sha256Digest& hash,
                     const CompileOptions& options, const std::string& cache_dir,
-                    std::function<void()> ready);
+                    std::chrono::milliseconds delay, std::function<void()> ready);
   ~BackgroundCompile() override;
   BackgroundCompile(const BackgroundCompile&) = delete;
   BackgroundCompile& operator=(const BackgroundCompile&) = delete;
@@ -41,14 +44,17 @@ public:
   std::shared_ptr<const CodeImage> code();
 
 private:
+  // The watcher thread: waits out the delay, starts the child, receives
+  // its answer (or gives up when the program ends first).
+  void watch(std::shared_ptr<const wasm::Module> module, util::Sha256Digest hash,
+             CompileOptions options, std::string cache_dir, std::chrono::milliseconds delay);
   void start_child(const wasm::Module& module, const util::Sha256Digest& hash,
                    const CompileOptions& options, const std::string& cache_dir);
   void receive(util::Sha256Digest hash);
   void finish(std::shared_ptr<const CodeImage> image, std::string error);
 
   std::function<void()> ready_callback_;
-  bool keep_child_ = false; // it writes a cache entry worth finishing
-  pid_t child_ = -1;
+  pid_t child_ = -1; // set and reaped by the watcher; killed by the destructor after it
   util::UniqueFd from_child_;
   util::UniqueFd stop_; // eventfd: the watcher gives up
   std::thread watcher_;

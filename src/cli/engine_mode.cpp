@@ -79,7 +79,12 @@ std::shared_ptr<const aot::CodeImage> jit_code(const EngineOptions& o, const was
 // auto: the interpreter at once, compiled code (cached, else compiled in
 // a child process) from the first stable point after it is ready
 // (runtime/tiering.h). The code is the JIT's, under the same cache key, so
-// `--mode jit` and `--mode auto` share it.
+// `--mode jit` and `--mode auto` share it. The compiler starts once the
+// program has run kCompileDelay (at once for --tier-up-at, which waits for
+// it): a shorter program ends before compiling could pay off and never
+// forks it, and the fork is not on the way to the first instruction.
+constexpr std::chrono::milliseconds kCompileDelay{100};
+
 std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
   aot::CompileOptions options = o.compile;
   if (options.target.cpu.empty()) options.target.cpu = "native";
@@ -93,10 +98,11 @@ std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
     if (it == codes->end()) throw InternalError("no compiled code was started");
     return it->second->code();
   });
-  parts.start = [codes, options, cache_dir](const runtime::ModuleInstance& inst,
-                                            std::function<void()> ready) {
-    auto code = std::make_shared<aot::BackgroundCompile>(inst.module_ptr(), inst.module().sha256(),
-                                                         options, cache_dir, std::move(ready));
+  const auto delay = o.tier_up_at ? std::chrono::milliseconds(0) : kCompileDelay;
+  parts.start = [codes, options, cache_dir, delay](const runtime::ModuleInstance& inst,
+                                                   std::function<void()> ready) {
+    auto code = std::make_shared<aot::BackgroundCompile>(
+        inst.module_ptr(), inst.module().sha256(), options, cache_dir, delay, std::move(ready));
     (*codes)[&inst.module()] = code;
     return code;
   };

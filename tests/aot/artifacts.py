@@ -6,7 +6,8 @@ bit-flipped, or not an artifact at all is refused by `tern run` and
 `tern restore` with one `tern: error:` line naming the file and saying why,
 exit status 1, and none of the program's output (its code never ran). A
 damaged entry in the compiled-code cache is compiled again; a tern without
-a compiler (cross-built) says so in one line instead.
+a compiler (cross-built) says so in one line instead. The compile process
+of --mode auto never outlives tern.
 
     artifacts.py --tern build/tern --programs DIR[:DIR...] CASE...
     artifacts.py --tern "qemu-s390x build-s390x/tern" --compile-tern build/tern \\
@@ -22,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (Cases, expect, expect_equal, expect_one_error,  # noqa: E402
-                     tern_command)
+                     finish, kill_if_running, tern_command, wait_for)
 
 case = Cases("artifacts")
 
@@ -236,6 +237,63 @@ def damaged_cache_entry(env):
             expect_equal((rc, out, err), (0, EXPECTED_OUT, ""), f"{mode}: a {damage} cache entry")
             expect_equal(len(read_bytes(entries[0])), len(good),
                          f"{mode}: the {damage} entry's replacement")
+
+
+# Reads stdin to its end, then exits 0: the test decides when the program
+# ends. Its filler functions make compiling it take a while.
+READER = """(module
+  (import "wasi_snapshot_preview1" "fd_read"
+    (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 256))
+    (loop $more
+      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br_if $more (i32.load (i32.const 8)))))
+%s)
+"""
+
+
+def children_of(pid):
+    """The pids of processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+@case.needs_compiler
+def auto_compile_child_ends_with_tern(env):
+    """--mode auto with a cache: the compile process tern starts while the
+    program runs (in the interpreter) never outlives tern. The program
+    blocks reading stdin until the test has seen the compile child, then
+    ends: the child must be gone when tern has exited."""
+    filler = "\n".join(f"  (func (param i32) (result i32) (i32.add (local.get 0) (i32.const {i})))"
+                        for i in range(3000))
+    with open(env.path("reader.wat"), "w") as f:
+        f.write(READER % filler)
+    wasm = env.path("reader.wasm")
+    subprocess.run(["wat2wasm", env.path("reader.wat"), "-o", wasm], check=True)
+    proc = env.start(["run", "--mode", "auto", "--cache-dir", env.path("cache"), wasm],
+                     stdin=subprocess.PIPE)
+    try:
+        wait_for(lambda: children_of(proc.pid), "tern to start compiling")
+        child = children_of(proc.pid)[0]
+        proc.stdin.close()
+        proc.stdin = None  # so that finish() does not write to it
+        rc, out, err = finish(proc)
+    finally:
+        kill_if_running(proc)
+    expect_equal((rc, out, err), (0, "", ""), "the program's end")
+    expect(not os.path.exists(f"/proc/{child}"),
+           f"the compile process {child} outlived tern")
 
 
 @case.on_request
