@@ -3,7 +3,8 @@
 #   tern::base   fmt, nettle (sha256), xxhash, threads: every layer
 #   tern::zstd   snapshot pages and artifacts' compression
 #   tern::json   the JSON of `tern inspect --json` and `tern stats`
-#   tern::tls    OpenSSL (TLS 1.3 for migration streams, src/migrate/)
+#   tern::tls    OpenSSL (TLS 1.3 for migration streams, src/migrate/);
+#                native builds load it on first use instead of linking it
 #   tern::cli11  the command line (src/cli/ only)
 # Cross builds (s390x, aarch64) find the multiarch libraries (zstd, nettle,
 # OpenSSL) and use the architecture-independent headers (fmt header-only,
@@ -54,4 +55,11 @@ endif()
 target_link_libraries(tern_dep_base INTERFACE ${NETTLE_LIBRARY} pthread)
 target_compile_definitions(tern_dep_base INTERFACE XXH_INLINE_ALL)
 target_link_libraries(tern_dep_zstd INTERFACE ${ZSTD_LIBRARY})
-target_link_libraries(tern_dep_tls INTERFACE ${SSL_LIBRARY} ${CRYPTO_LIBRARY} ${CMAKE_DL_LIBS})
+if(CMAKE_CROSSCOMPILING)
+  target_link_libraries(tern_dep_tls INTERFACE ${SSL_LIBRARY} ${CRYPTO_LIBRARY} ${CMAKE_DL_LIBS})
+else()
+  # Not linked: loaded when TLS is first used (src/migrate/openssl_on_demand.cpp),
+  # so that the ~4 ms of relocating libcrypto is not paid by every tern process.
+  target_compile_definitions(tern_dep_tls INTERFACE TERN_OPENSSL_ON_DEMAND=1)
+  target_link_libraries(tern_dep_tls INTERFACE ${CMAKE_DL_LIBS})
+endif()
