@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -41,7 +42,7 @@ bool write_all(int fd, const void* data, size_t size) {
 // tern needs the code).
 [[noreturn]] void compile_in_child(int to_parent, pid_t parent, const wasm::Module& module,
                                    const util::Sha256Digest& hash, const CompileOptions& options,
-                                   const std::string& cache_dir) {
+                                   const std::string& cache_dir, bool lowest_priority) {
   for (int sig = 1; sig < NSIG; ++sig) std::signal(sig, SIG_DFL);
   std::signal(SIGPIPE, SIG_IGN); // a parent gone: the write fails, the cache entry is kept
   sigset_t none;
@@ -49,6 +50,12 @@ bool write_all(int fd, const void* data, size_t size) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(0);
+  // The lowest priority when the program runs meanwhile: compiling then
+  // uses a core the program leaves idle and never takes CPU from it
+  // (docs/performance.md: at normal priority on a busy machine it did, and
+  // a cold auto run took twice the interpreter's time). A program that
+  // waits for the code (--tier-up-at) gets it at normal priority.
+  if (lowest_priority) ::setpriority(PRIO_PROCESS, 0, 19); // best effort
   int null = ::open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
   ::dup2(to_parent, 3);
@@ -97,7 +104,7 @@ void BackgroundCompile::watch(std::shared_ptr<const wasm::Module> module, util::
   }
   if (n != 0) return; // the program ended first (or poll failed: nobody waits then)
   try {
-    start_child(*module, hash, options, cache_dir);
+    start_child(*module, hash, options, cache_dir, delay.count() > 0);
   } catch (const std::exception& e) {
     return finish(nullptr, e.what());
   }
@@ -105,7 +112,8 @@ void BackgroundCompile::watch(std::shared_ptr<const wasm::Module> module, util::
 }
 
 void BackgroundCompile::start_child(const wasm::Module& module, const util::Sha256Digest& hash,
-                                    const CompileOptions& options, const std::string& cache_dir) {
+                                    const CompileOptions& options, const std::string& cache_dir,
+                                    bool lowest_priority) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
     throw Error(fmt::format("cannot start compiling: pipe: {}", std::strerror(errno)));
@@ -113,7 +121,8 @@ void BackgroundCompile::start_child(const wasm::Module& module, const util::Sha2
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(fmt::format("cannot start compiling: fork: {}", std::strerror(errno)));
-  if (pid == 0) compile_in_child(write_end.get(), parent, module, hash, options, cache_dir);
+  if (pid == 0)
+    compile_in_child(write_end.get(), parent, module, hash, options, cache_dir, lowest_priority);
   child_ = pid;
   from_child_ = std::move(read_end);
 }

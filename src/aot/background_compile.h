@@ -49,7 +49,8 @@ private:
   void watch(std::shared_ptr<const wasm::Module> module, util::Sha256Digest hash,
              CompileOptions options, std::string cache_dir, std::chrono::milliseconds delay);
   void start_child(const wasm::Module& module, const util::Sha256Digest& hash,
-                   const CompileOptions& options, const std::string& cache_dir);
+                   const CompileOptions& options, const std::string& cache_dir,
+                   bool lowest_priority);
   void receive(util::Sha256Digest hash);
   void finish(std::shared_ptr<const CodeImage> image, std::string error);
 
