@@ -123,7 +123,10 @@ def other_user(env):
     tern's own user is served."""
     os.chmod(env.tmp, 0o755)  # the other user must reach the socket
     sock = env.path("peer.sock")
-    proc = env.start(["run", "--control", sock, env.wasm("sleeper"), "20", "50"])
+    # The program runs until its stdin is closed (by finish() below), not
+    # for a fixed time: on a busy machine the other user's child may
+    # connect late, and must still find the socket.
+    proc = env.start(["run", "--control", sock, env.wasm("echo")], stdin=subprocess.PIPE)
     try:
         wait_socket(proc, sock)
         if os.geteuid() == 0:
