@@ -53,9 +53,16 @@ TEST_P(ProgramThreadsTest, SpawnedThreadsParkAndContinue) {
 
   runtime::ExecOutcome outcome;
   std::thread main([&] { outcome = program->run(); });
-  // Both threads started and counting (no time limit: only progress).
-  while (threads->spawned_running() < 2 ||
-         runtime::atomics::load<uint32_t>(memory.base() + 4) < 100)
+  // Both threads registered and counting (no time limit: only progress).
+  // spawned_running() counts a thread from the start of its spawn, before
+  // it is registered: a request sent then would miss it and the wait below
+  // would never end.
+  auto registered = [&] {
+    size_t n = 0;
+    threads->for_each([&](program::ProgramThreads::Entry& e) { n += e.tid != 0; });
+    return n;
+  };
+  while (registered() < 2 || runtime::atomics::load<uint32_t>(memory.base() + 4) < 100)
     std::this_thread::yield();
 
   threads->for_each([](program::ProgramThreads::Entry& e) {
