@@ -1,13 +1,17 @@
 # Guest programs: wasm32-wasi C and C++ built with Debian's clang, wasi-libc
 # and libc++ for wasm32 as part of the build.
 #
-#   tern_add_wasm_guest(NAME SOURCES FILE... [SOCKETS] [FLAGS FLAG...] [DEPENDS FILE...])
+#   tern_add_wasm_guest(NAME SOURCES FILE... [SOCKETS] [THREADS] [FLAGS FLAG...]
+#                       [DEPENDS FILE...])
 #
 # builds ${CMAKE_CURRENT_BINARY_DIR}/NAME.wasm from SOURCES (relative to the
 # current source directory, or absolute) with `-O2 -Wall -Werror`; C++ when
 # a source ends in .cpp (with -fno-exceptions: wasi-libc has no unwinder).
 # SOCKETS links the guest library in guest/ (the BSD socket API over tern's
-# socket extension). FLAGS are added to the compiler's; DEPENDS are headers
+# socket extension). THREADS builds a wasi-threads program: POSIX threads
+# from guest/ (guest/include/pthread.h says why each flag is there), atomics,
+# and the memory imported as a shared env.memory of 64 MiB at most (a shared
+# memory needs a maximum). FLAGS are added to the compiler's; DEPENDS are headers
 # and other inputs that rebuild the guest when they change. Each guest is
 # its own target, wasm-<dir>-NAME, in `all`. A guest whose one source ends
 # in .wat is assembled by wabt's wat2wasm instead, with the threads proposal
@@ -29,9 +33,17 @@ endif()
 
 set(TERN_GUEST_SOCKET_LIB ${PROJECT_SOURCE_DIR}/guest/src/wasi_socket_ext.c)
 set(TERN_GUEST_SOCKET_INCLUDE ${PROJECT_SOURCE_DIR}/guest/include)
+set(TERN_GUEST_PTHREAD_SOURCES ${PROJECT_SOURCE_DIR}/guest/src/pthread.c
+                               ${PROJECT_SOURCE_DIR}/guest/src/wasi_thread_start.s)
+set(TERN_GUEST_PTHREAD_HEADER ${PROJECT_SOURCE_DIR}/guest/include/pthread.h)
+set(TERN_GUEST_THREADS_FLAGS
+  -nostartfiles -matomics -mbulk-memory -ftls-model=local-exec
+  -I${PROJECT_SOURCE_DIR}/guest/include
+  -Wl,--import-memory,--shared-memory,--max-memory=67108864,--no-check-features
+  -Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign)
 
 function(tern_add_wasm_guest name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "SOCKETS" "" "SOURCES;FLAGS;DEPENDS")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "SOCKETS;THREADS" "" "SOURCES;FLAGS;DEPENDS")
   if(NOT TERN_WASM_GUESTS)
     return()
   endif()
@@ -64,6 +76,11 @@ function(tern_add_wasm_guest name)
       list(APPEND flags -I${TERN_GUEST_SOCKET_INCLUDE})
       list(APPEND sources ${TERN_GUEST_SOCKET_LIB})
       list(APPEND depends ${TERN_GUEST_SOCKET_LIB} ${TERN_GUEST_SOCKET_INCLUDE}/wasi_socket_ext.h)
+    endif()
+    if(arg_THREADS)
+      list(APPEND flags ${TERN_GUEST_THREADS_FLAGS})
+      list(APPEND sources ${TERN_GUEST_PTHREAD_SOURCES})
+      list(APPEND depends ${TERN_GUEST_PTHREAD_SOURCES} ${TERN_GUEST_PTHREAD_HEADER})
     endif()
     set(command ${compiler} ${flags} ${sources})
   endif()

@@ -67,14 +67,47 @@ done
 jobs=$(nproc)
 fuzz_seconds=${TERN_FUZZ_SECONDS:-60}
 
+# CPU seconds (user + system) used so far by this shell's finished
+# children and their descendants (cutime + cstime of /proc/PID/stat, after
+# the command name, which may hold spaces). Wall time on a shared machine
+# says how busy it was; CPU time says what the work costs.
+children_cpu() {
+  local fields
+  read -r -a fields <<<"$(sed 's/.*) //' /proc/$$/stat)"
+  echo $((fields[13] + fields[14]))
+}
+ticks=$(getconf CLK_TCK)
+
+# Runs a command and prints `--- WHAT: N s wall, M s CPU` (for the builds
+# inside stages: what a clean clone without ccache pays shows here).
+measured() {
+  local what=$1 start=$SECONDS cpu
+  shift
+  cpu=$(children_cpu)
+  "$@"
+  echo "--- $what: $((SECONDS - start)) s wall, $((($(children_cpu) - cpu) / ticks)) s CPU"
+}
+
 stage() {
-  local name=$1
+  local name=$1 cpu
   shift
   case " $stages " in *" $name "*) ;; *) return 0 ;; esac
   echo "=== test stage: $name"
-  local start=$SECONDS
+  local start=$SECONDS cached
+  cpu=$(children_cpu)
+  cached=$(cache_entries)
   "$@"
   echo "=== test stage: $name passed in $((SECONDS - start)) s"
+  echo "=== test stage: $name used $((($(children_cpu) - cpu) / ticks)) s CPU"
+  # Each program is compiled once per engine and target for the whole run:
+  # a stage that adds entries compiled something no earlier stage had.
+  if [ "$(cache_entries)" != "$cached" ]; then
+    echo "--- compiled-code cache: $(cache_entries) entries, $(($(cache_entries) - cached)) new"
+  fi
+}
+
+cache_entries() {
+  find "$aot_cache" -type f | wc -l
 }
 
 format() {
@@ -92,7 +125,7 @@ spec() {
 asan() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERN_SANITIZE=ON \
     -DTERN_GUESTS=OFF >/dev/null
-  cmake --build build-asan -j "$jobs" --target tern tern_unit_tests
+  measured build-asan cmake --build build-asan -j "$jobs" --target tern tern_unit_tests
   ASAN_OPTIONS=detect_leaks=1 build-asan/tests/tern_unit_tests --gtest_brief=1
   scripts/spec-test.sh build-asan/tern
 }
@@ -102,7 +135,7 @@ cross() {
   cmake -S . -B "build-$arch" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$arch.cmake" \
     -DTERN_TESTS=OFF -DTERN_GUESTS=OFF >/dev/null
-  cmake --build "build-$arch" -j "$jobs" --target tern
+  measured "build-$arch" cmake --build "build-$arch" -j "$jobs" --target tern
   TERN_RUNNER="qemu-$arch" TERN_CONVERTER="$build/tern" scripts/spec-test.sh "build-$arch/tern"
 }
 

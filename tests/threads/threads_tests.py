@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import Cases, Failure, expect, expect_equal, expect_one_error  # noqa: E402
+from testlib import (Cases, Failure, expect, expect_equal, expect_one_error,  # noqa: E402
+                     tern_command)
 
 case = Cases("threads")
 
@@ -233,6 +234,31 @@ SPAWN_WAT = """(module
 """
 
 
+@case.on_request
+def cross(env):
+    """Under a tern built for another CPU (--tern "qemu-s390x
+    build-s390x/tern", the cross stages of scripts/test.sh): each threaded
+    guest prints its known answer in the interpreter, and from an artifact
+    compiled for --target by --compile-tern (a cross build has no
+    compiler), its atomics and waits on the other CPU's memory order and
+    byte order; a thread's exit(N) ends the program there too."""
+    for guest in GUESTS:
+        want = expected_output(guest)
+        rc, out, err = env.run(["run", "--mode", "interp", env.wasm(guest)])
+        expect_equal((rc, out), (0, want), f"{guest} in interp (stderr {err!r})")
+        if not env.compile_tern:
+            continue
+        artifact = env.path(f"{guest}.{env.target}.tern-aot")
+        rc, _, err = env.run(["compile", "--target", env.target, env.wasm(guest), "-o", artifact],
+                             tern=env.compile_tern)
+        expect_equal(rc, 0, f"tern compile --target {env.target} {guest} ({err})")
+        rc, out, err = env.run(["run", "--mode", "aot", "--artifact", artifact, env.wasm(guest)])
+        expect_equal((rc, out), (0, want), f"{guest} in aot (stderr {err!r})")
+    rc, out, err = env.run(["run", "--mode", "interp", env.wasm("thread_ends_program"), "exit",
+                            "7"])
+    expect_equal((rc, out), (7, "threads started\n"), f"exit(7) in a thread ({err!r})")
+
+
 def engine_args(env, mode):
     """--mode auto without a cache: its compile child then dies with tern
     (with a cache it would outlive each run to fill it), and every run
@@ -244,10 +270,19 @@ def engine_args(env, mode):
 
 def make_env(env, args):
     env.compiler = args.compiler in ("1", "ON", "TRUE", "true")
+    env.compile_tern = tern_command(args.compile_tern) if args.compile_tern else None
+    env.target = args.target
     env.modes = lambda: MODES if env.compiler else ("interp",)
     return env
 
 
+def add_arguments(ap):
+    ap.add_argument("--compiler", default="1")
+    ap.add_argument("--compile-tern", help="case cross: a tern that compiles artifacts for "
+                    "--target (without it, cross runs the interpreter only)")
+    ap.add_argument("--target", help="case cross: the CPU --tern runs on (s390x, aarch64)")
+
+
 if __name__ == "__main__":
     sys.exit(case.main(__doc__.split("\n\n")[0], make_env=make_env,
-                       add_arguments=lambda ap: ap.add_argument("--compiler", default="1")))
+                       add_arguments=add_arguments))
