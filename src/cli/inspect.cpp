@@ -150,6 +150,25 @@ void print_threads(const json& d) {
   }
 }
 
+// wasi-threads: the spawned threads' own instances (their frames are
+// printed with the main thread's).
+void print_spawned(const json& d) {
+  if (d["spawned"].is_null()) return;
+  const json& sp = d["spawned"];
+  fmt::print("spawned threads (wasi-threads): {} running, next tid {}\n", sp["threads"].size(),
+             sp["next_tid"].get<uint32_t>());
+  for (const json& t : sp["threads"]) {
+    std::vector<std::string> globals;
+    for (const json& g : t["globals"])
+      if (g["mutable"].get<bool>())
+        globals.push_back(fmt::format("{} {} = {}", g["index"].get<size_t>(),
+                                      g["type"].get<std::string>(), g["value"].get<std::string>()));
+    fmt::print("  thread {}: start arg {}, {} tables, mutable globals: {}\n",
+               t["tid"].get<uint32_t>(), t["start_arg"].get<uint32_t>(), t["tables"].size(),
+               globals.empty() ? "-" : fmt::format("{}", fmt::join(globals, ", ")));
+  }
+}
+
 void print_sections(const json& d, const snapshot::Snapshot& s) {
   for (size_t i = 0; i < s.extensions.size(); ++i) {
     const snapshot::ExtensionSection& e = s.extensions[i];
@@ -231,6 +250,7 @@ int run_inspect(const InspectOptions& o) {
   print_header(d, o.snapshot);
   print_state(d);
   print_threads(d);
+  print_spawned(d);
   print_sections(d, s);
   if (s.parent) print_chain(d["chain"]);
   return 0;

@@ -11,6 +11,7 @@
 #include "wasm/instr.h"
 #include "wasm/validator.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace tern::program {
@@ -44,10 +45,10 @@ void Program::link_and_instantiate(runtime::InitMode init) {
   define_tern_imports(linker);
   define_imported_memory(linker);
   if (uses_wasi_threads(*module_)) {
-    threads_ = std::make_unique<ProgramThreads>(max_threads_,
-                                                [this](std::unique_ptr<runtime::Engine> engine) {
-                                                  return build_spawned_thread(std::move(engine));
-                                                });
+    threads_ = std::make_unique<ProgramThreads>(
+        max_threads_, [this](std::unique_ptr<runtime::Engine> engine) {
+          return build_spawned_thread(std::move(engine), runtime::InitMode::Full);
+        });
     define_thread_spawn(*store_, linker);
   }
   instance_ = store_->instantiate(module_, linker.resolve(*module_), *thread_, init);
@@ -100,7 +101,8 @@ void Program::define_spawned_tern_imports(runtime::Store& store, runtime::Linker
 
 // A spawned thread: a new instance of the module in a store of its own,
 // sharing the program's memory and WASI context.
-ProgramThreads::Built Program::build_spawned_thread(std::unique_ptr<runtime::Engine> engine) {
+ProgramThreads::Built Program::build_spawned_thread(std::unique_ptr<runtime::Engine> engine,
+                                                    runtime::InitMode init) {
   ProgramThreads::Built built;
   built.store = std::make_unique<runtime::Store>(std::move(engine));
   built.thread = std::make_unique<runtime::Thread>(*built.store);
@@ -109,7 +111,7 @@ ProgramThreads::Built Program::build_spawned_thread(std::unique_ptr<runtime::Eng
   define_spawned_tern_imports(*built.store, linker);
   linker.define("env", "memory", runtime::Extern::of(imported_memory_));
   define_thread_spawn(*built.store, linker);
-  built.instance = built.store->instantiate(module_, linker.resolve(*module_), *built.thread);
+  built.instance = built.store->instantiate(module_, linker.resolve(*module_), *built.thread, init);
   return built;
 }
 
@@ -118,6 +120,8 @@ ProgramThreads::Built Program::build_spawned_thread(std::unique_ptr<runtime::Eng
 // main thread was stopped for it). The other threads are joined here.
 runtime::ExecOutcome Program::program_outcome(ExecOutcome main) {
   if (!threads_) return main;
+  // Stop the world: a checkpoint captures every thread at a stable point.
+  if (main.kind == ExecOutcome::Kind::Suspended && !threads_->ended()) threads_->stop_all();
   if (main.kind == ExecOutcome::Kind::Suspended && !threads_->ended()) return main;
   if (main.kind != ExecOutcome::Kind::Suspended) threads_->end(main);
   ExecOutcome out = *threads_->ended();
@@ -303,13 +307,45 @@ void Program::finish_restore(const snapshot::Snapshot& s, const wasi::RestoreOpt
 
 void Program::apply_restored(const snapshot::Snapshot& s, const std::string& source) {
   snapshot::apply_snapshot(s, *instance_);
-  if (s.threads.size() != 1)
-    throw Error(fmt::format("{}: the snapshot has {} threads; this program has one", source,
-                            s.threads.size()));
-  const runtime::ViewThread& view = s.threads[0].view;
+  auto frames_of = [&](uint32_t tid) -> const runtime::ViewThread& {
+    for (const snapshot::ThreadImage& t : s.threads)
+      if (t.id == tid) return t.view;
+    throw Error(fmt::format("{}: the snapshot has no frames for thread {}", source, tid));
+  };
+  if (!threads_ && (s.spawned || s.threads.size() != 1))
+    throw Error(fmt::format("{}: the snapshot has {} threads; this program (no wasi-threads) has "
+                            "one",
+                            source, s.threads.size() + (s.spawned && s.threads.empty())));
+  const runtime::ViewThread& view = frames_of(0);
   store_->engine().restore(*thread_, *instance_, view);
+  if (threads_) restore_spawned(s, source, frames_of);
   started_ = stopped_ = restored_ = true;
   if (stopped_in_guest_checkpoint(view)) guest_checkpoint_ = GuestCheckpoint::Restored;
+}
+
+// Every spawned thread rebuilt parked, in an instance of its own sharing the
+// restored memory; run() releases them with the main thread.
+void Program::restore_spawned(
+    const snapshot::Snapshot& s, const std::string& source,
+    const std::function<const runtime::ViewThread&(uint32_t)>& frames_of) {
+  if (!s.spawned) {
+    if (s.threads.size() != 1)
+      throw Error(fmt::format("{}: the snapshot has {} threads but no SPWN section", source,
+                              s.threads.size()));
+    return;
+  }
+  threads_->set_next_tid(s.spawned->next_tid);
+  for (const snapshot::SpawnedThreadImage& image : s.spawned->threads) {
+    ProgramThreads::Built built =
+        build_spawned_thread(store_->engine().for_new_thread(), runtime::InitMode::ForRestore);
+    snapshot::apply_spawned(image, *built.instance);
+    try {
+      built.store->engine().restore(*built.thread, *built.instance, frames_of(image.tid));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: thread {}: {}", source, image.tid, e.what()));
+    }
+    threads_->adopt_parked(image.tid, image.start_arg, std::move(built));
+  }
 }
 
 ExecOutcome Program::run() {
@@ -329,6 +365,7 @@ ExecOutcome Program::run() {
     if (participant_sections_)
       for (auto& participant : participants_) participant->resumed();
     participant_sections_.reset();
+    if (threads_) threads_->continue_parked(); // every thread at once
     out = store_->engine().resume(*thread_, {});
   }
   out = program_outcome(std::move(out));
@@ -341,17 +378,17 @@ ExecOutcome Program::run() {
 snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
                                     const wasi::SaveOptions& save) {
   if (!stopped_) throw InternalError("capture of a running program");
-  if (threads_ && threads_->spawned_running() > 0)
-    throw Error("a checkpoint of a program whose spawned threads (wasi-threads) still run is not "
-                "supported yet");
   // A lazily restored memory whole first: the snapshot's writer is a forked
   // child, which userfaultfd would not serve (it would read zeros).
   for (runtime::Memory* m : instance_->memories) m->wait_loaded();
   std::vector<snapshot::ThreadImage> threads;
   threads.push_back({0, store_->engine().capture(*thread_)});
+  std::optional<snapshot::SpawnedThreads> spawned;
+  if (threads_) spawned = capture_spawned(threads);
   snapshot::CaptureOptions options = capture;
   options.engine = engine_name_;
   snapshot::Snapshot s = snapshot::capture_instance(*instance_, std::move(threads), options);
+  s.spawned = std::move(spawned);
   s.extensions.push_back(wasi::save_state(*wasi_, save));
   if (!participant_sections_) {
     participant_sections_.emplace();
@@ -361,6 +398,25 @@ snapshot::Snapshot Program::capture(const snapshot::CaptureOptions& capture,
   }
   for (const auto& section : *participant_sections_) s.extensions.push_back(section);
   return s;
+}
+
+// Every spawned thread, parked by stop_all(): its frames (into `threads`)
+// and its instance's own state, by increasing tid.
+snapshot::SpawnedThreads Program::capture_spawned(std::vector<snapshot::ThreadImage>& threads) {
+  snapshot::SpawnedThreads spawned;
+  threads_->for_each([&](ProgramThreads::Entry& e) {
+    if (e.tid == 0) return;
+    if (e.state != ProgramThreads::Entry::State::Parked)
+      throw InternalError(fmt::format("capture while thread {} runs", e.tid));
+    threads.push_back({e.tid, e.store->engine().capture(*e.thread)});
+    spawned.threads.push_back(snapshot::capture_spawned(*e.instance, e.tid, e.start_arg));
+  });
+  spawned.next_tid = threads_->next_tid();
+  std::sort(threads.begin() + 1, threads.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::sort(spawned.threads.begin(), spawned.threads.end(),
+            [](const auto& a, const auto& b) { return a.tid < b.tid; });
+  return spawned;
 }
 
 void Program::detach_shared_memory(snapshot::Snapshot& s,

@@ -178,7 +178,11 @@ private:
   // env.memory, for modules that import their memory (wasi-threads).
   void define_imported_memory(runtime::Linker& linker);
   void define_thread_spawn(runtime::Store& store, runtime::Linker& linker);
-  ProgramThreads::Built build_spawned_thread(std::unique_ptr<runtime::Engine> engine);
+  ProgramThreads::Built build_spawned_thread(std::unique_ptr<runtime::Engine> engine,
+                                             runtime::InitMode init);
+  snapshot::SpawnedThreads capture_spawned(std::vector<snapshot::ThreadImage>& threads);
+  void restore_spawned(const snapshot::Snapshot& snapshot, const std::string& source,
+                       const std::function<const runtime::ViewThread&(uint32_t)>& frames_of);
   // A spawned thread's tern.checkpoint(): always -1 (not supported yet).
   void define_spawned_tern_imports(runtime::Store& store, runtime::Linker& linker);
   // The outcome of the whole program, given the main thread's.

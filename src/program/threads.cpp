@@ -53,6 +53,7 @@ bool uses_wasi_threads(const wasm::Module& m) {
 
 struct ProgramThreads::Spawned {
   Entry entry;
+  uint64_t parked_at = 0; // resume_generation_ when it parked
   std::unique_ptr<runtime::Store> store;
   std::unique_ptr<runtime::Thread> thread; // destroyed before its store
   std::thread host;
@@ -69,7 +70,7 @@ ProgramThreads::~ProgramThreads() {
 void ProgramThreads::set_main(runtime::Store& store, runtime::Thread& thread,
                               runtime::ModuleInstance& instance) {
   std::lock_guard lock(mutex_);
-  main_ = {0, &store, &thread, &instance, Entry::State::Running};
+  main_ = {0, 0, &store, &thread, &instance, Entry::State::Running};
 }
 
 int32_t ProgramThreads::spawn(runtime::Engine& spawner, uint32_t start_arg) {
@@ -101,37 +102,72 @@ int32_t ProgramThreads::spawn(runtime::Engine& spawner, uint32_t start_arg) {
   }
   t->entry.store = t->store.get();
   t->entry.thread = t->thread.get();
+  t->entry.start_arg = start_arg;
   t->thread->id = t->entry.tid;
   const int32_t tid = static_cast<int32_t>(t->entry.tid);
-  Spawned* raw = t.get();
   std::lock_guard lock(mutex_);
   // The program may have ended while the instance was built.
   if (outcome_) {
     --running_;
     return negative_errno(wasi::Errno::again);
   }
+  // A checkpoint is stopping every thread: this one parks at its entry.
+  if (stopping_) t->store->interrupt().request();
   try {
-    t->host = std::thread([this, raw, start_arg] { run_thread(*raw, start_arg); });
+    start_host_thread(std::move(t), start_arg);
   } catch (const std::system_error&) {
     --running_;
     return negative_errno(wasi::Errno::again);
   }
-  spawned_.push_back(std::move(t));
   return tid;
 }
 
-void ProgramThreads::run_thread(Spawned& t, uint32_t start_arg) {
-  runtime::FunctionInstance* start = t.entry.instance->find_func_export(kThreadStartExport);
-  std::array<Slot, 2> args{Slot(t.entry.tid), Slot(start_arg)};
-  ExecOutcome out = t.store->engine().call(*t.thread, start, args, {});
+// Under the lock.
+void ProgramThreads::start_host_thread(std::unique_ptr<Spawned> t,
+                                       std::optional<uint32_t> start_arg) {
+  Spawned* raw = t.get();
+  t->host = std::thread([this, raw, start_arg] { run_thread(*raw, start_arg); });
+  spawned_.push_back(std::move(t));
+}
+
+void ProgramThreads::adopt_parked(uint32_t tid, uint32_t start_arg, Built built) {
+  auto t = std::make_unique<Spawned>();
+  t->entry = {
+      tid, start_arg, built.store.get(), built.thread.get(), built.instance, Entry::State::Parked};
+  t->store = std::move(built.store);
+  t->thread = std::move(built.thread);
+  t->thread->id = tid;
+  std::lock_guard lock(mutex_);
+  if (running_ >= max_threads_)
+    throw Error(fmt::format("the snapshot has more spawned threads than --max-threads {} allows",
+                            max_threads_));
+  t->parked_at = resume_generation_;
+  try {
+    start_host_thread(std::move(t), std::nullopt);
+  } catch (const std::system_error& e) {
+    throw Error(fmt::format("cannot start a host thread for thread {}: {}", tid, e.what()));
+  }
+  ++running_;
+}
+
+void ProgramThreads::run_thread(Spawned& t, std::optional<uint32_t> start_arg) {
+  ExecOutcome out;
+  out.kind = ExecOutcome::Kind::Suspended; // restored: parked already
+  if (start_arg) {
+    runtime::FunctionInstance* start = t.entry.instance->find_func_export(kThreadStartExport);
+    std::array<Slot, 2> args{Slot(t.entry.tid), Slot(*start_arg)};
+    out = t.store->engine().call(*t.thread, start, args, {});
+  }
   // Stopped at a stable point: parked until continued or the program ends.
   while (out.kind == ExecOutcome::Kind::Suspended) {
     std::unique_lock lock(mutex_);
     if (outcome_) break;
-    t.entry.state = Entry::State::Parked;
-    changed_.notify_all();
-    const uint64_t generation = resume_generation_;
-    changed_.wait(lock, [&] { return outcome_ || resume_generation_ != generation; });
+    if (t.entry.state != Entry::State::Parked) {
+      t.entry.state = Entry::State::Parked;
+      t.parked_at = resume_generation_;
+      changed_.notify_all();
+    }
+    changed_.wait(lock, [&] { return outcome_ || resume_generation_ != t.parked_at; });
     if (outcome_) break;
     t.entry.state = Entry::State::Running;
     lock.unlock();
@@ -198,12 +234,33 @@ void ProgramThreads::wait_parked() {
   });
 }
 
+void ProgramThreads::stop_all() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (auto& t : spawned_)
+      if (t->entry.state == Entry::State::Running) t->store->interrupt().request();
+  }
+  wait_parked();
+}
+
 void ProgramThreads::continue_parked() {
   std::lock_guard lock(mutex_);
+  stopping_ = false;
   for (auto& t : spawned_)
     if (t->entry.state == Entry::State::Parked) t->store->interrupt().clear();
   ++resume_generation_;
   changed_.notify_all();
+}
+
+uint32_t ProgramThreads::next_tid() const {
+  std::lock_guard lock(mutex_);
+  return next_tid_;
+}
+
+void ProgramThreads::set_next_tid(uint32_t tid) {
+  std::lock_guard lock(mutex_);
+  next_tid_ = tid;
 }
 
 size_t ProgramThreads::spawned_running() const {

@@ -35,6 +35,15 @@
 //    ends; wait_parked() waits until every spawned thread is parked or
 //    finished. The main thread is Program::run()'s, which returns
 //    Suspended as before;
+//  - stop_all() is a checkpoint's stop-the-world, once the main thread is
+//    stopped: it requests every spawned thread's interrupt and waits until
+//    each one parked (at a loop header, a function entry, a host call or a
+//    memory.atomic.wait, blocked ones woken by the request) or finished; a
+//    thread spawned meanwhile parks at its first instruction. Until
+//    continue_parked() no spawned thread runs, so the registry, the
+//    instances and the wait queues hold still for the capture;
+//  - a restore rebuilds each spawned thread parked (adopt_parked) and
+//    continue_parked() releases all of them at once, as after a checkpoint;
 //  - end(outcome) is the exit protocol: the first call wins and decides the
 //    program's outcome; every other thread is stopped (its interrupt
 //    requested; a spawned thread does not park once the program has ended)
@@ -45,6 +54,7 @@
 #include "runtime/instance.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
+#include "snapshot/model.h"
 
 #include <condition_variable>
 #include <cstdint>
@@ -64,7 +74,7 @@ inline constexpr const char* kThreadStartExport = "wasi_thread_start";
 // --max-threads says otherwise.
 inline constexpr uint32_t kDefaultMaxThreads = 128;
 // TIDs are 1..2^29-1 (the wasi-threads ABI); the main thread is 0 here.
-inline constexpr uint32_t kMaxThreadId = (1u << 29) - 1;
+inline constexpr uint32_t kMaxThreadId = snapshot::kMaxSpawnedTid;
 
 // Whether `module` uses wasi-threads (imports thread-spawn); if so, checks
 // the rest of the ABI (a shared memory imported as env.memory, the
@@ -75,7 +85,8 @@ class ProgramThreads {
 public:
   // One thread: its own store, runtime thread and instance.
   struct Entry {
-    uint32_t tid = 0; // 0: the main thread
+    uint32_t tid = 0;       // 0: the main thread
+    uint32_t start_arg = 0; // thread-spawn's argument (spawned threads)
     runtime::Store* store = nullptr;
     runtime::Thread* thread = nullptr;
     runtime::ModuleInstance* instance = nullptr;
@@ -117,12 +128,22 @@ public:
   // Checkpoint support (see the top of this file).
   void for_each(const std::function<void(Entry&)>& fn);
   void wait_parked();
+  void stop_all();
   void continue_parked();
   size_t spawned_running() const;
+  // A restore: the thread `tid` (built with InitMode::ForRestore, its
+  // frames already restored on its runtime::Thread), parked until
+  // continue_parked(). Throws tern::Error beyond the thread limit.
+  void adopt_parked(uint32_t tid, uint32_t start_arg, Built built);
+  // The TID the next thread-spawn returns (snapshots record it).
+  uint32_t next_tid() const;
+  void set_next_tid(uint32_t tid);
 
 private:
   struct Spawned;
-  void run_thread(Spawned& t, uint32_t start_arg);
+  // Runs wasi_thread_start, or (restored: nullopt) starts parked.
+  void run_thread(Spawned& t, std::optional<uint32_t> start_arg);
+  void start_host_thread(std::unique_ptr<Spawned> t, std::optional<uint32_t> start_arg);
   void finish(Spawned& t, const runtime::ExecOutcome& outcome);
 
   const uint32_t max_threads_;
@@ -134,6 +155,7 @@ private:
   uint32_t running_ = 0;                        // spawned, not finished
   uint32_t next_tid_ = 1;
   uint64_t resume_generation_ = 0;
+  bool stopping_ = false; // stop_all() until continue_parked()
   std::optional<runtime::ExecOutcome> outcome_;
 };
 

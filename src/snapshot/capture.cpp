@@ -49,6 +49,21 @@ TableImage capture_table(const ModuleInstance& inst, const runtime::Table& t, si
   return image;
 }
 
+// What an instance has of its own, besides memory: globals, tables and
+// segment state.
+void capture_own_state(const ModuleInstance& inst, std::vector<GlobalImage>& globals,
+                       std::vector<TableImage>& tables, SegmentState& segments) {
+  for (size_t i = 0; i < inst.globals.size(); ++i) {
+    const runtime::GlobalCell& g = *inst.globals[i];
+    globals.push_back(
+        {g.type.mut, to_view(inst, g.type.type, g.value, fmt::format("global {}", i))});
+  }
+  for (size_t i = 0; i < inst.tables.size(); ++i)
+    tables.push_back(capture_table(inst, *inst.tables[i], i));
+  for (const auto& refs : inst.elem_segments) segments.elem_dropped.push_back(refs.empty());
+  segments.data_dropped = inst.data_dropped;
+}
+
 void check_limits(const MemoryImage& image, const runtime::Memory& m, size_t index) {
   if (image.shared != m.shared() || image.max_pages != m.max_pages())
     throw Error(fmt::format("memory {}: its limits differ from the snapshot's", index));
@@ -179,15 +194,7 @@ Snapshot capture_instance(const ModuleInstance& inst, std::vector<ThreadImage> t
   s.module.binary = {inst.module().bytes, inst.module_ptr()};
   s.module.embed_binary = options.embed_module;
   for (const runtime::Memory* m : inst.memories) s.memories.push_back(capture_memory(*m));
-  for (size_t i = 0; i < inst.globals.size(); ++i) {
-    const runtime::GlobalCell& g = *inst.globals[i];
-    s.globals.push_back(
-        {g.type.mut, to_view(inst, g.type.type, g.value, fmt::format("global {}", i))});
-  }
-  for (size_t i = 0; i < inst.tables.size(); ++i)
-    s.tables.push_back(capture_table(inst, *inst.tables[i], i));
-  for (const auto& refs : inst.elem_segments) s.segments.elem_dropped.push_back(refs.empty());
-  s.segments.data_dropped = inst.data_dropped;
+  capture_own_state(inst, s.globals, s.tables, s.segments);
   s.threads = std::move(threads);
   // Every thread is stopped: no waiter comes or goes while the queues are
   // read.
@@ -272,19 +279,39 @@ void apply_wait_queues(const Snapshot& s, ModuleInstance& inst) {
   }
 }
 
+void apply_own_state(const std::vector<GlobalImage>& globals, const std::vector<TableImage>& tables,
+                     const SegmentState& segments, ModuleInstance& inst) {
+  check_count(globals, inst.globals, "globals");
+  check_count(tables, inst.tables, "tables");
+  for (size_t i = 0; i < globals.size(); ++i) apply_global(inst, globals[i], *inst.globals[i], i);
+  for (size_t i = 0; i < tables.size(); ++i) apply_table(inst, tables[i], *inst.tables[i], i);
+  apply_segments(segments, inst);
+}
+
 } // namespace
 
 void apply_snapshot(const Snapshot& s, ModuleInstance& inst) {
   check_module(s, inst.module().sha256());
   check_count(s.memories, inst.memories, "memories");
-  check_count(s.globals, inst.globals, "globals");
-  check_count(s.tables, inst.tables, "tables");
   for (size_t i = 0; i < s.memories.size(); ++i) apply_memory(s.memories[i], *inst.memories[i], i);
-  for (size_t i = 0; i < s.globals.size(); ++i)
-    apply_global(inst, s.globals[i], *inst.globals[i], i);
-  for (size_t i = 0; i < s.tables.size(); ++i) apply_table(inst, s.tables[i], *inst.tables[i], i);
-  apply_segments(s.segments, inst);
+  apply_own_state(s.globals, s.tables, s.segments, inst);
   apply_wait_queues(s, inst);
+}
+
+SpawnedThreadImage capture_spawned(const ModuleInstance& inst, uint32_t tid, uint32_t start_arg) {
+  SpawnedThreadImage image;
+  image.tid = tid;
+  image.start_arg = start_arg;
+  capture_own_state(inst, image.globals, image.tables, image.segments);
+  return image;
+}
+
+void apply_spawned(const SpawnedThreadImage& image, ModuleInstance& inst) {
+  try {
+    apply_own_state(image.globals, image.tables, image.segments, inst);
+  } catch (const Error& e) {
+    throw Error(fmt::format("thread {}: {}", image.tid, e.what()));
+  }
 }
 
 } // namespace tern::snapshot

@@ -72,4 +72,15 @@ std::span<uint8_t> prepare_memory_for_restore(runtime::ModuleInstance& instance,
 // (checked first). Threads are restored by the engine.
 void apply_snapshot(const Snapshot& snapshot, runtime::ModuleInstance& instance);
 
+// A thread started with wasi-threads' thread-spawn: its instance's own
+// globals, tables and segment state (its memory is the program's, captured
+// with the main instance). The instance stays stopped while it is read.
+SpawnedThreadImage capture_spawned(const runtime::ModuleInstance& instance, uint32_t tid,
+                                   uint32_t start_arg);
+
+// Puts a spawned thread's globals, tables and segment state into
+// `instance`, a fresh instance of the module (InitMode::ForRestore) that
+// shares the restored memory. Throws tern::Error naming the thread.
+void apply_spawned(const SpawnedThreadImage& image, runtime::ModuleInstance& instance);
+
 } // namespace tern::snapshot

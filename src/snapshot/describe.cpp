@@ -133,6 +133,30 @@ json wait_queues_json(const WaitQueueImage& m) {
   return {{"memory", m.memory}, {"queues", std::move(queues)}, {"notified", std::move(woken)}};
 }
 
+// SPWN: each spawned thread's own instance (its frames are in "threads").
+json spawned_json(const SpawnedThreads& spawned) {
+  json threads = json::array();
+  for (const SpawnedThreadImage& t : spawned.threads) {
+    json globals = json::array();
+    for (size_t i = 0; i < t.globals.size(); ++i) {
+      json g = value_json(t.globals[i].value);
+      g["index"] = i;
+      g["mutable"] = t.globals[i].mut;
+      globals.push_back(std::move(g));
+    }
+    json tables = json::array();
+    for (size_t i = 0; i < t.tables.size(); ++i) tables.push_back(table_json(i, t.tables[i]));
+    threads.push_back({{"tid", t.tid},
+                       {"start_arg", t.start_arg},
+                       {"globals", std::move(globals)},
+                       {"tables", std::move(tables)},
+                       {"segments",
+                        {{"elem_dropped", dropped_indices(t.segments.elem_dropped)},
+                         {"data_dropped", dropped_indices(t.segments.data_dropped)}}}});
+  }
+  return {{"next_tid", spawned.next_tid}, {"threads", std::move(threads)}};
+}
+
 json extension_json(const ExtensionSection& e) {
   json out = {{"tag", std::string(to_string_view(e.tag))},
               {"optional", e.optional},
@@ -217,6 +241,7 @@ json describe_snapshot(const Snapshot& s, const wasm::Module* module,
   for (const ThreadImage& t : s.threads) out["threads"].push_back(thread_json(t, module));
   out["wait_queues"] = json::array();
   for (const WaitQueueImage& m : s.wait_queues) out["wait_queues"].push_back(wait_queues_json(m));
+  out["spawned"] = s.spawned ? spawned_json(*s.spawned) : json(nullptr);
   out["sections"] = json::array();
   for (const ExtensionSection& e : s.extensions) out["sections"].push_back(extension_json(e));
   return out;

@@ -143,20 +143,18 @@ std::vector<uint8_t> encode_parent(const ParentRef& parent) {
   return std::move(p.out());
 }
 
-std::vector<uint8_t> encode_globals(const std::vector<GlobalImage>& globals) {
-  PayloadWriter p;
+// GLOB, TABL and SEGS payloads; SPWN repeats them for each spawned thread.
+void put_globals(PayloadWriter& p, const std::vector<GlobalImage>& globals) {
   p.u32(static_cast<uint32_t>(globals.size()));
   for (const GlobalImage& g : globals) {
     p.boolean(g.mut);
     p.value(g.value);
   }
-  return std::move(p.out());
 }
 
-std::vector<uint8_t> encode_table(uint32_t index, const TableImage& t) {
+void put_table(PayloadWriter& p, uint32_t index, const TableImage& t) {
   if (!wasm::is_ref(t.elem_type)) throw Error(fmt::format("table {}: not a reference type", index));
   if (t.elements.size() > 0xFFFFFFFFu) throw Error(fmt::format("table {} is too large", index));
-  PayloadWriter p;
   p.u32(index);
   p.u8(static_cast<uint8_t>(t.elem_type));
   p.boolean(t.max.has_value());
@@ -167,15 +165,37 @@ std::vector<uint8_t> encode_table(uint32_t index, const TableImage& t) {
       throw Error("a host (extern) reference cannot be saved");
     p.u32(e);
   }
-  return std::move(p.out());
 }
 
-std::vector<uint8_t> encode_segments(const SegmentState& s) {
-  PayloadWriter p;
+void put_segments(PayloadWriter& p, const SegmentState& s) {
   p.u32(static_cast<uint32_t>(s.elem_dropped.size()));
   for (bool d : s.elem_dropped) p.boolean(d);
   p.u32(static_cast<uint32_t>(s.data_dropped.size()));
   for (bool d : s.data_dropped) p.boolean(d);
+}
+
+template <typename... A>
+std::vector<uint8_t> encode(void (*put)(PayloadWriter&, A...), A... args) {
+  PayloadWriter p;
+  put(p, args...);
+  return std::move(p.out());
+}
+
+// SPWN: the next tid, then each spawned thread's tid, start argument and
+// its own instance's globals, tables and segments.
+std::vector<uint8_t> encode_spawned(const SpawnedThreads& spawned) {
+  PayloadWriter p;
+  p.u32(spawned.next_tid);
+  p.u32(static_cast<uint32_t>(spawned.threads.size()));
+  for (const SpawnedThreadImage& t : spawned.threads) {
+    p.u32(t.tid);
+    p.u32(t.start_arg);
+    put_globals(p, t.globals);
+    p.u32(static_cast<uint32_t>(t.tables.size()));
+    for (size_t i = 0; i < t.tables.size(); ++i)
+      put_table(p, static_cast<uint32_t>(i), t.tables[i]);
+    put_segments(p, t.segments);
+  }
   return std::move(p.out());
 }
 
@@ -437,13 +457,13 @@ private:
 
 // Sections must come in this order (extensions between the wait queues and
 // memories); the singletons and each extension tag at most once.
-constexpr int kExtensionRank = 9;
+constexpr int kExtensionRank = 10;
 
 int rank(const Tag& tag) {
   static const std::pair<Tag, int> ranks[] = {
-      {kHostTag, 0},       {kModuleTag, 1},  {kParentTag, 2},   {kWasmTag, 3},
-      {kGlobalsTag, 4},    {kTableTag, 5},   {kSegmentsTag, 6}, {kThreadTag, 7},
-      {kWaitQueuesTag, 8}, {kMemoryTag, 10}, {kPagesTag, 10},   {kTailTag, 11}};
+      {kHostTag, 0},    {kModuleTag, 1},   {kParentTag, 2}, {kWasmTag, 3},       {kGlobalsTag, 4},
+      {kTableTag, 5},   {kSegmentsTag, 6}, {kThreadTag, 7}, {kWaitQueuesTag, 8}, {kSpawnedTag, 9},
+      {kMemoryTag, 11}, {kPagesTag, 11},   {kTailTag, 12}};
   for (const auto& [t, r] : ranks)
     if (t == tag) return r;
   return kExtensionRank;
@@ -451,7 +471,7 @@ int rank(const Tag& tag) {
 
 bool is_singleton(const Tag& tag) {
   return tag == kHostTag || tag == kModuleTag || tag == kParentTag || tag == kWasmTag ||
-         tag == kGlobalsTag || tag == kSegmentsTag || tag == kWaitQueuesTag;
+         tag == kGlobalsTag || tag == kSegmentsTag || tag == kWaitQueuesTag || tag == kSpawnedTag;
 }
 
 class SnapshotBuilder {
@@ -483,6 +503,8 @@ public:
       read_thread(r);
     else if (s.tag == kWaitQueuesTag)
       read_wait_queues(r);
+    else if (s.tag == kSpawnedTag)
+      read_spawned(r);
     else if (s.tag == kMemoryTag)
       return read_memory(r, stream);
     else if (s.tag == kPagesTag)
@@ -547,21 +569,38 @@ private:
   }
 
   void read_globals(PayloadReader& r) {
-    const uint32_t n = r.count(2 + 4, "globals");
-    snap_.globals.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      GlobalImage g;
-      g.mut = r.boolean();
-      g.value = r.value();
-      snap_.globals.push_back(g);
-    }
+    snap_.globals = globals_from(r);
     r.expect_end();
   }
 
   void read_table(PayloadReader& r) {
+    snap_.tables.push_back(table_from(r, snap_.tables.size()));
+    r.expect_end();
+  }
+
+  void read_segments(PayloadReader& r) {
+    snap_.segments = segments_from(r);
+    r.expect_end();
+  }
+
+  // GLOB, TABL and SEGS payloads, also inside SPWN.
+  static std::vector<GlobalImage> globals_from(PayloadReader& r) {
+    const uint32_t n = r.count(2 + 4, "globals");
+    std::vector<GlobalImage> globals;
+    globals.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      GlobalImage g;
+      g.mut = r.boolean();
+      g.value = r.value();
+      globals.push_back(g);
+    }
+    return globals;
+  }
+
+  static TableImage table_from(PayloadReader& r, size_t expected_index) {
     const uint32_t index = r.u32();
-    if (index != snap_.tables.size())
-      r.fail(fmt::format("table {} where table {} was expected", index, snap_.tables.size()));
+    if (index != expected_index)
+      r.fail(fmt::format("table {} where table {} was expected", index, expected_index));
     TableImage t;
     const uint8_t elem = r.u8();
     t.elem_type = static_cast<wasm::ValType>(elem);
@@ -581,17 +620,53 @@ private:
         r.fail(fmt::format("element {} is a non-null extern reference", i));
       t.elements.push_back(e);
     }
-    r.expect_end();
-    snap_.tables.push_back(std::move(t));
+    return t;
   }
 
-  void read_segments(PayloadReader& r) {
-    for (auto* flags : {&snap_.segments.elem_dropped, &snap_.segments.data_dropped}) {
+  static SegmentState segments_from(PayloadReader& r) {
+    SegmentState segments;
+    for (auto* flags : {&segments.elem_dropped, &segments.data_dropped}) {
       const uint32_t n = r.count(1, "segment flags");
       flags->reserve(n);
       for (uint32_t i = 0; i < n; ++i) flags->push_back(r.boolean());
     }
+    return segments;
+  }
+
+  // SPWN (docs/snapshot-format.md §6.14): tids increase, are below next_tid
+  // and name THRD threads; every THRD thread but 0 is listed.
+  void read_spawned(PayloadReader& r) {
+    SpawnedThreads spawned;
+    spawned.next_tid = r.u32();
+    if (spawned.next_tid == 0 || spawned.next_tid > kMaxSpawnedTid + 1)
+      r.fail(
+          fmt::format("next thread id {} is not in 1..{}", spawned.next_tid, kMaxSpawnedTid + 1));
+    const uint32_t n = r.count(4 + 4 + 4 + 4 + 8, "spawned threads");
+    std::set<uint32_t> listed;
+    for (uint32_t i = 0; i < n; ++i) {
+      SpawnedThreadImage t;
+      t.tid = r.u32();
+      if (t.tid == 0 || t.tid >= spawned.next_tid)
+        r.fail(fmt::format("thread id {} is not in 1..{}", t.tid, spawned.next_tid - 1));
+      if (i > 0 && t.tid <= spawned.threads.back().tid)
+        r.fail(
+            fmt::format("thread {} does not follow thread {}", t.tid, spawned.threads.back().tid));
+      bool has_frames = false;
+      for (const ThreadImage& thread : snap_.threads) has_frames = has_frames || thread.id == t.tid;
+      if (!has_frames) r.fail(fmt::format("thread {} has no THRD section", t.tid));
+      t.start_arg = r.u32();
+      t.globals = globals_from(r);
+      const uint32_t tables = r.count(4 + 1 + 1 + 4 + 4, "tables");
+      for (uint32_t k = 0; k < tables; ++k) t.tables.push_back(table_from(r, k));
+      t.segments = segments_from(r);
+      listed.insert(t.tid);
+      spawned.threads.push_back(std::move(t));
+    }
     r.expect_end();
+    for (const ThreadImage& thread : snap_.threads)
+      if (thread.id != 0 && !listed.contains(thread.id))
+        r.fail(fmt::format("thread {} has frames but is not a spawned thread here", thread.id));
+    snap_.spawned = std::move(spawned);
   }
 
   void read_thread(PayloadReader& r) {
@@ -880,12 +955,15 @@ WrittenSnapshot write_snapshot(const Snapshot& s, util::ByteSink& sink,
   w.section(kModuleTag, false, encode_module(digest, binary.size()));
   if (s.parent) w.section(kParentTag, false, encode_parent(*s.parent));
   if (s.module.embed_binary) w.section(kWasmTag, true, binary);
-  w.section(kGlobalsTag, false, encode_globals(s.globals));
+  w.section(kGlobalsTag, false, encode<const std::vector<GlobalImage>&>(put_globals, s.globals));
   for (size_t i = 0; i < s.tables.size(); ++i)
-    w.section(kTableTag, false, encode_table(static_cast<uint32_t>(i), s.tables[i]));
-  w.section(kSegmentsTag, false, encode_segments(s.segments));
+    w.section(
+        kTableTag, false,
+        encode<uint32_t, const TableImage&>(put_table, static_cast<uint32_t>(i), s.tables[i]));
+  w.section(kSegmentsTag, false, encode<const SegmentState&>(put_segments, s.segments));
   for (const ThreadImage& t : s.threads) w.section(kThreadTag, false, encode_thread(t));
   if (!s.wait_queues.empty()) w.section(kWaitQueuesTag, false, encode_wait_queues(s.wait_queues));
+  if (s.spawned) w.section(kSpawnedTag, false, encode_spawned(*s.spawned));
   for (const ExtensionSection& e : s.extensions) w.section(e.tag, e.optional, e.payload);
   const ChunkOptions chunk_options{options.compress, options.zstd_level, options.threads};
   for (size_t i = 0; i < s.memories.size(); ++i) {

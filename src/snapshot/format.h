@@ -33,6 +33,7 @@ inline constexpr Tag kTableTag = make_tag("TABL");
 inline constexpr Tag kSegmentsTag = make_tag("SEGS");
 inline constexpr Tag kThreadTag = make_tag("THRD");
 inline constexpr Tag kWaitQueuesTag = make_tag("WAIT");
+inline constexpr Tag kSpawnedTag = make_tag("SPWN");
 inline constexpr Tag kMemoryTag = make_tag("MEMD");
 inline constexpr Tag kPagesTag = make_tag("MEMP");
 inline constexpr Tag kTailTag = make_tag("TAIL");

@@ -115,6 +115,28 @@ struct WaitQueueImage {
   runtime::WaitQueues::State state;
 };
 
+// Thread ids of wasi-threads are 1..2^29-1 (0 is the main thread here).
+inline constexpr uint32_t kMaxSpawnedTid = (1u << 29) - 1;
+
+// A thread started with wasi-threads' thread-spawn (SPWN section): its own
+// instance of the module shares the memory but has its own globals (its
+// __stack_pointer), tables and segment state. Its frames are the THRD
+// section whose id is `tid`.
+struct SpawnedThreadImage {
+  uint32_t tid = 0; // 1..2^29-1
+  uint32_t start_arg = 0;
+  std::vector<GlobalImage> globals;
+  std::vector<TableImage> tables;
+  SegmentState segments;
+};
+
+// Every spawned thread still running (stopped for the snapshot), by
+// increasing tid, and the tid the next thread-spawn returns.
+struct SpawnedThreads {
+  uint32_t next_tid = 1;
+  std::vector<SpawnedThreadImage> threads;
+};
+
 // State owned by other parts (WASI fd table, sockets, ...), encoded by them:
 // one section each, written between the threads and the memories.
 // `optional` sections may be ignored by a reader that does not know the tag;
@@ -167,6 +189,8 @@ struct Snapshot {
   std::vector<ThreadImage> threads;
   // Only memories with waiters, by increasing index.
   std::vector<WaitQueueImage> wait_queues;
+  // Set for a wasi-threads program (SPWN), even with no thread running.
+  std::optional<SpawnedThreads> spawned;
   std::vector<ExtensionSection> extensions;
 
   // Filled by the reader: the stream's length and SHA-256, which a child

@@ -5,12 +5,14 @@
 #include "program/program.h"
 #include "program/threads.h"
 #include "runtime/atomics.h"
+#include "snapshot/format.h"
 #include "test_engines.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
 
 #include <atomic>
+#include <cstdio>
 #include <gtest/gtest.h>
 #include <thread>
 
@@ -88,6 +90,75 @@ TEST_P(ProgramThreadsTest, SpawnedThreadsParkAndContinue) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, ProgramThreadsTest,
                          testing::Values("interp", "aot", "aot-wide", "jit"));
+
+// Stop the world: a request on the main thread (waiting in
+// memory.atomic.wait) stops the spawned threads too, at stable points; the
+// snapshot has all three threads and both spawned instances (SPWN); a
+// restore in another engine rebuilds them parked and releases them
+// together, and the program ends as it would have.
+class ProgramThreadsCheckpoint
+    : public testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(ProgramThreadsCheckpoint, EveryThreadStopsAndRestoresInAnyEngine) {
+  auto module = std::make_shared<wasm::Module>(
+      wasm::decode_module(test::wat_to_wasm(kSpawningModule, "--enable-threads")));
+  wasm::validate_module(*module);
+  const auto& [mode, restore_mode] = GetParam();
+  auto engine_of = [](const std::string& m) {
+    return program::EngineSpec{m, [m] { return test::make_engine(m); }};
+  };
+  auto program = program::Program::create(module, wasi::WasiOptions{}, engine_of(mode));
+  program::ProgramThreads* threads = program->threads();
+  runtime::Memory& memory = *program->memories()[0];
+  runtime::ExecOutcome outcome;
+  std::thread main([&] { outcome = program->run(); });
+  while (threads->spawned_running() < 2 ||
+         runtime::atomics::load<uint32_t>(memory.base() + 4) < 100)
+    std::this_thread::yield();
+  program->interrupt().request();
+  main.join();
+  ASSERT_EQ(outcome.kind, runtime::ExecOutcome::Kind::Suspended);
+  program->interrupt().clear();
+
+  snapshot::Snapshot s = program->capture({}, {});
+  ASSERT_EQ(s.threads.size(), 3u);
+  EXPECT_EQ(s.threads[0].id, 0u);
+  EXPECT_EQ(s.threads[0].view.frames.back().kind, runtime::FrameKind::AtomicWait);
+  ASSERT_TRUE(s.spawned.has_value());
+  EXPECT_EQ(s.spawned->next_tid, 3u);
+  ASSERT_EQ(s.spawned->threads.size(), 2u);
+  for (uint32_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(s.threads[1 + i].id, i + 1);
+    EXPECT_EQ(s.spawned->threads[i].tid, i + 1);
+    // In its loop, or not started yet (spawned_running counts it before).
+    const runtime::FrameKind kind = s.threads[1 + i].view.frames.back().kind;
+    EXPECT_TRUE(kind == runtime::FrameKind::LoopHeader || kind == runtime::FrameKind::FunctionEntry)
+        << "thread " << i + 1 << " kind " << int(kind);
+  }
+  ASSERT_EQ(s.wait_queues.size(), 1u); // the main thread waits at 12
+  const auto path = testing::TempDir() + "program_threads_checkpoint.snap";
+  snapshot::write_snapshot_file(path, s);
+  const uint32_t counted = runtime::atomics::load<uint32_t>(memory.base() + 4);
+  program.reset(); // ends the first run's threads
+
+  program::Program::RestoreOptions options;
+  options.module = module;
+  auto restored = program::Program::restore(path, options, engine_of(restore_mode));
+  runtime::Memory& memory2 = *restored->memories()[0];
+  EXPECT_EQ(runtime::atomics::load<uint32_t>(memory2.base() + 4), counted);
+  EXPECT_EQ(restored->threads()->spawned_running(), 2u);
+  std::thread resumed([&] { outcome = restored->run(); });
+  while (runtime::atomics::load<uint32_t>(memory2.base() + 4) < counted + 100)
+    std::this_thread::yield();
+  runtime::atomics::store<uint32_t>(memory2.base() + 8, 1);
+  resumed.join();
+  EXPECT_EQ(outcome.kind, runtime::ExecOutcome::Kind::Returned);
+  EXPECT_EQ(runtime::atomics::load<uint32_t>(memory2.base() + 12), 2u);
+  std::remove(path.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ProgramThreadsCheckpoint, testing::ValuesIn(test::engine_pairs()),
+                         test::pair_name);
 
 } // namespace
 } // namespace tern

@@ -138,6 +138,62 @@ TEST(SnapshotFormat, WaitQueuesRoundTripAndAreChecked) {
           "invalid time left");
 }
 
+// SPWN (docs/snapshot-format.md §6.14): the next tid and each spawned
+// thread's own globals, tables and segments; tids increase, are below the
+// next one and have frames; every THRD thread but 0 is listed.
+TEST(SnapshotFormat, SpawnedThreadsRoundTripAndAreChecked) {
+  Snapshot in = sample_snapshot();
+  snapshot::SpawnedThreads spawned;
+  spawned.next_tid = 12;
+  for (uint32_t tid : {7u, 8u}) {
+    snapshot::SpawnedThreadImage t;
+    t.tid = tid;
+    t.start_arg = 1000 + tid;
+    t.globals = {{true, {ValType::I32, 65536 - 16 * tid}}, {false, {ValType::I64, 5}}};
+    t.tables = in.tables;
+    t.segments.elem_dropped = {true, tid == 7};
+    t.segments.data_dropped = {false};
+    spawned.threads.push_back(std::move(t));
+  }
+  in.spawned = spawned;
+  const Snapshot out = from_bytes(to_bytes(in));
+  ASSERT_TRUE(out.spawned.has_value());
+  EXPECT_EQ(out.spawned->next_tid, 12u);
+  ASSERT_EQ(out.spawned->threads.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& a = in.spawned->threads[i];
+    const auto& b = out.spawned->threads[i];
+    EXPECT_EQ(b.tid, a.tid);
+    EXPECT_EQ(b.start_arg, a.start_arg);
+    ASSERT_EQ(b.globals.size(), a.globals.size());
+    for (size_t g = 0; g < a.globals.size(); ++g) {
+      EXPECT_EQ(b.globals[g].mut, a.globals[g].mut);
+      EXPECT_EQ(b.globals[g].value, a.globals[g].value);
+    }
+    ASSERT_EQ(b.tables.size(), a.tables.size());
+    for (size_t k = 0; k < a.tables.size(); ++k)
+      EXPECT_EQ(b.tables[k].elements, a.tables[k].elements);
+    EXPECT_EQ(b.segments.elem_dropped, a.segments.elem_dropped);
+    EXPECT_EQ(b.segments.data_dropped, a.segments.data_dropped);
+  }
+  // Programs without wasi-threads have no SPWN section.
+  EXPECT_FALSE(from_bytes(to_bytes(sample_snapshot())).spawned.has_value());
+
+  auto refused = [&](auto change, const char* why) {
+    Snapshot bad = in;
+    change(bad);
+    expect_error([&] { from_bytes(to_bytes(bad)); }, why);
+  };
+  refused([](Snapshot& s) { s.spawned->next_tid = 0; }, "next thread id 0");
+  refused([](Snapshot& s) { s.spawned->next_tid = 8; }, "thread id 8 is not in 1..7");
+  refused([](Snapshot& s) { s.spawned->threads[1].tid = 9; }, "thread 9 has no THRD section");
+  refused([](Snapshot& s) { std::swap(s.spawned->threads[0], s.spawned->threads[1]); },
+          "does not follow thread");
+  refused([](Snapshot& s) { s.spawned->threads.pop_back(); },
+          "thread 8 has frames but is not a spawned thread");
+  refused([](Snapshot& s) { s.spawned->threads[0].tid = 0; }, "thread id 0 is not in");
+}
+
 TEST(SnapshotFormat, ModuleBinaryIsOptional) {
   Snapshot in = sample_snapshot();
   in.module.embed_binary = false;
