@@ -443,9 +443,14 @@ void trace_step(const char* step, double since_ms) {
     std::fprintf(stderr, "tern: compile %s: cpu %.1f ms\n", step, thread_cpu_ms() - since_ms);
 }
 
+// The CPU time of one part's two halves (TERN_TRACE_TIME).
+struct PartTimes {
+  double optimize_ms = 0, emit_ms = 0;
+};
+
 // One part (partition.h), in a context of its own.
 Compiled<std::vector<char>> compile_part(std::span<const char> bitcode,
-                                         const CompileOptions& options) {
+                                         const CompileOptions& options, PartTimes& times) {
   auto tm = make_target_machine(options.target, options.opt_level);
   if (!tm.ok()) return {{}, tm.error};
   llvm::LLVMContext context;
@@ -454,8 +459,12 @@ Compiled<std::vector<char>> compile_part(std::span<const char> bitcode,
   if (!module)
     return {
         {}, "a part of the module does not read back: " + llvm::toString(module.takeError()), true};
+  const double start = thread_cpu_ms();
   optimize(**module, *tm.value, options);
-  return emit_object(**module, *tm.value);
+  const double optimized = thread_cpu_ms();
+  auto object = emit_object(**module, *tm.value);
+  times = {optimized - start, thread_cpu_ms() - optimized};
+  return object;
 }
 
 // The cores this process may run on (its affinity mask), or
@@ -474,6 +483,7 @@ Compiled<std::vector<std::vector<char>>>
 compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const CompileOptions& options) {
   std::vector<Compiled<std::vector<char>>> objects(parts.size());
   std::vector<double> part_ms(parts.size());
+  std::vector<PartTimes> part_times(parts.size());
   std::atomic<size_t> next{0};
   std::mutex busiest_mutex;
   double busiest_ms = 0; // the CPU time of the thread that worked longest
@@ -481,7 +491,7 @@ compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const Compil
     const double start = thread_cpu_ms();
     for (size_t i; (i = next.fetch_add(1)) < parts.size();) {
       const double part_start = thread_cpu_ms();
-      objects[i] = compile_part(parts[i], options);
+      objects[i] = compile_part(parts[i], options, part_times[i]);
       part_ms[i] = thread_cpu_ms() - part_start;
     }
     std::lock_guard lock(busiest_mutex);
@@ -497,7 +507,8 @@ compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const Compil
   for (std::thread& t : pool) t.join();
   if (tracing_time()) {
     for (size_t i = 0; i < parts.size(); ++i)
-      std::fprintf(stderr, "tern: compile part %zu: cpu %.1f ms\n", i, part_ms[i]);
+      std::fprintf(stderr, "tern: compile part %zu: cpu %.1f ms (optimize %.1f, emit %.1f)\n", i,
+                   part_ms[i], part_times[i].optimize_ms, part_times[i].emit_ms);
     std::fprintf(stderr, "tern: compile parts: %zu on %u threads, busiest thread cpu %.1f ms\n",
                  parts.size(), threads, busiest_ms);
   }

@@ -36,6 +36,8 @@ inline constexpr const char* kUnwindCheck = "tern.unwind_check";
 // A call to a stable point's slow-path helper (a poll's, unwinding's,
 // rewinding's): the blocks only such calls lead to are cold, and
 // DiscountSlowPaths (inline_cost.h) keeps them out of the inliner's sums.
+// Its node names the function whose code made the call ({i32 index}, the
+// same node on that function), which stays on copies inlined elsewhere.
 inline constexpr const char* kSlowPath = "tern.slow_path";
 
 // The successor of a stable point's branch (a poll's, an unwind check's)

@@ -104,8 +104,19 @@ llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*
   // The stable points' slow paths: cold, so that the register allocator
   // and block placement keep them out of the fast code's way.
   if (slow_path) call->addFnAttr(llvm::Attribute::Cold);
-  if (slow_path && id != Helper::Trap) mark(call, kSlowPath);
+  if (slow_path && id != Helper::Trap) call->setMetadata(kSlowPath, own_slow_path());
   return call;
+}
+
+// Names this function on its slow-path calls and on itself, so that
+// DiscountSlowPaths tells them from inlined callees' (inline_cost.h).
+llvm::MDNode* FunctionCodegen::own_slow_path() {
+  llvm::MDNode* own = f_->getMetadata(kSlowPath);
+  if (!own) {
+    own = llvm::MDNode::get(ctx_, {llvm::ConstantAsMetadata::get(b_.getInt32(func_index_))});
+    f_->setMetadata(kSlowPath, own);
+  }
+  return own;
 }
 
 void FunctionCodegen::trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* detail) {

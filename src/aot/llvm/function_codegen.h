@@ -130,6 +130,7 @@ private:
   llvm::Value* u32(uint64_t v) { return b_.getInt32(static_cast<uint32_t>(v)); }
   void set_unlikely(llvm::BranchInst* br);
   void mark(llvm::Instruction* inst, const char* kind);
+  llvm::MDNode* own_slow_path();
 
   // --- The walk and the dispatch (function_codegen.cpp) ---
   void step();

@@ -14,9 +14,12 @@ namespace tern::aot::llvmc {
 // marked kSlowPath) a `call-threshold-bonus`, LLVM's per-call threshold
 // adjustment, worth what the blocks only slow paths reach cost in the
 // analyzer's model: the inliner then judges a function by its fast path.
-// Runs at the end of each function's simplification, before its callers'
-// inlining looks at it, and recomputes the bonus from scratch there,
-// inlined callees' slow paths included.
+// Only the function's own slow paths are discounted (its slow-path calls
+// carry the node of the function that made them, kSlowPath), not those of
+// callees inlined into it: a chain of small functions is otherwise inlined
+// level after level, every copy with its cold blocks. Runs at the end of
+// each function's simplification, before its callers' inlining looks at
+// it, and recomputes the bonus from scratch there.
 struct DiscountSlowPaths : llvm::PassInfoMixin<DiscountSlowPaths> {
   llvm::PreservedAnalyses run(llvm::Function& f, llvm::FunctionAnalysisManager& fam);
 };
