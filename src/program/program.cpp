@@ -12,6 +12,7 @@
 #include "wasm/validator.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fmt/format.h>
 
 namespace tern::program {
@@ -121,7 +122,13 @@ ProgramThreads::Built Program::build_spawned_thread(std::unique_ptr<runtime::Eng
 runtime::ExecOutcome Program::program_outcome(ExecOutcome main) {
   if (!threads_) return main;
   // Stop the world: a checkpoint captures every thread at a stable point.
-  if (main.kind == ExecOutcome::Kind::Suspended && !threads_->ended()) threads_->stop_all();
+  if (main.kind == ExecOutcome::Kind::Suspended && !threads_->ended()) {
+    const auto start = std::chrono::steady_clock::now();
+    world_stop_.threads = threads_->spawned_running();
+    threads_->stop_all();
+    world_stop_.ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
   if (main.kind == ExecOutcome::Kind::Suspended && !threads_->ended()) return main;
   if (main.kind != ExecOutcome::Kind::Suspended) threads_->end(main);
   ExecOutcome out = *threads_->ended();

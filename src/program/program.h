@@ -131,6 +131,14 @@ public:
   // only count).
   void stop_at_stable_point(uint64_t n);
   uint64_t stable_points() const { return thread_->stable_points; }
+  // The last stop's stop-the-world (wasi-threads): how long the spawned
+  // threads took to park after the main thread stopped, and how many
+  // there were; zero without spawned threads.
+  struct WorldStop {
+    double ms = 0;
+    size_t threads = 0;
+  };
+  WorldStop last_world_stop() const { return world_stop_; }
 
   // How a restore loaded memory, for --verbose-checkpoints: "on first
   // touch (userfaultfd: N chunks, prefetched in the background)" or
@@ -209,6 +217,7 @@ private:
   GuestCheckpoint guest_checkpoint_ = GuestCheckpoint::None;
   CheckpointRequest guest_request_;
 
+  WorldStop world_stop_;
   uint32_t max_threads_ = kDefaultMaxThreads;
   runtime::Memory* imported_memory_ = nullptr; // env.memory, created here
   std::unique_ptr<ProgramThreads> threads_;    // last: joins before the rest goes

@@ -636,6 +636,19 @@ struct Supervisor::State {
   }
 };
 
+namespace {
+
+// --verbose-checkpoints: the pause, from the main thread's stop (the
+// spawned threads' stop included) until the program continues.
+void print_pause(const Program& program, std::chrono::duration<double, std::milli> after_stop) {
+  const Program::WorldStop world = program.last_world_stop();
+  if (world.threads == 0) return fmt::print(stderr, "tern: paused {:.3f} ms\n", after_stop.count());
+  fmt::print(stderr, "tern: paused {:.3f} ms ({:.3f} ms stopping {} spawned threads)\n",
+             after_stop.count() + world.ms, world.ms, world.threads);
+}
+
+} // namespace
+
 Supervisor::Supervisor(CheckpointPolicy policy, std::string engine)
     : state_(std::make_unique<State>(std::move(policy), std::move(engine))) {}
 
@@ -708,8 +721,7 @@ SupervisedOutcome Supervisor::run(Program& program) {
       break;
     }
     if (policy.verbose)
-      fmt::print(stderr, "tern: paused {:.3f} ms\n",
-                 std::chrono::duration<double, std::milli>(Clock::now() - paused).count());
+      print_pause(program, std::chrono::duration<double, std::milli>(Clock::now() - paused));
   }
   s.finish(why);
   {

@@ -229,9 +229,15 @@ void ProgramThreads::wait_parked() {
   changed_.wait(lock, [&] {
     if (outcome_) return true;
     for (auto& t : spawned_)
-      if (t->entry.state == Entry::State::Running) return false;
+      if (t->entry.state != Entry::State::Finished && !parked_now(*t)) return false;
     return true;
   });
+}
+
+// A thread released by continue_parked() that has not woken up yet still
+// says Parked: it is about to run, and must stop again like a running one.
+bool ProgramThreads::parked_now(const Spawned& t) const {
+  return t.entry.state == Entry::State::Parked && t.parked_at == resume_generation_;
 }
 
 void ProgramThreads::stop_all() {
@@ -239,7 +245,8 @@ void ProgramThreads::stop_all() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     for (auto& t : spawned_)
-      if (t->entry.state == Entry::State::Running) t->store->interrupt().request();
+      if (t->entry.state != Entry::State::Finished && !parked_now(*t))
+        t->store->interrupt().request();
   }
   wait_parked();
 }

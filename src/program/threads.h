@@ -145,6 +145,7 @@ private:
   void run_thread(Spawned& t, std::optional<uint32_t> start_arg);
   void start_host_thread(std::unique_ptr<Spawned> t, std::optional<uint32_t> start_arg);
   void finish(Spawned& t, const runtime::ExecOutcome& outcome);
+  bool parked_now(const Spawned& t) const; // under the lock
 
   const uint32_t max_threads_;
   Builder builder_;
