@@ -7,6 +7,7 @@
 #include "runtime/atomics.h"
 #include "snapshot/format.h"
 #include "test_engines.h"
+#include "wasi_fixture.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
@@ -112,8 +113,11 @@ TEST_P(ProgramThreadsCheckpoint, EveryThreadStopsAndRestoresInAnyEngine) {
   runtime::Memory& memory = *program->memories()[0];
   runtime::ExecOutcome outcome;
   std::thread main([&] { outcome = program->run(); });
+  // Both threads counting and the main thread in its wait at 12: on a busy
+  // machine the count can pass 100 before the main thread gets there.
   while (threads->spawned_running() < 2 ||
-         runtime::atomics::load<uint32_t>(memory.base() + 4) < 100)
+         runtime::atomics::load<uint32_t>(memory.base() + 4) < 100 ||
+         memory.wait_queues()->waiting_at(12) == 0)
     std::this_thread::yield();
   program->interrupt().request();
   main.join();
@@ -136,7 +140,9 @@ TEST_P(ProgramThreadsCheckpoint, EveryThreadStopsAndRestoresInAnyEngine) {
         << "thread " << i + 1 << " kind " << int(kind);
   }
   ASSERT_EQ(s.wait_queues.size(), 1u); // the main thread waits at 12
-  const auto path = testing::TempDir() + "program_threads_checkpoint.snap";
+  // A directory of its own: ctest runs the engine pairs in parallel.
+  test::TempDir dir;
+  const std::string path = dir / "threads.snap";
   snapshot::write_snapshot_file(path, s);
   const uint32_t counted = runtime::atomics::load<uint32_t>(memory.base() + 4);
   program.reset(); // ends the first run's threads
@@ -154,7 +160,6 @@ TEST_P(ProgramThreadsCheckpoint, EveryThreadStopsAndRestoresInAnyEngine) {
   resumed.join();
   EXPECT_EQ(outcome.kind, runtime::ExecOutcome::Kind::Returned);
   EXPECT_EQ(runtime::atomics::load<uint32_t>(memory2.base() + 12), 2u);
-  std::remove(path.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ProgramThreadsCheckpoint, testing::ValuesIn(test::engine_pairs()),
