@@ -8,6 +8,7 @@
 // validator decodes their instructions.
 #include "wasm/decoder.h"
 
+#include "wasm/instr.h"
 #include "wasm/proposals.h"
 #include "wasm/reader.h"
 
@@ -74,33 +75,10 @@ uint8_t small_flags(ByteReader& r, uint8_t max) {
   return b;
 }
 
-ValType value_type(ByteReader& r) {
-  size_t start = r.offset();
-  uint8_t b = r.u8();
-  switch (b) {
-  case 0x7F:
-  case 0x7E:
-  case 0x7D:
-  case 0x7C:
-  case 0x70:
-  case 0x6F:
-    return static_cast<ValType>(b);
-  default:
-    refuse(Encoding::ValueType, b, start, "malformed value type");
-  }
-}
-
-ValType ref_type(ByteReader& r) {
-  size_t start = r.offset();
-  uint8_t b = r.u8();
-  if (b != 0x70 && b != 0x6F) refuse(Encoding::ValueType, b, start, "malformed reference type");
-  return static_cast<ValType>(b);
-}
-
 std::vector<ValType> result_types(ByteReader& r) {
   uint32_t n = length(r);
   std::vector<ValType> types;
-  for (uint32_t i = 0; i < n; ++i) types.push_back(value_type(r));
+  for (uint32_t i = 0; i < n; ++i) types.push_back(read_value_type(r));
   return types;
 }
 
@@ -128,7 +106,7 @@ Limits limits(ByteReader& r, uint8_t max_flags) {
 
 TableType table_type(ByteReader& r) {
   TableType t;
-  t.elem = ref_type(r);
+  t.elem = read_ref_type(r);
   t.limits = limits(r, 1);
   return t;
 }
@@ -139,7 +117,7 @@ MemoryType memory_type(ByteReader& r) {
 
 GlobalType global_type(ByteReader& r) {
   GlobalType g;
-  g.type = value_type(r);
+  g.type = read_value_type(r);
   size_t start = r.offset();
   uint8_t mut = r.u8();
   if (mut > 1) r.fail_at(start, "malformed mutability");
@@ -443,7 +421,7 @@ private:
     // Forms 0 and 4 imply funcref; the others state the kind or the type.
     bool has_type = (flags & 3) != 0;
     bool exprs = (flags & 4) != 0;
-    if (has_type && exprs) seg.type = ref_type(r_);
+    if (has_type && exprs) seg.type = read_ref_type(r_);
     if (has_type && !exprs) elem_kind(r_);
     uint32_t count = length(r_);
     for (uint32_t i = 0; i < count; ++i)
@@ -486,7 +464,7 @@ private:
       uint32_t count = body.u32();
       total += count;
       if (total > kMaxLocals) body.fail_at(start, "too many locals");
-      out.insert(out.end(), count, value_type(body));
+      out.insert(out.end(), count, read_value_type(body));
     }
   }
 

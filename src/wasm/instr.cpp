@@ -14,19 +14,10 @@ BlockType InstrReader::block_type() {
     bt.kind = BlockType::Kind::Empty;
     return bt;
   }
-  switch (first) {
-  case 0x7F:
-  case 0x7E:
-  case 0x7D:
-  case 0x7C:
-  case 0x70:
-  case 0x6F:
-    r_.u8();
+  if (is_value_type_byte(first)) {
     bt.kind = BlockType::Kind::Value;
-    bt.value = static_cast<ValType>(first);
+    bt.value = read_value_type(r_);
     return bt;
-  default:
-    break;
   }
   const size_t start = r_.offset();
   int64_t index = r_.s33();
@@ -36,16 +27,7 @@ BlockType InstrReader::block_type() {
   return bt;
 }
 
-static ValType ref_type(ByteReader& r) {
-  const size_t start = r.offset();
-  uint8_t b = r.u8();
-  if (b != 0x70 && b != 0x6F) refuse(Encoding::ValueType, b, start, "malformed reference type");
-  return static_cast<ValType>(b);
-}
-
-static ValType value_type(ByteReader& r) {
-  const size_t start = r.offset();
-  uint8_t b = r.u8();
+bool is_value_type_byte(uint8_t b) {
   switch (b) {
   case 0x7F:
   case 0x7E:
@@ -53,10 +35,24 @@ static ValType value_type(ByteReader& r) {
   case 0x7C:
   case 0x70:
   case 0x6F:
-    return static_cast<ValType>(b);
+    return true;
   default:
-    refuse(Encoding::ValueType, b, start, "malformed value type");
+    return false;
   }
+}
+
+ValType read_value_type(ByteReader& r) {
+  const size_t start = r.offset();
+  uint8_t b = r.u8();
+  if (!is_value_type_byte(b)) refuse(Encoding::ValueType, b, start, "malformed value type");
+  return static_cast<ValType>(b);
+}
+
+ValType read_ref_type(ByteReader& r) {
+  const size_t start = r.offset();
+  uint8_t b = r.u8();
+  if (b != 0x70 && b != 0x6F) refuse(Encoding::ValueType, b, start, "malformed reference type");
+  return static_cast<ValType>(b);
 }
 
 static void zero_byte(ByteReader& r) {
@@ -133,12 +129,12 @@ void InstrReader::next(Instr& in) {
     in.imm = r_.f64_bits();
     break;
   case ImmKind::RefType:
-    in.type = ref_type(r_);
+    in.type = read_ref_type(r_);
     break;
   case ImmKind::SelectT: {
     in.select_arity = r_.u32();
     if (in.select_arity > r_.remaining()) r_.fail(kUnexpectedEnd);
-    for (uint32_t i = 0; i < in.select_arity; ++i) in.type = value_type(r_);
+    for (uint32_t i = 0; i < in.select_arity; ++i) in.type = read_value_type(r_);
     break;
   }
   case ImmKind::TableInit:

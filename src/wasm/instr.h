@@ -12,6 +12,12 @@
 
 namespace tern::wasm {
 
+// Value and reference types as the binary format encodes them (one byte
+// each); the module decoder and the instruction reader read them alike.
+bool is_value_type_byte(uint8_t b);
+ValType read_value_type(ByteReader& r);
+ValType read_ref_type(ByteReader& r);
+
 struct Instr {
   Op op = Op::Nop;
   uint32_t offset = 0;           // absolute byte offset of the opcode in the module
