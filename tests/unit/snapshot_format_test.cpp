@@ -10,6 +10,7 @@
 #include "tern/error.h"
 #include "util/file.h"
 #include "util/sha256.h"
+#include "wasi_fixture.h"
 
 #include <algorithm>
 #include <gtest/gtest.h>
@@ -602,7 +603,8 @@ TEST(SnapshotFormat, WriterRefusesWhatTheFormatCannotHold) {
 }
 
 TEST(SnapshotFormat, FileReadRejectsTrailingBytes) {
-  const std::string path = ::testing::TempDir() + "/trailing.snap";
+  test::TempDir dir; // its own: two test runs may share the machine
+  const std::string path = dir / "trailing.snap";
   snapshot::write_snapshot_file(path, sample_snapshot());
   EXPECT_EQ(snapshot::read_snapshot_file(path).threads.size(), 3u);
   auto bytes = util::read_file(path);

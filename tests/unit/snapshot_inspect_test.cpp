@@ -14,6 +14,7 @@
 #include "util/sha256.h"
 #include "wasi/context.h"
 #include "wasi/state.h"
+#include "wasi_fixture.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
@@ -98,14 +99,15 @@ protected:
     options.embed_module = true;
     snapshot_ = snapshot::capture_instance(*inst, {{0, store.engine().capture(thread)}}, options);
     snapshot_.extensions.push_back({snapshot::make_tag("TEST"), true, {4, 5}});
-    // Per test: ctest runs the cases of this fixture in parallel processes.
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    path_ = ::testing::TempDir() + "/inspect-" + test + ".snap";
+    path_ = dir_ / "inspect.snap";
     snapshot::write_snapshot_file(path_, snapshot_);
-    module_path_ = ::testing::TempDir() + "/inspect-" + test + ".wasm";
+    module_path_ = dir_ / "inspect.wasm";
     util::write_file_atomic(module_path_, wasm_bytes_);
   }
 
+  // A directory per case: ctest runs the cases in parallel processes, and
+  // two test runs may share the machine.
+  test::TempDir dir_;
   std::vector<uint8_t> wasm_bytes_;
   snapshot::Snapshot snapshot_;
   std::string path_, module_path_;
@@ -182,7 +184,7 @@ void expect_one_error(const RunResult& r, const std::string& part) {
 
 TEST_F(SnapshotInspect, BadSnapshotsGiveOneClearError) {
   const auto good = util::read_file(path_);
-  const std::string bad = ::testing::TempDir() + "/bad.snap";
+  const std::string bad = dir_ / "bad.snap";
 
   util::write_file_atomic(bad, std::span(good).first(good.size() / 2));
   expect_one_error(run_tern("inspect " + bad), "truncated");
@@ -197,7 +199,7 @@ TEST_F(SnapshotInspect, BadSnapshotsGiveOneClearError) {
   util::write_file_atomic(bad, v9);
   expect_one_error(run_tern("inspect " + bad), "unsupported snapshot format version 9");
 
-  const std::string other = ::testing::TempDir() + "/other.wasm";
+  const std::string other = dir_ / "other.wasm";
   const auto other_bytes = wat_to_wasm("(module)");
   util::write_file_atomic(other, other_bytes);
   const RunResult r = run_tern("inspect " + path_ + " --module " + other);
@@ -208,7 +210,7 @@ TEST_F(SnapshotInspect, BadSnapshotsGiveOneClearError) {
 }
 
 TEST_F(SnapshotInspect, ShowsTheWasiState) {
-  const std::string dir = ::testing::TempDir() + "/inspect-wasi-dir";
+  const std::string dir = dir_ / "wasi-dir";
   std::filesystem::create_directories(dir);
   wasi::WasiOptions options;
   options.args = {"prog", "--flag"};
