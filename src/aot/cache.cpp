@@ -1,6 +1,7 @@
 #include "aot/cache.h"
 
 #include "aot/abi.h"
+#include "tern/compiler_id.h"
 #include "tern/version.h"
 
 #include <cstdlib>
@@ -31,8 +32,8 @@ std::string cache_path(const std::string& dir, const util::Sha256Digest& hash,
   std::string target = options.target.name();
   for (char& c : target)
     if (c == ':') c = '-';
-  return fmt::format("{}/{}-{}-abi{}-{}-O{}-f{}.{}", dir, util::to_hex(hash), kVersion, kAbiVersion,
-                     target, options.opt_level, module_flags(options),
+  return fmt::format("{}/{}-{}-abi{}-c{}-{}-O{}-f{}.{}", dir, util::to_hex(hash), kVersion,
+                     kAbiVersion, kCompilerId, target, options.opt_level, module_flags(options),
                      kind == CacheKind::Artifact ? "tern-aot" : "tern-jit");
 }
 

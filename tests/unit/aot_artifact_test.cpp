@@ -3,10 +3,12 @@
 // damaged is refused with a message that says which, before any of its
 // code is touched.
 #include "aot/artifact.h"
+#include "aot/cache.h"
 #include "aot/compiler.h"
 #include "aot/engine.h"
 #include "runtime/store.h"
 #include "runtime/thread.h"
+#include "tern/compiler_id.h"
 #include "wasm/decoder.h"
 #include "wasm/validator.h"
 #include "wat.h"
@@ -140,6 +142,19 @@ TEST_F(AotArtifact, CodeWithoutStablePointsCannotRestore) {
                          {{wasm::ValType::I32, 1}},
                          {}});
   EXPECT_THROW(store.engine().restore(thread, *inst, view), Error);
+}
+
+// A cache entry's name carries the compiler's identity (a hash of the code
+// generator's sources, cmake/CompilerId.cmake), so code cached by a tern
+// whose code generation was different is never taken.
+TEST(AotCache, EntryNamesCarryTheCompilerIdentity) {
+  EXPECT_EQ(std::string(aot::kCompilerId).size(), 16u);
+  aot::CompileOptions options;
+  util::Sha256Digest hash{};
+  for (auto kind : {aot::CacheKind::Artifact, aot::CacheKind::JitObject}) {
+    const std::string path = aot::cache_path("/c", hash, options, kind);
+    EXPECT_NE(path.find(std::string("-c") + aot::kCompilerId + "-"), std::string::npos) << path;
+  }
 }
 
 } // namespace
