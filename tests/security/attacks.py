@@ -246,6 +246,33 @@ def temp_stats_output(env):
 
 
 @case
+def temp_without_o_tmpfile(env):
+    """Where a file cannot be created unnamed (tern links an O_TMPFILE file
+    through /proc/self/fd; here /proc is not mounted, as on a file system
+    without O_TMPFILE), the snapshot is written under a name of its own
+    (O_EXCL, O_NOFOLLOW, a random part) and renamed: whole, mode 0600,
+    nothing left behind. The directory's inotify events show the fallback
+    ran: data written to the temporary name, not to an unnamed file."""
+    d = env.fresh_dir("no-tmpfile")
+    snap = os.path.join(d, "snap")
+    watch = Untouched(d)
+    run = [*env.tern, "run", "--checkpoint-at", "3", "--checkpoint-to", snap,
+           "--stop-after-checkpoint", env.wasm("exit_code"), "0"]
+    p = run_process(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                     'umount -l /proc && exec "$@"', "sh", *run])
+    events = watch.events()
+    watch.close()
+    expect_equal(p.rc, 0, f"the checkpoint without /proc ({p.err!r})")
+    written = {os.path.basename(path) for path, mask in events if int(mask, 16) & 0x2}
+    expect(written and all(n.startswith(".snap.tern-tmp.") for n in written),
+           f"data written under the temporary name only: {sorted(written)}")
+    expect_equal(os.listdir(d), ["snap"], "files left in the checkpoint directory")
+    expect_equal(oct(stat.S_IMODE(os.stat(snap).st_mode)), oct(0o600), "the snapshot's mode")
+    rc, _, err = env.run(["inspect", snap])
+    expect_equal(rc, 0, f"the snapshot written is whole ({err})")
+
+
+@case
 def killed_writer_leaves_nothing(env):
     """tern killed (kill -9) while it writes a snapshot leaves the previous
     snapshot and nothing else."""
