@@ -38,9 +38,6 @@ import time
 #   (tests/checkpoint/differential.py). Compiling gets no budget: a slow
 #   compile is never a failure.
 IDLE_LIMIT = 60
-# A fixed wall-clock limit, left only for the scripts of tests/migrate
-# until they move to the waits above; nothing else may use it.
-TIMEOUT = 120
 
 
 class Failure(Exception):
@@ -157,6 +154,9 @@ class Progress:
         self.last_cpu = {}
         self.last_progress = time.monotonic()
         self.last_sample = 0.0
+        # Cases wait in several threads at once (a migration in one, the
+        # target's output in another): one sample at a time.
+        self.lock = threading.Lock()
 
     def started(self, proc):
         self.last_progress = time.monotonic()
@@ -165,6 +165,10 @@ class Progress:
         """Raises Hung when nothing progressed for IDLE_LIMIT seconds, or
         when `proc` used more than `cpu_limit` CPU seconds. Samples at most
         twice a second."""
+        with self.lock:
+            self._check(proc, cpu_limit)
+
+    def _check(self, proc, cpu_limit):
         now = time.monotonic()
         if now - self.last_sample < 0.5:
             return
@@ -203,6 +207,20 @@ def communicate(proc, stdin=None, cpu_limit=None):
             stdin = None  # sent by the first call
             try:
                 PROGRESS.check(proc, cpu_limit)
+            except Hung:
+                kill_if_running(proc)
+                raise
+
+
+def wait_process(proc):
+    """proc.wait() while the test progresses: the exit status, or raises
+    Hung (after killing the process)."""
+    while True:
+        try:
+            return proc.wait(timeout=0.25)
+        except subprocess.TimeoutExpired:
+            try:
+                PROGRESS.check()
             except Hung:
                 kill_if_running(proc)
                 raise
@@ -272,6 +290,40 @@ def wait_for(predicate, what):
         except Hung as e:
             raise Failure(f"waiting for {what}: {e}")
         time.sleep(0.02)
+
+
+def join(thread, what):
+    """thread.join() while the test's processes progress."""
+    wait_for(lambda: not thread.is_alive(), what)
+
+
+class Background:
+    """fn() run in a thread of its own while the test goes on (for work that
+    mostly waits: a program paced by the clock, a restore waiting out a
+    sleep). get() waits for it (see join) and returns its result or raises
+    its exception."""
+
+    def __init__(self, fn):
+        self.result, self.error = None, None
+
+        def run():
+            try:
+                self.result = fn()
+            except BaseException as e:  # raised again by get()
+                self.error = e
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def get(self):
+        join(self.thread, "work done in the background")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def in_parallel(*fns):
+    """The results of fn() for each of fns, run at the same time (Background)."""
+    return [b.get() for b in [Background(fn) for fn in fns]]
 
 
 def wait_blocked(proc):

@@ -22,6 +22,8 @@ import signal
 import subprocess
 import time
 
+import testlib  # tests/ is on the path of the scripts that import this
+
 ADDRESS = {"clients": "10.77.1.2", "a": "10.77.2.2", "b": "10.77.3.2"}
 GATEWAY_ADDRESS = {"clients": "10.77.1.1", "a": "10.77.2.1", "b": "10.77.3.1"}
 SUBNET = {"clients": 1, "a": 2, "b": 3}
@@ -123,6 +125,7 @@ class Hosts:
         self.procs.append(p)
         return p
 
-    def run(self, host, argv, timeout=120, **kwargs):
-        return subprocess.run(self.command(host, argv), capture_output=True, timeout=timeout,
-                              **kwargs)
+    def run(self, host, argv):
+        """Runs argv on `host` to its end (testlib.run_process: waited for
+        while it progresses): a testlib.Completed."""
+        return testlib.run_process(self.command(host, argv))

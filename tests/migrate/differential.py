@@ -32,12 +32,13 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "checkpoint"))
 import differential as checkpoint  # noqa: E402  (tests/checkpoint/differential.py)
 import netns  # noqa: E402
+# No wall-clock limit: a migration is waited for as long as its processes
+# use CPU (a --mode jit migration compiles the module in both processes; on
+# a busy machine one such compile took 3 minutes), and fails as hung once
+# none has for testlib.IDLE_LIMIT seconds.
+from testlib import (Failure, Hung, communicate, join, run_process, wait_for,  # noqa: E402
+                     wait_process)
 
-# Only so that a hang fails instead of blocking. A migration to or from
-# --mode jit compiles the module in both processes (no cache); on a busy
-# machine one such compile was seen to take 3 minutes (16 s of CPU), past
-# the checkpoint suite's 120 s.
-TIMEOUT = 900
 RESULT = re.compile(r"^migrated to \S+: \d+ rounds, [\d.]+ MiB sent, downtime [\d.]+ ms$")
 PORT = 7000
 
@@ -85,48 +86,53 @@ class MigrationHarness(checkpoint.Harness):
             ready.set()
         reader = threading.Thread(target=read_err, daemon=True)
         reader.start()
-        ready.wait(TIMEOUT)
+        try:
+            wait_for(ready.is_set, "tern serve to listen")
+        except Failure as e:
+            return self.hung(program, n, [serve], e)
         src_cmd = self.program_cmd(self.source, program, root, dir_args,
                                    os.path.join(root, "source-stats.json"))
         src = self.hosts.start(self.hosts.a, src_cmd + ["--control", control, "--pause-at", str(n),
                                                         program.wasm] + program.args)
         try:
-            checkpoint_wait(lambda: os.path.exists(control) or src.poll() is not None)
-            m = subprocess.run(self.compile_tern + [
+            wait_for(lambda: os.path.exists(control) or src.poll() is not None,
+                     "the source's control socket")
+            m = run_process(self.compile_tern + [
                 "migrate", "--control", control, "--to", f"{self.hosts.b_addr}:{PORT}", "--key",
-                self.key], capture_output=True, timeout=TIMEOUT)
-            src_out, src_err = src.communicate(timeout=TIMEOUT)
+                self.key])
+            src_out, src_err = communicate(src)
+            if m.rc != 0 or not RESULT.match(m.out.decode().strip()):
+                # serve got no program: it would wait for one for ever.
+                serve.kill()
+                join(reader, "the end of serve's output")
+                self.divergences += 1
+                print(f"  DIVERGED {program.name} at {n} [{self.source} -> {self.dest}]: tern "
+                      f"migrate {m.rc}: {m.out.decode()!r} {m.err.decode()!r} (source: {src.returncode} "
+                      f"{src_err[-400:]!r}; serve: {b''.join(err_lines)[-400:]!r})", flush=True)
+                return []
             t_out = serve.stdout.read()
-            serve.wait(TIMEOUT)
-            reader.join(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            for p in (src, serve):
-                p.kill()
-            self.divergences += 1
-            print(f"  DIVERGED {program.name} at {n} [{self.source} -> {self.dest}]: timed out",
-                  flush=True)
-            return []
+            wait_process(serve)
+            join(reader, "the end of serve's output")
+        except (Failure, Hung) as e:
+            return self.hung(program, n, [src, serve], e)
         self.migrations += 1
         self.restores += 1
-        if m.returncode != 0 or not RESULT.match(m.stdout.decode().strip()):
-            self.divergences += 1
-            print(f"  DIVERGED {program.name} at {n} [{self.source} -> {self.dest}]: tern migrate "
-                  f"{m.returncode}: {m.stdout.decode()!r} {m.stderr.decode()!r} "
-                  f"(serve: {b''.join(err_lines)[-400:]!r})", flush=True)
-            return []
         final = checkpoint.Run(serve.returncode, t_out, b"", load_stats(target_stats))
         self.compare(program, ref, f"migrated at {n}", src_out + t_out,
                      src_err + without_serve_lines(b"".join(err_lines)), final, root)
         return []
 
-
-def checkpoint_wait(predicate):
-    import time
-    deadline = time.monotonic() + TIMEOUT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise subprocess.TimeoutExpired("wait", TIMEOUT)
-        time.sleep(0.02)
+    def hung(self, program, n, procs, error):
+        """A migration whose processes stopped progressing: killed, counted
+        as a divergence."""
+        for p in procs:
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        self.divergences += 1
+        print(f"  DIVERGED {program.name} at {n} [{self.source} -> {self.dest}]: hung ({error})",
+              flush=True)
+        return []
 
 
 def load_stats(path):

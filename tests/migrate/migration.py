@@ -20,8 +20,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import (Cases, Failure, expect, expect_equal, free_port, kill_if_running,  # noqa: E402
-                     tern_command, wait_for, TIMEOUT)
+from testlib import (PROGRESS, Background, Cases, Failure, Hung, expect,  # noqa: E402
+                     expect_equal, free_port, join, kill_if_running, run_process, tern_command,
+                     wait_for, wait_process)
 import netns  # noqa: E402
 
 cases = Cases("migrate")
@@ -46,9 +47,9 @@ class Lines:
             self.lines.append(None)  # end
             self.cv.notify_all()
 
-    def wait(self, pattern, timeout=TIMEOUT):
-        """The first line matching `pattern` (a regular expression)."""
-        deadline = time.monotonic() + timeout
+    def wait(self, pattern):
+        """The first line matching `pattern` (a regular expression), waited
+        for as long as the test's processes progress (testlib.IDLE_LIMIT)."""
         with self.cv:
             while True:
                 for line in self.lines:
@@ -56,16 +57,17 @@ class Lines:
                         return line
                 if None in self.lines:
                     raise Failure(f"output ended without {pattern!r}: {self.text()!r}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise Failure(f"timed out waiting for {pattern!r}: {self.text()!r}")
-                self.cv.wait(left)
+                self.cv.wait(0.25)
+                try:
+                    PROGRESS.check()
+                except Hung as e:
+                    raise Failure(f"waiting for {pattern!r}: {e}: {self.text()!r}")
 
     def text(self):
         return "".join(l for l in self.lines if l is not None)
 
     def finish(self):
-        self.thread.join(TIMEOUT)
+        join(self.thread, "the end of a process's output")
         return self.text()
 
 
@@ -77,12 +79,12 @@ class Proc:
         self.out = Lines(popen.stdout)
         self.err = Lines(popen.stderr)
 
-    def wait(self, timeout=TIMEOUT):
+    def wait(self):
         try:
-            self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            raise Failure(f"process {self.p.args[:4]} did not end: {self.err.text()[-600:]!r}")
+            wait_process(self.p)
+        except Hung as e:
+            raise Failure(f"process {self.p.args[:4]} did not end ({e}): "
+                          f"{self.err.text()[-600:]!r}")
         return self.p.returncode, self.out.finish(), self.err.finish()
 
 
@@ -152,8 +154,23 @@ class World:
                              "--key", key or self.key()] + list(extra))
 
     def reference(self, program_args, extra=(), stdin=b""):
-        return self.env.run(["run"] + self.env.engine_args(self.env.mode) + list(extra) +
-                            program_args, stdin=stdin)
+        """The uninterrupted run, made while the case goes on (Reference)."""
+        return Reference(lambda: self.env.run(["run"] + self.env.engine_args(self.env.mode) +
+                                              list(extra) + program_args, stdin=stdin))
+
+
+class Reference(Background):
+    """An uninterrupted run made in a thread of its own: the programs here
+    are paced by the clock (dirtier's steps, atomic_sleeper's waits), so a
+    reference run made before the case doubled its length for nothing.
+    ref[0], ref[1], ref[2] (exit status, stdout, stderr) and ref.get() wait
+    for it."""
+
+    def __getitem__(self, index):
+        return self.get()[index]
+
+    def __repr__(self):
+        return repr(self.get())
 
 
 def expect_migrated(rc, out, err, to):
@@ -248,15 +265,13 @@ def refusals(env):
 
     # No key: a TLS client without a pre-shared key.
     if shutil.which("openssl"):
-        subprocess.run(["openssl", "s_client", "-connect", to, "-tls1_3"],
-                       input=b"", capture_output=True, timeout=TIMEOUT)
+        run_process(["openssl", "s_client", "-connect", to, "-tls1_3"])
         target.err.wait("offered no pre-shared key")
         # The key, then garbage instead of a migration stream.
         key_hex = open(w.key()).read().strip()
-        subprocess.run(["openssl", "s_client", "-connect", to, "-tls1_3", "-quiet", "-psk", key_hex,
-                        "-psk_identity", "tern-psk-1:" + w.key_id()],
-                       input=b"\x89TERNMIG" + os.urandom(3000), capture_output=True,
-                       timeout=TIMEOUT)
+        run_process(["openssl", "s_client", "-connect", to, "-tls1_3", "-quiet", "-psk", key_hex,
+                     "-psk_identity", "tern-psk-1:" + w.key_id()],
+                    stdin=b"\x89TERNMIG" + os.urandom(3000))
         target.err.wait(r"migration stream|does not send a tern migration stream")
 
     # Not TLS at all.
@@ -322,7 +337,7 @@ def expect_source_finishes(src, ref, what):
     """A failed migration left the program on the source, which ends it as
     an uninterrupted run does."""
     rc, out, err = src.wait()
-    expect_equal((rc, out, err), ref, f"{what}: the source's run")
+    expect_equal((rc, out, err), ref.get(), f"{what}: the source's run")
 
 
 def expect_nothing_runs(hosts, host):
@@ -352,7 +367,7 @@ def fault_case(w, phase, kill, extra=(), timeout="3s", program=None):
         target.p.kill()  # serve; its receiving process dies with it
         target.wait()
         wait_for(lambda: not os.path.exists(f"/proc/{child}"), "the receiving process to die")
-    t.join(TIMEOUT)
+    join(t, "tern migrate")
     rc, out, err = result["r"]
     expect(rc == 1 and err.startswith("tern: error: ") and len(err.strip().splitlines()) == 1,
            f"tern migrate after the target {'died' if kill else 'stopped'} at {phase}: {rc} {err!r}")
@@ -438,7 +453,7 @@ def one_at_a_time(env, w):
     wait_for(lambda: stopped(child) or target.p.poll() is not None, "the target to stop")
     rc, out, err = w.migrate(control, to, ["--timeout", "3s"])
     expect_refused(rc, out, err, r"already being migrated", "a second migration")
-    t.join(TIMEOUT)
+    join(t, "tern migrate")
     rc, out, err = result["r"]
     expect(rc == 1 and "did not answer" in err, f"the first migration: {rc} {err!r}")
     expect_source_finishes(src, ref, "after two migrations at once")
@@ -470,7 +485,7 @@ def once_two_sources(env, w):
     expect(rc == 1 and "did not answer" in err, f"the second migration: {rc} {err!r}")
     expect_source_finishes(srcs[1], ref, "the second source")
     os.kill(child, signal.SIGCONT)
-    t.join(TIMEOUT)
+    join(t, "tern migrate")
     expect_migrated(*first["r"], to)
     src_rc, src_out, _ = srcs[0].wait()
     expect(src_rc == 0, f"the first source ended with {src_rc}")
@@ -499,7 +514,7 @@ def link_down(env, w):
     target.err.wait("accepted; receiving memory")
     time.sleep(0.5)  # mid-stream: 16 MiB take about 16 s at 8 Mbit/s
     hosts.link_down()
-    t.join(TIMEOUT)
+    join(t, "tern migrate")
     hosts.link_up()
     rc, out, err = result["r"]
     expect(rc == 1 and "did not answer" in err, f"tern migrate with the link down: {rc} {err!r}")
@@ -514,11 +529,10 @@ def link_down(env, w):
     target.wait()
 
 
-def stable_points(w, program):
-    """The uninterrupted run's stable points (its --stats-out)."""
+def stable_points(ref, stats):
+    """The stable points of a reference run made with --stats-out `stats`."""
     import json
-    stats = w.env.path("ref-stats.json")
-    rc, _, err = w.reference(program, ["--stats-out", stats])
+    rc, _, err = ref.get()
     expect(rc == 0, f"reference run: {err}")
     with open(stats) as f:
         return json.load(f)["stable_points"]
@@ -530,8 +544,9 @@ def hops(w, program, hosts_and_terns, what):
     pausing at evenly spaced stable points on the way. The outputs of all
     the processes together must equal an uninterrupted run's."""
     env = w.env
-    ref = w.reference(program)
-    total = stable_points(w, program)
+    stats = env.path("ref-stats.json")
+    ref = w.reference(program, ["--stats-out", stats])
+    total = stable_points(ref, stats)
     n = len(hosts_and_terns)
     pauses = [max(1, total * (i + 1) // (n + 1)) for i in range(n - 1)]
     controls = [env.path(f"control{i}.sock") for i in range(n)]
@@ -714,16 +729,14 @@ def listening_socket(env, w):
     src = Proc(hosts.start(hosts.a, env.tern + ["run", "--listen", "0.0.0.0:8000", "--control",
                                                  control, env.wasm("resets")]))
     # A held connection, then the program waits for the next one.
-    client = subprocess.run(hosts.command(hosts.a, [
-        sys.executable, "-c", CLIENT, hosts.a_addr, "8000", "x"]), capture_output=True,
-        timeout=TIMEOUT)
-    expect_equal(client.stdout, b"hi", f"the greeting ({client.stderr})")
+    client = run_process(hosts.command(hosts.a, [
+        sys.executable, "-c", CLIENT, hosts.a_addr, "8000", "x"]))
+    expect_equal(client.out, b"hi", f"the greeting ({client.err})")
     src.out.wait("recv=1 ok")
     rc, out, err = w.migrate(control, w.target_address(7000))
     expect_migrated(rc, out, err, w.target_address(7000))
-    client = subprocess.run(hosts.command(hosts.a, [
-        sys.executable, "-c", CLIENT, hosts.b_addr, "8000", "again"]), capture_output=True,
-        timeout=TIMEOUT)
+    run_process(hosts.command(hosts.a, [
+        sys.executable, "-c", CLIENT, hosts.b_addr, "8000", "again"]))
     t_rc, t_out, t_err = target.wait()
     expect_equal((t_rc, t_out), (0, "next connection: again\n"), f"the target ({t_err})")
     expect_equal(src.wait()[:2], (0, "restored=-1 recv=1 ok\n"), "the source")

@@ -102,9 +102,6 @@ class TwoHosts:
         self.procs.append(p)
         return p
 
-    def run(self, ns, cmd, timeout=120):
-        return subprocess.run(self.command(ns, cmd), capture_output=True, timeout=timeout)
-
     def link_down(self):
         ip("-n", self.a, "link", "set", "veth0", "down")
 
