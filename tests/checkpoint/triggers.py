@@ -24,7 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (IDLE_LIMIT, Cases, connect, expect, expect_equal, finish, free_port,  # noqa: E402
-                     kill_if_running, read_until, wait_blocked)
+                     Background, in_parallel, kill_if_running, read_until, wait_blocked,
+                     wait_for)
 
 case = Cases("trigger")
 # Engine pairs a blocked host call is checkpointed and restored across.
@@ -296,28 +297,44 @@ def blocked_wait(env):
     the snapshot's wait queue holds thread 0 with the time it had left.
     Continued in place (SIGUSR1), the wait goes on where it was; restored,
     it waits out the rest and the program prints the same ticks, every
-    wait timing out (no wakeup invented)."""
+    wait timing out (no wakeup invented). The program spends its time
+    waiting, so the reference run and the two checkpointed runs (each
+    restored as soon as its snapshot is written) go on at the same time."""
     wasm = env.wasm("atomic_sleeper")
-    rc, ref, err = env.run(["run", *env.engine_args(env.mode), wasm])
+
+    def restore(taken):
+        return env.run(["restore", *env.engine_args(env.restore_mode), taken])
+
+    def continued():
+        cont = env.path("wait-continue.snap")
+        proc = env.start(["run", *env.engine_args(env.mode), "--checkpoint-to", cont, wasm])
+        head = read_until(proc, "waiting")
+        wait_blocked(proc)
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(cont) or proc.poll() is not None, "the snapshot")
+        restored = Background(lambda: restore(cont))
+        rc, rest, err = finish(proc)
+        return cont, (rc, head + rest, err), restored.get()
+
+    def stopped():
+        sock, snap = env.path("wait.sock"), env.path("wait.snap")
+        proc = env.start(["run", *env.engine_args(env.mode), "--control", sock, wasm])
+        head = read_until(proc, "waiting")
+        wait_blocked(proc)
+        rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
+        expect_equal(rc, 0, f"client ({err})")
+        rc, rest, err = finish(proc)
+        return snap, (rc, head + rest, err), restore(snap)
+
+    (rc, ref, err), (cont, continued_run, cont_restored), (snap, stopped_run, snap_restored) = \
+        in_parallel(lambda: env.run(["run", *env.engine_args(env.mode), wasm]), continued, stopped)
     expect_equal((rc, ref.splitlines()[-1]), (0, "tick 5: 2"), f"reference run ({err})")
-
-    cont = env.path("wait-continue.snap")
-    proc = env.start(["run", *env.engine_args(env.mode), "--checkpoint-to", cont, wasm])
-    head = read_until(proc, "waiting")
-    wait_blocked(proc)
-    proc.send_signal(signal.SIGUSR1)
-    rc, rest, err = finish(proc)
-    expect_equal((rc, head + rest), (0, ref), f"output of a run checkpointed in its wait ({err})")
-
-    sock, snap = env.path("wait.sock"), env.path("wait.snap")
-    proc = env.start(["run", *env.engine_args(env.mode), "--control", sock, wasm])
-    head = read_until(proc, "waiting")
-    wait_blocked(proc)
-    rc, _, err = env.run(["checkpoint", "--control", sock, "-o", snap, "--stop"])
-    expect_equal(rc, 0, f"client ({err})")
-    rc, rest, err = finish(proc)
-    expect_equal((rc, head + rest), (0, "waiting\n"), f"the stopped program ({err})")
-    for taken in (cont, snap):
+    rc, out, err = continued_run
+    expect_equal((rc, out), (0, ref), f"output of a run checkpointed in its wait ({err})")
+    rc, out, err = stopped_run
+    expect_equal((rc, out), (0, "waiting\n"), f"the stopped program ({err})")
+    for taken, (rc, restored, err) in ((cont, cont_restored), (snap, snap_restored)):
+        expect_equal((rc, "waiting\n" + restored), (0, ref), f"output across the restore ({err})")
         rc, out, err = env.run(["inspect", "--json", taken])
         expect_equal(rc, 0, f"tern inspect ({err})")
         described = json.loads(out)
@@ -330,8 +347,6 @@ def blocked_wait(env):
         waiters = queues[0]["queues"][0]["waiters"]
         expect(len(waiters) == 1 and waiters[0]["thread"] == 0 and
                0 <= waiters[0]["remaining_ns"] <= 4_000_000_000, f"the waiter recorded: {waiters}")
-        rc, restored, err = env.run(["restore", *env.engine_args(env.restore_mode), taken])
-        expect_equal((rc, "waiting\n" + restored), (0, ref), f"output across the restore ({err})")
 
 
 @case.also_in(*ENGINE_PAIRS)
@@ -340,26 +355,31 @@ def blocked_wait_incremental(env):
     time in memory.atomic.wait32 (issue 19 item 5): the links taken while
     it waits carry the wait queue, and every link restores (in the restore
     engine) to the rest of the uninterrupted output, each wait timing out
-    as it would have."""
+    as it would have. The reference run is made during the checkpointed
+    one, and the links are restored at the same time (each restore waits
+    out the rest of a sleep)."""
     wasm = env.wasm("atomic_sleeper")
-    rc, ref, err = env.run(["run", *env.engine_args(env.mode), wasm])
-    expect_equal(rc, 0, f"reference run ({err})")
     snap = env.path("chain.snap")
-    rc, out, err = env.run(["run", *env.engine_args(env.mode), "--checkpoint-to", snap,
-                            "--incremental", "--checkpoint-every", "300ms", wasm])
-    expect_equal((rc, out), (0, ref), f"output of the checkpointed run ({err})")
+    (rc, ref, err), (rc2, out, err2) = in_parallel(
+        lambda: env.run(["run", *env.engine_args(env.mode), wasm]),
+        lambda: env.run(["run", *env.engine_args(env.mode), "--checkpoint-to", snap,
+                         "--incremental", "--checkpoint-every", "300ms", wasm]))
+    expect_equal(rc, 0, f"reference run ({err})")
+    expect_equal((rc2, out), (0, ref), f"output of the checkpointed run ({err2})")
     links = sorted((p for p in os.listdir(os.path.dirname(snap))
                     if p.startswith("chain.snap.")), key=lambda p: int(p.rsplit(".", 1)[1]))
     expect(len(links) >= 2, f"links written: {links}")
-    waiting = 0
-    for link in links:
+
+    def restored(link):
         path = os.path.join(os.path.dirname(snap), link)
-        if innermost_kind(env, path) == "atomic-wait":
-            waiting += 1
+        waiting = innermost_kind(env, path) == "atomic-wait"
         rc, restored, err = env.run(["restore", *env.engine_args(env.restore_mode), path])
         expect_equal(rc, 0, f"restore of {link} ({err})")
         expect_tail(restored, ref, f"output restored from {link}")
-    expect(waiting > 0, f"no link of {links} was taken in a wait")
+        return waiting
+
+    waiting = in_parallel(*(lambda link=link: restored(link) for link in links))
+    expect(any(waiting), f"no link of {links} was taken in a wait")
 
 
 # --- bad snapshots -------------------------------------------------------------------
