@@ -97,6 +97,10 @@ public:
 
   MigrateResult run() {
     const Key key = Key::load(request_.key_file);
+    // Connected only once the program runs: a source still starting (its
+    // code compiling, its snapshot loading) would keep the target waiting
+    // for the offer, past its timeout.
+    control_.program();
     ChannelOptions options;
     options.timeout = request_.timeout;
     channel_ = Channel::connect(request_.to, key, options);

@@ -675,6 +675,12 @@ SupervisedOutcome Supervisor::run(Program& program) {
   bool guest_asked = false;
   bool count_taken = false;
   bool pause_taken = false;
+  // Whether a control request has been handled: --pause-at holds the
+  // program only until one has. One handled before the pause point (a
+  // migration that failed while the program was on its way there) ends
+  // the hold before it begins, or a failed migration would leave the
+  // program held for ever instead of running on.
+  bool control_handled = false;
   program.on_guest_checkpoint([&] {
     if (policy.path.empty()) return false;
     guest_asked = true;
@@ -702,8 +708,12 @@ SupervisedOutcome Supervisor::run(Program& program) {
       pause_taken = true;
       // Held until a control request: a checkpoint, a command's stop, or a
       // command that finished without stopping the program.
-      while (requests.empty()) requests = s.queue.wait_take();
+      if (!control_handled)
+        while (requests.empty()) requests = s.queue.wait_take();
     }
+    control_handled = control_handled ||
+                      std::any_of(requests.begin(), requests.end(),
+                                  [](const Request& r) { return r.reason == Reason::Control; });
     std::erase_if(requests, [](const Request& r) { return r.command_finished; });
     if (run_at_stop_requests(program, requests)) {
       for (Request& r : requests)

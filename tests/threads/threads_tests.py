@@ -12,15 +12,18 @@ error.
 import json
 import os
 import random
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (Cases, Failure, expect, expect_equal, expect_one_error,  # noqa: E402
-                     finish, free_port, kill_if_running, tern_command)
+                     finish, free_port, kill_if_running, start, tern_command, wait_for)
 
 case = Cases("threads")
 
@@ -214,8 +217,12 @@ def migrate_loopback(env):
                 time.sleep(0.01)
             rc, out, err = env.run(["migrate", "--control", control, "--to",
                                     f"127.0.0.1:{port}", "--key", key])
-            expect(rc == 0 and out.startswith(f"migrated to 127.0.0.1:{port}: "),
-                   f"tern migrate ({what}): {rc} {out!r} {err!r}")
+            if not (rc == 0 and out.startswith(f"migrated to 127.0.0.1:{port}: ")):
+                kill_if_running(src)
+                kill_if_running(serve)
+                raise Failure(f"tern migrate ({what}): {rc} {out!r} {err!r}; source: "
+                              f"{src.stderr.read().decode()[-1500:]!r}; serve: "
+                              f"{serve.stderr.read().decode()[-1500:]!r}")
             src_rc, src_out, src_err = finish(src)
             expect_equal(src_rc, 0, f"the source's status ({what}: {src_err})")
             t_rc, t_out, t_err = finish(serve)
@@ -223,6 +230,119 @@ def migrate_loopback(env):
                          f"serve's status and the output ({what}: {t_err[-500:]!r})")
         finally:
             kill_if_running(serve)
+
+
+# --- a failed migration leaves the threaded program running (issue 19 item 5) ---
+
+# Where `tern serve` (TERN_MIGRATE_FAULT=PHASE, src/migrate/serve.cpp) stops
+# itself: before accepting, after a pre-copy round, in the final state (the
+# program stopped, every thread parked), rebuilt before saying ready, after
+# the commit before confirming.
+FAULT_PHASES = ("hello", "precopy", "final", "ready", "commit")
+
+
+def stopped_process(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
+def failed_migration(env, key, to, pause_at, while_migrating=None, timeout="10s"):
+    """thread_pool (interp) paused at `pause_at` with its workers running or
+    waiting, a `tern migrate` to `to` that must fail (after
+    while_migrating(), run meanwhile, has broken it): one error line, and
+    the source finishes the program exactly as an uninterrupted run.
+    Returns migrate's error line."""
+    control = env.path(f"control-{time.monotonic_ns()}.sock")
+    src = env.start(["run", "--mode", "interp", "--control", control, "--pause-at",
+                     str(pause_at), env.wasm("thread_pool")])
+    try:
+        wait_for(lambda: os.path.exists(control) or src.poll() is not None, "the control socket")
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=env.run(
+            ["migrate", "--control", control, "--to", to, "--key", key, "--timeout", timeout])))
+        t.start()
+        if while_migrating:
+            while_migrating()
+        wait_for(lambda: not t.is_alive(), "tern migrate to give up")
+        rc, out, err = result["r"]
+        expect(rc == 1 and err.startswith("tern: error: ") and len(err.strip().splitlines()) == 1,
+               f"tern migrate: expected one error, got {rc} {out!r} {err!r}")
+        src_rc, src_out, src_err = finish(src)
+        expect_equal((src_rc, src_out, src_err), (0, expected_output("thread_pool"), ""),
+                     f"the source after the failed migration ({err.strip()})")
+        return err.strip()
+    finally:
+        kill_if_running(src)
+
+
+def keygen(env, name):
+    path = env.path(name)
+    rc, out, err = env.run(["keygen", path])
+    expect_equal(rc, 0, f"tern keygen ({err})")
+    return path
+
+
+@case
+def migrate_faults(env):
+    """A threaded program (thread_pool, three workers) whose migration fails
+    goes on at the source and ends as an uninterrupted run, whatever
+    failed: the target killed at each phase (before accepting, during
+    pre-copy, in the final round with every thread stopped, before saying
+    ready, after the commit before confirming), a target holding another
+    key, a peer that closes the connection at once, nobody listening (the
+    migration fails before the program reaches --pause-at: the pause must
+    not then hold it for ever)."""
+    key = keygen(env, "site.key")
+    for phase in FAULT_PHASES:
+        port = free_port()
+        environ = dict(os.environ, TERN_MIGRATE_FAULT=phase)
+        serve = start(env.tern + ["serve", "--listen", f"127.0.0.1:{port}", "--key", key,
+                                  "--once", "--verbose", "--mode", "interp"],
+                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      env=environ)
+        try:
+            read_err_until(serve, "listening on")
+
+            def kill_at_phase():
+                line = read_err_until(serve, "connected (process")
+                child = int(re.search(r"process (\d+)", line).group(1))
+                wait_for(lambda: stopped_process(child) or serve.poll() is not None,
+                           f"the target to stop at {phase}")
+                serve.kill()  # its receiving process dies with it
+                serve.wait()
+            failed_migration(env, key, f"127.0.0.1:{port}", 100, kill_at_phase)
+        except Failure as e:
+            raise Failure(f"target killed at {phase}: {e}")
+        finally:
+            kill_if_running(serve)
+
+    other = keygen(env, "other.key")
+    port = free_port()
+    serve = env.start(["serve", "--listen", f"127.0.0.1:{port}", "--key", other, "--once",
+                       "--verbose", "--mode", "interp"])
+    try:
+        read_err_until(serve, "listening on")
+        err = failed_migration(env, key, f"127.0.0.1:{port}", 100)
+        expect("key" in err, f"wrong key: {err!r}")
+    finally:
+        kill_if_running(serve)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def close_at_once():
+            conn, _ = listener.accept()
+            conn.close()
+        failed_migration(env, key, "127.0.0.1:%d" % listener.getsockname()[1], 100,
+                         close_at_once)
+
+    # Nobody listens: refused at once, while the program is still on its
+    # way to its pause point (late in its run).
+    failed_migration(env, key, f"127.0.0.1:{free_port()}", 1000)
 
 
 def read_err_until(proc, text):
