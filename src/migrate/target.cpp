@@ -123,9 +123,22 @@ public:
     snapshot::PayloadReader r(s.payload(), s.name());
     uint32_t index = 0;
     const snapshot::MemoryImage header = snapshot::decode_memory_header(r, index);
-    const std::span<uint8_t> memory =
-        snapshot::prepare_memory_for_restore(instance_, index, header.pages);
-    decoder_ = std::make_unique<snapshot::ChunkDecoder>(index, header.pages, memory);
+    decoder_ =
+        std::make_unique<snapshot::ChunkDecoder>(index, header.pages, memory(index, header.pages));
+  }
+
+  // Memory `index` grown to `pages`, for the pages of a round or of the
+  // final state. Prepared (cleared of what instantiation wrote) only the
+  // first time: later rounds and the final state add to what the earlier
+  // ones brought. (Clearing each time wiped an imported memory, a
+  // wasi-threads program's env.memory, at every round.)
+  std::span<uint8_t> memory(uint32_t index, uint64_t pages) {
+    if (index < prepared_.size() && prepared_[index])
+      return snapshot::grow_memory_for_restore(instance_, index, pages);
+    const std::span<uint8_t> bytes = snapshot::prepare_memory_for_restore(instance_, index, pages);
+    if (index >= prepared_.size()) prepared_.resize(index + 1, false);
+    prepared_[index] = true;
+    return bytes;
   }
 
   void pages(const snapshot::Section& s) {
@@ -138,6 +151,7 @@ public:
 private:
   runtime::ModuleInstance& instance_;
   std::unique_ptr<snapshot::ChunkDecoder> decoder_;
+  std::vector<bool> prepared_; // per memory index
 };
 
 } // namespace
@@ -227,7 +241,7 @@ Received receive_program(Channel& channel, const TargetOptions& options,
     snapshot::ReadOptions read;
     read.memory_target = [&](uint32_t index, const snapshot::MemoryImage& header,
                              const snapshot::Snapshot&) {
-      return snapshot::prepare_memory_for_restore(instance, index, header.pages);
+      return round.memory(index, header.pages);
     };
     final_state = snapshot::read_snapshot(channel, read);
     util::trace_time("migration: final state read");

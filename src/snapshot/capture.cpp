@@ -238,15 +238,27 @@ void copy_shared_memories(const ModuleInstance& inst, Snapshot& s, const Carried
   }
 }
 
-std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t index,
-                                              uint64_t pages) {
+namespace {
+
+runtime::Memory& memory_to_restore(ModuleInstance& inst, uint32_t index) {
   if (index >= inst.memories.size())
     throw Error(fmt::format("the snapshot has memory {}, the instance {} memories", index,
                             inst.memories.size()));
+  return *inst.memories[index];
+}
+
+} // namespace
+
+std::span<uint8_t> grow_memory_for_restore(ModuleInstance& inst, uint32_t index, uint64_t pages) {
+  return grow(memory_to_restore(inst, index), pages, index);
+}
+
+std::span<uint8_t> prepare_memory_for_restore(ModuleInstance& inst, uint32_t index,
+                                              uint64_t pages) {
+  runtime::Memory& m = memory_to_restore(inst, index);
   // An own memory of an instance made for a restore was never written.
   const bool untouched = inst.init_mode == runtime::InitMode::ForRestore &&
                          index >= inst.module().num_imported_memories;
-  runtime::Memory& m = *inst.memories[index];
   return untouched ? grow(m, pages, index) : grow_and_clear(m, pages, index);
 }
 

@@ -66,6 +66,11 @@ void check_module(const Snapshot& snapshot, const util::Sha256Digest& module_sha
 // leaves them as they are). Throws tern::Error if it cannot have that size.
 std::span<uint8_t> prepare_memory_for_restore(runtime::ModuleInstance& instance, uint32_t index,
                                               uint64_t pages);
+// The same for a memory that pages were already decoded into (a
+// migration's later rounds and its final state): grows it to `pages` and
+// keeps what it holds.
+std::span<uint8_t> grow_memory_for_restore(runtime::ModuleInstance& instance, uint32_t index,
+                                           uint64_t pages);
 
 // Puts memories (size and contents), globals, tables and segment state of
 // the snapshot into `instance`, a fresh instance of the snapshot's module

@@ -185,51 +185,84 @@ for guest in GUESTS:
     case.add(f"checkpoint_stress.{guest}", make_checkpoint_stress_case(guest))
 
 
-@case.on_request
-def migrate_loopback(env):
-    """tern migrate of a threaded program on loopback (issue 19 item 5):
-    thread_pool paused (--pause-at) while its three workers run or wait on
-    their condition variable moves to `tern serve` (pre-copy rounds, final
-    stop of every thread), in another engine each time, and finishes there
-    with the known answer; the source prints nothing more."""
+def held_still(pid):
+    """Whether process `pid` is held: every thread asleep and no CPU used
+    for a while (tern run --pause-at waiting for its control request)."""
+    def cpu():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    try:
+        before = cpu()
+        time.sleep(0.2)
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "S":
+                    return False
+        return cpu() == before
+    except OSError:
+        return False
+
+
+def migrate_thread_pool(env, key, mode, target_mode, what):
+    """thread_pool held at --pause-at while its three workers run or wait
+    on their condition variable moves to `tern serve` (pre-copy rounds, the
+    final stop of every thread) and finishes there with the known answer;
+    the source prints nothing more."""
     want = expected_output("thread_pool")
+    port = free_port()
+    serve = env.start(["serve", "--listen", f"127.0.0.1:{port}", "--key", key, "--once",
+                       "--verbose"] + engine_args(env, target_mode))
+    control = env.path(f"control-{time.monotonic_ns()}.sock")
+    src = None
+    try:
+        expect("listening on" in read_err_until(serve, "listening on"), f"serve ({what})")
+        src = env.start(["run"] + engine_args(env, mode) +
+                        ["--control", control, "--pause-at", "100", env.wasm("thread_pool")])
+        wait_for(lambda: os.path.exists(control) or src.poll() is not None, "the control socket")
+        # Held at its pause point before it moves: then nothing runs during
+        # pre-copy, and the final state carries (almost) no pages; what the
+        # rounds brought must still be there.
+        wait_for(lambda: held_still(src.pid) or src.poll() is not None, "the pause point")
+        rc, out, err = env.run(["migrate", "--control", control, "--to", f"127.0.0.1:{port}",
+                                "--key", key])
+        if not (rc == 0 and out.startswith(f"migrated to 127.0.0.1:{port}: ")):
+            kill_if_running(src)
+            kill_if_running(serve)
+            raise Failure(f"tern migrate ({what}): {rc} {out!r} {err!r}; source: "
+                          f"{src.stderr.read().decode()[-1500:]!r}; serve: "
+                          f"{serve.stderr.read().decode()[-1500:]!r}")
+        src_rc, src_out, src_err = finish(src)
+        expect_equal(src_rc, 0, f"the source's status ({what}: {src_err})")
+        t_rc, t_out, t_err = finish(serve)
+        expect_equal((t_rc, src_out + t_out), (0, want),
+                     f"serve's status and the output ({what}: {t_err[-500:]!r})")
+    finally:
+        if src:
+            kill_if_running(src)
+        kill_if_running(serve)
+
+
+@case
+def migrate_loopback(env):
+    """tern migrate of a threaded program on loopback (issue 19 item 5), in
+    the interpreter at both ends (no compile: cheap enough for every run),
+    twice."""
+    key = keygen(env, "site.key")
+    migrate_thread_pool(env, key, "interp", "interp", "interp to interp")
+    migrate_thread_pool(env, key, "interp", "interp", "interp to interp, again")
+
+
+@case.on_request
+def migrate_engines(env):
+    """migrate_loopback in another engine each time: interp to aot, aot to
+    jit, jit to interp (compiles the guest in two engines: not in every
+    run)."""
     modes = CHECKPOINT_MODES if env.compiler else ("interp",)
-    key = env.path("site.key")
-    rc, out, err = env.run(["keygen", key])
-    expect_equal(rc, 0, f"tern keygen ({err})")
-    # Compiled first (a reference run each): a source still compiling when
-    # the migration starts would keep its target waiting.
-    for mode in modes:
-        rc, out, err = env.run(["run"] + engine_args(env, mode) + [env.wasm("thread_pool")])
-        expect_equal((rc, out), (0, want), f"reference run in {mode} ({err!r})")
+    key = keygen(env, "site.key")
     for i, mode in enumerate(modes):
         target_mode = modes[(i + 1) % len(modes)]
-        what = f"{mode} to {target_mode}"
-        port = free_port()
-        serve = env.start(["serve", "--listen", f"127.0.0.1:{port}", "--key", key, "--once",
-                           "--verbose"] + engine_args(env, target_mode))
-        control = env.path(f"control-{i}.sock")
-        try:
-            expect("listening on" in read_err_until(serve, "listening on"), f"serve ({what})")
-            src = env.start(["run"] + engine_args(env, mode) +
-                            ["--control", control, "--pause-at", "100", env.wasm("thread_pool")])
-            while not os.path.exists(control) and src.poll() is None:
-                time.sleep(0.01)
-            rc, out, err = env.run(["migrate", "--control", control, "--to",
-                                    f"127.0.0.1:{port}", "--key", key])
-            if not (rc == 0 and out.startswith(f"migrated to 127.0.0.1:{port}: ")):
-                kill_if_running(src)
-                kill_if_running(serve)
-                raise Failure(f"tern migrate ({what}): {rc} {out!r} {err!r}; source: "
-                              f"{src.stderr.read().decode()[-1500:]!r}; serve: "
-                              f"{serve.stderr.read().decode()[-1500:]!r}")
-            src_rc, src_out, src_err = finish(src)
-            expect_equal(src_rc, 0, f"the source's status ({what}: {src_err})")
-            t_rc, t_out, t_err = finish(serve)
-            expect_equal((t_rc, src_out + t_out), (0, want),
-                         f"serve's status and the output ({what}: {t_err[-500:]!r})")
-        finally:
-            kill_if_running(serve)
+        migrate_thread_pool(env, key, mode, target_mode, f"{mode} to {target_mode}")
 
 
 # --- a failed migration leaves the threaded program running (issue 19 item 5) ---
