@@ -117,8 +117,12 @@ format() {
   scripts/format.sh --check
 }
 
+# Twice as many tests as cores: many cases spend most of their time
+# waiting (programs asleep in a host call or an atomic wait, a gateway's
+# hold, a migration over a rate-limited link), and no test has a wall-clock
+# limit a busier machine could hit (tests/testlib.py waits on CPU progress).
 unit() {
-  ctest --test-dir "$build" --output-on-failure -j "$jobs"
+  ctest --test-dir "$build" --output-on-failure -j "$((jobs * 2))"
 }
 
 spec() {
