@@ -1,5 +1,7 @@
 #include "wasi/blocking.h"
 
+#include "wasi/calls.h"
+
 #include <cerrno>
 #include <chrono>
 
@@ -48,6 +50,22 @@ Wait wait_ready(int fd, short events, bool nonblocking, const runtime::Interrupt
     if (fds[1].revents != 0) return Wait::Interrupted;
     if (nonblocking || (until && Clock::now() >= deadline)) return Wait::NotReady;
   }
+}
+
+Wait wait_ready(Call& c, FdEntry& e, short events, uint64_t timeout_us) {
+  const int fd = e.host.get();
+  if (e.nonblocking() || !c.context_lock)
+    return wait_ready(fd, events, e.nonblocking(), c.interrupt, timeout_us);
+  // Ready now (or asked to stop): no need to let the lock go.
+  const Wait now = wait_ready(fd, events, true, c.interrupt);
+  if (now != Wait::NotReady) return now;
+  std::shared_ptr<FdEntry> kept = c.ctx.fds().share(e);
+  if (!kept) return wait_ready(fd, events, false, c.interrupt, timeout_us); // not the table's
+  c.kept.push_back(std::move(kept));
+  c.context_lock->unlock();
+  const Wait w = wait_ready(fd, events, false, c.interrupt, timeout_us);
+  c.context_lock->lock();
+  return w;
 }
 
 } // namespace tern::wasi

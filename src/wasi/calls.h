@@ -6,6 +6,7 @@
 #include "runtime/function.h"
 #include "runtime/interrupt.h"
 #include "wasi/abi.h"
+#include "wasi/blocking.h"
 #include "wasi/context.h"
 #include "wasi/guest_memory.h"
 
@@ -21,7 +22,17 @@ struct Call {
   const runtime::Interrupt& interrupt; // blocking waits watch it
   // The context's calls_mutex(), held for the call; null in unit tests.
   std::unique_lock<std::mutex>* context_lock = nullptr;
+  // Entries a wait of this call uses with the context unlocked
+  // (wait_ready below, poll_oneoff): alive until the call returns.
+  std::vector<std::shared_ptr<FdEntry>> kept = {};
 };
+
+// wait_ready (blocking.h) for a call on `e`: when the wait may block, the
+// context's lock is let go meanwhile, so other threads' calls go on (a
+// thread blocked reading a pipe does not stop another's fd_write), and `e`
+// is kept by the call. Callers touch the context again only after it
+// returns (locked again).
+Wait wait_ready(Call& c, FdEntry& e, short events, uint64_t timeout_us);
 
 // What a call returns: an errno for the guest, or a HostResult that stops
 // it (suspend for a checkpoint, trap).

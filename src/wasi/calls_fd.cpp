@@ -142,7 +142,7 @@ Ret stream_read(Call& c, FdEntry& e, std::vector<iovec>& iov, int msg_flags, siz
     advance(iov, n);
   }
   for (;;) {
-    Wait w = wait_ready(e.host.get(), POLLIN, e.nonblocking(), c.interrupt, e.recv_timeout_us());
+    Wait w = wait_ready(c, e, POLLIN, e.recv_timeout_us());
     if (w == Wait::Interrupted) return n > 0 ? Ret(Errno::success) : Ret::suspend();
     if (w == Wait::NotReady) return n > 0 ? Errno::success : Errno::again;
     ssize_t got = read_once(e, iov, msg_flags);
@@ -176,7 +176,7 @@ Ret stream_write(Call& c, FdEntry& e, std::vector<iovec>& iov, size_t& n) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return last_errno();
-    Wait w = wait_ready(e.host.get(), POLLOUT, e.nonblocking(), c.interrupt, e.send_timeout_us());
+    Wait w = wait_ready(c, e, POLLOUT, e.send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return Errno::again;
   }

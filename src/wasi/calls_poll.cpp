@@ -144,10 +144,10 @@ public:
   }
 
 private:
-  // With fd subscriptions the context stays locked (the entries are in
-  // use); a call that only sleeps lets other threads' calls run meanwhile.
+  // Other threads' calls run while this one waits: the entries it polls
+  // are kept by the call (a close meanwhile does not free them).
   int sleep_or_poll(const timespec* timeout) {
-    if (!fd_subs_.empty() || !c_.context_lock)
+    if (!c_.context_lock || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0))
       return ::ppoll(fds_.data(), fds_.size(), timeout, nullptr);
     c_.context_lock->unlock();
     int n = ::ppoll(fds_.data(), fds_.size(), timeout, nullptr);
@@ -180,6 +180,8 @@ private:
         continue;
       }
       fds_.push_back({e->host.get(), short(read ? POLLIN : POLLOUT), 0});
+      entries_.push_back(e);
+      c_.kept.push_back(c_.ctx.fds().share(*e));
       // A connect through the gateway is done when its reply arrives.
       if (!read && e->gateway && e->socket->connecting && e->gateway->requested)
         fds_.back().events = POLLIN;
@@ -212,7 +214,7 @@ private:
       if (revents & POLLNVAL) ev.error = Errno::badf;
       if (revents & POLLHUP) ev.flags |= eventrwflag::hangup;
       if (s.type == EventType::fd_read && ev.error == Errno::success)
-        ev.nbytes = readable_bytes(*c_.ctx.fds().find(s.fd));
+        ev.nbytes = readable_bytes(*entries_[k]);
       events.push_back(ev);
     }
     for (size_t i = 0; i < subs_.size(); ++i) {
@@ -232,8 +234,9 @@ private:
   Call& c_;
   std::vector<Subscription> subs_;
   std::vector<uint64_t> deadlines_;
-  std::vector<pollfd> fds_;     // fd subscriptions, then the interrupt
-  std::vector<size_t> fd_subs_; // fds_[k] belongs to subs_[fd_subs_[k]]
+  std::vector<pollfd> fds_;       // fd subscriptions, then the interrupt
+  std::vector<size_t> fd_subs_;   // fds_[k] belongs to subs_[fd_subs_[k]]
+  std::vector<FdEntry*> entries_; // and is entries_[k]'s (kept by the call)
 };
 
 } // namespace

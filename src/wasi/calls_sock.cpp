@@ -64,8 +64,7 @@ Ret sock_accept(Call& c, uint32_t fd, uint32_t flags, uint32_t fd_out) {
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN) return last_errno();
-    Wait w = wait_ready(listener->host.get(), POLLIN, listener->nonblocking(), c.interrupt,
-                        listener->recv_timeout_us());
+    Wait w = wait_ready(c, *listener, POLLIN, listener->recv_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return Errno::again;
   }

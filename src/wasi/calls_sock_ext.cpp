@@ -152,7 +152,7 @@ Ret wait_gateway_connect(Call& c, FdEntry& e, Errno not_yet) {
     short events = 0;
     WASI_TRY(settle_connect(e, c.ctx.gateway_link(), events));
     if (!e.socket->connecting) return Errno::success;
-    Wait w = wait_ready(e.host.get(), events, e.nonblocking(), c.interrupt, e.send_timeout_us());
+    Wait w = wait_ready(c, e, events, e.send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return not_yet;
   }
@@ -234,8 +234,7 @@ Ret sock_connect(Call& c, uint32_t fd, uint32_t addr) {
     s.peer = target;
   }
   if (!e->gateway) {
-    Wait w =
-        wait_ready(e->host.get(), POLLOUT, e->nonblocking(), c.interrupt, e->send_timeout_us());
+    Wait w = wait_ready(c, *e, POLLOUT, e->send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return again ? Errno::already : Errno::inprogress;
     WASI_TRY(settle_connect(*e, link));
@@ -330,8 +329,7 @@ Ret sock_send_to(Call& c, uint32_t fd, uint32_t si_data, uint32_t si_data_len, u
     if (sent >= 0) return c.mem.store<uint32_t>(so_datalen_out, uint32_t(sent));
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return last_errno();
-    Wait w =
-        wait_ready(e->host.get(), POLLOUT, e->nonblocking(), c.interrupt, e->send_timeout_us());
+    Wait w = wait_ready(c, *e, POLLOUT, e->send_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return Errno::again;
   }
@@ -362,7 +360,7 @@ Ret sock_recv_from(Call& c, uint32_t fd, uint32_t ri_data, uint32_t ri_data_len,
   msg.msg_iovlen = iov.size();
   int flags = MSG_DONTWAIT | ((ri_flags & riflag::recv_peek) ? MSG_PEEK : 0);
   for (;;) {
-    Wait w = wait_ready(e->host.get(), POLLIN, e->nonblocking(), c.interrupt, e->recv_timeout_us());
+    Wait w = wait_ready(c, *e, POLLIN, e->recv_timeout_us());
     if (w == Wait::Interrupted) return Ret::suspend();
     if (w == Wait::NotReady) return Errno::again;
     msg.msg_name = &ss;

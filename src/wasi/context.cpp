@@ -122,4 +122,9 @@ void WasiContext::open_listeners() {
   for (const auto& spec : options_.listen) fds_.insert_at(fd++, open_listener(spec));
 }
 
+std::vector<iovec>& WasiContext::iov_scratch() {
+  thread_local std::vector<iovec> scratch;
+  return scratch;
+}
+
 } // namespace tern::wasi

@@ -88,12 +88,17 @@ public:
   // The gateway the program is published through (`--gateway`), if any.
   GatewayLink* gateway_link() const { return gateway_link_.get(); }
   void set_gateway_link(std::shared_ptr<GatewayLink> link) { gateway_link_ = std::move(link); }
-  // Reused by every read/write so that no call allocates.
-  std::vector<iovec>& iov_scratch() { return iov_scratch_; }
+  // Reused by every read/write so that no call allocates: one per host
+  // thread, since a call that waits with the context unlocked
+  // (wasi/calls.h, wait_ready) still holds its iovecs while another
+  // thread's call gathers its own.
+  static std::vector<iovec>& iov_scratch();
   // The threads of a program (wasi-threads) share its context: each call
   // holds this lock, so calls happen one at a time (wasi/wasi.cpp). A call
-  // that only sleeps (poll_oneoff on clocks) lets it go while it waits; one
-  // that blocks on an fd keeps it (other threads' calls wait meanwhile).
+  // that waits (an fd not ready: fd_read, fd_write, sock_recv, sock_send,
+  // sock_accept, sock_connect, poll_oneoff, or a poll_oneoff that only
+  // sleeps) lets it go while it waits, keeping the fd entries it waits on
+  // (FdTable::share), so other threads' calls go on meanwhile.
   std::mutex& calls_mutex() { return *calls_mutex_; }
 
 private:
@@ -108,7 +113,6 @@ private:
   NetPolicy net_policy_;
   std::optional<PendingPoll> pending_poll_;
   std::shared_ptr<GatewayLink> gateway_link_;
-  std::vector<iovec> iov_scratch_;
   // Behind a pointer: the context is move-assigned (a migration target),
   // never while a call runs.
   std::unique_ptr<std::mutex> calls_mutex_ = std::make_unique<std::mutex>();

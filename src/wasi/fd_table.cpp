@@ -156,13 +156,13 @@ Errno FdTable::insert(FdEntry entry, uint32_t& fd_out) {
 
 void FdTable::insert_at(uint32_t fd, FdEntry entry) {
   if (fd >= slots_.size()) slots_.resize(fd + 1);
-  slots_[fd] = std::make_unique<FdEntry>(std::move(entry));
+  slots_[fd] = std::make_shared<FdEntry>(std::move(entry));
   if (fd == first_free_hint_) ++first_free_hint_;
 }
 
 Errno FdTable::close(uint32_t fd) {
   if (!find(fd)) return Errno::badf;
-  slots_[fd].reset(); // closes the host fd
+  slots_[fd].reset(); // closes the host fd, unless a waiting call shares the entry
   if (fd < first_free_hint_) first_free_hint_ = fd;
   return Errno::success;
 }
@@ -180,6 +180,12 @@ std::vector<uint32_t> FdTable::open_fds() const {
   for (uint32_t fd = 0; fd < slots_.size(); ++fd)
     if (slots_[fd]) fds.push_back(fd);
   return fds;
+}
+
+std::shared_ptr<FdEntry> FdTable::share(const FdEntry& e) const {
+  for (const std::shared_ptr<FdEntry>& slot : slots_)
+    if (slot.get() == &e) return slot;
+  return nullptr;
 }
 
 } // namespace tern::wasi

@@ -178,8 +178,14 @@ public:
   // Every open fd, in increasing order (for checkpoints and tests).
   std::vector<uint32_t> open_fds() const;
 
+  // A share of the entry `e` (in this table), for a call that waits with
+  // the context unlocked: a close meanwhile takes the number away, and the
+  // entry (its host fd open) lives on until that call ends, as a blocked
+  // read on a descriptor another thread closes does on POSIX.
+  std::shared_ptr<FdEntry> share(const FdEntry& e) const;
+
 private:
-  std::vector<std::unique_ptr<FdEntry>> slots_;
+  std::vector<std::shared_ptr<FdEntry>> slots_;
   uint32_t first_free_hint_ = 0;
 };
 

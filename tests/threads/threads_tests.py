@@ -378,16 +378,77 @@ def migrate_faults(env):
     failed_migration(env, key, f"127.0.0.1:{free_port()}", 1000)
 
 
-def read_err_until(proc, text):
-    """Reads the process's stderr line by line until a line contains `text`."""
+def read_until(pipe, text):
+    """Reads a process's pipe (stdout, stderr) line by line until a line
+    contains `text`; returns the lines read."""
     lines = []
     while True:
-        line = proc.stderr.readline().decode(errors="replace")
+        line = pipe.readline().decode(errors="replace")
         if not line:
             raise Failure(f"the process ended before printing {text!r}: {''.join(lines)!r}")
         lines.append(line)
         if text in line:
             return "".join(lines)
+
+
+def read_err_until(proc, text):
+    return read_until(proc.stderr, text)
+
+
+# --- a thread blocked in a WASI call does not block the others' calls ---------
+
+BLOCKED_READER_OUT = "main printed while the reader waits\nreader got 'hello'\ndone\n"
+
+
+def feed_after_main_printed(env, args, snap=None):
+    """Runs blocked_reader (`args` before the program); stdin gets its bytes
+    only once main's line is out, after a checkpoint (SIGUSR1) to `snap`
+    if given. Returns (status, stdout, stderr)."""
+    proc = env.start(args + [env.wasm("blocked_reader")], stdin=subprocess.PIPE)
+    try:
+        first = read_until(proc.stdout, "main printed")
+        if snap:
+            while not usr1_caught(proc.pid):
+                time.sleep(0.001)
+            proc.send_signal(signal.SIGUSR1)
+            wait_for(lambda: os.path.exists(snap) or proc.poll() is not None, "the snapshot")
+        proc.stdin.write(b"hello")
+        proc.stdin.close()
+        proc.stdin = None  # closed: finish() has nothing to send
+        rc, out, err = finish(proc)
+        return rc, first + out, err
+    finally:
+        kill_if_running(proc)
+
+
+@case
+def blocked_reader(env):
+    """One thread blocks in fd_read on stdin (a pipe) that the test feeds
+    only after the main thread has printed: the main thread's fd_write goes
+    on while the reader waits (the context's lock is not held across the
+    blocking call), in every engine."""
+    for mode in env.modes():
+        rc, out, err = feed_after_main_printed(env, ["run"] + engine_args(env, mode))
+        expect_equal((rc, out), (0, BLOCKED_READER_OUT), f"blocked_reader in {mode} ({err!r})")
+
+
+@case
+def blocked_reader_checkpoint(env):
+    """The reader blocked in fd_read on stdin while main prints; a checkpoint
+    (SIGUSR1) then, and stdin fed after it: the run ends with the known
+    output, and the snapshot, restored in another engine with the same
+    stdin, ends identically (the reader issues its read again)."""
+    modes = CHECKPOINT_MODES if env.compiler else ("interp",)
+    for i, mode in enumerate(modes):
+        restore_mode = modes[(i + 1) % len(modes)]
+        snap = env.path(f"blocked-{mode}.snap")
+        rc, out, err = feed_after_main_printed(
+            env, ["run"] + engine_args(env, mode) + ["--checkpoint-to", snap], snap)
+        expect_equal((rc, out), (0, BLOCKED_READER_OUT), f"the run in {mode} ({err!r})")
+        rc, out, err = env.run(["restore"] + engine_args(env, restore_mode) + [snap],
+                               stdin=b"hello")
+        expect_equal((rc, out), (0, "reader got 'hello'\ndone\n"),
+                     f"the restore in {restore_mode} of a snapshot taken in {mode} ({err!r})")
 
 
 @case
