@@ -46,10 +46,13 @@ std::vector<uint8_t*> views_of(const Memory& m) {
 class Mechanism {
 public:
   virtual ~Mechanism() = default;
-  // ORs the pages written since the previous harvest into `bits` (sized for
-  // the memory's current pages); false when that is unknown, and then every
-  // page must count as written.
-  virtual bool harvest(std::vector<uint64_t>& bits) = 0;
+  // ORs the pages written since the previous harvest among the first
+  // `pages` into `bits` (sized for them); false when that is unknown, and
+  // then every page must count as written. `pages` is the caller's count:
+  // another thread may grow the memory meanwhile, and the pages it adds are
+  // reported through grown() (their writes stay recorded for the next
+  // harvest).
+  virtual bool harvest(std::vector<uint64_t>& bits, uint64_t pages) = 0;
   // The memory grew from `old_bytes` (its base may have moved).
   virtual void grown(uint64_t old_bytes, bool base_moved) = 0;
   virtual void host_write(uint64_t /*addr*/, uint64_t /*len*/) {}
@@ -66,17 +69,18 @@ public:
   // Registers the memory; false with the reason when the kernel refuses.
   bool start(std::string& error) {
     if (!register_all(error)) return false;
-    std::vector<uint64_t> ignored(words_for(memory_.size() / host_page_size()));
+    const uint64_t pages = memory_.size() / host_page_size();
+    std::vector<uint64_t> ignored(words_for(pages));
     // The first scan protects what is there; what it reports is not news.
-    return scan(ignored, error);
+    return scan(ignored, pages, error);
   }
 
-  bool harvest(std::vector<uint64_t>& bits) override {
+  bool harvest(std::vector<uint64_t>& bits, uint64_t pages) override {
     std::string error;
-    if (scan(bits, error)) return true;
+    if (scan(bits, pages, error)) return true;
     // Set up again for the next round; this one reports everything.
     std::vector<uint64_t> ignored(bits.size());
-    if (register_all(error)) scan(ignored, error);
+    if (register_all(error)) scan(ignored, pages, error);
     return false;
   }
 
@@ -103,9 +107,9 @@ private:
     return true;
   }
 
-  bool scan(std::vector<uint64_t>& bits, std::string& error) {
+  bool scan(std::vector<uint64_t>& bits, uint64_t pages, std::string& error) {
     const uint64_t page = host_page_size();
-    const uint64_t size = memory_.size();
+    const uint64_t size = pages * page;
     // A shared page can lose its mapping in one view and keep its bytes
     // (reclaim to swap): holes count there (util/pagemap.h).
     const bool holes = memory_.mirrored();
@@ -196,7 +200,7 @@ public:
     return true;
   }
 
-  bool harvest(std::vector<uint64_t>& bits) override {
+  bool harvest(std::vector<uint64_t>& bits, uint64_t pages) override {
     const uint64_t size = memory_.size();
     if (degraded_.exchange(false)) {
       // An mprotect failed in the handler, which then opened everything.
@@ -207,7 +211,6 @@ public:
     // Take the bits first, then protect: a write between the two lands on a
     // page still writable, and is seen by whoever copies the page after
     // this returns; a write after the protection faults and is recorded.
-    const uint64_t pages = size / page_;
     for (uint64_t w = 0; w < words_for(pages); ++w) bits[w] |= bits_[w].exchange(0);
     const uint64_t per_block = kBlock / page_;
     for (uint64_t p = 0; p < pages;) {
@@ -324,12 +327,12 @@ public:
   explicit HashMechanism(Memory& memory) : memory_(memory), page_(host_page_size()) {
     std::vector<uint8_t> zero(page_, 0);
     zero_hash_ = XXH3_128bits(zero.data(), zero.size());
-    std::vector<uint64_t> ignored(words_for(memory.size() / page_));
-    harvest(ignored);
+    const uint64_t pages = memory.size() / page_;
+    std::vector<uint64_t> ignored(words_for(pages));
+    harvest(ignored, pages);
   }
 
-  bool harvest(std::vector<uint64_t>& bits) override {
-    const uint64_t pages = memory_.size() / page_;
+  bool harvest(std::vector<uint64_t>& bits, uint64_t pages) override {
     const uint8_t* base = memory_.base();
     // Pages never touched read as zero: hashed without reading them (which
     // would map them). A shared mapping's page map does not show writes
@@ -533,7 +536,7 @@ DirtyPages DirtyTracker::collect(size_t id) {
   State& s = *state_;
   const uint64_t pages = s.pages();
   std::vector<uint64_t> written(words_for(pages), 0);
-  if (!s.mechanism->harvest(written)) set_range(written, 0, pages);
+  if (!s.mechanism->harvest(written, pages)) set_range(written, 0, pages);
   for (State::Log& l : s.logs) {
     if (!l.open) continue;
     l.pending.resize(words_for(pages), 0);
