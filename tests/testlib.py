@@ -339,6 +339,16 @@ def wait_blocked(proc):
     wait_for(blocked, "the program to block in a host call")
 
 
+def stopped(pid):
+    """Whether process PID is stopped (state T: SIGSTOP, as `tern serve`
+    stops itself at a fault point for the tests)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
 def read_line(proc):
     """One line of the process's stdout ("" at its end), read from the pipe
     a byte at a time: a buffered readline() may take more than the line

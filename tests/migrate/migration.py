@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import (PROGRESS, Background, Cases, Failure, Hung, expect,  # noqa: E402
                      expect_equal, free_port, join, kill_if_running, run_process, tern_command,
-                     wait_for, wait_process)
+                     stopped, wait_for, wait_process)
 import netns  # noqa: E402
 
 cases = Cases("migrate")
@@ -317,14 +317,6 @@ def needs_hosts(fn):
     case.__name__ = fn.__name__
     case.__doc__ = fn.__doc__
     return case
-
-
-def stopped(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "T"
-    except OSError:
-        return False
 
 
 def receiving_process(target):

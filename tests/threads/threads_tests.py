@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (Cases, Failure, expect, expect_equal, expect_one_error,  # noqa: E402
-                     finish, free_port, kill_if_running, start, tern_command, wait_for)
+                     finish, free_port, kill_if_running, start, stopped, tern_command, wait_for)
 
 case = Cases("threads")
 
@@ -274,14 +274,6 @@ def migrate_engines(env):
 FAULT_PHASES = ("hello", "precopy", "final", "ready", "commit")
 
 
-def stopped_process(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "T"
-    except OSError:
-        return False
-
-
 def failed_migration(env, key, to, pause_at, while_migrating=None, timeout="10s"):
     """thread_pool (interp) paused at `pause_at` with its workers running or
     waiting, a `tern migrate` to `to` that must fail (after
@@ -342,7 +334,7 @@ def migrate_faults(env):
             def kill_at_phase():
                 line = read_err_until(serve, "connected (process")
                 child = int(re.search(r"process (\d+)", line).group(1))
-                wait_for(lambda: stopped_process(child) or serve.poll() is not None,
+                wait_for(lambda: stopped(child) or serve.poll() is not None,
                            f"the target to stop at {phase}")
                 serve.kill()  # its receiving process dies with it
                 serve.wait()
