@@ -61,9 +61,14 @@ int serve(const ServeCliOptions& o) {
   gateway.key = o.key;
   gateway_participants(gateway, GatewayUse::Serve); // options checked now
   s.target.participants = [gateway] { return gateway_participants(gateway, GatewayUse::Serve); };
-  s.run = [&o](program::Program& prog) {
-    auto supervisor = make_supervisor(o.host);
-    return supervise_and_report(prog, *supervisor, o.host);
+  s.run = [&o](program::Program& prog, const std::string& mode) {
+    // The engine the program was rebuilt for, which `tern migrate --mode`
+    // may have chosen over serve's --mode: the control socket's status
+    // reports it.
+    HostCliOptions received = o.host;
+    received.engine.mode = mode;
+    auto supervisor = make_supervisor(received);
+    return supervise_and_report(prog, *supervisor, received);
   };
   return migrate::serve(s);
 }

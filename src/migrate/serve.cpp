@@ -66,7 +66,7 @@ struct Child {
     if (o.verbose)
       log(fmt::format("{}: the program runs here ({} mode, {} rounds)", peer, received.mode,
                       received.rounds));
-    status = o.run(*received.program);
+    status = o.run(*received.program, received.mode);
   } catch (const std::exception& e) {
     log(e.what());
   }

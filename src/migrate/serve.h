@@ -22,9 +22,10 @@ struct ServeOptions {
   bool once = false;
   bool verbose = false; // a line on stderr per step ("tern: serve: ...")
   TargetOptions target;
-  // Runs a received program (in its own process); returns the exit status
-  // that process ends with.
-  std::function<int(program::Program&)> run;
+  // Runs a received program (in its own process) in `mode`, the engine it
+  // was rebuilt for (tern migrate --mode, else target.default_mode);
+  // returns the exit status that process ends with.
+  std::function<int(program::Program&, const std::string& mode)> run;
 };
 
 // Serves until killed, or with `once` until the first program received has

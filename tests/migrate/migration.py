@@ -21,8 +21,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import (PROGRESS, Background, Cases, Failure, Hung, expect,  # noqa: E402
-                     expect_equal, free_port, join, kill_if_running, run_process, tern_command,
-                     stopped, wait_for, wait_process)
+                     expect_equal, free_port, join, kill_if_running, run_process, start,
+                     tern_command, stopped, wait_for, wait_process)
 import netns  # noqa: E402
 
 cases = Cases("migrate")
@@ -645,6 +645,236 @@ def faster_than_link(env, w):
     t_rc, t_out, t_err = target.wait()
     expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]), "the program's end and output")
     print(f"  ({out.strip()})")
+
+
+@cases
+def from_restore(env):
+    """A program started by `tern restore --control` moves too (issue 15
+    item 4): stopped at stable point 1500 into a snapshot, restored with a
+    control socket, migrated to serve: the three parts of its output are
+    the uninterrupted run's."""
+    w = World(env)
+    program = dirtier(env)
+    ref = w.reference(program)
+    snap = env.path("first.snap")
+    rc, first_out, first_err = env.run(["run", "--mode", "interp", "--checkpoint-to", snap,
+                                        "--checkpoint-at", "1500", "--stop-after-checkpoint"] +
+                                       program)
+    expect(rc == 0 and os.path.exists(snap), f"the first part: {rc} {first_err}")
+    port = free_port()
+    target = w.serve(port)
+    control = env.path("control.sock")
+    src = w.start(None, ["restore", "--mode", "interp", "--control", control, "--pause-at",
+                         "3000", snap])
+    wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
+    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+    src_rc, src_out, src_err = src.wait()
+    expect(src_rc == 0, f"the restored source ended with {src_rc}: {src_err}")
+    t_rc, t_out, t_err = target.wait()
+    expect_equal(t_rc, ref[0], f"serve's exit status (the program's): {t_err[-400:]}")
+    expect_equal(first_out + src_out + t_out, ref[1], "stdout of the run, the restore, the target")
+
+
+def status_engine(env, control):
+    """The engine a running program's tern reports (`tern checkpoint --status`)."""
+    rc, out, err = env.run(["checkpoint", "--control", control, "--status"])
+    expect(rc == 0, f"tern checkpoint --status: {err}")
+    m = re.search(r"engine=(\S+)", out)
+    expect(m is not None, f"no engine in the status {out!r}")
+    return m.group(1)
+
+
+@cases.needs_compiler
+def mode_override(env):
+    """`tern migrate --mode aot` overrides serve's --mode interp: the target
+    compiles the module (into serve's --cache-dir) and runs the program in
+    compiled code, as its status and a checkpoint it writes say; the output
+    is the uninterrupted run's."""
+    w = World(env)
+    program = dirtier(env)
+    ref = w.reference(program)
+    port = free_port()
+    cache = env.fresh_dir("target-cache")
+    target_control = env.path("target.sock")
+    # Held at a stable point after the move until a checkpoint request.
+    target = w.serve(port, ["--cache-dir", cache, "--control", target_control,
+                            "--pause-at", "3500"], mode="interp")
+    control = env.path("control.sock")
+    src = w.source(control, program, ["--pause-at", "3000"])
+    expect_equal(status_engine(env, control), "interp", "the source's engine")
+    rc, out, err = w.migrate(control, f"127.0.0.1:{port}", ["--mode", "aot"])
+    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+    target.err.wait(r"the program runs here \(aot mode")
+    expect_equal(status_engine(env, target_control), "aot", "the target's engine")
+    expect(os.listdir(cache), "serve compiled nothing into its --cache-dir")
+    snap = env.path("on-target.snap")
+    rc, out, err = env.run(["checkpoint", "--control", target_control, "-o", snap])
+    expect(rc == 0, f"checkpoint on the target: {err}")
+    rc, out, err = env.run(["inspect", "--json", snap])
+    import json
+    expect_equal(json.loads(out)["host"]["engine"], "aot", "the engine the target's snapshot names")
+    src_rc, src_out, _ = src.wait()
+    t_rc, t_out, t_err = target.wait()
+    expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]), f"the program's end and output {t_err}")
+
+
+@cases
+def max_downtime(env):
+    """--max-downtime is the pre-copy's stopping rule (docs/cli.md): the
+    program stops once what is left could go within it. A program
+    rewriting memory without pause (100 MB/s) is moved twice: with 1000 s
+    it stops after the first round (2 rounds: that one and the final);
+    with 0 ms what is left is never small enough, so rounds go on until
+    --max-rounds 4 or they stop shrinking (3 to 5 rounds). Both finish
+    with the uninterrupted run's output."""
+    w = World(env)
+    program = dirtier(env, mib=4, rate=100, steps=1000)
+    ref = w.reference(program)
+    rounds = {}
+    for limit in ("1000000", "0"):
+        port = free_port()
+        target = w.serve(port)
+        control = env.path(f"control-{limit}.sock")
+        src = w.source(control, program)
+        src.out.wait("ready")
+        rc, out, err = w.migrate(control, f"127.0.0.1:{port}",
+                                 ["--max-downtime", limit, "--max-rounds", "4"])
+        m = expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+        rounds[limit] = int(m.group(2))
+        src_rc, src_out, _ = src.wait()
+        t_rc, t_out, t_err = target.wait()
+        expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]),
+                     f"--max-downtime {limit}: the program's end and output")
+        print(f"  --max-downtime {limit}: {out.strip()}")
+    expect_equal(rounds["1000000"], 2, "rounds with --max-downtime 1000000")
+    expect(3 <= rounds["0"] <= 5, f"rounds with --max-downtime 0: {rounds['0']}")
+
+
+@cases
+@needs_hosts
+def serve_many(env, w):
+    """`tern serve` without --once receives two programs migrated one after
+    the other and runs each in its own process: both finish there with
+    their own output (serve's stdout, one after the other) and status 0,
+    serve staying up; SIGTERM then ends serve and leaves nothing running
+    on its host, its port free again."""
+    hosts = w.hosts
+    programs = [dirtier(env, mib=4, rate=1, steps=60), dirtier(env, mib=2, rate=2, steps=40)]
+    refs = [w.reference(p) for p in programs]
+    to = w.target_address(7000)
+    target = w.start(hosts.b, ["serve", "--listen", to, "--key", w.key(), "--verbose", "--mode",
+                               "interp"])
+    target.err.wait("listening on")
+    served = ""
+    pids = []
+    for i, program in enumerate(programs):
+        control = env.path(f"control{i}.sock")
+        src = w.source(control, program, ["--pause-at", "2000"])
+        rc, out, err = w.migrate(control, to)
+        expect_migrated(rc, out, err, to)
+        pids.append(receiving_process_after(target, pids))
+        src_rc, src_out, src_err = src.wait()
+        expect(src_rc == 0, f"source {i} ended with {src_rc}: {src_err}")
+        steps = program[-1]
+        target.out.wait(rf"^done {steps} steps")  # the program's last line
+        wait_for(lambda: target.err.text().count("the program ended with status 0") == i + 1,
+                 f"program {i} to end on the target")
+        expect_equal(src_out + target.out.text()[len(served):], refs[i][1],
+                     f"program {i}: stdout of source and target")
+        served = target.out.text()
+    expect(pids[0] != pids[1], f"both programs ran in process {pids[0]}")
+    expect(target.p.poll() is None, f"serve ended: {target.err.text()}")
+    expect_equal(target.err.text().count("the program runs here"), 2, "programs run by serve")
+    target.p.terminate()
+    rc, _, err = target.wait()
+    expect_nothing_runs(hosts, hosts.b)
+    # The port is free: a new serve listens there.
+    again = w.start(hosts.b, ["serve", "--listen", to, "--key", w.key(), "--verbose"])
+    again.err.wait("listening on")
+    again.p.kill()
+    again.wait()
+
+
+def receiving_process_after(target, seen):
+    """The pid of serve's process for the newest connection (serve --verbose)."""
+    def newest():
+        found = re.findall(r"connected \(process (\d+)\)", target.err.text())
+        return [int(p) for p in found if int(p) not in seen]
+    wait_for(lambda: newest(), "serve's process for the connection")
+    return newest()[0]
+
+
+# System calls that create, change or remove a file by name, and the open
+# flags that write: none may touch a file during a migration (strace -e
+# trace=%file names every file system call; reads are fine).
+WRITING_CALLS = re.compile(r"^(creat|mkdir|mkdirat|mknod|mknodat|rename|renameat|renameat2|link|"
+                           r"linkat|symlink|symlinkat|unlink|unlinkat|truncate|rmdir)$")
+WRITING_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_TMPFILE|O_APPEND")
+STRACE_LINE = re.compile(r'^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)')
+
+
+def files_written(log, allowed):
+    """The file system calls in an `strace -f -e trace=%file` log that
+    write, other than on device and proc files and the `allowed` paths."""
+    found = []
+    with open(log) as f:
+        for line in f:
+            m = STRACE_LINE.match(line)
+            if not m or m.group(3).startswith("-"):
+                continue  # not a call, or a failed one (nothing written)
+            call, call_args = m.group(1), m.group(2)
+            paths = re.findall(r'"([^"]*)"', call_args)
+            if any(p.startswith(("/dev/", "/proc/", "/sys/")) or p in allowed for p in paths):
+                continue
+            if WRITING_CALLS.match(call) or (call.startswith("open") and
+                                              WRITING_FLAGS.search(call_args)):
+                found.append(line.strip())
+    return found
+
+
+@cases
+def no_temp_files(env):
+    """No temporary snapshot file on either side (issue 15 item 3): source
+    and serve each run with an empty working directory and an empty TMPDIR
+    of their own, under strace: after the migration both directories are
+    still empty and neither process (nor serve's receiving process) made,
+    wrote, renamed or removed any file but the source's control socket."""
+    if not shutil.which("strace"):
+        raise Failure("needs strace (scripts/install-deps.sh installs it)")
+    w = World(env)
+    program = dirtier(env)
+    ref = w.reference(program)
+    key = w.key()
+    dirs = {name: env.fresh_dir(name) for name in ("src-cwd", "src-tmp", "tgt-cwd", "tgt-tmp")}
+
+    def traced(side, args):
+        log = env.path(f"{side}.strace")
+        cmd = ["strace", "-f", "-qq", "-o", log, "-e", "trace=%file"] + env.tern + args
+        p = start(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                  cwd=dirs[f"{side}-cwd"], env=dict(os.environ, TMPDIR=dirs[f"{side}-tmp"]))
+        return Proc(p), log
+
+    port = free_port()
+    target, target_log = traced("tgt", ["serve", "--listen", f"127.0.0.1:{port}", "--key", key,
+                                        "--once", "--verbose", "--mode", "interp"])
+    target.err.wait("listening on")
+    control = env.path("control.sock")
+    src, src_log = traced("src", ["run", "--mode", "interp", "--control", control, "--pause-at",
+                                  "2000"] + program)
+    wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
+    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+    src_rc, src_out, src_err = src.wait()
+    t_rc, t_out, t_err = target.wait()
+    expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
+                 f"the statuses and the program's output ({src_err[-300:]} {t_err[-300:]})")
+    for name, d in dirs.items():
+        expect_equal(os.listdir(d), [], f"files left in {name}")
+    for side, log in (("source", src_log), ("target", target_log)):
+        expect(os.path.getsize(log) > 0, f"strace logged nothing for the {side}")
+        written = files_written(log, {control})
+        expect(not written, f"the {side} wrote files: {written[:10]}")
 
 
 def notes_dir(env, name):
