@@ -386,6 +386,143 @@ def blocked_wait_incremental(env):
     expect(any(waiting), f"no link of {links} was taken in a wait")
 
 
+# --- incremental chains by every trigger ---------------------------------------------
+# (--checkpoint-every-points: incremental.py; --checkpoint-every:
+# blocked_wait_incremental above.) Links are restored in each engine in turn.
+CHAIN_MODES = ("interp", "aot", "jit")
+
+
+def chain_links(env, directory, name):
+    """The links NAME.1, NAME.2, ... in `directory`, in order."""
+    return sorted((n for n in os.listdir(directory) if n.startswith(name + ".")),
+                  key=lambda n: int(n.rsplit(".", 1)[1]))
+
+
+def expect_chain(env, head, count):
+    """HEAD.1 ... HEAD.count and nothing more; HEAD names the newest; `tern
+    inspect` of the newest lists the chain: HEAD.1 self-contained, every
+    later link incremental (a trigger that ignored --incremental writes
+    self-contained snapshots to HEAD)."""
+    directory, name = os.path.split(head)
+    links = chain_links(env, directory, name)
+    expect_equal(links, [f"{name}.{i}" for i in range(1, count + 1)], "the chain's files")
+    newest = f"{head}.{count}"
+    expect(os.stat(head).st_ino == os.stat(newest).st_ino, f"{head} is not the newest link")
+    rc, out, err = env.run(["inspect", "--json", newest])
+    expect_equal(rc, 0, f"tern inspect ({err})")
+    chain = json.loads(out).get("chain", [])
+    expect_equal([(os.path.basename(c["path"]), c["incremental"]) for c in chain],
+                 [(f"{name}.{i}", i > 1) for i in range(count, 0, -1)],
+                 "the chain tern inspect follows (newest first, incremental)")
+
+
+def memory_sha256(stats):
+    with open(stats) as f:
+        return json.load(f)["memory_sha256"]
+
+
+def reader_chain(env, trigger, extra=()):
+    """The reader guest blocked in fd_read on its stdin pipe after each of
+    its first LINKS lines; `trigger(proc, k)` asks for checkpoint k there
+    (and waits until it is written), so each link's place is known
+    exactly. Every link, restored and fed the lines after it, must print
+    the rest of the uninterrupted output and end with its final memory.
+    Every run is fed alike (a line at a time, each waited for, then the
+    rest at once), so the stdio buffer in memory holds the same bytes."""
+    links = 4
+    lines = [f"line {i} {'z' * (i * 7)}\n" for i in range(1, links + 3)]
+
+    def feed(proc, first, trigger=None):
+        """Feeds lines[first:]; returns (output so far after each line up
+        to LINKS, exit status, the whole output, stderr)."""
+        printed, after = "", []
+        try:
+            for i in range(first, links):
+                proc.stdin.write(lines[i].encode())
+                proc.stdin.flush()
+                printed += read_until(proc, f"{i + 1}: ")
+                if trigger:
+                    wait_blocked(proc)
+                    trigger(proc, i + 1)
+                after.append(printed)
+            proc.stdin.write("".join(lines[links:]).encode())
+            proc.stdin.close()
+            proc.stdin = None  # communicate() must not touch it again
+        finally:
+            rc, rest, err = finish(proc)
+        return after, rc, printed + rest, err
+
+    ref_stats = env.path("ref-stats.json")
+    _, rc, ref, err = feed(env.start(["run", "--stats-out", ref_stats, env.wasm("reader")],
+                                     stdin=subprocess.PIPE), 0)
+    expect_equal(rc, 0, f"reference run ({err})")
+    head = os.path.join(env.fresh_dir("chain"), "s")
+    heads, rc, out, err = feed(env.start(["run", "--checkpoint-to", head, "--incremental", *extra,
+                                          env.wasm("reader")], stdin=subprocess.PIPE), 0, trigger)
+    expect_equal((rc, out), (0, ref), f"the checkpointed run ({err})")
+    expect_chain(env, head, links)
+    for k in range(1, links + 1):
+        mode = CHAIN_MODES[k % len(CHAIN_MODES)]
+        stats = env.path(f"stats-{k}.json")
+        proc = env.start(["restore", *env.engine_args(mode), "--stats-out", stats, f"{head}.{k}"],
+                         stdin=subprocess.PIPE)
+        _, rc, restored, err = feed(proc, k)
+        expect_equal((rc, heads[k - 1] + restored), (0, ref),
+                     f"link s.{k} restored in {mode}: output before it + restored output ({err})")
+        expect_equal(memory_sha256(stats), memory_sha256(ref_stats),
+                     f"link s.{k} restored in {mode}: the final memory")
+
+
+@case.needs_compiler
+def incremental_signal(env):
+    """--incremental with SIGUSR1: each signal adds a link to the chain."""
+    def trigger(proc, k):
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(env.path(f"chain/s.{k}")), f"link s.{k}")
+    reader_chain(env, trigger)
+
+
+@case.needs_compiler
+def incremental_control(env):
+    """--incremental with `tern checkpoint --control` (no -o: to
+    --checkpoint-to): each request adds a link."""
+    sock = env.path("ctl.sock")
+
+    def trigger(proc, k):
+        rc, out, err = env.run(["checkpoint", "--control", sock])
+        # The reply names PATH, which names the newest link.
+        expect_equal((rc, out), (0, f"checkpoint written to {env.path('chain/s')}\n"),
+                     f"tern checkpoint {k} ({err})")
+        expect(os.path.exists(env.path(f"chain/s.{k}")), f"request {k} wrote no link s.{k}")
+    reader_chain(env, trigger, ["--control", sock])
+
+
+@case.needs_compiler
+def incremental_guest(env):
+    """--incremental with the guest's own tern.checkpoint(): asks_often
+    changes pages of its buffer and checkpoints, ROUNDS times; each link
+    restored (checkpointing again elsewhere) prints the rest of the run,
+    its first call returning 1."""
+    rounds = 5
+    head = os.path.join(env.fresh_dir("chain"), "s")
+    rc, ref, err = env.run(["run", "--checkpoint-to", head, "--incremental",
+                            env.wasm("asks_often"), str(rounds)])
+    expect_equal(rc, 0, f"the checkpointed run ({err})")
+    out_lines = ref.splitlines(keepends=True)
+    expect(len(out_lines) == rounds + 1 and
+           all(f"checkpoint {i} returned 0" in out_lines[i] for i in range(rounds)),
+           f"the checkpointed run's output: {ref!r}")
+    expect_chain(env, head, rounds)
+    for k in range(1, rounds + 1):
+        mode = CHAIN_MODES[k % len(CHAIN_MODES)]
+        # Line k-1 says what checkpoint k-1 returned: 1 in the restored program.
+        want = ([out_lines[k - 1].replace("returned 0", "returned 1")] + out_lines[k:])
+        rc, restored, err = env.run(["restore", *env.engine_args(mode), "--checkpoint-to",
+                                     env.path(f"again-{k}"), f"{head}.{k}"])
+        expect_equal((rc, restored), (0, "".join(want)),
+                     f"link s.{k} restored in {mode} ({err})")
+
+
 # --- bad snapshots -------------------------------------------------------------------
 
 @case
