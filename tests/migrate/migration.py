@@ -676,6 +676,47 @@ def from_restore(env):
     expect_equal(first_out + src_out + t_out, ref[1], "stdout of the run, the restore, the target")
 
 
+@cases
+def engine_it_cannot_run(env):
+    """A target that cannot compile (its compiler plugin missing: as a
+    build without LLVM) refuses `tern migrate --mode aot` and `--mode jit`
+    with one clear error before any memory moves; the source runs on, and
+    the same serve then takes the program in its own --mode interp, where
+    it finishes as an uninterrupted run does."""
+    w = World(env)
+    # Blocked reading stdin until it has moved: it cannot end meanwhile.
+    program = dirtier(env, mib=4, rate=1, steps=50) + ["wait"]
+    ref = w.reference(program, stdin=b"go\n")
+    port = free_port()
+    to = f"127.0.0.1:{port}"
+    listen = ["serve", "--listen", to, "--key", w.key(), "--once", "--verbose", "--mode",
+              "interp", "--cache-dir", env.fresh_dir("empty-cache")]
+    target = w.start(None, listen, env=dict(os.environ, TERN_COMPILER_PLUGIN=env.path("none.so")),
+                     stdin=subprocess.PIPE)
+    target.err.wait("listening on")
+    control = env.path("control.sock")
+    src = w.source(control, program, stdin=subprocess.PIPE)
+    src.out.wait("ready")
+    for i, mode in enumerate(("aot", "jit")):
+        rc, out, err = w.migrate(control, to, ["--mode", mode])
+        expect_refused(rc, out, err, r"refused the program: .*(no compiler|compiler plugin)",
+                       f"--mode {mode}")
+        wait_for(lambda: target.err.text().count("serve: refused the program from") == i + 1,
+                 f"serve to log its refusal of --mode {mode}")
+    expect("the program runs here" not in target.err.text(), "the target ran a refused program")
+    rc, out, err = w.migrate(control, to)
+    expect_migrated(rc, out, err, to)
+    src.p.stdin.close()
+    target.p.stdin.write(b"go\n")  # the program reads serve's stdin now
+    target.p.stdin.close()
+    src_rc, src_out, _ = src.wait()
+    t_rc, t_out, t_err = target.wait()
+    expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
+                 f"the program's end and output ({t_err[-400:]})")
+    expect_equal(len(re.findall(r"the program runs here \(interp mode", t_err)), 1,
+                 "the program ran on the target, in the interpreter")
+
+
 def status_engine(env, control):
     """The engine a running program's tern reports (`tern checkpoint --status`)."""
     rc, out, err = env.run(["checkpoint", "--control", control, "--status"])
