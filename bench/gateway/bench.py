@@ -31,7 +31,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "gateway"))
+import testlib  # noqa: E402
 from hosts import ADDRESS, GATEWAY_ADDRESS, Hosts  # noqa: E402
 
 PUBLISHED_PORT, DIRECT_PORT = 7000, 7001
@@ -67,16 +69,21 @@ class Bench:
         return open(os.path.join(self.tmp, f"program{self.moves}.log"), "wb")
 
     def wait_running(self, control):
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if os.path.exists(control):
-                r = subprocess.run([self.tern, "checkpoint", "--control", control, "--status"],
-                                   capture_output=True, text=True)
-                if r.returncode == 0:
-                    return
-            time.sleep(0.01)
-        with open(os.path.join(self.tmp, f"program{self.moves}.log"), errors="replace") as f:
-            sys.exit(f"bench: the program did not start: {f.read()[-2000:]}")
+        """Until the program runs: its control socket answers `running`, not
+        `starting` (in jit mode with a cold cache the program is compiled
+        first, which took 20-50 s here; clients started then waited for the
+        compiler, and the first move's stall counted that wait)."""
+        def running():
+            if not os.path.exists(control):
+                return False
+            r = subprocess.run([self.tern, "checkpoint", "--control", control, "--status"],
+                               capture_output=True, text=True)
+            return r.returncode == 0 and r.stdout.startswith("running")
+        try:
+            testlib.wait_for(running, "the program to run")
+        except testlib.Failure as e:
+            with open(os.path.join(self.tmp, f"program{self.moves}.log"), errors="replace") as f:
+                sys.exit(f"bench: {e}: {f.read()[-2000:]}")
 
     def start(self, host, port, published):
         args = [self.tern, "run", *self.engine(), "--listen", f"0.0.0.0:{port}"]
@@ -90,7 +97,7 @@ class Bench:
 
     def clients(self, address, port, *args):
         p = self.hosts.start("clients", [self.client, address, str(port), *map(str, args)])
-        out, err = p.communicate(timeout=3600)
+        out, err = testlib.communicate(p)
         result = json.loads(out.decode().strip().splitlines()[-1])
         if p.returncode != 0:
             sys.exit(f"bench: clients failed: {result} {err.decode()[-2000:]}")
@@ -130,6 +137,34 @@ class Bench:
         with open(self.log_path, errors="replace") as f:
             return [float(m.group(1)) for m in re.finditer(r"\[(\d+\.\d+)\] " + what, f.read())]
 
+    def log_counts(self, pattern):
+        """The number each of the gateway's log lines matching `pattern`
+        (one group) says."""
+        with open(self.log_path, errors="replace") as f:
+            return [int(m.group(1)) for m in re.finditer(pattern, f.read())]
+
+    def start_move_clients(self, stop):
+        """64 pipelining clients, returned once the program has taken every
+        one of them: a move is measured only from a program that serves
+        all its clients."""
+        taken = len(self.log_times("connection \\d+: taken by"))
+        clients = self.hosts.start("clients", [
+            self.client, GATEWAY_ADDRESS["clients"], str(self.client_port), "--connections",
+            "64", "--pipeline", "4", "--until-file", stop])
+        testlib.wait_for(lambda: len(self.log_times("connection \\d+: taken by")) >= taken + 64
+                         or clients.poll() is not None, "the program to take its 64 clients")
+        if clients.poll() is not None:
+            sys.exit(f"bench: the clients ended early: {clients.communicate()}")
+        time.sleep(1)  # under load
+        return clients
+
+    def moved_connections(self, freezes):
+        """How many connections the program carried in the move whose
+        checkpoint is the gateway's `freezes`-th; every client of the move."""
+        n = self.log_counts(r"program \S+ checkpoints \((\d+) connection")[freezes]
+        if n != 64:
+            sys.exit(f"bench: the move carried {n} connections, not the clients' 64")
+
     def stop_direct(self):
         """Ends the direct server of the latency runs; the published one
         goes on into the moves (the gateway fronts one publishing program
@@ -143,10 +178,7 @@ class Bench:
         results = []
         for _ in range(moves):
             stop = os.path.join(self.tmp, f"stop{self.moves}")
-            clients = self.hosts.start("clients", [
-                self.client, GATEWAY_ADDRESS["clients"], str(self.client_port), "--connections",
-                "64", "--pipeline", "4", "--until-file", stop])
-            time.sleep(1)
+            clients = self.start_move_clients(stop)
             snap = os.path.join(self.tmp, "move.snap")
             freezes = len(self.log_times("program \\S+ checkpoints"))
             subprocess.run([self.tern, "checkpoint", "--control", self.control(), "--stop", "-o",
@@ -161,10 +193,11 @@ class Bench:
             self.wait_running(self.control())
             time.sleep(1)
             open(stop, "w").close()
-            out, err = clients.communicate(timeout=600)
+            out, err = testlib.communicate(clients)
             r = json.loads(out.decode().strip().splitlines()[-1])
             if clients.returncode != 0:
                 sys.exit(f"bench: clients failed during a move: {r} {err.decode()[-2000:]}")
+            self.moved_connections(freezes)
             frozen = self.log_times("program \\S+ checkpoints")[freezes]
             ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
             results.append({"stall_ms": r["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,
@@ -181,10 +214,7 @@ class Bench:
         results = []
         for _ in range(moves):
             stop = os.path.join(self.tmp, f"stop{self.moves}")
-            clients = self.hosts.start("clients", [
-                self.client, GATEWAY_ADDRESS["clients"], str(self.client_port), "--connections",
-                "64", "--pipeline", "4", "--until-file", stop])
-            time.sleep(1)
+            clients = self.start_move_clients(stop)
             freezes = len(self.log_times("program \\S+ checkpoints"))
             source_control = self.control()
             host = "b" if host == "a" else "a"
@@ -195,11 +225,8 @@ class Bench:
                 self.tern, "serve", "--once", "--verbose", "--listen", to, *self.engine(),
                 "--key", self.key, "--control", self.control(), "--allow-bind", "0.0.0.0/0"],
                 stderr=open(serve_log, "wb"))
-            deadline = time.monotonic() + 60
-            while "listening on" not in open(serve_log, errors="replace").read():
-                if time.monotonic() > deadline:
-                    sys.exit("bench: tern serve did not start")
-                time.sleep(0.01)
+            testlib.wait_for(lambda: "listening on" in open(serve_log, errors="replace").read()
+                             or target.poll() is not None, "tern serve to listen")
             r = subprocess.run([self.tern, "migrate", "--control", source_control, "--to", to,
                                 "--key", self.key], capture_output=True, text=True)
             m = re.match(r"migrated to \S+: (\d+) rounds, ([\d.]+) MiB sent, downtime ([\d.]+) ms",
@@ -211,10 +238,11 @@ class Bench:
             self.wait_running(self.control())
             time.sleep(1)
             open(stop, "w").close()
-            out, err = clients.communicate(timeout=600)
+            out, err = testlib.communicate(clients)
             c = json.loads(out.decode().strip().splitlines()[-1])
             if clients.returncode != 0:
                 sys.exit(f"bench: clients failed during a move: {c} {err.decode()[-2000:]}")
+            self.moved_connections(freezes)
             frozen = self.log_times("program \\S+ checkpoints")[freezes]
             ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
             results.append({"stall_ms": c["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,

@@ -628,6 +628,28 @@ def out_of_descriptors(env):
         holder.wait()
 
 
+@cases.needs_compiler
+def bench_moves(env):
+    """bench/gateway/bench.py's moves, one of each kind, in jit mode with a
+    cold cache: the bench measures a move only once the program runs and
+    has taken its 64 clients, and fails unless each move's checkpoint
+    carried all 64 (the gateway's log). It once started the clients while
+    the program was still being compiled (its control socket said
+    `starting`): the first move's checkpoint then waited for the compiler
+    and carried no connection, and its "stall" was the compile (~50 s)."""
+    build = os.path.dirname(os.path.dirname(os.path.dirname(env.load_client)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    bench = os.path.join(here, "..", "..", "bench", "gateway", "bench.py")
+    proc = testlib.start([sys.executable, bench, build, "--skip-latency", "--moves", "1",
+                          "--mode", "jit"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = testlib.communicate(proc)
+    out, err = out.decode(), err.decode(errors="replace")
+    expect(proc.returncode == 0, f"bench.py: {proc.returncode}: {out}{err[-3000:]}")
+    rows = re.findall(r"^\s+1\s.*ms\s+\d+$", out, re.M)
+    expect(len(rows) == 2, f"bench.py printed no row for each kind of move: {out}")
+    print(out, flush=True)
+
+
 class Service:
     """The service a program connects out to (on the clients' host): it
     answers the test protocol; counts requests and connections."""
