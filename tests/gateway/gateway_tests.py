@@ -129,14 +129,15 @@ class World:
         self.restore(snap, to)
         os.unlink(snap)
 
-    def migrate(self, to):
-        """`tern migrate` to `tern serve --once` on host `to` (the same key as
-        the gateway's), which re-registers the program once it runs there."""
+    def migrate(self, to, args=()):
+        """`tern migrate` to `tern serve --once ARGS` on host `to` (the same
+        key as the gateway's), which re-registers the program once it runs
+        there."""
         self.moves += 1
         control = self.control_socket(self.moves)
         target = f"{ADDRESS[to]}:{SERVE_PORT + self.moves}"
         cmd = ["serve", "--once", "--verbose", "--listen", target, "--key", self.key,
-               "--control", control]
+               "--control", control, *args]
         if self.listens:
             cmd += ["--allow-bind", "0.0.0.0/0"]
         proc = self.hosts.start(to, self.env.tern + cmd, stderr=self._log_file())
@@ -342,6 +343,39 @@ def move(env, hosts, by):
     result = finish_clients(w, clients, "clients")
     expect(result["replies"] > 64 * 20, f"too few replies: {result}")
     print(f"move_{by}: {result}", flush=True)
+
+
+@both_ways
+def gateway_option(env, hosts, by):
+    """`--gateway` given to `tern restore` (file) or to `tern serve`
+    (migrate) wins over the gateway the snapshot or the stream names: on
+    host b the recorded address (the gateway as host a reaches it) is made
+    unreachable, so the program can re-register and its connection go on
+    only at the explicit address. Without the option the restore fails,
+    naming the recorded address."""
+    w = World(env, hosts, by=by)
+    w.start("a")
+    c = w.connect()
+    c.send(request(1, 10, 10))
+    expect_reply(c, 1, 10)
+    r = hosts.run("b", ["ip", "route", "add", "prohibit", GATEWAY_ADDRESS["a"]])
+    expect(r.rc == 0, f"ip route add prohibit: {r.err!r}")
+    explicit = ["--gateway", w.control_address("b")]
+    if by == "file":
+        snap = w.checkpoint()
+        r = hosts.run("b", env.tern + ["restore", snap, "--key", w.key, "--listen",
+                                       f"0.0.0.0:{SERVER_PORT}"])
+        expect(r.rc == 1 and f"gateway {w.control_address('a')}".encode() in r.err,
+               f"a restore that must reach the snapshot's gateway: {r.rc} {r.err!r}")
+        w.restore(snap, "b", args=explicit)
+    else:
+        w.migrate("b", args=explicit)
+    c.send(request(2, 20, 20))
+    expect_reply(c, 2, 20)
+    expect(f"registered from {ADDRESS['b']}" in w.log() and
+           "1 connection(s) to re-join" in w.log(), f"the gateway's log: {w.log()}")
+    expect("without the gateway" not in w.program_log(), f"b's log: {w.program_log()}")
+    c.close()
 
 
 @cases
