@@ -1133,7 +1133,9 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
   reply.session = p.session;
   std::set<uint64_t> recorded;
   for (const HeldConnection& h : m.connections) {
-    recorded.insert(h.id);
+    // Ids are per instance: another instance's records name none of ours
+    // (after a gateway restart our connection 1 is another client).
+    if (ours) recorded.insert(h.id);
     auto it = conns.find(h.id);
     Conn* c = ours && it != conns.end() && it->second->program == &p ? it->second.get() : nullptr;
     JoinStatus status = JoinStatus::Gone;

@@ -41,20 +41,36 @@ class World:
         self.key = env.path("gateway.key")
         rc, _, err = env.run(["keygen", self.key])
         expect(rc == 0, f"tern keygen: {err}")
-        args = ["gateway", "--listen", "0.0.0.0:0", "--control", "0.0.0.0:0", "--key", self.key,
-                "--hold", hold, "--verbose", *extra]
+        self.gateway_args = ["--key", self.key, "--hold", hold, "--verbose", *extra]
         if buffer:
-            args += ["--buffer", buffer]
+            self.gateway_args += ["--buffer", buffer]
         self.gateway_log = open(env.path("gateway.log"), "wb")
-        self.gateway = hosts.start("gateway", env.tern + args, stderr=self.gateway_log)
-        line = self.gateway.stdout.readline().decode()
-        m = re.search(r"clients on \S+:(\d+), control on \S+:(\d+)", line)
-        expect(m, f"tern gateway's first line: {line!r} ({self.log()})")
-        self.client_port, self.control_port = int(m.group(1)), int(m.group(2))
+        self.client_port, self.control_port = self._start_gateway(0, 0)
         self.program = None
         self.host = None
         self.moves = 0
         self.listens = True  # the program has its --listen socket (a restore grants it again)
+
+    def _start_gateway(self, client_port, control_port):
+        """Starts `tern gateway` on its host: the ports it listens on."""
+        args = ["gateway", "--listen", f"0.0.0.0:{client_port}", "--control",
+                f"0.0.0.0:{control_port}", *self.gateway_args]
+        self.gateway = self.hosts.start("gateway", self.env.tern + args, stderr=self.gateway_log)
+        line = self.gateway.stdout.readline().decode()
+        m = re.search(r"clients on \S+:(\d+), control on \S+:(\d+)", line)
+        expect(m, f"tern gateway's first line: {line!r} ({self.log()})")
+        return int(m.group(1)), int(m.group(2))
+
+    def restart_gateway(self):
+        """Stops the gateway (SIGTERM) and starts a new instance at the same
+        addresses."""
+        self.gateway.terminate()
+        rc = testlib.wait_process(self.gateway)
+        expect(rc == 0, f"the gateway's exit status on SIGTERM: {rc} ({self.log()})")
+        self.gateway_log.write(b"--- restarted\n")
+        self.gateway_log.flush()
+        ports = self._start_gateway(self.client_port, self.control_port)
+        expect_equal(ports, (self.client_port, self.control_port), "the new gateway's ports")
 
     def log(self):
         self.gateway_log.flush()
@@ -615,6 +631,57 @@ def refusals(env, hosts):
         "print(s.makefile().readline().split()[0:2],flush=True)\n")])
     out, err = testlib.communicate(direct)
     expect_equal(out.decode().strip(), "['PEER', '7']", f"a direct client of the restored program ({err!r})")
+
+
+@cases
+@with_world
+def gateway_restart(env, hosts):
+    """A gateway restart (gateway.md §6) loses its connections: the client
+    sees its connection end. The running program is not registered with the
+    new instance: a client of the new one waits until the program is
+    checkpointed and restored, and is served then, as are new ones. A
+    snapshot that recorded a connection of the old instance brings it back
+    reset (the new instance has other connection ids: its connection 1 is
+    another client, which the restore must not take over)."""
+    w = World(env, hosts)
+    w.start("a")
+    c = w.connect()
+    c.send(request(1, 10, 10))
+    expect_reply(c, 1, 10)
+    before = w.checkpoint(stop=False)  # records c, a connection of the old instance
+    os.rename(before, env.path("before-restart.snap"))
+    before = env.path("before-restart.snap")
+    w.restart_gateway()
+    expect_equal(c.read_to_end(), b"", "what the client got after the gateway ended")
+    waiting = w.connect()  # connection 1 of the new instance
+    waiting.send(request(1, 30, 5))
+    snap = w.checkpoint()
+    after_restart = w.log().split("--- restarted")[-1]
+    expect("registered" not in after_restart,
+           f"the running program registered with the new gateway: {after_restart}")
+    w.restore(snap, "b")
+    expect_reply(waiting, 1, 30)
+    later = w.connect()
+    later.send(request(1, 40, 5))
+    expect_reply(later, 1, 40)
+    # The snapshot from before the restart, restored instead (the program
+    # on b stopped first): its connection 1 is the old instance's and comes
+    # back reset; the new instance's connection 1, which that snapshot does
+    # not have, is not taken over but ends cleanly, as any connection a
+    # snapshot does not record (§6: a restore from an earlier snapshot).
+    w.checkpoint()
+    w.restore(before, "a")
+    expect("connection 1 comes back reset" in w.program_log(),
+           f"the restore of the older snapshot: {w.program_log()}")
+    expect(re.search(rf"registered from {ADDRESS['a']}:\d+: 0 connection\(s\) to re-join\n"
+                     r"(.*\n)*.*is ready at " + ADDRESS["a"], w.log().split("--- restarted")[-1]),
+           f"the older snapshot's registration: {w.log()}")
+    expect_equal(waiting.read_to_end(), b"", "what the new instance's connection 1 got")
+    fresh = w.connect()
+    fresh.send(request(1, 60, 5))
+    expect_reply(fresh, 1, 60)
+    for conn in (later, fresh):
+        conn.close()
 
 
 @cases
