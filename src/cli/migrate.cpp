@@ -63,10 +63,13 @@ void add_migrate_command(CLI::App& app) {
                   "goes (0: stop-and-copy)")
       ->capture_default_str()
       ->type_name("N");
+  // Bounded (a day): a uint64_t option takes "-5" as 2^64-5, which the
+  // program's tern read as a negative duration.
   cmd->add_option("--max-downtime", o->max_downtime_ms,
                   "Stop the program once what is left could be sent in this many milliseconds")
       ->capture_default_str()
-      ->type_name("MS");
+      ->type_name("MS")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{86'400'000}));
   cmd->add_option("--timeout", o->timeout,
                   "Give up (the program continues here) when the target stays silent this long")
       ->capture_default_str()

@@ -341,7 +341,8 @@ MigrateRequest MigrateRequest::from_request(const program::ControlCommand& reque
     else if (name == "max-rounds")
       r.max_rounds = static_cast<uint32_t>(std::min<uint64_t>(parse_number(name, value), 1u << 20));
     else if (name == "max-downtime")
-      r.max_downtime = std::chrono::milliseconds(parse_number(name, value));
+      r.max_downtime =
+          std::chrono::milliseconds(std::min<uint64_t>(parse_number(name, value), 86'400'000));
     else if (name == "timeout")
       r.timeout = std::chrono::milliseconds(std::max<uint64_t>(1, parse_number(name, value)));
     else

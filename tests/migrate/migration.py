@@ -788,6 +788,9 @@ def max_downtime(env):
         expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]),
                      f"--max-downtime {limit}: the program's end and output")
         print(f"  --max-downtime {limit}: {out.strip()}")
+    # A negative value (once taken as 2^64 - 5 ms) is one clear error.
+    rc, out, err = w.migrate(env.path("none.sock"), "127.0.0.1:1", ["--max-downtime", "-5"])
+    expect_refused(rc, out, err, r"--max-downtime: Value -5 not in range", "--max-downtime -5")
     expect_equal(rounds["1000000"], 2, "rounds with --max-downtime 1000000")
     expect(3 <= rounds["0"] <= 5, f"rounds with --max-downtime 0: {rounds['0']}")
 
