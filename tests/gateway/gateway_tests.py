@@ -344,17 +344,44 @@ def move(env, hosts, by):
     """64 persistent connections pipelining requests while the program moves
     a -> b -> a ten times (by checkpoint file and restore, or by tern
     migrate): every reply exactly once and in order, no connection breaks,
-    byte counts agree."""
+    byte counts agree. Under that load, two more connections are cut by
+    every move: one in the middle of a request (half of its 200000-byte
+    body sent before the move, the rest after), one in the middle of a
+    1 MiB reply (100000 bytes read before the move, the rest after); each
+    reply is whole, and their byte counts agree at both ends."""
     w = World(env, hosts, by=by)
     w.start("a")
     stop = env.path("stop-clients")
     clients = w.clients("--connections", 64, "--pipeline", 4, "--until-file", stop)
+    part, big = w.connect(), w.connect()
+    size = 1 << 20
+    sent = {"part": 0, "big": 0}
+    replied = {"part": 0, "big": 0}
     time.sleep(0.5)
+    seq = 0
     for _ in range(10):
-        w.move("b")
-        time.sleep(0.2)
-        w.move("a")
-        time.sleep(0.2)
+        for to in ("b", "a"):
+            seq += 1
+            whole = request(seq, 5000, 200000)
+            part.send(whole[:100000])
+            big.send(request(seq, size, 10))
+            expect_equal(big.read_line(), f"REP {seq} {size}", "the big reply's line")
+            first = big.read_exact(100000)
+            time.sleep(0.2)
+            w.move(to)
+            part.send(whole[100000:])
+            expect_reply(part, seq, 5000)
+            rest = big.read_exact(size - 100000)
+            expect(first + rest == reply_bytes(seq, size), f"1 MiB reply {seq} differs")
+            sent["part"] += len(whole)
+            sent["big"] += len(request(seq, size, 10))
+            replied["part"] += len(f"REP {seq} 5000\n") + 5000
+            replied["big"] += len(f"REP {seq} {size}\n") + size
+    for name, c in (("part", part), ("big", big)):
+        c.send(b"STAT 0\n")
+        expect_equal(c.read_line(), f"STAT 0 {sent[name] + 7} {replied[name]}",
+                     f"the program's byte counts of the {name} connection")
+        c.close()
     open(stop, "w").close()
     result = finish_clients(w, clients, "clients")
     expect(result["replies"] > 64 * 20, f"too few replies: {result}")
