@@ -101,6 +101,21 @@ class World:
         self.env = env
         self.hosts = hosts
         self.keys = {}
+        self.procs = []  # started on loopback (TwoHosts ends its own)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        """Ends what a failed case left running (a serve waiting for ever,
+        a source held at --pause-at)."""
+        for p in self.procs:
+            kill_if_running(p)
+        return False
+
+    def keep(self, popen):
+        self.procs.append(popen)
+        return popen
 
     def key(self, name="site"):
         if name not in self.keys:
@@ -120,8 +135,8 @@ class World:
         if self.hosts:
             p = self.hosts.start(host, cmd, env=env, stdin=stdin)
         else:
-            p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, env=env)
+            p = self.keep(subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, env=env))
         return Proc(p)
 
     def target_address(self, port):
@@ -200,22 +215,22 @@ def dirtier(env, mib=4, rate=1, steps=60):
 def loopback(env):
     """The program stopped at stable point 2000 moves to serve on the same
     host and finishes there: the two outputs together are the reference's."""
-    w = World(env)
-    program = dirtier(env)
-    ref = w.reference(program)
-    expect(ref[0] == 0, f"reference run: {ref}")
-    port = free_port()
-    target = w.serve(port)
-    control = env.path("control.sock")
-    src = w.source(control, program, ["--pause-at", "2000"])
-    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
-    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
-    src_rc, src_out, src_err = src.wait()
-    expect(src_rc == 0, f"the source ended with {src_rc}: {src_err}")
-    t_rc, t_out, t_err = target.wait()
-    expect_equal(t_rc, ref[0], "serve's exit status (the program's)")
-    expect_equal(src_out + t_out, ref[1], "stdout of source and target")
-    expect_equal(src_err + serve_log_lines(t_err), ref[2], "stderr")
+    with World(env) as w:
+        program = dirtier(env)
+        ref = w.reference(program)
+        expect(ref[0] == 0, f"reference run: {ref}")
+        port = free_port()
+        target = w.serve(port)
+        control = env.path("control.sock")
+        src = w.source(control, program, ["--pause-at", "2000"])
+        rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+        expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+        src_rc, src_out, src_err = src.wait()
+        expect(src_rc == 0, f"the source ended with {src_rc}: {src_err}")
+        t_rc, t_out, t_err = target.wait()
+        expect_equal(t_rc, ref[0], "serve's exit status (the program's)")
+        expect_equal(src_out + t_out, ref[1], "stdout of source and target")
+        expect_equal(src_err + serve_log_lines(t_err), ref[2], "stderr")
 
 
 @cases
@@ -225,22 +240,22 @@ def loopback_waiting(env):
     into its queue with the time it had left, and the program finishes
     there with the reference's output (every wait timing out as it would
     have: no wakeup lost or invented)."""
-    w = World(env)
-    program = [env.wasm("atomic_sleeper")]
-    ref = w.reference(program)
-    expect(ref[0] == 0, f"reference run: {ref}")
-    port = free_port()
-    target = w.serve(port)
-    control = env.path("control.sock")
-    src = w.source(control, program)
-    src.out.wait("waiting")
-    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
-    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
-    src_rc, src_out, src_err = src.wait()
-    expect(src_rc == 0, f"the source ended with {src_rc}: {src_err}")
-    t_rc, t_out, t_err = target.wait()
-    expect_equal(t_rc, 0, f"serve's exit status (the program's): {t_err}")
-    expect_equal(src_out + t_out, ref[1], "stdout of source and target")
+    with World(env) as w:
+        program = [env.wasm("atomic_sleeper")]
+        ref = w.reference(program)
+        expect(ref[0] == 0, f"reference run: {ref}")
+        port = free_port()
+        target = w.serve(port)
+        control = env.path("control.sock")
+        src = w.source(control, program)
+        src.out.wait("waiting")
+        rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+        expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+        src_rc, src_out, src_err = src.wait()
+        expect(src_rc == 0, f"the source ended with {src_rc}: {src_err}")
+        t_rc, t_out, t_err = target.wait()
+        expect_equal(t_rc, 0, f"serve's exit status (the program's): {t_err}")
+        expect_equal(src_out + t_out, ref[1], "stdout of source and target")
 
 
 @cases
@@ -248,63 +263,64 @@ def refusals(env):
     """Peers without the key, garbage, a directory serve does not grant:
     each refused with one clear error while the source runs on, and serve
     still takes the next real migration."""
-    w = World(env)
-    # 10 s of steps: still running after every refusal (each lets it go on).
-    program = dirtier(env, rate=0, steps=1000)
-    ref = w.reference(program)
-    port = free_port()
-    to = f"127.0.0.1:{port}"
-    target = w.serve(port)
-    control = env.path("control.sock")
-    src = w.source(control, program, ["--pause-at", "3000"])
+    with World(env) as w:
+        # 10 s of steps: still running after every refusal (each lets it go on).
+        program = dirtier(env, rate=0, steps=1000)
+        ref = w.reference(program)
+        port = free_port()
+        to = f"127.0.0.1:{port}"
+        target = w.serve(port)
+        control = env.path("control.sock")
+        src = w.source(control, program, ["--pause-at", "3000"])
 
-    # Another key: both ends say so.
-    rc, out, err = w.migrate(control, to, key=w.key("other"))
-    expect_refused(rc, out, err, r"does not hold this key", "another key")
-    target.err.wait(r"holds another key \(key id " + w.key_id("other"))
+        # Another key: both ends say so.
+        rc, out, err = w.migrate(control, to, key=w.key("other"))
+        expect_refused(rc, out, err, r"does not hold this key", "another key")
+        target.err.wait(r"holds another key \(key id " + w.key_id("other"))
 
-    # No key: a TLS client without a pre-shared key.
-    if shutil.which("openssl"):
-        run_process(["openssl", "s_client", "-connect", to, "-tls1_3"])
-        target.err.wait("offered no pre-shared key")
-        # The key, then garbage instead of a migration stream.
-        key_hex = open(w.key()).read().strip()
-        run_process(["openssl", "s_client", "-connect", to, "-tls1_3", "-quiet", "-psk", key_hex,
-                     "-psk_identity", "tern-psk-1:" + w.key_id()],
-                    stdin=b"\x89TERNMIG" + os.urandom(3000))
-        target.err.wait(r"migration stream|does not send a tern migration stream")
+        # No key: a TLS client without a pre-shared key.
+        if shutil.which("openssl"):
+            run_process(["openssl", "s_client", "-connect", to, "-tls1_3"])
+            target.err.wait("offered no pre-shared key")
+            # The key, then garbage instead of a migration stream.
+            key_hex = open(w.key()).read().strip()
+            run_process(["openssl", "s_client", "-connect", to, "-tls1_3", "-quiet", "-psk",
+                         key_hex, "-psk_identity", "tern-psk-1:" + w.key_id()],
+                        stdin=b"\x89TERNMIG" + os.urandom(3000))
+            target.err.wait(r"migration stream|does not send a tern migration stream")
 
-    # Not TLS at all.
-    import socket
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(os.urandom(5000))
-    target.err.wait(r"127\.0\.0\.1:\d+ offered no pre-shared key.*\n.*|offered no pre-shared key")
+        # Not TLS at all.
+        import socket
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(os.urandom(5000))
+        target.err.wait(
+            r"127\.0\.0\.1:\d+ offered no pre-shared key.*\n.*|offered no pre-shared key")
 
-    # A directory serve does not grant.
-    data = env.fresh_dir("data")
-    control2 = env.path("control2.sock")
-    src2 = w.source(control2, [env.wasm("files")], ["--dir", f"{data}::/data",
-                                                            "--pause-at", "50"])
-    rc, out, err = w.migrate(control2, to)
-    expect_refused(rc, out, err, r"uses the directory /data, which this server does not grant",
-                   "an ungranted directory")
-    rc2, out2, err2 = src2.wait()
-    expect(rc2 == 0, f"the refused program did not finish at its source: {rc2} {out2} {err2}")
+        # A directory serve does not grant.
+        data = env.fresh_dir("data")
+        control2 = env.path("control2.sock")
+        src2 = w.source(control2, [env.wasm("files")], ["--dir", f"{data}::/data",
+                                                                "--pause-at", "50"])
+        rc, out, err = w.migrate(control2, to)
+        expect_refused(rc, out, err, r"uses the directory /data, which this server does not grant",
+                       "an ungranted directory")
+        rc2, out2, err2 = src2.wait()
+        expect(rc2 == 0, f"the refused program did not finish at its source: {rc2} {out2} {err2}")
 
-    # An unknown mode.
-    rc, out, err = w.migrate(control, to, ["--mode", "fast"])
-    expect_refused(rc, out, err, r"no execution mode 'fast'", "an unknown mode")
+        # An unknown mode.
+        rc, out, err = w.migrate(control, to, ["--mode", "fast"])
+        expect_refused(rc, out, err, r"no execution mode 'fast'", "an unknown mode")
 
-    # serve took none of them: a real migration still works.
-    rc, out, err = w.migrate(control, to)
-    if rc != 0:
-        kill_if_running(src.p)
-        raise Failure(f"the last migration failed: {err} (source: {src.wait()})")
-    expect_migrated(rc, out, err, to)
-    src_rc, src_out, src_err = src.wait()
-    t_rc, t_out, t_err = target.wait()
-    expect_equal(src_out + t_out, ref[1], "stdout of source and target")
-    expect_equal(t_rc, ref[0], "the program's exit status")
+        # serve took none of them: a real migration still works.
+        rc, out, err = w.migrate(control, to)
+        if rc != 0:
+            kill_if_running(src.p)
+            raise Failure(f"the last migration failed: {err} (source: {src.wait()})")
+        expect_migrated(rc, out, err, to)
+        src_rc, src_out, src_err = src.wait()
+        t_rc, t_out, t_err = target.wait()
+        expect_equal(src_out + t_out, ref[1], "stdout of source and target")
+        expect_equal(t_rc, ref[0], "the program's exit status")
 
 
 def needs_hosts(fn):
@@ -653,27 +669,28 @@ def from_restore(env):
     item 4): stopped at stable point 1500 into a snapshot, restored with a
     control socket, migrated to serve: the three parts of its output are
     the uninterrupted run's."""
-    w = World(env)
-    program = dirtier(env)
-    ref = w.reference(program)
-    snap = env.path("first.snap")
-    rc, first_out, first_err = env.run(["run", "--mode", "interp", "--checkpoint-to", snap,
-                                        "--checkpoint-at", "1500", "--stop-after-checkpoint"] +
-                                       program)
-    expect(rc == 0 and os.path.exists(snap), f"the first part: {rc} {first_err}")
-    port = free_port()
-    target = w.serve(port)
-    control = env.path("control.sock")
-    src = w.start(None, ["restore", "--mode", "interp", "--control", control, "--pause-at",
-                         "3000", snap])
-    wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
-    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
-    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
-    src_rc, src_out, src_err = src.wait()
-    expect(src_rc == 0, f"the restored source ended with {src_rc}: {src_err}")
-    t_rc, t_out, t_err = target.wait()
-    expect_equal(t_rc, ref[0], f"serve's exit status (the program's): {t_err[-400:]}")
-    expect_equal(first_out + src_out + t_out, ref[1], "stdout of the run, the restore, the target")
+    with World(env) as w:
+        program = dirtier(env)
+        ref = w.reference(program)
+        snap = env.path("first.snap")
+        rc, first_out, first_err = env.run(["run", "--mode", "interp", "--checkpoint-to", snap,
+                                            "--checkpoint-at", "1500", "--stop-after-checkpoint"] +
+                                           program)
+        expect(rc == 0 and os.path.exists(snap), f"the first part: {rc} {first_err}")
+        port = free_port()
+        target = w.serve(port)
+        control = env.path("control.sock")
+        src = w.start(None, ["restore", "--mode", "interp", "--control", control, "--pause-at",
+                             "3000", snap])
+        wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
+        rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+        expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+        src_rc, src_out, src_err = src.wait()
+        expect(src_rc == 0, f"the restored source ended with {src_rc}: {src_err}")
+        t_rc, t_out, t_err = target.wait()
+        expect_equal(t_rc, ref[0], f"serve's exit status (the program's): {t_err[-400:]}")
+        expect_equal(first_out + src_out + t_out, ref[1],
+                     "stdout of the run, the restore, the target")
 
 
 @cases
@@ -683,38 +700,39 @@ def engine_it_cannot_run(env):
     with one clear error before any memory moves; the source runs on, and
     the same serve then takes the program in its own --mode interp, where
     it finishes as an uninterrupted run does."""
-    w = World(env)
-    # Blocked reading stdin until it has moved: it cannot end meanwhile.
-    program = dirtier(env, mib=4, rate=1, steps=50) + ["wait"]
-    ref = w.reference(program, stdin=b"go\n")
-    port = free_port()
-    to = f"127.0.0.1:{port}"
-    listen = ["serve", "--listen", to, "--key", w.key(), "--once", "--verbose", "--mode",
-              "interp", "--cache-dir", env.fresh_dir("empty-cache")]
-    target = w.start(None, listen, env=dict(os.environ, TERN_COMPILER_PLUGIN=env.path("none.so")),
-                     stdin=subprocess.PIPE)
-    target.err.wait("listening on")
-    control = env.path("control.sock")
-    src = w.source(control, program, stdin=subprocess.PIPE)
-    src.out.wait("ready")
-    for i, mode in enumerate(("aot", "jit")):
-        rc, out, err = w.migrate(control, to, ["--mode", mode])
-        expect_refused(rc, out, err, r"refused the program: .*(no compiler|compiler plugin)",
-                       f"--mode {mode}")
-        wait_for(lambda: target.err.text().count("serve: refused the program from") == i + 1,
-                 f"serve to log its refusal of --mode {mode}")
-    expect("the program runs here" not in target.err.text(), "the target ran a refused program")
-    rc, out, err = w.migrate(control, to)
-    expect_migrated(rc, out, err, to)
-    src.p.stdin.close()
-    target.p.stdin.write(b"go\n")  # the program reads serve's stdin now
-    target.p.stdin.close()
-    src_rc, src_out, _ = src.wait()
-    t_rc, t_out, t_err = target.wait()
-    expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
-                 f"the program's end and output ({t_err[-400:]})")
-    expect_equal(len(re.findall(r"the program runs here \(interp mode", t_err)), 1,
-                 "the program ran on the target, in the interpreter")
+    with World(env) as w:
+        # Blocked reading stdin until it has moved: it cannot end meanwhile.
+        program = dirtier(env, mib=4, rate=1, steps=50) + ["wait"]
+        ref = w.reference(program, stdin=b"go\n")
+        port = free_port()
+        to = f"127.0.0.1:{port}"
+        listen = ["serve", "--listen", to, "--key", w.key(), "--once", "--verbose", "--mode",
+                  "interp", "--cache-dir", env.fresh_dir("empty-cache")]
+        target = w.start(None, listen,
+                         env=dict(os.environ, TERN_COMPILER_PLUGIN=env.path("none.so")),
+                         stdin=subprocess.PIPE)
+        target.err.wait("listening on")
+        control = env.path("control.sock")
+        src = w.source(control, program, stdin=subprocess.PIPE)
+        src.out.wait("ready")
+        for i, mode in enumerate(("aot", "jit")):
+            rc, out, err = w.migrate(control, to, ["--mode", mode])
+            expect_refused(rc, out, err, r"refused the program: .*(no compiler|compiler plugin)",
+                           f"--mode {mode}")
+            wait_for(lambda: target.err.text().count("serve: refused the program from") == i + 1,
+                     f"serve to log its refusal of --mode {mode}")
+        expect("the program runs here" not in target.err.text(), "the target ran a refused program")
+        rc, out, err = w.migrate(control, to)
+        expect_migrated(rc, out, err, to)
+        src.p.stdin.close()
+        target.p.stdin.write(b"go\n")  # the program reads serve's stdin now
+        target.p.stdin.close()
+        src_rc, src_out, _ = src.wait()
+        t_rc, t_out, t_err = target.wait()
+        expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
+                     f"the program's end and output ({t_err[-400:]})")
+        expect_equal(len(re.findall(r"the program runs here \(interp mode", t_err)), 1,
+                     "the program ran on the target, in the interpreter")
 
 
 def status_engine(env, control):
@@ -732,32 +750,34 @@ def mode_override(env):
     compiles the module (into serve's --cache-dir) and runs the program in
     compiled code, as its status and a checkpoint it writes say; the output
     is the uninterrupted run's."""
-    w = World(env)
-    program = dirtier(env)
-    ref = w.reference(program)
-    port = free_port()
-    cache = env.fresh_dir("target-cache")
-    target_control = env.path("target.sock")
-    # Held at a stable point after the move until a checkpoint request.
-    target = w.serve(port, ["--cache-dir", cache, "--control", target_control,
-                            "--pause-at", "3500"], mode="interp")
-    control = env.path("control.sock")
-    src = w.source(control, program, ["--pause-at", "3000"])
-    expect_equal(status_engine(env, control), "interp", "the source's engine")
-    rc, out, err = w.migrate(control, f"127.0.0.1:{port}", ["--mode", "aot"])
-    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
-    target.err.wait(r"the program runs here \(aot mode")
-    expect_equal(status_engine(env, target_control), "aot", "the target's engine")
-    expect(os.listdir(cache), "serve compiled nothing into its --cache-dir")
-    snap = env.path("on-target.snap")
-    rc, out, err = env.run(["checkpoint", "--control", target_control, "-o", snap])
-    expect(rc == 0, f"checkpoint on the target: {err}")
-    rc, out, err = env.run(["inspect", "--json", snap])
-    import json
-    expect_equal(json.loads(out)["host"]["engine"], "aot", "the engine the target's snapshot names")
-    src_rc, src_out, _ = src.wait()
-    t_rc, t_out, t_err = target.wait()
-    expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]), f"the program's end and output {t_err}")
+    with World(env) as w:
+        program = dirtier(env)
+        ref = w.reference(program)
+        port = free_port()
+        cache = env.fresh_dir("target-cache")
+        target_control = env.path("target.sock")
+        # Held at a stable point after the move until a checkpoint request.
+        target = w.serve(port, ["--cache-dir", cache, "--control", target_control,
+                                "--pause-at", "3500"], mode="interp")
+        control = env.path("control.sock")
+        src = w.source(control, program, ["--pause-at", "3000"])
+        expect_equal(status_engine(env, control), "interp", "the source's engine")
+        rc, out, err = w.migrate(control, f"127.0.0.1:{port}", ["--mode", "aot"])
+        expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+        target.err.wait(r"the program runs here \(aot mode")
+        expect_equal(status_engine(env, target_control), "aot", "the target's engine")
+        expect(os.listdir(cache), "serve compiled nothing into its --cache-dir")
+        snap = env.path("on-target.snap")
+        rc, out, err = env.run(["checkpoint", "--control", target_control, "-o", snap])
+        expect(rc == 0, f"checkpoint on the target: {err}")
+        rc, out, err = env.run(["inspect", "--json", snap])
+        import json
+        expect_equal(json.loads(out)["host"]["engine"], "aot",
+                     "the engine the target's snapshot names")
+        src_rc, src_out, _ = src.wait()
+        t_rc, t_out, t_err = target.wait()
+        expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]),
+                     f"the program's end and output {t_err}")
 
 
 @cases
@@ -769,30 +789,30 @@ def max_downtime(env):
     with 0 ms what is left is never small enough, so rounds go on until
     --max-rounds 4 or they stop shrinking (3 to 5 rounds). Both finish
     with the uninterrupted run's output."""
-    w = World(env)
-    program = dirtier(env, mib=4, rate=100, steps=1000)
-    ref = w.reference(program)
-    rounds = {}
-    for limit in ("1000000", "0"):
-        port = free_port()
-        target = w.serve(port)
-        control = env.path(f"control-{limit}.sock")
-        src = w.source(control, program)
-        src.out.wait("ready")
-        rc, out, err = w.migrate(control, f"127.0.0.1:{port}",
-                                 ["--max-downtime", limit, "--max-rounds", "4"])
-        m = expect_migrated(rc, out, err, f"127.0.0.1:{port}")
-        rounds[limit] = int(m.group(2))
-        src_rc, src_out, _ = src.wait()
-        t_rc, t_out, t_err = target.wait()
-        expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]),
-                     f"--max-downtime {limit}: the program's end and output")
-        print(f"  --max-downtime {limit}: {out.strip()}")
-    # A negative value (once taken as 2^64 - 5 ms) is one clear error.
-    rc, out, err = w.migrate(env.path("none.sock"), "127.0.0.1:1", ["--max-downtime", "-5"])
-    expect_refused(rc, out, err, r"--max-downtime: Value -5 not in range", "--max-downtime -5")
-    expect_equal(rounds["1000000"], 2, "rounds with --max-downtime 1000000")
-    expect(3 <= rounds["0"] <= 5, f"rounds with --max-downtime 0: {rounds['0']}")
+    with World(env) as w:
+        program = dirtier(env, mib=4, rate=100, steps=1000)
+        ref = w.reference(program)
+        rounds = {}
+        for limit in ("1000000", "0"):
+            port = free_port()
+            target = w.serve(port)
+            control = env.path(f"control-{limit}.sock")
+            src = w.source(control, program)
+            src.out.wait("ready")
+            rc, out, err = w.migrate(control, f"127.0.0.1:{port}",
+                                     ["--max-downtime", limit, "--max-rounds", "4"])
+            m = expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+            rounds[limit] = int(m.group(2))
+            src_rc, src_out, _ = src.wait()
+            t_rc, t_out, t_err = target.wait()
+            expect_equal((t_rc, src_out + t_out), (ref[0], ref[1]),
+                         f"--max-downtime {limit}: the program's end and output")
+            print(f"  --max-downtime {limit}: {out.strip()}")
+        # A negative value (once taken as 2^64 - 5 ms) is one clear error.
+        rc, out, err = w.migrate(env.path("none.sock"), "127.0.0.1:1", ["--max-downtime", "-5"])
+        expect_refused(rc, out, err, r"--max-downtime: Value -5 not in range", "--max-downtime -5")
+        expect_equal(rounds["1000000"], 2, "rounds with --max-downtime 1000000")
+        expect(3 <= rounds["0"] <= 5, f"rounds with --max-downtime 0: {rounds['0']}")
 
 
 @cases
@@ -886,39 +906,40 @@ def no_temp_files(env):
     wrote, renamed or removed any file but the source's control socket."""
     if not shutil.which("strace"):
         raise Failure("needs strace (scripts/install-deps.sh installs it)")
-    w = World(env)
-    program = dirtier(env)
-    ref = w.reference(program)
-    key = w.key()
-    dirs = {name: env.fresh_dir(name) for name in ("src-cwd", "src-tmp", "tgt-cwd", "tgt-tmp")}
+    with World(env) as w:
+        program = dirtier(env)
+        ref = w.reference(program)
+        key = w.key()
+        dirs = {name: env.fresh_dir(name) for name in ("src-cwd", "src-tmp", "tgt-cwd", "tgt-tmp")}
 
-    def traced(side, args):
-        log = env.path(f"{side}.strace")
-        cmd = ["strace", "-f", "-qq", "-o", log, "-e", "trace=%file"] + env.tern + args
-        p = start(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                  cwd=dirs[f"{side}-cwd"], env=dict(os.environ, TMPDIR=dirs[f"{side}-tmp"]))
-        return Proc(p), log
+        def traced(side, args):
+            log = env.path(f"{side}.strace")
+            cmd = ["strace", "-f", "-qq", "-o", log, "-e", "trace=%file"] + env.tern + args
+            p = w.keep(start(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=dirs[f"{side}-cwd"],
+                             env=dict(os.environ, TMPDIR=dirs[f"{side}-tmp"])))
+            return Proc(p), log
 
-    port = free_port()
-    target, target_log = traced("tgt", ["serve", "--listen", f"127.0.0.1:{port}", "--key", key,
-                                        "--once", "--verbose", "--mode", "interp"])
-    target.err.wait("listening on")
-    control = env.path("control.sock")
-    src, src_log = traced("src", ["run", "--mode", "interp", "--control", control, "--pause-at",
-                                  "2000"] + program)
-    wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
-    rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
-    expect_migrated(rc, out, err, f"127.0.0.1:{port}")
-    src_rc, src_out, src_err = src.wait()
-    t_rc, t_out, t_err = target.wait()
-    expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
-                 f"the statuses and the program's output ({src_err[-300:]} {t_err[-300:]})")
-    for name, d in dirs.items():
-        expect_equal(os.listdir(d), [], f"files left in {name}")
-    for side, log in (("source", src_log), ("target", target_log)):
-        expect(os.path.getsize(log) > 0, f"strace logged nothing for the {side}")
-        written = files_written(log, {control})
-        expect(not written, f"the {side} wrote files: {written[:10]}")
+        port = free_port()
+        target, target_log = traced("tgt", ["serve", "--listen", f"127.0.0.1:{port}", "--key", key,
+                                            "--once", "--verbose", "--mode", "interp"])
+        target.err.wait("listening on")
+        control = env.path("control.sock")
+        src, src_log = traced("src", ["run", "--mode", "interp", "--control", control, "--pause-at",
+                                      "2000"] + program)
+        wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
+        rc, out, err = w.migrate(control, f"127.0.0.1:{port}")
+        expect_migrated(rc, out, err, f"127.0.0.1:{port}")
+        src_rc, src_out, src_err = src.wait()
+        t_rc, t_out, t_err = target.wait()
+        expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
+                     f"the statuses and the program's output ({src_err[-300:]} {t_err[-300:]})")
+        for name, d in dirs.items():
+            expect_equal(os.listdir(d), [], f"files left in {name}")
+        for side, log in (("source", src_log), ("target", target_log)):
+            expect(os.path.getsize(log) > 0, f"strace logged nothing for the {side}")
+            written = files_written(log, {control})
+            expect(not written, f"the {side} wrote files: {written[:10]}")
 
 
 def notes_dir(env, name):
