@@ -735,6 +735,35 @@ def engine_it_cannot_run(env):
                      "the program ran on the target, in the interpreter")
 
 
+@cases.needs_compiler
+def while_starting(env):
+    """A migration asked for as soon as the source's control socket exists,
+    while its tern still compiles the module (--mode aot, an empty cache):
+    it waits for the program to run, connects only then (a287a13: it used
+    to connect first and keep serve waiting for the offer, past serve's
+    10 s, while a big module compiled) and moves it; the program, blocked
+    on stdin until it has moved, finishes on the target as uninterrupted."""
+    with World(env) as w:
+        program = dirtier(env, mib=2, rate=1, steps=20) + ["wait"]
+        ref = w.reference(program, stdin=b"go\n")
+        port = free_port()
+        to = f"127.0.0.1:{port}"
+        target = w.serve(port, stdin=subprocess.PIPE)
+        control = env.path("control.sock")
+        src = w.start(None, ["run", "--mode", "aot", "--cache-dir", env.fresh_dir("cold-cache"),
+                             "--control", control] + program, stdin=subprocess.PIPE)
+        wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
+        rc, out, err = w.migrate(control, to)
+        expect_migrated(rc, out, err, to)
+        src.p.stdin.close()
+        target.p.stdin.write(b"go\n")  # the program reads serve's stdin now
+        target.p.stdin.close()
+        src_rc, src_out, _ = src.wait()
+        t_rc, t_out, t_err = target.wait()
+        expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
+                     f"the program's end and output ({t_err[-400:]})")
+
+
 def status_engine(env, control):
     """The engine a running program's tern reports (`tern checkpoint --status`)."""
     rc, out, err = env.run(["checkpoint", "--control", control, "--status"])
