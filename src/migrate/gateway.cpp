@@ -52,9 +52,17 @@ uint64_t token(Watch w, uint64_t id = 0) {
   return id << 3 | uint64_t(w);
 }
 
-void set_nodelay(int fd) {
+// A relayed connection's socket, either side: no Nagle delay, and kernel
+// buffers of `buffer` bytes (--buffer) instead of autotuned ones, which
+// grew to megabytes: --buffer bounds what is held per connection, and the
+// program's writes block once that much is on its way (back-pressure), as
+// they would with a direct client.
+void relay_socket(int fd, size_t buffer) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const int size = int(std::min<size_t>(buffer, 1 << 30));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 }
 
 void set_nonblocking(int fd) {
@@ -434,7 +442,7 @@ void Gateway::Impl::accept_clients() {
         pause_listening();
       return;
     }
-    set_nodelay(fd.get());
+    relay_socket(fd.get(), opt.buffer);
     auto c = std::make_unique<Conn>();
     c->id = next_conn++;
     c->peer_address = wasi::socket_address_of(reinterpret_cast<sockaddr*>(&from), len);
@@ -549,7 +557,7 @@ void Gateway::Impl::dial(Conn& c) {
     retry_dial(c);
     return;
   }
-  set_nodelay(fd.get());
+  relay_socket(fd.get(), opt.buffer);
   c.link = std::move(fd);
   c.link_state = LinkState::Dialing;
   c.link_events = 0;
@@ -879,7 +887,7 @@ void Gateway::Impl::join(DataHandshake& h, Program& p) {
     return refuse(h.fd, ENOENT);
   }
   detach_link(*c);
-  set_nodelay(h.fd.get());
+  relay_socket(h.fd.get(), opt.buffer);
   c->link = std::move(h.fd);
   c->link_state = LinkState::Attached;
   c->link_shut = false;
@@ -912,8 +920,8 @@ void Gateway::Impl::connect_out(DataHandshake& h, Program& p) {
   if (len == 0 || !fd) return refuse(h.fd, len == 0 ? EAFNOSUPPORT : errno);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS)
     return refuse(h.fd, errno);
-  set_nodelay(fd.get());
-  set_nodelay(h.fd.get());
+  relay_socket(fd.get(), opt.buffer);
+  relay_socket(h.fd.get(), opt.buffer);
   auto c = std::make_unique<Conn>();
   c->id = next_conn++;
   c->program = &p;

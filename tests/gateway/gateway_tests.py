@@ -28,6 +28,8 @@ from testlib import Failure, expect, expect_equal  # noqa: E402
 cases = testlib.Cases("gateway")
 SERVER_PORT = 7000
 SERVE_PORT = 7100  # tern serve on the target host, plus the move's number
+# gw_server's option for the cases that stop it in the middle of a big reply.
+SMALL_SNDBUF = ["--sndbuf", "16384"]
 RESULT = re.compile(r"^migrated to (\S+): (\d+) rounds, [\d.]+ MiB sent, downtime [\d.]+ ms$")
 
 
@@ -72,10 +74,12 @@ class World:
         ports = self._start_gateway(self.client_port, self.control_port)
         expect_equal(ports, (self.client_port, self.control_port), "the new gateway's ports")
 
-    def log(self):
+    def log(self, whole=False):
+        """The gateway's log: its end, or all of it."""
         self.gateway_log.flush()
         with open(self.env.path("gateway.log"), errors="replace") as f:
-            return f.read()[-4000:]
+            text = f.read()
+        return text if whole else text[-4000:]
 
     def control_address(self, host):
         return f"{GATEWAY_ADDRESS[host]}:{self.control_port}"
@@ -105,13 +109,13 @@ class World:
     def _log_file(self):
         return open(self.env.path(f"program{self.moves}.log"), "wb")
 
-    def start(self, host="a", program="gw_server", args=(), gateway=True):
+    def start(self, host="a", program="gw_server", args=(), gateway=True, program_args=()):
         control = self.control_socket(self.moves)
         cmd = ["run", "--listen", f"0.0.0.0:{SERVER_PORT}", "--control", control]
         if gateway:
             cmd += ["--gateway", self.control_address(host), "--key", self.key]
-        proc = self.hosts.start(host, self.env.tern + cmd + list(args) + [self.env.wasm(program)],
-                                stderr=self._log_file())
+        proc = self.hosts.start(host, self.env.tern + cmd + list(args) +
+                                [self.env.wasm(program), *program_args], stderr=self._log_file())
         self._started(host, proc, control)
 
     def checkpoint(self, stop=True):
@@ -171,10 +175,26 @@ class World:
         return self.hosts.start("clients", [self.env.load_client, GATEWAY_ADDRESS["clients"],
                                             str(self.client_port), *map(str, args)])
 
-    def connect(self):
+    def connect(self, rcvbuf=None):
         """A raw client socket (in the test's own namespace it could not reach
-        the gateway: it runs in the clients' one through a helper)."""
-        return ClientSocket(self)
+        the gateway: it runs in the clients' one through a helper); `rcvbuf`:
+        its SO_RCVBUF."""
+        return ClientSocket(self, rcvbuf)
+
+    def expect_mid_reply(self, c, total):
+        """That the program, right now, has sent fewer than `total` bytes on
+        client c's connection (a checkpoint it continues from says so)."""
+        m = re.search(rf"client {re.escape(c.address)} is connection (\d+)", self.log(True))
+        expect(m, f"no connection for client {c.address}: {self.log()}")
+        snap = self.checkpoint(stop=False)
+        rc, out, err = self.env.run(["inspect", "--json", snap])
+        expect(rc == 0, f"inspect: {err}")
+        os.unlink(snap)
+        gway = [s for s in json.loads(out)["sections"] if s.get("tag") == "GWAY"]
+        sent = [r["sent"] for r in gway[0]["content"]["connections"] if r["id"] == int(m.group(1))]
+        expect(sent and sent[0] < total,
+               f"the program sent {sent} bytes on the connection, not fewer than {total}: it "
+               "is not in the middle of the reply")
 
 
 class ClientSocket:
@@ -184,7 +204,10 @@ class ClientSocket:
 
     RELAY = r"""
 import os, select, socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+if len(sys.argv) > 3:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(sys.argv[3]))
+s.connect((sys.argv[1], int(sys.argv[2])))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 print(s.getsockname()[0] + ":" + str(s.getsockname()[1]), flush=True)
 open_in = True
@@ -205,10 +228,11 @@ while True:
             open_in = False
 """
 
-    def __init__(self, world):
+    def __init__(self, world, rcvbuf=None):
         self.proc = world.hosts.start(
             "clients", [sys.executable, "-c", self.RELAY, GATEWAY_ADDRESS["clients"],
-                        str(world.client_port)], stdin=subprocess.PIPE)
+                        str(world.client_port), *([str(rcvbuf)] if rcvbuf else [])],
+            stdin=subprocess.PIPE)
         self.address = self.proc.stdout.readline().decode().strip()
         expect(self.address, "the client relay did not connect")
         self.buffer = b""
@@ -347,13 +371,14 @@ def move(env, hosts, by):
     byte counts agree. Under that load, two more connections are cut by
     every move: one in the middle of a request (half of its 200000-byte
     body sent before the move, the rest after), one in the middle of a
-    1 MiB reply (100000 bytes read before the move, the rest after); each
-    reply is whole, and their byte counts agree at both ends."""
-    w = World(env, hosts, by=by)
-    w.start("a")
+    1 MiB reply (100000 bytes read before the move, the rest after, the
+    program blocked in the middle of writing it: see big_reply); each reply
+    is whole, and their byte counts agree at both ends."""
+    w = World(env, hosts, buffer="64K", by=by)
+    w.start("a", program_args=SMALL_SNDBUF)
     stop = env.path("stop-clients")
     clients = w.clients("--connections", 64, "--pipeline", 4, "--until-file", stop)
-    part, big = w.connect(), w.connect()
+    part, big = w.connect(), w.connect(rcvbuf=16384)
     size = 1 << 20
     sent = {"part": 0, "big": 0}
     replied = {"part": 0, "big": 0}
@@ -368,6 +393,7 @@ def move(env, hosts, by):
             expect_equal(big.read_line(), f"REP {seq} {size}", "the big reply's line")
             first = big.read_exact(100000)
             time.sleep(0.2)
+            w.expect_mid_reply(big, replied["big"] + len(f"REP {seq} {size}\n") + size)
             w.move(to)
             part.send(whole[100000:])
             expect_reply(part, seq, 5000)
@@ -517,17 +543,20 @@ def unread_bytes(env, hosts):
 
 @both_ways
 def big_reply(env, hosts, by):
-    """The program stops in the middle of sending a 1 MiB reply (the client
-    reads slowly, the gateway's buffer is small): the rest comes from the
-    restored program, byte for byte."""
+    """The program stops in the middle of sending a 1 MiB reply: the client
+    reads slowly, and the buffers on the way are small (the gateway's
+    --buffer, the program's SO_SNDBUF, the client's SO_RCVBUF), so the
+    program's writes block with about half of it sent (a checkpoint says
+    so); the rest comes from the restored program, byte for byte."""
     w = World(env, hosts, buffer="64K", by=by)
-    w.start("a")
-    c = w.connect()
+    w.start("a", program_args=SMALL_SNDBUF)
+    c = w.connect(rcvbuf=16384)
     size = 1 << 20
     c.send(request(1, size, 10))
     expect_equal(c.read_line(), f"REP 1 {size}", "reply line")
     first = c.read_exact(100000)
     time.sleep(0.3)  # the program is blocked sending the rest
+    w.expect_mid_reply(c, len(f"REP 1 {size}\n") + size)
     w.move("b")
     rest = c.read_exact(size - 100000)
     expect(first + rest == reply_bytes(1, size), "the 1 MiB reply differs")

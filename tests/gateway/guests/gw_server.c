@@ -3,6 +3,9 @@
 // connections at once, each pipelining requests, with non-blocking reads
 // and writes. It checks every request body and closes a connection whose
 // bytes are wrong (the client then sees it). It runs until killed.
+// `--sndbuf N`: each accepted connection's SO_SNDBUF is N, so that a big
+// reply cannot all sit in the kernel and the program's writes block in the
+// middle of it.
 #include "gw_protocol.h"
 
 #include <arpa/inet.h>
@@ -33,6 +36,7 @@ struct conn {
 
 static struct conn* conns[MAX_CONNS];
 static int nconns;
+static int sndbuf; // --sndbuf, 0: the default
 
 static void out_append(struct conn* c, const void* data, size_t n) {
   if (c->out_len + n > c->out_cap) {
@@ -144,6 +148,8 @@ static void accept_all(int listener) {
       continue;
     }
     fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0)
+      perror("gw_server: setsockopt SO_SNDBUF");
     struct conn* c = calloc(1, sizeof *c);
     c->fd = fd;
     conns[nconns++] = c;
@@ -173,7 +179,8 @@ static int serve(struct conn* c, short revents) {
   return 0;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+  if (argc == 3 && strcmp(argv[1], "--sndbuf") == 0) sndbuf = atoi(argv[2]);
   const int listener = 3;
   fcntl(listener, F_SETFL, O_NONBLOCK);
   static struct pollfd fds[MAX_CONNS + 1];
