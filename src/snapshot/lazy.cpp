@@ -162,11 +162,19 @@ LazyMemory::~LazyMemory() {
   unregister();
 }
 
+// Unregistering wakes the faults already queued, but not one that another
+// thread is taking at that moment: a fault taken under the per-VMA lock
+// (Linux 6.7+) is queued after the unregister's wake-up and before the
+// unregister can change that VMA, and would then wait for ever (seen: a
+// restore hung after its memory was loaded, about once in a thousand). A
+// wake-up after the unregister, which waits for that fault to be queued,
+// sends it back to take an ordinary fault.
 void LazyMemory::unregister() {
   if (!registered_) return;
   for (const View& v : views_) {
     uffdio_range range{reinterpret_cast<uintptr_t>(v.start), v.length};
-    ::ioctl(uffd_.get(), UFFDIO_UNREGISTER, &range); // wakes every fault waiting there
+    ::ioctl(uffd_.get(), UFFDIO_UNREGISTER, &range);
+    ::ioctl(uffd_.get(), UFFDIO_WAKE, &range);
   }
   registered_ = false;
 }
