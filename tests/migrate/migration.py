@@ -9,6 +9,7 @@ Cases that need two hosts make them from network namespaces (netns.py).
     migration.py --tern build/tern --programs DIR[:DIR...] [CASE...]
 """
 
+import json
 import os
 import re
 import shutil
@@ -733,6 +734,33 @@ def engine_it_cannot_run(env):
                      f"the program's end and output ({t_err[-400:]})")
         expect_equal(len(re.findall(r"the program runs here \(interp mode", t_err)), 1,
                      "the program ran on the target, in the interpreter")
+
+
+@cases
+def failed_before_pause(env):
+    """A migration that fails while the program is still on its way to its
+    --pause-at point (here: blocked reading stdin before it) is a control
+    request handled: the program does not stop at that point to wait for
+    one more, but runs on to the end as an uninterrupted run does (it was
+    held there for ever, a287a13)."""
+    with World(env) as w:
+        program = dirtier(env, mib=4, rate=1, steps=50) + ["wait"]
+        stats = env.path("reference-stats.json")
+        ref = w.reference(program, ["--stats-out", stats], stdin=b"go\n")
+        expect(ref[0] == 0, f"reference run: {ref}")
+        with open(stats) as f:
+            total = json.load(f)["stable_points"]
+        control = env.path("control.sock")
+        # Near the end: the program reaches it well after reading stdin.
+        src = w.source(control, program, ["--pause-at", str(total - 1000)],
+                       stdin=subprocess.PIPE)
+        src.out.wait("ready")
+        rc, out, err = w.migrate(control, f"127.0.0.1:{free_port()}")  # nobody listens
+        expect_refused(rc, out, err, r"", "a migration to a port nobody listens on")
+        src.p.stdin.write(b"go\n")
+        src.p.stdin.close()
+        rc, out, err = src.wait()
+        expect_equal((rc, out, err), ref.get(), "the source's run")
 
 
 @cases.needs_compiler
