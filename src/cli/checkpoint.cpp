@@ -6,6 +6,7 @@
 #include "program/control_socket.h"
 #include "tern/error.h"
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fmt/format.h>
 

@@ -4,6 +4,7 @@
 #include "tern/error.h"
 #include "tern/internal_error.h"
 
+#include <CLI/CLI.hpp>
 #include <cctype>
 #include <charconv>
 #include <csignal>

@@ -7,10 +7,13 @@
 #include "runtime/trap.h"
 #include "wasm/module.h"
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <string>
 #include <string_view>
+
+namespace CLI {
+class App;
+}
 
 namespace tern::cli {
 

@@ -2,9 +2,14 @@
 // with TERN_COMMAND; all report errors the same way (guarded()).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <functional>
 #include <string_view>
+
+// Declared only: CLI11 (header-only, several seconds of compile time per
+// file) is included by the files that declare options.
+namespace CLI {
+class App;
+}
 
 namespace tern::cli {
 

@@ -7,6 +7,7 @@
 #include "runtime/store.h"
 #include "tern/error.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 namespace tern::cli {

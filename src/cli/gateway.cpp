@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "tern/error.h"
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <charconv>
 #include <csignal>

@@ -5,6 +5,7 @@
 #include "program/supervisor.h"
 #include "tern/error.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 namespace tern::cli {

@@ -9,10 +9,13 @@
 #include "program/program.h"
 #include "wasi/context.h"
 
-#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace CLI {
+class App;
+}
 
 namespace tern::cli {
 

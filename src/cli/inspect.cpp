@@ -18,6 +18,7 @@
 #include "wasi/state.h"
 #include "wasm/decoder.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <memory>

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "migrate/channel.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 namespace tern::cli {

@@ -7,6 +7,7 @@
 #include "cli/load.h"
 #include "program/program.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 namespace tern::cli {

@@ -12,6 +12,7 @@
 #include "tern/error.h"
 #include "wasi/wasi.h"
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>

@@ -9,6 +9,7 @@
 #include "cli/host_options.h"
 #include "tern/error.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <fmt/format.h>
 

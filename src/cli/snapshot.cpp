@@ -8,6 +8,7 @@
 #include "snapshot/chain.h"
 #include "tern/error.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/stat.h>
 

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/load.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 namespace tern::cli {

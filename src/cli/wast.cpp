@@ -11,6 +11,7 @@
 #include "tern/error.h"
 #include "util/file.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>

@@ -9,7 +9,7 @@
 #include "migrate/gateway_protocol.h"
 #include "snapshot/model.h"
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <span>
 #include <string>

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fmt/format.h>
 #include <map>
+#include <nlohmann/json.hpp>
 
 namespace tern::snapshot {
 namespace {

@@ -8,7 +8,7 @@
 #include "wasi/fd_table.h"
 #include "wasi/net_policy.h"
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 namespace tern::wasi::state {
 

@@ -9,6 +9,7 @@
 #include "tern/error.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/socket.h>
 
 namespace tern::test {
