@@ -374,6 +374,15 @@ def both_ways_on_request(fn):
     return fn
 
 
+def stop_load(w, clients, stop, name):
+    """Ends the 64 clients of the move cases (more than one reply each per
+    move, every one checked by load_client) and prints their result."""
+    open(stop, "w").close()
+    result = finish_clients(w, clients, "clients")
+    expect(result["replies"] > 64 * 20, f"too few replies: {result}")
+    print(f"{name}: {result}", flush=True)
+
+
 @both_ways
 def move(env, hosts, by):
     """64 persistent connections pipelining requests while the program moves
@@ -390,10 +399,7 @@ def move(env, hosts, by):
         time.sleep(0.2)
         w.move("a")
         time.sleep(0.2)
-    open(stop, "w").close()
-    result = finish_clients(w, clients, "clients")
-    expect(result["replies"] > 64 * 20, f"too few replies: {result}")
-    print(f"move_{by}: {result}", flush=True)
+    stop_load(w, clients, stop, f"move_{by}")
 
 
 @both_ways_on_request
@@ -445,10 +451,7 @@ def move_cut(env, hosts, by):
         expect_equal(c.read_line(), f"STAT 0 {sent[name] + 7} {replied[name]}",
                      f"the program's byte counts of the {name} connection")
         c.close()
-    open(stop, "w").close()
-    result = finish_clients(w, clients, "clients")
-    expect(result["replies"] > 64 * 20, f"too few replies: {result}")
-    print(f"move_cut_{by}: {result}", flush=True)
+    stop_load(w, clients, stop, f"move_cut_{by}")
 
 
 @both_ways

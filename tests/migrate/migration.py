@@ -209,6 +209,21 @@ def dirtier(env, mib=4, rate=1, steps=60):
     return [env.wasm("dirtier"), str(mib), str(rate), str(steps)]
 
 
+def finish_moved(src, target, ref):
+    """A program moved while blocked reading stdin (dirtier ... wait): its
+    line goes to serve's stdin, where it reads now; the source ends, and
+    source and target together print what the reference run did. Returns
+    serve's stderr."""
+    src.p.stdin.close()
+    target.p.stdin.write(b"go\n")
+    target.p.stdin.close()
+    src_rc, src_out, _ = src.wait()
+    t_rc, t_out, t_err = target.wait()
+    expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
+                 f"the program's end and output ({t_err[-400:]})")
+    return t_err
+
+
 # --- cases ---------------------------------------------------------------------------
 
 
@@ -725,13 +740,7 @@ def engine_it_cannot_run(env):
         expect("the program runs here" not in target.err.text(), "the target ran a refused program")
         rc, out, err = w.migrate(control, to)
         expect_migrated(rc, out, err, to)
-        src.p.stdin.close()
-        target.p.stdin.write(b"go\n")  # the program reads serve's stdin now
-        target.p.stdin.close()
-        src_rc, src_out, _ = src.wait()
-        t_rc, t_out, t_err = target.wait()
-        expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
-                     f"the program's end and output ({t_err[-400:]})")
+        t_err = finish_moved(src, target, ref)
         expect_equal(len(re.findall(r"the program runs here \(interp mode", t_err)), 1,
                      "the program ran on the target, in the interpreter")
 
@@ -783,13 +792,7 @@ def while_starting(env):
         wait_for(lambda: os.path.exists(control) or src.p.poll() is not None, "the control socket")
         rc, out, err = w.migrate(control, to)
         expect_migrated(rc, out, err, to)
-        src.p.stdin.close()
-        target.p.stdin.write(b"go\n")  # the program reads serve's stdin now
-        target.p.stdin.close()
-        src_rc, src_out, _ = src.wait()
-        t_rc, t_out, t_err = target.wait()
-        expect_equal((src_rc, t_rc, src_out + t_out), (0, ref[0], ref[1]),
-                     f"the program's end and output ({t_err[-400:]})")
+        finish_moved(src, target, ref)
 
 
 def status_engine(env, control):
