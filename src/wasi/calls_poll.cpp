@@ -225,8 +225,11 @@ private:
     }
   }
 
+  // One event per subscription, replacing any found before the failure:
+  // the program's array has room for nsubscriptions events, no more.
   bool fail_all(std::vector<Event>& events) {
     Errno err = last_errno();
+    events.clear();
     for (const auto& s : subs_) events.push_back({s.userdata, err, s.type, 0, 0});
     return true;
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 namespace tern::test {
@@ -402,6 +403,40 @@ TEST_F(WasiTest, PollClockEventLayout) {
   EXPECT_EQ(load<uint16_t>(kOut + 56), 0u); // flags
   store<uint8_t>(kBuf + 8, 7);              // no such event type
   EXPECT_EQ(calls::poll_oneoff(c, kBuf, kOut, 2, kOut2).err, Errno::inval);
+}
+
+// When the host's poll fails (here: more descriptors than RLIMIT_NOFILE
+// lets ppoll take), every subscription gets one error event, and the
+// events found before it (a bad descriptor's) are not counted twice: the
+// program's array has room for nsubscriptions events, and a byte after it
+// was overwritten.
+TEST_F(WasiTest, PollFailureGivesOneEventPerSubscription) {
+  auto c = call();
+  const uint32_t fd = open("polled.txt", oflag::creat, kReadWrite);
+  constexpr uint32_t kSubs = 24;
+  constexpr uint32_t kEvents = 0x4000, kCount = 0x3F00;
+  std::memset(mem() + kBuf, 0, kSubs * 48);
+  for (uint32_t i = 0; i < kSubs; ++i) { // 0: a bad descriptor; then the file
+    store<uint64_t>(kBuf + i * 48, i);
+    store<uint8_t>(kBuf + i * 48 + 8, uint8_t(wasi::EventType::fd_write));
+    store<uint32_t>(kBuf + i * 48 + 16, i == 0 ? 99 : fd);
+  }
+  std::memset(mem() + kEvents, 0xEE, (kSubs + 2) * 32);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 8; // below the 24 descriptors ppoll is given
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  const Errno err = calls::poll_oneoff(c, kBuf, kEvents, kSubs, kCount).err;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_EQ(err, Errno::success);
+  EXPECT_EQ(load<uint32_t>(kCount), kSubs);
+  for (uint32_t i = 0; i < kSubs; ++i) {
+    EXPECT_EQ(load<uint64_t>(kEvents + i * 32), i) << "event " << i;
+    EXPECT_EQ(load<uint16_t>(kEvents + i * 32 + 8), uint16_t(Errno::inval)) << "event " << i;
+  }
+  for (uint32_t b = kSubs * 32; b < (kSubs + 2) * 32; ++b)
+    ASSERT_EQ(load<uint8_t>(kEvents + b), 0xEE) << "byte " << b << " after the events";
 }
 
 TEST_F(WasiTest, RandomExitRaiseYield) {
