@@ -40,7 +40,10 @@
 #             by the s390x and aarch64 builds under qemu, and back (small K);
 #             also in aot mode with artifacts from `tern compile --target`
 #             (x86 interp/aot -> qemu aot, qemu aot -> x86 aot/interp), and
-#             a cross build's aot mode without a compiler (one clear error)
+#             a cross build's aot mode without a compiler (one clear error);
+#             the threaded guests checkpointed at random moments (signals)
+#             on x86-64 and restored under qemu, and back (2 moments a guest
+#             each way)
 #   migrate   differential migration suite: every program moved mid-run
 #             between two hosts (network namespaces) by tern migrate, for
 #             every source x target engine pair (tests/migrate)
@@ -219,6 +222,10 @@ checkpoint_cross() {
       --cache-dir "$aot_cache"
     python3 tests/aot/artifacts.py --tern "$qemu" --compile-tern "$build/tern" \
       --target "$arch" --programs "$programs" no_compiler
+    # The threaded guests: SIGUSR1 at random moments of their run here
+    # (interp, aot, jit) restored there, and there restored here.
+    python3 tests/threads/threads_tests.py --tern "$build/tern" --cross-tern "$qemu" \
+      --programs "$build/tests/threads" --moments 2 --cache-dir "$aot_cache" cross_checkpoint_stress
   done
 }
 

@@ -110,79 +110,132 @@ def usr1_caught(pid):
     return False
 
 
-def checkpoint_once(env, guest, mode, restore_mode, delay, snap):
-    """One moment: `tern run --checkpoint-to` gets SIGUSR1 `delay` seconds
-    after it can take it, and continues; then the snapshot (if the signal
-    came before the end) is restored in `restore_mode`. Returns (outputs
-    to compare, whether a snapshot was taken, threads in it)."""
+def running(control):
+    """Whether the program behind control socket `control` runs (its status
+    says `running`: its module loaded, compiled or decoded, and started)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(control)
+            s.sendall(b"status\n")
+            return s.makefile("rb").readline().startswith(b"running")
+    except OSError:
+        return False
+
+
+def signalled_run(tern, args, control, delay):
+    """`tern ARGS --control CONTROL` (`tern` a command list) that gets
+    SIGUSR1 `delay` seconds after its program started running (the signal
+    handlers are installed before), or no signal if `delay` is None.
+    Returns (status, stdout, stderr, seconds from its start to its end)."""
+    if os.path.exists(control):  # left by the run before
+        os.remove(control)
+    proc = start(tern + args[:1] + ["--control", control] + args[1:], stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while not running(control) and proc.poll() is None:
+        time.sleep(0.001)  # startup is short; a hang is caught by finish()
+    began = time.monotonic()
+    if delay is not None:
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGUSR1)
+    rc, out, err = finish(proc)
+    return rc, out, err, time.monotonic() - began
+
+
+def checkpoint_once(env, guest, mode, restore_mode, delay, snap, tern, restore_tern):
+    """One moment: `tern run --checkpoint-to` gets SIGUSR1 after `delay`
+    seconds and continues; then the snapshot (if the signal came before the
+    end) is restored by `restore_tern` in `restore_mode`. Returns (outputs
+    to compare, threads in the snapshot or 0 without one)."""
     if os.path.exists(snap):
         os.remove(snap)
-    proc = env.start(["run"] + engine_args(env, mode) + ["--checkpoint-to", snap, env.wasm(guest)])
-    while not usr1_caught(proc.pid) and proc.poll() is None:
-        time.sleep(0.0005)  # startup is short; a hang is caught by finish()
-    time.sleep(delay)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGUSR1)
-    rc, out, err = finish(proc)
+    rc, out, err, _ = signalled_run(tern, ["run"] + engine_args(env, mode) +
+                                    ["--checkpoint-to", snap, env.wasm(guest)],
+                                    snap + ".sock", delay)
     results = [(f"run in {mode}, signal after {delay * 1000:.1f} ms", rc, out, err)]
     if not os.path.exists(snap):
         return results, 0
     rc, described, err = env.run(["inspect", "--json", snap])
     expect_equal(rc, 0, f"inspect of the snapshot ({err})")
     threads = len(json.loads(described)["threads"])
-    rc, out, err = env.run(["restore"] + engine_args(env, restore_mode) + [snap])
+    rc, out, err = env.run(["restore"] + engine_args(env, restore_mode) + [snap], tern=restore_tern)
     results.append((f"restore in {restore_mode} of a snapshot with {threads} threads taken in "
                     f"{mode} after {delay * 1000:.1f} ms", rc, out, err))
     return results, threads
 
 
+def checkpoint_stress(env, guest, pairs, tern, restore_tern, what):
+    """`env.moments` snapshots of the guest, each at a random moment (a
+    signal at a random time of its run), taken by `tern` and restored by
+    `restore_tern` in the engines of `pairs` ((checkpoint mode, restore
+    mode), in turn): the checkpointed run and the restore both end with the
+    known answer. Prints `GUEST (WHAT): N restores, M divergences`."""
+    want = (0, expected_output(guest))
+    rng = random.Random(env.seed * 8 + GUESTS.index(guest))
+    rc, out, err, span = signalled_run(tern, ["run", env.wasm(guest)], env.path("ref.sock"), None)
+    expect_equal((rc, out), want, f"reference run ({what}: {err!r})")
+    # Moments are drawn inside the reference run's length from the moment
+    # it could take a signal, shortened each time the signal came too late.
+    restores = with_threads = attempts = 0
+    divergences = []
+    snap = env.path("moment.snap")
+    while restores < env.moments and attempts < 4 * env.moments + 20:
+        attempts += 1
+        mode, restore_mode = pairs[restores % len(pairs)]
+        delay = rng.uniform(0, span)
+        results, threads = checkpoint_once(env, guest, mode, restore_mode, delay, snap, tern,
+                                           restore_tern)
+        if len(results) == 1:
+            span = max(0.002, span * 0.7)
+        for k, (moment, rc, out, err) in enumerate(results):
+            # A restore prints what the run had not printed yet at the
+            # checkpoint: a tail of the output, cut at a line (nothing, for
+            # a snapshot taken on the way out after the answer).
+            restored_tail = k > 0 and want[1].endswith(out) and (
+                out == want[1] or out == "" or want[1][-len(out) - 1] == "\n")
+            if rc != 0 or (out != want[1] and not restored_tail):
+                divergences.append(f"{moment}: status {rc}, output {out!r}, stderr {err[-300:]!r}")
+        if len(results) > 1:
+            restores += 1
+            with_threads += threads > 1
+    print(f"{guest} ({what}): {restores} restores, {len(divergences)} divergences "
+          f"({with_threads} with spawned threads running, {attempts} runs, seed {env.seed})",
+          flush=True)
+    expect(not divergences, "\n".join(divergences[:5]))
+    expect(restores == env.moments, f"only {restores} of {env.moments} signals came before "
+           f"the end in {attempts} runs")
+
+
 def make_checkpoint_stress_case(guest):
-    def checkpoint_stress(env):
-        """`--moments` snapshots of the guest, each at a random moment (a
-        signal at a random time of its run), taken in each engine and
-        restored in each (every pair in turn): the checkpointed run and the
-        restore both end with the known answer."""
+    def stress(env):
+        """`--moments` snapshots of the guest at random moments, taken in
+        each engine and restored in each (every pair in turn)."""
         modes = CHECKPOINT_MODES if env.compiler else ("interp",)
-        want = (0, expected_output(guest))
-        rng = random.Random(env.seed * 8 + GUESTS.index(guest))
-        rc, out, err = env.run(["run", env.wasm(guest)])
-        expect_equal((rc, out), want, f"reference run ({err!r})")
-        # How long a run lasts once it can take the signal, to draw moments
-        # inside it: learnt from the runs the signal came too late for.
-        span = 0.05
-        restores = with_threads = attempts = 0
-        divergences = []
-        snap = env.path("moment.snap")
-        while restores < env.moments and attempts < 4 * env.moments + 20:
-            attempts += 1
-            mode = modes[restores % len(modes)]
-            restore_mode = modes[(restores + restores // len(modes)) % len(modes)]
-            delay = rng.uniform(0, span)
-            results, threads = checkpoint_once(env, guest, mode, restore_mode, delay, snap)
-            if len(results) == 1:
-                span = max(0.002, span * 0.7)
-            for k, (what, rc, out, err) in enumerate(results):
-                # A restore prints what the run had not printed yet at the
-                # checkpoint: a tail of the output, cut at a line (nothing,
-                # for a snapshot taken on the way out after the answer).
-                restored_tail = k > 0 and want[1].endswith(out) and (
-                    out == want[1] or out == "" or want[1][-len(out) - 1] == "\n")
-                if rc != 0 or (out != want[1] and not restored_tail):
-                    divergences.append(f"{what}: status {rc}, output {out!r}, stderr {err[-300:]!r}")
-            if len(results) > 1:
-                restores += 1
-                with_threads += threads > 1
-        print(f"{guest}: {restores} restores, {len(divergences)} divergences "
-              f"({with_threads} with spawned threads running, {attempts} runs, seed {env.seed})",
-              flush=True)
-        expect(not divergences, "\n".join(divergences[:5]))
-        expect(restores == env.moments, f"only {restores} of {env.moments} signals came before "
-               f"the end in {attempts} runs")
-    return checkpoint_stress
+        pairs = [(modes[r % len(modes)], modes[(r + r // len(modes)) % len(modes)])
+                 for r in range(len(modes) ** 2)]
+        checkpoint_stress(env, guest, pairs, env.tern, env.tern, "every engine pair")
+    return stress
 
 
 for guest in GUESTS:
     case.add(f"checkpoint_stress.{guest}", make_checkpoint_stress_case(guest))
+
+
+@case.on_request
+def cross_checkpoint_stress(env):
+    """checkpoint_stress across CPUs: each guest checkpointed at
+    `--moments` random moments by this machine's tern (interp, aot, jit in
+    turn) and restored by --cross-tern (a tern built for s390x or aarch64,
+    under qemu; its interpreter: a cross build has no compiler), then
+    checkpointed there and restored here (interp, aot, jit in turn)."""
+    if not env.cross_tern:
+        raise Failure("cross_checkpoint_stress needs --cross-tern")
+    modes = CHECKPOINT_MODES if env.compiler else ("interp",)
+    for guest in GUESTS:
+        checkpoint_stress(env, guest, [(m, "interp") for m in modes], env.tern, env.cross_tern,
+                          "to the other CPU")
+        checkpoint_stress(env, guest, [("interp", m) for m in modes], env.cross_tern, env.tern,
+                          "back from it")
 
 
 def held_still(pid):
@@ -672,6 +725,7 @@ def make_env(env, args):
     env.compiler = args.compiler in ("1", "ON", "TRUE", "true")
     env.compile_tern = tern_command(args.compile_tern) if args.compile_tern else None
     env.target = args.target
+    env.cross_tern = tern_command(args.cross_tern) if args.cross_tern else None
     env.modes = lambda: MODES if env.compiler else ("interp",)
     return env
 
@@ -680,6 +734,8 @@ def add_arguments(ap):
     ap.add_argument("--compiler", default="1")
     ap.add_argument("--compile-tern", help="case cross: a tern that compiles artifacts for "
                     "--target (without it, cross runs the interpreter only)")
+    ap.add_argument("--cross-tern", help="case cross_checkpoint_stress: a tern for another CPU "
+                    "(e.g. \"qemu-s390x build-s390x/tern\")")
     ap.add_argument("--target", help="case cross: the CPU --tern runs on (s390x, aarch64)")
     ap.add_argument("--moments", type=int, default=int(os.environ.get("TERN_STRESS_MOMENTS",
                                                                       DEFAULT_MOMENTS)),
