@@ -283,13 +283,15 @@ def main():
     ap.add_argument("--moves", type=int, default=10)
     ap.add_argument("--mode", default="jit")
     ap.add_argument("--skip-latency", action="store_true", help="only the moves")
+    ap.add_argument("--skip-moves", action="store_true", help="only the latency")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     with tempfile.TemporaryDirectory(prefix="tern-gateway-bench-") as tmp, Hosts() as hosts:
         bench = Bench(build, hosts, tmp, args.mode)
         if not args.skip_latency:
             latency(bench, args)
-        moves(bench, args)
+        if not args.skip_moves:
+            moves(bench, args)
 
 
 def latency(bench, args):
