@@ -89,8 +89,9 @@ program::Participants gateway_participants(const HostCliOptions& o, GatewayUse u
   migrate::BackendOptions backend;
   backend.gateway = o.gateway;
   backend.no_gateway = o.no_gateway;
-  // A migration's target registers once the source has committed, and runs
-  // the program even if the gateway cannot be reached then.
+  // A migration's target joins the connections as a standby before the
+  // source commits, takes them over once it has, and runs the program even
+  // if the gateway cannot be reached then.
   backend.join_when_resuming = use == GatewayUse::Serve;
   if (!o.key.empty()) backend.key = migrate::Key::load(o.key);
   return {std::make_shared<migrate::GatewayBackend>(std::move(backend))};

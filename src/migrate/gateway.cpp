@@ -107,6 +107,19 @@ struct Program {
   std::set<uint64_t> conns;
   // A FREEZE being answered: the connections it named, in its order.
   std::optional<std::vector<std::pair<uint64_t, uint64_t>>> freeze;
+
+  // A migration's target that registered while the program was frozen
+  // (REGISTER standby): it joins the connections now, and takes the
+  // program over at its READY; until then the frozen backend above keeps
+  // it, and gets it back if the standby's session ends first.
+  struct Standby {
+    uint64_t session_token = 0, session = 0;
+    SessionKey key{};
+    std::string backend;
+    bool publishes = false;
+    wasi::SocketAddress listener;
+  };
+  std::optional<Standby> standby;
 };
 
 } // namespace gateway
@@ -239,7 +252,11 @@ struct Gateway::Impl {
   void on_message(Session& s, const Message& m);
   void on_session_closed(Session& s, const std::string& error);
   void answer(Session& s, std::vector<uint8_t> reply);
+  uint64_t new_session(Program& p);
   void on_register(Session& s, const RegisterMsg& m);
+  void register_standby(Session& s, Program& p, const RegisterMsg& m);
+  void take_over(Program& p);
+  void drop_standby(Program& p);
   void on_freeze(Program& p, const FreezeMsg& m);
   void check_freeze(Program& p);
   void on_thaw(Program& p);
@@ -874,7 +891,8 @@ void Gateway::Impl::refuse(util::UniqueFd& fd, int error) {
 
 // A restored backend takes a connection back at the offsets it recorded.
 void Gateway::Impl::join(DataHandshake& h, Program& p) {
-  std::optional<Join> m = decode_join(h.bytes, p.key);
+  const bool standby = p.standby && session_of(h.bytes) == p.standby->session;
+  std::optional<Join> m = decode_join(h.bytes, standby ? p.standby->key : p.key);
   if (!m) {
     log("data connection from {}: a join that does not authenticate", h.peer);
     return refuse(h.fd, EACCES);
@@ -886,13 +904,23 @@ void Gateway::Impl::join(DataHandshake& h, Program& p) {
     log("connection {}: a re-join from {} that does not fit", m->id, h.peer);
     return refuse(h.fd, ENOENT);
   }
-  detach_link(*c);
+  c->rejoin_expected = false;
   relay_socket(h.fd.get(), opt.buffer);
+  if (standby) { // kept aside until the standby takes over; answered now
+    const std::vector<uint8_t> reply = encode(Reply{0, c->id});
+    if (::send(h.fd.get(), reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+        ssize_t(reply.size()))
+      return;
+    c->standby_link = std::move(h.fd);
+    log("connection {}: joined by standby {} at {} bytes in, {} out", c->id, p.standby->backend,
+        c->forwarded, c->received);
+    return;
+  }
+  detach_link(*c);
   c->link = std::move(h.fd);
   c->link_state = LinkState::Attached;
   c->link_shut = false;
   c->unexplained_end = false;
-  c->rejoin_expected = false;
   c->link_out = encode(Reply{0, c->id});
   c->link_out_at = 0;
   c->link_events = 0;
@@ -1051,6 +1079,10 @@ void Gateway::Impl::answer(Session& s, std::vector<uint8_t> reply) {
 void Gateway::Impl::on_message(Session& s, const Message& m) {
   if (m.type == MsgType::Register) return on_register(s, decode_register(m.payload));
   Program* p = s.program;
+  if (p && p->standby && p->standby->session_token == s.token) {
+    if (m.type != MsgType::Ready) throw Error(fmt::format("unexpected message {}", int(m.type)));
+    return take_over(*p);
+  }
   // A session that registered nothing, or whose program has moved on to
   // another backend since, is not heard.
   if (!p || p->session_token != s.token) {
@@ -1088,6 +1120,7 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
     slot->id = m.program;
   }
   Program& p = *slot;
+  if (m.standby) return register_standby(s, p, m);
   if (p.session_token != 0 && !p.frozen) {
     return refuse_with(fmt::format("program {} runs at {} (stop it before restoring it elsewhere)",
                                    short_id(p.id), p.backend));
@@ -1097,6 +1130,7 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
     return refuse_with(
         fmt::format("program {} is published through this gateway", short_id(publisher->id)));
   const bool ours = m.gateway == Id128{} || m.gateway == instance;
+  if (p.standby) drop_standby(p);
   // A backend it replaces (a checkpoint taken, restored here) is let go.
   if (p.session_token != 0) {
     auto old = sessions.find(p.session_token);
@@ -1108,12 +1142,7 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
   by_session.erase(p.session);
   s.program = &p;
   p.session_token = s.token;
-  p.session = 0;
-  while (p.session == 0 || by_session.count(p.session)) {
-    Id128 r = random_id();
-    std::memcpy(&p.session, r.data(), sizeof p.session);
-  }
-  by_session[p.session] = &p;
+  p.session = new_session(p);
   {
     std::lock_guard lock(s.mutex);
     p.key = s.key;
@@ -1185,6 +1214,136 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
   answer(s, frame(MsgType::Registered, encode(reply)));
 }
 
+// A protocol session id for `p` that no other session has (handshakes name
+// it), entered in by_session.
+uint64_t Gateway::Impl::new_session(Program& p) {
+  uint64_t session = 0;
+  while (session == 0 || by_session.count(session)) {
+    Id128 r = random_id();
+    std::memcpy(&session, r.data(), sizeof session);
+  }
+  by_session[session] = &p;
+  return session;
+}
+
+// A migration's target registers while its source is frozen: it may join
+// the connections at the offsets the source's FREEZE settled, but they
+// stay the source's (nothing flows to the target) until its READY, which
+// it sends once the source has committed. So the re-joins are not part of
+// the clients' stall, and a migration that fails after them leaves the
+// source its connections: the standby's session ends, and the source's
+// THAW lets them flow again.
+void Gateway::Impl::register_standby(Session& s, Program& p, const RegisterMsg& m) {
+  auto refuse_with = [&](const std::string& text) {
+    log("{}: standby registration refused: {}", s.peer, text);
+    answer(s, error_frame(text));
+    forget_if_done(p);
+  };
+  if (p.session_token == 0 || !p.frozen || p.freeze || p.standby || m.gateway != instance)
+    return refuse_with(fmt::format("program {} is not frozen at a backend here", short_id(p.id)));
+  if (m.publishes && publisher && publisher != &p && !publisher->ended &&
+      (publisher->session_token != 0 || !publisher->conns.empty()))
+    return refuse_with(
+        fmt::format("program {} is published through this gateway", short_id(publisher->id)));
+  Program::Standby& sb = p.standby.emplace();
+  sb.session_token = s.token;
+  sb.session = new_session(p);
+  {
+    std::lock_guard lock(s.mutex);
+    sb.key = s.key;
+  }
+  sb.backend = s.peer;
+  sb.publishes = m.publishes;
+  sb.listener = m.listener;
+  s.program = &p;
+  RegisteredMsg reply;
+  reply.gateway = instance;
+  reply.session = sb.session;
+  for (const HeldConnection& h : m.connections) {
+    auto it = conns.find(h.id);
+    Conn* c = it != conns.end() && it->second->program == &p ? it->second.get() : nullptr;
+    JoinStatus status = JoinStatus::Gone;
+    if (c && !c->closing_until && c->outgoing == h.outgoing)
+      status = c->forwarded == h.received && c->received == h.sent ? JoinStatus::Rejoin
+                                                                   : JoinStatus::Mismatch;
+    if (status == JoinStatus::Rejoin) {
+      c->rejoin_expected = true;
+      c->rejoin_session = sb.session;
+    }
+    reply.connections.push_back({h.id, status});
+  }
+  log("program {} registered from {} as a standby: {} connection(s) to re-join", short_id(p.id),
+      sb.backend, std::count_if(reply.connections.begin(), reply.connections.end(), [](auto& e) {
+        return e.second == JoinStatus::Rejoin;
+      }));
+  answer(s, frame(MsgType::Registered, encode(reply)));
+}
+
+// The standby's READY: the source committed and the target runs the
+// program. The source is let go, the joined connections flow at once, and
+// those the target did not join come back reset there: they end here.
+void Gateway::Impl::take_over(Program& p) {
+  const Program::Standby sb = std::move(*p.standby);
+  p.standby.reset();
+  if (p.session_token != 0) {
+    auto old = sessions.find(p.session_token);
+    if (old != sessions.end()) old->second->program = nullptr;
+  }
+  by_session.erase(p.session);
+  p.session_token = sb.session_token;
+  p.session = sb.session;
+  p.key = sb.key;
+  p.last_sequence = 0;
+  p.backend = sb.backend;
+  p.publishes = sb.publishes;
+  p.listener = sb.listener;
+  p.frozen = false;
+  p.ended = false;
+  p.freeze.reset();
+  p.hold_until.reset();
+  if (p.publishes) publisher = &p;
+  std::vector<uint64_t> ids(p.conns.begin(), p.conns.end());
+  for (uint64_t id : ids) {
+    if (!alive(id)) continue;
+    Conn& c = *conns.at(id);
+    c.frozen = false;
+    c.rejoin_expected = false;
+    if (c.standby_link) {
+      detach_link(c);
+      c.link = std::move(c.standby_link);
+      c.link_state = LinkState::Attached;
+      c.link_shut = false;
+      c.unexplained_end = false;
+      c.ever_attached = true;
+    } else if (c.ever_attached && !c.closing_until) {
+      close_cleanly(c);
+    } else if (!c.closing_until) {
+      detach_link(c); // an offer the source did not take: made to the target
+    }
+  }
+  p.ready = true;
+  log("program {} is ready at {} (the standby took it over)", short_id(p.id), p.backend);
+  for (uint64_t id : ids)
+    if (alive(id)) pump(*conns.at(id));
+  offer_waiting(p);
+}
+
+// The standby's session ended before its READY, or the source continues
+// (THAW, a migration that failed): the connections stay the source's.
+void Gateway::Impl::drop_standby(Program& p) {
+  const Program::Standby& sb = *p.standby;
+  log("program {}: standby at {} dropped", short_id(p.id), sb.backend);
+  for (uint64_t id : p.conns) {
+    Conn& c = *conns.at(id);
+    c.standby_link.reset();
+    if (c.rejoin_expected && c.rejoin_session == sb.session) c.rejoin_expected = false;
+  }
+  by_session.erase(sb.session);
+  auto s = sessions.find(sb.session_token);
+  if (s != sessions.end() && s->second->program == &p) s->second->program = nullptr;
+  p.standby.reset();
+}
+
 void Gateway::Impl::on_freeze(Program& p, const FreezeMsg& m) {
   p.frozen = true;
   p.freeze = m.sent;
@@ -1229,6 +1388,7 @@ void Gateway::Impl::check_freeze(Program& p) {
 }
 
 void Gateway::Impl::on_thaw(Program& p) {
+  if (p.standby) drop_standby(p);
   p.frozen = false;
   p.freeze.reset();
   std::vector<uint64_t> ids(p.conns.begin(), p.conns.end());
@@ -1262,6 +1422,7 @@ void Gateway::Impl::on_bye(Program& p) {
 void Gateway::Impl::on_session_closed(Session& s, const std::string& error) {
   if (!error.empty()) log("{}: {}", s.peer, error);
   Program* p = s.program;
+  if (p && p->standby && p->standby->session_token == s.token) return drop_standby(*p);
   if (!p || p->session_token != s.token) return;
   leave(*p);
 }
@@ -1337,7 +1498,7 @@ void Gateway::Impl::expire_holds() {
 
 // A program nobody runs and that has no connections is forgotten.
 void Gateway::Impl::forget_if_done(Program& p) {
-  if (p.session_token != 0 || !p.conns.empty() || (!p.ended && p.hold_until)) return;
+  if (p.session_token != 0 || p.standby || !p.conns.empty() || (!p.ended && p.hold_until)) return;
   if (publisher == &p) publisher = nullptr;
   by_session.erase(p.session);
   programs.erase(p.id);

@@ -107,7 +107,7 @@ Message GatewayBackend::request(MsgType type, std::span<const uint8_t> payload, 
 }
 
 void GatewayBackend::register_program(wasi::WasiContext& ctx,
-                                      const std::vector<HeldConnection>& held,
+                                      const std::vector<HeldConnection>& held, bool standby,
                                       RegisteredMsg& reply) {
   if (!opt_.key) throw Error(fmt::format("--gateway {} needs --key FILE", gateway_));
   gateway_address_ = resolve(gateway_);
@@ -115,6 +115,7 @@ void GatewayBackend::register_program(wasi::WasiContext& ctx,
   m.program = program_;
   m.gateway = instance_;
   m.connections = held;
+  m.standby = standby;
   if (listener_fd_) {
     const wasi::FdEntry* e = ctx.fds().find(*listener_fd_);
     if (!e || e->kind != wasi::FdKind::TcpListener)
@@ -150,7 +151,12 @@ void GatewayBackend::started(wasi::WasiContext& ctx) {
   // The first --listen socket is the one clients reach through the gateway.
   if (!ctx.options().listen.empty()) listener_fd_ = uint32_t(3 + ctx.preopens().size());
   RegisteredMsg reply;
-  register_program(ctx, {}, reply);
+  register_program(ctx, {}, false, reply);
+  publish(ctx);
+}
+
+// The program takes the gateway's clients from now on: READY.
+void GatewayBackend::publish(wasi::WasiContext& ctx) {
   if (listener_fd_) ctx.fds().find(*listener_fd_)->published = true;
   ctx.set_gateway_link(shared_from_this());
   send(MsgType::Ready);
@@ -202,7 +208,28 @@ void GatewayBackend::restored(wasi::WasiContext& ctx) {
         break;
       }
   }
-  if (!opt_.join_when_resuming) join(ctx);
+  if (!opt_.join_when_resuming)
+    join(ctx);
+  else
+    join_as_standby(ctx);
+}
+
+// A migration's target, before it tells the source it is ready: the
+// connections are joined now, while the source waits, so that only READY
+// is left for when the program runs. If the gateway does not take a
+// standby (the source is not frozen there, say), resuming() registers as
+// before.
+void GatewayBackend::join_as_standby(wasi::WasiContext& ctx) {
+  if (!saved_) return;
+  RegisteredMsg reply;
+  try {
+    register_program(ctx, held(), true, reply);
+  } catch (const Error&) {
+    channel_.reset();
+    return;
+  }
+  rejoin(ctx, reply);
+  standby_ = true;
 }
 
 void GatewayBackend::resuming(wasi::WasiContext& ctx) {
@@ -210,6 +237,11 @@ void GatewayBackend::resuming(wasi::WasiContext& ctx) {
   // The program must run now whatever happens (a migration's source is
   // gone): without the gateway, if need be.
   try {
+    if (standby_) {
+      standby_ = false;
+      publish(ctx);
+      return;
+    }
     join(ctx);
   } catch (const Error& e) {
     warn(fmt::format("{}; the program runs without the gateway, its connections reset", e.what()));
@@ -221,16 +253,19 @@ void GatewayBackend::resuming(wasi::WasiContext& ctx) {
 // Registers with the recorded connections, re-joins them, publishes the
 // listener and lets the gateway offer new clients.
 void GatewayBackend::join(wasi::WasiContext& ctx) {
-  std::vector<HeldConnection> held;
+  RegisteredMsg reply;
+  register_program(ctx, held(), false, reply);
+  rejoin(ctx, reply);
+  publish(ctx);
+}
+
+// The snapshot's connections, as REGISTER names them.
+std::vector<HeldConnection> GatewayBackend::held() const {
+  std::vector<HeldConnection> out;
   if (saved_)
     for (const ConnectionRecord& c : saved_->connections)
-      held.push_back({c.id, c.outgoing, c.received, c.sent});
-  RegisteredMsg reply;
-  register_program(ctx, held, reply);
-  rejoin(ctx, reply);
-  if (listener_fd_) ctx.fds().find(*listener_fd_)->published = true;
-  ctx.set_gateway_link(shared_from_this());
-  send(MsgType::Ready);
+      out.push_back({c.id, c.outgoing, c.received, c.sent});
+  return out;
 }
 
 namespace {

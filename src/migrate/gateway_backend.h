@@ -31,10 +31,11 @@ struct BackendOptions {
   bool no_gateway = false;
   // How long the gateway may take to answer (registration, a checkpoint).
   std::chrono::milliseconds timeout{10'000};
-  // A migration's target: register only when the program is about to run
-  // (after the source committed), and run it without the gateway rather
-  // than not at all if that fails. Otherwise a restore registers at once,
-  // and a failure ends it.
+  // A migration's target: join the connections as a standby once the
+  // program is rebuilt (before the source commits; the source keeps them
+  // until then), take them over when the program is about to run, and run
+  // it without the gateway rather than not at all if that fails. Otherwise
+  // a restore registers at once, and a failure ends it.
   bool join_when_resuming = false;
 };
 
@@ -66,12 +67,15 @@ public:
 
 private:
   void register_program(wasi::WasiContext& ctx, const std::vector<gateway::HeldConnection>& held,
-                        gateway::RegisteredMsg& reply);
+                        bool standby, gateway::RegisteredMsg& reply);
   gateway::Message request(gateway::MsgType type, std::span<const uint8_t> payload,
                            gateway::MsgType expected);
   void send(gateway::MsgType type, std::span<const uint8_t> payload = {});
   bool joins() const;
+  std::vector<gateway::HeldConnection> held() const;
   void join(wasi::WasiContext& ctx);
+  void join_as_standby(wasi::WasiContext& ctx);
+  void publish(wasi::WasiContext& ctx);
   void rejoin(wasi::WasiContext& ctx, const gateway::RegisteredMsg& registered);
   void reset_unjoined(wasi::WasiContext& ctx);
   void lost(const std::string& why);
@@ -88,6 +92,7 @@ private:
   std::optional<uint32_t> listener_fd_;          // the published listener
   std::optional<gateway::GatewayRecords> saved_; // a restore's records
   bool frozen_ = false;
+  bool standby_ = false; // joined as a standby: READY takes the program over
 };
 
 } // namespace tern::migrate

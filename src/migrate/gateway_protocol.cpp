@@ -157,6 +157,7 @@ std::vector<uint8_t> encode(const RegisterMsg& m) {
   w.bytes(m.program);
   w.bytes(m.gateway);
   w.boolean(m.publishes);
+  w.boolean(m.standby);
   put_address(w, m.listener);
   w.u32(uint32_t(m.connections.size()));
   for (const HeldConnection& c : m.connections) {
@@ -174,6 +175,7 @@ RegisterMsg decode_register(std::span<const uint8_t> payload) {
     m.program = read_id(r);
     m.gateway = read_id(r);
     m.publishes = r.boolean();
+    m.standby = r.boolean();
     m.listener = get_address(r);
     m.connections.resize(r.count(25, "connections"));
     for (HeldConnection& c : m.connections) {

@@ -60,6 +60,10 @@ struct RegisterMsg {
   Id128 program{};        // random at `tern run`, kept across moves
   Id128 gateway{};        // the gateway instance the connections belong to (0: none)
   bool publishes = false; // the program takes new clients on `listener`
+  // A migration's target, registering before the source commits: it joins
+  // the connections, but the frozen backend keeps the program until this
+  // one's READY (docs/gateway.md §5).
+  bool standby = false;
   wasi::SocketAddress listener;
   std::vector<HeldConnection> connections;
 };

@@ -86,6 +86,9 @@ struct Conn {
 
   LinkState link_state = LinkState::None;
   util::UniqueFd link;
+  // Joined by a program's standby backend (a migration's target): not used
+  // until that backend takes the program over, when it becomes `link`.
+  util::UniqueFd standby_link;
   std::vector<uint8_t> link_out; // a handshake to send before any data
   size_t link_out_at = 0;
   std::vector<uint8_t> take;  // the answer to an offer, as far as it came

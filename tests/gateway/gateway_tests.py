@@ -635,6 +635,48 @@ def held_while_away(env, hosts):
     late.close()
 
 
+@cases
+@with_world
+def standby_dropped(env, hosts):
+    """A migration's target joins the connections as a standby before the
+    source commits (docs/gateway.md §5). If it fails then (here: killed
+    while it waits for the commit), the source continues with its
+    connections: bytes sent meanwhile and after reach it exactly once and
+    in order, and a later migration takes the program over as usual."""
+    w = World(env, hosts, by="migrate")
+    w.start("a")
+    c = w.connect()
+    c.send(request(1, 10, 10))
+    expect_reply(c, 1, 10)
+    w.moves += 1
+    target = f"{ADDRESS['b']}:{SERVE_PORT + w.moves}"
+    serve = hosts.start("b", env.tern + ["serve", "--once", "--verbose", "--listen", target,
+                                         "--key", w.key, "--allow-bind", "0.0.0.0/0"],
+                        stderr=w._log_file(), env=dict(os.environ, TERN_MIGRATE_FAULT="ready"))
+    testlib.wait_for(lambda: "listening on" in w.program_log() or serve.poll() is not None,
+                     "tern serve")
+    migrate = subprocess.Popen(env.tern + ["migrate", "--control", w.control, "--to", target,
+                                           "--key", w.key], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    testlib.wait_for(lambda: "as a standby: 1 connection(s) to re-join" in w.log() and
+                     "joined by standby" in w.log(), "the target's standby registration")
+    c.send(request(2, 30, 20))  # held by the gateway: the program is frozen
+    time.sleep(0.2)
+    serve.kill()  # the target (its process group's leader: the receiver dies with it)
+    testlib.wait_process(serve)
+    out, err = testlib.communicate(migrate)
+    expect(migrate.returncode != 0, f"tern migrate to a killed target: {out!r} {err!r}")
+    expect_reply(c, 2, 30)
+    c.send(request(3, 40, 5))
+    expect_reply(c, 3, 40)
+    expect("standby at" in w.log() and "dropped" in w.log(), f"the gateway's log: {w.log()}")
+    expect(w.program.poll() is None, f"the source ended: {w.program_log()}")
+    w.migrate("b")  # moves for real now
+    c.send(request(4, 50, 5))
+    expect_reply(c, 4, 50)
+    c.close()
+
+
 @both_ways
 def outgoing(env, hosts, by):
     """A program's own connection to a service, made through the gateway,

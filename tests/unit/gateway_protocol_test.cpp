@@ -39,12 +39,14 @@ TEST(GatewayProtocol, ControlMessagesRoundTrip) {
   r.program = random_id();
   r.gateway = random_id();
   r.publishes = true;
+  r.standby = true;
   r.listener = address(10, 0, 0, 2, 7000);
   r.connections = {{7, false, 100, 200}, {9, true, 0, 5}};
   RegisterMsg r2 = decode_register(encode(r));
   EXPECT_EQ(r2.program, r.program);
   EXPECT_EQ(r2.gateway, r.gateway);
   EXPECT_TRUE(r2.publishes);
+  EXPECT_TRUE(r2.standby);
   EXPECT_EQ(r2.listener, r.listener);
   ASSERT_EQ(r2.connections.size(), 2u);
   EXPECT_EQ(r2.connections[1].id, 9u);
