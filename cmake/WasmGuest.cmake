@@ -36,11 +36,15 @@ set(TERN_GUEST_SOCKET_INCLUDE ${PROJECT_SOURCE_DIR}/guest/include)
 set(TERN_GUEST_PTHREAD_SOURCES ${PROJECT_SOURCE_DIR}/guest/src/pthread.c
                                ${PROJECT_SOURCE_DIR}/guest/src/wasi_thread_start.s)
 set(TERN_GUEST_PTHREAD_HEADER ${PROJECT_SOURCE_DIR}/guest/include/pthread.h)
+# The functions the guest library wraps (--wrap=NAME: malloc and friends
+# under one lock, stdio under a lock per FILE), one list for every build of
+# a threaded guest (bench/threads too).
+set(TERN_GUEST_THREADS_WRAPS ${PROJECT_SOURCE_DIR}/guest/threads-wraps.rsp)
 set(TERN_GUEST_THREADS_FLAGS
   -nostartfiles -matomics -mbulk-memory -ftls-model=local-exec
   -I${PROJECT_SOURCE_DIR}/guest/include
   -Wl,--import-memory,--shared-memory,--max-memory=67108864,--no-check-features
-  -Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign)
+  -Wl,@${TERN_GUEST_THREADS_WRAPS})
 
 function(tern_add_wasm_guest name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "SOCKETS;THREADS" "" "SOURCES;FLAGS;DEPENDS")
@@ -80,7 +84,8 @@ function(tern_add_wasm_guest name)
     if(arg_THREADS)
       list(APPEND flags ${TERN_GUEST_THREADS_FLAGS})
       list(APPEND sources ${TERN_GUEST_PTHREAD_SOURCES})
-      list(APPEND depends ${TERN_GUEST_PTHREAD_SOURCES} ${TERN_GUEST_PTHREAD_HEADER})
+      list(APPEND depends ${TERN_GUEST_PTHREAD_SOURCES} ${TERN_GUEST_PTHREAD_HEADER}
+                          ${TERN_GUEST_THREADS_WRAPS})
     endif()
     set(command ${compiler} ${flags} ${sources})
   endif()

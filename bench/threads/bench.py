@@ -27,8 +27,7 @@ THREADS_FLAGS = [
     "-nostartfiles", "-matomics", "-mbulk-memory", "-ftls-model=local-exec",
     f"-I{GUEST / 'include'}",
     "-Wl,--import-memory,--shared-memory,--max-memory=67108864,--no-check-features",
-    "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,"
-    "--wrap=posix_memalign",
+    f"-Wl,@{GUEST / 'threads-wraps.rsp'}",
 ]
 
 

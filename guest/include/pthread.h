@@ -12,14 +12,15 @@
  *     -ftls-model=local-exec -Iguest/include prog.c guest/src/pthread.c
  *     guest/src/wasi_thread_start.s -Wl,--import-memory,--shared-memory
  *     -Wl,--max-memory=N -Wl,--no-check-features
- *     -Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc
- *     -Wl,--wrap=aligned_alloc,--wrap=posix_memalign
+ *     -Wl,@guest/threads-wraps.rsp
  *
  * (-nostartfiles: the library has the program's _start; --no-check-features:
- * wasi-libc was not compiled for atomics; the --wrap options put malloc and
- * friends under a lock.) The rest of
- * wasi-libc is not thread-safe: stdio, errno (one for all threads) and
- * other libc state must be used by one thread at a time.
+ * wasi-libc was not compiled for atomics; the --wrap options of
+ * threads-wraps.rsp put malloc and friends under a lock, and each stdio
+ * call under its FILE's recursive lock: flockfile/funlockfile/ftrylockfile
+ * take the same one.) The rest of wasi-libc is not thread-safe: errno (one for all threads) and
+ * other libc state (strtok, rand, the environment, opening and closing FILEs while another thread
+ * walks them with fflush(NULL)) must be used by one thread at a time.
  *
  * Supported: create/join/self/equal, mutexes (normal; recursive and
  * error-checking types are refused with EINVAL), condition variables

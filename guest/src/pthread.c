@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -379,4 +381,209 @@ void __wrap_free(void* p) {
   lock_word(&heap_lock);
   __real_free(p);
   unlock_word(&heap_lock);
+}
+
+/* --- stdio under a lock per FILE (the program is linked with --wrap for these) ----- */
+
+/* wasi-libc was built without threads: its FILEs have no locks. Each
+ * stdio call of the program takes a recursive lock for its FILE (stdin,
+ * stdout and stderr their own, any other FILE one of the rest by its
+ * address), so lines printed by several threads come out whole, and a
+ * thread blocked in fgets on stdin does not hold up another's printf. */
+enum { kFileLocks = 16 };
+static struct file_lock {
+  volatile int word; /* lock_word's states */
+  struct __pthread* owner;
+  int depth;
+} file_locks[kFileLocks];
+
+static struct file_lock* lock_of(FILE* f) {
+  if (f == stdin) return &file_locks[0];
+  if (f == stdout) return &file_locks[1];
+  if (f == stderr) return &file_locks[2];
+  return &file_locks[3 + ((uintptr_t)f >> 4) % (kFileLocks - 3)];
+}
+
+static struct __pthread* current(void) {
+  return self ? self : &main_thread; /* self is set by a constructor */
+}
+
+void flockfile(FILE* f) {
+  struct file_lock* l = lock_of(f);
+  if (__atomic_load_n(&l->owner, __ATOMIC_SEQ_CST) == current()) {
+    ++l->depth;
+    return;
+  }
+  lock_word(&l->word);
+  __atomic_store_n(&l->owner, current(), __ATOMIC_SEQ_CST);
+  l->depth = 1;
+}
+
+int ftrylockfile(FILE* f) {
+  struct file_lock* l = lock_of(f);
+  if (__atomic_load_n(&l->owner, __ATOMIC_SEQ_CST) == current()) {
+    ++l->depth;
+    return 0;
+  }
+  if (compare_exchange(&l->word, 0, 1) != 0) return -1;
+  __atomic_store_n(&l->owner, current(), __ATOMIC_SEQ_CST);
+  l->depth = 1;
+  return 0;
+}
+
+void funlockfile(FILE* f) {
+  struct file_lock* l = lock_of(f);
+  if (--l->depth > 0) return;
+  __atomic_store_n(&l->owner, (struct __pthread*)0, __ATOMIC_SEQ_CST);
+  unlock_word(&l->word);
+}
+
+#define FILE_LOCKED(f, type, call)                                                                 \
+  do {                                                                                             \
+    FILE* locked_ = (f);                                                                           \
+    flockfile(locked_);                                                                            \
+    type r = call;                                                                                 \
+    funlockfile(locked_);                                                                          \
+    return r;                                                                                      \
+  } while (0)
+
+int __real_vfprintf(FILE*, const char*, va_list);
+int __real_vfscanf(FILE*, const char*, va_list);
+int __real_fputs(const char*, FILE*);
+int __real_puts(const char*);
+int __real_fputc(int, FILE*);
+int __real_putc(int, FILE*);
+int __real_putchar(int);
+size_t __real_fwrite(const void*, size_t, size_t, FILE*);
+int __real_fflush(FILE*);
+char* __real_fgets(char*, int, FILE*);
+int __real_fgetc(FILE*);
+int __real_getc(FILE*);
+int __real_getchar(void);
+size_t __real_fread(void*, size_t, size_t, FILE*);
+int __real_ungetc(int, FILE*);
+ssize_t __real_getdelim(char**, size_t*, int, FILE*);
+ssize_t __real_getline(char**, size_t*, FILE*);
+int __real_fseek(FILE*, long, int);
+long __real_ftell(FILE*);
+void __real_rewind(FILE*);
+int __real_fclose(FILE*);
+int __real_setvbuf(FILE*, char*, int, size_t);
+void __real_perror(const char*);
+
+int __wrap_vfprintf(FILE* f, const char* format, va_list args) {
+  FILE_LOCKED(f, int, __real_vfprintf(f, format, args));
+}
+int __wrap_vprintf(const char* format, va_list args) {
+  FILE_LOCKED(stdout, int, __real_vfprintf(stdout, format, args));
+}
+int __wrap_fprintf(FILE* f, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  flockfile(f);
+  int r = __real_vfprintf(f, format, args);
+  funlockfile(f);
+  va_end(args);
+  return r;
+}
+int __wrap_printf(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  flockfile(stdout);
+  int r = __real_vfprintf(stdout, format, args);
+  funlockfile(stdout);
+  va_end(args);
+  return r;
+}
+int __wrap_vfscanf(FILE* f, const char* format, va_list args) {
+  FILE_LOCKED(f, int, __real_vfscanf(f, format, args));
+}
+int __wrap_vscanf(const char* format, va_list args) {
+  FILE_LOCKED(stdin, int, __real_vfscanf(stdin, format, args));
+}
+int __wrap_fscanf(FILE* f, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  flockfile(f);
+  int r = __real_vfscanf(f, format, args);
+  funlockfile(f);
+  va_end(args);
+  return r;
+}
+int __wrap_scanf(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  flockfile(stdin);
+  int r = __real_vfscanf(stdin, format, args);
+  funlockfile(stdin);
+  va_end(args);
+  return r;
+}
+int __wrap_fputs(const char* s, FILE* f) {
+  FILE_LOCKED(f, int, __real_fputs(s, f));
+}
+int __wrap_puts(const char* s) {
+  FILE_LOCKED(stdout, int, __real_puts(s));
+}
+int __wrap_fputc(int c, FILE* f) {
+  FILE_LOCKED(f, int, __real_fputc(c, f));
+}
+int __wrap_putc(int c, FILE* f) {
+  FILE_LOCKED(f, int, __real_putc(c, f));
+}
+int __wrap_putchar(int c) {
+  FILE_LOCKED(stdout, int, __real_putchar(c));
+}
+size_t __wrap_fwrite(const void* p, size_t size, size_t n, FILE* f) {
+  FILE_LOCKED(f, size_t, __real_fwrite(p, size, n, f));
+}
+int __wrap_fflush(FILE* f) {
+  if (!f) return __real_fflush(f); /* every FILE, each flushed on its own */
+  FILE_LOCKED(f, int, __real_fflush(f));
+}
+char* __wrap_fgets(char* s, int n, FILE* f) {
+  FILE_LOCKED(f, char*, __real_fgets(s, n, f));
+}
+int __wrap_fgetc(FILE* f) {
+  FILE_LOCKED(f, int, __real_fgetc(f));
+}
+int __wrap_getc(FILE* f) {
+  FILE_LOCKED(f, int, __real_getc(f));
+}
+int __wrap_getchar(void) {
+  FILE_LOCKED(stdin, int, __real_getchar());
+}
+size_t __wrap_fread(void* p, size_t size, size_t n, FILE* f) {
+  FILE_LOCKED(f, size_t, __real_fread(p, size, n, f));
+}
+int __wrap_ungetc(int c, FILE* f) {
+  FILE_LOCKED(f, int, __real_ungetc(c, f));
+}
+ssize_t __wrap_getdelim(char** line, size_t* n, int delim, FILE* f) {
+  FILE_LOCKED(f, ssize_t, __real_getdelim(line, n, delim, f));
+}
+ssize_t __wrap_getline(char** line, size_t* n, FILE* f) {
+  FILE_LOCKED(f, ssize_t, __real_getline(line, n, f));
+}
+int __wrap_fseek(FILE* f, long offset, int whence) {
+  FILE_LOCKED(f, int, __real_fseek(f, offset, whence));
+}
+long __wrap_ftell(FILE* f) {
+  FILE_LOCKED(f, long, __real_ftell(f));
+}
+void __wrap_rewind(FILE* f) {
+  flockfile(f);
+  __real_rewind(f);
+  funlockfile(f);
+}
+int __wrap_fclose(FILE* f) {
+  FILE_LOCKED(f, int, __real_fclose(f)); /* the lock is the slot's, not the FILE's */
+}
+int __wrap_setvbuf(FILE* f, char* buf, int mode, size_t size) {
+  FILE_LOCKED(f, int, __real_setvbuf(f, buf, mode, size));
+}
+void __wrap_perror(const char* s) {
+  flockfile(stderr);
+  __real_perror(s);
+  funlockfile(stderr);
 }
