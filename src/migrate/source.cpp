@@ -47,7 +47,11 @@ struct LiveMemory {
 // One direction of pages: MEMD + MEMP sections of one memory.
 class PageSender {
 public:
-  PageSender(MessageWriter& out, bool compress) : out_(out) { chunks_.compress = compress; }
+  // Pages are sent while the program runs and writes them.
+  PageSender(MessageWriter& out, bool compress) : out_(out) {
+    chunks_.compress = compress;
+    chunks_.input_may_change = true;
+  }
 
   // Sends the flagged pages of memory `index` (whose size is
   // bytes.size()); returns how many.

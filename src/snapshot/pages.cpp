@@ -55,7 +55,7 @@ struct ChunkEncoder {
 
   void encode(uint32_t index, std::span<const uint8_t> memory, uint64_t first, uint32_t count,
               uint64_t bitmap, const ChunkOptions& options, std::vector<uint8_t>& out) {
-    std::span<const uint8_t> raw = gather(memory, first, bitmap);
+    std::span<const uint8_t> raw = gather(memory, first, bitmap, options.input_may_change);
     PayloadWriter header;
     header.u32(index);
     header.u32(static_cast<uint32_t>(first));
@@ -69,11 +69,12 @@ struct ChunkEncoder {
     std::memcpy(out.data() + kChunkHeaderBytes, raw.data(), raw.size());
   }
 
-  // The non-zero pages of the chunk, in order, as one span.
-  std::span<const uint8_t> gather(std::span<const uint8_t> memory, uint64_t first,
-                                  uint64_t bitmap) {
+  // The pages of the chunk, in order, as one span: in place when they are
+  // contiguous, unless `copy` (the memory may change meanwhile).
+  std::span<const uint8_t> gather(std::span<const uint8_t> memory, uint64_t first, uint64_t bitmap,
+                                  bool copy) {
     const uint64_t n = std::popcount(bitmap);
-    if (contiguous(bitmap))
+    if (contiguous(bitmap) && !copy)
       return memory.subspan((first + std::countr_zero(bitmap)) * kPageSize, n * kPageSize);
     gathered.resize(n * kPageSize);
     uint8_t* dst = gathered.data();

@@ -45,6 +45,14 @@ struct ChunkOptions {
   bool compress = true;
   int zstd_level = 1;
   unsigned threads = 1; // compression threads
+  // The memory may be written while it is encoded (live migration's
+  // pre-copy rounds): each chunk's pages are copied before they are
+  // compressed. zstd reads its input more than once (a match is found in
+  // bytes it has already encoded, then checked against them as they are
+  // now), so compressing bytes that change could encode, for a page nobody
+  // wrote, bytes of another page as they were earlier: pages written
+  // during the encoding are sent again, the others must come out exact.
+  bool input_may_change = false;
 };
 
 // The MEMP payloads of memory `index`, in page order, to `emit`; chunks
