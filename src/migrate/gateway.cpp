@@ -108,18 +108,19 @@ struct Program {
   // A FREEZE being answered: the connections it named, in its order.
   std::optional<std::vector<std::pair<uint64_t, uint64_t>>> freeze;
 
+  // A backend as it registered.
+  struct Backend {
+    uint64_t session_token = 0, session = 0;
+    SessionKey key{};
+    std::string address;
+    bool publishes = false;
+    wasi::SocketAddress listener;
+  };
   // A migration's target that registered while the program was frozen
   // (REGISTER standby): it joins the connections now, and takes the
   // program over at its READY; until then the frozen backend above keeps
   // it, and gets it back if the standby's session ends first.
-  struct Standby {
-    uint64_t session_token = 0, session = 0;
-    SessionKey key{};
-    std::string backend;
-    bool publishes = false;
-    wasi::SocketAddress listener;
-  };
-  std::optional<Standby> standby;
+  std::optional<Backend> standby;
 };
 
 } // namespace gateway
@@ -252,7 +253,8 @@ struct Gateway::Impl {
   void on_message(Session& s, const Message& m);
   void on_session_closed(Session& s, const std::string& error);
   void answer(Session& s, std::vector<uint8_t> reply);
-  uint64_t new_session(Program& p);
+  Program::Backend new_backend(Session& s, Program& p, const RegisterMsg& m);
+  void use_backend(Program& p, const Program::Backend& b);
   void on_register(Session& s, const RegisterMsg& m);
   void register_standby(Session& s, Program& p, const RegisterMsg& m);
   void take_over(Program& p);
@@ -912,7 +914,7 @@ void Gateway::Impl::join(DataHandshake& h, Program& p) {
         ssize_t(reply.size()))
       return;
     c->standby_link = std::move(h.fd);
-    log("connection {}: joined by standby {} at {} bytes in, {} out", c->id, p.standby->backend,
+    log("connection {}: joined by standby {} at {} bytes in, {} out", c->id, p.standby->address,
         c->forwarded, c->received);
     return;
   }
@@ -1140,24 +1142,8 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
       if (Conn& c = *conns.at(id); c.link_state != LinkState::Attached || c.frozen) detach_link(c);
   }
   by_session.erase(p.session);
-  s.program = &p;
-  p.session_token = s.token;
-  p.session = new_session(p);
-  {
-    std::lock_guard lock(s.mutex);
-    p.key = s.key;
-  }
-  p.last_sequence = 0;
-  p.backend = s.peer;
-  p.publishes = m.publishes;
-  p.listener = m.listener;
-  p.ready = false;
-  p.frozen = false;
-  p.ended = false;
-  p.freeze.reset();
-  p.hold_until.reset();
+  use_backend(p, new_backend(s, p, m));
   if (m.publishes) {
-    publisher = &p;
     for (auto& [id, c] : conns) { // clients that waited for a program
       if (c->program) continue;
       c->program = &p;
@@ -1214,16 +1200,43 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
   answer(s, frame(MsgType::Registered, encode(reply)));
 }
 
-// A protocol session id for `p` that no other session has (handshakes name
-// it), entered in by_session.
-uint64_t Gateway::Impl::new_session(Program& p) {
-  uint64_t session = 0;
-  while (session == 0 || by_session.count(session)) {
+// The backend of session `s`, which registers `p` with `m`: a protocol
+// session id no other session has (handshakes name it), entered in
+// by_session.
+Program::Backend Gateway::Impl::new_backend(Session& s, Program& p, const RegisterMsg& m) {
+  Program::Backend b;
+  b.session_token = s.token;
+  while (b.session == 0 || by_session.count(b.session)) {
     Id128 r = random_id();
-    std::memcpy(&session, r.data(), sizeof session);
+    std::memcpy(&b.session, r.data(), sizeof b.session);
   }
-  by_session[session] = &p;
-  return session;
+  by_session[b.session] = &p;
+  {
+    std::lock_guard lock(s.mutex);
+    b.key = s.key;
+  }
+  b.address = s.peer;
+  b.publishes = m.publishes;
+  b.listener = m.listener;
+  s.program = &p;
+  return b;
+}
+
+// `b` holds the program from now on (not ready for new clients yet).
+void Gateway::Impl::use_backend(Program& p, const Program::Backend& b) {
+  p.session_token = b.session_token;
+  p.session = b.session;
+  p.key = b.key;
+  p.last_sequence = 0;
+  p.backend = b.address;
+  p.publishes = b.publishes;
+  p.listener = b.listener;
+  p.ready = false;
+  p.frozen = false;
+  p.ended = false;
+  p.freeze.reset();
+  p.hold_until.reset();
+  if (p.publishes) publisher = &p;
 }
 
 // A migration's target registers while its source is frozen: it may join
@@ -1245,17 +1258,7 @@ void Gateway::Impl::register_standby(Session& s, Program& p, const RegisterMsg& 
       (publisher->session_token != 0 || !publisher->conns.empty()))
     return refuse_with(
         fmt::format("program {} is published through this gateway", short_id(publisher->id)));
-  Program::Standby& sb = p.standby.emplace();
-  sb.session_token = s.token;
-  sb.session = new_session(p);
-  {
-    std::lock_guard lock(s.mutex);
-    sb.key = s.key;
-  }
-  sb.backend = s.peer;
-  sb.publishes = m.publishes;
-  sb.listener = m.listener;
-  s.program = &p;
+  const Program::Backend& sb = p.standby.emplace(new_backend(s, p, m));
   RegisteredMsg reply;
   reply.gateway = instance;
   reply.session = sb.session;
@@ -1273,7 +1276,7 @@ void Gateway::Impl::register_standby(Session& s, Program& p, const RegisterMsg& 
     reply.connections.push_back({h.id, status});
   }
   log("program {} registered from {} as a standby: {} connection(s) to re-join", short_id(p.id),
-      sb.backend, std::count_if(reply.connections.begin(), reply.connections.end(), [](auto& e) {
+      sb.address, std::count_if(reply.connections.begin(), reply.connections.end(), [](auto& e) {
         return e.second == JoinStatus::Rejoin;
       }));
   answer(s, frame(MsgType::Registered, encode(reply)));
@@ -1283,25 +1286,14 @@ void Gateway::Impl::register_standby(Session& s, Program& p, const RegisterMsg& 
 // program. The source is let go, the joined connections flow at once, and
 // those the target did not join come back reset there: they end here.
 void Gateway::Impl::take_over(Program& p) {
-  const Program::Standby sb = std::move(*p.standby);
+  const Program::Backend sb = std::move(*p.standby);
   p.standby.reset();
   if (p.session_token != 0) {
     auto old = sessions.find(p.session_token);
     if (old != sessions.end()) old->second->program = nullptr;
   }
   by_session.erase(p.session);
-  p.session_token = sb.session_token;
-  p.session = sb.session;
-  p.key = sb.key;
-  p.last_sequence = 0;
-  p.backend = sb.backend;
-  p.publishes = sb.publishes;
-  p.listener = sb.listener;
-  p.frozen = false;
-  p.ended = false;
-  p.freeze.reset();
-  p.hold_until.reset();
-  if (p.publishes) publisher = &p;
+  use_backend(p, sb);
   std::vector<uint64_t> ids(p.conns.begin(), p.conns.end());
   for (uint64_t id : ids) {
     if (!alive(id)) continue;
@@ -1331,8 +1323,8 @@ void Gateway::Impl::take_over(Program& p) {
 // The standby's session ended before its READY, or the source continues
 // (THAW, a migration that failed): the connections stay the source's.
 void Gateway::Impl::drop_standby(Program& p) {
-  const Program::Standby& sb = *p.standby;
-  log("program {}: standby at {} dropped", short_id(p.id), sb.backend);
+  const Program::Backend& sb = *p.standby;
+  log("program {}: standby at {} dropped", short_id(p.id), sb.address);
   for (uint64_t id : p.conns) {
     Conn& c = *conns.at(id);
     c.standby_link.reset();
