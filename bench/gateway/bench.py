@@ -13,7 +13,9 @@
    move, the clients' longest wait for a reply, the program's time away
    (the gateway's log: FREEZE to READY) and, for tern migrate, the
    downtime it reports (the program's stop at the source to its
-   confirmation at the target).
+   confirmation at the target), and where the longest stall lay: when it
+   began, in ms after the FREEZE (negative: before it), and when it
+   ended, in ms after the READY.
 
     bench/gateway/bench.py BUILD_DIR [--requests N] [--rounds R] [--moves M] [--mode MODE]
 
@@ -137,6 +139,19 @@ class Bench:
         with open(self.log_path, errors="replace") as f:
             return [float(m.group(1)) for m in re.finditer(r"\[(\d+\.\d+)\] " + what, f.read())]
 
+    def log_origin(self):
+        """Where the gateway log's time 0 is on CLOCK_MONOTONIC (the load
+        client's clock)."""
+        with open(self.log_path, errors="replace") as f:
+            return float(re.search(r"started \(monotonic clock ([\d.]+) s\)", f.read()).group(1))
+
+    def stall_window(self, clients, frozen, ready):
+        """When the clients' longest stall began, in ms from the FREEZE, and
+        when it ended, in ms from the READY (the gateway's log)."""
+        begin = clients["longest_stall_from_s"] - self.log_origin()
+        end = begin + clients["longest_stall_ms"] / 1e3
+        return {"begin_ms": (begin - frozen) * 1e3, "end_ms": (end - ready) * 1e3}
+
     def log_counts(self, pattern):
         """The number each of the gateway's log lines matching `pattern`
         (one group) says."""
@@ -201,7 +216,7 @@ class Bench:
             frozen = self.log_times("program \\S+ checkpoints")[freezes]
             ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
             results.append({"stall_ms": r["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,
-                            "replies": r["replies"]})
+                            "replies": r["replies"], **self.stall_window(r, frozen, ready)})
         self.program, self.host = program, host
         return results
 
@@ -247,7 +262,7 @@ class Bench:
             ready = [t for t in self.log_times("program \\S+ is ready") if t > frozen][0]
             results.append({"stall_ms": c["longest_stall_ms"], "away_ms": (ready - frozen) * 1e3,
                             "downtime_ms": float(m.group(3)), "rounds": int(m.group(1)),
-                            "replies": c["replies"]})
+                            "replies": c["replies"], **self.stall_window(c, frozen, ready)})
         return results
 
 
@@ -308,18 +323,20 @@ def latency(bench, args):
 def moves(bench, args):
     print(f"\nmoves: 64 connections, 4 requests in flight each, checkpoint file + restore "
           f"a <-> b, {args.mode} mode")
-    print(f"{'move':>4} {'away':>9} {'longest stall':>14} {'stall - away':>13} {'replies':>8}")
+    print(f"{'move':>4} {'away':>9} {'longest stall':>14} {'stall - away':>13} {'replies':>8} "
+          f"{'from FREEZE':>12} {'to READY':>9}")
     for i, r in enumerate(bench.moves_stall(args.moves)):
         print(f"{i + 1:>4} {r['away_ms']:>7.1f}ms {r['stall_ms']:>12.1f}ms "
-              f"{r['stall_ms'] - r['away_ms']:>11.1f}ms {r['replies']:>8}")
+              f"{r['stall_ms'] - r['away_ms']:>11.1f}ms {r['replies']:>8} "
+              f"{r['begin_ms']:>10.1f}ms {r['end_ms']:>7.1f}ms")
     print(f"\nmoves: 64 connections, 4 requests in flight each, tern migrate a <-> b, "
           f"{args.mode} mode")
     print(f"{'move':>4} {'rounds':>6} {'downtime':>9} {'away':>9} {'longest stall':>14} "
-          f"{'stall - downtime':>17} {'replies':>8}")
+          f"{'stall - downtime':>17} {'replies':>8} {'from FREEZE':>12} {'to READY':>9}")
     for i, r in enumerate(bench.moves_stall_migrate(args.moves)):
         print(f"{i + 1:>4} {r['rounds']:>6} {r['downtime_ms']:>7.1f}ms {r['away_ms']:>7.1f}ms "
               f"{r['stall_ms']:>12.1f}ms {r['stall_ms'] - r['downtime_ms']:>15.1f}ms "
-              f"{r['replies']:>8}")
+              f"{r['replies']:>8} {r['begin_ms']:>10.1f}ms {r['end_ms']:>7.1f}ms")
 
 
 if __name__ == "__main__":

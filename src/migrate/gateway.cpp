@@ -322,6 +322,10 @@ void Gateway::Impl::interest(int fd, uint64_t what, uint32_t& current, uint32_t 
 }
 
 void Gateway::Impl::run() {
+  // The log's times are seconds from here; this says where that is on the
+  // system's monotonic clock (steady_clock), for comparing with other logs.
+  log("started (monotonic clock {:.6f} s)",
+      std::chrono::duration<double>(started.time_since_epoch()).count());
   std::vector<epoll_event> ready(256);
   while (!stopping.load()) {
     int n = ::epoll_wait(epoll.get(), ready.data(), int(ready.size()), next_timeout());

@@ -884,7 +884,7 @@ def bench_moves(env):
     out, err = testlib.communicate(proc)
     out, err = out.decode(), err.decode(errors="replace")
     expect(proc.returncode == 0, f"bench.py: {proc.returncode}: {out}{err[-3000:]}")
-    rows = re.findall(r"^\s+1\s.*ms\s+\d+$", out, re.M)
+    rows = re.findall(r"^\s+1\s.*ms\s+\d+\s+-?[\d.]+ms\s+-?[\d.]+ms$", out, re.M)
     expect(len(rows) == 2, f"bench.py printed no row for each kind of move: {out}")
     print(out, flush=True)
 

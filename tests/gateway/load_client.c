@@ -48,6 +48,7 @@ struct conn {
   uint64_t bytes_sent, bytes_received;
   double last_progress; // last reply, or when requests went out with none pending
   double longest_stall;
+  double longest_stall_from; // when it began (CLOCK_MONOTONIC seconds)
   int done;      // no more requests to send
   int stat_sent; // the final STAT is out
   int finished;  // its STAT reply checked
@@ -128,6 +129,13 @@ static void fill_pipeline(struct conn* c, double t, int stopping) {
   }
 }
 
+// A wait for a reply that has lasted since c->last_progress, at time t.
+static void note_stall(struct conn* c, double t) {
+  if (t - c->last_progress <= c->longest_stall) return;
+  c->longest_stall = t - c->last_progress;
+  c->longest_stall_from = c->last_progress;
+}
+
 static void got_reply(struct conn* c, uint64_t seq, double t) {
   double l = t - c->sent_at[seq % MAX_PIPELINE];
   if (nlat == caplat) {
@@ -136,7 +144,7 @@ static void got_reply(struct conn* c, uint64_t seq, double t) {
   }
   lat[nlat++] = l;
   ++replies;
-  if (t - c->last_progress > c->longest_stall) c->longest_stall = t - c->last_progress;
+  note_stall(c, t);
   c->last_progress = t;
   ++c->next_expect;
 }
@@ -276,8 +284,7 @@ int main(int argc, char** argv) {
         c->bytes_sent += (uint64_t)n;
       }
       if (c->out_at == c->out_len) c->out_at = c->out_len = 0;
-      if (c->next_send > c->next_expect && t - c->last_progress > c->longest_stall)
-        c->longest_stall = t - c->last_progress;
+      if (c->next_send > c->next_expect) note_stall(c, t);
     }
     struct epoll_event evs[64];
     int n = epoll_wait(ep, evs, 64, 50);
@@ -318,10 +325,13 @@ int main(int argc, char** argv) {
   }
   const double elapsed = now_s() - start;
   qsort(lat, nlat, sizeof *lat, cmp_double);
-  double stall = 0;
+  double stall = 0, stall_from = 0;
   uint64_t stats_ok = 0;
   for (int i = 0; i < opt.connections; ++i) {
-    if (conns[i].longest_stall > stall) stall = conns[i].longest_stall;
+    if (conns[i].longest_stall > stall) {
+      stall = conns[i].longest_stall;
+      stall_from = conns[i].longest_stall_from;
+    }
     stats_ok += conns[i].stat_ok;
   }
   if (opt.latencies) {
@@ -332,9 +342,9 @@ int main(int argc, char** argv) {
   double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
   printf("{\"connections\": %d, \"replies\": %llu, \"errors\": %llu, \"broken\": %d, "
          "\"counts_agree\": %llu, \"seconds\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
-         "\"max_us\": %.1f, \"longest_stall_ms\": %.3f}\n",
+         "\"max_us\": %.1f, \"longest_stall_ms\": %.3f, \"longest_stall_from_s\": %.6f}\n",
          opt.connections, (unsigned long long)replies, (unsigned long long)errors, broken,
          (unsigned long long)stats_ok, elapsed, p50 * 1e6, p99 * 1e6,
-         nlat ? lat[nlat - 1] * 1e6 : 0, stall * 1e3);
+         nlat ? lat[nlat - 1] * 1e6 : 0, stall * 1e3, stall_from);
   return errors == 0 && broken == 0 && stats_ok == (uint64_t)opt.connections ? 0 : 1;
 }
