@@ -232,10 +232,21 @@ void GatewayBackend::join_as_standby(wasi::WasiContext& ctx) {
   standby_ = true;
 }
 
+// A standby takes the connections over as soon as the source has
+// committed (the program runs here whatever happens now).
+void GatewayBackend::committed(wasi::WasiContext& ctx) {
+  if (standby_) join_for_good(ctx);
+}
+
 void GatewayBackend::resuming(wasi::WasiContext& ctx) {
-  if (!joins() || !opt_.join_when_resuming) return;
-  // The program must run now whatever happens (a migration's source is
-  // gone): without the gateway, if need be.
+  if (joins() && opt_.join_when_resuming && !joined_) join_for_good(ctx);
+}
+
+// A migration's target whose source has committed: the standby takes the
+// program over, or (none) it registers now. The program must run whatever
+// happens (its source is gone): without the gateway, if need be.
+void GatewayBackend::join_for_good(wasi::WasiContext& ctx) {
+  joined_ = true;
   try {
     if (standby_) {
       standby_ = false;

@@ -33,8 +33,8 @@ struct BackendOptions {
   std::chrono::milliseconds timeout{10'000};
   // A migration's target: join the connections as a standby once the
   // program is rebuilt (before the source commits; the source keeps them
-  // until then), take them over when the program is about to run, and run
-  // it without the gateway rather than not at all if that fails. Otherwise
+  // until then), take them over once the source has committed, and run it
+  // without the gateway rather than not at all if that fails. Otherwise
   // a restore registers at once, and a failure ends it.
   bool join_when_resuming = false;
 };
@@ -51,6 +51,7 @@ public:
   void started(wasi::WasiContext& ctx) override;
   void restoring(const snapshot::ExtensionSection* section, wasi::RestoreOptions& wasi) override;
   void restored(wasi::WasiContext& ctx) override;
+  void committed(wasi::WasiContext& ctx) override;
   void resuming(wasi::WasiContext& ctx) override;
   std::optional<snapshot::ExtensionSection> checkpoint(wasi::WasiContext& ctx) override;
   void resumed() override;
@@ -75,6 +76,7 @@ private:
   std::vector<gateway::HeldConnection> held() const;
   void join(wasi::WasiContext& ctx);
   void join_as_standby(wasi::WasiContext& ctx);
+  void join_for_good(wasi::WasiContext& ctx);
   void publish(wasi::WasiContext& ctx);
   void rejoin(wasi::WasiContext& ctx, const gateway::RegisteredMsg& registered);
   void reset_unjoined(wasi::WasiContext& ctx);
@@ -93,6 +95,7 @@ private:
   std::optional<gateway::GatewayRecords> saved_; // a restore's records
   bool frozen_ = false;
   bool standby_ = false; // joined as a standby: READY takes the program over
+  bool joined_ = false;  // a migration's target: joined for good (or gave up)
 };
 
 } // namespace tern::migrate

@@ -272,6 +272,9 @@ Received receive_program(Channel& channel, const TargetOptions& options,
   util::trace_time("migration: commit received");
   out.send(kRunningTag);
   out.flush();
+  // The program runs here now: a gateway standby takes its connections
+  // over at once, rather than once the program's supervisor is set up.
+  received.program->committed();
   return received;
 }
 

@@ -355,6 +355,10 @@ void Program::restore_spawned(
   }
 }
 
+void Program::committed() {
+  for (auto& participant : participants_) participant->committed(*wasi_);
+}
+
 ExecOutcome Program::run() {
   ExecOutcome out;
   if (!started_) {

@@ -45,6 +45,9 @@ public:
   virtual void restoring(const snapshot::ExtensionSection*, wasi::RestoreOptions&) {}
   // After the WASI context is rebuilt.
   virtual void restored(wasi::WasiContext&) {}
+  // A migration's target: the source has committed, so the program runs
+  // here (resuming() follows once it is about to).
+  virtual void committed(wasi::WasiContext&) {}
   // A restored program is about to continue for the first time (for a
   // migration's target: only after the source committed).
   virtual void resuming(wasi::WasiContext&) {}
@@ -105,6 +108,8 @@ public:
                                                   const EngineSpec& engine,
                                                   Participants participants = {});
   void finish_restore(const snapshot::Snapshot& snapshot, const wasi::RestoreOptions& options);
+  // A migration's target: the source committed (Participant::committed).
+  void committed();
 
   ~Program();
 
