@@ -79,6 +79,12 @@ static struct {
 
 static double* lat;
 static size_t nlat, caplat;
+// Waits for a reply of 10 ms or more, as [from, to] on CLOCK_MONOTONIC (the
+// first MAX_STALLS): a bench finds the one a move caused among them.
+#define MAX_STALLS 65536
+#define STALL_LISTED 0.010
+static double stalls[MAX_STALLS][2];
+static size_t nstalls;
 static uint64_t errors, replies;
 
 static void fail(struct conn* c, const char* what) {
@@ -145,6 +151,10 @@ static void got_reply(struct conn* c, uint64_t seq, double t) {
   lat[nlat++] = l;
   ++replies;
   note_stall(c, t);
+  if (t - c->last_progress >= STALL_LISTED && nstalls < MAX_STALLS) {
+    stalls[nstalls][0] = c->last_progress;
+    stalls[nstalls++][1] = t;
+  }
   c->last_progress = t;
   ++c->next_expect;
 }
@@ -342,9 +352,13 @@ int main(int argc, char** argv) {
   double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
   printf("{\"connections\": %d, \"replies\": %llu, \"errors\": %llu, \"broken\": %d, "
          "\"counts_agree\": %llu, \"seconds\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
-         "\"max_us\": %.1f, \"longest_stall_ms\": %.3f, \"longest_stall_from_s\": %.6f}\n",
+         "\"max_us\": %.1f, \"longest_stall_ms\": %.3f, \"longest_stall_from_s\": %.6f, "
+         "\"stalls\": [",
          opt.connections, (unsigned long long)replies, (unsigned long long)errors, broken,
          (unsigned long long)stats_ok, elapsed, p50 * 1e6, p99 * 1e6,
          nlat ? lat[nlat - 1] * 1e6 : 0, stall * 1e3, stall_from);
+  for (size_t i = 0; i < nstalls; ++i)
+    printf("%s[%.6f, %.6f]", i ? ", " : "", stalls[i][0], stalls[i][1]);
+  printf("]}\n");
   return errors == 0 && broken == 0 && stats_ok == (uint64_t)opt.connections ? 0 : 1;
 }
