@@ -635,14 +635,14 @@ def held_while_away(env, hosts):
     late.close()
 
 
-@cases
-@with_world
-def standby_dropped(env, hosts):
+def standby_dropped(env, hosts, how):
     """A migration's target joins the connections as a standby before the
-    source commits (docs/gateway.md §5). If it fails then (here: killed
-    while it waits for the commit), the source continues with its
-    connections: bytes sent meanwhile and after reach it exactly once and
-    in order, and a later migration takes the program over as usual."""
+    source commits (docs/gateway.md §5). If it fails then (stopped while it
+    waits for the commit, then killed: the source's channel breaks, or
+    the source times out first and thaws while the standby's session is
+    still open), the source continues with its connections: bytes sent
+    meanwhile and after reach it exactly once and in order, and a later
+    migration takes the program over as usual."""
     w = World(env, hosts, by="migrate")
     w.start("a")
     c = w.connect()
@@ -655,18 +655,26 @@ def standby_dropped(env, hosts):
                         stderr=w._log_file(), env=dict(os.environ, TERN_MIGRATE_FAULT="ready"))
     testlib.wait_for(lambda: "listening on" in w.program_log() or serve.poll() is not None,
                      "tern serve")
+    timeout = ["--timeout", "2s"] if how == "timeout" else []
     migrate = subprocess.Popen(env.tern + ["migrate", "--control", w.control, "--to", target,
-                                           "--key", w.key], stdout=subprocess.PIPE,
+                                           "--key", w.key, *timeout], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     testlib.wait_for(lambda: "as a standby: 1 connection(s) to re-join" in w.log() and
                      "joined by standby" in w.log(), "the target's standby registration")
     c.send(request(2, 30, 20))  # held by the gateway: the program is frozen
     time.sleep(0.2)
-    serve.kill()  # the target (its process group's leader: the receiver dies with it)
+    if how == "timeout":  # the source gives up and thaws; the standby is still there
+        out, err = testlib.communicate(migrate)
+        expect(migrate.returncode != 0, f"tern migrate to a silent target: {out!r} {err!r}")
+        expect_reply(c, 2, 30)
+        expect("standby at" in w.log() and "dropped" in w.log(),
+               f"the THAW did not drop the standby: {w.log()}")
+    serve.kill()  # the target (the receiving process dies with serve)
     testlib.wait_process(serve)
-    out, err = testlib.communicate(migrate)
-    expect(migrate.returncode != 0, f"tern migrate to a killed target: {out!r} {err!r}")
-    expect_reply(c, 2, 30)
+    if how == "killed":
+        out, err = testlib.communicate(migrate)
+        expect(migrate.returncode != 0, f"tern migrate to a killed target: {out!r} {err!r}")
+        expect_reply(c, 2, 30)
     c.send(request(3, 40, 5))
     expect_reply(c, 3, 40)
     expect("standby at" in w.log() and "dropped" in w.log(), f"the gateway's log: {w.log()}")
@@ -675,6 +683,14 @@ def standby_dropped(env, hosts):
     c.send(request(4, 50, 5))
     expect_reply(c, 4, 50)
     c.close()
+
+
+for _how in ("killed", "timeout"):
+    def _case(env, how=_how):
+        with Hosts() as hosts:
+            standby_dropped(env, hosts, how)
+    _case.__name__ = f"standby_dropped_{_how}"
+    cases(_case)
 
 
 @both_ways
