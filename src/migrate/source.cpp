@@ -35,13 +35,10 @@ uint64_t parse_number(const std::string& option, const std::string& text) {
 
 // The program's memories as the source reads them while it runs: the base
 // of a memory with a guard reservation never moves, and its size only
-// grows (read atomically: the program's thread may be growing it).
+// grows (size() reads it atomically: the program's thread may be growing it).
 struct LiveMemory {
   const runtime::Memory* memory;
-  std::span<const uint8_t> bytes() const {
-    const uint64_t size = __atomic_load_n(&memory->bounds()->size, __ATOMIC_ACQUIRE);
-    return {memory->base(), size};
-  }
+  std::span<const uint8_t> bytes() const { return {memory->base(), memory->size()}; }
 };
 
 // One direction of pages: MEMD + MEMP sections of one memory.

@@ -110,7 +110,7 @@ bool Memory::commit(uint64_t new_size) {
   if (new_size <= bounds_.size) return true;
   if (mirror_fd_ >= 0) {
     if (!map_views(bounds_.size, new_size)) return false;
-    bounds_.size = new_size;
+    publish_size(new_size);
     return true;
   }
   if (new_size > reserved_) {
@@ -122,8 +122,12 @@ bool Memory::commit(uint64_t new_size) {
   }
   uint8_t* end = bounds_.base + bounds_.size;
   if (::mprotect(end, new_size - bounds_.size, PROT_READ | PROT_WRITE) != 0) return false;
-  bounds_.size = new_size;
+  publish_size(new_size);
   return true;
+}
+
+void Memory::publish_size(uint64_t bytes) {
+  std::atomic_ref(bounds_.size).store(bytes, std::memory_order_release);
 }
 
 int64_t Memory::grow(uint64_t delta_pages) {

@@ -60,8 +60,13 @@ public:
   const Bounds* bounds() const { return &bounds_; }
 
   uint8_t* base() const { return bounds_.base; }
-  uint64_t size() const { return bounds_.size; } // bytes
-  uint64_t pages() const { return bounds_.size / wasm::kPageSize; }
+  // Bytes. The threads of a shared memory read it while one of them grows
+  // the memory (grow_mutex_ orders only the growers): commit() publishes
+  // a new size atomically, after the pages it adds are accessible.
+  uint64_t size() const {
+    return std::atomic_ref(const_cast<uint64_t&>(bounds_.size)).load(std::memory_order_acquire);
+  }
+  uint64_t pages() const { return size() / wasm::kPageSize; }
   std::optional<uint64_t> max_pages() const { return max_pages_; }
   bool shared() const { return shared_; }
   // memory.atomic.wait/notify's queues: a shared memory's, else nullptr
@@ -78,9 +83,10 @@ public:
   // Safe to call from several threads (shared memories).
   int64_t grow(uint64_t delta_pages);
 
-  std::span<uint8_t> bytes() { return {bounds_.base, bounds_.size}; }
+  std::span<uint8_t> bytes() { return {bounds_.base, size()}; }
   bool in_bounds(uint64_t addr, uint64_t len) const {
-    return addr <= bounds_.size && len <= bounds_.size - addr;
+    const uint64_t bytes = size();
+    return addr <= bytes && len <= bytes - addr;
   }
   // The reserved address range (guard pages included).
   uint64_t reserved() const { return reserved_; }
@@ -142,6 +148,7 @@ private:
     return v;
   }
   bool commit(uint64_t new_size);
+  void publish_size(uint64_t bytes); // see size()
   bool reserve_mirrored();
   bool map_views(uint64_t from, uint64_t to);
   void note_host_write(uint64_t addr, uint64_t len);
