@@ -332,16 +332,23 @@ def with_world(fn):
     return case
 
 
-def both_ways(fn):
-    """Registers a case twice, as NAME_file (moves by checkpoint file and
-    restore) and NAME_migrate (moves by `tern migrate`); fn(env, hosts, by)."""
-    for by in ("file", "migrate"):
-        def case(env, by=by):
-            with Hosts() as hosts:
-                fn(env, hosts, by)
-        case.__name__ = f"{fn.__name__}_{by}"
-        cases(case)
-    return fn
+def variants(*kinds, register=cases):
+    """Registers a case once per kind, as NAME_KIND; fn(env, hosts, kind)
+    with fresh hosts."""
+    def wrap(fn):
+        for kind in kinds:
+            def case(env, kind=kind):
+                with Hosts() as hosts:
+                    fn(env, hosts, kind)
+            case.__name__ = f"{fn.__name__}_{kind}"
+            register(case)
+        return fn
+    return wrap
+
+
+# NAME_file (moves by checkpoint file and restore) and NAME_migrate (moves
+# by `tern migrate`); fn(env, hosts, by).
+both_ways = variants("file", "migrate")
 
 
 # --- cases ---------------------------------------------------------------------
@@ -363,15 +370,8 @@ def relay(env, hosts):
     c.close()
 
 
-def both_ways_on_request(fn):
-    """As both_ways, but run only when named (cases.on_request)."""
-    for by in ("file", "migrate"):
-        def case(env, by=by):
-            with Hosts() as hosts:
-                fn(env, hosts, by)
-        case.__name__ = f"{fn.__name__}_{by}"
-        cases.on_request(case)
-    return fn
+# As both_ways, but run only when named (cases.on_request).
+both_ways_on_request = variants("file", "migrate", register=cases.on_request)
 
 
 def stop_load(w, clients, stop, name):
@@ -635,6 +635,7 @@ def held_while_away(env, hosts):
     late.close()
 
 
+@variants("killed", "timeout")
 def standby_dropped(env, hosts, how):
     """A migration's target joins the connections as a standby before the
     source commits (docs/gateway.md §5). If it fails then (stopped while it
@@ -684,13 +685,6 @@ def standby_dropped(env, hosts, how):
     expect_reply(c, 4, 50)
     c.close()
 
-
-for _how in ("killed", "timeout"):
-    def _case(env, how=_how):
-        with Hosts() as hosts:
-            standby_dropped(env, hosts, how)
-    _case.__name__ = f"standby_dropped_{_how}"
-    cases(_case)
 
 
 @both_ways
