@@ -447,6 +447,19 @@ void funlockfile(FILE* f) {
     return r;                                                                                      \
   } while (0)
 
+/* The variadic ones call the v- function with their FILE's lock held. */
+#define VARIADIC_LOCKED(f, last, v_function)                                                       \
+  do {                                                                                             \
+    FILE* locked_ = (f);                                                                           \
+    va_list args;                                                                                  \
+    va_start(args, last);                                                                          \
+    flockfile(locked_);                                                                            \
+    int r = v_function(locked_, last, args);                                                       \
+    funlockfile(locked_);                                                                          \
+    va_end(args);                                                                                  \
+    return r;                                                                                      \
+  } while (0)
+
 int __real_vfprintf(FILE*, const char*, va_list);
 int __real_vfscanf(FILE*, const char*, va_list);
 int __real_fputs(const char*, FILE*);
@@ -478,22 +491,10 @@ int __wrap_vprintf(const char* format, va_list args) {
   FILE_LOCKED(stdout, int, __real_vfprintf(stdout, format, args));
 }
 int __wrap_fprintf(FILE* f, const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  flockfile(f);
-  int r = __real_vfprintf(f, format, args);
-  funlockfile(f);
-  va_end(args);
-  return r;
+  VARIADIC_LOCKED(f, format, __real_vfprintf);
 }
 int __wrap_printf(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  flockfile(stdout);
-  int r = __real_vfprintf(stdout, format, args);
-  funlockfile(stdout);
-  va_end(args);
-  return r;
+  VARIADIC_LOCKED(stdout, format, __real_vfprintf);
 }
 int __wrap_vfscanf(FILE* f, const char* format, va_list args) {
   FILE_LOCKED(f, int, __real_vfscanf(f, format, args));
@@ -502,22 +503,10 @@ int __wrap_vscanf(const char* format, va_list args) {
   FILE_LOCKED(stdin, int, __real_vfscanf(stdin, format, args));
 }
 int __wrap_fscanf(FILE* f, const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  flockfile(f);
-  int r = __real_vfscanf(f, format, args);
-  funlockfile(f);
-  va_end(args);
-  return r;
+  VARIADIC_LOCKED(f, format, __real_vfscanf);
 }
 int __wrap_scanf(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  flockfile(stdin);
-  int r = __real_vfscanf(stdin, format, args);
-  funlockfile(stdin);
-  va_end(args);
-  return r;
+  VARIADIC_LOCKED(stdin, format, __real_vfscanf);
 }
 int __wrap_fputs(const char* s, FILE* f) {
   FILE_LOCKED(f, int, __real_fputs(s, f));
