@@ -152,7 +152,9 @@ class Bench:
         log; the clients list their waits of 10 ms or more), when it began,
         in ms from the FREEZE, and when it ended, in ms from the READY."""
         origin = self.log_origin()
-        waits = [(a - origin, b - origin) for a, b in clients["stalls"]
+        with open(self.stalls_path) as f:
+            listed = [tuple(map(float, line.split())) for line in f]
+        waits = [(a - origin, b - origin) for a, b in listed
                  if a - origin <= ready and b - origin >= frozen]
         if not waits:
             return {"move_stall_ms": 0.0, "begin_ms": 0.0, "end_ms": 0.0}
@@ -171,9 +173,10 @@ class Bench:
         one of them: a move is measured only from a program that serves
         all its clients."""
         taken = len(self.log_times("connection \\d+: taken by"))
+        self.stalls_path = os.path.join(self.tmp, "stalls")
         clients = self.hosts.start("clients", [
             self.client, GATEWAY_ADDRESS["clients"], str(self.client_port), "--connections",
-            "64", "--pipeline", "4", "--until-file", stop])
+            "64", "--pipeline", "4", "--until-file", stop, "--stalls", self.stalls_path])
         testlib.wait_for(lambda: len(self.log_times("connection \\d+: taken by")) >= taken + 64
                          or clients.poll() is not None, "the program to take its 64 clients")
         if clients.poll() is not None:

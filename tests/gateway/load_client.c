@@ -9,8 +9,10 @@
 //
 //   load_client ADDR PORT [--connections N] [--pipeline P]
 //     [--requests R | --duration SECONDS | --until-file PATH]
-//     [--reply-size MAX] [--body-size MAX] [--latencies FILE]
+//     [--reply-size MAX] [--body-size MAX] [--latencies FILE] [--stalls FILE]
 //
+// --stalls: every wait for a reply of 10 ms or more, "FROM TO" per line in
+// CLOCK_MONOTONIC seconds (a bench finds the one a move caused).
 // --until-file: run until PATH exists (the test creates it after its
 // moves), then finish the requests in flight.
 #include "guests/gw_protocol.h"
@@ -75,12 +77,13 @@ static struct {
   const char* until_file;
   uint64_t reply_max, body_max;
   const char* latencies;
-} opt = {1, 1, 1000, 0, NULL, 512, 256, NULL};
+  const char* stalls;
+} opt = {1, 1, 1000, 0, NULL, 512, 256, NULL, NULL};
 
 static double* lat;
 static size_t nlat, caplat;
 // Waits for a reply of 10 ms or more, as [from, to] on CLOCK_MONOTONIC (the
-// first MAX_STALLS): a bench finds the one a move caused among them.
+// first MAX_STALLS), for --stalls.
 #define MAX_STALLS 65536
 #define STALL_LISTED 0.010
 static double stalls[MAX_STALLS][2];
@@ -256,6 +259,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(argv[i], "--reply-size")) opt.reply_max = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--body-size")) opt.body_max = strtoull(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "--latencies")) opt.latencies = argv[i + 1];
+    else if (!strcmp(argv[i], "--stalls")) opt.stalls = argv[i + 1];
     else {
       fprintf(stderr, "load_client: unknown option %s\n", argv[i]);
       return 2;
@@ -352,13 +356,14 @@ int main(int argc, char** argv) {
   double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
   printf("{\"connections\": %d, \"replies\": %llu, \"errors\": %llu, \"broken\": %d, "
          "\"counts_agree\": %llu, \"seconds\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
-         "\"max_us\": %.1f, \"longest_stall_ms\": %.3f, \"longest_stall_from_s\": %.6f, "
-         "\"stalls\": [",
+         "\"max_us\": %.1f, \"longest_stall_ms\": %.3f, \"longest_stall_from_s\": %.6f}\n",
          opt.connections, (unsigned long long)replies, (unsigned long long)errors, broken,
          (unsigned long long)stats_ok, elapsed, p50 * 1e6, p99 * 1e6,
          nlat ? lat[nlat - 1] * 1e6 : 0, stall * 1e3, stall_from);
-  for (size_t i = 0; i < nstalls; ++i)
-    printf("%s[%.6f, %.6f]", i ? ", " : "", stalls[i][0], stalls[i][1]);
-  printf("]}\n");
+  if (opt.stalls) {
+    FILE* f = fopen(opt.stalls, "w");
+    for (size_t i = 0; f && i < nstalls; ++i) fprintf(f, "%.6f %.6f\n", stalls[i][0], stalls[i][1]);
+    if (f) fclose(f);
+  }
   return errors == 0 && broken == 0 && stats_ok == (uint64_t)opt.connections ? 0 : 1;
 }
