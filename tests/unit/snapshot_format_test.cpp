@@ -378,8 +378,8 @@ TEST(SnapshotFormat, PagesWrittenThroughAMirrorViewAreSaved) {
 // input more than once: a match it checks against the new bytes of a page
 // being written is decoded from the old bytes it encoded before, so an
 // unwritten page compressed from live memory came out with bytes of the
-// other page (seen: gateway move_cut_migrate, a connection's record in the
-// target's memory with 4 bytes of another's). Here the even pages flip
+// other page (seen: gateway_tests.py move_migrate, a connection's record in
+// the target's memory with 4 bytes of another's). Here the even pages flip
 // between the odd pages' contents and their complement while the chunk is
 // encoded; the odd pages never change.
 TEST(SnapshotFormat, PagesEncodedWhileOthersChangeKeepTheirBytes) {
