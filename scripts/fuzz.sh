@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes the decoder (or TARGET: decode, snapshot, restore): builds
-# fuzz/TARGET_fuzzer with clang-19, libFuzzer, ASan and UBSan in build-fuzz/
-# and runs it for SECONDS (default 60) on a scratch copy of
-# fuzz/corpus/TARGET (restore starts from the snapshot corpus), so the
-# repository is not modified. Exits non-zero on
+# fuzz/TARGET_fuzzer (clang-19, libFuzzer, ASan and UBSan) in the sanitized
+# build, build-asan/ (scripts/sanitized-build.sh), and runs it for SECONDS
+# (default 60) on a scratch copy of fuzz/corpus/TARGET (restore starts from
+# the snapshot corpus), so the repository is not modified. Exits non-zero on
 # any crash, leak, sanitizer report or timeout; the input that caused it is
-# kept in build-fuzz/artifacts/.
+# kept in build-asan/artifacts/.
 #
 # usage: scripts/fuzz.sh [SECONDS] [TARGET]
 set -euo pipefail
@@ -18,12 +18,8 @@ corpus=$target
 [ "$target" = restore ] && corpus=snapshot
 cd "$(dirname "$0")/.."
 
-build=build-fuzz
-CC=clang-19 CXX=clang++-19 cmake -S . -B "$build" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
-  -DTERN_FUZZ=ON -DTERN_SANITIZE=ON -DTERN_TESTS=OFF -DTERN_GUESTS=OFF >/dev/null
-cmake --build "$build" --target "${target}_fuzzer"
+build=build-asan
+scripts/sanitized-build.sh "${target}_fuzzer"
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT

@@ -132,16 +132,14 @@ spec() {
   scripts/spec-test.sh "$build/tern" "$@"
 }
 
-# tern and its unit tests with ASan and UBSan, every engine: the compiler
-# plugin is the main build's (TERN_COMPILER_PLUGIN_FROM), so compiled code
-# runs under the sanitizers (loader, helpers, traps, frames, snapshots of
-# aot/jit) while LLVM's headers are not compiled a second time; only the
-# plugin's own code generation is not instrumented.
+# tern and its unit tests with ASan and UBSan, every engine, from the one
+# sanitized build (scripts/sanitized-build.sh, which the fuzz stage's
+# targets come from too): the compiler plugin is the main build's, so
+# compiled code runs under the sanitizers (loader, helpers, traps, frames,
+# snapshots of aot/jit) while LLVM's headers are not compiled a second time.
 asan() {
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DTERN_SANITIZE=ON \
-    -DTERN_GUESTS=OFF -DTERN_LLVM=OFF \
-    -DTERN_COMPILER_PLUGIN_FROM="$(cd "$build" && pwd)/libtern-compiler.so" >/dev/null
-  measured build-asan cmake --build build-asan -j "$jobs" --target tern tern_unit_tests
+  measured build-asan scripts/sanitized-build.sh --plugin-from "$build" tern tern_unit_tests \
+    decode_fuzzer snapshot_fuzzer restore_fuzzer
   ASAN_OPTIONS=detect_leaks=1 build-asan/tests/tern_unit_tests --gtest_brief=1
   scripts/spec-test.sh build-asan/tern
 }

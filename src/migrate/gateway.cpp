@@ -90,6 +90,17 @@ std::string short_id(const Id128& id) {
 
 namespace gateway {
 
+// A backend as it registered. (Not nested in Program: clang cannot
+// default-construct, inside std::optional, a nested class with member
+// initializers before its enclosing class is complete.)
+struct Backend {
+  uint64_t session_token = 0, session = 0;
+  SessionKey key{};
+  std::string address;
+  bool publishes = false;
+  wasi::SocketAddress listener;
+};
+
 // A program behind the gateway, as it is known across its moves.
 struct Program {
   Id128 id{};
@@ -108,14 +119,6 @@ struct Program {
   // A FREEZE being answered: the connections it named, in its order.
   std::optional<std::vector<std::pair<uint64_t, uint64_t>>> freeze;
 
-  // A backend as it registered.
-  struct Backend {
-    uint64_t session_token = 0, session = 0;
-    SessionKey key{};
-    std::string address;
-    bool publishes = false;
-    wasi::SocketAddress listener;
-  };
   // A migration's target that registered while the program was frozen
   // (REGISTER standby): it joins the connections now, and takes the
   // program over at its READY; until then the frozen backend above keeps
@@ -253,8 +256,8 @@ struct Gateway::Impl {
   void on_message(Session& s, const Message& m);
   void on_session_closed(Session& s, const std::string& error);
   void answer(Session& s, std::vector<uint8_t> reply);
-  Program::Backend new_backend(Session& s, Program& p, const RegisterMsg& m);
-  void use_backend(Program& p, const Program::Backend& b);
+  Backend new_backend(Session& s, Program& p, const RegisterMsg& m);
+  void use_backend(Program& p, const Backend& b);
   void on_register(Session& s, const RegisterMsg& m);
   void register_standby(Session& s, Program& p, const RegisterMsg& m);
   void take_over(Program& p);
@@ -1207,8 +1210,8 @@ void Gateway::Impl::on_register(Session& s, const RegisterMsg& m) {
 // The backend of session `s`, which registers `p` with `m`: a protocol
 // session id no other session has (handshakes name it), entered in
 // by_session.
-Program::Backend Gateway::Impl::new_backend(Session& s, Program& p, const RegisterMsg& m) {
-  Program::Backend b;
+Backend Gateway::Impl::new_backend(Session& s, Program& p, const RegisterMsg& m) {
+  Backend b;
   b.session_token = s.token;
   while (b.session == 0 || by_session.count(b.session)) {
     Id128 r = random_id();
@@ -1227,7 +1230,7 @@ Program::Backend Gateway::Impl::new_backend(Session& s, Program& p, const Regist
 }
 
 // `b` holds the program from now on (not ready for new clients yet).
-void Gateway::Impl::use_backend(Program& p, const Program::Backend& b) {
+void Gateway::Impl::use_backend(Program& p, const Backend& b) {
   p.session_token = b.session_token;
   p.session = b.session;
   p.key = b.key;
@@ -1262,7 +1265,7 @@ void Gateway::Impl::register_standby(Session& s, Program& p, const RegisterMsg& 
       (publisher->session_token != 0 || !publisher->conns.empty()))
     return refuse_with(
         fmt::format("program {} is published through this gateway", short_id(publisher->id)));
-  const Program::Backend& sb = p.standby.emplace(new_backend(s, p, m));
+  const Backend& sb = p.standby.emplace(new_backend(s, p, m));
   RegisteredMsg reply;
   reply.gateway = instance;
   reply.session = sb.session;
@@ -1290,7 +1293,7 @@ void Gateway::Impl::register_standby(Session& s, Program& p, const RegisterMsg& 
 // program. The source is let go, the joined connections flow at once, and
 // those the target did not join come back reset there: they end here.
 void Gateway::Impl::take_over(Program& p) {
-  const Program::Backend sb = std::move(*p.standby);
+  const Backend sb = std::move(*p.standby);
   p.standby.reset();
   if (p.session_token != 0) {
     auto old = sessions.find(p.session_token);
@@ -1327,7 +1330,7 @@ void Gateway::Impl::take_over(Program& p) {
 // The standby's session ended before its READY, or the source continues
 // (THAW, a migration that failed): the connections stay the source's.
 void Gateway::Impl::drop_standby(Program& p) {
-  const Program::Backend& sb = *p.standby;
+  const Backend& sb = *p.standby;
   log("program {}: standby at {} dropped", short_id(p.id), sb.address);
   for (uint64_t id : p.conns) {
     Conn& c = *conns.at(id);

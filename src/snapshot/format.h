@@ -160,6 +160,11 @@ WrittenSnapshot write_snapshot_file(const std::string& path, const Snapshot& sna
 // Errors start with the path; bytes after the TAIL section are an error.
 Snapshot read_snapshot_file(const std::string& path, const ReadOptions& options = {});
 
+// For the fuzz targets (fuzz/) only, before their first input: section
+// checksums and the stream trailer's totals are no longer checked, so that
+// mutated inputs reach the payload parsers behind them. tern never calls it.
+void accept_wrong_checksums_for_fuzzing();
+
 // Restore must understand every required section: throws tern::Error naming
 // the first required extension section whose tag is not in `known`.
 void check_extensions_understood(const Snapshot& snapshot, std::span<const Tag> known);
