@@ -21,7 +21,7 @@ mechanisms: the chain case for one program with dirty pages tracked by
   each mechanism (TERN_DIRTY_TRACKING), in compiled code and the
   interpreter.
 
-    incremental.py --tern build/tern --programs DIR[:DIR...] [--only NAME,...] [--links 20]
+    incremental.py --tern build/tern --programs DIR[:DIR...] [--only NAME,...] [--links 10]
         [--cache-dir DIR] [case ...]
 
 A case is chain (every program of --only, default CHAIN_PROGRAMS),
@@ -321,7 +321,7 @@ def main():
     ap.add_argument("--tern")
     ap.add_argument("--programs")
     ap.add_argument("--cache-dir")
-    ap.add_argument("--links", type=int, default=20)
+    ap.add_argument("--links", type=int, default=10)
     ap.add_argument("--only", help="comma-separated program names (default: a chosen few)")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--list", action="store_true", help="print the names of the cases ctest runs")
