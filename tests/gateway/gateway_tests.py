@@ -657,7 +657,10 @@ def standby_dropped(env, hosts, how):
                         stderr=w._log_file(), env=dict(os.environ, TERN_MIGRATE_FAULT="ready"))
     testlib.wait_for(lambda: "listening on" in w.program_log() or serve.poll() is not None,
                      "tern serve")
-    timeout = ["--timeout", "2s"] if how == "timeout" else []
+    # Long enough for the target to rebuild the program and register on a
+    # busy machine first (the wait it then ends is for the target's ready,
+    # which TERN_MIGRATE_FAULT=ready holds back).
+    timeout = ["--timeout", "6s"] if how == "timeout" else []
     migrate = subprocess.Popen(env.tern + ["migrate", "--control", w.control, "--to", target,
                                            "--key", w.key, *timeout], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
