@@ -13,6 +13,7 @@ native_packages=(
   wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32
   qemu-user g++-s390x-linux-gnu g++-aarch64-linux-gnu
   iproute2 procps hyperfine nodejs strace
+  libbpf-dev
 )
 # The static libraries the cross-built tern links (cmake/toolchains): only
 # their .a files are used, the headers are the host's. They are unpacked into
