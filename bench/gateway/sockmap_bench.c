@@ -19,6 +19,7 @@
 // the direct path crosses the gateway's namespace too).
 //
 //   tern_sockmap_bench [--requests N] [--rounds R] [--size SIZE] [--netns]
+//                      [--only user|sockmap (and direct)]
 //                      [--bpf OBJECT (default: sockmap_relay.bpf.o next to it)]
 //
 // Needs root for the sockmap (CAP_NET_ADMIN and CAP_BPF) and --netns.
@@ -324,6 +325,7 @@ int main(int argc, char** argv) {
   default_object(object, sizeof object);
   long requests = 100000;
   int rounds = 3, netns = 0;
+  int runs[3] = {1, 1, 1}; // direct (always: the reference), user, sockmap
   size_t size = 64;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc)
@@ -336,10 +338,14 @@ int main(int argc, char** argv) {
       snprintf(object, sizeof object, "%s", argv[++i]);
     else if (strcmp(argv[i], "--netns") == 0)
       netns = 1;
+    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && strcmp(argv[i + 1], "user") == 0)
+      runs[2] = 0, i++;
+    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && strcmp(argv[i + 1], "sockmap") == 0)
+      runs[1] = 0, i++;
     else {
       fprintf(stderr,
-              "usage: %s [--requests N] [--rounds R (1-64)] [--size BYTES] [--netns] [--bpf "
-              "OBJECT]\n",
+              "usage: %s [--requests N] [--rounds R (1-64)] [--size BYTES] [--netns] "
+              "[--only user|sockmap] [--bpf OBJECT]\n",
               argv[0]);
       return 2;
     }
@@ -380,6 +386,7 @@ int main(int argc, char** argv) {
   double p50[3][64], p99[3][64];
   for (int r = 0; r < rounds; r++) {
     for (int m = 0; m < 3; m++) {
+      if (!runs[m]) continue;
       double warm50, warm99;
       const char* addr = m == 0 ? server_addr : relay_addr;
       run_client(addr, ports[m], m != 0, 1000, size, &warm50, &warm99);
@@ -389,10 +396,12 @@ int main(int argc, char** argv) {
       fflush(stdout);
     }
   }
-  printf("median p50: direct %.1fus, user %.1fus (%+.1f%%), sockmap %.1fus (%+.1f%%)\n",
-         median(p50[0], rounds), median(p50[1], rounds),
-         100 * (median(p50[1], rounds) / median(p50[0], rounds) - 1), median(p50[2], rounds),
-         100 * (median(p50[2], rounds) / median(p50[0], rounds) - 1));
+  printf("median p50:");
+  for (int m = 0; m < 3; m++)
+    if (runs[m])
+      printf(" %s %.1fus (%+.1f%%)", modes[m], median(p50[m], rounds),
+             100 * (median(p50[m], rounds) / median(p50[0], rounds) - 1));
+  printf("\n");
   for (int m = 0; m < 3; m++) kill(pids[m], SIGKILL);
   for (int m = 0; m < 3; m++) waitpid(pids[m], NULL, 0);
   return 0; // netns_remove() at exit
