@@ -44,6 +44,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,16 +112,20 @@ static void write_full(int fd, const char* buf, size_t n) {
   }
 }
 
-// The echo server: per connection (a process each: the sockmap relay keeps
-// its connection open after the client ended), reads SIZE bytes and answers
-// SIZE bytes.
+// The server: per connection (a process each: the sockmap relay keeps its
+// connection open after the client ended), reads SIZE bytes and answers
+// them complemented, so that a path that sends the client its own request
+// back fails the client's check.
 static void serve(int lfd, size_t size) {
   static char buf[MAX_SIZE];
   signal(SIGCHLD, SIG_IGN);
   for (;;) {
     int fd = accept_one(lfd);
     if (fork() == 0) {
-      while (read_full(fd, buf, size) == 0) write_full(fd, buf, size);
+      while (read_full(fd, buf, size) == 0) {
+        for (size_t i = 0; i < size; i++) buf[i] ^= 0xff; // not an echo of the path's own
+        write_full(fd, buf, size);
+      }
       _exit(0);
     }
     close(fd);
@@ -249,16 +254,25 @@ static int cmp_double(const void* a, const void* b) {
 // One round: N requests, one at a time; fills p50 and p99 (us).
 static void run_client(const char* addr, int port, int hello, long n, size_t size, double* p50,
                        double* p99) {
-  static char buf[MAX_SIZE];
-  memset(buf, 'x', size);
+  static char buf[MAX_SIZE], reply[MAX_SIZE];
   int fd = connect_to(addr, port);
+  // A deadlock guard, not a time limit: a path that loses a byte would
+  // otherwise leave the client waiting for its reply forever.
+  struct timeval guard = {.tv_sec = 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
   if (hello && read_full(fd, buf, 1) < 0) die("hello");
   double* lat = malloc(n * sizeof *lat);
   for (long i = 0; i < n; i++) {
+    memset(buf, (int)(i & 0x7f), size); // each request differs from the one before
     double t0 = now_us();
     write_full(fd, buf, size);
-    if (read_full(fd, buf, size) < 0) die("reply");
+    if (read_full(fd, reply, size) < 0) die("no reply (30 s)");
     lat[i] = now_us() - t0;
+    for (size_t k = 0; k < size; k++)
+      if ((reply[k] ^ buf[k]) != (char)0xff) {
+        fprintf(stderr, "sockmap_bench: wrong reply to request %ld on %s:%d\n", i, addr, port);
+        exit(1);
+      }
   }
   close(fd);
   qsort(lat, n, sizeof *lat, cmp_double);
@@ -275,22 +289,30 @@ static double median(const double* v, int n) {
 }
 
 // --netns: three namespaces, c (client), g (relays, forwards) and s
-// (server), named after this process so that parallel runs never collide,
-// and removed at exit.
+// (server), named after this process so that parallel runs never collide.
+// The server and relays, and the namespaces, go at exit, however the main
+// process exits (the children's exits must not run it).
 static char netns_tag[32];
-static pid_t main_pid;
+static pid_t main_pid, children[3];
 
 // The shell commands find the tag in $T.
-static void netns_remove(void) {
-  if (getpid() == main_pid && system("for n in c g s; do ip netns del $T-$n 2>/dev/null; done"))
+static void cleanup(void) {
+  if (getpid() != main_pid) return;
+  for (int m = 0; m < 3; m++)
+    if (children[m] > 0) kill(children[m], SIGKILL), waitpid(children[m], NULL, 0);
+  if (netns_tag[0] && system("for n in c g s; do ip netns del $T-$n 2>/dev/null; done"))
     fprintf(stderr, "sockmap_bench: could not remove the namespaces %s-*\n", netns_tag);
 }
 
+// Ctrl-C or a kill: the same cleanup (a bench tool: exit() from the
+// handler is good enough).
+static void on_signal(int sig) {
+  exit(128 + sig);
+}
+
 static int netns_create(void) {
-  main_pid = getpid();
   snprintf(netns_tag, sizeof netns_tag, "smb%d", (int)main_pid);
   setenv("T", netns_tag, 1);
-  atexit(netns_remove);
   return system(
       "set -e; for n in c g s; do ip netns add $T-$n; ip -n $T-$n link set lo up; done;"
       "ip link add $T-cg netns $T-c type veth peer name $T-gc netns $T-g;"
@@ -355,12 +377,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   struct bpf_relay bpf = load_bpf(object);
+  main_pid = getpid();
+  atexit(cleanup);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
   if (netns && netns_create() != 0) return 1;
   const char* server_addr = netns ? "10.77.2.1" : "127.0.0.1";
   const char* relay_addr = netns ? "10.77.1.2" : "127.0.0.1";
   const char* modes[] = {"direct", "user", "sockmap"};
   int sport, ports[3];
-  pid_t pids[3];
+  pid_t* pids = children;
   enter(netns, "s");
   int slfd = listen_on(server_addr, &sport);
   if ((pids[0] = fork()) == 0) {
@@ -402,7 +428,5 @@ int main(int argc, char** argv) {
       printf(" %s %.1fus (%+.1f%%)", modes[m], median(p50[m], rounds),
              100 * (median(p50[m], rounds) / median(p50[0], rounds) - 1));
   printf("\n");
-  for (int m = 0; m < 3; m++) kill(pids[m], SIGKILL);
-  for (int m = 0; m < 3; m++) waitpid(pids[m], NULL, 0);
-  return 0; // netns_remove() at exit
+  return 0; // cleanup() at exit
 }
