@@ -3,8 +3,9 @@
 // (issue 16; docs/performance.md, "Forwarding in the kernel: a BPF sockmap").
 //
 // One client, one request at a time (SIZE-byte request, SIZE-byte reply),
-// N requests per round, to an echo server reached three ways, in rounds
-// that alternate them:
+// N requests per round, to a server (it answers the request's bytes
+// complemented; the client checks every reply) reached three ways, in
+// rounds that alternate them:
 //   direct   client -> server
 //   user     client -> relay -> server: an epoll relay, one wait, one recv
 //            and one send per direction (what `tern gateway` does)
