@@ -9,7 +9,8 @@
 # a source ends in .cpp (with -fno-exceptions: wasi-libc has no unwinder).
 # SOCKETS links the guest library in guest/ (the BSD socket API over tern's
 # socket extension). THREADS builds a wasi-threads program: POSIX threads
-# from guest/ (guest/include/pthread.h says why each flag is there), atomics,
+# from guest/ (guest/include/pthread.h says why each flag is there; errno
+# is reached through guest/include/tern_errno.h), atomics,
 # and the memory imported as a shared env.memory of 64 MiB at most (a shared
 # memory needs a maximum). FLAGS are added to the compiler's; DEPENDS are headers
 # and other inputs that rebuild the guest when they change. Each guest is
@@ -34,15 +35,17 @@ endif()
 set(TERN_GUEST_SOCKET_LIB ${PROJECT_SOURCE_DIR}/guest/src/wasi_socket_ext.c)
 set(TERN_GUEST_SOCKET_INCLUDE ${PROJECT_SOURCE_DIR}/guest/include)
 set(TERN_GUEST_PTHREAD_SOURCES ${PROJECT_SOURCE_DIR}/guest/src/pthread.c
-                               ${PROJECT_SOURCE_DIR}/guest/src/wasi_thread_start.s)
-set(TERN_GUEST_PTHREAD_HEADER ${PROJECT_SOURCE_DIR}/guest/include/pthread.h)
+                               ${PROJECT_SOURCE_DIR}/guest/src/wasi_thread_start.s
+                               ${PROJECT_SOURCE_DIR}/guest/src/errno.s)
+set(TERN_GUEST_PTHREAD_HEADER ${PROJECT_SOURCE_DIR}/guest/include/pthread.h
+                              ${PROJECT_SOURCE_DIR}/guest/include/tern_errno.h)
 # The functions the guest library wraps (--wrap=NAME: malloc and friends
 # under one lock, stdio under a lock per FILE), one list for every build of
 # a threaded guest (bench/threads too).
 set(TERN_GUEST_THREADS_WRAPS ${PROJECT_SOURCE_DIR}/guest/threads-wraps.rsp)
 set(TERN_GUEST_THREADS_FLAGS
   -nostartfiles -matomics -mbulk-memory -ftls-model=local-exec
-  -I${PROJECT_SOURCE_DIR}/guest/include
+  -I${PROJECT_SOURCE_DIR}/guest/include -include ${PROJECT_SOURCE_DIR}/guest/include/tern_errno.h
   -Wl,--import-memory,--shared-memory,--max-memory=67108864,--no-check-features
   -Wl,@${TERN_GUEST_THREADS_WRAPS})
 

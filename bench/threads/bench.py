@@ -25,7 +25,7 @@ ROOT = HERE.parent.parent
 GUEST = ROOT / "guest"
 THREADS_FLAGS = [
     "-nostartfiles", "-matomics", "-mbulk-memory", "-ftls-model=local-exec",
-    f"-I{GUEST / 'include'}",
+    f"-I{GUEST / 'include'}", "-include", str(GUEST / "include" / "tern_errno.h"),
     "-Wl,--import-memory,--shared-memory,--max-memory=67108864,--no-check-features",
     f"-Wl,@{GUEST / 'threads-wraps.rsp'}",
 ]
@@ -39,6 +39,7 @@ def build(out, small):
     subprocess.run(["gcc", "-O2", "-pthread", *extra, str(src), "-o", str(native)], check=True)
     subprocess.run(["clang", "--target=wasm32-wasi", "-O2", *THREADS_FLAGS, *extra, str(src),
                     str(GUEST / "src" / "pthread.c"), str(GUEST / "src" / "wasi_thread_start.s"),
+                    str(GUEST / "src" / "errno.s"),
                     "-o", str(wasm)], check=True)
     return native, wasm
 

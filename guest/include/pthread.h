@@ -9,8 +9,9 @@
  * THREADS, does this):
  *
  *   clang --target=wasm32-wasi -O2 -nostartfiles -matomics -mbulk-memory
- *     -ftls-model=local-exec -Iguest/include prog.c guest/src/pthread.c
- *     guest/src/wasi_thread_start.s -Wl,--import-memory,--shared-memory
+ *     -ftls-model=local-exec -Iguest/include -include guest/include/tern_errno.h
+ *     prog.c guest/src/pthread.c guest/src/wasi_thread_start.s guest/src/errno.s
+ *     -Wl,--import-memory,--shared-memory
  *     -Wl,--max-memory=N -Wl,--no-check-features
  *     -Wl,@guest/threads-wraps.rsp
  *
