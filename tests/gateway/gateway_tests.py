@@ -10,6 +10,7 @@ namespace), which checks that every reply comes exactly once, in order and
 byte for byte, and that the byte counts of both ends agree.
 """
 
+import collections
 import json
 import os
 import re
@@ -396,11 +397,81 @@ def move(env, hosts, by):
     SnapshotFormat.PagesEncodedWhileOthersChangeKeepTheirBytes covers.)"""
     w = World(env, hosts, buffer="64K", by=by)
     w.start("a", program_args=SMALL_SNDBUF)
-    stop = env.path("stop-clients")
+    moves_under_load(w, 10, f"move_{by}")
+
+
+@both_ways
+def move_threaded(env, hosts, by):
+    """move with a threaded server (guests/gw_threads.c, issue 19 item 5):
+    its main thread blocked in accept() hands each connection to one of
+    THREADED_WORKERS worker threads, each blocked in poll() on its own
+    connections between requests. First a checkpoint it continues from
+    must hold every thread, the main one and others stopped at their host
+    calls; then the program moves a -> b -> a CUT_ROUND_TRIPS times under
+    the load of move (64 connections, and the two cut at every move):
+    every reply exactly once and in order, no connection breaks, byte
+    counts agree."""
+    w = World(env, hosts, buffer="64K", by=by)
+    w.start("a", program="gw_threads",
+            program_args=SMALL_SNDBUF + ["--workers", str(THREADED_WORKERS)])
+    # The workers wait in poll nearly all the time: one at least is there.
+    expect_threads_at_host_calls(w, THREADED_WORKERS + 1, ["poll_oneoff"])
+    moves_under_load(w, CUT_ROUND_TRIPS, f"move_threaded_{by}")
+
+
+THREADED_WORKERS = 4
+
+
+@both_ways
+def blocked_threads(env, hosts, by):
+    """A threaded server with a thread per connection and blocking reads
+    and writes (gw_threads --thread-per-connection) moves a -> b -> a
+    twice while each of its threads is blocked in a host call: the main
+    thread in accept, one connection's thread in fd_read between requests,
+    one in fd_read in the middle of a request's body and one in fd_write
+    in the middle of a 1 MiB reply (CutConnections; a checkpoint before the
+    first move finds all four at their host calls). Each call continues
+    after the move: every reply whole, the byte counts agree."""
+    w = World(env, hosts, buffer="64K", by=by)
+    w.start("a", program="gw_threads", program_args=SMALL_SNDBUF + ["--thread-per-connection"])
+    idle = w.connect()
+    idle.send(request(1, 10, 10))
+    expect_reply(idle, 1, 10)
+    cut = CutConnections(w)
+    for n, to in enumerate(("b", "a", "b", "a")):
+        cut.move(to, before=(lambda: expect_threads_at_host_calls(
+            w, 4, ["fd_read", "fd_read", "fd_write"])) if n == 0 else None)
+        idle.send(request(n + 2, 20, 5))
+        expect_reply(idle, n + 2, 20)
+    cut.check_counts()
+    idle.close()
+
+
+def expect_threads_at_host_calls(w, count, others):
+    """A checkpoint of the threaded server (it continues) holds `count`
+    threads: the main one stopped at its host call in accept, and the
+    others at least at the host calls `others` names (their functions)."""
+    snap = w.checkpoint(stop=False)
+    rc, out, err = w.env.run(["inspect", "--json", snap])
+    expect(rc == 0, f"inspect: {err}")
+    os.unlink(snap)
+    threads = json.loads(out)["threads"]
+    at = {t["id"]: f"{t['frames'][0]['kind']} in {t['frames'][0]['name']}" for t in threads}
+    print(f"threads at the checkpoint (innermost frames): {at}", flush=True)
+    missing = collections.Counter(f"host-call in __wasi_{name}" for name in others)
+    missing.subtract(where for thread, where in at.items() if thread != 0)
+    expect(len(threads) == count and at.get(0) == "host-call in __wasi_sock_accept" and
+           max(missing.values()) <= 0, f"the threads' innermost frames: {at}")
+
+
+def moves_under_load(w, trips, name):
+    """The moves of `move`: a -> b -> a `trips` times under 64 pipelining
+    connections, the first CUT_ROUND_TRIPS cutting two more at every move."""
+    stop = w.env.path("stop-clients")
     clients = w.clients("--connections", 64, "--pipeline", 4, "--until-file", stop)
     cut = CutConnections(w)
     time.sleep(0.5)
-    for trip in range(10):
+    for trip in range(trips):
         for to in ("b", "a"):
             if trip < CUT_ROUND_TRIPS:
                 cut.move(to)
@@ -408,7 +479,7 @@ def move(env, hosts, by):
                 w.move(to)
                 time.sleep(0.2)
     cut.check_counts()
-    stop_load(w, clients, stop, f"move_{by}")
+    stop_load(w, clients, stop, name)
 
 
 CUT_ROUND_TRIPS = 3
@@ -427,7 +498,9 @@ class CutConnections:
         self.sent = {"part": 0, "big": 0}
         self.replied = {"part": 0, "big": 0}
 
-    def move(self, to):
+    def move(self, to, before=None):
+        """Cuts both connections, moves the program to host `to` (after
+        before(), if given, with both cut) and completes them."""
         self.seq += 1
         seq, size = self.seq, self.SIZE
         whole = request(seq, 5000, 200000)
@@ -437,6 +510,8 @@ class CutConnections:
         first = self.big.read_exact(100000)
         time.sleep(0.2)
         self.w.expect_mid_reply(self.big, self.replied["big"] + len(f"REP {seq} {size}\n") + size)
+        if before:
+            before()
         self.w.move(to)
         self.part.send(whole[100000:])
         expect_reply(self.part, seq, 5000)
