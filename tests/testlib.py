@@ -10,6 +10,7 @@ directory, removed afterwards.
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import re
@@ -492,6 +493,33 @@ class Env:
     def start(self, args, stdin=subprocess.DEVNULL):
         return start(self.tern + args, stdin=stdin, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE)
+
+
+# --- incremental chains (--incremental) --------------------------------------
+
+
+def chain_links(directory, name):
+    """The links NAME.1, NAME.2, ... of a chain in `directory`, in order."""
+    return sorted((n for n in os.listdir(directory) if re.fullmatch(re.escape(name) + r"\.\d+", n)),
+                  key=lambda n: int(n.rsplit(".", 1)[1]))
+
+
+def expect_chain(env, head, count):
+    """HEAD.1 ... HEAD.count and nothing more; HEAD names the newest; `tern
+    inspect` of the newest lists the chain: HEAD.1 self-contained, every
+    later link incremental (a trigger that ignored --incremental writes
+    self-contained snapshots to HEAD)."""
+    directory, name = os.path.split(head)
+    links = chain_links(directory, name)
+    expect_equal(links, [f"{name}.{i}" for i in range(1, count + 1)], "the chain's files")
+    newest = f"{head}.{count}"
+    expect(os.stat(head).st_ino == os.stat(newest).st_ino, f"{head} is not the newest link")
+    rc, out, err = env.run(["inspect", "--json", newest])
+    expect_equal(rc, 0, f"tern inspect ({err})")
+    chain = json.loads(out).get("chain", [])
+    expect_equal([(os.path.basename(c["path"]), c["incremental"]) for c in chain],
+                 [(f"{name}.{i}", i > 1) for i in range(count, 0, -1)],
+                 "the chain tern inspect follows (newest first, incremental)")
 
 
 def tern_command(text):

@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (IDLE_LIMIT, Cases, connect, expect, expect_equal, finish, free_port,  # noqa: E402
-                     Background, in_parallel, kill_if_running, read_until, wait_blocked,
-                     wait_for)
+                     Background, expect_chain, in_parallel, kill_if_running, read_until,
+                     wait_blocked, wait_for)
 
 case = Cases("trigger")
 # Engine pairs a blocked host call is checkpointed and restored across.
@@ -390,30 +390,6 @@ def blocked_wait_incremental(env):
 # (--checkpoint-every-points: incremental.py; --checkpoint-every:
 # blocked_wait_incremental above.) Links are restored in each engine in turn.
 CHAIN_MODES = ("interp", "aot", "jit")
-
-
-def chain_links(env, directory, name):
-    """The links NAME.1, NAME.2, ... in `directory`, in order."""
-    return sorted((n for n in os.listdir(directory) if n.startswith(name + ".")),
-                  key=lambda n: int(n.rsplit(".", 1)[1]))
-
-
-def expect_chain(env, head, count):
-    """HEAD.1 ... HEAD.count and nothing more; HEAD names the newest; `tern
-    inspect` of the newest lists the chain: HEAD.1 self-contained, every
-    later link incremental (a trigger that ignored --incremental writes
-    self-contained snapshots to HEAD)."""
-    directory, name = os.path.split(head)
-    links = chain_links(env, directory, name)
-    expect_equal(links, [f"{name}.{i}" for i in range(1, count + 1)], "the chain's files")
-    newest = f"{head}.{count}"
-    expect(os.stat(head).st_ino == os.stat(newest).st_ino, f"{head} is not the newest link")
-    rc, out, err = env.run(["inspect", "--json", newest])
-    expect_equal(rc, 0, f"tern inspect ({err})")
-    chain = json.loads(out).get("chain", [])
-    expect_equal([(os.path.basename(c["path"]), c["incremental"]) for c in chain],
-                 [(f"{name}.{i}", i > 1) for i in range(count, 0, -1)],
-                 "the chain tern inspect follows (newest first, incremental)")
 
 
 def memory_sha256(stats):

@@ -22,8 +22,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import (Cases, Failure, expect, expect_equal, expect_one_error,  # noqa: E402
-                     finish, free_port, kill_if_running, start, stopped, tern_command, wait_for)
+from testlib import (Cases, Failure, chain_links, expect, expect_chain,  # noqa: E402
+                     expect_equal, expect_one_error, finish, free_port, in_parallel,
+                     kill_if_running, start, stopped, tern_command, wait_for)
 
 case = Cases("threads")
 
@@ -236,6 +237,99 @@ def cross_checkpoint_stress(env):
                           "to the other CPU")
         checkpoint_stress(env, guest, [("interp", m) for m in modes], env.cross_tern, env.tern,
                           "back from it")
+
+
+# --- incremental checkpoints of running threads (issue 19 item 5) -------------
+
+# threaded_dirtier's arguments for the chains: 4 MiB, of which its two
+# threads rewrite one random 64 KiB page each every 10 ms, so that a link
+# every CHAIN_PERIOD (plus the time to write the one before) carries some of
+# the pages only; for CHAIN_STEPS[0] steps, or (when a busy machine wrote
+# fewer than CHAIN_LINKS links meanwhile) each of the next in turn.
+CHAIN_STEPS = (150, 600, 2400)
+CHAIN_PERIOD = "150ms"
+CHAIN_LINKS = 3
+LINK = re.compile(r"^tern: (\S+) is incremental: (\d+) of (\d+) pages written since (\S+)$", re.M)
+
+
+def is_tail(out, want):
+    """Whether `out` is what a restore prints of `want`: an ending of it
+    cut at a line (nothing, for a snapshot taken after the last line)."""
+    return want.endswith(out) and (out in ("", want) or want[-len(out) - 1] == "\n")
+
+
+def dirtier_chain(env, mode, head, steps):
+    """threaded_dirtier for `steps` steps, run in `mode` with --incremental
+    periodic checkpoints to `head`: (its output, which the run's must be,
+    the links written, what --verbose-checkpoints said)."""
+    program = [env.wasm("threaded_dirtier"), "4", str(steps), "1"]
+    rc, want, err = env.run(["run", "--mode", "interp"] + program)
+    expect(rc == 0 and want.startswith("ready\nchecksum "),
+           f"the uninterrupted run: {rc} {want!r} ({err!r})")
+    shutil.rmtree(os.path.dirname(head), ignore_errors=True)
+    os.makedirs(os.path.dirname(head))
+    rc, out, err = env.run(["run"] + engine_args(env, mode) +
+                           ["--checkpoint-to", head, "--incremental", "--checkpoint-every",
+                            CHAIN_PERIOD, "--verbose-checkpoints"] + program)
+    expect_equal((rc, out), (0, want), f"the checkpointed run in {mode} ({err[-1500:]!r})")
+    return want, chain_links(os.path.dirname(head), "s"), err
+
+
+@case
+def incremental_chains(env):
+    """Incremental snapshots of a threaded program (issue 19 item 5):
+    threaded_dirtier run in compiled code (jit; the interpreter in a build
+    without the compiler) with --incremental periodic checkpoints
+    (--checkpoint-every) while its threads rewrite pages: the run ends as
+    an uninterrupted one; its chain is s.1 self-contained and s.2...
+    incremental, each carrying fewer pages than the memory has; at least
+    two links hold the frames of all three threads; and every link,
+    restored in every engine (interp, aot, jit), ends with the rest of the
+    uninterrupted output."""
+    modes = CHECKPOINT_MODES if env.compiler else ("interp",)
+    mode = modes[-1]
+    for restore_mode in modes[1:]:  # compiles before the restores share the cache
+        rc, out, err = env.run(["run"] + engine_args(env, restore_mode) +
+                               [env.wasm("threaded_dirtier"), "4", "1", "1"])
+        expect_equal(rc, 0, f"a run in {restore_mode} ({err!r})")
+    head = os.path.join(env.path("chain"), "s")
+    for steps in CHAIN_STEPS:
+        want, links, said = dirtier_chain(env, mode, head, steps)
+        if len(links) >= CHAIN_LINKS:
+            break
+        print(f"  {steps} steps: {len(links)} links, again with more steps", flush=True)
+    expect(len(links) >= CHAIN_LINKS, f"links written: {links} ({said[-1500:]!r})")
+    expect_chain(env, head, len(links))
+    expect(f"tern: {head}.1 is self-contained (the chain starts)" in said,
+           f"what --verbose-checkpoints said of s.1: {said[-1500:]!r}")
+    carried = {os.path.basename(m.group(1)): (int(m.group(2)), int(m.group(3)))
+               for m in LINK.finditer(said)}
+    expect(sorted(carried) == sorted(links[1:]) and
+           all(n < total for n, total in carried.values()),
+           f"the incremental links and the pages each carried: {carried}")
+    with_threads = 0
+    for link in links:
+        rc, described, err = env.run(["inspect", "--json", os.path.join(env.path("chain"), link)])
+        expect_equal(rc, 0, f"inspect {link} ({err})")
+        threads = json.loads(described)["threads"]
+        with_threads += len(threads) == 3 and all(t["frames"] for t in threads)
+
+    def restore(link, restore_mode):
+        rc, out, err = env.run(["restore"] + engine_args(env, restore_mode) +
+                               [os.path.join(env.path("chain"), link)])
+        return link, restore_mode, rc, out, err
+
+    # Each restore sleeps out the rest of the steps: all at once.
+    results = in_parallel(*(lambda link=link, m=m: restore(link, m)
+                            for link in links for m in modes))
+    for link, restore_mode, rc, out, err in results:
+        expect(rc == 0 and is_tail(out, want),
+               f"{link} of the {mode} chain restored in {restore_mode}: status {rc}, output "
+               f"{out!r} ({err[-1000:]!r})")
+    expect(with_threads >= 2, f"only {with_threads} of the links {links} hold the frames of "
+           "the three threads")
+    print(f"{mode} chain: {len(links)} links, pages carried {[carried.get(n) for n in links]}, "
+          f"{with_threads} with 3 threads, each restored in {'/'.join(modes)}", flush=True)
 
 
 def held_still(pid):

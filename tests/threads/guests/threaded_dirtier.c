@@ -1,10 +1,12 @@
 // A threaded program that keeps writing its shared memory, for migrations
-// with several pre-copy rounds: `threaded_dirtier MIB STEPS`.
+// with several pre-copy rounds and for chains of incremental checkpoints:
+// `threaded_dirtier MIB STEPS [PAGES]`.
 //
 // Two threads each own half of MIB MiB: they fill it with pseudo-random
 // bytes, meet at a barrier (main then prints "ready"), and run STEPS steps
-// of 10 ms: a step rewrites 4 pseudo-random 64 KiB pages of the thread's
-// half and sleeps until the step's deadline (a slow engine runs behind).
+// of 10 ms: a step rewrites PAGES (default 4) pseudo-random 64 KiB pages of
+// the thread's half and sleeps until the step's deadline (a slow engine
+// runs behind).
 // After the joins main prints a checksum of the whole buffer: each thread
 // draws from its own generator, so the output depends only on the
 // arguments, whatever moved the program in between.
@@ -15,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { kPage = 65536, kThreads = 2, kPagesPerStep = 4 };
+enum { kPage = 65536, kThreads = 2 };
 
 struct half {
   uint8_t* base;
@@ -23,7 +25,7 @@ struct half {
   uint64_t rng;
 };
 
-static uint64_t steps;
+static uint64_t steps, pages_per_step = 4;
 static pthread_barrier_t filled;
 
 static uint64_t next(uint64_t* rng) {
@@ -52,7 +54,7 @@ static void* dirty(void* arg) {
   pthread_barrier_wait(&filled);
   const uint64_t start = now_ns();
   for (uint64_t s = 0; s < steps; ++s) {
-    for (int k = 0; k < kPagesPerStep; ++k)
+    for (uint64_t k = 0; k < pages_per_step; ++k)
       fill_page(h, h->base + next(&h->rng) % h->pages * kPage);
     const uint64_t deadline = start + (s + 1) * 10000000ull, t = now_ns();
     if (t < deadline) {
@@ -66,11 +68,12 @@ static void* dirty(void* arg) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: threaded_dirtier MIB STEPS\n");
+    fprintf(stderr, "usage: threaded_dirtier MIB STEPS [PAGES]\n");
     return 2;
   }
   const uint64_t pages = strtoull(argv[1], NULL, 10) * 1024 * 1024 / kPage / kThreads;
   steps = strtoull(argv[2], NULL, 10);
+  if (argc > 3) pages_per_step = strtoull(argv[3], NULL, 10);
   if (pages == 0) return 2;
   uint8_t* mem = malloc((kThreads * pages + 1) * kPage);
   if (!mem) return 3;
