@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Formats every C++ source of the repository with its .clang-format
-# (`make format`), or only checks that they are formatted (`--check`: the
-# `format` stage of `make test`, which changes nothing and fails naming the
-# files that differ).
+# Formats every C and C++ source of the repository (tern, its tests, the
+# guests and the bench kernels) with its .clang-format (`make format`), or
+# only checks that they are formatted (`--check`: the `format` stage of
+# `make test`, which changes nothing and fails naming the files that differ).
 #
 # The style is clang-format 14's, Debian 12's: other versions lay some
 # constructs out differently, so the check refuses to judge with them.
@@ -27,10 +27,10 @@ fi
 
 # Tracked and new (not ignored) sources; outside a git checkout, the folders.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.cpp' '*.h' |
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.cpp' '*.h' '*.c' |
     while read -r f; do [ -f "$f" ] && echo "$f"; done)
 else
-  mapfile -t files < <(find src include tests fuzz bench examples -name '*.cpp' -o -name '*.h')
+  mapfile -t files < <(find src include tests fuzz bench examples guest -name '*.cpp' -o -name '*.h' -o -name '*.c')
 fi
 
 if [ -z "$check" ]; then
@@ -39,7 +39,7 @@ if [ -z "$check" ]; then
 fi
 if ! errors=$(clang-format --dry-run --Werror "${files[@]}" 2>&1); then
   echo "format.sh: these files are not formatted (run 'make format'):" >&2
-  grep -o '^[^:]*\.\(cpp\|h\):' <<<"$errors" | sort -u | sed 's/:$//; s/^/  /' >&2
+  grep -o '^[^:]*\.\(cpp\|h\|c\):' <<<"$errors" | sort -u | sed 's/:$//; s/^/  /' >&2
   exit 1
 fi
 echo "format.sh: ${#files[@]} files formatted"

@@ -3,7 +3,11 @@
  * memory streaming over a grid that does not fit in L1. */
 #include "bench_util.h"
 
-enum { N = BENCH_SIZE(600, 40), JACOBI_STEPS = BENCH_SIZE(120, 4), SEIDEL_STEPS = BENCH_SIZE(20, 2) };
+enum {
+  N = BENCH_SIZE(600, 40),
+  JACOBI_STEPS = BENCH_SIZE(120, 4),
+  SEIDEL_STEPS = BENCH_SIZE(20, 2)
+};
 
 static void jacobi(int n, int steps, double* a, double* b) {
   for (int t = 0; t < steps; t++) {

@@ -4,10 +4,9 @@
  * Every lock word is an int in the shared memory: a thread that must wait
  * sleeps in memory.atomic.wait32 on it, and whoever changes it so that a
  * waiter could proceed wakes it with memory.atomic.notify. */
-#include <pthread.h>
-
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -171,8 +170,8 @@ int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const struct t
   if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  int64_t ns = (int64_t)(abstime->tv_sec - now.tv_sec) * 1000000000 +
-               (abstime->tv_nsec - now.tv_nsec);
+  int64_t ns =
+      (int64_t)(abstime->tv_sec - now.tv_sec) * 1000000000 + (abstime->tv_nsec - now.tv_nsec);
   if (ns <= 0) return ETIMEDOUT;
   return cond_wait_for(c, m, ns);
 }

@@ -51,9 +51,9 @@ struct conn {
   double last_progress; // last reply, or when requests went out with none pending
   double longest_stall;
   double longest_stall_from; // when it began (CLOCK_MONOTONIC seconds)
-  int done;      // no more requests to send
-  int stat_sent; // the final STAT is out
-  int finished;  // its STAT reply checked
+  int done;                  // no more requests to send
+  int stat_sent;             // the final STAT is out
+  int finished;              // its STAT reply checked
   int stat_ok;
 };
 
@@ -251,15 +251,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (int i = 3; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--connections")) opt.connections = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--pipeline")) opt.pipeline = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--requests")) opt.requests = strtoull(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--duration")) opt.duration = atof(argv[i + 1]), opt.requests = 0;
-    else if (!strcmp(argv[i], "--until-file")) opt.until_file = argv[i + 1], opt.requests = 0;
-    else if (!strcmp(argv[i], "--reply-size")) opt.reply_max = strtoull(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--body-size")) opt.body_max = strtoull(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--latencies")) opt.latencies = argv[i + 1];
-    else if (!strcmp(argv[i], "--stalls")) opt.stalls = argv[i + 1];
+    if (!strcmp(argv[i], "--connections"))
+      opt.connections = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--pipeline"))
+      opt.pipeline = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--requests"))
+      opt.requests = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--duration"))
+      opt.duration = atof(argv[i + 1]), opt.requests = 0;
+    else if (!strcmp(argv[i], "--until-file"))
+      opt.until_file = argv[i + 1], opt.requests = 0;
+    else if (!strcmp(argv[i], "--reply-size"))
+      opt.reply_max = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--body-size"))
+      opt.body_max = strtoull(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--latencies"))
+      opt.latencies = argv[i + 1];
+    else if (!strcmp(argv[i], "--stalls"))
+      opt.stalls = argv[i + 1];
     else {
       fprintf(stderr, "load_client: unknown option %s\n", argv[i]);
       return 2;
@@ -306,8 +315,7 @@ int main(int argc, char** argv) {
     for (int k = 0; k < n; ++k) {
       struct conn* c = &conns[evs[k].data.u32];
       if (c->fd < 0) continue;
-      if (c->out_at < c->out_len)
-        evs[k].events |= EPOLLOUT; // written at the top of the loop
+      if (c->out_at < c->out_len) evs[k].events |= EPOLLOUT; // written at the top of the loop
       for (;;) {
         ssize_t got = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
         if (got > 0) {
@@ -322,7 +330,8 @@ int main(int argc, char** argv) {
         if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
           char m[120];
           snprintf(m, sizeof m, "connection broken after %llu replies: %s",
-                   (unsigned long long)c->next_expect, got == 0 ? "end of stream" : strerror(errno));
+                   (unsigned long long)c->next_expect,
+                   got == 0 ? "end of stream" : strerror(errno));
           fail(c, m);
           close(c->fd);
           c->fd = -1;

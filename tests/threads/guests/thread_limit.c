@@ -3,8 +3,8 @@
 // and joins them all.
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { kMost = 1000 };
