@@ -155,12 +155,19 @@ class Progress:
         self.last_cpu = {}
         self.last_progress = time.monotonic()
         self.last_sample = 0.0
+        self.ignored = set()
         # Cases wait in several threads at once (a migration in one, the
         # target's output in another): one sample at a time.
         self.lock = threading.Lock()
 
     def started(self, proc):
         self.last_progress = time.monotonic()
+
+    def ignore(self, proc):
+        """Leaves proc (and its children) out: a process that uses CPU while
+        it waits for the others, such as a load client polling on a timer,
+        would hide their hang."""
+        self.ignored.add(proc.pid)
 
     def check(self, proc=None, cpu_limit=None):
         """Raises Hung when nothing progressed for IDLE_LIMIT seconds, or
@@ -178,7 +185,8 @@ class Progress:
         # owner's feet): one that was reaped is gone from /proc.
         table = _cpu_by_pid()
         me = os.getpid()
-        cpu = {pid: _tree_cpu(table, pid) for pid, (ppid, _) in table.items() if ppid == me}
+        cpu = {pid: _tree_cpu(table, pid) for pid, (ppid, _) in table.items()
+               if ppid == me and pid not in self.ignored}
         if any(c > self.last_cpu.get(pid, -1.0) for pid, c in cpu.items()):
             self.last_progress = now  # a child used CPU, or a new one started
         self.last_cpu = cpu

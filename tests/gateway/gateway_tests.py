@@ -173,8 +173,13 @@ class World:
         self._started(to, proc, control)
 
     def clients(self, *args):
-        return self.hosts.start("clients", [self.env.load_client, GATEWAY_ADDRESS["clients"],
+        """The load client: left out of the progress watch (testlib.IDLE_LIMIT),
+        as it wakes on a timer while it waits for replies and so would hide a
+        program or gateway that hangs."""
+        proc = self.hosts.start("clients", [self.env.load_client, GATEWAY_ADDRESS["clients"],
                                             str(self.client_port), *map(str, args)])
+        testlib.PROGRESS.ignore(proc)
+        return proc
 
     def connect(self, rcvbuf=None):
         """A raw client socket (in the test's own namespace it could not reach
