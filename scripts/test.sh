@@ -68,6 +68,10 @@ for name in $stages; do
   esac
 done
 jobs=$(nproc)
+# Compiled code made while testing (the default --mode auto caches the JIT's
+# code of every run longer than 100 ms) stays in this build, not in the
+# user's ~/.cache/tern: each checkout tests from its own cold cache.
+export TERN_CACHE_DIR=${TERN_CACHE_DIR:-$(cd "$build" && pwd)/tern-cache}
 # Fuzzing time of the decode target (the snapshot and restore targets get
 # half): the seed corpus runs whole first, so this is exploration on top
 # of a regression check; longer runs are for scripts/fuzz.sh by hand.

@@ -3,6 +3,7 @@
 #include "aot/artifact.h"
 #include "tern/error.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -80,27 +81,31 @@ bool write_all(int fd, const void* data, size_t size) {
 } // namespace
 
 BackgroundCompile::BackgroundCompile(std::shared_ptr<const wasm::Module> module,
-                                     const util::Sha256Digest& hash, const CompileOptions& options,
-                                     const std::string& cache_dir, std::chrono::milliseconds delay,
-                                     std::function<void()> ready)
+                                     const CompileOptions& options, const std::string& cache_dir,
+                                     std::chrono::milliseconds delay, std::function<void()> ready)
     : ready_callback_(std::move(ready)) {
-  if (auto cached = jit_cached(hash, options, cache_dir)) {
-    finish(std::move(cached), {});
-    return;
-  }
   stop_ = util::UniqueFd(::eventfd(0, EFD_CLOEXEC));
   if (!stop_) throw Error(fmt::format("cannot start compiling: eventfd: {}", std::strerror(errno)));
-  watcher_ = std::thread([this, module = std::move(module), hash, options, cache_dir, delay] {
-    watch(module, hash, options, cache_dir, delay);
+  watcher_ = std::thread([this, module = std::move(module), options, cache_dir, delay] {
+    watch(module, options, cache_dir, delay);
   });
 }
 
-void BackgroundCompile::watch(std::shared_ptr<const wasm::Module> module, util::Sha256Digest hash,
-                              CompileOptions options, std::string cache_dir,
-                              std::chrono::milliseconds delay) {
+// The module's hash and the cache lookup are the watcher's first work, not
+// the program's: hashing a large module costs about a millisecond per MB
+// (docs/performance.md, "Time to first instruction"), and cached code is
+// taken at the first stable point after it is loaded, a few milliseconds
+// into the program.
+void BackgroundCompile::watch(std::shared_ptr<const wasm::Module> module, CompileOptions options,
+                              std::string cache_dir, std::chrono::milliseconds delay) {
+  const auto started = std::chrono::steady_clock::now();
+  const util::Sha256Digest hash = module->sha256();
+  if (auto cached = jit_cached(hash, options, cache_dir)) return finish(std::move(cached), {});
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      delay - (std::chrono::steady_clock::now() - started));
   pollfd stop = {stop_.get(), POLLIN, 0};
   int n;
-  while ((n = ::poll(&stop, 1, int(delay.count()))) < 0 && errno == EINTR) {
+  while ((n = ::poll(&stop, 1, int(std::max<int64_t>(left.count(), 0)))) < 0 && errno == EINTR) {
   }
   if (n != 0) return; // the program ended first (or poll failed: nobody waits then)
   try {

@@ -1,11 +1,11 @@
 // Compiled code for this host made while the program runs (`tern run
-// --mode auto`, runtime/tiering.h). Code already in the cache is ready at
-// once. Otherwise a child process (forked, so it has the module without
-// reading it again) loads the compiler, compiles, writes the cache entry
-// and sends the artifact back through a pipe; a thread of tern waits for
-// it and loads it with tern's own ELF loader. The compiler never runs in
-// tern's process, so the program's threads and memory are untouched by it.
-// The child is started by that thread after `delay` (a program that ends
+// --mode auto`, runtime/tiering.h). A thread of tern hashes the module and
+// looks for it in the cache first (code found there is ready within
+// milliseconds, off the way to the first instruction). Otherwise a child process (forked, so it has
+// the module without reading it again) loads the compiler, compiles, writes the cache entry and
+// sends the artifact back through a pipe; a thread of tern waits for it and loads it with tern's
+// own ELF loader. The compiler never runs in tern's process, so the program's threads and memory
+// are untouched by it. The child is started by that thread after `delay` (a program that ends
 // sooner never forks one: short programs pay nothing for compiling) and
 // never outlives tern: a program that ends first does not wait, the child
 // is killed (and dies with tern however tern ends).
@@ -29,11 +29,11 @@ namespace tern::aot {
 
 class BackgroundCompile final : public runtime::PendingCode {
 public:
-  // `ready` is called once, from another thread (or from here when the
-  // code was cached), when the code is made or has failed.
-  BackgroundCompile(std::shared_ptr<const wasm::Module> module, const util::Sha256Digest& hash,
-                    const CompileOptions& options, const std::string& cache_dir,
-                    std::chrono::milliseconds delay, std::function<void()> ready);
+  // `ready` is called once, from another thread, when the code is found in
+  // the cache, made, or has failed.
+  BackgroundCompile(std::shared_ptr<const wasm::Module> module, const CompileOptions& options,
+                    const std::string& cache_dir, std::chrono::milliseconds delay,
+                    std::function<void()> ready);
   ~BackgroundCompile() override;
   BackgroundCompile(const BackgroundCompile&) = delete;
   BackgroundCompile& operator=(const BackgroundCompile&) = delete;
@@ -44,10 +44,10 @@ public:
   std::shared_ptr<const CodeImage> code();
 
 private:
-  // The watcher thread: waits out the delay, starts the child, receives
-  // its answer (or gives up when the program ends first).
-  void watch(std::shared_ptr<const wasm::Module> module, util::Sha256Digest hash,
-             CompileOptions options, std::string cache_dir, std::chrono::milliseconds delay);
+  // The watcher thread: looks in the cache, waits out the delay, starts
+  // the child, receives its answer (or gives up when the program ends first).
+  void watch(std::shared_ptr<const wasm::Module> module, CompileOptions options,
+             std::string cache_dir, std::chrono::milliseconds delay);
   void start_child(const wasm::Module& module, const util::Sha256Digest& hash,
                    const CompileOptions& options, const std::string& cache_dir,
                    bool lowest_priority);

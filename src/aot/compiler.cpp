@@ -107,6 +107,14 @@ bool compiler_available() {
   return plugin().api != nullptr;
 }
 
+bool compiler_in_build() {
+#ifdef TERN_COMPILER_PLUGIN_PATH
+  return true;
+#else
+  return false;
+#endif
+}
+
 Compiled<std::vector<uint8_t>> compile_artifact(const wasm::Module& module,
                                                 const util::Sha256Digest& hash,
                                                 const CompileOptions& options) {

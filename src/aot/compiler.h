@@ -57,8 +57,13 @@ struct Compiled {
   }
 };
 
-// Whether this tern was built with the compiler.
+// Whether this tern can compile: loads the compiler plugin (tens of
+// milliseconds) on first use.
 bool compiler_available();
+
+// Whether this build has a compiler plugin to load at all (false for the
+// static cross builds); costs nothing, loads nothing.
+bool compiler_in_build();
 
 // A complete artifact (aot/artifact.h) for a validated module whose sha-256
 // is `hash`: native code for options.target, linked into a self-contained

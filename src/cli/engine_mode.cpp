@@ -86,6 +86,10 @@ std::shared_ptr<const aot::CodeImage> jit_code(const EngineOptions& o, const was
 constexpr std::chrono::milliseconds kCompileDelay{100};
 
 std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
+  // A build that cannot have a compiler (the static cross builds) has
+  // nothing to move into: auto is the interpreter there, silently, as the
+  // default mode must be.
+  if (!aot::compiler_in_build()) return interp::make_engine();
   aot::CompileOptions options = o.compile;
   if (options.target.cpu.empty()) options.target.cpu = "native";
   const std::string cache_dir = o.use_cache ? cache_dir_of(o) : std::string();
@@ -101,8 +105,8 @@ std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
   const auto delay = o.tier_up_at ? std::chrono::milliseconds(0) : kCompileDelay;
   parts.start = [codes, options, cache_dir, delay](const runtime::ModuleInstance& inst,
                                                    std::function<void()> ready) {
-    auto code = std::make_shared<aot::BackgroundCompile>(
-        inst.module_ptr(), inst.module().sha256(), options, cache_dir, delay, std::move(ready));
+    auto code = std::make_shared<aot::BackgroundCompile>(inst.module_ptr(), options, cache_dir,
+                                                         delay, std::move(ready));
     (*codes)[&inst.module()] = code;
     return code;
   };
@@ -113,15 +117,17 @@ std::unique_ptr<runtime::Engine> auto_engine(const EngineOptions& o) {
 } // namespace
 
 const std::vector<std::string>& engine_modes() {
-  static const std::vector<std::string> modes = {"interp", "aot", "jit", "auto"};
+  // auto first: the default (docs/performance.md, "Tiering": it starts as
+  // fast as the interpreter and runs as fast as the JIT once compiled).
+  static const std::vector<std::string> modes = {"auto", "interp", "aot", "jit"};
   return modes;
 }
 
 void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_option("--mode", o.mode,
-                 "Execution engine: interp (interpreter), aot (compiled code from --artifact or "
-                 "the cache, compiled first if missing), jit (compiled in-process), auto "
-                 "(starts in the interpreter, moves into compiled code when it is ready)")
+                 "Execution engine: auto (starts in the interpreter, moves into compiled code "
+                 "when it is ready), interp (interpreter), aot (compiled code from --artifact or "
+                 "the cache, compiled first if missing), jit (compiled in-process)")
       ->check(CLI::IsMember(engine_modes()))
       ->capture_default_str();
   cmd.add_option("--tier-up-at", o.tier_up_at,
