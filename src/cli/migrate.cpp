@@ -56,8 +56,9 @@ void add_migrate_command(CLI::App& app) {
   cmd->add_option("--key", o->request.key_file, "The key serve holds too (from tern keygen)")
       ->required()
       ->type_name("FILE");
-  cmd->add_option("--mode", o->request.mode,
-                  "Execution engine on the target: interp, aot or jit (default: serve's --mode)")
+  cmd->add_option(
+         "--mode", o->request.mode,
+         "Execution engine on the target: auto, interp, aot or jit (default: serve's --mode)")
       ->type_name("M");
   cmd->add_option("--max-rounds", o->request.max_rounds,
                   "Pre-copy rounds while the program runs, at most; then it stops and the rest "

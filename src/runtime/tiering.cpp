@@ -145,13 +145,17 @@ private:
   // continue in the faster engine. A stop someone else asked for (a
   // checkpoint request, the program's --checkpoint-at, a host call that
   // suspended) is returned; the move then happens at resume().
+  // A host call that suspended (tern.checkpoint(), or one a checkpoint
+  // interrupted) stopped for the program whether or not the code is ready:
+  // resuming it here would issue the call again behind the program's back
+  // (tern.checkpoint() answered -1 in auto mode that way).
   ExecOutcome continue_faster(Thread& thread, ExecOutcome out, std::span<Slot> results) {
     while (out.kind == ExecOutcome::Kind::Suspended && !stopped_for_program_) {
+      ViewThread view = parts_.first->capture(thread);
+      if (!view.frames.empty() && (view.frames.back().kind == FrameKind::HostCall ||
+                                   view.frames.back().kind == FrameKind::AtomicWait))
+        return out;
       if (due(thread.stable_points)) {
-        ViewThread view = parts_.first->capture(thread);
-        if (!view.frames.empty() && (view.frames.back().kind == FrameKind::HostCall ||
-                                     view.frames.back().kind == FrameKind::AtomicWait))
-          return out;
         hand_over(thread, view);
         return parts_.faster->resume(thread, results);
       }

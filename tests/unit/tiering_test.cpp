@@ -108,6 +108,10 @@ struct Machine {
   int handed_over = 0;  // threads restored in the compiled engine
   int faster_calls = 0; // calls that started there
   std::function<void(uint32_t)> on_tick = [](uint32_t) {};
+  // The host call of this iteration suspends the first time it is issued
+  // (as tern.checkpoint() does), and returns when issued again.
+  std::optional<uint32_t> suspend_at;
+  bool suspended = false;
   std::unique_ptr<runtime::Store> store;
   std::unique_ptr<runtime::Thread> thread;
   runtime::ModuleInstance* instance = nullptr;
@@ -137,6 +141,10 @@ struct Machine {
     tick.type.params = {wasm::ValType::I32};
     tick.callback = [this](runtime::CallContext&, std::span<const Slot> args, std::span<Slot>) {
       on_tick(uint32_t(args[0]));
+      if (suspend_at == uint32_t(args[0]) && !suspended) {
+        suspended = true;
+        return runtime::HostResult::suspend();
+      }
       return runtime::HostResult::ok();
     };
     runtime::Linker linker;
@@ -267,6 +275,28 @@ TEST_F(Tiering, CheckpointAtTheSwitchPointComesFirst) {
     EXPECT_EQ(m.handed_over, 0);
     expect_same(m.resume(), ref, "checkpoint at the switch " + std::to_string(n));
     EXPECT_EQ(m.handed_over, 1);
+  }
+}
+
+// A host call that suspends (tern.checkpoint(), a blocking call that a
+// checkpoint interrupted) is the program's stop, whether the code is ready
+// or not: returned as Suspended, never issued again behind the caller's back.
+TEST_F(Tiering, AHostCallThatSuspendsIsTheCallersStop) {
+  const Result ref = Machine(false).run(kArg);
+  for (bool ready : {false, true}) {
+    const std::string what = ready ? "code ready" : "code not ready";
+    Machine m(true);
+    m.suspend_at = 5;
+    m.on_tick = [&m, ready](uint32_t i) {
+      if (ready && i == 5 && !m.suspended) m.code->make_ready();
+    };
+    Result stopped = m.run(kArg);
+    ASSERT_EQ(stopped.kind, ExecOutcome::Kind::Suspended) << what;
+    EXPECT_EQ(m.handed_over, 0) << what;
+    runtime::ViewThread view = m.store->engine().capture(*m.thread);
+    ASSERT_FALSE(view.frames.empty()) << what;
+    EXPECT_EQ(view.frames.back().kind, runtime::FrameKind::HostCall) << what;
+    expect_same(m.resume(), ref, "resumed after the host call's stop, " + what);
   }
 }
 
