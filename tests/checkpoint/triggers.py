@@ -130,7 +130,7 @@ def control(env):
         expect_equal((rc, out), (0, f"checkpoint written to {snap}\n"), f"client ({err})")
         rc, out, err = env.run(["checkpoint", "--control", sock, "--status"])
         expect_equal(rc, 0, f"status exit ({err})")
-        expect(out.startswith("running engine=interp checkpoints=1 pending=0 last=" + snap),
+        expect(out.startswith("running engine=auto checkpoints=1 pending=0 last=" + snap),
                f"status: {out!r}")
     finally:
         rc, _, err = finish(proc)
