@@ -1,14 +1,16 @@
 // Compiled code for this host made while the program runs (`tern run
 // --mode auto`, runtime/tiering.h). A thread of tern hashes the module and
 // looks for it in the cache first (code found there is ready within
-// milliseconds, off the way to the first instruction). Otherwise a child process (forked, so it has
-// the module without reading it again) loads the compiler, compiles, writes the cache entry and
-// sends the artifact back through a pipe; a thread of tern waits for it and loads it with tern's
-// own ELF loader. The compiler never runs in tern's process, so the program's threads and memory
-// are untouched by it. The child is started by that thread after `delay` (a program that ends
-// sooner never forks one: short programs pay nothing for compiling) and
-// never outlives tern: a program that ends first does not wait, the child
-// is killed (and dies with tern however tern ends).
+// milliseconds, off the way to the first instruction). Otherwise a child
+// process (forked, so it has the module without reading it again) loads
+// the compiler, compiles, writes the cache entry and sends the artifact
+// back through a pipe; the thread waits for it and loads it with tern's
+// own ELF loader. The compiler never runs in tern's process, so the
+// program's threads and memory are untouched by it. The child is started
+// after `delay` (a program that ends sooner never forks one: short
+// programs pay nothing for compiling) and never outlives tern: a program
+// that ends first does not wait, the child is killed (and dies with tern
+// however tern ends).
 #pragma once
 
 #include "aot/code_image.h"
