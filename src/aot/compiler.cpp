@@ -160,12 +160,16 @@ Compiled<std::vector<uint8_t>> jit_artifact(const wasm::Module& module,
   if (!plugin().api) return {{}, plugin().error};
   CompileOptions options = requested;
   if (options.target.cpu == "native") options.target.cpu = plugin().api->host_cpu();
+  const std::string path = jit_cache_path(hash, requested, cache_dir);
+  if (!path.empty()) options.parts_dir = path + ".parts";
   auto artifact = plugin().api->compile_artifact(module, hash, options);
   if (!artifact.ok()) return artifact;
-  if (const std::string path = jit_cache_path(hash, requested, cache_dir); !path.empty()) {
+  if (!path.empty()) {
     try {
       util::create_directories(cache_dir);
       util::write_file_atomic(path, artifact.value);
+      std::error_code ignored; // the parts are only worth keeping without the artifact
+      std::filesystem::remove_all(options.parts_dir, ignored);
     } catch (const std::exception&) {
       // An unwritable cache only costs the next run a compilation.
     }

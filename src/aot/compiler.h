@@ -36,6 +36,11 @@ struct CompileOptions {
   // benchmark kernels, docs/performance.md) but makes a background
   // checkpoint copy the memory in the pause.
   bool wide_addresses = false;
+  // Where the compiled parts of a module compiled in parts are kept until
+  // its artifact is (the JIT's cache), so that a compile cut short (auto's,
+  // when the program ends first) continues from them; "" keeps none. Not
+  // part of any cache key: it changes where work is kept, not the code.
+  std::string parts_dir;
 };
 
 // The compiler's answer: a value, or the reason there is none.

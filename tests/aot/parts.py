@@ -6,11 +6,14 @@ parts, run from the artifact (--mode aot) and in memory (--mode jit
 --no-cache, the parts merged into one object), exits as in the
 interpreter; a checkpoint taken deep in the chain in code compiled in
 parts restores in the interpreter and in code compiled whole, and one
-taken in the interpreter restores in code compiled in parts.
+taken in the interpreter restores in code compiled in parts. A compile
+cut short keeps the parts it finished in the cache, and the next compile
+takes them (a damaged one is compiled again) and makes the same code.
 
     parts.py --tern build/tern
 """
 import argparse
+import glob
 import os
 import sys
 import tempfile
@@ -72,7 +75,46 @@ def main():
                  "--stop-after-checkpoint", wasm], env, 0)
             run([tern, "restore", snap, "--mode", "aot", "--artifact", artifacts[5]], env,
                 expected)
+        cut_short(tern, wasm, tmp, expected)
     print("parts: ok")
+
+
+def cut_short(tern, wasm, tmp, expected):
+    """A compile stopped after 2 of 5 parts (as auto's compile process is
+    killed when the program ends first) leaves those 2 in the cache; the
+    next compile takes them and writes the entry a compile in one go
+    writes, byte for byte, and removes them. A kept part that does not
+    match its checksum is compiled again."""
+    env = dict(os.environ, TERN_COMPILE_PARTS="5")
+    stopped = dict(env, TERN_COMPILE_STOP_AFTER_PARTS="2")
+    traced = dict(env, TERN_TRACE_TIME="1")
+    whole = os.path.join(tmp, "whole")
+    run([tern, "run", "--mode", "jit", "--cache-dir", whole, wasm], env, expected)
+    [entry] = glob.glob(os.path.join(whole, "*.tern-jit"))
+    reference = open(entry, "rb").read()
+    for damaged in (False, True):
+        cache = os.path.join(tmp, f"cut-{damaged}")
+        run([tern, "run", "--mode", "jit", "--cache-dir", cache, wasm], stopped, 1)
+        kept = sorted(glob.glob(os.path.join(cache, "*.parts", "*.o")))
+        if len(kept) != 2 or glob.glob(os.path.join(cache, "*.tern-jit")):
+            sys.exit(f"FAIL: a compile stopped after 2 parts left {os.listdir(cache)} / {kept}")
+        if damaged:
+            with open(kept[0], "r+b") as f:
+                f.seek(-100, os.SEEK_END)
+                byte = f.read(1)
+                f.seek(-100, os.SEEK_END)
+                f.write(bytes([byte[0] ^ 0x40]))
+        err = run([tern, "run", "--mode", "jit", "--cache-dir", cache, wasm], traced,
+                  expected).err.decode(errors="replace")
+        taken = 1 if damaged else 2
+        if f"{taken} kept from an earlier compile" not in err:
+            sys.exit(f"FAIL: the compile after the cut took not {taken} kept parts:\n{err}")
+        if glob.glob(os.path.join(cache, "*.parts")):
+            sys.exit("FAIL: the kept parts outlived the cache entry")
+        [entry] = glob.glob(os.path.join(cache, "*.tern-jit"))
+        if open(entry, "rb").read() != reference:
+            sys.exit(f"FAIL: the entry compiled from kept parts (damaged: {damaged}) differs "
+                     "from the one compiled in one go")
 
 
 if __name__ == "__main__":

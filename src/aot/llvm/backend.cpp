@@ -4,6 +4,7 @@
 #include "aot/llvm/call_layout.h"
 #include "aot/llvm/codegen.h"
 #include "aot/llvm/inline_cost.h"
+#include "aot/llvm/part_cache.h"
 #include "aot/llvm/partition.h"
 #include "tern/internal_error.h"
 #include "util/file.h"
@@ -477,28 +478,51 @@ unsigned compile_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// TERN_COMPILE_STOP_AFTER_PARTS=K (tests): the compile fails after
+// compiling K parts, on one thread, as a compile cut short would; 0: never.
+size_t stop_after_parts() {
+  const char* v = std::getenv("TERN_COMPILE_STOP_AFTER_PARTS");
+  return v && std::atoi(v) > 0 ? size_t(std::atoi(v)) : 0;
+}
+
 // Compiles the parts on up to compile_threads() threads, each taking the
-// next part not yet started.
+// next part not yet started; a part kept in options.parts_dir by an
+// earlier compile of the module is taken from there (part_cache.h).
 Compiled<std::vector<std::vector<char>>>
 compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const CompileOptions& options) {
   std::vector<Compiled<std::vector<char>>> objects(parts.size());
   std::vector<double> part_ms(parts.size());
   std::vector<PartTimes> part_times(parts.size());
-  std::atomic<size_t> next{0};
+  const PartCache kept(options.parts_dir);
+  const size_t stop_after = stop_after_parts();
+  std::atomic<size_t> next{0}, compiled{0}, reused{0};
   std::mutex busiest_mutex;
   double busiest_ms = 0; // the CPU time of the thread that worked longest
   auto worker = [&] {
     const double start = thread_cpu_ms();
     for (size_t i; (i = next.fetch_add(1)) < parts.size();) {
+      if (auto object = kept.find(parts[i])) {
+        objects[i] = {std::move(*object), {}};
+        ++reused;
+        continue;
+      }
+      if (stop_after && compiled.load() >= stop_after) {
+        objects[i] = {{},
+                      "stopped after compiling " + std::to_string(stop_after) +
+                          " parts (TERN_COMPILE_STOP_AFTER_PARTS)"};
+        continue;
+      }
       const double part_start = thread_cpu_ms();
       objects[i] = compile_part(parts[i], options, part_times[i]);
       part_ms[i] = thread_cpu_ms() - part_start;
+      if (objects[i].ok()) kept.keep(parts[i], objects[i].value);
+      ++compiled;
     }
     std::lock_guard lock(busiest_mutex);
     busiest_ms = std::max(busiest_ms, thread_cpu_ms() - start);
   };
   // LLVM's developer options (-time-passes, -print-*) keep global state.
-  const unsigned threads = std::getenv(kLlvmArgsVariable)
+  const unsigned threads = std::getenv(kLlvmArgsVariable) || stop_after
                                ? 1u
                                : std::min<unsigned>(compile_threads(), unsigned(parts.size()));
   std::vector<std::thread> pool;
@@ -509,8 +533,10 @@ compile_parts(const std::vector<llvm::SmallVector<char, 0>>& parts, const Compil
     for (size_t i = 0; i < parts.size(); ++i)
       std::fprintf(stderr, "tern: compile part %zu: cpu %.1f ms (optimize %.1f, emit %.1f)\n", i,
                    part_ms[i], part_times[i].optimize_ms, part_times[i].emit_ms);
-    std::fprintf(stderr, "tern: compile parts: %zu on %u threads, busiest thread cpu %.1f ms\n",
-                 parts.size(), threads, busiest_ms);
+    std::fprintf(stderr,
+                 "tern: compile parts: %zu on %u threads, busiest thread cpu %.1f ms, %zu kept "
+                 "from an earlier compile\n",
+                 parts.size(), threads, busiest_ms, reused.load());
   }
   std::vector<std::vector<char>> out;
   for (auto& object : objects) {
