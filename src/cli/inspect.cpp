@@ -88,8 +88,8 @@ void print_header(const json& d, const std::string& path) {
   const json& m = d["module"];
   const std::string kind =
       d["parent"].is_null() ? "" : ", incremental on " + d["parent"]["name"].get<std::string>();
-  fmt::print("{}: tern snapshot, format version {}{}\n", path, d["format_version"].get<int>(),
-             kind);
+  fmt::print("{}: tern snapshot, format version {}{}{}\n", path, d["format_version"].get<int>(),
+             kind, d["chunk_index"].get<bool>() ? ", chunk index" : "");
   fmt::print("  taken {} by tern {} on {} ({}-endian), engine {}\n", h["time"].get<std::string>(),
              h["tern_version"].get<std::string>(), h["arch"].get<std::string>(),
              h["byte_order"].get<std::string>(), h["engine"].get<std::string>());

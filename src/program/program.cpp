@@ -270,9 +270,10 @@ std::unique_ptr<Program> Program::restore(const std::string& path, const Restore
   util::trace_time("snapshot read, instance built");
   if (s.deferred_pages) {
     lazy->start(std::move(*s.deferred_pages->file), path, *s.deferred_pages);
-    p->memory_loading_ = fmt::format("on first touch (userfaultfd: {} chunks, prefetched in the "
-                                     "background)",
-                                     lazy->chunks());
+    p->memory_loading_ =
+        fmt::format("on first touch (userfaultfd: {} chunks{}, prefetched in "
+                    "the background)",
+                    lazy->chunks(), lazy->indexed() ? "" : ", a snapshot without a chunk index");
     p->instance_->memories[s.deferred_pages->index]->load_lazily(std::move(lazy));
     util::trace_time("memory left to load on demand");
   } else {

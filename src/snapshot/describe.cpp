@@ -218,6 +218,7 @@ json describe_snapshot(const Snapshot& s, const wasm::Module* module,
                        const std::string& module_source) {
   json out;
   out["format_version"] = s.parent ? kIncrementalFormatVersion : kFormatVersion;
+  out["chunk_index"] = s.chunk_index;
   out["host"] = host_json(s.host);
   out["module"] = module_json(s, module_source);
   out["parent"] = s.parent ? json{{"name", s.parent->name},

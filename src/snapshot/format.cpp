@@ -1,5 +1,6 @@
 #include "snapshot/format.h"
 
+#include "snapshot/chunk_index.h"
 #include "snapshot/pages.h"
 #include "snapshot/payload.h"
 #include "tern/error.h"
@@ -81,13 +82,16 @@ public:
     XXH64_reset(&hash_, 0);
   }
 
-  void file_header(uint32_t version) {
+  void file_header(uint32_t version, uint32_t flags) {
     uint8_t h[kFileHeaderBytes];
     std::memcpy(h, kMagic.data(), kMagic.size());
     put_u32(h + 8, version);
-    put_u32(h + 12, 0);
+    put_u32(h + 12, flags);
     raw(h);
   }
+
+  // Bytes written so far: the offset of the next section.
+  uint64_t offset() const { return bytes_; }
 
   void section(const Tag& tag, bool optional, std::span<const uint8_t> payload) {
     uint8_t h[kSectionHeaderBytes];
@@ -344,8 +348,9 @@ public:
       throw Error(fmt::format("unsupported snapshot format version {} (this tern reads versions "
                               "{} and {})",
                               version_, kFormatVersion, kIncrementalFormatVersion));
-    if (uint32_t flags = get_u32(h + 12); flags != 0)
-      throw Error(fmt::format("snapshot header has unknown flags 0x{:x}", flags));
+    flags_ = get_u32(h + 12);
+    if (flags_ & ~kIndexedFlag)
+      throw Error(fmt::format("snapshot header has unknown flags 0x{:x}", flags_ & ~kIndexedFlag));
     account({h, kFileHeaderBytes});
   }
 
@@ -395,6 +400,7 @@ public:
   }
 
   uint32_t version() const { return version_; }
+  uint32_t flags() const { return flags_; }
   uint64_t offset() const { return offset_; }
   uint32_t sections() const { return sections_; }
   util::Sha256Digest sha256() { return sha256_.digest(); }
@@ -447,6 +453,7 @@ private:
   XXH64_state_t hash_;
   util::Sha256 sha256_;
   uint32_t version_ = 0;
+  uint32_t flags_ = 0;
   uint64_t offset_ = 0; // after the last complete header or section
   uint64_t read_ = 0;   // bytes taken from the source
   uint32_t sections_ = 0;
@@ -460,9 +467,10 @@ constexpr int kExtensionRank = 10;
 
 int rank(const Tag& tag) {
   static const std::pair<Tag, int> ranks[] = {
-      {kHostTag, 0},    {kModuleTag, 1},   {kParentTag, 2}, {kWasmTag, 3},       {kGlobalsTag, 4},
-      {kTableTag, 5},   {kSegmentsTag, 6}, {kThreadTag, 7}, {kWaitQueuesTag, 8}, {kSpawnedTag, 9},
-      {kMemoryTag, 11}, {kPagesTag, 11},   {kTailTag, 12}};
+      {kHostTag, 0},        {kModuleTag, 1},  {kParentTag, 2},   {kWasmTag, 3},
+      {kGlobalsTag, 4},     {kTableTag, 5},   {kSegmentsTag, 6}, {kThreadTag, 7},
+      {kWaitQueuesTag, 8},  {kSpawnedTag, 9}, {kMemoryTag, 11},  {kPagesTag, 11},
+      {kChunkIndexTag, 12}, {kTailTag, 13}};
   for (const auto& [t, r] : ranks)
     if (t == tag) return r;
   return kExtensionRank;
@@ -470,13 +478,14 @@ int rank(const Tag& tag) {
 
 bool is_singleton(const Tag& tag) {
   return tag == kHostTag || tag == kModuleTag || tag == kParentTag || tag == kWasmTag ||
-         tag == kGlobalsTag || tag == kSegmentsTag || tag == kWaitQueuesTag || tag == kSpawnedTag;
+         tag == kGlobalsTag || tag == kSegmentsTag || tag == kWaitQueuesTag || tag == kSpawnedTag ||
+         tag == kChunkIndexTag;
 }
 
 class SnapshotBuilder {
 public:
-  SnapshotBuilder(const ReadOptions& options, uint32_t version)
-      : options_(options), version_(version) {}
+  SnapshotBuilder(const ReadOptions& options, uint32_t version, uint32_t flags)
+      : options_(options), version_(version), flags_(flags) {}
 
   // Returns true at the TAIL section (or, reading only the identity, at the
   // first section after it).
@@ -508,6 +517,8 @@ public:
       return read_memory(r, stream);
     else if (s.tag == kPagesTag)
       read_pages(s);
+    else if (s.tag == kChunkIndexTag)
+      read_chunk_index(s, r);
     else if (s.tag == kTailTag)
       return read_tail(r, stream);
     else
@@ -779,16 +790,57 @@ private:
     if (options_.filled && index < options_.filled->size()) filled = &(*options_.filled)[index];
     decoder_ = std::make_unique<ChunkDecoder>(index, m.pages, target, filled);
     snap_.memories.push_back(std::move(m));
+    const uint64_t memd_offset = stream.offset_before_section();
+    indexed_.memories.push_back({memd_offset, {}});
     if (!options_.keep_memory || !options_.defer_pages ||
         !options_.defer_pages(index, snap_.memories.back()))
       return false;
     check_complete(r);
     decoder_.reset();
-    snap_.deferred_pages = DeferredPages{index, stream.offset(), stream.sections(), nullptr};
+    const bool announced = (flags_ & kIndexedFlag) != 0;
+    snap_.deferred_pages =
+        DeferredPages{index, stream.offset(), stream.sections(), memd_offset, announced, nullptr};
+    snap_.chunk_index = announced;
     return true;
   }
 
-  void read_pages(const Section& s) { decoder_->decode(s.payload(), s.name()); }
+  void read_pages(const Section& s) {
+    decoder_->decode(s.payload(), s.name());
+    if (!(flags_ & kIndexedFlag)) return;
+    // What the chunk index must say of it (the decoder checked the header).
+    PayloadReader r(s.payload(), s.name());
+    const ChunkHeader h =
+        read_chunk_header(r, static_cast<uint32_t>(snap_.memories.size() - 1), wasm::kMaxPages, 0);
+    indexed_.memories.back().chunks.push_back({s.offset, static_cast<uint32_t>(s.length), h});
+  }
+
+  // MIDX (docs/snapshot-format.md §6.15): announced by the header, and
+  // exactly the memory sections this reader has read.
+  void read_chunk_index(const Section& s, PayloadReader& r) {
+    finish_memory();
+    if (!(flags_ & kIndexedFlag))
+      r.fail("a chunk index in a snapshot whose header does not announce one");
+    const ChunkIndex index = decode_chunk_index(r, s.offset);
+    if (index.memories.size() != indexed_.memories.size())
+      r.fail(fmt::format("it indexes {} memories, the snapshot has {}", index.memories.size(),
+                         indexed_.memories.size()));
+    for (size_t m = 0; m < index.memories.size(); ++m) {
+      const IndexedMemory& said = index.memories[m];
+      const IndexedMemory& is = indexed_.memories[m];
+      if (said.memd_offset != is.memd_offset)
+        r.fail(fmt::format("it puts memory {}'s MEMD section at byte {}, it is at byte {}", m,
+                           said.memd_offset, is.memd_offset));
+      for (size_t c = 0; c < said.chunks.size() || c < is.chunks.size(); ++c) {
+        if (c < said.chunks.size() && c < is.chunks.size() && said.chunks[c] == is.chunks[c])
+          continue;
+        r.fail(fmt::format("it disagrees with the memory sections: memory {}, chunk {}: it says "
+                           "{}; the snapshot has {}",
+                           m, c, c < said.chunks.size() ? describe_chunk(said.chunks[c]) : "none",
+                           c < is.chunks.size() ? describe_chunk(is.chunks[c]) : "none"));
+      }
+    }
+    snap_.chunk_index = true;
+  }
 
   void finish_memory() {
     if (!decoder_) return;
@@ -817,6 +869,9 @@ private:
                          sections));
     check_complete(r);
     finish_memory();
+    if ((flags_ & kIndexedFlag) && !seen_.contains(kChunkIndexTag))
+      r.fail(
+          "the header announces a chunk index (MIDX section) before the TAIL, but there is none");
     return true;
   }
 
@@ -831,11 +886,13 @@ private:
 
   ReadOptions options_;
   uint32_t version_;
+  uint32_t flags_;
   Snapshot snap_;
   std::set<Tag> seen_;
   int rank_ = 0;
   uint64_t module_size_ = 0;
   std::unique_ptr<ChunkDecoder> decoder_;
+  ChunkIndex indexed_; // the memory sections read, for the MIDX
 };
 
 } // namespace
@@ -918,7 +975,8 @@ SectionFrame read_frame_at(int fd, uint64_t offset, uint64_t file_size,
 
 void read_section_at(int fd, const SectionFrame& frame, Section& out) {
   PreadSource source(fd, frame.offset);
-  if (!read_section(source, frame.offset, out) || out.tag != frame.tag)
+  if (!read_section(source, frame.offset, out) || out.tag != frame.tag ||
+      out.declared_length != frame.length)
     throw Error(fmt::format("section {} at byte {} changed while it was read", tag_name(frame.tag),
                             frame.offset));
 }
@@ -948,8 +1006,9 @@ WrittenSnapshot write_snapshot(const Snapshot& s, util::ByteSink& sink,
       if (i >= options.carried_pages.size() || !options.carried_pages[i])
         throw Error(fmt::format("memory {}: an incremental snapshot needs the pages to carry", i));
 
+  const bool indexed = options.chunk_index.value_or(false);
   StreamWriter w(sink, options.progress);
-  w.file_header(s.parent ? kIncrementalFormatVersion : kFormatVersion);
+  w.file_header(s.parent ? kIncrementalFormatVersion : kFormatVersion, indexed ? kIndexedFlag : 0);
   w.section(kHostTag, true, encode_host(s.host));
   w.section(kModuleTag, false, encode_module(digest, binary.size()));
   if (s.parent) w.section(kParentTag, false, encode_parent(*s.parent));
@@ -965,15 +1024,31 @@ WrittenSnapshot write_snapshot(const Snapshot& s, util::ByteSink& sink,
   if (s.spawned) w.section(kSpawnedTag, false, encode_spawned(*s.spawned));
   for (const ExtensionSection& e : s.extensions) w.section(e.tag, e.optional, e.payload);
   const ChunkOptions chunk_options{options.compress, options.zstd_level, options.threads};
+  ChunkIndex chunk_index; // where each MEMP goes, as it goes
   for (size_t i = 0; i < s.memories.size(); ++i) {
     const auto index = static_cast<uint32_t>(i);
+    chunk_index.memories.push_back({w.offset(), {}});
     w.section(kMemoryTag, false, encode_memory_header(index, s.memories[i]));
     const MemoryImage& m = s.memories[i];
-    auto emit = [&](std::span<const uint8_t> payload) { w.section(kPagesTag, false, payload); };
+    std::vector<IndexedChunk>& chunks = chunk_index.memories.back().chunks;
+    auto emit = [&](std::span<const uint8_t> payload) {
+      if (indexed) {
+        PayloadReader r(payload, "a chunk being written");
+        const uint64_t next =
+            chunks.empty() ? 0 : chunks.back().header.first + chunks.back().header.count;
+        chunks.push_back({w.offset(), static_cast<uint32_t>(payload.size()),
+                          read_chunk_header(r, index, m.pages, next)});
+      }
+      w.section(kPagesTag, false, payload);
+    };
     if (i < options.carried_pages.size() && options.carried_pages[i])
       encode_page_chunks(index, m.contents.data, *options.carried_pages[i], chunk_options, emit);
     else
       encode_memory_chunks(index, m.contents.data, m.private_mapping, chunk_options, emit);
+  }
+  if (indexed) {
+    chunk_index.offset = w.offset();
+    w.section(kChunkIndexTag, true, encode_chunk_index(chunk_index));
   }
   return w.tail();
 }
@@ -981,7 +1056,7 @@ WrittenSnapshot write_snapshot(const Snapshot& s, util::ByteSink& sink,
 Snapshot read_snapshot(util::ByteSource& source, const ReadOptions& options) {
   StreamReader stream(source);
   stream.file_header();
-  SnapshotBuilder builder(options, stream.version());
+  SnapshotBuilder builder(options, stream.version(), stream.flags());
   Section s;
   do stream.next(s);
   while (!builder.add(s, stream));
@@ -994,8 +1069,10 @@ Snapshot read_snapshot(util::ByteSource& source, const ReadOptions& options) {
 WrittenSnapshot write_snapshot_file(const std::string& path, const Snapshot& snapshot,
                                     const WriteOptions& options) {
   WrittenSnapshot written;
+  WriteOptions file_options = options;
+  if (!file_options.chunk_index) file_options.chunk_index = true;
   util::write_file_atomic(
-      path, [&](util::ByteSink& sink) { written = write_snapshot(snapshot, sink, options); });
+      path, [&](util::ByteSink& sink) { written = write_snapshot(snapshot, sink, file_options); });
   return written;
 }
 

@@ -22,6 +22,8 @@ namespace tern::snapshot {
 inline constexpr std::array<uint8_t, 8> kMagic = {0x89, 'T', 'E', 'R', 'N', 'S', 'N', 'P'};
 inline constexpr uint32_t kFormatVersion = 1;            // self-contained
 inline constexpr uint32_t kIncrementalFormatVersion = 2; // with a parent
+// File header flag: a MIDX section (the chunk index) precedes the TAIL.
+inline constexpr uint32_t kIndexedFlag = 1;
 
 // Section tags of version 1.
 inline constexpr Tag kHostTag = make_tag("HOST");
@@ -36,6 +38,7 @@ inline constexpr Tag kWaitQueuesTag = make_tag("WAIT");
 inline constexpr Tag kSpawnedTag = make_tag("SPWN");
 inline constexpr Tag kMemoryTag = make_tag("MEMD");
 inline constexpr Tag kPagesTag = make_tag("MEMP");
+inline constexpr Tag kChunkIndexTag = make_tag("MIDX");
 inline constexpr Tag kTailTag = make_tag("TAIL");
 // Whether `tag` is one of the above (any other tag is an extension).
 bool is_core_tag(const Tag& tag);
@@ -49,6 +52,12 @@ struct WriteOptions {
   // keeps what it has of the others: a live migration's final state, whose
   // memory went ahead in pre-copy rounds (docs/migration-stream.md §6).
   std::vector<std::optional<std::vector<bool>>> carried_pages;
+  // Write the chunk index (MIDX, with the header's INDEXED flag) after the
+  // memories, for lazy restore (snapshot/lazy.h). Unset: into files
+  // (write_snapshot_file), not into streams (write_snapshot), whose
+  // reader reads forward and needs none: a migration stream stays as
+  // readers without the index expect it.
+  std::optional<bool> chunk_index;
   // Called after each section with the bytes written so far.
   std::function<void(uint64_t)> progress;
 };
@@ -105,7 +114,7 @@ void write_section(util::ByteSink& sink, const Tag& tag, bool optional,
 // tern::Error for a malformed or truncated section.
 bool read_section(util::ByteSource& source, uint64_t offset, Section& out);
 // The bytes a section with `payload_bytes` of payload occupies.
-inline uint64_t section_bytes(uint64_t payload_bytes) {
+constexpr uint64_t section_bytes(uint64_t payload_bytes) {
   return 16 + payload_bytes + 8;
 }
 

@@ -1,9 +1,12 @@
 #include "snapshot/lazy.h"
 
+#include "snapshot/chunk_index.h"
 #include "snapshot/pages.h"
 #include "snapshot/payload.h"
 #include "tern/error.h"
 #include "tern/internal_error.h"
+#include "util/byte_stream.h"
+#include "util/trace_time.h"
 
 #include <algorithm>
 #include <array>
@@ -71,6 +74,31 @@ util::UniqueFd open_userfaultfd(std::string& why_not) {
 
 alignas(4096) const uint8_t kZeroPage[kPageSize] = {};
 
+uint32_t get_u32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Fills `out` from `offset` of the file, whose size was `file_size`.
+void pread_exact(int fd, std::span<uint8_t> out, uint64_t offset, uint64_t file_size) {
+  for (size_t done = 0; done < out.size();) {
+    const ssize_t n =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(fmt::format("cannot read: {}", std::strerror(errno)));
+    if (n == 0)
+      throw Error(
+          fmt::format("the file became shorter while it was read (it had {} bytes)", file_size));
+    done += static_cast<size_t>(n);
+  }
+}
+
 } // namespace
 
 // Reads and decodes chunks for one thread.
@@ -79,9 +107,14 @@ public:
   explicit Loader(const LazyMemory& lazy) : decoder_(lazy.index_, lazy.pages_, {}) {
     decoder_.allow_any_order();
   }
-  // The chunk's pages, in page order.
-  std::span<const uint8_t> decode(int fd, const Chunk& chunk) {
-    read_section_at(fd, chunk.frame, section_);
+  // The chunk's pages, in page order; its header must be the one indexed.
+  std::span<const uint8_t> decode(int fd, const Entry& entry) {
+    read_section_at(fd, entry.frame, section_);
+    PayloadReader r(section_.payload(), section_.name());
+    if (read_chunk_header(r, entry.header.index, wasm::kMaxPages, 0) != entry.header)
+      throw Error(fmt::format(
+          "{} changed while it was read: it is not the chunk indexed ({})", section_.name(),
+          describe_chunk({entry.frame.offset, entry.frame.length, entry.header})));
     decoder_.decode(section_.payload(), section_.name());
     return decoder_.decoded();
   }
@@ -183,10 +216,25 @@ void LazyMemory::start(util::UniqueFd file, const std::string& path, const Defer
   file_ = std::move(file);
   path_ = path;
   try {
-    index_chunks(pages);
+    struct stat st;
+    if (::fstat(file_.get(), &st) != 0) throw Error(std::strerror(errno));
+    file_size_ = static_cast<uint64_t>(st.st_size);
+    if (pages.indexed)
+      read_chunk_index(pages);
+    else
+      index_chunks(pages);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", path_, e.what()));
   }
+  for (size_t e = 0; e < entries_.size(); ++e)
+    if (entries_[e].header.bitmap != 0)
+      chunks_.push_back(
+          {entries_[e].header.first, entries_[e].header.bitmap, entries_[e].frame, e});
+  util::trace_time(
+      fmt::format("{} ({} chunks, {} reads)",
+                  indexed_ ? "chunk index read" : "chunks indexed one by one (no chunk index)",
+                  entries_.size(), index_reads_)
+          .c_str());
   state_ = std::make_unique<std::atomic<uint8_t>[]>(chunks_.size());
   handler_ = std::thread([this] { serve_faults(); });
   // TERN_LAZY_PREFETCH=0: pages load only when touched, until someone
@@ -207,18 +255,18 @@ void LazyMemory::finish() {
 // Each chunk's frame and chunk header, one pread each: where it is in the
 // file and which pages it carries.
 void LazyMemory::index_chunks(const DeferredPages& pages) {
-  struct stat st;
-  if (::fstat(file_.get(), &st) != 0) throw Error(std::strerror(errno));
-  const auto file_size = static_cast<uint64_t>(st.st_size);
+  const uint64_t file_size = file_size_;
   uint64_t offset = pages.offset;
   uint32_t sections = pages.sections;
   uint64_t next_page = 0;
   for (;;) {
     std::array<uint8_t, kChunkHeaderBytes> head{};
     const SectionFrame frame = read_frame_at(file_.get(), offset, file_size, head);
+    ++index_reads_;
     if (frame.tag == kTailTag) {
       Section tail;
       read_section_at(file_.get(), frame, tail);
+      ++index_reads_;
       PayloadReader r(tail.payload(), tail.name());
       const uint64_t bytes = r.u64();
       const uint32_t count = r.u32();
@@ -230,6 +278,7 @@ void LazyMemory::index_chunks(const DeferredPages& pages) {
                            offset, sections, bytes, count));
       if (offset + section_bytes(frame.length) != file_size)
         throw Error("snapshot is malformed: bytes follow the TAIL section");
+      verified_ = entries_.size(); // read just now
       return;
     }
     if (frame.tag != kPagesTag) {
@@ -245,9 +294,131 @@ void LazyMemory::index_chunks(const DeferredPages& pages) {
     PayloadReader r(head, name);
     const ChunkHeader h = read_chunk_header(r, index_, pages_, next_page);
     next_page = h.first + h.count;
-    if (h.bitmap != 0) chunks_.push_back({h.first, h.bitmap, frame});
+    entries_.push_back({frame, h});
     offset += section_bytes(frame.length);
     ++sections;
+  }
+}
+
+// The TAIL and the chunk index from the end of the file: one read that
+// takes as many bytes as tern's own index of this memory would need (16
+// pages a chunk) and some more, and a second one only for a longer index.
+// The index's last field, just before its payload check and the TAIL, is
+// its own offset (docs/snapshot-format.md §6.15).
+void LazyMemory::read_chunk_index(const DeferredPages& pages) {
+  constexpr uint64_t kTailBytes = section_bytes(8 + 4 + 8);
+  constexpr uint64_t kMinIndexBytes = section_bytes(4 + 8); // no memory, its offset
+  if (file_size_ < pages.offset + kMinIndexBytes + kTailBytes)
+    throw Error(fmt::format("snapshot is truncated: it ends at byte {}, before the chunk index "
+                            "(MIDX section) its header announces and the TAIL section",
+                            file_size_));
+  const uint64_t expected_chunks = (pages_ + kChunkPages - 1) / kChunkPages;
+  const uint64_t guess =
+      kTailBytes + section_bytes(4 + 8 + 4 + expected_chunks * kIndexEntryBytes + 8) + 4096;
+  const uint64_t span = std::min(file_size_ - pages.offset, guess);
+  const uint64_t start = file_size_ - span;
+  std::vector<uint8_t> end(span);
+  pread_exact(file_.get(), end, start, file_size_);
+  ++index_reads_;
+
+  const uint64_t tail_offset = file_size_ - kTailBytes;
+  const std::span<const uint8_t> tail_bytes(end.data() + (tail_offset - start), kTailBytes);
+  if (std::memcmp(tail_bytes.data(), kTailTag.data(), 4) != 0 ||
+      get_u32(tail_bytes.data() + 8) != kTailBytes - section_bytes(0))
+    throw Error(fmt::format("snapshot is truncated, or bytes follow its TAIL section: its last {} "
+                            "bytes are not a TAIL section",
+                            kTailBytes));
+  Section tail;
+  util::SpanSource tail_source(tail_bytes);
+  read_section(tail_source, tail_offset, tail); // its header and payload checks
+  PayloadReader r(tail.payload(), tail.name());
+  const uint64_t bytes = r.u64();
+  const uint32_t sections = r.u32();
+  r.u64(); // the stream's hash: every section is checked as it is loaded
+  r.expect_end();
+  if (bytes != tail_offset)
+    r.fail(fmt::format("it counts {} bytes before it, the file has {}", bytes, tail_offset));
+
+  const uint64_t index_offset = get_u64(tail_bytes.data() - 16);
+  if (index_offset < pages.offset || index_offset > tail_offset - kMinIndexBytes ||
+      tail_offset - index_offset > section_bytes(0xFFFFFFFFu))
+    throw Error(fmt::format("snapshot is malformed: its header announces a chunk index (MIDX "
+                            "section) before the TAIL, but the 8 bytes that would give its "
+                            "offset say {}, outside the memory's sections (bytes {} to {})",
+                            index_offset, pages.offset, tail_offset));
+  index_offset_ = index_offset;
+  std::vector<uint8_t> whole;
+  std::span<const uint8_t> index_bytes;
+  if (index_offset >= start) {
+    index_bytes = {end.data() + (index_offset - start), tail_offset - index_offset};
+  } else { // longer than guessed
+    whole.resize(tail_offset - index_offset);
+    pread_exact(file_.get(), whole, index_offset, file_size_);
+    ++index_reads_;
+    index_bytes = whole;
+  }
+  if (std::memcmp(index_bytes.data(), kChunkIndexTag.data(), 4) != 0 ||
+      get_u32(index_bytes.data() + 8) != index_bytes.size() - section_bytes(0))
+    throw Error(fmt::format("snapshot is malformed: no chunk index (MIDX section) of {} bytes at "
+                            "byte {}, where the 8 bytes before its TAIL section's checksum say "
+                            "it is",
+                            index_bytes.size(), index_offset));
+  Section section;
+  util::SpanSource index_source(index_bytes);
+  read_section(index_source, index_offset, section); // its header and payload checks
+  PayloadReader ir(section.payload(), section.name());
+  const ChunkIndex index = decode_chunk_index(ir, index_offset);
+  // The memory's pages run up to the index: it is the last memory indexed.
+  if (index.memories.size() != uint64_t(index_) + 1)
+    ir.fail(fmt::format("it indexes {} memories, where memory {} is the last",
+                        index.memories.size(), index_));
+  const IndexedMemory& m = index.memories[index_];
+  if (m.memd_offset != pages.memd_offset ||
+      pages.offset != pages.memd_offset + kMemoryHeaderSectionBytes)
+    ir.fail(fmt::format("it puts memory {}'s MEMD section at byte {}, it is at byte {}", index_,
+                        m.memd_offset, pages.memd_offset));
+  if (!m.chunks.empty() && m.chunks.back().header.first + m.chunks.back().header.count > pages_)
+    ir.fail(fmt::format("its {} is outside the memory's {} pages", describe_chunk(m.chunks.back()),
+                        pages_));
+  if (sections != uint64_t(pages.sections) + m.chunks.size() + 1)
+    r.fail(fmt::format("it counts {} sections before it; the chunk index makes them {}", sections,
+                       uint64_t(pages.sections) + m.chunks.size() + 1));
+  entries_.reserve(m.chunks.size());
+  for (const IndexedChunk& c : m.chunks)
+    entries_.push_back({SectionFrame{kPagesTag, c.offset, c.length}, c.header});
+  indexed_ = true;
+}
+
+// Reads entries' frames and chunk headers in file order, one read each,
+// as index_chunks does, and compares them with the index. The first entry
+// starts right after the MEMD, so entry k found where the index says, with
+// the length it says, places entry k + 1 where the file has its next
+// section: a verified prefix of the index is the file's own.
+void LazyMemory::verify_entries(size_t n) {
+  while (verified_.load(std::memory_order_acquire) < n) {
+    std::lock_guard lock(verify_mutex_);
+    const size_t e = verified_.load(std::memory_order_relaxed);
+    if (e >= n) break;
+    const Entry& entry = entries_[e];
+    const IndexedChunk indexed{entry.frame.offset, entry.frame.length, entry.header};
+    std::array<uint8_t, kChunkHeaderBytes> head{};
+    try {
+      const SectionFrame frame = read_frame_at(file_.get(), entry.frame.offset, file_size_, head);
+      if (frame.tag != kPagesTag || frame.length != entry.frame.length ||
+          frame.length < kChunkHeaderBytes)
+        throw Error(fmt::format("the section at byte {} is {} ({} bytes)", frame.offset,
+                                std::string_view(frame.tag.data(), 4), frame.length));
+      PayloadReader r(head, fmt::format("section MEMP at byte {}", frame.offset));
+      const ChunkHeader h = read_chunk_header(r, index_, pages_, 0);
+      if (h != entry.header)
+        throw Error(
+            fmt::format("the file has {}", describe_chunk({frame.offset, frame.length, h})));
+    } catch (const Error& error) {
+      fail(fmt::format("the chunk index (section MIDX at byte {}) says {}, which the file does not "
+                       "have: {}",
+                       index_offset_, describe_chunk(indexed), error.what()));
+    }
+    verified_.store(e + 1, std::memory_order_release);
   }
 }
 
@@ -278,6 +449,9 @@ void LazyMemory::serve_faults() {
 }
 
 void LazyMemory::prefetch() {
+  // The index first (a small read per chunk), then the chunks.
+  for (size_t e = 0; e < entries_.size() && !stop_.load(); e += 64)
+    verify_entries(std::min(e + 64, entries_.size()));
   Loader loader(*this);
   for (size_t c = 0; c < chunks_.size() && !stop_.load(); ++c) load(c, loader);
   const uint64_t one = 1;
@@ -301,7 +475,13 @@ void LazyMemory::serve(uint64_t address, Loader& loader) {
         return;
       }
     }
-    place(page, 1, nullptr); // no chunk carries it: zeros
+    // No chunk carries it: zeros, once every chunk up to the first one
+    // that starts after the page is known to be where the index says.
+    const auto after =
+        std::upper_bound(entries_.begin(), entries_.end(), page,
+                         [](uint64_t p, const Entry& e) { return p < e.header.first; });
+    verify_entries(std::min<size_t>(after - entries_.begin() + 1, entries_.size()));
+    place(page, 1, nullptr);
     wake(v, page);
     return;
   }
@@ -316,9 +496,10 @@ void LazyMemory::load(size_t c, Loader& loader) {
     return;
   }
   const Chunk& chunk = chunks_[c];
+  verify_entries(chunk.entry + 1); // the chunks before it are where the index says
   std::span<const uint8_t> decoded;
   try {
-    decoded = loader.decode(file_.get(), chunk);
+    decoded = loader.decode(file_.get(), entries_[chunk.entry]);
   } catch (const Error& e) {
     fail(e.what());
   }

@@ -16,14 +16,30 @@
 // page is placed once through base() (the shared page cache shows it in
 // every view) and the thread faulting in another view is woken there.
 //
+// Where the chunks are: a snapshot file written with a chunk index (the
+// MIDX section before the TAIL, docs/snapshot-format.md §6.15) gives every
+// chunk's offset, length and header in one read from the end of the file
+// (two for an index longer than the first read guessed); an older snapshot
+// without one is indexed by reading each chunk's frame and chunk header,
+// one read per chunk.
+//
 // Checked before the program continues: every section before the memory's
-// pages (as an eager restore reads them), each chunk's frame header and
-// chunk header (its place in the memory, in order, without overlap) and the
-// TAIL's length and section count. Each chunk's payload is checked against
-// its checksum when it is loaded: one that fails ends tern with one error
-// naming the snapshot and the section (exit status 1), since a program
-// whose memory cannot be read cannot continue and no error can be unwound
-// into a thread stopped in a page fault.
+// pages (as an eager restore reads them), and the TAIL's length and
+// section count; with a chunk index, the index itself (its checksum, the
+// chunk headers it lists, sections that follow each other up to it);
+// without one, each chunk's frame header and chunk header (its place in
+// the memory, in order, without overlap). The index is not taken on trust:
+// before a page is placed (from a chunk, or as zeros where the index says
+// no chunk carries it), every chunk up to the one that carries the page or
+// comes after it has had its frame and chunk header read and compared with
+// the index (in the background from the start, by the prefetch thread, so
+// a fault rarely waits for it), so a page is always what an eager read of
+// the file gives. Each chunk's payload is checked against its checksum,
+// and its header against the index, when it is loaded. A failure after
+// the program continued ends tern with one error naming the snapshot and
+// the section (exit status 1), since a program whose memory cannot be read
+// cannot continue and no error can be unwound into a thread stopped in a
+// page fault.
 //
 // Whoever needs the whole memory first (a checkpoint, whose writer forks:
 // the child would not be served; dirty-page tracking, whose userfaultfd
@@ -33,10 +49,12 @@
 #include "runtime/memory.h"
 #include "snapshot/format.h"
 #include "snapshot/model.h"
+#include "snapshot/pages.h"
 #include "util/unique_fd.h"
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,12 +85,24 @@ public:
 
   // Chunks that carry pages, for --verbose-checkpoints and tests.
   uint64_t chunks() const { return chunks_.size(); }
+  // Reads of the file start() made to find the chunks: 1 or 2 with a
+  // chunk index, one per chunk (and the TAIL) without (for tests and
+  // TERN_TRACE_TIME).
+  uint64_t index_reads() const { return index_reads_; }
+  // Whether the chunks came from the snapshot's chunk index.
+  bool indexed() const { return indexed_; }
 
 private:
-  struct Chunk {
+  // A MEMP section of the memory, as the index (or the scan) says.
+  struct Entry {
+    SectionFrame frame;
+    ChunkHeader header;
+  };
+  struct Chunk {        // an entry that carries pages
     uint64_t first = 0; // wasm page
     uint64_t bitmap = 0;
     SectionFrame frame;
+    size_t entry = 0; // in entries_
   };
   struct View {
     uint8_t* start;
@@ -81,7 +111,12 @@ private:
   class Loader;
 
   LazyMemory() = default;
+  // Without a chunk index: each chunk's frame and header, one read each.
   void index_chunks(const DeferredPages& pages);
+  // With one: the TAIL and the MIDX from the end of the file.
+  void read_chunk_index(const DeferredPages& pages);
+  // Entries [0, n) have been read from the file and agree with the index.
+  void verify_entries(size_t n);
   void serve_faults();
   void prefetch();
   void serve(uint64_t address, Loader& loader);
@@ -99,6 +134,13 @@ private:
   std::vector<View> views_; // views_[0] is base()
   util::UniqueFd uffd_, stop_event_, file_;
   std::string path_;
+  uint64_t file_size_ = 0;
+  uint64_t index_offset_ = 0; // of the MIDX section, for messages
+  uint64_t index_reads_ = 0;
+  bool indexed_ = false;
+  std::vector<Entry> entries_; // every MEMP, in file order
+  std::mutex verify_mutex_;
+  std::atomic<size_t> verified_{0};               // entries_ read and compared
   std::vector<Chunk> chunks_;                     // in page order
   std::unique_ptr<std::atomic<uint8_t>[]> state_; // per chunk: 0 new, 1 loading, 2 loaded
   std::atomic<bool> stop_{false};

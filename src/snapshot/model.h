@@ -171,6 +171,9 @@ struct DeferredPages {
   uint32_t index = 0;
   uint64_t offset = 0;
   uint32_t sections = 0;
+  uint64_t memd_offset = 0; // of the memory's MEMD section
+  // The header announces a chunk index (MIDX) before the TAIL.
+  bool indexed = false;
   // The file read (set by read_snapshot_chain): the pages are read from
   // the very file whose other sections were checked.
   std::shared_ptr<util::UniqueFd> file;
@@ -200,6 +203,10 @@ struct Snapshot {
   // Set when the reader stopped at a memory whose pages are loaded later
   // (then stream_bytes and stream_sha256 cover only what was read).
   std::optional<DeferredPages> deferred_pages;
+  // The stream has a chunk index (MIDX, format.h's kIndexedFlag): read and
+  // checked against the memory sections, or, with deferred pages, announced
+  // by the header (the lazy reader checks it).
+  bool chunk_index = false;
 
   const ExtensionSection* find_extension(const Tag& tag) const {
     for (const auto& e : extensions)

@@ -76,6 +76,7 @@ struct ChunkHeader {
   uint32_t count = 0;
   uint64_t bitmap = 0;
   uint8_t encoding = 0;
+  bool operator==(const ChunkHeader&) const = default;
 };
 // Reads and checks one for memory `index` of `pages` pages whose previous
 // chunk ended at page `next_page` (chunks go forward without overlap).

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <gtest/gtest.h>
 #include <random>
 #include <thread>
@@ -457,8 +458,8 @@ TEST(SnapshotFormat, WrongMagicAndVersion) {
   expect_error([&] { from_bytes(SpecStream(0).minimal_instance().finish()); },
                "unsupported snapshot format version 0");
   auto flags = bytes;
-  flags[12] = 1;
-  expect_error([&] { from_bytes(flags); }, "unknown flags");
+  flags[12] = 2;
+  expect_error([&] { from_bytes(flags); }, "unknown flags 0x2");
 }
 
 TEST(SnapshotFormat, MinimalStreamIsValid) {
@@ -665,6 +666,140 @@ TEST(SnapshotFormat, FileReadRejectsTrailingBytes) {
   util::write_file_atomic(path, bytes);
   expect_error([&] { snapshot::read_snapshot_file(path); }, "bytes follow the TAIL section");
   expect_error([&] { snapshot::read_snapshot_file(path + ".missing"); }, "cannot open");
+}
+
+// ---------------------------------------------------------- chunk index
+
+// A memory of 40 pages whose non-zero pages 0, 17 and 35 fall into three
+// chunks (tern writes 16 pages a chunk), and an empty second memory.
+Snapshot three_chunk_snapshot() {
+  Snapshot s = sample_snapshot();
+  s.memories[0] = owned_memory(40, 64);
+  for (uint64_t p : {0, 17, 35}) mutable_bytes(s.memories[0])[p * kWasmPage + 9] = uint8_t(p + 1);
+  return s;
+}
+
+std::vector<uint8_t> indexed_bytes(const Snapshot& s) {
+  snapshot::WriteOptions options;
+  options.chunk_index = true;
+  return to_bytes(s, options);
+}
+
+TEST(SnapshotFormat, FilesCarryAChunkIndexAndStreamsDoNot) {
+  test::TempDir dir;
+  const std::string path = dir / "indexed.snap";
+  snapshot::write_snapshot_file(path, three_chunk_snapshot());
+  const std::vector<uint8_t> file = util::read_file(path);
+  EXPECT_EQ(get_le(file, 12, 4), 1u); // INDEXED
+  const std::vector<SpecSection> sections = spec_sections(file);
+  ASSERT_GE(sections.size(), 2u);
+  EXPECT_EQ(sections[sections.size() - 2].tag, "MIDX");
+  EXPECT_EQ(sections.back().tag, "TAIL");
+  EXPECT_TRUE(snapshot::read_snapshot_file(path).chunk_index);
+
+  const std::vector<uint8_t> stream = to_bytes(three_chunk_snapshot());
+  EXPECT_EQ(get_le(stream, 12, 4), 0u);
+  EXPECT_EQ(find_section(stream, "MIDX").tag, "");
+  EXPECT_FALSE(from_bytes(stream).chunk_index);
+  // A forward reader of a stream that has one checks it and reads the same.
+  const Snapshot read = from_bytes(indexed_bytes(three_chunk_snapshot()));
+  EXPECT_TRUE(read.chunk_index);
+  EXPECT_EQ(page(read.memories[0], 17)[9], 18);
+}
+
+// The MIDX payload, built from the stream's own sections as
+// docs/snapshot-format.md §6.15 describes it.
+TEST(SnapshotFormat, ChunkIndexLayoutIsTheSpecifications) {
+  const std::vector<uint8_t> b = indexed_bytes(three_chunk_snapshot());
+  const std::vector<SpecSection> sections = spec_sections(b);
+  const SpecSection index = sections[sections.size() - 2];
+  ASSERT_EQ(index.tag, "MIDX");
+  EXPECT_EQ(get_le(b, index.offset + 4, 4), 1u); // OPTIONAL
+  SpecBytes expected;
+  std::vector<SpecSection> memds;
+  for (const SpecSection& s : sections)
+    if (s.tag == "MEMD") memds.push_back(s);
+  ASSERT_EQ(memds.size(), 2u);
+  expected.u32(2);
+  size_t memps = 0;
+  for (const SpecSection& memd : memds) {
+    expected.u64(memd.offset);
+    std::vector<SpecSection> chunks;
+    for (const SpecSection& s : sections)
+      if (s.tag == "MEMP" && s.offset > memd.offset &&
+          (&memd == &memds.back() || s.offset < memds.back().offset))
+        chunks.push_back(s);
+    expected.u32(uint32_t(chunks.size()));
+    for (const SpecSection& c : chunks) {
+      expected.u64(c.offset).u32(c.length);
+      expected.raw(std::span(b).subspan(c.payload(), 21));
+    }
+    memps += chunks.size();
+  }
+  EXPECT_EQ(memps, 3u);
+  expected.u64(index.offset);
+  EXPECT_EQ(
+      std::vector<uint8_t>(b.begin() + index.payload(), b.begin() + index.payload() + index.length),
+      expected.b);
+  // Found from the end: the 8 bytes before the MIDX payload check and the TAIL.
+  EXPECT_EQ(get_le(b, b.size() - 44 - 16, 8), index.offset);
+}
+
+TEST(SnapshotFormat, AChunkIndexThatDisagreesWithTheMemoryIsRefused) {
+  const std::vector<uint8_t> good = indexed_bytes(three_chunk_snapshot());
+  const SpecSection index = find_section(good, "MIDX");
+  ASSERT_EQ(index.tag, "MIDX");
+  // Payload offsets (§6.15): memory count, memory 0's MEMD offset and
+  // chunk count, then 33-byte entries: offset, length, memory, first,
+  // count, bitmap, encoding.
+  const size_t entry = index.payload() + 4 + 8 + 4;
+  auto refused = [&](const std::function<void(std::vector<uint8_t>&)>& change,
+                     const std::string& why) {
+    std::vector<uint8_t> bad = good;
+    change(bad);
+    reseal(bad, index);
+    expect_error([&] { from_bytes(bad); }, why);
+  };
+  // A chunk's pages: chunk 1 (pages 16..31) carrying page 18, not 17.
+  refused([&](auto& b) { put_le(b, entry + 33 + 24, 4, 8); },
+          "it disagrees with the memory sections: memory 0, chunk 1");
+  // The last chunk's first page (32), one page later.
+  refused([&](auto& b) { put_le(b, entry + 2 * 33 + 16, 33, 4); },
+          "it disagrees with the memory sections: memory 0, chunk 2");
+  // A length: the next chunk is then not where the index says.
+  refused([&](auto& b) { put_le(b, entry + 8, get_le(b, entry + 8, 4) + 1, 4); },
+          "chunk 1: at byte");
+  refused(
+      [&](auto& b) { put_le(b, index.payload() + 4, get_le(b, index.payload() + 4, 8) - 1, 8); },
+      "chunk 0: at byte");
+  refused([&](auto& b) { put_le(b, index.payload() + index.length - 8, 16, 8); },
+          "it says it is at byte 16");
+  refused([&](auto& b) { put_le(b, entry + 32, 0, 1); }, "cannot hold"); // zstd called stored
+  refused([&](auto& b) { put_le(b, entry + 20, 0, 4); }, "chunk of 0 pages");
+  refused([&](auto& b) { put_le(b, index.payload(), 1, 4); }, "section MIDX at byte");
+  // Flag and section go together.
+  std::vector<uint8_t> unannounced = good;
+  unannounced[12] = 0;
+  reseal_tail(unannounced);
+  expect_error([&] { from_bytes(unannounced); }, "whose header does not announce one");
+  std::vector<uint8_t> missing = to_bytes(three_chunk_snapshot());
+  missing[12] = 1;
+  reseal_tail(missing);
+  expect_error([&] { from_bytes(missing); }, "announces a chunk index");
+}
+
+TEST(SnapshotFormat, EverySingleBitFlipAndCutOfAnIndexedStreamIsDetected) {
+  auto bytes = indexed_bytes(sample_snapshot());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      bytes[i] ^= uint8_t(1 << bit);
+      EXPECT_THROW(from_bytes(bytes), Error) << "byte " << i << " bit " << bit;
+      bytes[i] ^= uint8_t(1 << bit);
+    }
+  }
+  for (size_t n = 1; n < bytes.size(); ++n)
+    EXPECT_THROW(from_bytes({bytes.data(), n}), Error) << "cut at " << n;
+  EXPECT_TRUE(from_bytes(bytes).chunk_index);
 }
 
 } // namespace

@@ -119,7 +119,7 @@ TEST_F(SnapshotInspect, TextShowsFramesWithNamesOffsetsAndValues) {
   EXPECT_EQ(r.err, "");
   const std::string sha = util::to_hex(util::sha256(wasm_bytes_));
   const std::vector<std::string> lines = {
-      "tern snapshot, format version 1",
+      "tern snapshot, format version 1, chunk index",
       "engine interp",
       "module sha256 " + sha + " (included",
       "memory 0: 2 pages, 1 non-zero (64.0 KiB)",
@@ -143,6 +143,7 @@ TEST_F(SnapshotInspect, JsonHasTheSameContent) {
   ASSERT_EQ(r.status, 0) << r.err;
   const json d = json::parse(r.out);
   EXPECT_EQ(d["format_version"], 1);
+  EXPECT_EQ(d["chunk_index"], true);
   EXPECT_EQ(d["host"]["engine"], "interp");
   EXPECT_EQ(d["module"]["sha256"], util::to_hex(util::sha256(wasm_bytes_)));
   EXPECT_EQ(d["module"]["names_from"], "snapshot");

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <fcntl.h>
 #include <filesystem>
+#include <functional>
 #include <gtest/gtest.h>
 #include <numeric>
 #include <random>
@@ -40,6 +41,28 @@ snapshot::Snapshot one_memory_snapshot(uint64_t pages) {
   for (uint64_t p = 0; p < pages; ++p)
     for (uint64_t i = 0; i < kWasmPage; ++i) m[p * kWasmPage + i] = expected_byte(p, i);
   return s;
+}
+
+SpecSection last_chunk(const std::vector<uint8_t>& bytes) {
+  SpecSection last;
+  for (const SpecSection& s : spec_sections(bytes))
+    if (s.tag == "MEMP") last = s;
+  return last;
+}
+
+// The snapshot as tern wrote it before the chunk index: a stream's bytes.
+void write_without_index(const std::string& path, const snapshot::Snapshot& s) {
+  util::write_file_atomic(path, to_bytes(s));
+}
+
+bool lazy_restore_works(bool mirrored) {
+  wasm::MemoryType t;
+  t.limits.min = 0;
+  t.limits.max = 1;
+  runtime::Memory probe(t, mirrored);
+  probe.grow(1);
+  std::string why_not;
+  return snapshot::LazyMemory::prepare(probe, 0, 1, why_not) != nullptr;
 }
 
 class Lazy : public ::testing::TestWithParam<bool> { // mirrored memory?
@@ -240,9 +263,9 @@ TEST_P(Lazy, AChunkFailingItsChecksumEndsTheProcessWithOneError) {
   const uint64_t pages = 40;
   snapshot::write_snapshot_file(path_, one_memory_snapshot(pages));
   std::vector<uint8_t> bad = util::read_file(path_);
-  // The last byte of the last chunk's payload: before its checksum (8
-  // bytes) and the TAIL section (16 + 20 + 8 bytes).
-  bad[bad.size() - 44 - 8 - 1] ^= 0x01;
+  // The last byte of the last chunk's payload.
+  const SpecSection last = last_chunk(bad);
+  bad[last.payload() + last.length - 1] ^= 0x01;
   util::write_file_atomic(path_, bad);
   {
     runtime::Memory probe(type(1), GetParam());
@@ -261,6 +284,185 @@ TEST_P(Lazy, AChunkFailingItsChecksumEndsTheProcessWithOneError) {
       },
       ::testing::ExitedWithCode(1),
       "tern: error: .*loading memory on demand: .*fails its checksum");
+}
+
+// ---------------------------------------------------------- chunk index
+
+TEST_P(Lazy, TheChunkIndexIsOneReadWhateverTheMemorysSize) {
+  for (uint64_t pages : {40, 200, 600}) {
+    SCOPED_TRACE(pages);
+    const snapshot::Snapshot s = one_memory_snapshot(pages);
+    uint64_t reads[2] = {};
+    for (bool indexed : {true, false}) {
+      if (indexed)
+        snapshot::write_snapshot_file(path_, s);
+      else
+        write_without_index(path_, s);
+      runtime::Memory memory(type(pages), GetParam());
+      auto lazy = open_lazily(memory);
+      if (!lazy) GTEST_SKIP() << "userfaultfd missing-page handling is not available here";
+      EXPECT_EQ(lazy->indexed(), indexed);
+      EXPECT_EQ(lazy->chunks(), (pages + 15) / 16);
+      reads[indexed] = lazy->index_reads();
+      EXPECT_EQ(memory.base()[(pages - 1) * kWasmPage + 3], expected_byte(pages - 1, 3));
+      lazy->finish();
+      lazy.reset();
+      expect_contents(memory.base(), pages);
+    }
+    EXPECT_EQ(reads[true], 1u);
+    EXPECT_EQ(reads[false], (pages + 15) / 16 + 2); // each chunk's frame, the TAIL's twice
+  }
+}
+
+TEST_P(Lazy, ASnapshotWithoutAChunkIndexStillLoadsLazily) {
+  const uint64_t pages = 200;
+  write_without_index(path_, one_memory_snapshot(pages));
+  runtime::Memory memory(type(pages), GetParam());
+  auto lazy = open_lazily(memory);
+  if (!lazy) GTEST_SKIP() << "userfaultfd missing-page handling is not available here";
+  EXPECT_FALSE(lazy->indexed());
+  std::vector<uint64_t> order(pages);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937(11));
+  for (uint64_t p : order)
+    ASSERT_EQ(memory.base()[p * kWasmPage + 77], expected_byte(p, 77)) << "page " << p;
+  lazy->finish();
+  lazy.reset();
+  expect_contents(memory.base(), pages);
+}
+
+// An index written from docs/snapshot-format.md §6.15, of more chunks
+// than tern writes for the memory's size (one page each, most without
+// pages): longer than the first read takes, so it takes a second.
+TEST_P(Lazy, AChunkIndexWrittenFromTheSpecificationLongerThanGuessed) {
+  const uint64_t pages = 400;
+  auto carried = [](uint64_t p) { return p % 50 == 7; };
+  SpecStream out(1, 1); // INDEXED
+  out.minimal_instance();
+  const uint64_t memd = out.size();
+  out.section("MEMD", SpecBytes().u32(0).u64(pages).u8(1).u64(pages).u8(0).b);
+  SpecBytes index;
+  index.u32(1).u64(memd).u32(uint32_t(pages));
+  for (uint64_t p = 0; p < pages; ++p) {
+    SpecBytes chunk;
+    chunk.u32(0).u32(uint32_t(p)).u32(1).u64(carried(p) ? 1 : 0).u8(0);
+    const std::vector<uint8_t> header = chunk.b;
+    if (carried(p)) chunk.raw(std::vector<uint8_t>(kWasmPage, uint8_t(p)));
+    index.u64(out.size()).u32(uint32_t(chunk.b.size())).raw(header);
+    out.section("MEMP", chunk.b);
+  }
+  index.u64(out.size());
+  out.section("MIDX", index.b, 1);
+  util::write_file_atomic(path_, out.finish());
+  EXPECT_TRUE(snapshot::read_snapshot_file(path_).chunk_index); // a forward reader agrees
+
+  runtime::Memory memory(type(pages), GetParam());
+  auto lazy = open_lazily(memory);
+  if (!lazy) GTEST_SKIP() << "userfaultfd missing-page handling is not available here";
+  EXPECT_TRUE(lazy->indexed());
+  EXPECT_EQ(lazy->index_reads(), 2u);
+  EXPECT_EQ(lazy->chunks(), 8u);
+  for (uint64_t p = pages; p-- > 0;)
+    ASSERT_EQ(memory.base()[p * kWasmPage + 1000], carried(p) ? uint8_t(p) : 0) << "page " << p;
+  lazy->finish();
+}
+
+// Snapshot bytes with a chunk index whose payload `change` alters (its
+// checksum and the TAIL's recomputed, as a crafted file would have them).
+std::vector<uint8_t>
+with_index_changed(const std::vector<uint8_t>& good,
+                   const std::function<void(std::vector<uint8_t>&, size_t entries)>& change) {
+  std::vector<uint8_t> bad = good;
+  const SpecSection index = find_section(bad, "MIDX");
+  change(bad, index.payload() + 4 + 8 + 4);
+  reseal(bad, index);
+  return bad;
+}
+
+TEST_P(Lazy, AChunkIndexThatCannotBeRightIsRefusedBeforeAnythingRuns) {
+  const uint64_t pages = 40;
+  snapshot::write_snapshot_file(path_, one_memory_snapshot(pages));
+  const std::vector<uint8_t> good = util::read_file(path_);
+  const SpecSection index = find_section(good, "MIDX");
+  ASSERT_EQ(index.tag, "MIDX");
+  if (!lazy_restore_works(GetParam()))
+    GTEST_SKIP() << "userfaultfd missing-page handling is not available here";
+  auto refused = [&](const std::vector<uint8_t>& bad, const std::string& why) {
+    util::write_file_atomic(path_, bad);
+    runtime::Memory memory(type(pages), GetParam());
+    try {
+      auto lazy = open_lazily(memory);
+      if (lazy) ADD_FAILURE() << "accepted; expected an error containing: " << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find(path_), 0u) << e.what();
+    }
+  };
+  std::vector<uint8_t> flipped = good; // its checksum fails
+  flipped[index.payload() + 20] ^= 0x10;
+  refused(flipped, "section MIDX at byte " + std::to_string(index.offset) + " fails its checksum");
+  // Its own offset, the last field, elsewhere.
+  refused(with_index_changed(good,
+                             [&](auto& b, size_t) {
+                               put_le(b, index.payload() + index.length - 8, index.offset - 33, 8);
+                             }),
+          "no chunk index (MIDX section)");
+  // A gap between chunks.
+  refused(with_index_changed(good, [](auto& b, size_t e) { put_le(b, e, get_le(b, e, 8) + 1, 8); }),
+          "chunk 0: at byte");
+  // Pages beyond the memory (a chunk of 16 pages at 32).
+  refused(with_index_changed(good, [](auto& b, size_t e) { put_le(b, e + 2 * 33 + 20, 16, 4); }),
+          "outside the memory's 40 pages");
+  // The TAIL counting one section more than the index makes.
+  std::vector<uint8_t> counted = good;
+  put_le(counted, counted.size() - 44 + 16 + 8,
+         get_le(counted, counted.size() - 44 + 16 + 8, 4) + 1, 4);
+  reseal_tail(counted);
+  refused(counted, "sections before it");
+}
+
+// An index that passes every check but lies about a chunk: the page it
+// gets wrong is never used; tern ends with one error when it finds out
+// (on the fault that needs the chunk, or in the background).
+TEST_P(Lazy, AChunkIndexThatLiesEndsTheProcessBeforeAWrongPageIsUsed) {
+  const uint64_t pages = 40; // chunks of pages 0-15, 16-31, 32-39
+  snapshot::write_snapshot_file(path_, one_memory_snapshot(pages));
+  const std::vector<uint8_t> good = util::read_file(path_);
+  if (!lazy_restore_works(GetParam()))
+    GTEST_SKIP() << "userfaultfd missing-page handling is not available here";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string error = "tern: error: .*loading memory on demand: the chunk index \\(section "
+                            "MIDX at byte [0-9]+\\) says section MEMP at byte [0-9]+ .*, which the "
+                            "file does not have";
+  // Chunk 1 without page 17 (not a zero page): served as zeros, it would be wrong.
+  const std::vector<uint8_t> hides = with_index_changed(good, [](auto& b, size_t e) {
+    put_le(b, e + 33 + 24, get_le(b, e + 33 + 24, 8) & ~2ull, 8);
+  });
+  // Chunk 1 with page 18 (a zero page, not carried).
+  const std::vector<uint8_t> invents = with_index_changed(
+      good, [](auto& b, size_t e) { put_le(b, e + 33 + 24, get_le(b, e + 33 + 24, 8) | 4ull, 8); });
+  for (const auto* bad : {&hides, &invents}) {
+    util::write_file_atomic(path_, *bad);
+    const uint64_t touched = bad == &hides ? 17 : 18;
+    EXPECT_EXIT(
+        {
+          ::setenv("TERN_LAZY_PREFETCH", "0", 1); // the fault finds it
+          runtime::Memory memory(type(pages), GetParam());
+          auto lazy = open_lazily(memory);
+          const volatile uint8_t byte = memory.base()[touched * kWasmPage + 5];
+          (void)byte;
+          ::_exit(0);
+        },
+        ::testing::ExitedWithCode(1), error);
+    EXPECT_EXIT(
+        {
+          runtime::Memory memory(type(pages), GetParam());
+          auto lazy = open_lazily(memory); // the prefetch thread finds it
+          lazy->finish();
+          ::_exit(0);
+        },
+        ::testing::ExitedWithCode(1), error);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(PrivateAndMirrored, Lazy, ::testing::Bool());

@@ -118,10 +118,12 @@ struct SpecBytes {
 // A whole stream: header, the given sections, TAIL.
 class SpecStream {
 public:
-  explicit SpecStream(uint32_t version = 1) {
+  explicit SpecStream(uint32_t version = 1, uint32_t header_flags = 0) {
     const uint8_t magic[8] = {0x89, 'T', 'E', 'R', 'N', 'S', 'N', 'P'};
-    out_.raw(magic).u32(version).u32(0);
+    out_.raw(magic).u32(version).u32(header_flags);
   }
+  // The offset of the next section.
+  uint64_t size() const { return out_.b.size(); }
   SpecStream& section(const char (&tag)[5], const std::vector<uint8_t>& payload, uint32_t flags = 0,
                       std::optional<uint32_t> claimed_length = {}) {
     const size_t start = out_.b.size();
@@ -154,5 +156,53 @@ private:
   SpecBytes out_;
   uint32_t sections_ = 0;
 };
+
+inline uint64_t get_le(const std::vector<uint8_t>& b, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | b[at + i];
+  return v;
+}
+inline void put_le(std::vector<uint8_t>& b, size_t at, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) b[at + i] = uint8_t(v >> (8 * i));
+}
+
+// A section of a stream, found by walking the frames (docs/snapshot-format.md §3).
+struct SpecSection {
+  std::string tag;
+  size_t offset = 0; // of its header
+  uint32_t length = 0;
+  size_t payload() const { return offset + 16; }
+};
+inline std::vector<SpecSection> spec_sections(const std::vector<uint8_t>& b) {
+  std::vector<SpecSection> out;
+  for (size_t at = 16; at + 16 <= b.size();) {
+    SpecSection s{std::string(b.begin() + at, b.begin() + at + 4), at,
+                  uint32_t(get_le(b, at + 8, 4))};
+    out.push_back(s);
+    at += 16 + s.length + 8;
+  }
+  return out;
+}
+inline SpecSection find_section(const std::vector<uint8_t>& b, const std::string& tag) {
+  for (const SpecSection& s : spec_sections(b))
+    if (s.tag == tag) return s;
+  return {};
+}
+
+// After a change to section `s`'s payload (same length): its payload
+// check, then the TAIL's stream check and payload check, as a writer
+// would compute them.
+inline void reseal(std::vector<uint8_t>& b, const SpecSection& s) {
+  put_le(b, s.payload() + s.length, XXH64(b.data() + s.payload(), s.length, 0), 8);
+  const size_t tail = b.size() - 44;
+  put_le(b, tail + 16 + 12, XXH64(b.data(), tail, 0), 8);
+  put_le(b, tail + 16 + 20, XXH64(b.data() + tail + 16, 20, 0), 8);
+}
+// After a change to the header or the TAIL's counts: the TAIL's checks.
+inline void reseal_tail(std::vector<uint8_t>& b) {
+  const size_t tail = b.size() - 44;
+  put_le(b, tail + 16 + 12, XXH64(b.data(), tail, 0), 8);
+  put_le(b, tail + 16 + 20, XXH64(b.data() + tail + 16, 20, 0), 8);
+}
 
 } // namespace tern::test
