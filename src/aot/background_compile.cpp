@@ -100,7 +100,11 @@ void BackgroundCompile::watch(std::shared_ptr<const wasm::Module> module, Compil
                               std::string cache_dir, std::chrono::milliseconds delay) {
   const auto started = std::chrono::steady_clock::now();
   const util::Sha256Digest hash = module->sha256();
-  if (auto cached = jit_cached(hash, options, cache_dir)) return finish(std::move(cached), {});
+  try {
+    if (auto cached = jit_cached(hash, options, cache_dir)) return finish(std::move(cached), {});
+  } catch (const std::exception& e) { // nothing may leave this thread
+    return finish(nullptr, e.what());
+  }
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       delay - (std::chrono::steady_clock::now() - started));
   pollfd stop = {stop_.get(), POLLIN, 0};

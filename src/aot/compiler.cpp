@@ -50,7 +50,8 @@ const Plugin& plugin() {
     Plugin r;
     std::string tried;
     for (const std::string& path : plugin_candidates()) {
-      if (!std::filesystem::exists(path)) {
+      std::error_code ec; // unreadable counts as absent: the next candidate
+      if (!std::filesystem::exists(path, ec)) {
         tried += (tried.empty() ? "" : ", ") + path;
         continue;
       }
@@ -143,7 +144,8 @@ std::shared_ptr<const CodeImage> jit_cached(const util::Sha256Digest& hash,
                                             const CompileOptions& options,
                                             const std::string& cache_dir) {
   const std::string path = jit_cache_path(hash, options, cache_dir);
-  if (path.empty() || !std::filesystem::exists(path)) return nullptr;
+  std::error_code ec; // a cache this user cannot read is an empty one
+  if (path.empty() || !std::filesystem::exists(path, ec)) return nullptr;
   try {
     return load_artifact(util::read_file(path), hash, path);
   } catch (const std::exception&) {

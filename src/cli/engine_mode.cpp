@@ -47,7 +47,8 @@ std::shared_ptr<const aot::CodeImage> aot_code(const EngineOptions& o, const was
   std::string path;
   if (o.use_cache) {
     path = aot::cache_path(cache_dir_of(o), hash, o.compile, aot::CacheKind::Artifact);
-    if (std::filesystem::exists(path)) {
+    std::error_code ec; // a cache this user cannot read is an empty one
+    if (std::filesystem::exists(path, ec)) {
       try {
         return aot::load_artifact(util::read_file(path), hash, path);
       } catch (const Error&) {

@@ -18,12 +18,14 @@ import glob
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from testlib import (Cases, expect, expect_equal, expect_one_error,  # noqa: E402
-                     finish, kill_if_running, tern_command, wait_for)
+                     finish, kill_if_running, run_process, tern_command, wait_for)
 
 case = Cases("artifacts")
 
@@ -294,6 +296,34 @@ def auto_compile_child_ends_with_tern(env):
     expect_equal((rc, out, err), (0, "", ""), "the program's end")
     expect(not os.path.exists(f"/proc/{child}"),
            f"the compile process {child} outlived tern")
+
+
+@case.needs_compiler
+def auto_with_a_cache_it_cannot_read(env):
+    """The default mode (auto) as a user who may not look into the cache
+    directory (uid 65534, the cache under a root-only directory): the
+    program runs as without a cache. The cache lookup ran on a thread of
+    its own and its permission error ended tern with an uncaught
+    exception (abort, status -6)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        print("auto_with_a_cache_it_cannot_read: skipped (needs root and setpriv)")
+        return
+    shared = tempfile.mkdtemp(prefix="tern-auto-cache-")
+    try:
+        os.chmod(shared, 0o755)
+        wasm = os.path.join(shared, "hello.wasm")
+        shutil.copy(program(env, "hello"), wasm)
+        os.chmod(wasm, 0o644)
+        private = os.path.join(shared, "private")
+        os.makedirs(os.path.join(private, "cache"))
+        os.chmod(private, 0o700)
+        p = run_process(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] +
+                        env.tern + ["run", wasm, *PROGRAM_ARGS], cwd=shared,
+                        env=dict(os.environ, TERN_CACHE_DIR=os.path.join(private, "cache")))
+        expect_equal((p.rc, p.out.decode(), p.err.decode(errors="replace")),
+                     (0, EXPECTED_OUT, ""), "auto with a cache it cannot read")
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 @case.on_request
