@@ -355,6 +355,8 @@ private:
 
   void function_section() {
     uint32_t n = length(r_);
+    m_.functions.reserve(n);
+    m_.func_types.reserve(m_.func_types.size() + n);
     for (uint32_t i = 0; i < n; ++i) {
       Function f;
       f.type_index = r_.u32();
@@ -437,23 +439,34 @@ private:
 
   // Bodies are matched with the function section's entries at the end, where
   // the reference decoder compares the counts (a repeated code section is
-  // reported as such first).
+  // reported as such first). Until then a body is written into the function
+  // of its index, if there is one, and its locals appended to
+  // Module::local_types; the spans into it are made at the end.
   void code_section() {
     code_count_offset_ = r_.offset();
     uint32_t n = length(r_);
-    for (uint32_t i = 0; i < n; ++i) bodies_.push_back(function_body());
+    num_bodies_ = n;
+    locals_count_.reserve(std::min<size_t>(n, m_.functions.size()));
+    for (uint32_t i = 0; i < n; ++i) function_body(i);
   }
 
-  Function function_body() {
+  void function_body(uint32_t index) {
     uint32_t size = length(r_);
     ByteReader body = r_.sub(size);
-    Function f;
-    locals(body, f.locals);
-    f.body_begin = static_cast<uint32_t>(body.offset());
-    f.body_end = static_cast<uint32_t>(body.offset() + body.remaining());
+    const size_t locals_before = m_.local_types.size();
+    locals(body, m_.local_types);
+    const auto body_begin = static_cast<uint32_t>(body.offset());
+    const auto body_end = static_cast<uint32_t>(body.offset() + body.remaining());
     // The body's instructions end with the `end` that closes the function.
-    if (body.at_end() || m_.bytes[f.body_end - 1] != 0x0B) body.fail_at(f.body_end, kUnexpectedEnd);
-    return f;
+    if (body.at_end() || m_.bytes[body_end - 1] != 0x0B) body.fail_at(body_end, kUnexpectedEnd);
+    if (index >= m_.functions.size()) { // the counts differ: refused at the end
+      m_.local_types.resize(locals_before);
+      return;
+    }
+    Function& f = m_.functions[index];
+    f.body_begin = body_begin;
+    f.body_end = body_end;
+    locals_count_.push_back(static_cast<uint32_t>(m_.local_types.size() - locals_before));
   }
 
   static void locals(ByteReader& body, std::vector<ValType>& out) {
@@ -494,14 +507,13 @@ private:
   // Counts that two sections state, compared once both could have been seen
   // (either may be absent). Reported at the later section's count.
   void check_counts_at_end() {
-    if (bodies_.size() != m_.functions.size())
+    if (num_bodies_ != m_.functions.size())
       r_.fail_at(code_count_offset_.value_or(r_.offset()),
                  "function and code section have inconsistent lengths");
-    for (size_t i = 0; i < bodies_.size(); ++i) {
-      Function& f = m_.functions[i];
-      f.locals = std::move(bodies_[i].locals);
-      f.body_begin = bodies_[i].body_begin;
-      f.body_end = bodies_[i].body_end;
+    const ValType* locals = m_.local_types.data();
+    for (size_t i = 0; i < m_.functions.size(); ++i) {
+      m_.functions[i].locals = {locals, locals_count_[i]};
+      locals += locals_count_[i];
     }
     if (m_.data_count && *m_.data_count != m_.datas.size())
       r_.fail_at(data_count_offset_.value_or(r_.offset()),
@@ -511,7 +523,8 @@ private:
   Module& m_;
   ByteReader r_;
   int last_rank_ = 0;
-  std::vector<Function> bodies_; // from the code section
+  size_t num_bodies_ = 0;              // in the code section
+  std::vector<uint32_t> locals_count_; // of each function, in local_types
   std::optional<size_t> code_count_offset_;
   std::optional<size_t> data_count_offset_;
   bool names_seen_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <functional>
 
 namespace tern::wasm {
 
@@ -18,6 +19,36 @@ const StablePoint* FunctionInfo::find(uint32_t offset, StablePointKind kind) con
   for (auto it = first; it != stable_points.end() && it->offset == offset; ++it)
     if (it->kind == kind) return &*it;
   return nullptr;
+}
+
+namespace {
+
+// `span`, if it views part of `from`, the same part of `to` (else as it is:
+// a module built by hand may view storage of its own).
+template <typename T>
+std::span<const T> rebased(std::span<const T> span, const std::vector<T>& from,
+                           const std::vector<T>& to) {
+  const std::less<const T*> before;
+  const T* p = span.data();
+  if (p == nullptr || before(p, from.data()) || before(from.data() + from.size(), p)) return span;
+  return {to.data() + (p - from.data()), span.size()};
+}
+
+} // namespace
+
+FunctionPools::FunctionPools(const FunctionPools& other)
+    : functions(other.functions), local_types(other.local_types),
+      stable_points(other.stable_points), stack_types(other.stack_types) {
+  for (Function& f : functions) {
+    f.locals = rebased(f.locals, other.local_types, local_types);
+    f.info.stable_points = rebased(f.info.stable_points, other.stable_points, stable_points);
+    f.info.stack_types = rebased(f.info.stack_types, other.stack_types, stack_types);
+  }
+}
+
+FunctionPools& FunctionPools::operator=(const FunctionPools& other) {
+  if (this != &other) *this = FunctionPools(other);
+  return *this;
 }
 
 std::string Module::func_name(uint32_t func_index) const {

@@ -82,10 +82,12 @@ struct StablePoint {
   uint32_t types_begin = 0;  // index into FunctionInfo::stack_types
 };
 
+// The arrays are views of the module's pools (FunctionPools::stable_points
+// and ::stack_types).
 struct FunctionInfo {
-  uint32_t max_stack_height = 0;          // operand stack, in values
-  std::vector<StablePoint> stable_points; // sorted by offset
-  std::vector<ValType> stack_types;       // pooled operand types per point
+  uint32_t max_stack_height = 0;              // operand stack, in values
+  std::span<const StablePoint> stable_points; // sorted by offset
+  std::span<const ValType> stack_types;       // operand types of every point
 
   // The stable point at `offset`, or nullptr. The function entry shares its
   // offset with the first instruction, which may itself be a loop or a call:
@@ -99,10 +101,11 @@ struct FunctionInfo {
 
 struct Function {
   uint32_t type_index = 0;
-  std::vector<ValType> locals; // declared locals, after the parameters
-  uint32_t body_begin = 0;     // offset of the first instruction
-  uint32_t body_end = 0;       // one past the final `end`
-  FunctionInfo info;           // filled by the validator
+  std::span<const ValType> locals; // declared locals, after the parameters
+                                   // (a view of FunctionPools::local_types)
+  uint32_t body_begin = 0;         // offset of the first instruction
+  uint32_t body_end = 0;           // one past the final `end`
+  FunctionInfo info;               // filled by the validator
 };
 
 struct Names {
@@ -117,7 +120,27 @@ struct CustomSection {
   uint32_t size = 0;
 };
 
-struct Module {
+// A module's defined functions and the pools their spans view, each
+// function's part after the previous one's: the decoder fills local_types
+// (Function::locals), the validator the others (FunctionInfo::stable_points
+// and ::stack_types). One allocation per pool and module instead of a few
+// per function. A move keeps the pools' storage, so the spans stay valid; a
+// copy points the copies' spans into its own pools.
+struct FunctionPools {
+  std::vector<Function> functions; // defined functions, in index order
+  std::vector<ValType> local_types;
+  std::vector<StablePoint> stable_points;
+  std::vector<ValType> stack_types;
+
+  FunctionPools() = default;
+  FunctionPools(FunctionPools&&) noexcept = default;
+  FunctionPools& operator=(FunctionPools&&) noexcept = default;
+  FunctionPools(const FunctionPools& other);
+  FunctionPools& operator=(const FunctionPools& other);
+  ~FunctionPools() = default;
+};
+
+struct Module : FunctionPools {
   std::vector<uint8_t> bytes; // the binary, owned
 
   std::vector<FuncType> types;
@@ -133,8 +156,8 @@ struct Module {
   uint32_t num_imported_memories = 0;
   uint32_t num_imported_globals = 0;
 
-  std::vector<Function> functions; // defined functions, in index order
-  std::vector<Global> globals;     // defined globals
+  // functions, local_types, stable_points, stack_types: FunctionPools
+  std::vector<Global> globals; // defined globals
   std::vector<Export> exports;
   std::optional<uint32_t> start;
   std::vector<ElemSegment> elems;

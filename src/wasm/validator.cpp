@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <initializer_list>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -164,10 +165,17 @@ struct CtrlFrame {
   TypeList label_types() const { return op == Op::Loop ? params : results; }
 };
 
-// What function bodies may refer to beyond the Module itself.
+// What function bodies may refer to beyond the Module itself, and what the
+// functions validated with it recorded, in order: their stable points and
+// operand types one after another, and how many of each every function has.
+// They become the Module's pools and the spans of FunctionInfo once every
+// function is valid (ModuleValidator::keep).
 struct BodyContext {
   std::vector<uint8_t> declared_refs; // C.refs, indexed by function index
   size_t stack_types_budget = 0;      // left for stable-point records
+  std::vector<StablePoint> points;
+  std::vector<ValType> types;
+  std::vector<std::pair<uint32_t, uint32_t>> counts; // (points, types) per function
 };
 
 class FunctionValidator {
@@ -224,18 +232,18 @@ private:
   Instr instr_;
   uint32_t offset_ = 0; // of the instruction being validated
   TypeList params_;
-  const std::vector<ValType>* locals_ = nullptr;
-  FunctionInfo* info_ = nullptr;
+  std::span<const ValType> locals_;
+  size_t types_begin_ = 0; // the function's first operand type in ctx_.types
 };
 
 void FunctionValidator::validate(uint32_t func_index, Function& f) {
   const FuncType& ft = m_.func_type(func_index);
   params_ = ft.params;
-  locals_ = &f.locals;
+  locals_ = f.locals;
   for (ValType t : f.locals) check_supported(t, f.body_begin);
-  info_ = &f.info;
-  *info_ = FunctionInfo{};
-  info_->stable_points.push_back({f.body_begin, StablePointKind::FunctionEntry, 0, 0});
+  const size_t points_begin = ctx_.points.size();
+  types_begin_ = ctx_.types.size();
+  ctx_.points.push_back({f.body_begin, StablePointKind::FunctionEntry, 0, 0});
 
   vals_.clear();
   ctrls_.clear();
@@ -251,7 +259,9 @@ void FunctionValidator::validate(uint32_t func_index, Function& f) {
     max_height = std::max(max_height, vals_.size());
   }
   if (!reader.at_end()) throw DecodeError(reader.offset(), "section size mismatch");
-  info_->max_stack_height = static_cast<uint32_t>(max_height);
+  f.info.max_stack_height = static_cast<uint32_t>(max_height);
+  ctx_.counts.emplace_back(static_cast<uint32_t>(ctx_.points.size() - points_begin),
+                           static_cast<uint32_t>(ctx_.types.size() - types_begin_));
 }
 
 void FunctionValidator::step(const Instr& in) {
@@ -644,8 +654,8 @@ void FunctionValidator::memory(uint32_t index) const {
 ValType FunctionValidator::local_type(uint32_t index) const {
   if (index < params_.size()) return params_[index];
   size_t declared = index - params_.size();
-  if (declared >= locals_->size()) invalid(offset_, fmt::format("unknown local {}", index));
-  return (*locals_)[declared];
+  if (declared >= locals_.size()) invalid(offset_, fmt::format("unknown local {}", index));
+  return locals_[declared];
 }
 
 // Records a stable point at the current instruction with the operand stack
@@ -653,12 +663,12 @@ ValType FunctionValidator::local_type(uint32_t index) const {
 void FunctionValidator::record(StablePointKind kind) {
   const CtrlFrame& frame = ctrls_.back();
   if (frame.unreachable || frame.dead) return;
-  std::vector<ValType>& pool = info_->stack_types;
+  std::vector<ValType>& pool = ctx_.types;
   if (vals_.size() > ctx_.stack_types_budget)
     invalid(offset_, "code too complex: operand stacks at stable points exceed the limit");
   ctx_.stack_types_budget -= vals_.size();
-  info_->stable_points.push_back(
-      {offset_, kind, static_cast<uint32_t>(vals_.size()), static_cast<uint32_t>(pool.size())});
+  ctx_.points.push_back({offset_, kind, static_cast<uint32_t>(vals_.size()),
+                         static_cast<uint32_t>(pool.size() - types_begin_)});
   pool.insert(pool.end(), vals_.begin(), vals_.end());
 }
 
@@ -683,6 +693,7 @@ private:
   void functions();
   void validate_functions(size_t begin, size_t end, BodyContext& ctx);
   bool functions_in_parallel(size_t code_bytes);
+  void keep(std::initializer_list<BodyContext*> parts);
   void collect_declared_refs();
 
   // Validates a constant expression of type `expect`.
@@ -879,10 +890,51 @@ void ModuleValidator::functions() {
       std::thread::hardware_concurrency() >= 2 && functions_in_parallel(code_bytes))
     return;
   validate_functions(0, m_.functions.size(), ctx_);
+  keep({&ctx_});
+}
+
+// The records of every function, validated with `parts` in order, become
+// the module's pools, and each function's FunctionInfo its part of them.
+void ModuleValidator::keep(std::initializer_list<BodyContext*> parts) {
+  std::vector<StablePoint> points;
+  std::vector<ValType> types;
+  if (parts.size() == 1) {
+    points = std::move((*parts.begin())->points);
+    types = std::move((*parts.begin())->types);
+  } else {
+    size_t num_points = 0, num_types = 0;
+    for (const BodyContext* part : parts) {
+      num_points += part->points.size();
+      num_types += part->types.size();
+    }
+    points.reserve(num_points);
+    types.reserve(num_types);
+    for (const BodyContext* part : parts) {
+      points.insert(points.end(), part->points.begin(), part->points.end());
+      types.insert(types.end(), part->types.begin(), part->types.end());
+    }
+  }
+  const StablePoint* p = points.data();
+  const ValType* t = types.data();
+  size_t i = 0;
+  for (const BodyContext* part : parts)
+    for (auto [num_points, num_types] : part->counts) {
+      FunctionInfo& info = m_.functions[i++].info;
+      info.stable_points = {p, num_points};
+      info.stack_types = {t, num_types};
+      p += num_points;
+      t += num_types;
+    }
+  // Moved, the vectors keep their storage: the spans stay valid.
+  m_.stable_points = std::move(points);
+  m_.stack_types = std::move(types);
 }
 
 void ModuleValidator::validate_functions(size_t begin, size_t end, BodyContext& ctx) {
   FunctionValidator fv(m_, ctx);
+  // Every function has its entry point; most have a few more.
+  ctx.points.reserve(2 * (end - begin));
+  ctx.counts.reserve(end - begin);
   for (size_t i = begin; i < end; ++i) {
     uint32_t func_index = m_.num_imported_funcs + static_cast<uint32_t>(i);
     if (func_index >= m_.func_types.size())
@@ -919,8 +971,11 @@ bool ModuleValidator::functions_in_parallel(size_t code_bytes) {
   }
   worker.join();
   const size_t budget = ctx_.stack_types_budget;
-  return first_ok && second_ok &&
-         (budget - first.stack_types_budget) + (budget - second.stack_types_budget) <= budget;
+  if (!first_ok || !second_ok ||
+      (budget - first.stack_types_budget) + (budget - second.stack_types_budget) > budget)
+    return false;
+  keep({&first, &second});
+  return true;
 }
 
 // ----------------------------------------------------------------------------

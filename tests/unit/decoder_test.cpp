@@ -147,7 +147,8 @@ TEST(Decoder, FunctionLocalsAndBodyRange) {
   ASSERT_EQ(m.functions.size(), 2u);
   const Function& f = m.functions[0];
   EXPECT_EQ(f.type_index, 0u);
-  EXPECT_EQ(f.locals, (std::vector<ValType>{ValType::I64, ValType::I64, ValType::F32}));
+  EXPECT_EQ(std::vector<ValType>(f.locals.begin(), f.locals.end()),
+            (std::vector<ValType>{ValType::I64, ValType::I64, ValType::F32}));
   // local.get 0; drop; end
   ASSERT_EQ(f.body_end - f.body_begin, 4u);
   EXPECT_EQ(m.bytes[f.body_begin], 0x20);
@@ -627,10 +628,12 @@ TEST(Types, ToString) {
 
 TEST(FunctionInfo, FindStablePointByOffset) {
   FunctionInfo info;
-  info.stable_points = {{10, StablePointKind::FunctionEntry, 0, 0},
-                        {14, StablePointKind::LoopHeader, 1, 0},
-                        {30, StablePointKind::CallSite, 2, 1}};
-  info.stack_types = {ValType::I32, ValType::I64, ValType::F32};
+  const StablePoint points[] = {{10, StablePointKind::FunctionEntry, 0, 0},
+                                {14, StablePointKind::LoopHeader, 1, 0},
+                                {30, StablePointKind::CallSite, 2, 1}};
+  const ValType types_pool[] = {ValType::I32, ValType::I64, ValType::F32};
+  info.stable_points = points;
+  info.stack_types = types_pool;
   ASSERT_NE(info.find(14), nullptr);
   EXPECT_EQ(info.find(14)->kind, StablePointKind::LoopHeader);
   EXPECT_EQ(info.find(30)->stack_height, 2u);

@@ -6,8 +6,10 @@
 #include "wat.h"
 
 #include <cstdint>
+#include <deque>
 #include <gtest/gtest.h>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,7 @@ constexpr uint32_t kHeader = 8; // bodies start after a fake module header
 // bodies appended to `bytes` so that their offsets are exact.
 struct TestModule {
   Module m;
+  std::deque<std::vector<ValType>> locals; // what each Function::locals views
 
   TestModule() { m.bytes = {0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}; }
 
@@ -78,7 +81,7 @@ struct TestModule {
   uint32_t func(uint32_t type_index, std::vector<uint8_t> body, std::vector<ValType> locals = {}) {
     Function f;
     f.type_index = type_index;
-    f.locals = std::move(locals);
+    f.locals = this->locals.emplace_back(std::move(locals));
     f.body_begin = static_cast<uint32_t>(m.bytes.size());
     m.bytes.insert(m.bytes.end(), body.begin(), body.end());
     f.body_end = static_cast<uint32_t>(m.bytes.size());
@@ -728,6 +731,40 @@ TEST(ValidatorWat, StablePointsOfADecodedFunction) {
   EXPECT_EQ(f.info.max_stack_height, 3u);
   expect_points(m.functions[0].info, {{m.functions[0].body_begin, Kind::FunctionEntry, {}}});
   EXPECT_EQ(m.functions[0].info.max_stack_height, 1u);
+}
+
+// The records are views of the module's pools (FunctionPools): they must
+// stay right when the module is moved (as into the shared_ptr every engine
+// holds), validated again, or copied (the copy's views its own pools).
+TEST(ValidatorWat, RecordsSurviveAMoveACopyAndAnotherValidation) {
+  Module decoded = decode_module(test::wat_to_wasm(R"(
+    (module
+      (func $g (param i32) (result i32) (local i64 f32) (local.get 0))
+      (func (param i32) (result i32) (local f64)
+        (i64.const 9) (local.get 0) (call $g) (drop) (drop)
+        (local.get 0) (loop (param i32) (result i32) (call $g))))
+  )"));
+  validate_module(decoded);
+  auto m = std::make_shared<Module>(std::move(decoded));
+  validate_module(*m);
+  auto check = [](const Module& mod) {
+    const Function& g = mod.functions[0];
+    const Function& f = mod.functions[1];
+    EXPECT_EQ(std::vector<ValType>(g.locals.begin(), g.locals.end()),
+              (std::vector<ValType>{I64, F32}));
+    EXPECT_EQ(std::vector<ValType>(f.locals.begin(), f.locals.end()), std::vector<ValType>{F64});
+    expect_points(g.info, {{g.body_begin, Kind::FunctionEntry, {}}});
+    expect_points(f.info, {{f.body_begin, Kind::FunctionEntry, {}},
+                           {f.body_begin + 4, Kind::CallSite, {I64, I32}},
+                           {f.body_begin + 10, Kind::LoopHeader, {I32}},
+                           {f.body_begin + 12, Kind::CallSite, {I32}}});
+  };
+  check(*m);
+  auto copy = std::make_shared<Module>(*m);
+  m.reset();
+  check(*copy);
+  EXPECT_EQ(copy->functions[1].info.stable_points.data(), copy->stable_points.data() + 1);
+  EXPECT_EQ(copy->functions[1].locals.data(), copy->local_types.data() + 2);
 }
 
 // A module with more than 256 KiB of code is validated on two threads
