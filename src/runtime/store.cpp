@@ -54,7 +54,7 @@ void check_import(const wasm::Module& module, const wasm::Import& imp, const Ext
 // Evaluates a validated constant expression in `inst`.
 Slot eval_const(const wasm::ConstExpr& expr, const ModuleInstance& inst) {
   Slot value = 0;
-  for (const wasm::Instr& in : expr.instrs) {
+  for (const wasm::ConstInstr& in : expr.instrs) {
     switch (in.op) {
     case wasm::Op::I32Const:
       value = static_cast<uint32_t>(in.imm);

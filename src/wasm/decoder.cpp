@@ -154,11 +154,11 @@ ConstExpr const_expr(ByteReader& r) {
 ConstExpr ref_func_expr(ByteReader& r) {
   ConstExpr e;
   e.offset = static_cast<uint32_t>(r.offset());
-  Instr in;
+  ConstInstr in;
   in.op = Op::RefFunc;
   in.offset = e.offset;
   in.a = r.u32();
-  e.instrs.push_back(std::move(in));
+  e.instrs.push_back(in);
   return e;
 }
 
@@ -426,6 +426,7 @@ private:
     if (has_type && exprs) seg.type = read_ref_type(r_);
     if (has_type && !exprs) elem_kind(r_);
     uint32_t count = length(r_);
+    seg.items.reserve(count);
     for (uint32_t i = 0; i < count; ++i)
       seg.items.push_back(exprs ? const_expr(r_) : ref_func_expr(r_));
     return seg;

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <span>
@@ -33,10 +34,55 @@ struct Export {
   uint32_t index = 0;
 };
 
+// An instruction of a constant expression: the fields that validation and
+// evaluation read (before validation any instruction may appear here; it is
+// then refused by its opcode and offset).
+struct ConstInstr {
+  Op op = Op::Nop;
+  ValType type = ValType::I32; // ref.null
+  uint32_t offset = 0;         // absolute byte offset of the opcode
+  uint32_t a = 0;              // ref.func, global.get
+  uint64_t imm = 0;            // constant bit pattern
+
+  ConstInstr() = default;
+  // Implicit: the decoder keeps what it read with InstrReader.
+  ConstInstr(const Instr& in) : op(in.op), type(in.type), offset(in.offset), a(in.a), imm(in.imm) {}
+};
+
+// The instructions of a constant expression. A valid one has exactly one,
+// kept inline: a module has an expression per element segment item, often
+// one per function, and a heap block each was most of their cost.
+class ConstInstrs {
+public:
+  ConstInstrs() = default;
+  ConstInstrs(std::initializer_list<ConstInstr> list) {
+    for (const ConstInstr& in : list) push_back(in);
+  }
+  void push_back(const ConstInstr& in) {
+    if (size_ == 0) {
+      one_ = in;
+    } else {
+      if (size_ == 1) more_.push_back(one_);
+      more_.push_back(in);
+    }
+    ++size_;
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const ConstInstr* begin() const { return size_ <= 1 ? &one_ : more_.data(); }
+  const ConstInstr* end() const { return begin() + size_; }
+  const ConstInstr& operator[](size_t i) const { return begin()[i]; }
+
+private:
+  ConstInstr one_;
+  uint32_t size_ = 0;
+  std::vector<ConstInstr> more_; // all of them, when there are several
+};
+
 // A constant expression (global initializer, segment offset, element item),
 // without its terminating `end`.
 struct ConstExpr {
-  std::vector<Instr> instrs;
+  ConstInstrs instrs;
   uint32_t offset = 0; // of the first instruction
 };
 

@@ -831,7 +831,7 @@ void ModuleValidator::exports() {
 void ModuleValidator::collect_declared_refs() {
   ctx_.declared_refs.assign(m_.func_types.size(), 0);
   auto declare = [&](const ConstExpr& e) {
-    for (const Instr& in : e.instrs)
+    for (const ConstInstr& in : e.instrs)
       if (in.op == Op::RefFunc && in.a < ctx_.declared_refs.size()) ctx_.declared_refs[in.a] = 1;
   };
   for (const Global& g : m_.globals) declare(g.init);
@@ -847,7 +847,7 @@ void ModuleValidator::collect_declared_refs() {
 // is exactly one instruction of the expected type.
 void ModuleValidator::const_expr(const ConstExpr& e, ValType expect) {
   ValType type = kUnknown;
-  for (const Instr& in : e.instrs) {
+  for (const ConstInstr& in : e.instrs) {
     switch (in.op) {
     case Op::I32Const:
       type = ValType::I32;
