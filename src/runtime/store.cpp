@@ -94,7 +94,8 @@ Store::Store(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
 Store::~Store() = default;
 
 uint32_t Store::intern_type(const wasm::FuncType& type) {
-  auto [it, inserted] = type_ids_.emplace(type_key(type), static_cast<uint32_t>(type_ids_.size()));
+  auto [it, inserted] =
+      type_ids_.try_emplace(type_key(type), static_cast<uint32_t>(type_ids_.size()));
   return it->second;
 }
 
@@ -149,10 +150,17 @@ ModuleInstance* Store::instantiate(std::shared_ptr<const wasm::Module> module_pt
       break;
     }
   }
+  // Each of the module's types is interned once, when a function first has
+  // it (the ids are given in that order, as when every function asked).
+  constexpr uint32_t kNotYet = ~uint32_t(0);
+  std::vector<uint32_t> type_ids(module.types.size(), kNotYet);
+  inst.funcs.reserve(module.func_types.size());
   for (uint32_t i = module.num_imported_funcs; i < module.func_types.size(); ++i) {
     FunctionInstance& f = functions_.emplace_back();
-    f.type = &module.func_type(i);
-    f.type_id = intern_type(*f.type);
+    const uint32_t type_index = module.func_types[i];
+    f.type = &module.types[type_index];
+    if (type_ids[type_index] == kNotYet) type_ids[type_index] = intern_type(*f.type);
+    f.type_id = type_ids[type_index];
     f.instance = &inst;
     f.index = i;
     inst.funcs.push_back(&f);
