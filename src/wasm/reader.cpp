@@ -1,5 +1,7 @@
 #include "wasm/reader.h"
 
+#include <cstring>
+
 namespace tern::wasm {
 
 uint64_t ByteReader::unsigned_leb(unsigned bits) {
@@ -53,6 +55,50 @@ int64_t ByteReader::signed_leb(unsigned bits) {
   }
 }
 
+uint32_t ByteReader::u32_long() {
+  if (remaining() >= 5) {
+    const uint8_t* p = data_.data() + pos_;
+    uint32_t result = 0;
+    for (unsigned k = 0; k < 4; ++k) {
+      result |= uint32_t(p[k] & 0x7F) << (7 * k);
+      if (p[k] < 0x80) {
+        pos_ += k + 1;
+        return result;
+      }
+    }
+    // The fifth byte holds the top 4 bits and ends the number.
+    if (p[4] < 0x10) {
+      pos_ += 5;
+      return result | uint32_t(p[4]) << 28;
+    }
+  }
+  return static_cast<uint32_t>(unsigned_leb(32));
+}
+
+int32_t ByteReader::s32_long() {
+  if (remaining() >= 5) {
+    const uint8_t* p = data_.data() + pos_;
+    uint32_t result = 0;
+    for (unsigned k = 0; k < 4; ++k) {
+      result |= uint32_t(p[k] & 0x7F) << (7 * k);
+      if (p[k] < 0x80) {
+        pos_ += k + 1;
+        const unsigned shift = 7 * (k + 1);
+        if (p[k] & 0x40) result |= ~uint32_t(0) << shift; // negative: sign-extend
+        return static_cast<int32_t>(result);
+      }
+    }
+    // The fifth byte: no continuation, and its unused bits copies of the sign
+    // (bit 3), so 0x00-0x07 or 0x78-0x7F.
+    const uint8_t last = p[4];
+    if (last < 0x08 || (last >= 0x78 && last < 0x80)) {
+      pos_ += 5;
+      return static_cast<int32_t>(result | uint32_t(last) << 28);
+    }
+  }
+  return static_cast<int32_t>(signed_leb(32));
+}
+
 std::string ByteReader::name() {
   uint32_t n = u32();
   if (n > remaining()) fail("length out of bounds");
@@ -65,6 +111,12 @@ std::string ByteReader::name() {
 bool is_valid_utf8(std::span<const uint8_t> s) {
   size_t i = 0;
   while (i < s.size()) {
+    // Names are mostly ASCII: eight bytes at a time while no high bit is set.
+    for (uint64_t word; i + 8 <= s.size(); i += 8) {
+      std::memcpy(&word, s.data() + i, 8);
+      if (word & 0x8080808080808080u) break;
+    }
+    if (i == s.size()) break;
     uint8_t c = s[i];
     if (c < 0x80) {
       ++i;

@@ -40,11 +40,24 @@ public:
     return data_[pos_];
   }
 
-  uint32_t u32() { return static_cast<uint32_t>(unsigned_leb(32)); }
+  // Most integers in code are one byte: read inline, the rest out of line.
+  uint32_t u32() {
+    if (pos_ < data_.size() && data_[pos_] < 0x80) return data_[pos_++];
+    return u32_long();
+  }
   uint64_t u64() { return unsigned_leb(64); }
-  int32_t s32() { return static_cast<int32_t>(signed_leb(32)); }
+  int32_t s32() {
+    // One byte: bit 6 is the sign.
+    if (pos_ < data_.size() && data_[pos_] < 0x80)
+      return static_cast<int32_t>(static_cast<uint32_t>(data_[pos_++]) << 25) >> 25;
+    return s32_long();
+  }
   int64_t s33() { return signed_leb(33); }
-  int64_t s64() { return signed_leb(64); }
+  int64_t s64() {
+    if (pos_ < data_.size() && data_[pos_] < 0x80)
+      return static_cast<int64_t>(static_cast<uint64_t>(data_[pos_++]) << 57) >> 57;
+    return signed_leb(64);
+  }
 
   // Raw little-endian bit patterns of floats (never converted, so NaN payloads survive).
   uint32_t f32_bits() { return static_cast<uint32_t>(fixed_le(4)); }
@@ -68,8 +81,14 @@ public:
   }
 
 private:
+  // Any LEB128 integer of `bits`, byte by byte, with every malformation
+  // named at the offset where it is found.
   uint64_t unsigned_leb(unsigned bits);
   int64_t signed_leb(unsigned bits);
+  // u32 and s32 of several bytes: a well-formed one with its 5 bytes at
+  // hand at once, anything else (near the end, malformed) by the above.
+  uint32_t u32_long();
+  int32_t s32_long();
   uint64_t fixed_le(unsigned n) {
     auto b = bytes(n);
     uint64_t v = 0;

@@ -63,15 +63,32 @@ constexpr FixedSig parse_sig(std::string_view name) {
   return sig;
 }
 
+// Whether an instruction's immediates name something to check (a memory,
+// table, segment) or are malformed in ways InstrReader lets through
+// (check_immediates); constants and instructions without any need nothing.
+constexpr bool immediates_to_check(ImmKind imm) {
+  switch (imm) {
+  case ImmKind::None:
+  case ImmKind::I32:
+  case ImmKind::I64:
+  case ImmKind::F32:
+  case ImmKind::F64:
+    return false;
+  default:
+    return true;
+  }
+}
+
 struct OpFacts {
   FixedSig sig;
   ImmKind imm;
   uint8_t access_bytes;
+  bool check_immediates;
 };
 
 constexpr OpFacts kOpFacts[] = {
 #define WASM_OP(name, text, prefix, code, imm, sig, bytes)                                         \
-  OpFacts{parse_sig(#sig), ImmKind::imm, bytes},
+  OpFacts{parse_sig(#sig), ImmKind::imm, bytes, immediates_to_check(ImmKind::imm)},
 #include "wasm/opcodes.def"
 #undef WASM_OP
 };
@@ -410,7 +427,7 @@ void FunctionValidator::step(const Instr& in) {
 // Instructions with a fixed signature (the Sig column of opcodes.def).
 void FunctionValidator::step_fixed(const Instr& in) {
   const OpFacts& f = facts(in.op);
-  if (f.imm != ImmKind::None) check_immediates(in);
+  if (f.check_immediates) check_immediates(in);
   // A thread blocked in a wait can be checkpointed there.
   if (in.op == Op::MemoryAtomicWait32 || in.op == Op::MemoryAtomicWait64)
     record(StablePointKind::AtomicWait);
@@ -571,7 +588,7 @@ void FunctionValidator::call(TypeList params, TypeList results) {
   push(results);
 }
 
-ValType FunctionValidator::pop() {
+inline ValType FunctionValidator::pop() {
   const CtrlFrame& frame = ctrls_.back();
   if (vals_.size() == frame.height) {
     if (frame.unreachable) return kUnknown;
@@ -582,7 +599,7 @@ ValType FunctionValidator::pop() {
   return t;
 }
 
-void FunctionValidator::pop(ValType expect) {
+inline void FunctionValidator::pop(ValType expect) {
   const CtrlFrame& frame = ctrls_.back();
   if (vals_.size() == frame.height) {
     if (!frame.unreachable) mismatch();

@@ -2,6 +2,7 @@
 // offset) of each kind of malformed binary. Valid inputs come from WAT via
 // wat2wasm; malformed ones are written byte by byte.
 #include "wasm/decoder.h"
+#include "wasm/reader.h"
 #include "wasm/validator.h"
 #include "wat.h"
 
@@ -432,6 +433,106 @@ TEST(DecoderMalformed, Names) {
   EXPECT_MALFORMED(module({section(7, {0x01, 0x09, 'a'})}), "length out of bounds", 12);
   // Custom section name invalid UTF-8 (overlong encoding of '/').
   EXPECT_MALFORMED(module({section(0, {0x02, 0xC0, 0xAF})}), "malformed UTF-8 encoding", 11);
+}
+
+// Names are checked eight ASCII bytes at a time (reader.cpp): a multi-byte
+// sequence or a bad byte anywhere in or after such a run is still seen.
+TEST(DecoderNames, Utf8AroundRunsOfAscii) {
+  auto valid = [](std::string text) {
+    return is_valid_utf8({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+  };
+  EXPECT_TRUE(valid(""));
+  EXPECT_TRUE(valid("abcdefghijklmnopq"));
+  EXPECT_TRUE(valid("abcdefghi\xC3\xA9jklmnopqr")); // é after 9 ASCII bytes
+  EXPECT_TRUE(valid("abcdefg\xE2\x82\xAC"
+                    "abcdefgh")); // € across a word boundary
+  EXPECT_TRUE(valid("\xF0\x9F\x98\x80"
+                    "abcdefgh\xF0\x9F\x98\x80")); // U+1F600
+  EXPECT_FALSE(valid("abcdefgh\xFF"));
+  EXPECT_FALSE(valid("abcd\xFF"
+                     "efghijklm"));          // inside the first word
+  EXPECT_FALSE(valid("abcdefghij\xC0\xAF")); // overlong '/'
+  EXPECT_FALSE(valid("abcdefgh\xE2\x82"));   // cut short at the end
+  EXPECT_FALSE(valid("abcdefgh\xED\xA0\x80"
+                     "abcdefgh"));             // a surrogate
+  EXPECT_FALSE(valid("abcdefghijklmnop\x80")); // a lone continuation byte
+}
+
+// u32 and s32 take a well-formed integer whole when 5 bytes are left
+// (reader.cpp) and byte by byte otherwise: both must read the same values,
+// padded encodings included, and refuse the same bytes at the same offset.
+TEST(ByteReaderLeb, FastAndByteByBytePathsAgree) {
+  auto uleb = [](uint64_t v, size_t min_bytes) {
+    Bytes out;
+    do {
+      uint8_t b = v & 0x7F;
+      v >>= 7;
+      if (v != 0 || out.size() + 1 < min_bytes) b |= 0x80;
+      out.push_back(b);
+    } while (v != 0 || out.size() < min_bytes);
+    return out;
+  };
+  auto sleb = [](int64_t v, size_t min_bytes) {
+    Bytes out;
+    for (;;) {
+      uint8_t b = v & 0x7F;
+      v >>= 7;
+      bool done =
+          ((v == 0 && !(b & 0x40)) || (v == -1 && (b & 0x40))) && out.size() + 1 >= min_bytes;
+      if (!done) b |= 0x80;
+      out.push_back(b);
+      if (done) return out;
+    }
+  };
+  for (size_t tail : {0, 5}) {
+    const Bytes pad(tail, 0x00);
+    for (uint32_t v : {0u, 1u, 63u, 64u, 127u, 128u, 8191u, 16384u, (1u << 21) - 1, 1u << 21,
+                       (1u << 28) - 1, 1u << 28, 0xFFFFFFFFu})
+      for (size_t min_bytes = 1; min_bytes <= 5; ++min_bytes) {
+        Bytes enc = uleb(v, min_bytes);
+        if (enc.size() > 5) continue;
+        const size_t n = enc.size();
+        enc.insert(enc.end(), pad.begin(), pad.end());
+        ByteReader r(enc);
+        EXPECT_EQ(r.u32(), v) << v << " in " << min_bytes;
+        EXPECT_EQ(r.pos(), n);
+      }
+    for (int32_t v : {0, 1, -1, 63, 64, -64, -65, 8191, -8192, -8193, 1 << 27, -(1 << 27),
+                      (1 << 27) - 1, -(1 << 27) - 1, INT32_MAX, INT32_MIN})
+      for (size_t min_bytes = 1; min_bytes <= 5; ++min_bytes) {
+        Bytes enc = sleb(v, min_bytes);
+        if (enc.size() > 5) continue;
+        const size_t n = enc.size();
+        enc.insert(enc.end(), pad.begin(), pad.end());
+        ByteReader r(enc);
+        EXPECT_EQ(r.s32(), v) << v << " in " << min_bytes;
+        EXPECT_EQ(r.pos(), n);
+      }
+    auto error = [&](Bytes enc, bool is_signed) -> std::string {
+      enc.insert(enc.end(), pad.begin(), pad.end());
+      ByteReader r(enc, 100);
+      try {
+        is_signed ? (void)r.s32() : (void)r.u32();
+      } catch (const DecodeError& e) {
+        return std::to_string(e.offset()) + " " + e.what();
+      }
+      return "";
+    };
+    EXPECT_EQ(error({0x80, 0x80, 0x80, 0x80, 0x10}, false), "105 integer too large");
+    EXPECT_EQ(error({0x80, 0x80, 0x80, 0x80, 0x80}, false), "105 integer representation too long");
+    EXPECT_EQ(error({0x80, 0x80, 0x80, 0x80, 0x08}, true), "105 integer too large");
+    EXPECT_EQ(error({0x80, 0x80, 0x80, 0x80, 0x70}, true), "105 integer too large");
+    EXPECT_EQ(error({0xFF, 0xFF, 0xFF, 0xFF, 0x77}, true), "105 integer too large");
+    EXPECT_EQ(error({0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, true), "105 integer representation too long");
+  }
+  Bytes short_one = {0x80, 0x80};
+  ByteReader r(short_one, 7);
+  try {
+    r.u32();
+    ADD_FAILURE() << "read past the end";
+  } catch (const DecodeError& e) {
+    EXPECT_EQ(e.offset(), 9u);
+  }
 }
 
 TEST(DecoderMalformed, TypesAndKinds) {
