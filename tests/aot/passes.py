@@ -12,6 +12,8 @@ address_arithmetic.wast's module (TERN_AOT_DUMP_IR):
   also where c[j+1] is an access at offset=4 of c[j]'s address (axpy2_offset);
 - rows: the poll before its inner loop, right after the outer header's, is
   dropped (ElidePolls), while grown_sum's, after a call, stays;
+- no "tern.save" bundle is left after optimization, and grown_sum's
+  unwinds write their saved frames (stable_points.cpp, expand_saved_values);
 
 and that inlining judges a function with stable points by its fast path
 (aot/llvm/inline_cost.h), in inlining.wast's module:
@@ -37,6 +39,8 @@ FUNCTIONS = ("sum", "pairs", "adjacent", "pairs_reversed", "shift", "get", "grow
 INLINING_FUNCTIONS = ("count", "wrap", "twice", "report", "checked")
 NUW_ADD_4 = re.compile(r"add nuw (nsw )?i(32|64) %\S+, 4\b")
 VECTOR_STORE = re.compile(r"store <\d+ x i32>")
+# SaveFrame's call through its thunk (Helper::SaveFrame is 5), on x86-64.
+SAVE_FRAME = re.compile(r"(%[\w.]+) = (?:tail |notail )?call [^@\n]*@tern_slow_5\(")
 
 
 def optimized_ir(tern, workdir, wast, functions):
@@ -77,6 +81,17 @@ def main():
         polls = ir[name].count("load volatile i8")
         if polls != want:
             failures.append(f"{name}: expected {want} polls, found {polls}")
+    # An unwind's values ride on its SaveFrame call as a "tern.save" bundle
+    # through the optimizer and are stored after it (stable_points.cpp,
+    # expand_saved_values): no bundle is left, and grown_sum's frames (a
+    # call and loops with live locals) are written.
+    for name, body in ir.items():
+        if '"tern.save"' in body:
+            failures.append(f"{name}: a tern.save bundle is left in the optimized IR")
+    frames = SAVE_FRAME.findall(ir["grown_sum"])
+    written = [f for f in frames if len(re.findall(re.escape(f) + r"(?![\w.])", ir["grown_sum"])) > 1]
+    if not written:
+        failures.append(f"grown_sum: expected SaveFrame calls whose frame is written ({len(frames)} calls)")
     for name in ("axpy2", "axpy2_offset"):
         if not VECTOR_STORE.search(ir[name]):
             failures.append(f"{name}: expected a vector loop (store <N x i32>)")

@@ -357,7 +357,7 @@ Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target&
   return {std::move(tm), {}};
 }
 
-void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options) {
+bool optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options) {
   const unsigned opt_level = options.opt_level;
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
@@ -404,8 +404,12 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileO
                                     ? pb.buildO0DefaultPipeline(llvm::OptimizationLevel::O0)
                                     : pb.buildPerModuleDefaultPipeline(pass_level(opt_level));
   mpm.run(module, mam);
+  if (options.stable_points)
+    for (llvm::Function& f : module)
+      if (!f.isDeclaration() && !expand_saved_values(f)) return false;
   if (options.stable_points && opt_level > 0)
     for (llvm::Function& f : module) straighten_after_calls(f);
+  return true;
 }
 
 namespace {
@@ -461,7 +465,8 @@ Compiled<std::vector<char>> compile_part(std::span<const char> bitcode,
     return {
         {}, "a part of the module does not read back: " + llvm::toString(module.takeError()), true};
   const double start = thread_cpu_ms();
-  optimize(**module, *tm.value, options);
+  if (!optimize(**module, *tm.value, options))
+    return {{}, "the optimizer lost a saved value's slot (compiler bug)", true};
   const double optimized = thread_cpu_ms();
   auto object = emit_object(**module, *tm.value);
   times = {optimized - start, thread_cpu_ms() - optimized};
@@ -619,7 +624,8 @@ Compiled<std::vector<std::vector<char>>> compile_objects(const wasm::Module& was
     return {{}, "the compiler generated invalid IR: " + verify_errors.substr(0, 2000), true};
   const unsigned parts = dump ? 1 : part_count(*module);
   if (parts == 1) {
-    optimize(*module, *tm.value, options);
+    if (!optimize(*module, *tm.value, options))
+      return {{}, "the optimizer lost a saved value's slot (compiler bug)", true};
     if (dump) write_ir(".opt.ll");
     auto object = emit_object(*module, *tm.value);
     trace_step("whole module (IR, optimization, emission)", start);

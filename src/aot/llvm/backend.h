@@ -23,7 +23,8 @@ Compiled<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target&
 
 // Runs LLVM's standard -O pipeline, with no C library assumed (compiled
 // code must not call memset & co.: it references no external symbol).
-void optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options);
+// False if the optimized module cannot be emitted (an internal error).
+bool optimize(llvm::Module& module, llvm::TargetMachine& machine, const CompileOptions& options);
 
 // Generates IR for `wasm`, optimizes it and emits relocatable objects:
 // one, or one per part of a large module compiled on all cores

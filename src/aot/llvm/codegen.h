@@ -40,6 +40,17 @@ inline constexpr const char* kUnwindCheck = "tern.unwind_check";
 // same node on that function), which stays on copies inlined elsewhere.
 inline constexpr const char* kSlowPath = "tern.slow_path";
 
+// The operand bundle on a SaveFrame call that carries the values an unwind
+// stores (pairs: the slot's index, a constant, and the value), so that the
+// optimizer sees one instruction where the stores would be many;
+// expand_saved_values turns it into the stores after optimization.
+inline constexpr const char* kSaveBundle = "tern.save";
+
+// After optimization: the stores of every SaveFrame call's kSaveBundle;
+// false if a slot index is no longer a constant (never expected: LLVM does
+// not merge calls that differ in a bundle's operands).
+bool expand_saved_values(llvm::Function& f);
+
 // The successor of a stable point's branch (a poll's, an unwind check's)
 // that its slow path starts at: the unlikely one, since the optimizer may
 // have swapped the successors (and their weights).

@@ -88,13 +88,15 @@ void FunctionCodegen::set_unlikely(llvm::BranchInst* br) {
                   llvm::MDBuilder(ctx_).createBranchWeights(1, 1 << 20));
 }
 
-llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args) {
+llvm::CallInst* FunctionCodegen::call_helper(Helper id, std::vector<llvm::Value*> args,
+                                             llvm::ArrayRef<llvm::OperandBundleDef> bundles) {
   const bool slow_path = id == Helper::Trap || id == Helper::EntrySlow || id == Helper::LoopSlow ||
                          id == Helper::RewindFinish || id == Helper::RewindCallee ||
                          id == Helper::SaveFrame;
   llvm::Function* thunk = slow_path && id != Helper::Trap ? mc_.preserving_thunk(id) : nullptr;
-  llvm::CallInst* call = thunk ? b_.CreateCall(thunk, args)
-                               : b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args);
+  llvm::CallInst* call =
+      thunk ? b_.CreateCall(llvm::FunctionCallee(thunk), args, bundles)
+            : b_.CreateCall(mc_.helper_type(id), mc_.helper(b_, id), args, bundles);
   if (thunk) call->setCallingConv(thunk->getCallingConv());
   // The helpers are C++ (aot/helpers.cpp). Some ABIs (s390x) leave the
   // extension of a 32-bit argument to 64 bits to the caller, and C++ code

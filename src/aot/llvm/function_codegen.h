@@ -126,7 +126,8 @@ private:
 
   // --- Traps and helpers ---
   void trap_if(llvm::Value* cond, TrapKind kind, llvm::Value* detail = nullptr);
-  llvm::CallInst* call_helper(Helper id, std::vector<llvm::Value*> args);
+  llvm::CallInst* call_helper(Helper id, std::vector<llvm::Value*> args,
+                              llvm::ArrayRef<llvm::OperandBundleDef> bundles = {});
   llvm::Value* u32(uint64_t v) { return b_.getInt32(static_cast<uint32_t>(v)); }
   void set_unlikely(llvm::BranchInst* br);
   void mark(llvm::Instruction* inst, const char* kind);

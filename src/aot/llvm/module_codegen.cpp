@@ -148,6 +148,14 @@ llvm::Function* ModuleCodegen::preserving_thunk(Helper id) {
   f = llvm::Function::Create(helper_type(id), llvm::GlobalValue::InternalLinkage,
                              fmt::format("tern_slow_{}", static_cast<uint32_t>(id)), *module_);
   f->setCallingConv(llvm::CallingConv::PreserveMost);
+  // SaveFrame's result is unused until expand_saved_values writes the
+  // frame after optimization: a local thunk would lose its return value
+  // (dead argument elimination, IPSCCP), which only callers it cannot see
+  // prevent. A module compiled in parts makes every thunk so anyway.
+  if (id == Helper::SaveFrame) {
+    f->setLinkage(llvm::GlobalValue::ExternalLinkage);
+    f->setVisibility(llvm::GlobalValue::HiddenVisibility);
+  }
   f->addFnAttr(llvm::Attribute::NoUnwind);
   f->addFnAttr(llvm::Attribute::NoInline);
   f->addFnAttr(llvm::Attribute::Cold);

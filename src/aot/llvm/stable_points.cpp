@@ -317,19 +317,25 @@ void FunctionCodegen::emit_unwind_check(llvm::Value* unwinding, llvm::BasicBlock
   mark(br, kUnwindCheck);
 }
 
+// The live locals and `values` ride on the SaveFrame call as an operand
+// bundle (kSaveBundle) until expand_saved_values stores them after
+// optimization: the optimizer sees one call where it saw an address and a
+// store per value.
 void FunctionCodegen::emit_unwind(uint32_t point, const std::vector<llvm::Value*>& values) {
   const size_t n_locals = locals_.size();
-  llvm::Value* count = u32(n_locals + values.size());
-  llvm::Value* frame =
-      call_helper(Helper::SaveFrame, {thread(), instance(), u32(func_index_), u32(point), count});
-  auto store = [&](size_t i, llvm::Value* v) {
-    llvm::StoreInst* s = b_.CreateStore(mc_.to_slot(b_, v),
-                                        b_.CreateConstInBoundsGEP1_64(b_.getInt64Ty(), frame, i));
-    s->setMetadata(llvm::LLVMContext::MD_tbaa, mc_.tags().runtime);
-  };
+  std::vector<llvm::Value*> saved;
   for (size_t i = 0; i < n_locals; ++i)
-    if (liveness_->live(point, uint32_t(i))) store(i, b_.CreateLoad(local_types_[i], locals_[i]));
-  for (size_t i = 0; i < values.size(); ++i) store(n_locals + i, values[i]);
+    if (liveness_->live(point, uint32_t(i))) {
+      saved.push_back(u32(i));
+      saved.push_back(b_.CreateLoad(local_types_[i], locals_[i]));
+    }
+  for (size_t i = 0; i < values.size(); ++i) {
+    saved.push_back(u32(n_locals + i));
+    saved.push_back(values[i]);
+  }
+  call_helper(Helper::SaveFrame,
+              {thread(), instance(), u32(func_index_), u32(point), u32(n_locals + values.size())},
+              {llvm::OperandBundleDef(kSaveBundle, saved)});
   emit_return_undef();
 }
 
@@ -339,6 +345,42 @@ void FunctionCodegen::emit_return_undef() {
     b_.CreateRetVoid();
   else
     b_.CreateRet(llvm::UndefValue::get(r));
+}
+
+// The stores of an unwind, as ModuleCodegen::to_slot and the store of each
+// value would have been made before optimization.
+bool expand_saved_values(llvm::Function& f) {
+  const uint32_t tag = f.getContext().getOrInsertBundleTag(kSaveBundle)->getValue();
+  llvm::MDNode* tbaa = alias_tags(f.getContext()).runtime;
+  std::vector<llvm::CallBase*> calls;
+  for (llvm::BasicBlock& bb : f)
+    for (llvm::Instruction& inst : bb)
+      if (auto* call = llvm::dyn_cast<llvm::CallBase>(&inst); call && call->getOperandBundle(tag))
+        calls.push_back(call);
+  for (llvm::CallBase* call : calls) {
+    const llvm::OperandBundleUse bundle = *call->getOperandBundle(tag);
+    const std::vector<llvm::Value*> saved(bundle.Inputs.begin(), bundle.Inputs.end());
+    llvm::CallBase* plain = llvm::CallBase::removeOperandBundle(call, tag, call->getIterator());
+    plain->copyMetadata(*call);
+    call->replaceAllUsesWith(plain);
+    call->eraseFromParent();
+    llvm::IRBuilder<> b(plain->getNextNode());
+    for (size_t k = 0; k + 1 < saved.size(); k += 2) {
+      auto* index = llvm::dyn_cast<llvm::ConstantInt>(saved[k]);
+      if (!index) return false;
+      llvm::Value* v = saved[k + 1];
+      llvm::Type* t = v->getType();
+      if (t->isFloatTy()) v = b.CreateBitCast(v, b.getInt32Ty());
+      if (v->getType()->isIntegerTy(32))
+        v = b.CreateZExt(v, b.getInt64Ty());
+      else if (t->isDoubleTy())
+        v = b.CreateBitCast(v, b.getInt64Ty());
+      llvm::StoreInst* s = b.CreateStore(
+          v, b.CreateConstInBoundsGEP1_64(b.getInt64Ty(), plain, index->getZExtValue()));
+      s->setMetadata(llvm::LLVMContext::MD_tbaa, tbaa);
+    }
+  }
+  return true;
 }
 
 // --- Rewinding -----------------------------------------------------------------------
