@@ -135,6 +135,10 @@ SectionFrame read_frame_at(int fd, uint64_t offset, uint64_t file_size,
 // and payload checked as read_section does.
 void read_section_at(int fd, const SectionFrame& frame, Section& out);
 
+// The little-endian u32 and u64 at `p` (file header, section frames, TAIL).
+uint32_t get_u32(const uint8_t* p);
+uint64_t get_u64(const uint8_t* p);
+
 // Payloads of the sections a migration stream shares with snapshots
 // (docs/migration-stream.md): HOST (§6.1), MODL (§6.2) and MEMD (§6.9).
 // Decoders check every field and consume the whole payload.

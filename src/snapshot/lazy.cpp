@@ -1,6 +1,7 @@
 #include "snapshot/lazy.h"
 
 #include "snapshot/chunk_index.h"
+#include "snapshot/format.h"
 #include "snapshot/pages.h"
 #include "snapshot/payload.h"
 #include "tern/error.h"
@@ -73,17 +74,6 @@ util::UniqueFd open_userfaultfd(std::string& why_not) {
 }
 
 alignas(4096) const uint8_t kZeroPage[kPageSize] = {};
-
-uint32_t get_u32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
 
 // Fills `out` from `offset` of the file, whose size was `file_size`.
 void pread_exact(int fd, std::span<uint8_t> out, uint64_t offset, uint64_t file_size) {
