@@ -243,6 +243,15 @@ class Completed:
         self.rc, self.out, self.err, self.cpu = rc, out, err, cpu
 
 
+# An unprivileged user (nobody) for tests that check what tern does without
+# root: `as_nobody() + cmd` runs cmd as that user; None when this process
+# cannot switch users (not root, or no setpriv).
+def as_nobody():
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return None
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
 def run_process(cmd, stdin=b"", env=None, cpu_limit=None, cwd=None, preexec_fn=None):
     """Runs cmd to the end while it progresses (see IDLE_LIMIT), within
     `cpu_limit` CPU seconds if given: a Completed, or raises Hung. The CPU

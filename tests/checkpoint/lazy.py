@@ -23,7 +23,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import Cases, expect, expect_equal, expect_one_error, run_process  # noqa: E402
+from testlib import (Cases, as_nobody, expect, expect_equal, expect_one_error,  # noqa: E402
+                     run_process)
 
 case = Cases("lazy")
 PROGRAM, STOP = "pages", 30000  # 4 MiB of memory written: several chunks
@@ -78,7 +79,8 @@ def corrupt_chunk(env):
 @case
 def unprivileged(env):
     setting = "/proc/sys/vm/unprivileged_userfaultfd"
-    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists(setting):
+    nobody = as_nobody()
+    if not nobody or not os.path.exists(setting):
         print("unprivileged: skipped (needs root, setpriv and vm.unprivileged_userfaultfd)")
         return
     with open(setting) as f:
@@ -92,8 +94,7 @@ def unprivileged(env):
         snap = os.path.join(shared, "snap")
         out, first = reference_and_snapshot(env, snap)
         os.chmod(snap, 0o644)
-        p = run_process(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] +
-                        env.tern + ["restore", "--verbose-checkpoints", snap], cwd=shared)
+        p = run_process(nobody + env.tern + ["restore", "--verbose-checkpoints", snap], cwd=shared)
         err = p.err.decode(errors="replace")
         expect_equal((p.rc, first + p.out.decode()), (0, out),
                      f"the unprivileged restore ({err})")
